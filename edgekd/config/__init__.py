@@ -1,0 +1,1 @@
+"""Recipe sections, one pydantic model per concern. `edgekd.recipe` composes them."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from edgekd.config.base import StrictModel
+
+
+class BenchConfig(StrictModel):
+    enabled: bool = True
+    targets: list[str] = ["local"]
+    threads: int = Field(1, ge=1)
+    xnnpack: bool = True
+    warmup: int = Field(20, ge=0)
+    runs: int = Field(200, ge=1)
+    duration_s: float | None = Field(None, gt=0)  # run for this long instead of `runs`
+    sustained_windows: int | None = Field(None, ge=2)  # split the run into windows to see throttling
+    cooldown_s: float = Field(0.0, ge=0)
+    thermal_limit_c: float | None = None  # wait until below this before each run
+    thermal_timeout_s: float = Field(120.0, gt=0)
+    pin_cores: list[int] | None = None
+    energy: bool = True
+    interleave: bool = True  # A B A B order when benchmarking several artifacts
+    repeats: int = Field(1, ge=1)
+    timeout_s: float = Field(600.0, gt=0)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edgekd.config.base import StrictModel
+
+
+class HandoffConfig(StrictModel):
+    enabled: bool = True
+    artifact: str = "tflite_int8"  # the artifact name to hand over
+    platform: Literal["micro", "linux", "android"] = "micro"
+    model_name: str = "model"  # C identifiers derive from it: g_model, g_model_len
+    arena_margin: float = Field(0.2, ge=0)  # added to the measured TFLM arena
+    zip: bool = True

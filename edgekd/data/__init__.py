@@ -1,0 +1,1 @@
+"""Data sets: loading, splitting, preprocessing. See edgekd.data.datasets."""

@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""edgekd device runner: load one model, time its inference, print one JSON document.
+
+This single file is copied to the device (a Raspberry Pi, a phone with Python, this machine). It needs
+only the standard library, numpy and one of ai_edge_litert / tflite_runtime / onnxruntime, runs on
+Python >= 3.9 and never imports edgekd. The host computes statistics; the runner only measures.
+
+Contract (schema "edgekd.run/1"):
+    python3 edgekd_runner.py --model M --runtime auto|litert|tflite|ort --threads N --warmup W --runs R
+        [--duration S] [--windows K] [--inputs in.npz] [--outputs out.npz] [--no-xnnpack] [--pin 0,1]
+        [--seed 0] [--baseline]
+prints {"schema": "edgekd.run/1", "runtime", "versions", "init_ms", "first_ms", "latencies_ns",
+"peak_rss_kb", "env", ...} on success, or {"schema": "edgekd.run/1", "error": {"kind", "message", "hint"}}
+and exits with status 3 on a problem the user can fix.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+
+SCHEMA = "edgekd.run/1"
+ERROR_EXIT = 3
+PACKAGES = {"litert": "ai-edge-litert", "tflite": "tflite-runtime", "ort": "onnxruntime"}
+
+
+class RunnerError(Exception):
+    """A problem reported as a JSON error document. kind is a stable machine-readable word."""
+
+    def __init__(self, kind, message, hint=None):
+        Exception.__init__(self, message)
+        self.kind = kind
+        self.message = message
+        self.hint = hint
+
+
+class _JsonArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise RunnerError("bad_arguments", message, "run with --help for the runner's options")
+
+
+# --- peak memory and environment (read outside the timed region) -----------------------------------
+
+
+def peak_rss_kb():
+    """Peak resident set size of this process in KiB (ru_maxrss is bytes on macOS, KiB on Linux)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak // 1024) if sys.platform == "darwin" else int(peak)
+
+
+def proc_status_kb(field):
+    """A `VmHWM`/`VmRSS` line of /proc/self/status in KiB, or None where there is no procfs."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def temperatures_c():
+    """Thermal zone temperatures in °C keyed by zone type (sysfs reports millidegrees)."""
+    temps = {}
+    base = "/sys/class/thermal"
+    try:
+        zones = sorted(name for name in os.listdir(base) if name.startswith("thermal_zone"))
+    except OSError:
+        return temps
+    for zone in zones:
+        raw = read_text(os.path.join(base, zone, "temp"))
+        kind = read_text(os.path.join(base, zone, "type")) or zone
+        try:
+            temps[kind if kind not in temps else kind + "/" + zone] = int(raw) / 1000.0
+        except (TypeError, ValueError):
+            continue
+    return temps
+
+
+def cpu_model():
+    text = read_text("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def affinity():
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_frequencies_khz(cores):
+    """Current frequency per core we may run on, from cpufreq (None where it is not exposed)."""
+    freqs = {}
+    for core in cores or []:
+        raw = read_text("/sys/devices/system/cpu/cpu%d/cpufreq/scaling_cur_freq" % core)
+        if raw and raw.isdigit():
+            freqs[str(core)] = int(raw)
+    return freqs
+
+
+def environment():
+    cores = affinity()
+    env = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity": cores,
+        "governor": read_text("/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor" % ((cores or [0])[0])),
+        "freq_khz": cpu_frequencies_khz(cores),
+        "temps_c": temperatures_c(),
+    }
+    try:
+        env["loadavg"] = list(os.getloadavg())
+    except (AttributeError, OSError):
+        env["loadavg"] = None
+    return env
+
+
+# --- runtimes: each exposes inputs(), set_inputs(list), invoke(), outputs() -------------------------
+
+
+class TfliteSession(object):
+    """ai_edge_litert or tflite_runtime; XNNPACK off means the builtin resolver without default delegates."""
+
+    def __init__(self, module, model, threads, xnnpack):
+        kwargs = {"model_path": model, "num_threads": threads}
+        resolver = getattr(module, "OpResolverType", None)
+        if not xnnpack:
+            if resolver is None:
+                raise RunnerError("unsupported_option", "this interpreter cannot disable XNNPACK",
+                                  "upgrade the runtime or benchmark with XNNPACK on")
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            self.interpreter = module.Interpreter(**kwargs)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise RunnerError("model_corrupt", "the interpreter cannot load %s: %s" % (model, exc),
+                              "re-export the model; check it is a complete .tflite file") from None
+        self.input_details = self.interpreter.get_input_details()
+        self.output_details = self.interpreter.get_output_details()
+        self.invoke = self.interpreter.invoke  # bound once: nothing but the call sits in the timed loop
+
+    def inputs(self):
+        specs = []
+        for detail in self.input_details:
+            scale, zero_point = detail.get("quantization", (0.0, 0))
+            shape = [int(d) for d in detail.get("shape_signature", detail["shape"])]
+            specs.append({"name": detail["name"], "shape": [d if d > 0 else 1 for d in shape],
+                          "dtype": _dtype_name(detail["dtype"]),
+                          "quant": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None})
+        return specs
+
+    def set_inputs(self, arrays):
+        for detail, array in zip(self.input_details, arrays):
+            if list(array.shape) != list(detail["shape"]):
+                self.interpreter.resize_tensor_input(detail["index"], list(array.shape))
+                self.interpreter.allocate_tensors()
+            self.interpreter.set_tensor(detail["index"], array)
+
+    def outputs(self):
+        return [(d["name"], self.interpreter.get_tensor(d["index"])) for d in self.output_details]
+
+
+class OrtSession(object):
+    """onnxruntime with a fixed thread count; XNNPACK only where the build has its execution provider."""
+
+    def __init__(self, module, model, threads, xnnpack):
+        options = module.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = module.ExecutionMode.ORT_SEQUENTIAL
+        providers = ["CPUExecutionProvider"]
+        self.xnnpack = bool(xnnpack and "XnnpackExecutionProvider" in module.get_available_providers())
+        if self.xnnpack:
+            providers.insert(0, ("XnnpackExecutionProvider", {"intra_op_num_threads": threads}))
+        try:
+            self.session = module.InferenceSession(model, sess_options=options, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/InvalidGraph types
+            raise RunnerError("model_corrupt", "onnxruntime cannot load %s: %s" % (model, exc),
+                              "re-export the model; check it is a complete .onnx file") from None
+        self.feeds = {}
+        self.results = None
+
+    def inputs(self):
+        specs = []
+        for node in self.session.get_inputs():
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in node.shape]
+            specs.append({"name": node.name, "shape": shape, "dtype": _ORT_TYPES.get(node.type, node.type),
+                          "quant": None})
+        return specs
+
+    def set_inputs(self, arrays):
+        self.feeds = dict((node.name, array) for node, array in zip(self.session.get_inputs(), arrays))
+        run, feeds = self.session.run, self.feeds
+
+        def invoke():
+            self.results = run(None, feeds)
+
+        self.invoke = invoke
+
+    def outputs(self):
+        return [(node.name, value) for node, value in zip(self.session.get_outputs(), self.results or [])]
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
+
+
+def _dtype_name(dtype):
+    import numpy as np
+
+    return np.dtype(dtype).name
+
+
+def import_runtime(name, model):
+    """Resolve --runtime (auto picks by suffix) to (name, module, version); name the package if missing."""
+    wanted = name
+    if name == "auto":
+        wanted = "ort" if model.endswith(".onnx") else "litert"
+    candidates = [wanted] + (["tflite"] if name == "auto" and wanted == "litert" else [])
+    for candidate in candidates:
+        try:
+            if candidate == "litert":
+                from ai_edge_litert import interpreter as module
+                import ai_edge_litert as package
+            elif candidate == "tflite":
+                from tflite_runtime import interpreter as module
+                import tflite_runtime as package
+            else:
+                import onnxruntime as module
+                package = module
+        except ImportError:
+            continue
+        return candidate, module, getattr(package, "__version__", "unknown")
+    packages = " or ".join(PACKAGES[c] for c in candidates)
+    raise RunnerError("runtime_missing", "runtime %s is not installed on this device (python %s)"
+                      % ("/".join(candidates), platform.python_version()),
+                      "pip install %s on the device" % packages)
+
+
+def open_session(runtime, module, model, threads, xnnpack):
+    if runtime == "ort":
+        return OrtSession(module, model, threads, xnnpack)
+    return TfliteSession(module, model, threads, xnnpack)
+
+
+# --- inputs -------------------------------------------------------------------------------------------
+
+
+def generate_inputs(specs, seed):
+    """Random inputs matching each input's dtype; quantized integer inputs are quantized N(0,1) samples."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        dtype = np.dtype(spec["dtype"])
+        shape = spec["shape"]
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.integers(0, 2, size=shape).astype(bool))
+        elif spec["quant"]:
+            arrays.append(quantize(rng.standard_normal(shape).astype("float32"), spec["quant"], dtype))
+        else:
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(max(info.min, -128), min(info.max, 127), size=shape, endpoint=True).astype(dtype))
+    return arrays
+
+
+def quantize(values, quant, dtype):
+    import numpy as np
+
+    info = np.iinfo(dtype)
+    q = np.round(values / quant["scale"]) + quant["zero_point"]
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def load_inputs(path, specs):
+    """Arrays from an .npz keyed by input name (or arr_0.. in order); float arrays for quantized inputs
+    are quantized with the tensor's scale/zero point (reported in notes); other mismatches are errors."""
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise RunnerError("inputs_missing", "inputs file %s does not exist" % path, "check the --inputs path")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        stored = dict((key, archive[key]) for key in archive.files)
+    except (OSError, ValueError) as exc:
+        raise RunnerError("inputs_corrupt", "cannot read inputs file %s: %s" % (path, exc),
+                          "write it with numpy.savez(path, input_name=array)") from None
+    arrays, notes = [], []
+    for index, spec in enumerate(specs):
+        key = spec["name"] if spec["name"] in stored else "arr_%d" % index
+        if key not in stored:
+            raise RunnerError("bad_inputs", "inputs file has no array for input '%s'" % spec["name"],
+                              "arrays found: %s; name them after the model's inputs" % ", ".join(sorted(stored)))
+        array = stored[key]
+        if list(array.shape) != list(spec["shape"]):
+            raise RunnerError("bad_inputs", "input '%s' has shape %s, the model expects %s"
+                              % (spec["name"], list(array.shape), spec["shape"]),
+                              "give one sample with exactly the model's input shape")
+        expected = np.dtype(spec["dtype"])
+        if array.dtype != expected:
+            if array.dtype.kind == "f" and expected.kind in "iu" and spec["quant"]:
+                array = quantize(array, spec["quant"], expected)
+                notes.append("input '%s' quantized from %s to %s with the model's scale/zero point"
+                             % (spec["name"], stored[key].dtype.name, expected.name))
+            else:
+                raise RunnerError("bad_inputs", "input '%s' has dtype %s, the model expects %s"
+                                  % (spec["name"], array.dtype.name, expected.name),
+                                  "convert the array with .astype('%s')" % expected.name)
+        arrays.append(array)
+    return arrays, notes
+
+
+# --- the measurement ----------------------------------------------------------------------------------
+
+
+def timed_loop(invoke, runs, duration_s, windows):
+    """Call invoke() `runs` times (or for `duration_s`); only the call is inside perf_counter_ns.
+
+    Returns latencies in ns and, with `windows`, the window boundaries with temperatures read between
+    windows (outside any timed call) so throttling shows up as a trend across windows."""
+    clock = time.perf_counter_ns
+    latencies = []
+    append = latencies.append
+    bounds = []
+    count = max(1, windows or 1)
+    start = time.perf_counter()
+    for window in range(count):
+        first = len(latencies)
+        if duration_s is not None:
+            deadline = start + duration_s * (window + 1) / count
+            while time.perf_counter() < deadline:
+                t0 = clock()
+                invoke()
+                append(clock() - t0)
+        else:
+            for _ in range(runs * (window + 1) // count - runs * window // count):
+                t0 = clock()
+                invoke()
+                append(clock() - t0)
+        if windows:
+            bounds.append({"start": first, "end": len(latencies), "t_s": round(time.perf_counter() - start, 6),
+                           "temps_c": temperatures_c()})
+    return latencies, bounds
+
+
+def measure(args):
+    """Everything the runner reports, as a dict. Raises RunnerError on a problem the user can fix."""
+    if args.pin:
+        try:
+            os.sched_setaffinity(0, set(int(c) for c in args.pin.split(",")))
+        except (AttributeError, OSError, ValueError) as exc:
+            raise RunnerError("bad_arguments", "cannot pin to cores %s: %s" % (args.pin, exc),
+                              "give core numbers this device has, e.g. --pin 0") from None
+    if not args.baseline and not os.path.isfile(args.model):
+        raise RunnerError("model_missing", "model %s does not exist on the device" % args.model,
+                          "push the model first (the host does this) or check the path")
+    import numpy as np
+
+    runtime, module, version = import_runtime(args.runtime, args.model)
+    report = {"schema": SCHEMA, "runtime": runtime, "notes": [],
+              "versions": {"runtime": version, "numpy": np.__version__, "python": platform.python_version()},
+              "threads": args.threads, "xnnpack": bool(args.xnnpack)}
+    if args.baseline:  # the empty model: interpreter + numpy loaded, nothing else, for the memory baseline
+        report.update({"baseline": True, "latencies_ns": [], "init_ms": None, "first_ms": None})
+    else:
+        report.update(run_model(args, runtime, module, report))
+    report["vmhwm_kb"] = proc_status_kb("VmHWM")
+    report["peak_rss_kb"] = max([kb for kb in (peak_rss_kb(), report["vmhwm_kb"]) if kb is not None] or [None])
+    report["env"] = environment()
+    return report
+
+
+def run_model(args, runtime, module, report):
+    with open(args.model, "rb") as handle:
+        sha256 = hashlib.sha256(handle.read()).hexdigest()
+    t0 = time.perf_counter_ns()
+    session = open_session(runtime, module, args.model, args.threads, args.xnnpack)
+    init_ns = time.perf_counter_ns() - t0
+    if runtime == "ort":
+        report["xnnpack"] = session.xnnpack
+        if args.xnnpack and not session.xnnpack:
+            report["notes"].append("this onnxruntime build has no XNNPACK execution provider; CPU provider used")
+    specs = session.inputs()
+    if args.inputs:
+        arrays, notes = load_inputs(args.inputs, specs)
+        report["notes"].extend(notes)
+    else:
+        arrays = generate_inputs(specs, args.seed)
+    try:
+        session.set_inputs(arrays)
+        t0 = time.perf_counter_ns()
+        session.invoke()
+        first_ns = time.perf_counter_ns() - t0
+    except (ValueError, RuntimeError) as exc:
+        raise RunnerError("bad_inputs", "the model rejected its inputs: %s" % exc,
+                          "inputs must match the model's shapes and dtypes: %s" % specs) from None
+    if args.outputs:
+        import numpy as np
+
+        np.savez(args.outputs, **dict(session.outputs()))
+    rss_after_first = proc_status_kb("VmRSS")
+    invoke = session.invoke
+    for _ in range(args.warmup):
+        invoke()
+    latencies, windows = timed_loop(invoke, args.runs, args.duration, args.windows)
+    return {"model_sha256": sha256, "init_ms": init_ns / 1e6, "first_ms": first_ns / 1e6, "warmup": args.warmup,
+            "latencies_ns": latencies, "windows": windows or None, "inputs": specs,
+            "rss_after_first_kb": rss_after_first}
+
+
+def parse_args(argv):
+    parser = _JsonArgumentParser(prog="edgekd_runner.py", description="Time one model; print edgekd.run/1 JSON.")
+    parser.add_argument("--model", default="")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "litert", "tflite", "ort"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=None, help="seconds to run instead of --runs")
+    parser.add_argument("--windows", type=int, default=None, help="split the run into K sustained windows")
+    parser.add_argument("--inputs", default=None, help=".npz with one array per model input")
+    parser.add_argument("--outputs", default=None, help="write the first inference's outputs to this .npz")
+    parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
+    parser.add_argument("--pin", default=None, help="comma-separated cores to run on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", action="store_true", help="load the runtime only (memory baseline)")
+    args = parser.parse_args(argv)
+    if not args.baseline and not args.model:
+        raise RunnerError("bad_arguments", "--model is required", "give the model path on the device")
+    if args.threads < 1 or args.warmup < 0 or args.runs < 0:
+        raise RunnerError("bad_arguments", "--threads must be >= 1, --warmup and --runs >= 0")
+    if args.duration is not None and args.duration <= 0:
+        raise RunnerError("bad_arguments", "--duration must be > 0 seconds")
+    if args.windows is not None and args.windows < 2:
+        raise RunnerError("bad_arguments", "--windows must be >= 2")
+    return args
+
+
+def main(argv=None):
+    try:
+        document = measure(parse_args(sys.argv[1:] if argv is None else argv))
+        status = 0
+    except RunnerError as exc:
+        document = {"schema": SCHEMA, "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}
+        status = ERROR_EXIT
+    except MemoryError:
+        document = {"schema": SCHEMA, "error": {"kind": "out_of_memory", "message": "the device ran out of memory",
+                                                "hint": "try a smaller model or close other programs"}}
+        status = ERROR_EXIT
+    sys.stdout.write("\n" + json.dumps(document) + "\n")
+    sys.stdout.flush()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

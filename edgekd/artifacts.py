@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import ModelError
-from edgekd.fileio import atomic_write_json, sha256_file
+from edgekd.fileio import atomic_write_json, sha256_file, sha256_path
 
 SIDECAR_SCHEMA = "edgekd.artifact/1"
 
@@ -69,6 +69,8 @@ class Artifact:
 
     @property
     def size_bytes(self) -> int:
+        if self.path.is_dir():
+            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return self.path.stat().st_size
 
     @property
@@ -126,7 +128,7 @@ def create_artifact(
     producer: str = "",
     config: dict[str, Any] | None = None,
 ) -> Artifact:
-    """Hash an existing file, describe it, and write its sidecar. The file must already be complete."""
+    """Hash an existing file (or directory), describe it, and write its sidecar. It must be complete."""
     from edgekd import __version__
 
     file = Path(path)
@@ -135,7 +137,7 @@ def create_artifact(
         path=file,
         name=name,
         format=format,
-        sha256=sha256_file(file),
+        sha256=sha256_path(file),
         precision=precision,
         inputs=tuple(inputs),
         outputs=tuple(outputs),
@@ -165,7 +167,7 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"sidecar {side} is not valid: {exc}", hint="delete it and rerun the stage") from None
     if verify:
-        actual = sha256_file(artifact.path)
+        actual = sha256_path(artifact.path)
         if actual != artifact.sha256:
             raise ModelError(
                 f"{artifact.path} changed since it was written (sha256 {actual[:12]}… ≠ recorded {artifact.sha256[:12]}…)",

@@ -33,6 +33,20 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_tree(root: str | os.PathLike[str]) -> str:
+    """A content hash of a directory: relative paths and file hashes, in sorted order."""
+    base = Path(root)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in base.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(base).as_posix()}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, or the tree hash of a directory."""
+    return sha256_tree(path) if Path(path).is_dir() else sha256_file(path)
+
+
 def storage_error(exc: OSError, path: str | os.PathLike[str]) -> StorageError:
     """Turn an OSError from writing `path` into a message a user can act on."""
     if exc.errno == errno.ENOSPC:
@@ -91,6 +105,27 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # numpy scalars and arrays
         return obj.tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def save_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
+    """Write arrays to an .npz atomically and byte-for-byte reproducibly (fixed zip timestamps, no pickle).
+
+    np.savez stamps entries with the current time, so equal data would hash differently on every run and
+    defeat the content-addressed stage cache.
+    """
+    import zipfile
+
+    import numpy as np
+
+    with atomic_path(path, suffix=".npz") as tmp:
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+                for name, value in sorted(arrays.items()):
+                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    with archive.open(info, "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+        except OSError as exc:
+            raise storage_error(exc, path) from None
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -39,13 +39,11 @@ class Dataset:
         return len(self.label_names)
 
     def save(self, path: Path) -> None:
-        """Write every split to one .npz (atomically); no pickled objects inside."""
-        from edgekd.fileio import atomic_path
+        """Write every split to one reproducible .npz (atomically); no pickled objects inside."""
+        from edgekd.fileio import save_npz
 
         arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        with atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, label_names=np.array(self.label_names, dtype=str), **arrays)
+        save_npz(path, {"label_names": np.array(self.label_names, dtype=str), **arrays})
 
     @staticmethod
     def load(path: Path, preprocessing: dict[str, Any] | None = None) -> Dataset:

@@ -1,0 +1,120 @@
+"""The `edgekd` command line. Heavy modules are imported inside commands so `edgekd --help` stays fast.
+
+Every EdgekdError becomes one message on stderr and its exit code (2 for recipe and usage mistakes);
+Ctrl-C exits 130 with completed stages kept. Only a bug in edgekd itself prints a traceback, and then
+to a log file, with one line on the terminal saying where.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from edgekd import __version__, console
+from edgekd.commands.bench import bench_app
+from edgekd.commands.distill import distill_cmd
+from edgekd.commands.export import export_cmd, quantize_cmd, verify_cmd
+from edgekd.commands.handoff import handoff_cmd
+from edgekd.commands.report import report_cmd
+from edgekd.commands.targets import targets_app
+from edgekd.errors import EdgekdError, UsageError
+
+app = typer.Typer(
+    name="edgekd",
+    help="Distil a small student from a teacher, quantize, export to ONNX/TFLite, verify every file, benchmark "
+    "on x86 / Raspberry Pi / Android, and hand a verified bundle to firmware.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgekd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON document instead of tables")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only errors")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")] = False,
+) -> None:
+    console.set_mode(quiet=quiet, json_output=json_output)
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="the recipe (.toml)")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default: runs/<name>)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="ignore the cache and redo every stage")] = False,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="run only these stages (repeatable)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print report.json at the end")] = False,
+) -> None:
+    """Run the whole pipeline of a recipe; completed stages are cached and a killed run resumes."""
+    from edgekd.runflow import run_recipe
+
+    if json_output:
+        console.set_mode(quiet=console.is_quiet(), json_output=True)
+    run_recipe(recipe, out=out, force=force, only=set(only) if only else None)
+
+
+app.command("distill")(distill_cmd)
+app.command("export")(export_cmd)
+app.command("quantize")(quantize_cmd)
+app.command("verify")(verify_cmd)
+app.add_typer(bench_app, name="bench")
+app.command("handoff")(handoff_cmd)
+app.command("report")(report_cmd)
+app.add_typer(targets_app, name="targets")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="edgekd", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        console.err_console.print("[red]aborted[/]")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except EdgekdError as exc:
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.err_console.print("[yellow]interrupted[/]: completed stages are kept; run the same command again to resume")
+        return 130
+    except Exception as exc:  # a bug in edgekd: keep the traceback, but in a file
+        log = _write_crash_log()
+        console.err_console.print(f"[red]internal error[/]: {type(exc).__name__}: {exc}\n  the traceback is in {log}; please report it")
+        return 70
+
+
+def _print_error(exc: EdgekdError) -> None:
+    kind = "usage error" if isinstance(exc, UsageError) else "error"
+    sys.stderr.write(f"{kind}: {exc.message}\n")
+    if exc.hint:
+        sys.stderr.write(f"  hint: {exc.hint}\n")
+    sys.stderr.flush()
+
+
+def _write_crash_log() -> Path:
+    import tempfile
+
+    log = Path(tempfile.gettempdir()) / "edgekd-crash.log"
+    log.write_text(traceback.format_exc(), encoding="utf-8")
+    return log
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

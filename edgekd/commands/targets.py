@@ -1,0 +1,62 @@
+"""`edgekd targets list` and `edgekd targets doctor NAME`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgekd import console
+
+targets_app = typer.Typer(help="Devices to benchmark on: this machine, Raspberry Pis over SSH, Android over adb.", no_args_is_help=True)
+
+InventoryOption = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="targets.toml to read")]
+
+
+@targets_app.command("list")
+def list_targets(inventory: InventoryOption = None) -> None:
+    """List the targets in the inventory (and `local`)."""
+    from rich.table import Table
+
+    from edgekd.inventory import load_inventory
+
+    entries, path = load_inventory(inventory)
+    if console.is_json():
+        console.emit_json({"inventory": str(path) if path else None, "targets": entries})
+        return
+    table = Table(title=f"targets ({path or 'no inventory file; built-in only'})")
+    for column in ("name", "kind", "address"):
+        table.add_column(column)
+    for name, entry in entries.items():
+        address = entry.get("host") or entry.get("serial") or ("this machine" if entry["kind"] == "local" else "")
+        if entry.get("port"):
+            address += f":{entry['port']}"
+        table.add_row(name, entry["kind"], address)
+    console.say(table)
+
+
+@targets_app.command("doctor")
+def doctor(name: str, inventory: InventoryOption = None) -> None:
+    """Check a target: reachable, architecture, Python, runtimes, disk, governor, temperature, throttling."""
+    from rich.table import Table
+
+    from edgekd.inventory import make_target
+
+    target = make_target(name, inventory)
+    try:
+        checks = target.doctor()
+    finally:
+        target.cleanup()
+    failed = [c for c in checks if not c.ok]
+    if console.is_json():
+        console.emit_json({"target": name, "checks": [vars(c) for c in checks], "ok": not failed})
+    else:
+        table = Table(title=f"doctor: {name}")
+        for column in ("check", "", "detail", "fix"):
+            table.add_column(column)
+        for check in checks:
+            table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail, check.fix or "")
+        console.say(table)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,308 @@
+"""The pipeline: ordered stages, a run directory, a content-addressed stage cache, resume, a lock.
+
+A stage's cache key is sha256 of (stage name, its config, the sha256 of every input artifact, the edgekd
+version). A stage writes into a private temporary directory; when it returns, its files are moved into the
+run directory and only then is its manifest `.edgekd/stages/<stage>.json` written. So a run killed at any
+point resumes at the first stage whose manifest is missing, stale or whose files changed on disk, and a
+half-written file is never taken for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgekd import __version__
+from edgekd.artifacts import Artifact, sidecar_path
+from edgekd.errors import CacheError, EdgekdError, LockError
+from edgekd.fileio import atomic_write_json, read_json, sha256_path, storage_error
+from edgekd.recipe import Recipe
+
+MANIFEST_SCHEMA = "edgekd.stage/1"
+
+
+@dataclass
+class StageResult:
+    artifacts: list[Artifact]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """What a stage gets: the recipe, upstream artifacts and summaries, and a private directory to write in."""
+
+    recipe: Recipe
+    base_dir: Path  # relative paths in the recipe are taken from here
+    run_dir: Path
+    workdir: Path  # private; everything written here is moved into run_dir when the stage succeeds
+    inputs: dict[str, list[Artifact]]
+    summaries: dict[str, dict[str, Any]]
+    progress: Any = None  # a rich Progress, or None
+
+    def artifact(self, name: str) -> Artifact:
+        for artifacts in self.inputs.values():
+            for artifact in artifacts:
+                if artifact.name == name:
+                    return artifact
+        known = sorted(a.name for arts in self.inputs.values() for a in arts)
+        raise CacheError(f"no upstream artifact named {name!r}", hint=f"available: {', '.join(known) or 'none'}")
+
+    def find(self, name: str) -> Artifact | None:
+        try:
+            return self.artifact(name)
+        except CacheError:
+            return None
+
+    def all_inputs(self) -> list[Artifact]:
+        return [a for arts in self.inputs.values() for a in arts]
+
+
+class Stage(Protocol):
+    name: str
+    needs: tuple[str, ...]  # upstream stage names whose artifacts this stage reads
+
+    def enabled(self, recipe: Recipe) -> bool: ...
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        """The part of the recipe this stage depends on (it keys the cache)."""
+        ...
+
+    def run(self, ctx: StageContext) -> StageResult: ...
+
+    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
+        """An error that fails the run after this stage (e.g. parity), or None. Checked on cache hits too."""
+        ...
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    status: str  # "ran" | "cached" | "skipped" | "failed"
+    seconds: float
+    artifacts: list[Artifact] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact]) -> str:
+    payload = {
+        "stage": stage,
+        "config": config,
+        "inputs": sorted((a.name, a.sha256) for a in inputs),
+        "edgekd": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RunDirectory:
+    """The layout of a run directory and its bookkeeping under `.edgekd/`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.meta = path / ".edgekd"
+        self.stages = self.meta / "stages"
+        self.tmp = self.meta / "tmp"
+
+    def manifest_path(self, stage: str) -> Path:
+        return self.stages / f"{stage}.json"
+
+    def read_manifest(self, stage: str) -> dict[str, Any] | None:
+        path = self.manifest_path(stage)
+        if not path.exists():
+            return None
+        try:
+            data = read_json(path)
+        except (OSError, ValueError):
+            return None  # a damaged manifest is a cache miss, never a crash
+        return data if isinstance(data, dict) and data.get("schema") == MANIFEST_SCHEMA else None
+
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        for path in sorted(self.stages.glob("*.json")) if self.stages.exists() else []:
+            data = self.read_manifest(path.stem)
+            if data is not None:
+                found[path.stem] = data
+        return found
+
+    def artifacts_of(self, manifest: dict[str, Any]) -> list[Artifact]:
+        return [Artifact.from_dict(a, base=self.path) for a in manifest.get("artifacts", [])]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run directory for the duration (two runs never share one)."""
+        try:
+            self.meta.mkdir(parents=True, exist_ok=True)
+            handle = open(self.meta / "lock", "a+")
+        except OSError as exc:
+            raise storage_error(exc, self.meta) from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise LockError(
+                    f"run directory {self.path} is in use by {holder}",
+                    hint="wait for that run to finish, or choose another directory with --out",
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"edgekd pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+
+def _cache_valid(run: RunDirectory, manifest: dict[str, Any] | None, key: str) -> bool:
+    """A hit needs the same key and every output still on disk with its recorded content."""
+    if manifest is None or manifest.get("key") != key:
+        return False
+    for entry in manifest.get("artifacts", []):
+        path = run.path / entry["path"]
+        if not path.exists() or sha256_path(path) != entry["sha256"]:
+            return False
+    return True
+
+
+def _commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:
+    """Move a stage's outputs from its private workdir into the run directory; return relocated artifacts."""
+    moved: list[Artifact] = []
+    for entry in sorted(workdir.iterdir()):
+        dest = run.path / entry.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        os.replace(entry, dest)
+    for artifact in artifacts:
+        try:
+            relative = artifact.path.resolve().relative_to(workdir.resolve())
+        except ValueError:
+            moved.append(artifact)  # an artifact the stage passed through from elsewhere
+            continue
+        moved.append(artifact.moved_to(run.path / relative))
+    return moved
+
+
+ProgressFactory = Callable[[], Any]
+
+
+class Pipeline:
+    """Runs stages in order against a run directory, reusing cached results."""
+
+    def __init__(self, stages: list[Stage], recipe: Recipe, base_dir: Path, run_dir: Path) -> None:
+        self.stages = stages
+        self.recipe = recipe
+        self.base_dir = base_dir
+        self.run = RunDirectory(run_dir)
+
+    def execute(
+        self,
+        *,
+        force: bool = False,
+        only: set[str] | None = None,
+        on_event: Callable[[StageOutcome | str], None] | None = None,
+        progress: Any = None,
+    ) -> list[StageOutcome]:
+        """Run every enabled stage (or only those in `only`, plus what they need from the cache)."""
+        notify = on_event or (lambda _event: None)
+        outcomes: list[StageOutcome] = []
+        produced: dict[str, list[Artifact]] = {}
+        summaries: dict[str, dict[str, Any]] = {}
+        gate_error: EdgekdError | None = None
+        with self.run.locked():
+            for stage in self.stages:
+                if not stage.enabled(self.recipe) or (only is not None and stage.name not in only):
+                    manifest = self.run.read_manifest(stage.name)
+                    if manifest and only is not None:  # let later selected stages see cached upstream results
+                        produced[stage.name] = self.run.artifacts_of(manifest)
+                        summaries[stage.name] = manifest.get("summary", {})
+                    outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
+                    continue
+                if gate_error is not None and not getattr(stage, "runs_after_failure", False):
+                    outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
+                    continue
+                inputs = {name: produced.get(name, []) for name in stage.needs}
+                key = cache_key(stage.name, stage.config(self.recipe), [a for arts in inputs.values() for a in arts])
+                manifest = self.run.read_manifest(stage.name)
+                if not force and _cache_valid(self.run, manifest, key):
+                    assert manifest is not None
+                    outcome = StageOutcome(stage.name, "cached", 0.0, self.run.artifacts_of(manifest), manifest.get("summary", {}))
+                else:
+                    notify(stage.name)
+                    outcome = self._run_stage(stage, key, inputs, summaries, progress)
+                produced[stage.name] = outcome.artifacts
+                summaries[stage.name] = outcome.summary
+                outcomes.append(outcome)
+                notify(outcome)
+                gate_error = gate_error or stage.gate(self.recipe, outcome.summary)
+        if gate_error is not None:
+            raise gate_error
+        return outcomes
+
+    def _run_stage(
+        self,
+        stage: Stage,
+        key: str,
+        inputs: dict[str, list[Artifact]],
+        summaries: dict[str, dict[str, Any]],
+        progress: Any,
+    ) -> StageOutcome:
+        started = time.perf_counter()
+        try:
+            self.run.tmp.mkdir(parents=True, exist_ok=True)
+            stale = self.run.manifest_path(stage.name)
+            if stale.exists():
+                stale.unlink()  # the old outputs are about to be replaced
+        except OSError as exc:
+            raise storage_error(exc, self.run.meta) from None
+        workdir = self.run.tmp / f"{stage.name}-{os.getpid()}"
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        ctx = StageContext(
+            recipe=self.recipe,
+            base_dir=self.base_dir,
+            run_dir=self.run.path,
+            workdir=workdir,
+            inputs=inputs,
+            summaries=dict(summaries),
+            progress=progress,
+        )
+        try:
+            result = stage.run(ctx)
+            artifacts = _commit(self.run, workdir, result.artifacts)
+        except OSError as exc:
+            raise storage_error(exc, self.run.path) from None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        seconds = time.perf_counter() - started
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "stage": stage.name,
+            "key": key,
+            "seconds": round(seconds, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "edgekd": __version__,
+            "artifacts": [_relative(a, self.run.path) for a in artifacts],
+            "summary": result.summary,
+        }
+        atomic_write_json(self.run.manifest_path(stage.name), manifest)
+        return StageOutcome(stage.name, "ran", seconds, artifacts, result.summary)
+
+
+def _relative(artifact: Artifact, root: Path) -> dict[str, Any]:
+    data = artifact.to_dict()
+    try:
+        data["path"] = artifact.path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        data["path"] = str(artifact.path)
+    data["size_bytes"] = artifact.size_bytes
+    data["sidecar"] = sidecar_path(Path(data["path"])).as_posix()
+    return data

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.errors import EdgekdError
+from edgekd.recipe import Recipe
+
+
+class BaseStage:
+    """Defaults for the Stage protocol: always enabled, no gate."""
+
+    name = ""
+    needs: tuple[str, ...] = ()
+    runs_after_failure = False
+
+    def enabled(self, recipe: Recipe) -> bool:
+        return True
+
+    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
+        return None

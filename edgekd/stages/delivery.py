@@ -1,0 +1,155 @@
+"""Stages that prove and deliver: verify (parity gate) -> bench (targets) -> handoff (firmware) -> report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd import __version__
+from edgekd.artifacts import MODEL_FORMATS, Artifact, create_artifact
+from edgekd.errors import EdgekdError, HandoffError, ParityError
+from edgekd.pipeline import StageContext, StageResult
+from edgekd.recipe import Recipe
+from edgekd.stages.base import BaseStage
+from edgekd.stages.conversion import CALIBRATION, STUDENT
+from edgekd.stages.training import DATASET, load_split_data
+
+MODEL_STAGES = ("distill", "export", "quantize", "tflite")
+
+
+def deployable_models(ctx: StageContext) -> list[Artifact]:
+    """The student and every file exported from it (not the teacher or the scratch baseline)."""
+    models = [ctx.artifact(STUDENT)]
+    for stage in MODEL_STAGES[1:]:
+        models += [a for a in ctx.inputs.get(stage, []) if a.format in MODEL_FORMATS]
+    return models
+
+
+class VerifyStage(BaseStage):
+    name = "verify"
+    needs = ("data", *MODEL_STAGES)
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {"verify": recipe.verify.model_dump(mode="json")}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from edgekd.verify.parity import verify_artifacts
+
+        data = load_split_data(ctx)
+        report = verify_artifacts(ctx.artifact(STUDENT), deployable_models(ctx), data.x_test, data.y_test, ctx.recipe.verify)
+        failed = [row["artifact"] for row in report.rows if not row["passed"]]
+        return StageResult([], {"rows": report.rows, "failed": failed})
+
+    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
+        failed = [row for row in summary.get("rows", []) if not row.get("passed")]
+        if not failed or not recipe.verify.fail_run:
+            return None
+        lines = [f"  {row['artifact']}: {'; '.join(row.get('failures', [])) or 'failed'}" for row in failed]
+        return ParityError(
+            f"{len(failed)} artifact(s) failed the parity gate:\n" + "\n".join(lines),
+            failures=failed,
+            hint="see the parity table in report.html; loosen [verify] thresholds only if the loss is acceptable",
+        )
+
+
+class BenchStage(BaseStage):
+    name = "bench"
+    needs = ("data", *MODEL_STAGES)
+
+    def enabled(self, recipe: Recipe) -> bool:
+        return recipe.bench.enabled and bool(recipe.bench.targets)
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {"bench": recipe.bench.model_dump(mode="json")}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from edgekd.bench.orchestrate import bench_artifacts
+        from edgekd.inventory import make_target
+
+        results: list[dict[str, Any]] = []
+        models = deployable_models(ctx)
+        for target_name in ctx.recipe.bench.targets:
+            target = make_target(target_name, None)
+            for result in bench_artifacts(target, models, ctx.recipe.bench, progress=ctx.progress):
+                results.append(result.summary())
+        return StageResult([], {"results": results})
+
+
+class HandoffStage(BaseStage):
+    name = "handoff"
+    needs = ("data", "calibrate", *MODEL_STAGES, "bench")
+
+    def enabled(self, recipe: Recipe) -> bool:
+        return recipe.handoff.enabled
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {"handoff": recipe.handoff.model_dump(mode="json")}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from edgekd.handoff.bundle import build_handoff
+
+        wanted = ctx.recipe.handoff.artifact
+        chosen = ctx.find(wanted)
+        if chosen is None or chosen.format != "tflite":
+            tflites = sorted(a.name for a in ctx.all_inputs() if a.format == "tflite")
+            raise HandoffError(
+                f"[handoff] artifact {wanted!r} is not a TFLite file produced by this run",
+                hint=f"choose one of: {', '.join(tflites) or 'none (enable [tflite])'}",
+            )
+        dataset = ctx.artifact(DATASET)
+        bench_rows = [r for r in ctx.summaries.get("bench", {}).get("results", []) if r.get("artifact") == wanted]
+        result = build_handoff(
+            chosen, ctx.workdir / "handoff", ctx.recipe.handoff,
+            labels=dataset.config.get("label_names", []), preprocessing=dataset.config.get("preprocessing", {}),
+            calibration=ctx.find(CALIBRATION), bench_summary=bench_rows, versions=tool_versions(),
+        )  # fmt: skip
+        bundle = create_artifact(result.path, name="handoff", format="dir", parent=chosen, producer="handoff")
+        artifacts = [bundle]
+        if result.zip_path is not None and result.zip_path.exists():
+            artifacts.append(create_artifact(result.zip_path, name="handoff_zip", format="zip", parent=chosen, producer="handoff"))
+        summary = result.summary()
+        summary["path"] = "handoff"
+        return StageResult(artifacts, summary)
+
+
+class ReportStage(BaseStage):
+    name = "report"
+    needs = ("data", "teacher", *MODEL_STAGES, "calibrate", "verify", "bench", "handoff")
+    runs_after_failure = True  # a failed parity gate still gets its report
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {"report": recipe.report.model_dump(mode="json"), "summaries_of": list(self.needs)}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from edgekd.report import write_reports
+        from edgekd.report.build import build_report
+
+        report = build_report(ctx.run_dir)
+        paths = write_reports(ctx.workdir, report, ctx.recipe.report)
+        artifacts = [create_artifact(p, name=p.name.replace(".", "_"), format=p.suffix.lstrip("."), producer="report") for p in paths]
+        if ctx.recipe.report.history:
+            _record_history(ctx, report)
+        return StageResult(artifacts, {"files": [p.name for p in paths]})
+
+
+def _record_history(ctx: StageContext, report: dict[str, Any]) -> None:
+    from edgekd.bench.history import History
+
+    History().record_run(
+        run_id=f"{ctx.recipe.run.name}:{ctx.run_dir.resolve()}",
+        recipe_hash=ctx.recipe.recipe_hash(),
+        results=report.get("bench", []),
+        meta={"run_dir": str(ctx.run_dir.resolve()), "report": report},
+    )
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shaped the artifacts (for the handoff bundle and the report)."""
+    from importlib import metadata
+
+    versions = {"edgekd": __version__}
+    for package in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow-cpu", "ai-edge-litert", "litert-torch", "tflite-micro"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

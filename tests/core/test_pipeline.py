@@ -1,0 +1,131 @@
+"""The pipeline mechanism with small stages: cache hits, invalidation, resume, locking, gates."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekd.artifacts import create_artifact
+from edgekd.errors import EdgekdError, LockError, ParityError
+from edgekd.pipeline import Pipeline, RunDirectory, StageContext, StageResult
+from edgekd.recipe import Recipe, parse_recipe
+from edgekd.stages.base import BaseStage
+
+
+class WriteStage(BaseStage):
+    """Writes `<name>.txt` = upstream contents + its config value; counts its runs."""
+
+    def __init__(self, name: str, needs: tuple[str, ...] = (), fail: bool = False) -> None:
+        self.name = name
+        self.needs = needs
+        self.fail = fail
+        self.runs = 0
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {"runs": recipe.bench.runs}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        self.runs += 1
+        upstream = "".join(a.path.read_text() for a in ctx.all_inputs())
+        path = ctx.workdir / f"{self.name}.txt"
+        path.write_text(f"{upstream}{self.name}{ctx.recipe.bench.runs};")
+        if self.fail:
+            raise EdgekdError(f"{self.name} failed on purpose")
+        return StageResult([create_artifact(path, name=self.name, format="txt")], {"n": self.runs})
+
+
+def make(tmp_path: Path, runs: int = 5) -> tuple[Pipeline, list[WriteStage]]:
+    stages = [WriteStage("a"), WriteStage("b", ("a",)), WriteStage("c", ("b",))]
+    return Pipeline(stages, parse_recipe({"bench": {"runs": runs}}), tmp_path, tmp_path / "run"), stages
+
+
+def test_second_run_is_all_cache_hits(tmp_path: Path) -> None:
+    pipeline, stages = make(tmp_path)
+    first = pipeline.execute()
+    assert [o.status for o in first] == ["ran"] * 3
+    second = pipeline.execute()
+    assert [o.status for o in second] == ["cached"] * 3
+    assert [s.runs for s in stages] == [1, 1, 1]
+    assert (tmp_path / "run" / "c.txt").read_text() == "a5;b5;c5;"
+
+
+def test_deleting_an_artifact_reruns_its_stage_only_downstream(tmp_path: Path) -> None:
+    pipeline, stages = make(tmp_path)
+    pipeline.execute()
+    (tmp_path / "run" / "b.txt").unlink()
+    outcomes = pipeline.execute()
+    assert [o.status for o in outcomes] == ["cached", "ran", "cached"]  # b is reproduced identically
+    (tmp_path / "run" / "b.txt").write_text("edited by hand")
+    outcomes = pipeline.execute()
+    assert [o.status for o in outcomes] == ["cached", "ran", "cached"]
+
+
+def test_config_change_invalidates_every_dependent_stage(tmp_path: Path) -> None:
+    pipeline, _ = make(tmp_path, runs=5)
+    pipeline.execute()
+    changed, _ = make(tmp_path, runs=6)
+    assert [o.status for o in changed.execute()] == ["ran", "ran", "ran"]
+
+
+def test_failed_stage_keeps_completed_ones_and_resumes(tmp_path: Path) -> None:
+    stages = [WriteStage("a"), WriteStage("b", ("a",), fail=True)]
+    pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    with pytest.raises(EdgekdError, match="failed on purpose"):
+        pipeline.execute()
+    run = tmp_path / "run"
+    assert (run / "a.txt").exists() and not (run / "b.txt").exists()
+    assert not list((run / ".edgekd" / "tmp").iterdir())  # no half-written stage output left behind
+    stages[1].fail = False
+    assert [o.status for o in pipeline.execute()] == ["cached", "ran"]
+
+
+def test_corrupt_manifest_is_a_cache_miss(tmp_path: Path) -> None:
+    pipeline, _ = make(tmp_path)
+    pipeline.execute()
+    (tmp_path / "run" / ".edgekd" / "stages" / "a.json").write_text("{not json")
+    assert [o.status for o in pipeline.execute()] == ["ran", "cached", "cached"]
+
+
+def _hold_lock(path: str, ready: Any, release: Any) -> None:
+    with RunDirectory(Path(path)).locked():
+        ready.set()
+        release.wait(10)
+
+
+def test_two_runs_on_one_directory_are_refused(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path / "run"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        pipeline, _ = make(tmp_path)
+        with pytest.raises(LockError, match="in use by edgekd pid"):
+            pipeline.execute()
+    finally:
+        release.set()
+        holder.join(10)
+    assert [o.status for o in pipeline.execute()] == ["ran"] * 3
+
+
+class GateStage(WriteStage):
+    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
+        return ParityError("gate closed")
+
+
+class AfterFailure(WriteStage):
+    runs_after_failure = True
+
+
+def test_gate_error_skips_later_stages_but_not_the_report(tmp_path: Path) -> None:
+    stages = [GateStage("verify"), WriteStage("bench", ("verify",)), AfterFailure("report", ("verify",))]
+    pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    with pytest.raises(ParityError):
+        pipeline.execute()
+    assert [s.runs for s in stages] == [1, 0, 1]
+    with pytest.raises(ParityError):  # a cache hit replays the gate
+        pipeline.execute()
+    assert [s.runs for s in stages] == [1, 0, 1]

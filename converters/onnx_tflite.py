@@ -1,0 +1,200 @@
+"""ONNX fp32 -> TFLite (fp32, fp16, dynamic-range, full int8) with onnx2tf, fully offline.
+
+onnx2tf is run in a child process with its own working directory:
+- it prints a great deal and calls sys.exit() on errors, so its output is captured and its exit can't
+  take edgekd down; the captured output feeds the ConversionError (op type and name when it says so);
+- it downloads a sample image array from the internet for image-like inputs, even when calibration data
+  is given; the child replaces that download with a local, seeded array before converting;
+- full-int8 calibration uses the shared calibration set (same samples as ORT), already normalised, so
+  onnx2tf's mean/std are 0/1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgekd.artifacts import Artifact, create_artifact
+from edgekd.config.export import TfliteConfig
+from edgekd.errors import ConversionError
+from edgekd.fileio import atomic_path
+
+TIMEOUT_S = 1800
+
+# Our precision name -> the file onnx2tf writes (`<stem>_<suffix>.tflite`) and the artifact name.
+_OUTPUT_FILES = {
+    "fp32": "float32",
+    "fp16": "float16",
+    "dynamic_range": "dynamic_range_quant",
+}
+_INT8_FILES = {"int8": "full_integer_quant", "float": "integer_quant"}  # by int8_io
+
+
+class Onnx2TfConverter:
+    """`onnx_fp32` -> `tflite_<precision>` for each requested precision."""
+
+    name = "onnx2tf"
+
+    def available(self) -> str | None:
+        import importlib.util
+
+        for module, package in (("onnx2tf", "onnx2tf"), ("tensorflow", "tensorflow-cpu"), ("ai_edge_litert", "ai-edge-litert"),
+                                ("onnx_graphsurgeon", "onnx-graphsurgeon"), ("tf_keras", "tf-keras")):
+            if importlib.util.find_spec(module) is None:
+                return f"missing {package}: pip install 'edgekd[tflite]' (onnx2tf and tf-keras with --no-deps)"
+        return None
+
+    def convert(self, src: Artifact, options: TfliteConfig, out_dir: Path, *, calibration: Artifact) -> list[Artifact]:
+        """Convert `src` once and return one artifact per precision in `options.precisions`."""
+        import numpy as np
+
+        from edgekd.calibration import load_calibration
+        from edgekd.verify.model_io import load_onnx, onnx_tensor_specs, tflite_tensor_specs
+
+        if src.format != "onnx":
+            raise ConversionError(f"{self.name} converts ONNX models, got {src.format} ({src.path.name})")
+        reason = self.available()
+        if reason:
+            raise ConversionError(f"{self.name} is not available: {reason}")
+        inputs, _ = onnx_tensor_specs(load_onnx(src.path))
+        if len(inputs) != 1:
+            raise ConversionError(f"{self.name}: edgekd converts one-input models, {src.path.name} has {len(inputs)}")
+        spec = inputs[0]
+        image = len(spec.shape) == 4
+        tf_layout = "NCHW" if (options.keep_nchw or not image) else "NHWC"
+        want_int8 = "int8" in options.precisions
+
+        stem = src.path.stem.removesuffix(".fp32")
+        with tempfile.TemporaryDirectory(prefix="edgekd-onnx2tf-") as work_dir:
+            work = Path(work_dir)
+            job: dict[str, Any] = {
+                "onnx": str(src.path.resolve()),
+                "out": str(work / "out"),
+                "input_name": spec.name,
+                "keep_nchw": bool(options.keep_nchw and image),
+                "dynamic_range": "dynamic_range" in options.precisions,
+                "int8": want_int8,
+                "int8_io": options.int8_io,
+                "calibration": None,
+            }
+            if want_int8:
+                x = load_calibration(calibration, spec.shape, layout=spec.layout or "NCHW")
+                if image and tf_layout == "NHWC":
+                    x = x.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C): the TF model's input layout
+                np.save(work / "calibration.npy", x)
+                job["calibration"] = str(work / "calibration.npy")
+            _run_child(job, work)
+
+            results: list[Artifact] = []
+            for precision in options.precisions:
+                suffix = _INT8_FILES[options.int8_io] if precision == "int8" else _OUTPUT_FILES[precision]
+                produced = work / "out" / f"{src.path.stem}_{suffix}.tflite"
+                if not produced.exists():
+                    raise ConversionError(f"{self.name}: no {precision} model was written ({produced.name} missing)")
+                final = Path(out_dir) / f"{stem}.{precision}.tflite"
+                with atomic_path(final, suffix=".tflite") as tmp:
+                    tmp.write_bytes(produced.read_bytes())
+                tfl_inputs, tfl_outputs = tflite_tensor_specs(final, image_layout=tf_layout)
+                results.append(
+                    create_artifact(
+                        final,
+                        name=f"tflite_{precision}",
+                        format="tflite",
+                        precision=precision,
+                        inputs=tfl_inputs,
+                        outputs=tfl_outputs,
+                        parent=src,
+                        producer=self.name,
+                        config={
+                            "keep_nchw": options.keep_nchw,
+                            "int8_io": options.int8_io if precision == "int8" else None,
+                            "layout": tf_layout,
+                            "calibration_sha256": calibration.sha256 if precision == "int8" else None,
+                            "input_shape": src.config.get("input_shape"),
+                            "num_classes": src.config.get("num_classes"),
+                            "metadata": src.config.get("metadata", {}),
+                        },
+                    )
+                )
+        return results
+
+
+def _run_child(job: dict[str, Any], work: Path) -> None:
+    """Run onnx2tf in a child process with cwd = `work`; raise ConversionError with its own words."""
+    (work / "job.json").write_text(json.dumps(job))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edgekd.converters.onnx_tflite", str(work / "job.json")],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConversionError(f"onnx2tf did not finish within {TIMEOUT_S} s", hint="the model may be too large for this machine") from None
+    if done.returncode != 0:
+        raise ConversionError(describe_failure(done.stdout + "\n" + done.stderr), hint="onnx2tf could not convert this graph; "
+                              "simplify the model or try [tflite] converter = \"litert_torch\"")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def describe_failure(output: str) -> str:
+    """One message from onnx2tf's output: the failing ONNX op type/name when it printed them, and the error."""
+    text = _ANSI.sub("", output)
+    op_type = re.findall(r"onnx_op_type:\s*(\S+)", text)
+    op_name = re.findall(r"onnx_op_name:\s*(\S+)", text)
+    errors = [line.strip() for line in text.splitlines() if re.search(r"(ERROR|Error|error:)", line) and "INFO" not in line]
+    cause = errors[-1] if errors else (text.strip().splitlines() or ["no output"])[-1]
+    where = f" at op {op_type[-1]} ({op_name[-1] if op_name else '?'})" if op_type else ""
+    return f"onnx2tf failed{where}: {cause[:400]}"
+
+
+def _child(job_path: str) -> int:
+    """Child-process entry: convert as the job says. Never touches the network."""
+    import numpy as np
+
+    job = json.loads(Path(job_path).read_text())
+    import onnx2tf
+    import onnx2tf.onnx2tf as onnx2tf_main
+    import onnx2tf.utils.common_functions as common
+
+    def local_sample_images() -> np.ndarray:
+        # Replaces onnx2tf's internet download of 20 sample RGB images (used for its own output checks).
+        return np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+
+    common.download_test_image_data = local_sample_images
+    onnx2tf_main.download_test_image_data = local_sample_images
+
+    kwargs: dict[str, Any] = {
+        "input_onnx_file_path": job["onnx"],
+        "output_folder_path": job["out"],
+        "copy_onnx_input_output_names_to_tflite": True,
+        "output_dynamic_range_quantized_tflite": job["dynamic_range"],
+        "output_integer_quantized_tflite": job["int8"],
+        "quant_type": "per-channel",
+        "input_quant_dtype": "int8",
+        "output_quant_dtype": "int8",
+        "non_verbose": True,
+        "verbosity": "error",
+    }
+    if job["keep_nchw"]:
+        kwargs["keep_ncw_or_nchw_or_ncdhw_input_names"] = [job["input_name"]]
+    if job["calibration"]:
+        kwargs["custom_input_op_name_np_data_path"] = [[job["input_name"], job["calibration"], 0.0, 1.0]]
+    onnx2tf.convert(**kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))

@@ -1,0 +1,144 @@
+"""Host inference for every artifact format, so parity is measured in the runtimes devices use.
+
+`predict(artifact, x)` takes float32 samples in the data set's layout (NCHW for images) and returns
+float32 outputs of the artifact's first output. It transposes to NHWC where a TFLite input is NHWC,
+quantizes int8/uint8 inputs and dequantizes int8/uint8 outputs with the tensor's own scale/zero point,
+and runs models with a fixed batch one batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgekd.artifacts import Artifact, QuantParams
+from edgekd.errors import ModelError
+
+BATCH = 64  # samples per call for models with a dynamic batch dimension
+
+
+def predict(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    """Float32 outputs (N, ...) of `artifact` on float32 inputs `x` (N, ...) in the data's layout."""
+    runners: dict[str, Callable[[Artifact, np.ndarray], np.ndarray]] = {
+        "torch": _predict_torch,
+        "onnx": _predict_onnx,
+        "tflite": _predict_tflite,
+    }
+    if artifact.format not in runners:
+        raise ModelError(f"cannot run {artifact.path.name}: format {artifact.format!r} is not a model", hint="give a .pt, .onnx or .tflite")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if len(x) == 0:
+        return np.zeros((0,), dtype=np.float32)
+    return runners[artifact.format](artifact, x)
+
+
+def _batches(n: int, batch: int) -> list[slice]:
+    return [slice(i, min(i + batch, n)) for i in range(0, n, batch)]
+
+
+def _predict_torch(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    from edgekd.distill.models import load_torch_model
+
+    model = load_torch_model(artifact)
+    with torch.inference_mode():
+        outs = [model(torch.from_numpy(x[s])).float().numpy() for s in _batches(len(x), BATCH)]
+    return np.concatenate(outs).astype(np.float32)
+
+
+def _predict_onnx(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    session = onnx_session(artifact)
+    spec = session.get_inputs()[0]
+    _check_rank(artifact, len(spec.shape), x)
+    static = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
+    expected = tuple(spec.shape[1:])
+    if any(isinstance(e, int) and e != a for e, a in zip(expected, x.shape[1:])):
+        raise ModelError(
+            f"{artifact.path.name} expects inputs of shape {tuple(spec.shape)}, the data has {tuple(x.shape[1:])} per sample",
+            hint="this model was made for another data set or input size",
+        )
+    batch = static or BATCH
+    outs = []
+    for s in _batches(len(x), batch):
+        chunk = x[s]
+        if static and len(chunk) != static:  # pad the last batch of a fixed-batch model
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - len(chunk), axis=0)])
+        outs.append(session.run(None, {spec.name: chunk})[0][: s.stop - s.start])
+    return np.concatenate(outs).astype(np.float32)
+
+
+def onnx_session(artifact: Artifact, *, threads: int = 1) -> Any:
+    """An ORT CPU session; a damaged file becomes a ModelError."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own InvalidProtobuf/Fail/InvalidGraph types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{artifact.path} cannot be loaded by ONNX Runtime: {first}",
+            hint="the file is corrupt or truncated: re-export it",
+        ) from None
+
+
+def _check_rank(artifact: Artifact, rank: int, x: np.ndarray) -> None:
+    if rank != x.ndim:
+        raise ModelError(
+            f"{artifact.path.name} takes rank-{rank} inputs, the data is rank {x.ndim} {tuple(x.shape)}",
+            hint="this model was made for another data set",
+        )
+
+
+def quantize(x: np.ndarray, quant: QuantParams, dtype: np.dtype) -> np.ndarray:
+    """real -> integer with the tensor's per-tensor scale/zero point, rounded and saturated."""
+    info = np.iinfo(dtype)
+    q = np.round(x / quant.scale[0]) + quant.zero_point[0]
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, quant: QuantParams) -> np.ndarray:
+    return ((q.astype(np.float32) - quant.zero_point[0]) * quant.scale[0]).astype(np.float32)
+
+
+def _predict_tflite(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    from edgekd.verify.model_io import tflite_interpreter
+
+    interpreter = tflite_interpreter(artifact.path)
+    in_detail = interpreter.get_input_details()[0]
+    out_detail = interpreter.get_output_details()[0]
+    in_spec = artifact.inputs[0] if artifact.inputs else None
+    _check_rank(artifact, len(in_detail["shape"]), x)
+    if x.ndim == 4 and (in_spec is None or in_spec.layout != "NCHW"):
+        x = x.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C) for onnx2tf's channels-last inputs
+    expected = tuple(int(d) for d in in_detail["shape"][1:])
+    if expected != tuple(x.shape[1:]):
+        raise ModelError(
+            f"{artifact.path.name} expects inputs of shape {tuple(int(d) for d in in_detail['shape'])}, "
+            f"the data has {tuple(x.shape[1:])} per sample",
+            hint="this model was made for another data set or input size",
+        )
+    in_dtype = np.dtype(in_detail["dtype"])
+    out_dtype = np.dtype(out_detail["dtype"])
+    in_quant = _quant_of(in_detail)
+    out_quant = _quant_of(out_detail)
+    outs = []
+    for i in range(len(x)):  # onnx2tf/litert-torch models have batch 1
+        sample = x[i : i + 1]
+        if in_dtype.kind in "iu":
+            sample = quantize(sample, in_quant, in_dtype)
+        interpreter.set_tensor(in_detail["index"], sample.astype(in_dtype, copy=False))
+        interpreter.invoke()
+        out = interpreter.get_tensor(out_detail["index"])
+        outs.append(dequantize(out, out_quant) if out_dtype.kind in "iu" else out.astype(np.float32))
+    return np.concatenate(outs)
+
+
+def _quant_of(detail: dict[str, Any]) -> QuantParams:
+    scale, zero_point = detail["quantization"]
+    return QuantParams(scale=(float(scale) or 1.0,), zero_point=(int(zero_point),))

@@ -73,8 +73,11 @@ class Onnx2TfConverter:
         stem = src.path.stem.removesuffix(".fp32")
         with tempfile.TemporaryDirectory(prefix="edgekd-onnx2tf-") as work_dir:
             work = Path(work_dir)
+            # onnx2tf rewrites its input file in place (onnxsim): give it a copy, never the artifact.
+            onnx_copy = work / src.path.name
+            onnx_copy.write_bytes(src.path.read_bytes())
             job: dict[str, Any] = {
-                "onnx": str(src.path.resolve()),
+                "onnx": str(onnx_copy),
                 "out": str(work / "out"),
                 "input_name": spec.name,
                 "keep_nchw": bool(options.keep_nchw and image),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from edgekd.config.base import StrictModel
@@ -22,3 +24,7 @@ class BenchConfig(StrictModel):
     interleave: bool = True  # A B A B order when benchmarking several artifacts
     repeats: int = Field(1, ge=1)
     timeout_s: float = Field(600.0, gt=0)
+    tflite_runtime: Literal["auto", "litert", "tflite"] = "auto"  # auto: ai_edge_litert, else tflite_runtime
+    governor: str | None = "performance"  # hold this cpufreq governor where permitted (restored after); None: leave
+    energy_idle_s: float = Field(3.0, gt=0)  # idle-power baseline measured before benchmarking
+    seed: int = 0  # seed of generated inputs

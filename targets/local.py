@@ -1,0 +1,271 @@
+"""LocalTarget: this machine as a benchmark target.
+
+The runner runs in a subprocess of the host's Python (or another interpreter given in the inventory);
+its peak memory comes from os.wait4's ru_maxrss, which the kernel keeps for the reaped child. Files are
+copied into a private work directory that cleanup() removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgekd.bench.doctor import Check
+from edgekd.bench.noise import GovernorControl
+from edgekd.device import Completed, DeviceInfo
+from edgekd.energy import EnergyMeter
+from edgekd.errors import TargetError
+from edgekd.fileio import sha256_file, storage_error
+from edgekd.registry import suggest
+from edgekd.targets.energy import FirstAvailableMeter
+from edgekd.targets.energy.perf import PerfEnergyMeter
+from edgekd.targets.energy.rapl import RaplMeter
+
+RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+ENTRY_KEYS = ("kind", "python", "workdir", "energy", "description")
+
+
+class LocalTarget:
+    """The Target protocol for this machine."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        name: str = "local",
+        *,
+        python: str | None = None,
+        workdir_parent: Path | None = None,
+        energy_meters: Sequence[EnergyMeter] | None = None,
+        sysfs: Path = Path("/sys"),
+    ) -> None:
+        self.name = name
+        self.python = python or sys.executable
+        self.workdir_parent = workdir_parent
+        self.sysfs = sysfs
+        self.meters = list(energy_meters) if energy_meters is not None else [
+            RaplMeter(sysfs / "class" / "powercap"), PerfEnergyMeter()
+        ]
+        self.workdir: Path | None = None
+
+    @classmethod
+    def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> LocalTarget:
+        """Build from an inventory entry: {kind="local", python?, workdir?, energy? = ["rapl", "perf"]}."""
+        for key in entry:
+            if key not in ENTRY_KEYS:
+                close = suggest(key, ENTRY_KEYS)
+                raise TargetError(
+                    f"target '{name}': unknown key '{key}' for a local target",
+                    hint=(f"did you mean '{close}'? " if close else "") + "keys: " + ", ".join(ENTRY_KEYS),
+                )
+        meters: list[EnergyMeter] | None = None
+        if "energy" in entry:
+            known = {"rapl": lambda: RaplMeter(), "perf": lambda: PerfEnergyMeter()}
+            meters = []
+            for meter in entry["energy"]:
+                if meter not in known:
+                    raise TargetError(f"target '{name}': energy meter '{meter}' does not work locally",
+                                      hint="local meters: rapl, perf")
+                meters.append(known[meter]())
+        workdir = entry.get("workdir")
+        return cls(
+            name,
+            python=entry.get("python"),
+            workdir_parent=(base / workdir) if workdir else None,
+            energy_meters=meters,
+        )
+
+    # --- Target protocol ----------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        if self.workdir is not None and self.workdir.is_dir():
+            return
+        try:
+            if self.workdir_parent is not None:
+                self.workdir_parent.mkdir(parents=True, exist_ok=True)
+            self.workdir = Path(tempfile.mkdtemp(prefix="edgekd-local-", dir=self.workdir_parent))
+        except OSError as exc:
+            raise storage_error(exc, self.workdir_parent or tempfile.gettempdir()) from None
+
+    def info(self) -> DeviceInfo:
+        runtimes = {}
+        for module, package in RUNTIME_PACKAGES.items():
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                runtimes[module] = importlib.metadata.version(package)
+        numpy_version = None
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            numpy_version = importlib.metadata.version("numpy")
+        governors = self.governor_control().read()
+        return DeviceInfo(
+            name=self.name,
+            kind=self.kind,
+            arch=platform.machine(),
+            cores=os.cpu_count(),
+            cpu_model=_cpu_model(),
+            governor=next(iter(governors.values()), None),
+            temperatures_c=_temperatures(self.sysfs / "class" / "thermal"),
+            runtimes=runtimes if self.python == sys.executable else {},
+            python=platform.python_version() if self.python == sys.executable else None,
+            numpy=numpy_version if self.python == sys.executable else None,
+            extra={"python_executable": self.python},
+        )
+
+    def python_argv(self) -> list[str]:
+        return [self.python]
+
+    def push(self, path: Path) -> str:
+        self.connect()
+        assert self.workdir is not None
+        source = Path(path)
+        if not source.is_file():
+            raise TargetError(f"cannot push {source}: it is not a file", hint="check the path")
+        expected = sha256_file(source)
+        destination = self.workdir / f"{expected[:12]}-{source.name}"
+        try:
+            shutil.copyfile(source, destination)
+        except OSError as exc:
+            raise storage_error(exc, destination) from None
+        if sha256_file(destination) != expected:
+            raise TargetError(f"the copy of {source.name} in {self.workdir} does not match its sha256",
+                              hint="the disk may be failing or full")
+        return str(destination)
+
+    def run(self, argv: Sequence[str], timeout: float) -> Completed:
+        """Run argv in its own process group; reap it with os.wait4 to read its peak RSS (KiB on Linux)."""
+        argv = [str(a) for a in argv]
+        started = time.perf_counter()
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                           cwd=self.workdir, start_new_session=True)
+            except OSError as exc:
+                raise TargetError(f"cannot start {argv[0]}: {exc.strerror or exc}",
+                                  hint="check the python path of the local target") from None
+            status, rusage = _reap(process, timeout)
+            seconds = time.perf_counter() - started
+            out.seek(0)
+            err.seek(0)
+            stdout = out.read().decode("utf-8", "replace")
+            stderr = err.read().decode("utf-8", "replace")
+        if status is None:
+            raise TargetError(f"{Path(argv[0]).name} on {self.name} did not finish within {timeout:.0f} s (killed)",
+                              hint="raise timeout_s in [bench], or lower runs/duration")
+        peak = int(rusage.ru_maxrss // 1024 if sys.platform == "darwin" else rusage.ru_maxrss)
+        return Completed(argv, os.waitstatus_to_exitcode(status), stdout, stderr, seconds, peak_rss_kb=peak)
+
+    def pull(self, remote: str, local: Path) -> None:
+        try:
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(remote, local)
+        except FileNotFoundError:
+            raise TargetError(f"{remote} does not exist on {self.name}") from None
+        except OSError as exc:
+            raise storage_error(exc, local) from None
+
+    def energy(self) -> EnergyMeter | None:
+        return FirstAvailableMeter(self.meters)
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    # --- beyond the protocol --------------------------------------------------------------------------
+
+    def governor_control(self) -> GovernorControl:
+        return GovernorControl(self.sysfs / "devices" / "system" / "cpu")
+
+    def doctor(self) -> list[Check]:
+        """What works for benchmarking here, and how to fix what does not."""
+        from edgekd.bench.orchestrate import runner_path
+
+        checks = []
+        probe = self.run([self.python, "-c", "import sys, numpy; print(sys.version_info[:2] >= (3, 9))"], 60)
+        checks.append(Check("python + numpy", probe.returncode == 0 and "True" in probe.stdout,
+                            f"{self.python}: " + (probe.stdout.strip() or probe.stderr.strip()[-200:]),
+                            None if probe.returncode == 0 else f"install numpy for {self.python} (Python >= 3.9)"))
+        for runtime in ("ort", "litert"):
+            completed = self.run([self.python, str(runner_path()), "--baseline", "--runtime", runtime], 120)
+            ok = completed.returncode == 0
+            detail = f"{runtime}: peak RSS {completed.peak_rss_kb} KiB with the runtime loaded" if ok else (
+                completed.stdout.strip().splitlines() or ["no output"])[-1][:300]
+            checks.append(Check(f"runtime {runtime}", ok, detail, None if ok else
+                                f"pip install {'onnxruntime' if runtime == 'ort' else 'ai-edge-litert'}"))
+        governors = self.governor_control().read()
+        checks.append(Check("cpufreq governor", bool(governors),
+                            ", ".join(sorted(set(governors.values()))) or "not exposed (VM or container)",
+                            None if governors else "frequency is not controllable here; results may drift"))
+        temps = _temperatures(self.sysfs / "class" / "thermal")
+        checks.append(Check("thermal zones", bool(temps), ", ".join(f"{k}={v:.0f}°C" for k, v in temps.items())
+                            or "none readable", None if temps else "the thermal gate cannot work here"))
+        meter = self.energy()
+        reason = meter.available() if meter else "no meter"
+        checks.append(Check("energy", reason is None, reason or f"{meter.name if meter else ''} available",
+                            reason))
+        try:
+            os.sched_getaffinity(0)
+            checks.append(Check("core pinning", True, f"cores {sorted(os.sched_getaffinity(0))}"))
+        except (AttributeError, OSError) as exc:
+            checks.append(Check("core pinning", False, str(exc), "pinning needs Linux sched_setaffinity"))
+        self.cleanup()
+        return checks
+
+
+def _reap(process: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, Any]:
+    """Wait for `process` with os.wait4 in a helper thread (no polling, so the host stays quiet while
+    the runner measures); on timeout or Ctrl-C kill its process group and reap it. Status None = timed out."""
+    box: dict[str, Any] = {}
+
+    def wait() -> None:
+        _, box["status"], box["rusage"] = os.wait4(process.pid, 0)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    try:
+        waiter.join(timeout)
+    except KeyboardInterrupt:
+        _kill_group(process)
+        waiter.join()
+        process.returncode = -signal.SIGKILL
+        raise
+    timed_out = waiter.is_alive()
+    if timed_out:
+        _kill_group(process)
+        waiter.join()
+    process.returncode = os.waitstatus_to_exitcode(box["status"])  # reaped here: keep Popen from waiting again
+    return (None if timed_out else box["status"]), box["rusage"]
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _temperatures(thermal: Path) -> dict[str, float]:
+    """°C per thermal zone type (sysfs gives millidegrees); empty where none is readable."""
+    temps = {}
+    for zone in sorted(thermal.glob("thermal_zone*")):
+        with contextlib.suppress(OSError, ValueError):
+            kind = (zone / "type").read_text().strip() or zone.name
+            temps[kind if kind not in temps else f"{kind}/{zone.name}"] = int((zone / "temp").read_text()) / 1000
+    return temps

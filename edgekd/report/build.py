@@ -1,0 +1,290 @@
+"""Assemble report.json from a run directory's stage manifests.
+
+Every stage leaves `<run_dir>/.edgekd/stages/<stage>.json` = {"stage", "key", "seconds", "artifacts",
+"summary"}. The report joins them: model artifacts with their size, the distillation comparison, the
+parity table, benchmark rows (raw latencies kept for plots and comparisons), environments per target,
+a Pareto front and every warning worth a human's attention. A partial run still gets a report: a
+missing stage leaves its part empty (`None` or `[]`), never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import UsageError
+
+REPORT_SCHEMA = "edgekd.report/1"
+STAGE_ORDER = ("data", "teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff")
+REPORT_FORMATS = ("torch", "onnx", "tflite")
+#: Torch models that are baselines, not the deliverable: kept out of "artifacts".
+_BASELINE_WORDS = ("teacher", "scratch")
+#: Raw latencies kept per bench row; longer runs are thinned evenly (order kept, for window plots).
+MAX_LATENCY_SAMPLES = 5000
+
+_BENCH_CONTRACT = ("artifact", "target", "runtime", "p50_ms", "p90_ms", "p99_ms", "peak_rss_kb",
+                   "energy_j_per_inference", "energy_unavailable")
+_PARITY_CONTRACT = ("artifact", "top1_agreement", "max_abs_error", "accuracy", "passed")
+_DISTILL_CONTRACT = ("teacher_accuracy", "student_accuracy", "scratch_accuracy", "teacher_params", "student_params")
+
+
+def stages_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / ".edgekd" / "stages"
+
+
+def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Read every stage manifest. Unreadable ones become warnings, so one bad file never hides the rest."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run directory {run_dir} does not exist",
+                         hint="give the directory `edgekd run` wrote (runs/<name> beside the recipe by default)")
+    folder = stages_dir(run_dir)
+    if not folder.is_dir():
+        raise UsageError(f"{run_dir} is not an edgekd run directory (no .edgekd/stages/ inside)",
+                         hint="give the directory `edgekd run` wrote, e.g. runs/digits")
+    manifests: dict[str, dict[str, Any]] = {}
+    warnings: list[dict[str, Any]] = []
+    for file in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            warnings.append(_warning("report", f"stage manifest {file.name} is unreadable ({exc}); that stage is left out"))
+            continue
+        manifests[str(data.get("stage") or file.stem)] = data
+    return manifests, warnings
+
+
+def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any]:
+    """The report.json document of a run (see the module docstring and the contract in issue 2)."""
+    run_dir = Path(run_dir)
+    manifests, warnings = load_manifests(run_dir)
+    summaries = {name: (m.get("summary") or {}) for name, m in manifests.items()}
+    artifacts, artifact_warnings = _model_artifacts(run_dir, manifests)
+    parity = [_parity_row(row) for row in summaries.get("verify", {}).get("rows", []) or []]
+    bench = [_bench_row(row) for row in summaries.get("bench", {}).get("results", []) or []]
+    distill = _distill(run_dir, manifests) if "distill" in manifests else None
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "created": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "run": {"name": run_dir.resolve().name, "dir": str(run_dir.resolve())},
+        "stages": _stage_overview(manifests),
+        "data": summaries.get("data") if "data" in manifests else None,
+        "artifacts": artifacts,
+        "distill": distill,
+        "parity": parity,
+        "bench": bench,
+        "environments": _environments(bench),
+        "handoff": dict(summaries["handoff"]) if "handoff" in manifests else None,
+    }
+    report["pareto"] = pareto_points(report)
+    report["warnings"] = warnings + artifact_warnings + _collect_warnings(report)
+    report["passed"] = all(row.get("passed") is True for row in parity) if parity else None
+    return report
+
+
+def _warning(source: str, message: str, *, artifact: str | None = None, target: str | None = None) -> dict[str, Any]:
+    return {"source": source, "artifact": artifact, "target": target, "message": message}
+
+
+def _stage_overview(manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pipeline stage in order, done or not run, with its time and number of outputs."""
+    names = list(STAGE_ORDER) + sorted(set(manifests) - set(STAGE_ORDER) - {"report"})
+    rows = []
+    for name in names:
+        manifest = manifests.get(name)
+        rows.append({
+            "stage": name,
+            "status": "done" if manifest is not None else "not run",
+            "seconds": _number(manifest.get("seconds")) if manifest else None,
+            "key": (manifest.get("key") or None) if manifest else None,
+            "artifacts": len(manifest.get("artifacts") or []) if manifest else 0,
+        })
+    return rows
+
+
+def _is_deliverable(stage: str, sidecar: dict[str, Any]) -> bool:
+    if sidecar.get("format") not in REPORT_FORMATS or stage == "teacher":
+        return False
+    name = str(sidecar.get("name", "")).lower()
+    return not (sidecar.get("format") == "torch" and any(word in name for word in _BASELINE_WORDS))
+
+
+def _model_artifacts(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """The student torch model and its exports, in pipeline order, with the size of the file on disk."""
+    rows: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for stage in [s for s in STAGE_ORDER if s in manifests] + sorted(set(manifests) - set(STAGE_ORDER)):
+        for sidecar in manifests[stage].get("artifacts") or []:
+            if not isinstance(sidecar, dict) or not _is_deliverable(stage, sidecar):
+                continue
+            name = str(sidecar.get("name") or Path(str(sidecar.get("path", "?"))).name)
+            if name in seen:
+                continue
+            seen.add(name)
+            path = str(sidecar.get("path", ""))
+            size = _file_size(run_dir, path)
+            if size is None:
+                size = sidecar.get("size_bytes")
+                warnings.append(_warning("artifacts", f"{path} is missing from the run directory", artifact=name))
+            rows.append({
+                "name": name,
+                "format": sidecar.get("format"),
+                "precision": sidecar.get("precision"),
+                "path": path,
+                "sha256": sidecar.get("sha256"),
+                "size_bytes": size,
+                "stage": stage,
+                "producer": sidecar.get("producer"),
+            })
+    return rows, warnings
+
+
+def _file_size(run_dir: Path, path: str) -> int | None:
+    file = Path(path) if Path(path).is_absolute() else run_dir / path
+    try:
+        return file.stat().st_size
+    except OSError:
+        return None
+
+
+def _distill(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Teacher vs KD student vs scratch student: the contract keys first, everything else after."""
+    summary = dict(manifests["distill"].get("summary") or {})
+    result = {key: summary.pop(key, None) for key in _DISTILL_CONTRACT}
+    result.update(summary)
+    # File sizes of the three torch models, found by role word in the artifact name.
+    for stage in ("teacher", "distill"):
+        for sidecar in (manifests.get(stage) or {}).get("artifacts") or []:
+            if not isinstance(sidecar, dict) or sidecar.get("format") != "torch":
+                continue
+            name = str(sidecar.get("name", "")).lower()
+            role = "teacher" if "teacher" in name else "scratch" if "scratch" in name else "student"
+            result.setdefault(f"{role}_size_bytes", _file_size(run_dir, str(sidecar.get("path", ""))))
+    return result
+
+
+def _parity_row(row: dict[str, Any]) -> dict[str, Any]:
+    result = {key: row.get(key) for key in _PARITY_CONTRACT}
+    result.update({key: value for key, value in row.items() if key not in result})
+    result.setdefault("ops", None)
+    result.setdefault("failures", [])
+    return result
+
+
+def _bench_row(row: dict[str, Any]) -> dict[str, Any]:
+    result = {key: row.get(key) for key in _BENCH_CONTRACT}
+    result.update({key: value for key, value in row.items() if key not in result})
+    latencies = [float(v) for v in row.get("latencies_ms") or [] if _number(v) is not None]
+    if len(latencies) > MAX_LATENCY_SAMPLES:
+        stride = len(latencies) / MAX_LATENCY_SAMPLES
+        latencies = [latencies[int(i * stride)] for i in range(MAX_LATENCY_SAMPLES)]
+        result["latencies_thinned_from"] = len(row["latencies_ms"])
+    result["latencies_ms"] = latencies
+    result["warnings"] = [str(w) for w in row.get("warnings") or []]
+    return result
+
+
+def _environments(bench: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One environment per target: the first result's env, with keys later results add."""
+    envs: dict[str, dict[str, Any]] = {}
+    for row in bench:
+        env = row.get("env")
+        if isinstance(env, dict):
+            merged = envs.setdefault(str(row.get("target")), {})
+            for key, value in env.items():
+                merged.setdefault(key, value)
+    return envs
+
+
+def accuracy_of(report: dict[str, Any], artifact: str) -> float | None:
+    """Task accuracy of an artifact: its parity row, else (the torch student) the distillation figure."""
+    for row in report.get("parity") or []:
+        if row.get("artifact") == artifact and _number(row.get("accuracy")) is not None:
+            return float(row["accuracy"])
+    for row in report.get("artifacts") or []:
+        if row["name"] == artifact and row.get("format") == "torch" and report.get("distill"):
+            return _number(report["distill"].get("student_accuracy"))
+    return None
+
+
+def pareto_points(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Accuracy vs size vs p50 latency per (artifact, target); flags the points nothing beats on all three."""
+    sizes = {a["name"]: a.get("size_bytes") for a in report.get("artifacts") or []}
+    points = []
+    for row in report.get("bench") or []:
+        name = row.get("artifact")
+        accuracy, size, p50 = accuracy_of(report, name), _number(sizes.get(name)), _number(row.get("p50_ms"))
+        if accuracy is None or size is None or p50 is None:
+            continue
+        points.append({"artifact": name, "target": row.get("target"), "accuracy": accuracy,
+                       "size_bytes": int(size), "p50_ms": p50})
+    for point in points:
+        point["pareto_optimal"] = not any(
+            _dominates(other, point) for other in points if other is not point and other["target"] == point["target"]
+        )
+    return points
+
+
+def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """a is at least as good as b on accuracy, size and latency, and strictly better on one."""
+    at_least = a["accuracy"] >= b["accuracy"] and a["size_bytes"] <= b["size_bytes"] and a["p50_ms"] <= b["p50_ms"]
+    strictly = a["accuracy"] > b["accuracy"] or a["size_bytes"] < b["size_bytes"] or a["p50_ms"] < b["p50_ms"]
+    return at_least and strictly
+
+
+def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Things a reader must not miss: failed parity, unstable or throttled runs, energy not measured."""
+    found: list[dict[str, Any]] = []
+    for row in report["parity"]:
+        if row.get("passed") is False:
+            reasons = "; ".join(_failure_text(f) for f in row.get("failures") or []) or "see the parity table"
+            found.append(_warning("verify", f"parity failed: {reasons}", artifact=row.get("artifact")))
+    for row in report["bench"]:
+        where = {"artifact": row.get("artifact"), "target": row.get("target")}
+        found.extend(_warning("bench", message, **where) for message in row["warnings"])
+        if row.get("energy_j_per_inference") is None and row.get("energy_unavailable"):
+            found.append(_warning("energy", f"energy not measured: {row['energy_unavailable']}", **where))
+    distill = report.get("distill") or {}
+    if distill.get("within_noise"):
+        gap = _number(distill.get("kd_minus_scratch"))
+        gap_text = f" ({gap * 100:+.2f} points)" if gap is not None else ""
+        found.append(_warning("distill", f"the KD student is not better than the scratch student beyond noise{gap_text}"))
+    for stage in report["stages"]:
+        if stage["status"] != "done" and stage["stage"] in ("verify", "bench"):
+            found.append(_warning("report", f"stage {stage['stage']} did not run; its section is empty"))
+    return _merge_energy_warnings(found)
+
+
+def _merge_energy_warnings(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One 'energy not measured' line per target and reason, not one per artifact."""
+    merged: list[dict[str, Any]] = []
+    seen: set[tuple[Any, str]] = set()
+    for item in found:
+        if item["source"] == "energy":
+            key = (item["target"], item["message"])
+            if key in seen:
+                continue
+            seen.add(key)
+            item = {**item, "artifact": None}
+        merged.append(item)
+    return merged
+
+
+def _failure_text(failure: Any) -> str:
+    if isinstance(failure, dict):
+        metric = failure.get("metric", "?")
+        value, limit = failure.get("value"), failure.get("limit", failure.get("threshold"))
+        return f"{metric} {value} (limit {limit})" if limit is not None else f"{metric} {value}"
+    return str(failure)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None

@@ -1,0 +1,100 @@
+"""Number formatting shared by the Markdown and HTML reports, so both show the same figures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DASH = "—"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pct(fraction: Any, digits: int = 2) -> str:
+    """0.9611 -> '96.11%'."""
+    return f"{fraction * 100:.{digits}f}%" if is_number(fraction) else DASH
+
+
+def points(fraction: Any) -> str:
+    """An accuracy difference in percentage points: 0.0139 -> '+1.39 pt'."""
+    return f"{fraction * 100:+.2f} pt" if is_number(fraction) else DASH
+
+
+def ms(value: Any) -> str:
+    """Latency in milliseconds with three significant digits (µs below 0.1 ms)."""
+    if not is_number(value):
+        return DASH
+    if value < 0.1:
+        return f"{_three_digits(value * 1000)} µs"
+    return f"{_three_digits(value)} ms"
+
+
+def _three_digits(value: float) -> str:
+    """Three significant digits, trailing zeros kept (0.110, 21.0, 142), no exponent below 1000."""
+    decimals = 0 if value >= 100 else 1 if value >= 10 else 2 if value >= 1 else 3
+    return f"{value:.{decimals}f}"
+
+
+def size(num_bytes: Any) -> str:
+    """Bytes in binary units: 21317 -> '20.8 KiB'."""
+    if not is_number(num_bytes):
+        return DASH
+    value = float(num_bytes)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024 or unit == "MiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return DASH  # unreachable
+
+
+def count(value: Any) -> str:
+    """Parameters or FLOPs: 4842 -> '4.8k', 3350528 -> '3.35M'."""
+    if not is_number(value):
+        return DASH
+    if value >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if value >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.0f}"
+
+
+def kib(value: Any) -> str:
+    """Resident memory given in KiB."""
+    return size(value * 1024) if is_number(value) else DASH
+
+
+def joules(value: Any) -> str:
+    """Energy per inference: µJ or mJ."""
+    if not is_number(value):
+        return DASH
+    if value < 1e-3:
+        return f"{value * 1e6:.3g} µJ"
+    return f"{value * 1e3:.3g} mJ"
+
+
+def error(value: Any) -> str:
+    return f"{value:.2e}" if is_number(value) else DASH
+
+
+def seconds(value: Any) -> str:
+    return f"{value:.1f} s" if is_number(value) else DASH
+
+
+def passed(value: Any) -> str:
+    return "pass" if value is True else "FAIL" if value is False else DASH
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{'versions': {'ort': '1.3'}} -> {'versions.ort': '1.3'}, values as text (for environment tables)."""
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = ", ".join(str(v) for v in value) or DASH
+        else:
+            flat[name] = DASH if value is None or value == {} else str(value)
+    return flat

@@ -1,0 +1,238 @@
+"""report.html: one self-contained page (inline CSS, plots as data: URIs, no script, nothing remote).
+
+A Content-Security-Policy meta tag makes the browser itself refuse any remote load, so a stray URL in
+a manifest can never turn the report into something that phones home. Every value taken from a
+manifest passes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from importlib import resources
+from typing import Any
+
+from edgekd.report import formatting as fmt
+from edgekd.report.plots import Plot
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def html_table(header: list[str], rows: list[list[Any]], *, numeric: set[int] | None = None,
+               row_classes: list[str] | None = None) -> str:
+    """A table; cells are escaped text, or (text, css class) pairs; `numeric` columns align right."""
+    numeric = numeric or set()
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for index, row in enumerate(rows):
+        cells = []
+        for column, value in enumerate(row):
+            text, css = value if isinstance(value, tuple) else (value, "num" if column in numeric else "")
+            cells.append(f'<td class="{css}">{_e(text)}</td>' if css else f"<td>{_e(text)}</td>")
+        css_row = row_classes[index] if row_classes else ""
+        body.append(f'<tr class="{css_row}">' + "".join(cells) + "</tr>" if css_row else "<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figure(plot: Plot | None) -> str:
+    if plot is None:
+        return ""
+    return (f'<figure id="plot-{_e(plot.key)}"><img src="{plot.data_uri()}" alt="{_e(plot.title)}">'
+            f'<figcaption class="caption">{_e(plot.title)}: {_e(plot.caption)}</figcaption></figure>')
+
+
+def verdict(report: dict[str, Any]) -> str:
+    parity = report.get("parity") or []
+    failed = [row["artifact"] for row in parity if row.get("passed") is False]
+    if not parity:
+        return '<p class="verdict unknown">parity not verified</p>'
+    if failed:
+        return f'<p class="verdict fail">{len(failed)} of {len(parity)} artifacts fail parity: {_e(", ".join(failed))}</p>'
+    return f'<p class="verdict pass">all {len(parity)} artifacts pass parity</p>'
+
+
+def pipeline_section(report: dict[str, Any]) -> str:
+    items = []
+    for stage in report.get("stages") or []:
+        css = "done" if stage["status"] == "done" else "not-run"
+        detail = fmt.seconds(stage["seconds"]) if stage["status"] == "done" else "not run"
+        items.append(f'<li class="{css}">{_e(stage["stage"])}<span>{_e(detail)}</span></li>')
+    total = sum(s["seconds"] for s in report.get("stages") or [] if fmt.is_number(s.get("seconds")))
+    data = report.get("data") or {}
+    sizes = data.get("sizes") or {}
+    data_line = ""
+    if sizes:
+        split = ", ".join(f"{_e(k)} {_e(v)}" for k, v in sizes.items())
+        data_line = f'<p class="note">Data: {_e(data.get("num_classes", "?"))} classes; samples {split}.</p>'
+    return (f'<section id="pipeline"><h2>Pipeline at a glance</h2><ol class="pipeline">{"".join(items)}</ol>'
+            f'<p class="note">Stage time in total: {_e(fmt.seconds(total))} (cached stages keep their first time).</p>'
+            f"{data_line}</section>")
+
+
+def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
+    distill = report.get("distill")
+    if not distill:
+        return '<section id="distill"><h2>Distillation</h2><p class="note">The distill stage did not run.</p></section>'
+    rows = [[label, fmt.pct(distill.get(f"{role}_accuracy")), fmt.count(distill.get(f"{role}_params")),
+             fmt.count(distill.get(f"{role}_flops")), fmt.size(distill.get(f"{role}_size_bytes"))]
+            for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))]
+    gap = ""
+    if fmt.is_number(distill.get("kd_minus_scratch")):
+        noise = "within noise" if distill.get("within_noise") else "beyond noise"
+        gap = f'<p>KD student minus scratch student: <b>{_e(fmt.points(distill["kd_minus_scratch"]))}</b> ({noise}).</p>'
+    return (f'<section id="distill"><h2>Teacher vs KD student vs scratch</h2>'
+            f'{html_table(["model", "accuracy", "params", "FLOPs", "size"], rows, numeric={1, 2, 3, 4})}{gap}'
+            f'{figure(plots.get("distill"))}{figure(plots.get("history"))}</section>')
+
+
+def parity_section(report: dict[str, Any]) -> str:
+    arts = {a["name"]: a for a in report.get("artifacts") or []}
+    parity = {row["artifact"]: row for row in report.get("parity") or []}
+    if not arts and not parity:
+        return ""
+    rows = []
+    for name in list(arts) + [n for n in parity if n not in arts]:
+        art, row = arts.get(name, {}), parity.get(name, {})
+        state = row.get("passed")
+        rows.append([name, art.get("format") or row.get("format") or fmt.DASH,
+                     art.get("precision") or row.get("precision") or fmt.DASH, fmt.size(art.get("size_bytes")),
+                     fmt.pct(row.get("accuracy")), fmt.points(row.get("accuracy_delta")),
+                     fmt.pct(row.get("top1_agreement")), fmt.error(row.get("max_abs_error")),
+                     fmt.error(row.get("max_rel_error")),
+                     (fmt.passed(state), "pass" if state is True else "fail" if state is False else "")])
+    header = ["artifact", "format", "precision", "size", "accuracy", "Δ accuracy", "top-1 agreement",
+              "max abs error", "max rel error", "parity"]
+    details = "".join(_parity_details(row) for row in parity.values())
+    return (f'<section id="parity"><h2>Artifacts and parity</h2>'
+            f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8})}{details}</section>")
+
+
+def _parity_details(row: dict[str, Any]) -> str:
+    """Failures, the layers where int8 error grows most, and the op audit of one artifact."""
+    parts = []
+    if row.get("failures"):
+        items = "".join(f"<li>{_e(f)}</li>" for f in row["failures"])
+        parts.append(f"<p>Failed checks:</p><ul>{items}</ul>")
+    layers = [w for w in row.get("worst_layers") or [] if isinstance(w, dict)]
+    if layers:
+        parts.append("<p>Where the error grows most:</p>" + html_table(
+            ["layer", "max abs error"], [[w.get("layer", "?"), fmt.error(w.get("max_abs_error"))] for w in layers],
+            numeric={1}))
+    ops = row.get("ops")
+    if isinstance(ops, dict) and ops:
+        counts = ops.get("ops") if isinstance(ops.get("ops"), dict) else {}
+        extra = {k: v for k, v in ops.items() if k != "ops"}
+        if counts:
+            parts.append(html_table(["op", "count"], [[k, v] for k, v in counts.items()], numeric={1}))
+        if extra:
+            parts.append(html_table(["audit", "value"], [[k, v] for k, v in fmt.flatten(extra).items()]))
+    if not parts:
+        return ""
+    opened = " open" if row.get("passed") is False else ""
+    return f"<details{opened}><summary>{_e(row['artifact'])}: checks and op audit</summary>{''.join(parts)}</details>"
+
+
+def latency_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
+    bench = report.get("bench") or []
+    if not bench:
+        return '<section id="latency"><h2>Latency</h2><p class="note">The bench stage did not run.</p></section>'
+    rows = [[row.get("artifact"), row.get("target"), row.get("runtime") or fmt.DASH, fmt.ms(row.get("p50_ms")),
+             fmt.ms(row.get("p90_ms")), fmt.ms(row.get("p99_ms")), fmt.ms(row.get("iqr_ms")),
+             row.get("runs") or len(row.get("latencies_ms") or []) or fmt.DASH, fmt.kib(row.get("peak_rss_kb")),
+             fmt.kib(row.get("model_rss_kb"))] for row in bench]
+    header = ["artifact", "target", "runtime", "p50", "p90", "p99", "IQR", "runs", "peak RSS", "model RSS"]
+    return (f'<section id="latency"><h2>Latency per artifact and target</h2>'
+            f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8, 9})}"
+            f'{figure(plots.get("latency"))}{figure(plots.get("windows"))}</section>')
+
+
+def pareto_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
+    points = report.get("pareto") or []
+    if not points:
+        return ""
+    rows = [[p["artifact"], p["target"], fmt.pct(p["accuracy"]), fmt.size(p["size_bytes"]), fmt.ms(p["p50_ms"]),
+             "yes" if p["pareto_optimal"] else "no"] for p in points]
+    classes = ["best" if p["pareto_optimal"] else "" for p in points]
+    table = html_table(["artifact", "target", "accuracy", "size", "p50", "Pareto-optimal"], rows,
+                       numeric={2, 3, 4}, row_classes=classes)
+    return (f'<section id="pareto"><h2>Accuracy vs size vs latency</h2>{figure(plots.get("pareto"))}'
+            f"<details><summary>The points</summary>{table}</details></section>")
+
+
+def energy_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
+    bench = report.get("bench") or []
+    measured = [row for row in bench if fmt.is_number(row.get("energy_j_per_inference"))]
+    missing = {(row.get("target"), row.get("energy_unavailable") or "no reason given")
+               for row in bench if row not in measured}
+    parts = ['<section id="energy"><h2>Energy per inference</h2>']
+    if measured:
+        rows = [[row["artifact"], row["target"], fmt.joules(row["energy_j_per_inference"]),
+                 fmt.joules(row.get("energy_uncertainty_j"))] for row in measured]
+        parts.append(html_table(["artifact", "target", "energy / inference", "±"], rows, numeric={2, 3}))
+        parts.append(figure(plots.get("energy")))
+    for target, reason in sorted(missing, key=str):
+        parts.append(f'<p class="note">Not measured on <b>{_e(target)}</b>: {_e(reason)}</p>')
+    if not bench:
+        parts.append('<p class="note">The bench stage did not run.</p>')
+    return "".join(parts) + "</section>"
+
+
+def environment_section(report: dict[str, Any]) -> str:
+    envs = report.get("environments") or {}
+    if not envs:
+        return ""
+    blocks = [f"<div><h3>{_e(target)}</h3>{html_table(['key', 'value'], [[k, v] for k, v in fmt.flatten(env).items()])}</div>"
+              for target, env in envs.items()]
+    return f'<section id="environment"><h2>Environment per target</h2><div class="envs">{"".join(blocks)}</div></section>'
+
+
+def warnings_section(report: dict[str, Any]) -> str:
+    warnings = report.get("warnings") or []
+    if not warnings:
+        return '<section id="warnings"><h2>Warnings</h2><p class="note">None.</p></section>'
+    items = []
+    for item in warnings:
+        where = " / ".join(str(v) for v in (item.get("artifact"), item.get("target")) if v)
+        label = f"<b>{_e(item.get('source', ''))}{(' · ' + _e(where)) if where else ''}</b>"
+        items.append(f"<li>{label}{_e(item.get('message', ''))}</li>")
+    return f'<section id="warnings"><h2>Warnings ({len(warnings)})</h2><ul class="warnings">{"".join(items)}</ul></section>'
+
+
+def handoff_section(report: dict[str, Any]) -> str:
+    handoff = report.get("handoff")
+    if not handoff:
+        return ""
+    rows = [[k, v] for k, v in fmt.flatten(handoff).items()]
+    return f'<section id="handoff"><h2>Firmware handoff</h2>{html_table(["key", "value"], rows)}</section>'
+
+
+NAV = (("pipeline", "Pipeline"), ("warnings", "Warnings"), ("distill", "Distillation"), ("parity", "Parity"),
+       ("latency", "Latency"), ("pareto", "Pareto"), ("energy", "Energy"), ("environment", "Environment"), ("handoff", "Handoff"))
+
+
+def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
+    """The whole report.html text."""
+    by_key = {plot.key: plot for plot in plots}
+    css = resources.files("edgekd.report").joinpath("style.css").read_text(encoding="utf-8")
+    run = report.get("run") or {}
+    sections = [pipeline_section(report), warnings_section(report), distill_section(report, by_key),
+                parity_section(report), latency_section(report, by_key), pareto_section(report, by_key),
+                energy_section(report, by_key), environment_section(report), handoff_section(report)]
+    present = [(anchor, label) for anchor, label in NAV if any(f'id="{anchor}"' in s for s in sections)]
+    nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in present)
+    title = f"edgekd report: {run.get('name', 'run')}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,"><title>{_e(title)}</title><style>{css}</style></head><body>'
+        f"<header><h1>{_e(title)}</h1>{verdict(report)}"
+        f'<p class="meta">{_e(run.get("dir", ""))} · created {_e(report.get("created", ""))} · '
+        f'{_e(report.get("schema", ""))}</p></header><nav>{nav}</nav>'
+        + "".join(sections)
+        + '<footer>Generated by edgekd. Machine-readable: report.json; for pull requests: report.md.</footer>'
+        "</body></html>\n"
+    )

@@ -1,0 +1,144 @@
+"""report.md: the run as a pull-request comment (GitHub-flavoured Markdown, no images, deterministic).
+
+Everything here comes from report.json, so the same run always renders the same text (the golden
+test relies on it); the creation time is left out on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.report import formatting as fmt
+
+
+def cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell: no pipes, newlines or raw HTML."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def table(header: list[str], rows: list[list[Any]], align: str | None = None) -> list[str]:
+    """A GitHub table; `align` is one letter per column: l(eft) or r(ight)."""
+    align = align or "l" * len(header)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def headline(report: dict[str, Any]) -> str:
+    parity = report.get("parity") or []
+    failed = [row["artifact"] for row in parity if row.get("passed") is False]
+    if not parity:
+        return "**Parity: not verified** (the verify stage did not run)"
+    if failed:
+        return f"**Parity: ❌ {len(failed)} of {len(parity)} artifacts fail** ({', '.join(cell(a) for a in failed)})"
+    return f"**Parity: ✅ all {len(parity)} artifacts pass**"
+
+
+def pipeline_line(report: dict[str, Any]) -> str:
+    steps = []
+    for stage in report.get("stages") or []:
+        mark = "✓" if stage["status"] == "done" else "·"
+        steps.append(f"{stage['stage']} {mark}")
+    return "Pipeline: " + " → ".join(steps)
+
+
+def distill_section(report: dict[str, Any]) -> list[str]:
+    distill = report.get("distill")
+    if not distill:
+        return []
+    rows = [
+        [label, fmt.pct(distill.get(f"{role}_accuracy")), fmt.count(distill.get(f"{role}_params")),
+         fmt.count(distill.get(f"{role}_flops")), fmt.size(distill.get(f"{role}_size_bytes"))]
+        for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))
+    ]
+    lines = ["## Distillation", ""]
+    lines += table(["model", "accuracy", "params", "FLOPs", "size"], rows, "lrrrr")
+    gap = distill.get("kd_minus_scratch")
+    if fmt.is_number(gap):
+        verdict = "within noise" if distill.get("within_noise") else "beyond noise"
+        lines += ["", f"KD minus scratch: {fmt.points(gap)} ({verdict})."]
+    return lines + [""]
+
+
+def parity_section(report: dict[str, Any]) -> list[str]:
+    sizes = {a["name"]: a for a in report.get("artifacts") or []}
+    parity = {row["artifact"]: row for row in report.get("parity") or []}
+    names = list(sizes) + [name for name in parity if name not in sizes]
+    if not names:
+        return []
+    rows = []
+    for name in names:
+        art, row = sizes.get(name, {}), parity.get(name, {})
+        mark = "✅ pass" if row.get("passed") is True else "❌ FAIL" if row.get("passed") is False else fmt.DASH
+        rows.append([name, art.get("format") or row.get("format") or fmt.DASH,
+                     art.get("precision") or row.get("precision") or fmt.DASH, fmt.size(art.get("size_bytes")),
+                     fmt.pct(row.get("accuracy")), fmt.points(row.get("accuracy_delta")),
+                     fmt.pct(row.get("top1_agreement")), fmt.error(row.get("max_abs_error")), mark])
+    lines = ["## Artifacts and parity", ""]
+    lines += table(["artifact", "format", "precision", "size", "accuracy", "Δ accuracy", "top-1 agreement",
+                    "max abs error", "parity"], rows, "lllrrrrrl")
+    for row in parity.values():
+        if row.get("passed") is False and row.get("worst_layers"):
+            layers = ", ".join(f"`{cell(w.get('layer', '?'))}` ({fmt.error(w.get('max_abs_error'))})"
+                               for w in row["worst_layers"][:3] if isinstance(w, dict))
+            lines += ["", f"{cell(row['artifact'])}: error grows most at {layers}."]
+    return lines + [""]
+
+
+def bench_section(report: dict[str, Any]) -> list[str]:
+    bench = report.get("bench") or []
+    if not bench:
+        return []
+    rows = [[row.get("artifact"), row.get("target"), row.get("runtime") or fmt.DASH, fmt.ms(row.get("p50_ms")),
+             fmt.ms(row.get("p90_ms")), fmt.ms(row.get("p99_ms")), fmt.kib(row.get("peak_rss_kb")),
+             fmt.joules(row.get("energy_j_per_inference")) if row.get("energy_j_per_inference") is not None
+             else "n/a"] for row in bench]
+    lines = ["## Latency", ""]
+    lines += table(["artifact", "target", "runtime", "p50", "p90", "p99", "peak RSS", "energy / inference"],
+                   rows, "lllrrrrr")
+    best = [p for p in report.get("pareto") or [] if p.get("pareto_optimal")]
+    if best:
+        lines += ["", "Pareto-optimal (accuracy, size, p50): " + "; ".join(
+            f"{cell(p['artifact'])} on {cell(p['target'])}" for p in best) + "."]
+    return lines + [""]
+
+
+def warnings_section(report: dict[str, Any]) -> list[str]:
+    warnings = report.get("warnings") or []
+    if not warnings:
+        return []
+    lines = ["## Warnings", ""]
+    for item in warnings:
+        where = " / ".join(cell(v) for v in (item.get("artifact"), item.get("target")) if v)
+        lines.append(f"- ⚠️ {'**' + where + '**: ' if where else ''}{cell(item.get('message', ''))}")
+    return lines + [""]
+
+
+def environment_section(report: dict[str, Any]) -> list[str]:
+    envs = report.get("environments") or {}
+    if not envs:
+        return []
+    lines = ["<details><summary>Environment per target</summary>", ""]
+    for target, env in envs.items():
+        lines += [f"**{cell(target)}**", ""]
+        lines += table(["key", "value"], [[k, v] for k, v in fmt.flatten(env).items()])
+        lines.append("")
+    return lines + ["</details>", ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The whole report.md text."""
+    run = (report.get("run") or {}).get("name", "run")
+    lines = [f"# edgekd report: {cell(run)}", "", headline(report), "", pipeline_line(report), ""]
+    lines += distill_section(report)
+    lines += parity_section(report)
+    lines += bench_section(report)
+    lines += warnings_section(report)
+    lines += environment_section(report)
+    handoff = report.get("handoff")
+    if handoff and handoff.get("path"):
+        lines += [f"Firmware handoff bundle: `{cell(handoff['path'])}`", ""]
+    lines.append("<sub>Generated by edgekd from report.json; plots are in report.html.</sub>")
+    return "\n".join(lines) + "\n"

@@ -38,6 +38,18 @@ ProgressCallback = Callable[[int, int, str], None]
 BENCHMARKABLE = {"onnx": "ort", "tflite": None}  # format -> runtime (None: the config's tflite_runtime)
 
 
+def progress_reporter(progress: Any) -> ProgressCallback | None:
+    """Accept a callable(done, total, status) or a rich Progress (a task is added and advanced)."""
+    if progress is None or not hasattr(progress, "add_task"):
+        return progress
+    task = progress.add_task("bench", total=None, status="")
+
+    def report(done: int, total: int, status: str) -> None:
+        progress.update(task, completed=done, total=total, status=status)
+
+    return report
+
+
 def runner_path() -> Path:
     """The one runner file that is copied to devices."""
     return Path(str(resources.files("edgekd.targets.runner").joinpath("edgekd_runner.py")))
@@ -153,9 +165,12 @@ def _energy_meter(target: Target, config: BenchConfig) -> tuple[EnergyMeter | No
 
 
 def bench_artifacts(
-    target: Target, artifacts: Sequence[Artifact], config: BenchConfig, *, progress: ProgressCallback | None = None
+    target: Target, artifacts: Sequence[Artifact], config: BenchConfig, *, progress: Any = None
 ) -> list[BenchResult]:
-    """Benchmark every artifact on `target`; one BenchResult per artifact, in the given order."""
+    """Benchmark every artifact on `target`; one BenchResult per artifact, in the given order.
+
+    `progress` is None, a callable(done, total, status) or a rich Progress."""
+    progress = progress_reporter(progress)
     if not artifacts:
         raise BenchError("nothing to benchmark", hint="give at least one .onnx or .tflite artifact")
     runtimes = [runtime_for(artifact, config) for artifact in artifacts]

@@ -1,0 +1,207 @@
+"""`edgekd bench MODEL --target NAME`, `edgekd bench history`, `edgekd bench compare A B`.
+
+`bench` is a group whose unknown first word falls through to the default `model` command, so
+`edgekd bench student.onnx` and `edgekd bench model student.onnx` are the same.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from edgekd import console
+
+DEFAULT_COMMAND = "model"
+
+
+class _DefaultToModel(TyperGroup):
+    """Routes `bench FILE ...` to `bench model FILE ...` while keeping `bench history` / `bench compare`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(
+    cls=_DefaultToModel,
+    help="Benchmark a model file on a target (`edgekd bench MODEL --target NAME`), list the history, compare runs.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+
+
+def _json_mode(json_output: bool) -> None:
+    if json_output:
+        console.set_mode(quiet=console.is_quiet(), json_output=True)
+
+
+def _make_target(name: str, inventory: Path | None) -> Any:
+    from edgekd.inventory import make_target
+
+    return make_target(name, inventory)
+
+
+@bench_app.command(DEFAULT_COMMAND)
+def bench_model(
+    model: Annotated[list[Path], typer.Argument(help=".onnx / .tflite file(s); several are run interleaved")],
+    target: Annotated[str, typer.Option("--target", "-t", help="target name (local, or one in targets.toml)")] = "local",
+    inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", help="targets.toml to read")] = None,
+    runs: Annotated[Optional[int], typer.Option(help="timed runs per repeat", min=1)] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="untimed runs first", min=0)] = None,
+    duration: Annotated[Optional[float], typer.Option(help="seconds per repeat instead of --runs", min=0.001)] = None,
+    threads: Annotated[Optional[int], typer.Option(help="inference threads", min=1)] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="fresh runner processes per model", min=1)] = None,
+    windows: Annotated[Optional[int], typer.Option(help="sustained mode: K windows per repeat", min=2)] = None,
+    pin: Annotated[Optional[str], typer.Option(help="cores to pin to, e.g. 0 or 2,3")] = None,
+    cooldown: Annotated[Optional[float], typer.Option(help="seconds of rest between runs", min=0)] = None,
+    thermal_limit: Annotated[Optional[float], typer.Option(help="wait until below this °C before each run")] = None,
+    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="TFLite XNNPACK delegate")] = True,
+    energy: Annotated[bool, typer.Option("--energy/--no-energy", help="measure energy where a meter exists")] = True,
+    history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write the full results (raw samples) here")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Benchmark model files on a target and print latency percentiles, memory and energy."""
+    from edgekd.artifacts import describe_file
+    from edgekd.bench.history import History
+    from edgekd.bench.orchestrate import bench_artifacts
+    from edgekd.config.bench import BenchConfig
+    from edgekd.errors import UsageError
+    from edgekd.fileio import atomic_write_json
+
+    _json_mode(json_output)
+    options = {"runs": runs, "warmup": warmup, "duration_s": duration, "threads": threads, "repeats": repeats,
+               "sustained_windows": windows, "cooldown_s": cooldown, "thermal_limit_c": thermal_limit,
+               "xnnpack": xnnpack, "energy": energy}
+    if pin is not None:
+        try:
+            options["pin_cores"] = [int(core) for core in pin.split(",")]
+        except ValueError:
+            raise UsageError(f"--pin {pin!r} is not a list of core numbers", hint="e.g. --pin 0 or --pin 2,3") from None
+    config = BenchConfig(targets=[target], **{k: v for k, v in options.items() if v is not None})
+    artifacts = [describe_file(path) for path in model]
+    device = _make_target(target, inventory)
+    with console.progress() as bar:
+        results = bench_artifacts(device, artifacts, config, progress=bar)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    full = [r.to_dict() for r in results]
+    if history:
+        History().record_run(run_id, None, results, {"command": "bench", "target": target,
+                                                      "models": [str(p) for p in model]})
+    if out is not None:
+        atomic_write_json(out, {"schema": "edgekd.bench/1", "run_id": run_id, "results": full})
+    if console.is_json():
+        console.emit_json({"schema": "edgekd.bench/1", "run_id": run_id if history else None, "target": target,
+                           "results": [{**r.summary(), "latencies_ns": r.latencies_ns} for r in results]})
+        return
+    _print_results(results, run_id if history else None)
+
+
+def _print_results(results: list[Any], run_id: str | None) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"bench on {results[0].target}" + (f"  (history run {run_id})" if run_id else ""))
+    for column in ("model", "runtime", "p50 ms", "p90 ms", "p99 ms", "95% CI of p50", "peak RSS", "model RSS",
+                   "J/inference"):
+        table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
+    for result in results:
+        s = result.summary()
+        energy = (f"{s['energy_j_per_inference']:.3g} ± {s['energy_uncertainty_j']:.2g}"
+                  if s["energy_j_per_inference"] is not None else "n/a")
+        table.add_row(s["artifact"], f"{s['runtime']} {s['runtime_version'] or ''}", f"{s['p50_ms']:.4f}",
+                      f"{s['p90_ms']:.4f}", f"{s['p99_ms']:.4f}",
+                      f"{s['ci95_median_ms'][0]:.4f}–{s['ci95_median_ms'][1]:.4f}",
+                      _kib(s["peak_rss_kb"]), _kib(s["model_rss_kb"]), energy)
+    console.say(table)
+    for result in results:
+        for warning in result.warnings:
+            console.say(f"[yellow]warning[/] {result.artifact}: {warning}")
+    if results[0].energy_unavailable:
+        console.say(f"energy unavailable: {results[0].energy_unavailable}")
+
+
+def _kib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f} MiB"
+
+
+@bench_app.command("history")
+def bench_history(
+    run: Annotated[Optional[str], typer.Argument(help="show this run's results (id, prefix, latest, latest~N)")] = None,
+    limit: Annotated[int, typer.Option(help="how many runs to list", min=1)] = 20,
+    json_output: JsonOption = False,
+) -> None:
+    """List recorded benchmark runs, or the results of one run."""
+    from rich.table import Table
+
+    from edgekd.bench.history import History
+
+    _json_mode(json_output)
+    store = History()
+    if run is not None:
+        run_id = store.resolve(run)
+        rows = [r.get("summary", r) for r in store.results(run_id)]
+        if console.is_json():
+            console.emit_json({"run_id": run_id, "results": rows})
+            return
+        table = Table(title=f"run {run_id}")
+        for column in ("model", "target", "runtime", "p50 ms", "p99 ms", "peak RSS", "J/inference"):
+            table.add_column(column)
+        for row in rows:
+            energy = row.get("energy_j_per_inference")
+            table.add_row(str(row.get("artifact")), str(row.get("target")), str(row.get("runtime")),
+                          f"{row.get('p50_ms', 0):.4f}", f"{row.get('p99_ms', 0):.4f}", _kib(row.get("peak_rss_kb")),
+                          "n/a" if energy is None else f"{energy:.3g}")
+        console.say(table)
+        return
+    runs = store.runs(limit=limit)
+    if console.is_json():
+        console.emit_json({"history": str(store.path), "runs": runs})
+        return
+    table = Table(title=f"benchmark history ({store.path})")
+    for column in ("run", "created", "results", "recipe"):
+        table.add_column(column)
+    for entry in runs:
+        table.add_row(entry["run_id"], entry["created"], str(entry["results"]), (entry["recipe_hash"] or "")[:12])
+    console.say(table)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    a: Annotated[str, typer.Argument(help="reference: run id / prefix / latest~1, or a results .json")],
+    b: Annotated[str, typer.Argument(help="candidate: run id / prefix / latest, or a results .json")],
+    threshold: Annotated[float, typer.Option(help="relative slow-down that counts (0.05 = 5%)", min=0)] = 0.05,
+    alpha: Annotated[float, typer.Option(help="significance level of the Mann-Whitney U test")] = 0.01,
+    json_output: JsonOption = False,
+) -> None:
+    """Compare two runs; exits 1 when B is significantly slower than A (for CI)."""
+    from rich.table import Table
+
+    from edgekd.bench.compare import compare
+
+    _json_mode(json_output)
+    comparison = compare(a, b, threshold=threshold, alpha=alpha)
+    if console.is_json():
+        console.emit_json(comparison.to_dict())
+    else:
+        table = Table(title=f"{comparison.a} → {comparison.b}")
+        for column in ("model", "target", "A p50 ms", "B p50 ms", "change", "p", "verdict"):
+            table.add_column(column)
+        for row in comparison.rows:
+            colour = {"regression": "red", "improvement": "green"}.get(row.verdict, "white")
+            table.add_row(row.artifact, str(row.target), _ms(row.a_p50_ms), _ms(row.b_p50_ms),
+                          "" if row.change is None else f"{row.change:+.1%}",
+                          "" if row.p_value is None else f"{row.p_value:.2g}", f"[{colour}]{row.verdict}[/]")
+        console.say(table)
+    if comparison.exit_code:
+        raise typer.Exit(code=comparison.exit_code)
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgekd.config.base import StrictModel
 
@@ -33,8 +33,18 @@ class TeacherConfig(StrictModel):
 
     kind: Literal["builtin", "module", "torchscript", "onnx", "soft_labels"] = "builtin"
     model: ModelSpec = ModelSpec(arch="cnn", width=32, depth=3)
-    path: Path | None = None
+    path: Path | None = None  # weights / TorchScript / torch.export / ONNX / soft-label .npz; relative to the recipe
     train: TrainConfig = TrainConfig(epochs=15)
+    outputs: Literal["logits", "probabilities"] = "logits"  # what an external teacher returns
+    label_names: list[str] | None = None  # class names of an external teacher (default: the data's)
+
+    @model_validator(mode="after")
+    def _external_teacher_has_file(self) -> TeacherConfig:
+        if self.kind != "builtin" and self.path is None:
+            raise ValueError(f"teacher kind {self.kind!r} needs a path")
+        if self.kind == "module" and self.model.arch != "custom":
+            raise ValueError('teacher kind "module" needs model = { arch = "custom", factory = "pkg.mod:fn" }')
+        return self
 
 
 class StudentConfig(StrictModel):
@@ -42,9 +52,9 @@ class StudentConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
-    kind: Literal["hinton", "fitnets", "dkd"] = "hinton"
+    kind: Literal["hinton", "fitnets", "dkd", "pseudo_labels"] = "hinton"
     temperature: float = Field(4.0, gt=0)
-    alpha: float = Field(0.5, ge=0, le=1)  # weight of the soft (teacher) term; 1 - alpha on hard labels
+    alpha: float = Field(0.5, ge=0, le=1)  # hinton: soft-term weight (1 - alpha on hard labels); dkd: TCKD weight
     beta: float = Field(8.0, ge=0)  # DKD non-target weight
     weight: float = Field(1.0, ge=0)
     hint_layers: list[str] = []  # FitNets: "student.path=teacher.path"
@@ -55,3 +65,5 @@ class DistillConfig(StrictModel):
     train: TrainConfig = TrainConfig(epochs=30)
     baseline: bool = True  # also train the same student from scratch with the same budget
     teacher_cache: bool = True
+    cache_topk: int | None = Field(None, ge=1)  # store only the teacher's top-k classes per sample
+    consistent_teaching: bool = True  # with augmentation: the teacher scores the student's augmented view

@@ -29,6 +29,13 @@ class Dataset:
     ids_train: np.ndarray | None = None  # stable sample ids (index into the source)
     ids_val: np.ndarray | None = None
     ids_test: np.ndarray | None = None
+    # Class subset (application-specific student): the source's full class list, the catch-all class
+    # name when the rest is collected into "other", and every split's labels in source class indices.
+    source_label_names: list[str] | None = None
+    other_label: str | None = None
+    y_train_source: np.ndarray | None = None
+    y_val_source: np.ndarray | None = None
+    y_test_source: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -38,11 +45,21 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.label_names)
 
+    def teacher_view(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(class names, y_train, y_val, y_test) in the source's classes: what a builtin teacher learns."""
+        if self.source_label_names is None or self.y_train_source is None:
+            return self.label_names, self.y_train, self.y_val, self.y_test
+        return self.source_label_names, self.y_train_source, self.y_val_source, self.y_test_source
+
     def save(self, path: Path) -> None:
         """Write every split to one reproducible .npz (atomically); no pickled objects inside."""
         from edgekd.fileio import save_npz
 
         arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        if self.source_label_names is not None:
+            arrays["source_label_names"] = np.array(self.source_label_names, dtype=str)
+        if self.other_label is not None:
+            arrays["other_label"] = np.array([self.other_label], dtype=str)
         save_npz(path, {"label_names": np.array(self.label_names, dtype=str), **arrays})
 
     @staticmethod
@@ -50,17 +67,69 @@ class Dataset:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         names = [str(n) for n in arrays.pop("label_names")]
-        return Dataset(label_names=names, preprocessing=dict(preprocessing or {}), **arrays)
+        source = arrays.pop("source_label_names", None)
+        other = arrays.pop("other_label", None)
+        return Dataset(
+            label_names=names, preprocessing=dict(preprocessing or {}), **arrays,
+            source_label_names=[str(n) for n in source] if source is not None else None,
+            other_label=str(other[0]) if other is not None else None,
+        )  # fmt: skip
+
+
+OTHER = "other"  # name of the catch-all class of a class subset
 
 
 def load_dataset(config: DataConfig, seed: int, base: Path | None = None) -> Dataset:
-    """Load the configured source and split it. Raises DataError on empty or malformed data."""
-    if config.source == "digits":
-        x, y, names = _digits()
-    else:
-        raise DataError(f"data source {config.source!r} is not available yet", hint="use source = \"digits\"")
+    """Load the configured source, keep the configured classes, and split it (seeded, stratified).
+
+    `labeled_fraction` is not applied here: the split keeps every label and `distill` hides the
+    share the student may not see. Raises DataError on empty or malformed data.
+    """
+    x, y, names = read_source(config, base)
     check_arrays(x, y, len(names))
-    return split(x, y, names, config, seed)
+    if config.classes is None:
+        return split(x, y, names, config, seed)
+    x, y_student, y_source, student_names = class_subset(x, y, names, config.classes, config.other_class)
+    return split(x, y_student, student_names, config, seed, y_source=y_source, source_names=names,
+                 other_label=OTHER if config.other_class else None)  # fmt: skip
+
+
+def read_source(config: DataConfig, base: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from edgekd.data import sources
+
+    if config.source == "digits":
+        return _digits()
+    path = config.path if config.path is None or config.path.is_absolute() or base is None else base / config.path
+    if config.source == "npz":
+        return sources.read_npz(path)
+    if config.source == "image_folder":
+        return sources.read_image_folder(path, tuple(config.image_size) if config.image_size else None)
+    return sources.read_csv(path, config.label_column)
+
+
+def class_subset(x: np.ndarray, y: np.ndarray, names: list[str], keep: list[str], other: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Keep the named classes (in the given order); the rest is dropped, or relabelled "other".
+
+    Returns (x, student labels, source labels, student class names).
+    """
+    import difflib
+
+    for name in keep:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = (f"did you mean {close[0]!r}? " if close else "") + f"classes in the data: {', '.join(names)}"
+            raise DataError(f"class {name!r} is not in the data set", hint=hint)
+    if other and OTHER in names:
+        raise DataError(f"the data already has a class named {OTHER!r}", hint="list it in classes instead of other_class")
+    lookup = np.full(len(names), len(keep) if other else -1, dtype=np.int64)  # source index -> student index
+    for student_index, name in enumerate(keep):
+        lookup[names.index(name)] = student_index
+    y_student = lookup[y]
+    chosen = np.flatnonzero(y_student >= 0)
+    if len(chosen) == 0:
+        raise DataError(f"no samples belong to the classes {keep}")
+    student_names = list(keep) + ([OTHER] if other else [])
+    return x[chosen], y_student[chosen], y[chosen], student_names
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -86,8 +155,13 @@ def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
         )
 
 
-def split(x: np.ndarray, y: np.ndarray, names: list[str], config: DataConfig, seed: int) -> Dataset:
-    """Stratified, seeded split; normalisation statistics from the training split only."""
+def split(x: np.ndarray, y: np.ndarray, names: list[str], config: DataConfig, seed: int, *, y_source: np.ndarray | None = None,
+          source_names: list[str] | None = None, other_label: str | None = None) -> Dataset:  # fmt: skip
+    """Stratified, seeded split; normalisation statistics from the training split only.
+
+    Images share one mean/std (a scalar each); tables get one mean/std per feature (lists), since
+    their columns have unrelated units.
+    """
     from sklearn.model_selection import train_test_split
 
     ids = np.arange(len(x))
@@ -100,18 +174,30 @@ def split(x: np.ndarray, y: np.ndarray, names: list[str], config: DataConfig, se
             ids_train, ids_val = ids_rest, ids_rest[:0]
     except ValueError as exc:
         raise DataError(f"cannot split the data set: {exc}", hint="use more samples or smaller fractions") from None
-    mean = float(x[ids_train].mean())
-    std = float(x[ids_train].std()) or 1.0
+    layout = "NCHW" if x.ndim == 4 else "NC"
+    if layout == "NC":
+        mean_v = x[ids_train].mean(axis=0)
+        std_v = x[ids_train].std(axis=0)
+        std_v[std_v == 0] = 1.0
+        mean: Any = [float(v) for v in mean_v]
+        std: Any = [float(v) for v in std_v]
+    else:
+        mean_v = np.float32(x[ids_train].mean())
+        std_v = np.float32(x[ids_train].std() or 1.0)
+        mean, std = float(mean_v), float(std_v)
 
     def norm(a: np.ndarray) -> np.ndarray:
-        return ((a - mean) / std).astype(np.float32)
+        return ((a - mean_v) / std_v).astype(np.float32)
 
-    layout = "NCHW" if x.ndim == 4 else "NC"
+    sources = {}
+    if y_source is not None:
+        sources = {"y_train_source": y_source[ids_train], "y_val_source": y_source[ids_val], "y_test_source": y_source[ids_test],
+                   "source_label_names": source_names, "other_label": other_label}  # fmt: skip
     return Dataset(
         x_train=norm(x[ids_train]), y_train=y[ids_train],
         x_val=norm(x[ids_val]), y_val=y[ids_val],
         x_test=norm(x[ids_test]), y_test=y[ids_test],
         label_names=names,
         preprocessing={"mean": mean, "std": std, "layout": layout, "input_range": [float(x.min()), float(x.max())]},
-        ids_train=ids_train, ids_val=ids_val, ids_test=ids_test,
+        ids_train=ids_train, ids_val=ids_val, ids_test=ids_test, **sources,
     )

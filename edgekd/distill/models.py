@@ -36,10 +36,13 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes:
             features = width
         layers.append(nn.Linear(features, num_classes))
         return nn.Sequential(*layers)
+    if arch in ("cnn", "mobilenet") and len(input_shape) != 3:
+        raise ModelError(f"a {arch} needs image input (C, H, W), the data has shape {tuple(input_shape)}",
+                         hint="use arch = \"mlp\" for tabular data")  # fmt: skip
     if arch == "cnn":
-        return SmallCNN(input_shape[0], num_classes, width, depth)
+        return __getattr__("SmallCNN")(input_shape[0], num_classes, width, depth)
     if arch == "mobilenet":
-        return MobileNetLite(input_shape[0], num_classes, width, depth)
+        return __getattr__("MobileNetLite")(input_shape[0], num_classes, width, depth)
     if arch == "custom":
         return _custom_model(spec.get("factory"), input_shape, num_classes)
     raise ModelError(f"unknown architecture {arch!r}", hint="use one of mlp, cnn, mobilenet, custom")
@@ -113,6 +116,8 @@ def _make_cnn_classes() -> tuple[type, type]:
 def __getattr__(name: str) -> Any:
     # Module classes are built on first use so importing this module does not import torch.
     if name in ("SmallCNN", "MobileNetLite"):
+        if name in globals():
+            return globals()[name]
         small, mobile = _make_cnn_classes()
         globals().update(SmallCNN=small, MobileNetLite=mobile)
         return globals()[name]

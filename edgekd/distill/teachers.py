@@ -1,0 +1,224 @@
+"""Teachers from anywhere, behind one interface that returns logits for a batch.
+
+Kinds (recipe `[teacher] kind`) and the artifact `prepare_teacher` records for each:
+- builtin: trained here; "teacher_torch" (format torch: state dict + model spec in the sidecar).
+- module: `package.module:factory` plus a state dict loaded with weights_only=True; "teacher_torch".
+- torchscript: a TorchScript (`torch.jit.save`) or `torch.export` (`.pt2`) file; "teacher_torchscript"
+  (format torchscript) or "teacher_export" (format torch_export).
+- onnx: any framework's model run in ONNX Runtime; "teacher_onnx" (format onnx).
+- soft_labels: an .npz of precomputed `logits` or `probabilities` per sample id (`ids`, the index of
+  the sample in the source data), the "teacher behind an API" workflow; "teacher_soft_labels" (npz).
+Probability outputs are turned into log-probabilities, which act as logits (softmax(log p) = p).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgekd.errors import DataError, ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgekd.artifacts import Artifact
+
+ARTIFACT_NAMES = {"torch": "teacher_torch", "torchscript": "teacher_torchscript", "torch_export": "teacher_export",
+                  "onnx": "teacher_onnx", "npz": "teacher_soft_labels"}  # fmt: skip
+_EPS = 1e-12
+
+
+@dataclass
+class Teacher:
+    """A loaded teacher. `module` is set for torch-based teachers (needed for FitNets hints)."""
+
+    kind: str  # torch | torchscript | torch_export | onnx | npz
+    num_classes: int
+    fingerprint: str  # sha256 of the teacher file: part of the output-cache key
+    label_names: list[str] | None = None
+    outputs: str = "logits"
+    module: nn.Module | None = None
+    session: Any = None  # onnxruntime.InferenceSession
+    table: dict[int, int] = field(default_factory=dict)  # soft labels: sample id -> row
+    table_values: np.ndarray | None = None
+
+    @property
+    def scores_views(self) -> bool:
+        """Whether the teacher can score new (augmented) inputs, not only a fixed set of samples."""
+        return self.kind != "npz"
+
+    def logits(self, x: np.ndarray, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(B, C) float32 logits for inputs `x` (samples `ids`)."""
+        if self.kind == "npz":
+            rows = self._rows(ids)
+            raw = self.table_values[rows]
+        else:
+            raw = np.concatenate([self._run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        if self.outputs == "probabilities":
+            raw = np.log(np.clip(raw, _EPS, None))
+        return raw.astype(np.float32, copy=False)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.session is not None:
+            name = self.session.get_inputs()[0].name
+            return np.asarray(self.session.run(None, {name: x})[0])
+        import torch
+
+        with torch.no_grad():
+            return self.module(torch.from_numpy(x)).numpy()
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        missing = [int(i) for i in ids if int(i) not in self.table]
+        if missing:
+            shown = ", ".join(str(i) for i in missing[:10]) + (" …" if len(missing) > 10 else "")
+            raise DataError(f"the soft-label file has no entry for {len(missing)} sample(s): ids {shown}",
+                            hint="score every sample of the data set (ids are indices into the source data)")  # fmt: skip
+        return np.array([self.table[int(i)] for i in ids], dtype=np.int64)
+
+
+def load_teacher(artifact: Artifact) -> Teacher:
+    """Open the teacher an artifact from `prepare_teacher` describes."""
+    config = artifact.config
+    names = config.get("label_names")
+    outputs = config.get("outputs", "logits")
+    if artifact.format == "torch":
+        from edgekd.distill.models import load_torch_model
+
+        module = load_torch_model(artifact)
+        return Teacher("torch", int(config["num_classes"]), artifact.sha256, names, "logits", module=module)
+    if artifact.format in ("torchscript", "torch_export"):
+        module = open_torch_program(artifact.path, artifact.format)
+        return Teacher(artifact.format, int(config["num_classes"]), artifact.sha256, names, outputs, module=module)
+    if artifact.format == "onnx":
+        return Teacher("onnx", int(config["num_classes"]), artifact.sha256, names, outputs, session=open_onnx(artifact.path))
+    if artifact.format == "npz":
+        ids, values, file_names = read_soft_labels(artifact.path)
+        table = {int(i): row for row, i in enumerate(ids)}
+        kind_outputs = "probabilities" if config.get("values") == "probabilities" else "logits"
+        return Teacher("npz", values.shape[1], artifact.sha256, names or file_names, kind_outputs, table=table, table_values=values)
+    raise ModelError(f"{artifact.path}: teacher format {artifact.format!r} is not supported",
+                     hint="use a teacher artifact written by prepare_teacher")  # fmt: skip
+
+
+def load_state_dict_file(path: Path) -> dict[str, Any]:
+    """A state dict from `path`, refusing anything but tensors (weights_only=True)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelError(
+            f"{path} holds more than tensors and was refused: {str(exc).splitlines()[0]}",
+            hint="save only the state dict (torch.save(model.state_dict(), path)); edgekd never unpickles arbitrary objects",
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable torch weights file: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise ModelError(f"{path} is not a state dict (got {type(state).__name__})",
+                         hint="save model.state_dict(), not the model object")  # fmt: skip
+    return state
+
+
+def open_torch_program(path: Path, fmt: str | None = None) -> nn.Module:
+    """Load a TorchScript file or a torch.export program (.pt2) as a callable module."""
+    import torch
+
+    if fmt == "torch_export" or (fmt is None and path.suffix == ".pt2"):
+        try:
+            return torch.export.load(str(path)).module()
+        except Exception as exc:  # torch raises many types for a bad archive
+            raise ModelError(f"{path} is not a torch.export program: {str(exc).splitlines()[0]}",
+                             hint="save it with torch.export.save(torch.export.export(model, args), path)") from None  # fmt: skip
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # RuntimeError for wrong files, ValueError for some archives
+        raise ModelError(f"{path} is not a TorchScript file: {str(exc).splitlines()[0]}",
+                         hint="save it with torch.jit.save(torch.jit.script(model), path), or use a .pt2 from torch.export") from None  # fmt: skip
+
+
+def torch_program_format(path: Path) -> str:
+    """torch_export for a .pt2 archive, torchscript otherwise (both are zip files)."""
+    return "torch_export" if path.suffix == ".pt2" else "torchscript"
+
+
+def open_onnx(path: Path) -> Any:
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelError(f"{path} cannot be opened by ONNX Runtime: {str(exc).splitlines()[0]}",
+                         hint="check that it is an .onnx model with one image/feature input") from None  # fmt: skip
+
+
+def read_soft_labels(path: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """(ids, values (N, C), label names or None) from a soft-label .npz; no pickled objects allowed."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path} is not a readable .npz of soft labels: {exc}",
+                        hint="np.savez(path, ids=..., logits=...) or probabilities=..., without object arrays") from None  # fmt: skip
+    values = arrays.get("logits", arrays.get("probabilities"))
+    if "ids" not in arrays or values is None:
+        raise DataError(f"{path} needs arrays 'ids' and 'logits' (or 'probabilities'); it has {sorted(arrays)}")
+    ids = arrays["ids"].astype(np.int64)
+    if values.ndim != 2 or len(values) != len(ids):
+        raise DataError(f"{path}: values must be (N, classes) with one row per id; got {values.shape} for {len(ids)} ids")
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"{path}: soft labels contain NaN or Inf", hint="rescore or drop those samples")
+    if len(np.unique(ids)) != len(ids):
+        raise DataError(f"{path}: sample ids repeat", hint="one row per sample id")
+    names = [str(n) for n in arrays["label_names"]] if "label_names" in arrays else None
+    return ids, values.astype(np.float32), names
+
+
+def class_mapping(teacher_names: list[str] | None, teacher_classes: int, student_names: list[str], other_label: str | None) -> list[list[int]]:
+    """For each student class, the teacher classes whose probability it collects.
+
+    A student class named like a teacher class takes that class (renormalised over the kept classes);
+    the `other_label` class collects every teacher class not kept. Without teacher names the class
+    counts must agree and classes map one to one.
+    """
+    if teacher_names is not None and len(teacher_names) != teacher_classes:
+        raise ModelError(f"the teacher has {teacher_classes} outputs but {len(teacher_names)} label names",
+                         hint="fix [teacher] label_names")  # fmt: skip
+    if teacher_names is None or teacher_names == student_names:
+        if teacher_classes != len(student_names):
+            raise DataError(
+                f"class count mismatch: the teacher predicts {teacher_classes} classes, the data has {len(student_names)}",
+                hint="give [teacher] label_names so classes can be matched by name, or use data with the teacher's classes",
+            )
+        return [[i] for i in range(teacher_classes)]
+    index = {name: i for i, name in enumerate(teacher_names)}
+    mapping: list[list[int]] = []
+    unknown = [n for n in student_names if n not in index and n != other_label]
+    if unknown:
+        raise DataError(f"student classes {unknown} are not among the teacher's classes {teacher_names}",
+                        hint="[data] classes must name classes the teacher knows")  # fmt: skip
+    kept = {index[n] for n in student_names if n != other_label}
+    for name in student_names:
+        mapping.append(sorted(set(range(teacher_classes)) - kept) if name == other_label else [index[name]])
+    if any(not group for group in mapping):
+        raise DataError("the 'other' class would collect no teacher class", hint="drop other_class, or keep fewer classes")
+    return mapping
+
+
+def map_logits(logits: np.ndarray, mapping: list[list[int]]) -> np.ndarray:
+    """(B, C_teacher) -> (B, C_student): logsumexp over each student class's teacher classes.
+
+    Softmax over the result equals the teacher's probabilities renormalised over the kept classes,
+    with "other" holding the summed probability of the rest.
+    """
+    if all(len(group) == 1 for group in mapping) and [g[0] for g in mapping] == list(range(logits.shape[1])):
+        return logits
+    out = np.empty((len(logits), len(mapping)), dtype=np.float32)
+    for c, group in enumerate(mapping):
+        part = logits[:, group]
+        top = part.max(axis=1, keepdims=True)
+        out[:, c] = (top + np.log(np.exp(part - top).sum(axis=1, keepdims=True)))[:, 0]
+    return out

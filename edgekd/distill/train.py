@@ -1,0 +1,305 @@
+"""The training loop shared by teacher, KD student and scratch baseline.
+
+What is optimised is an `Objective` (it runs the model and returns the loss); this module owns
+everything around it: seeded batch order, optional augmentation, AdamW/SGD with a cosine or step
+schedule, validation each epoch with early stopping and best-weights restore, a checkpoint each epoch
+(resumable, loaded with weights_only=True), NaN/Inf detection naming the batch, progress, and
+DistributedDataParallel when torch.distributed is initialised (rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from edgekd.config.distill import TrainConfig
+from edgekd.distill.augment import augment
+from edgekd.errors import CacheError, ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+CHECKPOINT_SCHEMA = "edgekd.checkpoint/1"
+
+
+@dataclass
+class TrainData:
+    """Training arrays. `y` holds -1 where the label is hidden; `ids` are stable sample ids."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+class Objective(Protocol):
+    """Computes the loss of one batch. `positions` index the training arrays; `x` may be augmented."""
+
+    def parameters(self) -> list[torch.nn.Parameter]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (scalar loss, student logits)."""
+        ...
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    resumed_from: int = 0  # epochs already done when the run was resumed
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); (0, 1) when torch.distributed is not initialised."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def epoch_order(pool: np.ndarray, seed: int, epoch: int, rank: int, world: int, batch_size: int, steps: int | None) -> list[np.ndarray]:
+    """This rank's batches for one epoch: a seeded permutation of `pool`, sharded across ranks.
+
+    With `steps`, permutations are repeated until every rank has that many batches (same optimiser
+    budget for a smaller labelled pool).
+    """
+    rng = np.random.default_rng([seed, epoch, 0x5EED])
+    per_rank = math.ceil(len(pool) / world)
+    n_steps = steps if steps is not None else math.ceil(per_rank / batch_size)
+    needed = n_steps * batch_size * world if steps is not None else per_rank * world
+    chunks = [rng.permutation(pool)]
+    while sum(len(c) for c in chunks) < needed:
+        chunks.append(rng.permutation(pool))
+    order = np.concatenate(chunks)[:needed]
+    shard = order[rank::world]  # like DistributedSampler: interleaved, equal length on every rank
+    return [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)][:n_steps]
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Per-step schedule: cosine to 0, or ×0.1 at 50% and 75% of training, or constant."""
+    progress = step / max(1, total_steps)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "step":
+        return config.lr * (0.1 ** (int(progress >= 0.5) + int(progress >= 0.75)))
+    return config.lr
+
+
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    import torch
+
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Top-1 accuracy of `model` on (x, y), in [0, 1]; NaN for an empty split."""
+    predictions = predict(model, x, batch_size)
+    return float(np.mean(predictions == y)) if len(y) else float("nan")
+
+
+def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Top-1 class for each sample (the last axis of the logits)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model(torch.from_numpy(x[i : i + batch_size])).argmax(-1).numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def run_fingerprint(config: TrainConfig, seed: int, data: TrainData, label: str, extra: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: config, seed, data and objective description."""
+    payload = {"config": config.model_dump(mode="json"), "seed": seed, "label": label, "extra": extra,
+               "n": len(data.x), "labelled": int((data.y >= 0).sum()), "shape": list(data.x.shape)}  # fmt: skip
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fit(
+    model: nn.Module,
+    data: TrainData,
+    config: TrainConfig,
+    objective: Objective,
+    *,
+    seed: int,
+    label: str,
+    pool: np.ndarray | None = None,
+    steps_per_epoch: int | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    fingerprint_extra: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> FitResult:
+    """Train `model` in place; on return it holds the best-validation weights (or the last ones)."""
+    import torch
+
+    rank, world = distributed()
+    pool = np.arange(len(data.x)) if pool is None else pool
+    if len(pool) == 0:
+        raise ModelError(f"{label}: no training samples", hint="the data set or the labelled share is empty")
+    trainable = list(model.parameters()) + list(objective.parameters())
+    optimizer = make_optimizer(config, trainable)
+    runner: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model)
+    fingerprint = run_fingerprint(config, seed, data, label, fingerprint_extra or {})
+    result = FitResult()
+    state = _fresh_state()
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = _load_checkpoint(checkpoint, fingerprint, model, objective, optimizer, label)
+        result.resumed_from = state["epoch"]
+    result.history = state["history"]
+    steps = len(epoch_order(pool, seed, 0, rank, world, config.batch_size, steps_per_epoch))
+    total_steps = steps * config.epochs
+    task = progress.add_task(label, total=total_steps, completed=state["epoch"] * steps, status="") if progress is not None else None
+    has_val = len(data.y_val) > 0
+    for epoch in range(state["epoch"], config.epochs):
+        started = time.perf_counter()
+        model.train()
+        losses, correct, seen = [], 0, 0
+        for step, batch in enumerate(epoch_order(pool, seed, epoch, rank, world, config.batch_size, steps_per_epoch)):
+            lr = learning_rate(config, epoch * steps + step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = data.x[batch]
+            if config.augment:
+                x = augment(x, batch, len(data.x), seed, epoch)
+            y = torch.from_numpy(data.y[batch])
+            loss, logits = objective.loss(runner, torch.from_numpy(x), y, batch, epoch)
+            if not bool(torch.isfinite(loss)):
+                raise _non_finite(label, float(loss.detach()), epoch, step, data.ids[batch], x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if world > 1:
+                _all_reduce_grads(list(objective.parameters()), world)  # DDP syncs the model; adapters by hand
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            labelled = y >= 0
+            correct += int((logits.detach().argmax(-1)[labelled] == y[labelled]).sum())
+            seen += int(labelled.sum())
+            if task is not None:
+                progress.update(task, advance=1, status=f"loss {losses[-1]:.3f}")
+        val_acc = accuracy(model, data.x_val, data.y_val) if has_val else float("nan")
+        row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(losses)), world),
+               "train_accuracy": correct / seen if seen else float("nan"), "val_accuracy": val_acc,
+               "lr": lr, "seconds": time.perf_counter() - started}  # fmt: skip
+        result.history.append(row)
+        state = _advance(state, row, model, config, has_val)
+        if task is not None:
+            progress.update(task, status=f"loss {row['loss']:.3f} val {val_acc:.3f}")
+        if checkpoint is not None and rank == 0:
+            _save_checkpoint(checkpoint, fingerprint, state, model, objective, optimizer)
+        if config.patience is not None and has_val and state["bad_epochs"] >= config.patience:
+            result.stopped_early = True
+            break
+    if task is not None:
+        progress.update(task, completed=total_steps)
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    result.best_epoch = state["best_epoch"] or len(result.history)
+    model.eval()
+    return result
+
+
+def _fresh_state() -> dict[str, Any]:
+    return {"epoch": 0, "history": [], "best_state": None, "best_val": -1.0, "best_epoch": 0, "bad_epochs": 0}
+
+
+def _advance(state: dict[str, Any], row: dict[str, float], model: nn.Module, config: TrainConfig, has_val: bool) -> dict[str, Any]:
+    """Track the best validation epoch (ties go to the later epoch) and the early-stopping counter."""
+    state = dict(state, epoch=int(row["epoch"]))
+    if has_val:
+        if row["val_accuracy"] >= state["best_val"]:
+            state.update(best_val=row["val_accuracy"], best_epoch=int(row["epoch"]), bad_epochs=0,
+                         best_state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
+        else:
+            state["bad_epochs"] += 1
+    return state
+
+
+def _save_checkpoint(path: Path, fingerprint: str, state: dict[str, Any], model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer) -> None:
+    import torch
+
+    from edgekd.fileio import atomic_path
+
+    payload = {"schema": CHECKPOINT_SCHEMA, "fingerprint": fingerprint, **state, "model": model.state_dict(),
+               "objective": objective.state_dict(), "optimizer": optimizer.state_dict()}  # fmt: skip
+    if payload["best_state"] is None:
+        payload["best_state"] = {}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, label: str) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise CacheError(f"{label}: checkpoint {path} cannot be read: {str(exc).splitlines()[0]}",
+                         hint="delete it to start this training afresh") from None  # fmt: skip
+    if payload.get("schema") != CHECKPOINT_SCHEMA or payload.get("fingerprint") != fingerprint:
+        raise CacheError(
+            f"{label}: checkpoint {path} belongs to a different configuration, seed or data set",
+            hint="delete it (or the run directory) to start afresh, or restore the recipe it was made with",
+        )
+    model.load_state_dict(payload["model"])
+    objective.load_state_dict(payload["objective"])
+    optimizer.load_state_dict(payload["optimizer"])
+    keys = ("epoch", "history", "best_val", "best_epoch", "bad_epochs")
+    state = {k: payload[k] for k in keys}
+    state["best_state"] = payload["best_state"] or None
+    return state
+
+
+def _non_finite(label: str, value: float, epoch: int, step: int, ids: np.ndarray, x: np.ndarray) -> ModelError:
+    shown = ", ".join(str(int(i)) for i in ids[:8]) + (" …" if len(ids) > 8 else "")
+    cause = "the batch itself contains NaN/Inf" if not np.all(np.isfinite(x)) else "the inputs are finite, so training diverged"
+    return ModelError(
+        f"{label}: loss became {value} at epoch {epoch + 1}, batch {step} (sample ids {shown}); {cause}",
+        hint="lower the learning rate or the temperature, or check those samples and the teacher's outputs for them",
+    )
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    import torch.distributed as dist
+
+    for param in params:
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad /= world
+
+
+def _mean_across_ranks(value: float, world: int) -> float:
+    if world == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return float(tensor.item() / world)

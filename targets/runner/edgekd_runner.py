@@ -384,8 +384,11 @@ def measure(args):
     if not args.baseline and not os.path.isfile(args.model):
         raise RunnerError("model_missing", "model %s does not exist on the device" % args.model,
                           "push the model first (the host does this) or check the path")
-    import numpy as np
-
+    try:
+        import numpy as np
+    except ImportError:
+        raise RunnerError("numpy_missing", "numpy is not installed on this device (python %s)"
+                          % platform.python_version(), "pip install numpy on the device") from None
     runtime, module, version = import_runtime(args.runtime, args.model)
     report = {"schema": SCHEMA, "runtime": runtime, "notes": [],
               "versions": {"runtime": version, "numpy": np.__version__, "python": platform.python_version()},

@@ -1,0 +1,57 @@
+"""Tiny seeded models for harness tests: ONNX MatMul chains (built with onnx.helper, no torch) and TFLite
+files converted by TensorFlow from a small tf.function (fp32 and full int8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+RUNNER = Path(__file__).resolve().parents[2] / "targets" / "runner" / "edgekd_runner.py"
+
+
+def make_matmul_onnx(path: Path, layers: int = 1, size: int = 64, seed: int = 0) -> Path:
+    """x (1, size) float32 -> `layers` MatMuls with ReLU between -> y (1, size). More layers = slower."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
+    previous = "x"
+    for layer in range(layers):
+        weights.append(numpy_helper.from_array((rng.standard_normal((size, size)) * 0.1).astype(np.float32), f"w{layer}"))
+        product = f"m{layer}"
+        nodes.append(helper.make_node("MatMul", [previous, f"w{layer}"], [product]))
+        previous = "y" if layer == layers - 1 else f"h{layer}"
+        nodes.append(helper.make_node("Relu", [product], [previous]))
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])], weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def make_tflite(path: Path, precision: str = "fp32", size: int = 16) -> Path:
+    """A Dense+ReLU+Dense model, (1, size) -> (1, 4); `int8` is full-integer with int8 input/output."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    w1 = tf.constant(rng.standard_normal((size, 32)).astype(np.float32) * 0.2)
+    w2 = tf.constant(rng.standard_normal((32, 4)).astype(np.float32) * 0.2)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, size], tf.float32, name="x")])
+    def model(x: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(tf.nn.relu(tf.matmul(x, w1)), w2)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
+    if precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([rng.standard_normal((1, size)).astype(np.float32)] for _ in range(20))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    path.write_bytes(converter.convert())
+    return path

@@ -1,0 +1,73 @@
+"""What a `kind = "adb"` entry of targets.toml may say (see edgekd.targets.adb for an example)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from edgekd.config.base import StrictModel
+from edgekd.errors import RecipeError
+
+RunMode = Literal["runner", "benchmark_model", "ort_perf_test"]
+
+
+class AdbEntry(StrictModel):
+    """One Android phone reached with the adb client."""
+
+    serial: str | None = None  # None: $ANDROID_SERIAL, else the only phone attached
+    adb_path: str = "adb"
+    mode: RunMode = "runner"
+    benchmark_model: Path | None = None  # TFLite's benchmark_model built for the phone (mode = benchmark_model)
+    onnxruntime_perf_test: Path | None = None  # ORT's perf test built for the phone (mode = ort_perf_test)
+    python: str = "/data/data/com.termux/files/usr/bin/python3"  # mode = runner
+    workdir: str = "/data/local/tmp"  # a fresh edgekd-XXXXXX directory is made under it per session
+    big_cores: str | None = None  # taskset hex mask, e.g. "c0"; None: the cluster with the highest clock
+    allow_charging: bool = False  # measure battery energy on USB/AC power (then flagged)
+    energy_interval_s: float = Field(0.25, gt=0)
+
+    @field_validator("big_cores")
+    @classmethod
+    def _hex_mask(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.lower().removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-f]+", text) or int(text, 16) == 0:
+            raise ValueError(f"'{value}' is not a CPU mask; write the cores as hex, e.g. 'c0' for cores 6 and 7")
+        return text
+
+    @field_validator("workdir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path on the phone, e.g. /data/local/tmp")
+        return value
+
+
+def parse_entry(name: str, entry: dict, base: Path) -> AdbEntry:
+    """Validate a targets.toml entry; relative binary paths are taken relative to `base`."""
+    fields = {key: value for key, value in entry.items() if key != "kind"}
+    try:
+        parsed = AdbEntry.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}" for err in exc.errors())
+        raise RecipeError(
+            f"targets.{name}: {problems}",
+            hint="an adb target takes serial, adb_path, mode, benchmark_model, onnxruntime_perf_test, python, "
+            "workdir, big_cores, allow_charging, energy_interval_s",
+        ) from None
+    updates = {}
+    for field in ("benchmark_model", "onnxruntime_perf_test"):
+        value = getattr(parsed, field)
+        if value is not None:
+            value = value.expanduser()
+            updates[field] = value if value.is_absolute() else base / value
+    parsed = parsed.model_copy(update=updates)
+    needed = {"benchmark_model": parsed.benchmark_model, "ort_perf_test": parsed.onnxruntime_perf_test}
+    if parsed.mode in needed and needed[parsed.mode] is None:
+        key = "benchmark_model" if parsed.mode == "benchmark_model" else "onnxruntime_perf_test"
+        raise RecipeError(f"targets.{name}: mode = '{parsed.mode}' needs {key} = PATH (the binary built for the phone)",
+                          hint=f"add {key} = \"path/to/binary\" or use mode = \"runner\" on a phone with python3")
+    return parsed

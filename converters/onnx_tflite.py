@@ -22,10 +22,11 @@ from typing import Any
 
 from edgekd.artifacts import Artifact, create_artifact
 from edgekd.config.export import TfliteConfig
-from edgekd.errors import ConversionError
+from edgekd.errors import ConversionError, ModelError
 from edgekd.fileio import atomic_path
 
 TIMEOUT_S = 1800
+SMOKE_SAMPLES = 16  # calibration samples each converted file is run on before it is kept
 
 # Our precision name -> the file onnx2tf writes (`<stem>_<suffix>.tflite`) and the artifact name.
 _OUTPUT_FILES = {
@@ -50,12 +51,15 @@ class Onnx2TfConverter:
                 return f"missing {package}: pip install 'edgekd[tflite]' (onnx2tf and tf-keras with --no-deps)"
         return None
 
-    def convert(self, src: Artifact, options: TfliteConfig, out_dir: Path, *, calibration: Artifact) -> list[Artifact]:
-        """Convert `src` once and return one artifact per precision in `options.precisions`."""
+    def convert(
+        self, src: Artifact, options: TfliteConfig, out_dir: Path, *, calibration: Artifact, name_prefix: str = "tflite"
+    ) -> list[Artifact]:
+        """Convert `src` once and return one artifact per precision in `options.precisions`, named
+        `<name_prefix>_<precision>`."""
         import numpy as np
 
         from edgekd.calibration import load_calibration
-        from edgekd.verify.model_io import load_onnx, onnx_tensor_specs, tflite_tensor_specs
+        from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
 
         if src.format != "onnx":
             raise ConversionError(f"{self.name} converts ONNX models, got {src.format} ({src.path.name})")
@@ -84,30 +88,34 @@ class Onnx2TfConverter:
                 "dynamic_range": "dynamic_range" in options.precisions,
                 "int8": want_int8,
                 "int8_io": options.int8_io,
+                "pseudo_ops": list(options.pseudo_ops),
                 "calibration": None,
             }
+            samples = None
             if want_int8:
-                x = load_calibration(calibration, spec.shape, layout=spec.layout or "NCHW")
-                if image and tf_layout == "NHWC":
-                    x = x.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C): the TF model's input layout
+                samples = load_calibration(calibration, spec.shape, layout=spec.layout or "NCHW")
+                x = samples.transpose(0, 2, 3, 1) if image and tf_layout == "NHWC" else samples  # (N,C,H,W) -> (N,H,W,C)
                 np.save(work / "calibration.npy", x)
                 job["calibration"] = str(work / "calibration.npy")
             _run_child(job, work)
 
-            results: list[Artifact] = []
+            # Check every produced file before keeping any, so a failing precision leaves nothing behind.
+            checked = []
             for precision in options.precisions:
                 suffix = _INT8_FILES[options.int8_io] if precision == "int8" else _OUTPUT_FILES[precision]
                 produced = work / "out" / f"{src.path.stem}_{suffix}.tflite"
                 if not produced.exists():
                     raise ConversionError(f"{self.name}: no {precision} model was written ({produced.name} missing)")
+                checked.append((precision, produced, *_describe_or_refuse(produced, precision, tf_layout, samples)))
+            results: list[Artifact] = []
+            for precision, produced, tfl_inputs, tfl_outputs in checked:
                 final = Path(out_dir) / f"{stem}.{precision}.tflite"
                 with atomic_path(final, suffix=".tflite") as tmp:
                     tmp.write_bytes(produced.read_bytes())
-                tfl_inputs, tfl_outputs = tflite_tensor_specs(final, image_layout=tf_layout)
                 results.append(
                     create_artifact(
                         final,
-                        name=f"tflite_{precision}",
+                        name=f"{name_prefix}_{precision}",
                         format="tflite",
                         precision=precision,
                         inputs=tfl_inputs,
@@ -126,6 +134,36 @@ class Onnx2TfConverter:
                     )
                 )
         return results
+
+
+def _describe_or_refuse(produced: Path, precision: str, layout: str, samples: Any) -> tuple[tuple, tuple]:
+    """TensorSpecs of a file onnx2tf wrote, checked by loading (and, given samples, running) it in LiteRT
+    before it is kept.
+
+    onnx2tf falls back to TensorFlow ("Flex") kernels for ops TFLite lacks (Erf from an exact GELU, for
+    one); LiteRT's builtin interpreter and every microcontroller runtime refuse such files. Some int8
+    kernels (DIV) fail at run time on real data; a few calibration samples catch that here."""
+    from edgekd.verify.backends import predict
+    from edgekd.verify.model_io import tflite_tensor_specs
+
+    try:
+        inputs, outputs = tflite_tensor_specs(produced, image_layout=layout)
+        if samples is not None:
+            probe = Artifact(path=produced, name=precision, format="tflite", sha256="", precision=precision, inputs=inputs)
+            predict(probe, samples[:SMOKE_SAMPLES])
+        return inputs, outputs
+    except ModelError as exc:
+        flex = sorted(set(re.findall(r"Flex(\w+)", exc.message)))
+        if flex:
+            ops = ", ".join(flex)
+            raise ConversionError(
+                f"onnx2tf: the {precision} model needs TensorFlow op(s) {ops} (Flex kernels), which LiteRT's builtin "
+                f"ops do not have",
+                hint=f"set [tflite] pseudo_ops = {flex!r} to replace them with builtin approximations (checked by the "
+                "parity gate), change the model (e.g. GELU(approximate='tanh')), or use converter = \"litert_torch\"",
+            ) from None
+        raise ConversionError(f"onnx2tf wrote a {precision} model LiteRT cannot run: {exc.message}",
+                              hint="try another precision, [tflite] int8_io = \"float\", or converter = \"litert_torch\"") from None
 
 
 def _run_child(job: dict[str, Any], work: Path) -> None:
@@ -191,6 +229,8 @@ def _child(job_path: str) -> int:
         "non_verbose": True,
         "verbosity": "error",
     }
+    if job["pseudo_ops"]:
+        kwargs["replace_to_pseudo_operators"] = [op.lower() for op in job["pseudo_ops"]]  # onnx2tf matches lower case
     if job["keep_nchw"]:
         kwargs["keep_ncw_or_nchw_or_ncdhw_input_names"] = [job["input_name"]]
     if job["calibration"]:

@@ -93,6 +93,9 @@ def export_module(module: Any, input_shape: tuple[int, ...], *, opset: int, dyna
     example = torch.randn((batch, *input_shape), generator=generator)
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=65536)},) if dynamic_batch else None
     quiet = io.StringIO()
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and other notes, per export
     try:
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             program = torch.onnx.export(
@@ -113,6 +116,8 @@ def export_module(module: Any, input_shape: tuple[int, ...], *, opset: int, dyna
             f"torch_onnx: the dynamo exporter failed: {first}",
             hint="the model uses something torch.export cannot trace; see the exporter's message above",
         ) from None
+    finally:
+        exporter_log.setLevel(level)
     return program.model_proto
 
 

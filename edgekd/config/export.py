@@ -43,6 +43,9 @@ class TfliteConfig(StrictModel):
     int8_io: Literal["int8", "float"] = "int8"
     keep_nchw: bool = False
     also_litert_torch: bool = False  # run the second converter too and cross-check them
+    # onnx2tf: ONNX ops to replace with builtin-op approximations instead of TensorFlow (Flex) kernels,
+    # e.g. ["Erf"] for an exact GELU. Off by default: an approximation is a choice the user makes.
+    pseudo_ops: list[Literal["Erf", "GeLU", "HardSwish", "Abs", "Neg", "Power", "PReLU", "LeakyReLU", "Asin", "Acos", "Atan", "GatherND"]] = []
 
 
 class Threshold(StrictModel):

@@ -133,10 +133,23 @@ def _predict_tflite(artifact: Artifact, x: np.ndarray) -> np.ndarray:
         if in_dtype.kind in "iu":
             sample = quantize(sample, in_quant, in_dtype)
         interpreter.set_tensor(in_detail["index"], sample.astype(in_dtype, copy=False))
-        interpreter.invoke()
+        try:
+            interpreter.invoke()
+        except RuntimeError as exc:
+            raise ModelError(f"{artifact.path.name} fails in LiteRT on sample {i}: {runtime_failure(exc)}",
+                             hint="the converted model is broken for this data; try another precision or converter") from None
         out = interpreter.get_tensor(out_detail["index"])
         outs.append(dequantize(out, out_quant) if out_dtype.kind in "iu" else out.astype(np.float32))
     return np.concatenate(outs)
+
+
+def runtime_failure(exc: BaseException) -> str:
+    """LiteRT's invoke error in one line, naming the failing op: 'DIV (node 62): div.cc:262 ...'."""
+    import re
+
+    text = " ".join(str(exc).split())
+    node = re.search(r"Node number (\d+) \((\w+)\) failed", text)
+    return f"op {node.group(2)} (node {node.group(1)}): {text[:300]}" if node else text[:300]
 
 
 def _quant_of(detail: dict[str, Any]) -> QuantParams:

@@ -178,13 +178,19 @@ def _parity_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bench_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A bench row: BenchResult.summary() or .to_dict() (its figures nested under "summary")."""
+    if isinstance(row.get("summary"), dict) and "p50_ms" not in row:
+        row = {**row, **row["summary"]}
     result = {key: row.get(key) for key in _BENCH_CONTRACT}
-    result.update({key: value for key, value in row.items() if key not in result})
-    latencies = [float(v) for v in row.get("latencies_ms") or [] if _number(v) is not None]
+    result.update({key: value for key, value in row.items() if key not in result and key != "latencies_ns"})
+    if row.get("latencies_ms"):
+        latencies = [float(v) for v in row["latencies_ms"] if _number(v) is not None]
+    else:  # raw nanoseconds, as the runner measured them
+        latencies = [v / 1e6 for v in row.get("latencies_ns") or [] if _number(v) is not None]
     if len(latencies) > MAX_LATENCY_SAMPLES:
         stride = len(latencies) / MAX_LATENCY_SAMPLES
         latencies = [latencies[int(i * stride)] for i in range(MAX_LATENCY_SAMPLES)]
-        result["latencies_thinned_from"] = len(row["latencies_ms"])
+        result["latencies_thinned_from"] = len(row.get("latencies_ms") or row.get("latencies_ns") or [])
     result["latencies_ms"] = latencies
     result["warnings"] = [str(w) for w in row.get("warnings") or []]
     return result

@@ -116,3 +116,21 @@ def test_long_latency_series_are_thinned(tmp_path: Path) -> None:
     row = build_report(run)["bench"][0]
     assert len(row["latencies_ms"]) == MAX_LATENCY_SAMPLES
     assert row["latencies_thinned_from"] == MAX_LATENCY_SAMPLES * 2 + 7
+
+
+def test_bench_rows_in_to_dict_form_with_nanoseconds(tmp_path: Path) -> None:
+    """BenchResult.to_dict() rows (figures under "summary", raw latencies in ns) are read the same way."""
+    run = make_run_dir(tmp_path, stages=("bench",))
+    manifest = run / ".edgekd" / "stages" / "bench.json"
+    data = json.loads(manifest.read_text())
+    first = data["summary"]["results"][0]
+    flat = dict(first)
+    nested = {"artifact": first["artifact"], "target": first["target"],
+              "latencies_ns": [round(v * 1e6) for v in first["latencies_ms"]],
+              "summary": {k: v for k, v in first.items() if k != "latencies_ms"}}
+    data["summary"]["results"][0] = nested
+    manifest.write_text(json.dumps(data))
+    row = build_report(run)["bench"][0]
+    assert row["p50_ms"] == flat["p50_ms"] and row["peak_rss_kb"] == flat["peak_rss_kb"]
+    assert row["latencies_ms"] == pytest.approx(flat["latencies_ms"], abs=1e-6)
+    assert "latencies_ns" not in row

@@ -90,13 +90,17 @@ def _bench_results(rng: np.random.Generator, runs: int) -> list[dict[str, Any]]:
                 "runtime": "ort" if "onnx" in artifact else "litert" if "tflite" in artifact else "torch",
                 "p50_ms": p50, "p90_ms": round(p50 * 1.09, 6), "p99_ms": round(p50 * 1.6, 6),
                 "mean_ms": round(p50 * 1.03, 6), "std_ms": round(p50 * 0.08, 6), "iqr_ms": round(p50 * 0.05, 6),
-                "mad_ms": round(p50 * 0.025, 6), "runs": runs, "init_ms": 3.2, "first_ms": round(p50 * 4, 6),
+                "mad_ms": round(p50 * 0.025, 6), "runs": runs, "unstable": unstable,
+                "ci95_median_ms": [round(p50 * 0.98, 6), round(p50 * 1.02, 6)], "runtime_version": "1.32.0", "init_ms": 3.2, "first_ms": round(p50 * 4, 6),
                 "peak_rss_kb": 61_440 if target == "local" else 38_912,
                 "model_rss_kb": 1_204 if "int8" in artifact else 1_876,
                 "energy_j_per_inference": energy,
+                "energy_uncertainty_j": round(energy * 0.08, 9) if energy else None,
+                "energy_method": "pi5-pmic" if energy else None,
                 "energy_unavailable": None if target == "pi5" else RAPL_REASON,
                 "warnings": warnings, "env": _env(target), "latencies_ms": lat,
-                "windows": [{"index": i, "p50_ms": round(p50 * (1 + 0.035 * i), 6)} for i in range(4)]
+                "windows": [{"window": i, "runs": runs // 4, "t_s": 2.5 * (i + 1), "temps_c": {"cpu": 66.0 + 5 * i},
+                             "p50_ms": round(p50 * (1 + 0.035 * i), 6)} for i in range(4)]
                 if (target, artifact) == ("pi5", "onnx_int8") else None,
             })
     return results

@@ -14,3 +14,5 @@ class HandoffConfig(StrictModel):
     model_name: str = "model"  # C identifiers derive from it: g_model, g_model_len
     arena_margin: float = Field(0.2, ge=0)  # added to the measured TFLM arena
     zip: bool = True
+    compiler: str = "g++"  # host C++ compiler for the bundle's compile check
+    require_compiler: bool = False  # fail (instead of recording "skipped") when the compiler is missing

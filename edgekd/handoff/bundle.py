@@ -1,0 +1,273 @@
+"""build_handoff: write the firmware bundle, verify it on the host, and publish it atomically.
+
+The bundle is assembled in a hidden folder beside `out_dir` and renamed onto it only after every file is
+written and verified, so a killed run never leaves a half bundle under the final name. The zip beside
+it is deterministic (sorted entries, fixed timestamps) and written atomically too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.artifacts import Artifact
+from edgekd.config.handoff import HandoffConfig
+from edgekd.errors import HandoffError, ModelError
+from edgekd.fileio import atomic_path, sha256_bytes, sha256_file, storage_error
+from edgekd.handoff import golden as golden_mod
+from edgekd.handoff.arena import TflmFailure, plan_arena
+from edgekd.handoff.c_array import render_model_data
+from edgekd.handoff.identifiers import bundle_symbols
+from edgekd.handoff.integrator_readme import render_readme
+from edgekd.handoff.manifest import build_manifest, render_manifest_header
+from edgekd.handoff.op_resolver import (check_op_resolver_header, render_op_resolver_header, require_tflm_support,
+                                        resolver_entries)
+from edgekd.handoff.tflite_reader import parse_tflite
+from edgekd.handoff.verify import verify_sources
+
+BUNDLE_SCHEMA = "edgekd.handoff/1"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same bundle gives the same zip bytes
+
+
+@dataclass(frozen=True)
+class HandoffResult:
+    path: Path
+    zip_path: Path | None
+    manifest: dict[str, Any]
+    arena: dict[str, Any]  # bytes, basis_bytes, method "measured-tflm" | "estimate", margin, note
+    files: dict[str, str]  # file name in the bundle -> sha256
+    verification: dict[str, Any] = field(default_factory=dict)
+    golden: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """What report.json shows under "handoff"."""
+        return {
+            "path": str(self.path),
+            "zip": str(self.zip_path) if self.zip_path else None,
+            "model_name": self.manifest["model"]["name"],
+            "model_file": self.manifest["model"]["file"],
+            "model_bytes": self.manifest["model"]["bytes"],
+            "platform": self.manifest["platform"],
+            "symbols": self.manifest["symbols"],
+            "operators": self.manifest["operators"],
+            "arena_bytes": self.arena["bytes"],
+            "arena_method": self.arena["method"],
+            "arena_margin": self.arena["margin"],
+            "compiled": bool(self.verification.get("compiled")),
+            "round_trip_matches": bool(self.verification.get("round_trip_matches")),
+            "aligned": bool(self.verification.get("aligned")),
+            "compile_skipped": self.verification.get("skipped"),
+            "golden_tflm_max_abs_diff": self.golden.get("tflm_max_abs_diff"),
+            "files": dict(self.files),
+        }
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _collect_versions(model_schema: int, compiler: str | None, extra: dict[str, str]) -> dict[str, Any]:
+    from edgekd import __version__
+
+    versions: dict[str, Any] = {"edgekd": __version__, "tflite_schema": model_schema,
+                                "ai-edge-litert": _package_version("ai-edge-litert"),
+                                "tflite-micro": _package_version("tflite-micro"), "numpy": np.__version__}
+    if compiler:
+        versions["compiler"] = compiler
+    versions.update(extra)
+    return {key: value for key, value in versions.items() if value is not None}
+
+
+def _check_labels(labels: list[str], outputs: list[dict[str, Any]], model_name: str) -> None:
+    if not labels or len(outputs) != 1 or not outputs[0]["shape"]:
+        return
+    classes = outputs[0]["shape"][-1]
+    if classes != len(labels):
+        raise HandoffError(f"{len(labels)} labels given but {model_name}'s output has {classes} classes",
+                           hint="give one label per output class, in class-index order")
+
+
+def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, labels: list[str],
+                  preprocessing: dict[str, Any], calibration: Artifact | None, bench_summary: list[dict[str, Any]],
+                  versions: dict[str, str]) -> HandoffResult:
+    """Write `out_dir` (the `handoff/` folder) and `<out_dir>.zip`, verified; see the module docstring."""
+    if tflite.format != "tflite":
+        raise HandoffError(f"the handoff needs a .tflite model, got {tflite.name} ({tflite.format})",
+                           hint="set [handoff] artifact to a TFLite artifact such as tflite_int8 or tflite_fp32")
+    try:
+        data = tflite.path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {tflite.path}: {exc.strerror}", hint="rerun the tflite stage") from None
+    sha256 = sha256_bytes(data)
+    if sha256 != tflite.sha256:
+        raise ModelError(f"{tflite.path} changed since it was written (sha256 {sha256[:12]}… ≠ {tflite.sha256[:12]}…)",
+                         hint="rerun the tflite stage")
+    symbols = bundle_symbols(config.model_name)
+    model = parse_tflite(data, source=tflite.path.name)
+    entries = resolver_entries(model.used_operator_codes())
+    if config.platform == "micro":
+        require_tflm_support(entries, model.tensor_types(), model=tflite.path.name)
+
+    golden = golden_mod.golden_vectors(tflite.path, model.inputs, calibration.path if calibration else None)
+    try:
+        plan = plan_arena(tflite.path, model, golden.inputs, margin=config.arena_margin)
+    except TflmFailure as failure:
+        if config.platform == "micro":
+            raise HandoffError(f"TensorFlow Lite Micro cannot run {tflite.path.name}: {failure.reason}",
+                               hint="use a full int8 or fp32 model with TFLM-supported operators, or bundle for "
+                               "platform \"linux\"/\"android\"") from None
+        plan = plan_arena(tflite.path, model, golden.inputs, margin=config.arena_margin,
+                          skip_tflm=f"TFLite Micro cannot run this model ({failure.reason})")
+    golden_info = golden_mod.golden_summary(golden)
+    tolerances = [golden_mod.tolerance(out) for out in golden.outputs]
+    if plan.tflm_outputs is not None:  # the same inputs through TFLM: how far the MCU runtime may differ
+        diffs = [golden_mod.max_difference([want], [got]) for want, got in zip(golden.outputs, plan.tflm_outputs)]
+        tolerances = [max(tol, diff) for tol, diff in zip(tolerances, diffs)]
+        golden_info["tflm_max_abs_diff"] = max(diffs, default=0.0)
+    for entry, tol in zip(golden_info["outputs"], tolerances):
+        entry["tolerance"] = tol
+
+    file_name = f"{symbols.base}.tflite"
+    arena = plan.to_dict()
+    manifest = build_manifest(
+        model, model_name=config.model_name, symbols=symbols, file_name=file_name, file_bytes=len(data),
+        sha256=sha256, precision=tflite.precision, platform=config.platform, labels=labels,
+        preprocessing=preprocessing, operators=[entry.op for entry in entries], arena=arena,
+        declared_inputs=tflite.inputs, declared_outputs=tflite.outputs,
+    )
+    _check_labels(labels, manifest["outputs"], tflite.path.name)
+    from edgekd import __version__
+
+    staging = _staging_dir(out_dir)
+    try:
+        (staging / file_name).write_bytes(data)
+        model_cc, model_h = render_model_data(data, symbols, source=file_name, sha256=sha256, edgekd_version=__version__)
+        resolver_text = render_op_resolver_header(entries, symbols, source=file_name, edgekd_version=__version__)
+        texts = {
+            "model_data.cc": model_cc,
+            "model_data.h": model_h,
+            "model_manifest.h": render_manifest_header(manifest, symbols, edgekd_version=__version__),
+            "op_resolver.h": resolver_text,
+            "golden.h": golden_mod.render_golden_header(golden, symbols, source=file_name, edgekd_version=__version__,
+                                                        tolerances=tolerances),
+        }
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        _write_json(staging / "model_manifest.json", manifest)
+        np.savez(staging / "golden.npz", **golden.npz_arrays())
+
+        golden_sizes = {key: int(array.nbytes) for key, array in golden.npz_arrays().items()}
+        verification = verify_sources(staging, staging / file_name, symbols, golden_sizes,
+                                      compiler=config.compiler, required=config.require_compiler)
+        verification["op_resolver"] = check_op_resolver_header(resolver_text, entries, symbols)
+        verification["golden_litert_rerun_max_abs_diff"] = golden_mod.max_difference(
+            golden.outputs, golden_mod.run_litert(staging / file_name, golden.inputs))
+
+        calibration_info = ({"name": calibration.name, "file": calibration.path.name, "sha256": calibration.sha256}
+                            if calibration else None)
+        all_versions = _collect_versions(model.schema_version, verification.get("compiler"), versions)
+        files = {path.name: sha256_file(path) for path in sorted(staging.iterdir())}
+        files["README.md"] = _write_text(staging / "README.md", render_readme(
+            manifest=manifest, symbols=symbols, files=files, verification=verification, golden=golden_info,
+            bench=bench_summary, versions=all_versions, calibration=calibration_info))
+        index = {"schema": BUNDLE_SCHEMA, "model_name": config.model_name, "platform": config.platform,
+                 "source": {"artifact": tflite.name, "file": tflite.path.name, "sha256": sha256,
+                            "precision": tflite.precision},
+                 "files": dict(sorted(files.items())), "calibration": calibration_info, "versions": all_versions,
+                 "bench": bench_summary, "arena": arena, "golden": golden_info, "verification": verification}
+        files["bundle.json"] = _write_json(staging / "bundle.json", index)
+        _write_text(staging / "SHA256SUMS", "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())))
+        files["SHA256SUMS"] = sha256_file(staging / "SHA256SUMS")
+        _publish(staging, out_dir)
+    except OSError as exc:
+        raise storage_error(exc, out_dir) from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    zip_path = _write_zip(out_dir) if config.zip else None
+    return HandoffResult(path=out_dir, zip_path=zip_path, manifest=manifest, arena=arena, files=files,
+                         verification=verification, golden=golden_info)
+
+
+def _write_text(path: Path, text: str) -> str:
+    data = text.encode("utf-8")
+    path.write_bytes(data)
+    return sha256_bytes(data)
+
+
+def _write_json(path: Path, obj: Any) -> str:
+    import json
+
+    return _write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def _staging_dir(out_dir: Path) -> Path:
+    """A fresh hidden folder beside out_dir; leftovers of killed runs (dead pids) are removed first."""
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".{out_dir.name}.tmp-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = parent / f".{out_dir.name}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as exc:
+        raise storage_error(exc, out_dir) from None
+    return staging
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Rename the complete staging folder onto out_dir, replacing an older bundle."""
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(old)
+
+
+def _write_zip(folder: Path) -> Path:
+    zip_path = folder.with_name(folder.name + ".zip")
+    with atomic_path(zip_path) as tmp:
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(folder.iterdir()):
+                    info = zipfile.ZipInfo(f"{folder.name}/{path.name}", date_time=_ZIP_TIME)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, path.read_bytes())
+            tmp.chmod(0o644)  # mkstemp made it private; the zip is meant to be shared
+        except OSError as exc:
+            raise storage_error(exc, zip_path) from None
+    return zip_path

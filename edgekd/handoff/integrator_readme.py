@@ -1,0 +1,155 @@
+"""README.md for the firmware integrator: what each file is, how to feed the model, what was verified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.handoff.identifiers import BundleSymbols
+
+FILE_PURPOSES: dict[str, str] = {
+    "model_data.cc": "the .tflite as `alignas(16) const unsigned char` array (compile it into the firmware)",
+    "model_data.h": "declares the model array and its length",
+    "model_manifest.json": "inputs/outputs (names, shapes, dtypes, layout, scale, zero point), preprocessing, labels, arena",
+    "model_manifest.h": "the manifest as C++11 constants",
+    "op_resolver.h": "a `tflite::MicroMutableOpResolver<N>` with exactly the model's operators",
+    "golden.h": "one input and the expected outputs, for an on-device self-test",
+    "golden.npz": "the same golden vectors for host-side tools (numpy)",
+    "bundle.json": "SHA-256 of every file, calibration set, versions, benchmark summary, verification results",
+    "SHA256SUMS": "checksums in `sha256sum -c` format",
+    "README.md": "this file",
+}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return "—"
+    return str(value).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows), ""]
+
+
+def _tensor_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for entry in entries:
+        quant = entry["quantization"]
+        scale = (quant["scale"][0] if len(quant["scale"]) == 1 else f"per-channel ({len(quant['scale'])})") if quant else None
+        zero = (quant["zero_point"][0] if len(quant["zero_point"]) == 1 else "per-channel") if quant else None
+        rows.append([entry["index"], f"`{entry['name']}`", entry["shape"], entry["dtype"], entry["layout"], scale, zero])
+    return rows
+
+
+def _bench_rows(bench: list[dict[str, Any]]) -> list[str]:
+    if not bench:
+        return ["No benchmark was run for this bundle.", ""]
+    columns: list[str] = []
+    for row in bench:
+        for key, value in row.items():
+            if key not in columns and not isinstance(value, (dict, list)) and len(columns) < 9:
+                columns.append(key)
+    return _table(columns, [[row.get(c) for c in columns] for row in bench])
+
+
+def render_readme(*, manifest: dict[str, Any], symbols: BundleSymbols, files: dict[str, str],
+                  verification: dict[str, Any], golden: dict[str, Any], bench: list[dict[str, Any]],
+                  versions: dict[str, Any], calibration: dict[str, Any] | None) -> str:
+    model, arena, ns = manifest["model"], manifest["arena"], symbols.namespace
+    first_input = manifest["inputs"][0] if manifest["inputs"] else None
+    lines = [
+        f"# {model['name']}: firmware handoff bundle",
+        "",
+        f"Written by edgekd {versions.get('edgekd', '')} for platform **{manifest['platform']}**. "
+        f"Model `{model['file']}`: {model['bytes']} bytes, precision {model['precision'] or 'unknown'}, "
+        f"TFLite schema v{model['tflite_schema_version']}, sha256 `{model['sha256']}`.",
+        "",
+        "## Files",
+        "",
+        *_table(["file", "what it is", "sha256"],
+                [[f"`{name}`", FILE_PURPOSES.get(name, "the model flatbuffer" if name.endswith(".tflite") else ""),
+                  f"`{digest[:16]}…`"] for name, digest in sorted(files.items())]),
+        "Check them with `sha256sum -c SHA256SUMS`.",
+        "",
+        "## Inputs and outputs",
+        "",
+        "Quantized tensors: `real = scale * (q - zero_point)`.",
+        "",
+        "Inputs:",
+        "",
+        *_table(["#", "name", "shape", "dtype", "layout", "scale", "zero point"], _tensor_rows(manifest["inputs"])),
+        "Outputs:",
+        "",
+        *_table(["#", "name", "shape", "dtype", "layout", "scale", "zero point"], _tensor_rows(manifest["outputs"])),
+    ]
+    prep = manifest["preprocessing"]
+    if prep:
+        lines += ["## Preprocessing", "", "The model was trained on data prepared like this; do the same on the device:", ""]
+        lines += [f"- `{key}`: {value}" for key, value in sorted(prep.items())] + [""]
+        if first_input and first_input["quantization"] and "mean" in prep:
+            lines += ["For the int8 input, normalisation and quantization fold into one step per element:",
+                      f"`q = clamp(round((raw - mean) / (std * {ns}::kInput0Scale)) + {ns}::kInput0ZeroPoint, -128, 127)`.",
+                      ""]
+    labels = manifest["labels"]
+    lines += ["## Labels", "", (", ".join(f"{i}: `{lb}`" for i, lb in enumerate(labels)) if labels
+                                else "No label list was given."), ""]
+    lines += [
+        "## Tensor arena",
+        "",
+        f"`{ns}::kTensorArenaBytes = {arena['bytes']}`: {arena['method']} basis {arena['basis_bytes']} bytes "
+        f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}",
+        "",
+        "## Operators",
+        "",
+        f"{len(manifest['operators'])} operator(s): " + ", ".join(f"`{op}`" for op in manifest["operators"]) + ".",
+        "`op_resolver.h` registers exactly these (one `Add…()` each).",
+        "",
+        "## Using it with TensorFlow Lite Micro",
+        "",
+        "```cpp",
+        '#include "model_data.h"',
+        '#include "model_manifest.h"',
+        '#include "op_resolver.h"',
+        '#include "tensorflow/lite/micro/micro_interpreter.h"',
+        "",
+        f"alignas(16) static uint8_t tensor_arena[{ns}::kTensorArenaBytes];",
+        "",
+        "void setup_model() {",
+        f"  static {symbols.resolver_type} resolver;",
+        f"  if ({symbols.resolver_function}(resolver) != kTfLiteOk) {{ /* resolver too small: a bug */ }}",
+        f"  const tflite::Model* model = tflite::GetModel({symbols.model_array});",
+        "  static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, sizeof(tensor_arena));",
+        "  if (interpreter.AllocateTensors() != kTfLiteOk) { /* arena too small */ }",
+        "  TfLiteTensor* input = interpreter.input(0);  // fill input->data as the manifest says",
+        "  interpreter.Invoke();",
+        "}",
+        "```",
+        "",
+        "## On-device self-test",
+        "",
+        f"`golden.h` holds `{symbols.golden_input(0)}` (copy it into input 0) and `{symbols.golden_output(0)}` "
+        f"with `{symbols.golden_output(0)}_tolerance`. Inputs: {golden.get('input_source')}; outputs: LiteRT on the host.",
+    ]
+    if golden.get("tflm_max_abs_diff") is not None:
+        lines.append(f"TFLite Micro on the host reproduced them within {golden['tflm_max_abs_diff']:.4g} "
+                     "(integer outputs: quantized steps).")
+    lines += ["", "## Verified on the host", ""]
+    if verification.get("compiled"):
+        lines += [
+            f"- `model_data.cc` and a check program built with {verification['compiler']} "
+            f"`{' '.join(verification['flags'])}` (two translation units including every header).",
+            f"- The array written back has sha256 `{verification['round_trip_sha256']}`, equal to the `.tflite`.",
+            f"- `{symbols.model_array}` is {verification['alignment']}-byte aligned at run time.",
+        ]
+    else:
+        lines.append(f"- Compilation skipped: {verification.get('skipped')}.")
+    resolver = verification.get("op_resolver", {})
+    lines += [f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
+              "match the model's operators and the template count.", ""]
+    lines += ["## Benchmarks", "", *_bench_rows(bench)]
+    if calibration:
+        lines += ["## Calibration set", "", f"`{calibration.get('name')}` sha256 `{calibration.get('sha256')}`.", ""]
+    lines += ["## Versions", "", *(f"- {key}: {value}" for key, value in sorted(versions.items())), ""]
+    return "\n".join(lines)

@@ -111,7 +111,7 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
     if "error" in document:
         error = document["error"]
         kind = error.get("kind", "unknown")
-        cls = TargetError if kind in ("runtime_missing", "out_of_memory") else BenchError
+        cls = TargetError if kind in ("runtime_missing", "numpy_missing", "out_of_memory") else BenchError
         raise cls(f"{target_name}: {error.get('message', kind)}", hint=error.get("hint"))
     return document
 

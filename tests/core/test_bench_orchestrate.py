@@ -1,0 +1,194 @@
+"""bench_artifacts on the real LocalTarget: order, results, memory baseline, energy, failures and cleanup."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekd.artifacts import Artifact, create_artifact
+from edgekd.bench.noise import GovernorControl
+from edgekd.bench.orchestrate import bench_artifacts
+from edgekd.config.bench import BenchConfig
+from edgekd.device import Completed, DeviceInfo
+from edgekd.energy import EnergyWindow
+from edgekd.errors import BenchError, TargetError
+from edgekd.targets.local import LocalTarget
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+
+SUMMARY_KEYS = {"artifact", "target", "runtime", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mad_ms",
+                "ci95_median_ms", "peak_rss_kb", "model_rss_kb", "init_ms", "first_ms", "runs",
+                "energy_j_per_inference", "energy_unavailable", "warnings", "env", "windows"}
+FAST = {"runs": 30, "warmup": 2, "energy_idle_s": 0.3}
+
+
+class RecordingTarget(LocalTarget):
+    """LocalTarget that remembers which model each runner invocation ran and whether cleanup happened."""
+
+    def __init__(self, tmp: Path, **kwargs: Any) -> None:
+        super().__init__(workdir_parent=tmp / "work", sysfs=tmp / "sys", **kwargs)
+        self.models: list[str] = []
+        self.cleanups = 0
+        self.fail_on_run: BaseException | None = None
+
+    def run(self, argv: Sequence[str], timeout: float) -> Completed:
+        if self.fail_on_run is not None and "--model" in argv:
+            raise self.fail_on_run
+        if "--model" in argv and "--runs" in argv and argv[argv.index("--runs") + 1] != "0":
+            self.models.append(Path(argv[argv.index("--model") + 1]).name.split("-", 1)[1])
+        return super().run(argv, timeout)
+
+    def cleanup(self) -> None:
+        self.cleanups += 1
+        super().cleanup()
+
+
+def onnx_artifact(folder: Path, name: str, layers: int, size: int = 64) -> Artifact:
+    path = make_matmul_onnx(folder / f"{name}.onnx", layers=layers, size=size)
+    return create_artifact(path, name=name, format="onnx", precision="fp32", producer="test")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
+    folder = tmp_path_factory.mktemp("models")
+    return {"fast": onnx_artifact(folder, "fast", 1), "slow": onnx_artifact(folder, "slow", 12, 256)}
+
+
+@pytest.mark.parametrize(("interleave", "order"), [(True, ["fast", "slow", "fast", "slow"]),
+                                                   (False, ["fast", "fast", "slow", "slow"])])
+def test_run_order_and_results(models: dict[str, Artifact], tmp_path: Path, interleave: bool, order: list[str]) -> None:
+    target = RecordingTarget(tmp_path)
+    config = BenchConfig(repeats=2, interleave=interleave, **FAST)
+    progress: list[tuple[int, int, str]] = []
+    results = bench_artifacts(target, [models["fast"], models["slow"]], config, progress=lambda *a: progress.append(a))
+    assert [m.removesuffix(".onnx") for m in target.models] == order
+    assert [r.artifact for r in results] == ["fast", "slow"] and target.cleanups == 1
+    assert [p[0] for p in progress] == [1, 2, 3, 4]
+    for result in results:
+        summary = result.summary()
+        assert SUMMARY_KEYS <= set(summary)
+        assert summary["runs"] == 60 and len(result.repeat_medians_ms) == 2 and summary["runtime"] == "ort"
+        assert summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
+        assert summary["model_rss_kb"] == summary["peak_rss_kb"] - summary["baseline_rss_kb"] >= 0
+        assert summary["energy_j_per_inference"] is None and "rapl:" in summary["energy_unavailable"]
+        assert summary["env"]["model_sha256"] == result.artifact_sha256
+        assert summary["env"]["cpu_model"] and summary["env"]["runtime_version"]
+        assert len(result.to_dict()["latencies_ns"]) == 60
+
+
+def test_sustained_windows_and_pinning(models: dict[str, Artifact], tmp_path: Path) -> None:
+    config = BenchConfig(sustained_windows=3, pin_cores=[0], **FAST)
+    (result,) = bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], config)
+    assert [w["runs"] for w in result.windows or []] == [10, 10, 10]
+    assert result.env["affinity"] == [0]
+
+
+class ConstantPowerMeter:
+    """A meter reading a steady 5 W: everything is idle, so energy above idle is ~0 and total is 5 W x time."""
+
+    name = "constant"
+
+    def available(self) -> str | None:
+        return None
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+
+    def stop(self) -> EnergyWindow:
+        seconds = time.monotonic() - self.t0
+        return EnergyWindow(joules=5.0 * seconds, seconds=seconds, samples=2, method="constant", coverage="test")
+
+
+def test_energy_with_idle_baseline_and_reference_run(models: dict[str, Artifact], tmp_path: Path) -> None:
+    target = RecordingTarget(tmp_path, energy_meters=[ConstantPowerMeter()])
+    (result,) = bench_artifacts(target, [models["fast"]], BenchConfig(**FAST))
+    assert result.energy_unavailable is None and result.energy is not None
+    assert result.energy["method"] == "constant" and result.energy["idle_w"] == pytest.approx(5.0, rel=1e-6)
+    # Constant power: the runs cost nothing above idle (up to float error)
+    assert abs(result.energy["j_per_inference"]) < 1e-9
+    assert result.summary()["energy_j_per_inference"] == result.energy["j_per_inference"]
+
+
+def test_energy_disabled_says_so(models: dict[str, Artifact], tmp_path: Path) -> None:
+    (result,) = bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(energy=False, **FAST))
+    assert "disabled" in (result.energy_unavailable or "")
+
+
+def test_corrupt_model_is_a_bench_error_and_the_target_is_cleaned(models: dict[str, Artifact], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(models["fast"].path.read_bytes()[:100])
+    artifact = create_artifact(broken, name="broken", format="onnx")
+    target = RecordingTarget(tmp_path)
+    with pytest.raises(BenchError, match="onnxruntime cannot load"):
+        bench_artifacts(target, [artifact], BenchConfig(**FAST))
+    assert target.cleanups == 1 and target.workdir is None
+
+
+def test_ctrl_c_still_cleans_up_and_restores_the_governor(models: dict[str, Artifact], tmp_path: Path) -> None:
+    cpu = tmp_path / "sys" / "devices" / "system" / "cpu"
+    for core in ("cpu0", "cpu1"):
+        (cpu / core / "cpufreq").mkdir(parents=True)
+        (cpu / core / "cpufreq" / "scaling_governor").write_text("powersave\n")
+    target = RecordingTarget(tmp_path)
+    target.fail_on_run = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        bench_artifacts(target, [models["fast"]], BenchConfig(**FAST))
+    assert target.cleanups == 1
+    assert GovernorControl(cpu).read() == {"cpu0": "powersave", "cpu1": "powersave"}
+
+
+def test_governor_is_held_during_the_run(models: dict[str, Artifact], tmp_path: Path) -> None:
+    cpu = tmp_path / "sys" / "devices" / "system" / "cpu"
+    (cpu / "cpu0" / "cpufreq").mkdir(parents=True)
+    (cpu / "cpu0" / "cpufreq" / "scaling_governor").write_text("schedutil\n")
+    seen: list[str] = []
+
+    class Watching(RecordingTarget):
+        def run(self, argv: Sequence[str], timeout: float) -> Completed:
+            seen.append((cpu / "cpu0" / "cpufreq" / "scaling_governor").read_text().strip())
+            return super().run(argv, timeout)
+
+    (result,) = bench_artifacts(Watching(tmp_path), [models["fast"]], BenchConfig(**FAST))
+    assert set(seen) == {"performance"}
+    assert (cpu / "cpu0" / "cpufreq" / "scaling_governor").read_text().strip() == "schedutil"
+    assert "held at performance" in result.env["governor_control"]
+
+
+def test_thermal_gate_timeout_becomes_a_warning(models: dict[str, Artifact], tmp_path: Path) -> None:
+    class Hot(RecordingTarget):
+        def info(self) -> DeviceInfo:
+            info = super().info()
+            info.temperatures_c = {"cpu-thermal": 91.0}
+            return info
+
+    config = BenchConfig(thermal_limit_c=70.0, thermal_timeout_s=0.2, **FAST)
+    (result,) = bench_artifacts(Hot(tmp_path), [models["fast"]], config)
+    assert any("thermal gate timed out" in w and "91.0" in w for w in result.warnings)
+
+
+def test_device_without_numpy_is_a_target_error(models: dict[str, Artifact], tmp_path: Path) -> None:
+    class Bare(RecordingTarget):
+        def python_argv(self) -> list[str]:
+            return [sys.executable, "-S", "-I"]  # no site-packages: like a device without numpy
+
+    target = Bare(tmp_path)
+    with pytest.raises(TargetError, match="numpy is not installed") as caught:
+        bench_artifacts(target, [models["fast"]], BenchConfig(**FAST))
+    assert "pip install numpy" in (caught.value.hint or "") and target.cleanups == 1
+
+
+def test_torch_artifacts_are_refused_before_touching_the_device(tmp_path: Path) -> None:
+    weights = tmp_path / "student.pt"
+    weights.write_bytes(b"x")
+    target = RecordingTarget(tmp_path)
+    with pytest.raises(BenchError, match="format 'torch'"):
+        bench_artifacts(target, [create_artifact(weights, name="student", format="torch")], BenchConfig())
+    assert target.workdir is None

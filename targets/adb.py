@@ -117,7 +117,8 @@ class AdbTarget:
         if self.serial is None:
             self.serial = self._discover()
         state = self._adb("get-state", timeout=15)
-        if state.returncode != 0 and re.fullmatch(r"[\w.-]+:\d+", self.serial):
+        unknown = "not found" in state.stderr
+        if unknown and re.fullmatch(r"[\w.-]+:\d+", self.serial):
             self._adb("connect", self.serial, serial=False, timeout=20)  # a Wi-Fi phone not yet connected
             state = self._adb("get-state", timeout=15)
         if state.stdout.strip() != "device":

@@ -113,6 +113,7 @@ class Stream:
                 raise ConnectionLost("stream closed while writing")
             self._peer_ready.clear()
             self.link.send(A_WRTE, self.local_id, self.remote_id, chunk)
+            self.link.device.wrte_sent += 1
 
     def peer_okay(self) -> None:
         self._peer_ready.set()
@@ -380,6 +381,7 @@ class LoopbackAdbDevice:
         self.drop_on: str | None = None
         self.commands: list[str] = []  # shell commands run, in order (for tests)
         self.handshakes = 0
+        self.wrte_sent = 0  # WRTE messages sent to the host (flow control is exercised when > 1 per stream)
         self._links: list[DeviceLink] = []
         self._listener: socket.socket | None = None
         self.port = 0

@@ -147,6 +147,11 @@ class DeviceSandbox:
                 return self.binds[prefix] / path[len(prefix) :].lstrip("/")
         return None
 
+    def writable(self, device_path: str) -> bool:
+        """Only /data is writable for the shell user; /system and /sys are read-only, as on a phone."""
+        path = posixpath.normpath("/" + device_path.lstrip("/"))
+        return path.startswith("/data/")
+
     def free_bytes(self) -> int:
         total, base = (int(v) for v in (self.root / "system" / "etc" / "data_kb").read_text().split())
         used = sum(p.stat().st_size for p in (self.root / "data").rglob("*") if p.is_file()) // 1024

@@ -112,8 +112,8 @@ class SyncService:
             else:
                 self._fail(stream, f"invalid data message {kind!r}")
                 return False
-        if host is None:
-            self._fail(stream, f"couldn't create file: Read-only file system ({path})")
+        if host is None or not self.sandbox.writable(path):
+            self._fail(stream, "couldn't create file: Read-only file system")
             return None
         free = self.sandbox.free_bytes()
         if free is not None and total > free:

@@ -9,10 +9,12 @@ DistributedDataParallel when torch.distributed is initialised (rank 0 writes).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -151,6 +153,28 @@ def fit(
     progress: Any = None,
 ) -> FitResult:
     """Train `model` in place; on return it holds the best-validation weights (or the last ones)."""
+    with torch_threads(config.threads):
+        return _fit(model, data, config, objective, seed=seed, label=label, pool=pool, steps_per_epoch=steps_per_epoch,
+                    checkpoint=checkpoint, resume=resume, fingerprint_extra=fingerprint_extra, progress=progress)  # fmt: skip
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` intra-op threads (0: leave torch's setting), then restore it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Objective, *, seed: int, label: str,
+         pool: np.ndarray | None, steps_per_epoch: int | None, checkpoint: Path | None, resume: bool,
+         fingerprint_extra: dict[str, Any] | None, progress: Any) -> FitResult:  # fmt: skip
     import torch
 
     rank, world = distributed()

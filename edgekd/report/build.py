@@ -196,15 +196,24 @@ def _bench_row(row: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+#: Per-result fields of an env that describe the model run, not the device.
+_PER_RUN_ENV_KEYS = {"model_sha256", "wall_s", "init_ms_all", "runner_peak_rss_kb", "loadavg"}
+
+
 def _environments(bench: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """One environment per target: the first result's env, with keys later results add."""
-    envs: dict[str, dict[str, Any]] = {}
+    """One environment per target: the env fields every result on that target agrees on.
+
+    Fields that differ between artifacts (runtime, model hash, wall time...) describe a run, not the
+    device, and are left to the bench rows, which keep their full env.
+    """
+    per_target: dict[str, list[dict[str, Any]]] = {}
     for row in bench:
-        env = row.get("env")
-        if isinstance(env, dict):
-            merged = envs.setdefault(str(row.get("target")), {})
-            for key, value in env.items():
-                merged.setdefault(key, value)
+        if isinstance(row.get("env"), dict):
+            per_target.setdefault(str(row.get("target")), []).append(row["env"])
+    envs: dict[str, dict[str, Any]] = {}
+    for target, items in per_target.items():
+        envs[target] = {key: value for key, value in items[0].items()
+                        if key not in _PER_RUN_ENV_KEYS and all(env.get(key) == value for env in items[1:])}
     return envs
 
 
@@ -259,7 +268,9 @@ def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
     distill = report.get("distill") or {}
     if distill.get("within_noise"):
         gap = _number(distill.get("kd_minus_scratch"))
-        gap_text = f" ({gap * 100:+.2f} points)" if gap is not None else ""
+        band = _number((distill.get("noise_test") or {}).get("noise_band"))
+        gap_text = f" ({gap * 100:+.2f} points" if gap is not None else ""
+        gap_text += (f", noise band ±{band * 100:.2f}" if band is not None else "") + (")" if gap_text else "")
         found.append(_warning("distill", f"the KD student is not better than the scratch student beyond noise{gap_text}"))
     for stage in report["stages"]:
         if stage["status"] != "done" and stage["stage"] in ("verify", "bench"):

@@ -51,12 +51,12 @@ def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Any, list[
     return figure, list(axes)
 
 
-def _log_x(ax: Any) -> None:
-    """A log x axis labelled 0.01, 0.02, 0.05, 0.1 ... instead of crowded 10^x minor labels."""
+def _log_x(ax: Any, decades: float = 1.0) -> None:
+    """A log x axis labelled 0.01, 0.02, 0.05, 0.1 (only 0.01, 0.1, 1 over many decades), never crowded."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2.2 else (1.0,)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -94,8 +94,19 @@ def distill_plot(report: dict[str, Any]) -> Any | None:
     return figure
 
 
+def _time_unit(values_ms: list[float]) -> tuple[float, str]:
+    """Show microseconds when everything is under 0.1 ms, so axes read 12 µs rather than 0.012 ms."""
+    return (1000.0, "µs") if max(values_ms) < 0.1 else (1.0, "ms")
+
+
 def latency_plot(report: dict[str, Any]) -> Any | None:
-    """Distribution of raw latencies: a violin with a box inside, per artifact, one panel per target."""
+    """Distribution of raw latencies per artifact, one panel per target.
+
+    The violin and box show the samples up to p99; the rarer, slower ones (scheduler hiccups) are
+    drawn as grey dots, so one 8 ms outlier cannot flatten a 10 µs distribution into a line.
+    """
+    import numpy as np
+
     bench = [row for row in report.get("bench") or [] if len(row.get("latencies_ms") or []) >= 2]
     if not bench:
         return None
@@ -105,22 +116,41 @@ def latency_plot(report: dict[str, Any]) -> Any | None:
     figure, axes = _new_figure(4.2 * len(targets), height, ncols=len(targets))
     colors = _colors(report, [row["artifact"] for row in bench])
     for ax, target, rows in zip(axes, targets, per_target, strict=True):
-        samples = [row["latencies_ms"] for row in rows]
+        raw = [np.asarray(row["latencies_ms"], dtype=float) for row in rows]
+        scale, unit = _time_unit([float(np.percentile(r, 99)) for r in raw])
+        cuts = [np.percentile(r, 99) for r in raw]
+        bulk = [r[r <= cut] * scale for r, cut in zip(raw, cuts, strict=True)]
         positions = list(range(1, len(rows) + 1))
-        violins = ax.violinplot(samples, positions=positions, orientation="horizontal", showextrema=False)
+        violins = ax.violinplot(bulk, positions=positions, orientation="horizontal", showextrema=False)
         for body, row in zip(violins["bodies"], rows, strict=True):
             body.set_facecolor(colors[row["artifact"]])
             body.set_alpha(0.45)
-        ax.boxplot(samples, positions=positions, orientation="horizontal", widths=0.18, showfliers=False,
+        ax.boxplot(bulk, positions=positions, orientation="horizontal", widths=0.18, showfliers=False,
                    medianprops={"color": "black"})
+        for position, r, cut in zip(positions, raw, cuts, strict=True):
+            tail = r[r > cut] * scale
+            ax.scatter(tail, np.full(tail.shape, position), s=6, color="#888888", zorder=3)
         ax.set_yticks(positions, [row["artifact"] for row in rows], fontsize=8)
-        low, high = min(min(s) for s in samples), max(max(s) for s in samples)
+        low, high = min(float(b.min()) for b in bulk), max(float(r.max()) * scale for r in raw)
         if high / max(low, 1e-12) > 20:
-            _log_x(ax)
-        ax.set_xlabel("latency per inference (ms)")
+            _log_x(ax, decades=np.log10(high / max(low, 1e-12)))
+        ax.set_xlabel(f"latency per inference ({unit}); dots: slowest 1%")
         ax.set_title(f"target: {target}")
         ax.grid(axis="x", alpha=0.3)
     return figure
+
+
+def _label_offset(placed: list[tuple[float, float]], x: float, y: float, log_x: bool) -> float:
+    """Vertical offset (points) for a label so names at almost the same spot do not print on each other."""
+    import math
+
+    def near(px: float, py: float) -> bool:
+        dx = abs(math.log10(px / x)) < 0.08 if log_x and px > 0 and x > 0 else abs(px - x) <= 0.08 * max(abs(x), 1e-9)
+        return dx and abs(py - y) < 0.2
+
+    crowd = sum(near(px, py) for px, py in placed)
+    placed.append((x, y))
+    return 4.0 - 9.0 * crowd
 
 
 def pareto_plot(report: dict[str, Any]) -> Any | None:
@@ -131,19 +161,29 @@ def pareto_plot(report: dict[str, Any]) -> Any | None:
     figure, (size_ax, latency_ax) = _new_figure(8.0, 3.6, ncols=2)
     colors = _colors(report, [p["artifact"] for p in points])
     targets = list(dict.fromkeys(p["target"] for p in points))
+    scale, unit = _time_unit([p["p50_ms"] for p in points])
+    placed: dict[int, list[tuple[float, float]]] = {id(size_ax): [], id(latency_ax): []}
+    labelled_sizes: set[str] = set()
     for point in points:
         marker = MARKERS[targets.index(point["target"]) % len(MARKERS)]
-        for ax, x in ((size_ax, point["size_bytes"] / 1024), (latency_ax, point["p50_ms"])):
-            ax.scatter(x, point["accuracy"] * 100, color=colors[point["artifact"]], marker=marker, s=46, zorder=3)
-            if point["pareto_optimal"]:
-                ax.scatter(x, point["accuracy"] * 100, facecolors="none", edgecolors="black", s=150, zorder=4)
-                ax.annotate(point["artifact"], (x, point["accuracy"] * 100), fontsize=7,
-                            xytext=(5, 4), textcoords="offset points")
+        accuracy = point["accuracy"] * 100
+        for ax, x in ((size_ax, point["size_bytes"] / 1024), (latency_ax, point["p50_ms"] * scale)):
+            ax.scatter(x, accuracy, color=colors[point["artifact"]], marker=marker, s=46, zorder=3)
+            if not point["pareto_optimal"]:
+                continue
+            ax.scatter(x, accuracy, facecolors="none", edgecolors="black", s=150, zorder=4)
+            if ax is size_ax:
+                if point["artifact"] in labelled_sizes:
+                    continue  # a file has the same size on every target: name it once
+                labelled_sizes.add(point["artifact"])
+            offset = _label_offset(placed[id(ax)], x, accuracy, log_x=ax is latency_ax)
+            ax.annotate(point["artifact"], (x, accuracy), fontsize=7, xytext=(6, offset), textcoords="offset points")
     size_ax.set_xlabel("file size (KiB)")
-    latency_ax.set_xlabel("p50 latency (ms, log)")
+    latency_ax.set_xlabel(f"p50 latency ({unit}, log)")
     _log_x(latency_ax)
     for ax in (size_ax, latency_ax):
         ax.set_ylabel("accuracy (%)")
+        ax.margins(x=0.12, y=0.18)
         ax.grid(alpha=0.3)
     handles = [_legend_marker(colors[name], "o", name) for name in colors]
     handles += [_legend_marker("#555555", MARKERS[i % len(MARKERS)], f"target {t}") for i, t in enumerate(targets)]

@@ -206,10 +206,11 @@ def energy_plot(report: dict[str, Any]) -> Any | None:
     colors = _colors(report, [row["artifact"] for row in rows])
     labels = [f"{row['artifact']} @ {row['target']}" for row in rows]
     values = [row["energy_j_per_inference"] * 1e6 for row in rows]
-    bars = ax.barh(labels, values, color=[colors[row["artifact"]] for row in rows])
+    errors = [row["energy_uncertainty_j"] * 1e6 if is_number(row.get("energy_uncertainty_j")) else 0.0 for row in rows]
+    bars = ax.barh(labels, values, xerr=errors, capsize=3, color=[colors[row["artifact"]] for row in rows])
     ax.bar_label(bars, fmt="%.3g µJ", fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("energy per inference (µJ)")
+    ax.set_xlabel("energy per inference (µJ, bars ± uncertainty)")
     ax.tick_params(axis="y", labelsize=8)
     return figure
 

@@ -43,3 +43,11 @@ def test_hostile_artifact_name_stays_inside_its_cell() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| evil"))
     assert row.count(" | ") == 8  # nine columns, the pipe in the name is escaped
     assert "<img" not in text
+
+
+def test_comment_stays_under_the_github_limit(tmp_path: Path) -> None:
+    report = build_report(make_run_dir(tmp_path))
+    report["environments"] = {f"device{i}": {f"key{j}": "x" * 40 for j in range(60)} for i in range(40)}
+    text = render_markdown(report)
+    assert len(text) < 65_536
+    assert "Environment tables left out" in text and "## Latency" in text

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio", "--window-size=1280,900")
+                  "--hide-scrollbars", "--mute-audio", "--disable-dev-shm-usage", "--window-size=1280,900")
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 

@@ -23,14 +23,14 @@ from edgekd.config.handoff import HandoffConfig
 from edgekd.errors import HandoffError, ModelError
 from edgekd.fileio import atomic_path, sha256_bytes, sha256_file, storage_error
 from edgekd.handoff import golden as golden_mod
-from edgekd.handoff.arena import TflmFailure, plan_arena
+from edgekd.handoff.arena import ArenaPlan, TflmFailure, plan_arena
 from edgekd.handoff.c_array import render_model_data
 from edgekd.handoff.identifiers import bundle_symbols
 from edgekd.handoff.integrator_readme import render_readme
 from edgekd.handoff.manifest import build_manifest, render_manifest_header
 from edgekd.handoff.op_resolver import (check_op_resolver_header, render_op_resolver_header, require_tflm_support,
                                         resolver_entries)
-from edgekd.handoff.tflite_reader import parse_tflite
+from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
 from edgekd.handoff.verify import verify_sources
 
 BUNDLE_SCHEMA = "edgekd.handoff/1"
@@ -98,10 +98,17 @@ def _check_labels(labels: list[str], outputs: list[dict[str, Any]], model_name: 
                            hint="give one label per output class, in class-index order")
 
 
-def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, labels: list[str],
-                  preprocessing: dict[str, Any], calibration: Artifact | None, bench_summary: list[dict[str, Any]],
-                  versions: dict[str, str]) -> HandoffResult:
-    """Write `out_dir` (the `handoff/` folder) and `<out_dir>.zip`, verified; see the module docstring."""
+def infer_precision(model: TfliteModel) -> str:
+    """The precision a .tflite without a sidecar most likely has, from its tensor types."""
+    types = model.tensor_types()
+    if "FLOAT16" in types:
+        return "fp16"
+    if "FLOAT32" not in types:
+        return "int8"
+    return "dynamic_range" if types & {"INT8", "UINT8"} else "fp32"
+
+
+def _read_model(tflite: Artifact) -> tuple[bytes, str]:
     if tflite.format != "tflite":
         raise HandoffError(f"the handoff needs a .tflite model, got {tflite.name} ({tflite.format})",
                            hint="set [handoff] artifact to a TFLite artifact such as tflite_int8 or tflite_fp32")
@@ -113,55 +120,70 @@ def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, lab
     if sha256 != tflite.sha256:
         raise ModelError(f"{tflite.path} changed since it was written (sha256 {sha256[:12]}… ≠ {tflite.sha256[:12]}…)",
                          hint="rerun the tflite stage")
+    return data, sha256
+
+
+def _golden_and_arena(path: Path, model: TfliteModel, config: HandoffConfig,
+                      calibration: Artifact | None) -> tuple[golden_mod.GoldenVectors, ArenaPlan, dict[str, Any]]:
+    """Golden vectors from LiteRT, the arena from TFLM run on the same inputs, and their agreement."""
+    golden = golden_mod.golden_vectors(path, model.inputs, calibration.path if calibration else None)
+    try:
+        plan = plan_arena(path, model, golden.inputs, margin=config.arena_margin)
+    except TflmFailure as failure:
+        if config.platform == "micro":
+            raise HandoffError(f"TensorFlow Lite Micro cannot run {path.name}: {failure.reason}",
+                               hint="use a full int8 or fp32 model with TFLM-supported operators, or bundle for "
+                               "platform \"linux\"/\"android\"") from None
+        plan = plan_arena(path, model, golden.inputs, margin=config.arena_margin,
+                          skip_tflm=f"TFLite Micro cannot run this model ({failure.reason})")
+    info = golden_mod.golden_summary(golden)
+    tolerances = [golden_mod.tolerance(out) for out in golden.outputs]
+    if plan.tflm_outputs is not None:  # the same inputs through TFLM: how far the MCU runtime may differ
+        diffs = [golden_mod.max_difference([want], [got]) for want, got in zip(golden.outputs, plan.tflm_outputs)]
+        tolerances = [max(tol, diff) for tol, diff in zip(tolerances, diffs)]
+        info["tflm_max_abs_diff"] = max(diffs, default=0.0)
+    for entry, tol in zip(info["outputs"], tolerances):
+        entry["tolerance"] = tol
+    return golden, plan, info
+
+
+def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, labels: list[str],
+                  preprocessing: dict[str, Any], calibration: Artifact | None, bench_summary: list[dict[str, Any]],
+                  versions: dict[str, str]) -> HandoffResult:
+    """Write `out_dir` (the `handoff/` folder) and `<out_dir>.zip`, verified; see the module docstring."""
+    from edgekd import __version__
+
+    data, sha256 = _read_model(tflite)
     symbols = bundle_symbols(config.model_name)
     model = parse_tflite(data, source=tflite.path.name)
     entries = resolver_entries(model.used_operator_codes())
     if config.platform == "micro":
         require_tflm_support(entries, model.tensor_types(), model=tflite.path.name)
-
-    golden = golden_mod.golden_vectors(tflite.path, model.inputs, calibration.path if calibration else None)
-    try:
-        plan = plan_arena(tflite.path, model, golden.inputs, margin=config.arena_margin)
-    except TflmFailure as failure:
-        if config.platform == "micro":
-            raise HandoffError(f"TensorFlow Lite Micro cannot run {tflite.path.name}: {failure.reason}",
-                               hint="use a full int8 or fp32 model with TFLM-supported operators, or bundle for "
-                               "platform \"linux\"/\"android\"") from None
-        plan = plan_arena(tflite.path, model, golden.inputs, margin=config.arena_margin,
-                          skip_tflm=f"TFLite Micro cannot run this model ({failure.reason})")
-    golden_info = golden_mod.golden_summary(golden)
-    tolerances = [golden_mod.tolerance(out) for out in golden.outputs]
-    if plan.tflm_outputs is not None:  # the same inputs through TFLM: how far the MCU runtime may differ
-        diffs = [golden_mod.max_difference([want], [got]) for want, got in zip(golden.outputs, plan.tflm_outputs)]
-        tolerances = [max(tol, diff) for tol, diff in zip(tolerances, diffs)]
-        golden_info["tflm_max_abs_diff"] = max(diffs, default=0.0)
-    for entry, tol in zip(golden_info["outputs"], tolerances):
-        entry["tolerance"] = tol
-
+    golden, plan, golden_info = _golden_and_arena(tflite.path, model, config, calibration)
     file_name = f"{symbols.base}.tflite"
     arena = plan.to_dict()
     manifest = build_manifest(
         model, model_name=config.model_name, symbols=symbols, file_name=file_name, file_bytes=len(data),
-        sha256=sha256, precision=tflite.precision, platform=config.platform, labels=labels,
+        sha256=sha256, precision=tflite.precision or infer_precision(model), platform=config.platform, labels=labels,
         preprocessing=preprocessing, operators=[entry.op for entry in entries], arena=arena,
         declared_inputs=tflite.inputs, declared_outputs=tflite.outputs,
     )
     _check_labels(labels, manifest["outputs"], tflite.path.name)
-    from edgekd import __version__
-
+    tolerances = [entry["tolerance"] for entry in golden_info["outputs"]]
+    resolver_text = render_op_resolver_header(entries, symbols, source=file_name, edgekd_version=__version__)
+    model_cc, model_h = render_model_data(data, symbols, source=file_name, sha256=sha256, edgekd_version=__version__)
+    texts = {
+        "model_data.cc": model_cc,
+        "model_data.h": model_h,
+        "model_manifest.h": render_manifest_header(manifest, symbols, edgekd_version=__version__),
+        "op_resolver.h": resolver_text,
+        "golden.h": golden_mod.render_golden_header(golden, symbols, source=file_name, edgekd_version=__version__,
+                                                    tolerances=tolerances),
+    }
+    zip_path = out_dir.with_name(out_dir.name + ".zip")
     staging = _staging_dir(out_dir)
     try:
         (staging / file_name).write_bytes(data)
-        model_cc, model_h = render_model_data(data, symbols, source=file_name, sha256=sha256, edgekd_version=__version__)
-        resolver_text = render_op_resolver_header(entries, symbols, source=file_name, edgekd_version=__version__)
-        texts = {
-            "model_data.cc": model_cc,
-            "model_data.h": model_h,
-            "model_manifest.h": render_manifest_header(manifest, symbols, edgekd_version=__version__),
-            "op_resolver.h": resolver_text,
-            "golden.h": golden_mod.render_golden_header(golden, symbols, source=file_name, edgekd_version=__version__,
-                                                        tolerances=tolerances),
-        }
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
         _write_json(staging / "model_manifest.json", manifest)
@@ -183,21 +205,20 @@ def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, lab
             bench=bench_summary, versions=all_versions, calibration=calibration_info))
         index = {"schema": BUNDLE_SCHEMA, "model_name": config.model_name, "platform": config.platform,
                  "source": {"artifact": tflite.name, "file": tflite.path.name, "sha256": sha256,
-                            "precision": tflite.precision},
+                            "precision": manifest["model"]["precision"]},
                  "files": dict(sorted(files.items())), "calibration": calibration_info, "versions": all_versions,
                  "bench": bench_summary, "arena": arena, "golden": golden_info, "verification": verification}
         files["bundle.json"] = _write_json(staging / "bundle.json", index)
-        _write_text(staging / "SHA256SUMS", "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())))
-        files["SHA256SUMS"] = sha256_file(staging / "SHA256SUMS")
-        _publish(staging, out_dir)
+        files["SHA256SUMS"] = _write_text(staging / "SHA256SUMS",
+                                          "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())))
+        _publish(staging, out_dir, zip_path if config.zip else None)
     except OSError as exc:
         raise storage_error(exc, out_dir) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    zip_path = _write_zip(out_dir) if config.zip else None
-    return HandoffResult(path=out_dir, zip_path=zip_path, manifest=manifest, arena=arena, files=files,
-                         verification=verification, golden=golden_info)
+    return HandoffResult(path=out_dir, zip_path=zip_path if config.zip else None, manifest=manifest, arena=arena,
+                         files=files, verification=verification, golden=golden_info)
 
 
 def _write_text(path: Path, text: str) -> str:
@@ -247,9 +268,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Rename the complete staging folder onto out_dir, replacing an older bundle."""
+def _publish(staging: Path, out_dir: Path, zip_path: Path | None) -> None:
+    """Rename the complete staging folder onto out_dir (replacing an older bundle), then its zip beside it.
+
+    The zip is written from the staging folder before anything is renamed, so the two renames are the
+    only window in which a kill could leave the folder and zip from different runs. Without a zip, a
+    stale one from an earlier bundle is removed rather than left disagreeing with the folder.
+    """
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if zip_path is None:
+        with contextlib.suppress(FileNotFoundError):
+            out_dir.with_name(out_dir.name + ".zip").unlink()
+        _swap(staging, out_dir, old)
+        return
+    with atomic_path(zip_path) as tmp_zip:
+        _write_zip(staging, tmp_zip, folder_name=out_dir.name)
+        _swap(staging, out_dir, old)
+
+
+def _swap(staging: Path, out_dir: Path, old: Path) -> None:
     if out_dir.exists():
         os.replace(out_dir, old)
     os.replace(staging, out_dir)
@@ -257,17 +294,12 @@ def _publish(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(old)
 
 
-def _write_zip(folder: Path) -> Path:
-    zip_path = folder.with_name(folder.name + ".zip")
-    with atomic_path(zip_path) as tmp:
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted(folder.iterdir()):
-                    info = zipfile.ZipInfo(f"{folder.name}/{path.name}", date_time=_ZIP_TIME)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    archive.writestr(info, path.read_bytes())
-            tmp.chmod(0o644)  # mkstemp made it private; the zip is meant to be shared
-        except OSError as exc:
-            raise storage_error(exc, zip_path) from None
-    return zip_path
+def _write_zip(folder: Path, zip_file: Path, *, folder_name: str) -> None:
+    """A deterministic zip of `folder` with entries under `folder_name/` (sorted, fixed timestamps)."""
+    with zipfile.ZipFile(zip_file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.iterdir()):
+            info = zipfile.ZipInfo(f"{folder_name}/{path.name}", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+    zip_file.chmod(0o644)  # mkstemp made it private; the zip is meant to be shared

@@ -58,6 +58,17 @@ def _float_literal(value: float, suffix: str) -> str:
     return text + suffix
 
 
+def _wide_int_literal(value: int, kind: str) -> str:
+    """A 32/64-bit literal. The most negative value has no literal (unary minus on an out-of-range
+    constant): it is written as (min + 1) - 1."""
+    wrap = {"int64": "INT64_C", "uint64": "UINT64_C"}.get(kind)
+    text = f"{wrap}({value})" if wrap else (f"{value}u" if kind == "uint32" else str(value))
+    if kind in ("int32", "int64") and value == int(np.iinfo(kind).min):
+        inner = f"{wrap}({value + 1})" if wrap else str(value + 1)
+        return f"({inner} - 1)"
+    return text
+
+
 def value_lines(values: np.ndarray, indent: str = "    ") -> str:
     """A flat array as C literals of its dtype, 10 per line (row-major order, as the tensor's memory)."""
     flat = np.ascontiguousarray(values).reshape(-1)
@@ -70,14 +81,8 @@ def value_lines(values: np.ndarray, indent: str = "    ") -> str:
         items = [str(int(v)) for v in flat.view(np.uint16)]
     elif kind == "bool":
         items = ["true" if v else "false" for v in flat]
-    elif kind == "int64":
-        items = [f"INT64_C({int(v)})" for v in flat]
-    elif kind == "uint64":
-        items = [f"UINT64_C({int(v)})" for v in flat]
-    elif kind == "int32" or kind == "uint32":
-        # -2147483648 is not a valid literal (unary minus on an out-of-range int): write it as an expression.
-        items = [f"({int(v) + 1} - 1)" if int(v) == -(2**31) else (f"{int(v)}u" if kind == "uint32" else str(int(v)))
-                 for v in flat]
+    elif kind in ("int32", "int64", "uint32", "uint64"):
+        items = [_wide_int_literal(int(v), kind) for v in flat]
     else:
         c_type(kind)  # raises for unsupported dtypes
         items = [str(int(v)) for v in flat]

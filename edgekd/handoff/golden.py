@@ -148,7 +148,8 @@ def render_golden_header(golden: GoldenVectors, symbols: BundleSymbols, *, sourc
     guard = symbols.header_guard("golden_h")
     lines = [
         generated_banner(source, edgekd_version).rstrip("\n"),
-        f"#ifndef {guard}", f"#define {guard}", "", "#include <cstdint>", "",
+        f"#ifndef {guard}", f"#define {guard}", "", "#include <cmath>  // INFINITY/NAN, if an output holds them",
+        "#include <cstdint>", "",
         f"// Inputs: {golden.input_source}. Outputs: LiteRT on the host. On the device, copy each input into",
         "// the interpreter's input tensor, Invoke(), and compare every output element within the tolerance",
         "// (integer outputs: quantized steps; float outputs: absolute).",

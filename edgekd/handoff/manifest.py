@@ -83,6 +83,11 @@ def build_manifest(
     prep = dict(preprocessing)
     if "mean" in prep or "std" in prep:
         prep.setdefault("formula", "x = (raw - mean) / std, then for an int8 input q = round(x / scale) + zero_point")
+    model_layout = inputs[0]["layout"] if inputs else None
+    if prep.get("layout") and model_layout and prep["layout"] != model_layout:
+        # e.g. torch trained on NCHW, onnx2tf made the TFLite input NHWC: the firmware writes NHWC.
+        prep["layout_note"] = (f"training data was {prep['layout']}; the model input is {model_layout}: "
+                               f"write input elements in {model_layout} order")
     return {
         "schema": MANIFEST_SCHEMA,
         "model": {

@@ -292,3 +292,12 @@ def test_handoff_command_json_and_typed_error(models: dict[str, Path], tmp_path:
     assert manifest["labels"] == DIGIT_LABELS and manifest["preprocessing"]["std"] == 0.25
     assert isinstance(failed.exception, HandoffError) and "GELU" in failed.exception.message
     assert isinstance(bad_option.exception, UsageError) and "--platform" in bad_option.exception.message
+
+
+def test_turning_zip_off_removes_a_stale_zip_and_precision_is_inferred(models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "handoff"
+    first = bundle(models["cnn_int8"], out)
+    assert first.zip_path is not None and first.zip_path.exists() and first.manifest["model"]["precision"] == "int8"
+    second = bundle(models["cnn_fp32"], out, zip=False)
+    assert second.zip_path is None and not (tmp_path / "handoff.zip").exists()
+    assert second.manifest["model"]["precision"] == "fp32"

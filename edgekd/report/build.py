@@ -66,7 +66,7 @@ def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any
     summaries = {name: (m.get("summary") or {}) for name, m in manifests.items()}
     artifacts, artifact_warnings = _model_artifacts(run_dir, manifests)
     parity = [_parity_row(row) for row in summaries.get("verify", {}).get("rows", []) or []]
-    bench = [_bench_row(row) for row in summaries.get("bench", {}).get("results", []) or []]
+    bench = [bench_row(row) for row in summaries.get("bench", {}).get("results", []) or []]
     distill = _distill(run_dir, manifests) if "distill" in manifests else None
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -177,7 +177,7 @@ def _parity_row(row: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _bench_row(row: dict[str, Any]) -> dict[str, Any]:
+def bench_row(row: dict[str, Any]) -> dict[str, Any]:
     """A bench row: BenchResult.summary() or .to_dict() (its figures nested under "summary")."""
     if isinstance(row.get("summary"), dict) and "p50_ms" not in row:
         row = {**row, **row["summary"]}

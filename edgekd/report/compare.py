@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import UsageError
-from edgekd.report.build import accuracy_of, build_report
+from edgekd.report.build import REPORT_SCHEMA, accuracy_of, bench_row, build_report
 from edgekd.report.formatting import is_number
 
 COMPARE_SCHEMA = "edgekd.compare/1"
@@ -45,24 +45,38 @@ def _read_report(path: Path) -> dict[str, Any]:
     return report
 
 
-def _from_history(run_id: str) -> dict[str, Any] | None:
-    """The report stored with a run in the SQLite history, when that module exists and knows the run."""
+def _from_history(ref: str) -> dict[str, Any] | None:
+    """A run from the SQLite benchmark history: an id, a unique prefix, `latest` or `latest~N`.
+
+    Runs recorded by `edgekd run` carry their whole report; runs recorded by `edgekd bench` only
+    their bench results, which are enough to compare latency, memory and energy.
+    """
     try:
         from edgekd.bench.history import History
-    except ImportError:
+    except ImportError:  # the history module is optional
+        return None
+    from edgekd.errors import BenchError
+
+    history = History()
+    if not history.path.exists():  # never create a history file just to look something up
         return None
     try:
-        for run in History().runs():
-            record = run if isinstance(run, dict) else getattr(run, "__dict__", {})
-            if run_id in (record.get("run_id"), record.get("id")) or str(record.get("run_id", "")).startswith(run_id):
-                meta = record.get("meta") or {}
-                if isinstance(meta, str):
-                    meta = json.loads(meta)
-                report = meta.get("report") if isinstance(meta, dict) else None
-                return report if isinstance(report, dict) else None
-    except Exception:  # noqa: BLE001 - the history is optional; an unreadable one is the same as none
-        return None
-    return None
+        run_id = history.resolve(ref)
+        run = next(r for r in history.runs() if r["run_id"] == run_id)
+        report = (run.get("meta") or {}).get("report")
+        if isinstance(report, dict) and str(report.get("schema", "")).startswith("edgekd.report/"):
+            return report
+        return _report_from_results(run_id, history.results(run_id))
+    except BenchError as exc:
+        if exc.message.startswith("no run"):
+            return None
+        raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def _report_from_results(run_id: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bench-only report for a history run that has no stored report."""
+    return {"schema": REPORT_SCHEMA, "run": {"name": run_id, "dir": None}, "artifacts": [], "parity": [],
+            "distill": None, "bench": [bench_row(r) for r in results], "handoff": None}
 
 
 def mann_whitney_p(a: list[float], b: list[float]) -> float | None:

@@ -128,3 +128,22 @@ def test_command_writes_reports_and_compares(tmp_path: Path, baseline: dict) -> 
 def test_command_rejects_both_forms(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["report", str(tmp_path), "--compare", str(tmp_path), str(tmp_path)])
     assert isinstance(result.exception, UsageError)
+
+
+def test_runs_from_the_history(tmp_path: Path, baseline: dict) -> None:
+    """`--compare latest~1 latest`: one run recorded with its report, one with bench results only."""
+    from edgekd.bench.history import History
+
+    history = History()  # EDGEKD_HISTORY points into the test's temporary directory
+    history.record_run("digits:before", "r1", baseline["bench"], meta={"report": baseline})
+    slower = copy.deepcopy(baseline["bench"])
+    for row in slower:
+        if row["artifact"] == "tflite_int8":
+            row["latencies_ms"] = [v * 1.4 for v in row["latencies_ms"]]
+            row["p50_ms"] *= 1.4
+    history.record_run("digits:after", "r1", slower, meta={})
+    result = compare_runs(Path("latest~1"), Path("latest"))
+    assert _kinds(result) == {("slower", "tflite_int8", "local"), ("slower", "tflite_int8", "pi5")}
+    assert load_run_report("digits:bef")["distill"] == baseline["distill"]  # a unique prefix works
+    with pytest.raises(UsageError):
+        load_run_report("digits:")  # ambiguous prefix: says so rather than picking one

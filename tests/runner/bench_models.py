@@ -34,17 +34,22 @@ def make_matmul_onnx(path: Path, layers: int = 1, size: int = 64, seed: int = 0)
     return path
 
 
-def make_tflite(path: Path, precision: str = "fp32", size: int = 16) -> Path:
-    """A Dense+ReLU+Dense model, (1, size) -> (1, 4); `int8` is full-integer with int8 input/output."""
+def make_tflite(path: Path, precision: str = "fp32", size: int = 16, hidden: int = 32, layers: int = 1) -> Path:
+    """Dense+ReLU layers then a Dense to 4 outputs, (1, size) -> (1, 4); `int8` is full-integer with int8
+    input/output. More `layers` of width `hidden` make it slower."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    w1 = tf.constant(rng.standard_normal((size, 32)).astype(np.float32) * 0.2)
-    w2 = tf.constant(rng.standard_normal((32, 4)).astype(np.float32) * 0.2)
+    widths = [size] + [hidden] * layers
+    weights = [tf.constant(rng.standard_normal((a, b)).astype(np.float32) * (2 / a) ** 0.5)
+               for a, b in zip(widths, widths[1:])]
+    head = tf.constant(rng.standard_normal((hidden, 4)).astype(np.float32) * 0.2)
 
     @tf.function(input_signature=[tf.TensorSpec([1, size], tf.float32, name="x")])
     def model(x: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(tf.nn.relu(tf.matmul(x, w1)), w2)
+        for weight in weights:
+            x = tf.nn.relu(tf.matmul(x, weight))
+        return tf.matmul(x, head)
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
     if precision == "int8":

@@ -40,6 +40,7 @@ from edgekd.targets.adb_probe import PROBE_SCRIPT, ABI_ARCH, PhoneState, cpu_mas
 
 log = logging.getLogger(__name__)
 
+EXIT_SENTINEL = "__EDGEKD_EXIT__="
 LOST = ("error: closed", "device offline", "no devices/emulators found", "not found", "connection reset",
         "protocol fault", "device still authorizing")
 
@@ -95,11 +96,22 @@ class AdbTarget:
                            hint="check `adb devices`; for Wi-Fi debugging run `adb connect HOST:PORT` first")
 
     def _shell(self, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """One device command; a transport failure (phone gone) becomes TargetError."""
-        result = self._adb("shell", command, timeout=timeout)
-        if result.returncode == 255 and any(text in result.stderr for text in LOST):
-            raise self._lost(command, result.stderr)
-        return result
+        """One device command; a transport failure (phone gone) becomes TargetError.
+
+        The command runs in a subshell followed by an exit-status sentinel on stderr: the sentinel carries
+        the exit code on phones without shell_v2 (legacy `shell:` loses it), and its absence means the
+        stream ended early — a phone that went away mid-command, whatever adb's own exit status says.
+        """
+        result = self._adb("shell", f"({command}\n); echo {EXIT_SENTINEL}$? >&2", timeout=timeout)
+        for stream in ("stderr", "stdout"):  # legacy shell merges stderr into stdout
+            text = getattr(result, stream)
+            head, found, tail = text.rpartition(EXIT_SENTINEL)
+            if found:
+                code, _, rest = tail.partition("\n")
+                setattr(result, stream, head + rest.lstrip("\r\n") if rest.strip() else head)
+                result.returncode = int(code.strip()) if code.strip().isdigit() else result.returncode
+                return result
+        raise self._lost(command, result.stderr)
 
     def _lost(self, command: str, stderr: str) -> TargetError:
         state = self._adb("get-state", timeout=10).stdout.strip() if self.serial else ""

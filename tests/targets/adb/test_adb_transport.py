@@ -52,7 +52,7 @@ def test_sync_refuses_paths_outside_the_sandbox(phone, adb_env: AdbClient, tmp_p
         assert result.returncode != 0 and "Read-only file system" in result.stdout + result.stderr
     assert not (phone.sandbox.root / "system" / "x.txt").exists() and not Path("/etc/x.txt").exists()
     missing = adb_env("-s", phone.serial, "pull", "/data/local/tmp/nope", str(tmp_path / "nope"))
-    assert missing.returncode != 0 and "No such file" in missing.stderr
+    assert missing.returncode != 0 and "No such file or directory" in missing.stdout + missing.stderr
 
 
 def test_rsa_auth_accepts_new_key_then_verifies_signatures(tmp_path: Path, adb_env: AdbClient) -> None:

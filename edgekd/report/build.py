@@ -63,10 +63,10 @@ def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any
     """The report.json document of a run (see the module docstring and the contract in issue 2)."""
     run_dir = Path(run_dir)
     manifests, warnings = load_manifests(run_dir)
-    summaries = {name: (m.get("summary") or {}) for name, m in manifests.items()}
+    summaries = {name: m["summary"] if isinstance(m.get("summary"), dict) else {} for name, m in manifests.items()}
     artifacts, artifact_warnings = _model_artifacts(run_dir, manifests)
-    parity = [_parity_row(row) for row in summaries.get("verify", {}).get("rows", []) or []]
-    bench = [bench_row(row) for row in summaries.get("bench", {}).get("results", []) or []]
+    parity = [_parity_row(row) for row in _rows(summaries.get("verify"), "rows")]
+    bench = [bench_row(row) for row in _rows(summaries.get("bench"), "results")]
     distill = _distill(run_dir, manifests) if "distill" in manifests else None
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -87,6 +87,17 @@ def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any
     return report
 
 
+def _rows(summary: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    """The row dicts under `key` of a stage summary; anything else (a hand-edited manifest) is skipped."""
+    rows = (summary or {}).get(key)
+    return [row for row in rows if isinstance(row, dict) and row.get("artifact")] if isinstance(rows, list) else []
+
+
+def _sidecars(manifest: dict[str, Any] | None) -> list[dict[str, Any]]:
+    items = (manifest or {}).get("artifacts")
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
 def _warning(source: str, message: str, *, artifact: str | None = None, target: str | None = None) -> dict[str, Any]:
     return {"source": source, "artifact": artifact, "target": target, "message": message}
 
@@ -102,7 +113,7 @@ def _stage_overview(manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]
             "status": "done" if manifest is not None else "not run",
             "seconds": _number(manifest.get("seconds")) if manifest else None,
             "key": (manifest.get("key") or None) if manifest else None,
-            "artifacts": len(manifest.get("artifacts") or []) if manifest else 0,
+            "artifacts": len(_sidecars(manifest)),
         })
     return rows
 
@@ -120,8 +131,8 @@ def _model_artifacts(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> tup
     warnings: list[dict[str, Any]] = []
     seen: set[str] = set()
     for stage in [s for s in STAGE_ORDER if s in manifests] + sorted(set(manifests) - set(STAGE_ORDER)):
-        for sidecar in manifests[stage].get("artifacts") or []:
-            if not isinstance(sidecar, dict) or not _is_deliverable(stage, sidecar):
+        for sidecar in _sidecars(manifests[stage]):
+            if not _is_deliverable(stage, sidecar):
                 continue
             name = str(sidecar.get("name") or Path(str(sidecar.get("path", "?"))).name)
             if name in seen:
@@ -160,8 +171,8 @@ def _distill(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> dict[str, A
     result.update(summary)
     # File sizes of the three torch models, found by role word in the artifact name.
     for stage in ("teacher", "distill"):
-        for sidecar in (manifests.get(stage) or {}).get("artifacts") or []:
-            if not isinstance(sidecar, dict) or sidecar.get("format") != "torch":
+        for sidecar in _sidecars(manifests.get(stage)):
+            if sidecar.get("format") != "torch":
                 continue
             name = str(sidecar.get("name", "")).lower()
             role = "teacher" if "teacher" in name else "scratch" if "scratch" in name else "student"

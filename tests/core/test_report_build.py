@@ -134,3 +134,14 @@ def test_bench_rows_in_to_dict_form_with_nanoseconds(tmp_path: Path) -> None:
     assert row["p50_ms"] == flat["p50_ms"] and row["peak_rss_kb"] == flat["peak_rss_kb"]
     assert row["latencies_ms"] == pytest.approx(flat["latencies_ms"], abs=1e-6)
     assert "latencies_ns" not in row
+
+
+def test_malformed_but_valid_json_manifests_do_not_crash(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path, stages=("data", "distill"))
+    stages = run / ".edgekd" / "stages"
+    (stages / "verify.json").write_text(json.dumps({"stage": "verify", "artifacts": 5, "summary": {"rows": "nope"}}))
+    (stages / "bench.json").write_text(json.dumps({"stage": "bench", "summary": ["x"], "artifacts": [1, "a"]}))
+    (stages / "export.json").write_text("[1, 2]")
+    report = build_report(run)
+    assert report["parity"] == [] and report["bench"] == []
+    assert any("export.json is unreadable" in w["message"] for w in report["warnings"])

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+NATIVE_MIN_OPSET = 18  # lowest opset torch's dynamo exporter writes itself
 
 
 class TorchOnnxConverter:
@@ -88,6 +89,13 @@ def export_module(module: Any, input_shape: tuple[int, ...], *, opset: int, dyna
     """Run the dynamo exporter in memory. A static export has batch 1, the size devices run."""
     import torch
 
+    if opset < NATIVE_MIN_OPSET:
+        # Measured with torch 2.13 / onnx 1.23: down-converting the exporter's opset-18 graph fails or yields an
+        # invalid graph (ReduceMean noop_with_empty_axes) for every model family edgekd builds.
+        raise ConversionError(
+            f"torch_onnx: opset {opset} is below {NATIVE_MIN_OPSET}, the lowest the dynamo exporter writes correctly",
+            hint=f"set [export] opset = {NATIVE_MIN_OPSET} or higher (runtimes in the pinned set read up to 23)",
+        )
     generator = torch.Generator().manual_seed(0)
     batch = 2 if dynamic_batch else 1  # a dynamic dim needs an example size other than 0/1 to stay symbolic
     example = torch.randn((batch, *input_shape), generator=generator)

@@ -26,7 +26,7 @@ RecipeOption = Annotated[Optional[Path], typer.Option("--recipe", "-r", help="re
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="torch student (.pt with its edgekd sidecar)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory to write the .onnx into")] = Path("."),
-    opset: Annotated[int, typer.Option(help="ONNX opset (13-23)")] = DEFAULT_OPSET,
+    opset: Annotated[int, typer.Option(help="ONNX opset (18-23)")] = DEFAULT_OPSET,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="make the batch dimension symbolic")] = False,
     simplify: Annotated[bool, typer.Option("--simplify/--no-simplify", help="run onnxsim on the graph")] = True,
     recipe: RecipeOption = None,
@@ -41,7 +41,7 @@ def export_cmd(
     try:
         options = ExportConfig(opset=opset, dynamic_batch=dynamic_batch, simplify=simplify)
     except ValidationError as exc:
-        raise UsageError(f"invalid export option: {exc.errors()[0]['msg']}", hint=f"--opset must lie in 13..23 (default {DEFAULT_OPSET})") from None
+        raise UsageError(f"invalid export option: {exc.errors()[0]['msg']}", hint=f"--opset must lie in 18..23 (default {DEFAULT_OPSET})") from None
     source = load_artifact(model)
     metadata: dict[str, Any] = {
         "labels": source.config.get("label_names") or source.config.get("labels") or [],

@@ -12,7 +12,8 @@ DEFAULT_OPSET = 18  # highest opset every runtime in the pinned set (ORT, onnx2t
 class ExportConfig(StrictModel):
     """torch -> ONNX."""
 
-    opset: int = Field(DEFAULT_OPSET, ge=13, le=23)
+    # >= 18: torch's dynamo exporter writes 18+ natively; lowering its graphs to 13..17 fails (measured).
+    opset: int = Field(DEFAULT_OPSET, ge=18, le=23)
     dynamic_batch: bool = False
     simplify: bool = True
 

@@ -9,6 +9,7 @@ run fails or is interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -133,19 +134,20 @@ class _Runs:
 def _invoke(
     target: Target, argv: list[str], timeout: float, meter: EnergyMeter | None
 ) -> tuple[dict[str, Any], Completed, EnergyWindow | None]:
-    window = None
-    if meter is not None:
-        meter.start()
+    if meter is None:
+        completed = target.run(argv, timeout)
+        return parse_runner_output(completed, target.name), completed, None
+    meter.start()
     try:
         completed = target.run(argv, timeout)
-    finally:
-        if meter is not None:
-            try:
-                window = meter.stop()
-            except (OSError, RuntimeError, ValueError) as exc:
-                raise BenchError(
-                    f"energy meter {meter.name} failed: {exc}", hint="rerun with energy = false in [bench]"
-                ) from None
+    except BaseException:
+        with contextlib.suppress(Exception):  # the run's own error (or Ctrl-C) is the one to report
+            meter.stop()
+        raise
+    try:
+        window = meter.stop()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise BenchError(f"energy meter {meter.name} failed: {exc}", hint="rerun with energy = false in [bench]") from None
     return parse_runner_output(completed, target.name), completed, window
 
 

@@ -192,3 +192,12 @@ def test_torch_artifacts_are_refused_before_touching_the_device(tmp_path: Path) 
     with pytest.raises(BenchError, match="format 'torch'"):
         bench_artifacts(target, [create_artifact(weights, name="student", format="torch")], BenchConfig())
     assert target.workdir is None
+
+
+def test_a_rich_progress_is_advanced(models: dict[str, Artifact], tmp_path: Path) -> None:
+    from rich.progress import Progress
+
+    with Progress(disable=True) as bar:
+        bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(repeats=2, **FAST), progress=bar)
+        (task,) = bar.tasks
+        assert (task.completed, task.total) == (2, 2)

@@ -23,14 +23,18 @@ def report_cmd(
     fail_on_regression: Annotated[bool, typer.Option(
         "--fail-on-regression", help="with --compare: exit 1 when anything regressed (for CI)")] = False,
     plot_format: Annotated[str, typer.Option("--plots", help="embed plots as svg or png")] = "svg",
+    markdown_out: Annotated[Optional[Path], typer.Option(
+        "--markdown", help="with --compare: also write the comparison as Markdown (a pull-request comment)")] = None,
 ) -> None:
     """Write report.json, report.md and report.html for a run, or compare two runs."""
     if compare is not None:
         if run_dir is not None:
             raise UsageError("give either RUN_DIR or --compare RUN_A RUN_B, not both",
                              hint="edgekd report runs/a   or   edgekd report --compare runs/a runs/b")
-        _compare(compare[0], compare[1], fail_on_regression=fail_on_regression)
+        _compare(compare[0], compare[1], fail_on_regression=fail_on_regression, markdown_out=markdown_out)
         return
+    if markdown_out is not None:
+        raise UsageError("--markdown goes with --compare", hint="report.md is always written beside report.html")
     if run_dir is None:
         raise UsageError("no run directory given", hint="edgekd report runs/<name>   (or --compare RUN_A RUN_B)")
     if plot_format not in ("svg", "png"):
@@ -61,10 +65,14 @@ def _write(run_dir: Path, plot_format: str) -> None:
         console.say(f"  wrote {path}")
 
 
-def _compare(run_a: Path, run_b: Path, *, fail_on_regression: bool) -> None:
+def _compare(run_a: Path, run_b: Path, *, fail_on_regression: bool, markdown_out: Path | None) -> None:
+    from edgekd.fileio import atomic_write_text
     from edgekd.report.compare import compare_runs
+    from edgekd.report.markdown import render_comparison_markdown
 
     result = compare_runs(run_a, run_b)
+    if markdown_out is not None:
+        atomic_write_text(markdown_out, render_comparison_markdown(result))
     if console.is_json():
         console.emit_json(result)
     else:

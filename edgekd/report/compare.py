@@ -14,6 +14,7 @@ from typing import Any
 
 from edgekd.errors import UsageError
 from edgekd.report.build import REPORT_SCHEMA, accuracy_of, bench_row, build_report
+from edgekd.report import formatting as fmt
 from edgekd.report.formatting import is_number
 
 COMPARE_SCHEMA = "edgekd.compare/1"
@@ -170,7 +171,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], *, latency_tolerance: 
     regressions, improvements = [], []
     for row in latency:
         where = {"artifact": row["artifact"], "target": row["target"]}
-        text = f"p50 {row['p50_ms_a']:.4g} → {row['p50_ms_b']:.4g} ms" if row["ratio"] is not None else ""
+        text = f"p50 {fmt.ms(row['p50_ms_a'])} → {fmt.ms(row['p50_ms_b'])}" if row["ratio"] is not None else ""
         if row["ratio"] is not None:
             text += f" ({(row['ratio'] - 1) * 100:+.1f}%" + (f", p={row['p_value']:.2g})" if row["p_value"] is not None else ")")
         if row["verdict"] == "slower":
@@ -178,7 +179,8 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], *, latency_tolerance: 
         elif row["verdict"] == "faster":
             improvements.append(_change("faster", text, **where))
     for row in sizes:
-        text = f"{row['size_bytes_a']} → {row['size_bytes_b']} bytes ({(row['ratio'] - 1) * 100:+.1f}%)" if row["ratio"] else ""
+        text = (f"{fmt.size(row['size_bytes_a'])} → {fmt.size(row['size_bytes_b'])} ({(row['ratio'] - 1) * 100:+.1f}%)"
+                if row["ratio"] else "")
         if row["verdict"] == "bigger":
             regressions.append(_change("bigger", text, artifact=row["artifact"]))
         elif row["verdict"] == "smaller":

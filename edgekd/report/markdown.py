@@ -147,3 +147,27 @@ def render_markdown(report: dict[str, Any]) -> str:
         text = "\n".join(head + ["(Environment tables left out to fit a pull-request comment; see report.html.)", ""]
                          + tail) + "\n"
     return text
+
+
+def render_comparison_markdown(result: dict[str, Any]) -> str:
+    """`edgekd report --compare` as a pull-request comment: regressions first, then improvements."""
+    name_a = (result.get("run_a") or {}).get("name", "A")
+    name_b = (result.get("run_b") or {}).get("name", "B")
+    regressions, improvements = result.get("regressions") or [], result.get("improvements") or []
+    verdict = f"**❌ {len(regressions)} regression(s)**" if regressions else "**✅ no regressions**"
+    lines = [f"# edgekd compare: {cell(name_a)} → {cell(name_b)}", "", verdict, ""]
+    for title, rows in (("Regressions", regressions), ("Improvements", improvements)):
+        if rows:
+            lines += [f"## {title}", ""]
+            lines += table(["kind", "artifact", "target", "change"],
+                           [[r["kind"], r.get("artifact") or fmt.DASH, r.get("target") or fmt.DASH, r["message"]]
+                            for r in rows])
+            lines.append("")
+    for key, label in (("only_in_a", f"Only in {name_a}"), ("only_in_b", f"Only in {name_b}")):
+        if result.get(key):
+            lines += [f"{cell(label)}: {', '.join(cell(n) for n in result[key])}", ""]
+    tol = result.get("tolerances") or {}
+    if tol:
+        lines.append(f"<sub>Flagged beyond: latency ±{tol['latency'] * 100:g}% with Mann-Whitney p < {tol['alpha']:g}, "
+                     f"size ±{tol['size'] * 100:g}%, accuracy ±{tol['accuracy'] * 100:g} pt.</sub>")
+    return "\n".join(lines) + "\n"

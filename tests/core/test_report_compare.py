@@ -119,9 +119,12 @@ def test_command_writes_reports_and_compares(tmp_path: Path, baseline: dict) -> 
     (tmp_path / "b.json").write_text(json.dumps(slower))
     args = ["--json", "report", "--compare", str(run_a), str(tmp_path / "b.json")]
     assert runner.invoke(_app(), args).exit_code == 0
-    failing = runner.invoke(_app(), [*args, "--fail-on-regression"])
+    comment = tmp_path / "compare.md"
+    failing = runner.invoke(_app(), [*args, "--fail-on-regression", "--markdown", str(comment)])
     assert failing.exit_code == 1
     assert len(json.loads(failing.stdout)["regressions"]) == 9
+    text = comment.read_text(encoding="utf-8")
+    assert "**❌ 9 regression(s)**" in text and "| slower | tflite_int8 | pi5 | p50 " in text
     console.set_mode()
 
 

@@ -104,13 +104,16 @@ class AndroidBatteryMeter(PowerSampler):
         amps, current_unit = current_scale(current)
         volts, voltage_unit = voltage_scale(voltage)
         status = (values.get("battery/status") or "").strip()
-        # Power drawn is positive. Discharging with a negative reading means the BatteryManager sign.
-        sign = -1.0 if current < 0 and status != "Charging" else 1.0
+        # Power drawn from the battery is positive. A negative reading means BatteryManager's convention
+        # (negative = discharging); a positive one while discharging, the opposite. A positive reading
+        # while charging cannot tell them apart: BatteryManager's convention is assumed and said so.
+        sign = -1.0 if current < 0 or status != "Discharging" else 1.0
         self._factors = (amps, volts, sign)
         self.units = {
             "current": current_unit,
             "voltage": voltage_unit,
-            "sign": "negative while discharging" if sign < 0 else "positive while discharging",
+            "sign": ("negative while discharging" if sign < 0 else "positive while discharging")
+            + (" (assumed)" if current >= 0 and status != "Discharging" else ""),
         }
 
     def start(self) -> None:

@@ -12,8 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
+from typer._click.exceptions import ClickException
 
 from edgekd import __version__, console
 from edgekd.commands.bench import bench_app
@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=args, prog_name="edgekd", standalone_mode=False)
         return 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         console.err_console.print("[red]aborted[/]")
         return 130
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         return exc.exit_code
     except EdgekdError as exc:

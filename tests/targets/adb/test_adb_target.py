@@ -183,3 +183,23 @@ def test_inventory_entry_is_validated(tmp_path: Path) -> None:
         AdbTarget.from_entry("p", {"kind": "adb", "seriall": "x"}, tmp_path)
     entry = AdbTarget.from_entry("p", {"mode": "benchmark_model", "benchmark_model": "tools/bm"}, tmp_path).entry
     assert entry.benchmark_model == tmp_path / "tools" / "bm"
+
+
+def test_discovery_and_exit_codes_on_a_phone_without_shell_v2(tmp_path: Path, adb_env: AdbClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """No serial: the one attached phone is used. Legacy `shell:` loses exit codes; the sentinel keeps them."""
+    device = make_device(tmp_path / "old-phone", features=("cmd",))
+    try:
+        adb_env.connect(device)
+        target = AdbTarget.from_entry("old", {}, tmp_path)
+        target.connect()
+        assert target.serial == device.serial
+        failed = target.run(["sh", "-c", "echo partial; echo oops >&2; exit 4"], 30)
+        assert failed.returncode == 4 and failed.stdout.replace("\r", "").startswith("partial\n")
+        assert "__EDGEKD_EXIT__" not in failed.stdout + failed.stderr
+        target.cleanup()
+        monkeypatch.setenv("ANDROID_SERIAL", device.serial)
+        assert AdbTarget.from_entry("old", {}, tmp_path).serial == device.serial
+    finally:
+        adb_env("disconnect", device.serial)
+        device.stop()

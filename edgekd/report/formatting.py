@@ -98,3 +98,13 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = DASH if value is None or value == {} else str(value)
     return flat
+
+
+def kd_gap(distill: dict[str, Any]) -> str | None:
+    """'+1.39 pt (beyond noise, band ±1.21 pt)': the KD student's gain over the scratch student."""
+    gap = distill.get("kd_minus_scratch")
+    if not is_number(gap):
+        return None
+    verdict = "within noise" if distill.get("within_noise") else "beyond noise"
+    band = (distill.get("noise_test") or {}).get("noise_band")
+    return f"{points(gap)} ({verdict}" + (f", band ±{band * 100:.2f} pt)" if is_number(band) else ")")

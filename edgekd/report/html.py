@@ -79,10 +79,8 @@ def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     rows = [[label, fmt.pct(distill.get(f"{role}_accuracy")), fmt.count(distill.get(f"{role}_params")),
              fmt.count(distill.get(f"{role}_flops")), fmt.size(distill.get(f"{role}_size_bytes"))]
             for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))]
-    gap = ""
-    if fmt.is_number(distill.get("kd_minus_scratch")):
-        noise = "within noise" if distill.get("within_noise") else "beyond noise"
-        gap = f'<p>KD student minus scratch student: <b>{_e(fmt.points(distill["kd_minus_scratch"]))}</b> ({noise}).</p>'
+    gap_text = fmt.kd_gap(distill)
+    gap = f"<p>KD student minus scratch student: <b>{_e(gap_text)}</b>.</p>" if gap_text else ""
     return (f'<section id="distill"><h2>Teacher vs KD student vs scratch</h2>'
             f'{html_table(["model", "accuracy", "params", "FLOPs", "size"], rows, numeric={1, 2, 3, 4})}{gap}'
             f'{figure(plots.get("distill"))}{figure(plots.get("history"))}</section>')

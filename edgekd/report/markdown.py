@@ -55,10 +55,9 @@ def distill_section(report: dict[str, Any]) -> list[str]:
     ]
     lines = ["## Distillation", ""]
     lines += table(["model", "accuracy", "params", "FLOPs", "size"], rows, "lrrrr")
-    gap = distill.get("kd_minus_scratch")
-    if fmt.is_number(gap):
-        verdict = "within noise" if distill.get("within_noise") else "beyond noise"
-        lines += ["", f"KD minus scratch: {fmt.points(gap)} ({verdict})."]
+    gap = fmt.kd_gap(distill)
+    if gap:
+        lines += ["", f"KD student minus scratch student: {gap}."]
     return lines + [""]
 
 

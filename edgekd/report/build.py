@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import UsageError
+from edgekd.report.formatting import kd_gap
 
 REPORT_SCHEMA = "edgekd.report/1"
 STAGE_ORDER = ("data", "teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff")
@@ -278,11 +279,8 @@ def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
             found.append(_warning("energy", f"energy not measured: {row['energy_unavailable']}", **where))
     distill = report.get("distill") or {}
     if distill.get("within_noise"):
-        gap = _number(distill.get("kd_minus_scratch"))
-        band = _number((distill.get("noise_test") or {}).get("noise_band"))
-        gap_text = f" ({gap * 100:+.2f} points" if gap is not None else ""
-        gap_text += (f", noise band ±{band * 100:.2f}" if band is not None else "") + (")" if gap_text else "")
-        found.append(_warning("distill", f"the KD student is not better than the scratch student beyond noise{gap_text}"))
+        gap = kd_gap(distill) or "gap unknown"
+        found.append(_warning("distill", f"distillation did not measurably help: KD minus scratch student {gap}"))
     for stage in report["stages"]:
         if stage["status"] != "done" and stage["stage"] in ("verify", "bench"):
             found.append(_warning("report", f"stage {stage['stage']} did not run; its section is empty"))

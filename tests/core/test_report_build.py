@@ -145,3 +145,14 @@ def test_malformed_but_valid_json_manifests_do_not_crash(tmp_path: Path) -> None
     report = build_report(run)
     assert report["parity"] == [] and report["bench"] == []
     assert any("export.json is unreadable" in w["message"] for w in report["warnings"])
+
+
+def test_kd_within_noise_is_a_warning(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path, stages=("distill",))
+    manifest = run / ".edgekd" / "stages" / "distill.json"
+    data = json.loads(manifest.read_text())
+    data["summary"].update(kd_minus_scratch=-0.0056, within_noise=True)
+    manifest.write_text(json.dumps(data))
+    messages = [w["message"] for w in build_report(run)["warnings"] if w["source"] == "distill"]
+    assert messages == ["distillation did not measurably help: KD minus scratch student -0.56 pt "
+                        "(within noise, band ±1.21 pt)"]

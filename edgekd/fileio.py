@@ -21,6 +21,16 @@ from edgekd.errors import StorageError
 _CHUNK = 1 << 20
 
 
+def _file_mode() -> int:
+    """The mode a plain open() would give a new file (mkstemp's 0600 is too strict for results)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -72,6 +82,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, final)
     except OSError as exc:
         raise storage_error(exc, final) from None

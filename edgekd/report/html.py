@@ -137,13 +137,14 @@ def latency_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     bench = report.get("bench") or []
     if not bench:
         return '<section id="latency"><h2>Latency</h2><p class="note">The bench stage did not run.</p></section>'
-    rows = [[row.get("artifact"), row.get("target"), row.get("runtime") or fmt.DASH, fmt.ms(row.get("p50_ms")),
-             fmt.ms(row.get("p90_ms")), fmt.ms(row.get("p99_ms")), fmt.ms(row.get("iqr_ms")),
+    rows = [[row.get("artifact"), row.get("target"),
+             " ".join(str(v) for v in (row.get("runtime"), row.get("runtime_version")) if v) or fmt.DASH,
+             fmt.ms(row.get("p50_ms")), fmt.ms(row.get("p90_ms")), fmt.ms(row.get("p99_ms")), fmt.ms(row.get("iqr_ms")),
              row.get("runs") or len(row.get("latencies_ms") or []) or fmt.DASH, fmt.kib(row.get("peak_rss_kb")),
-             fmt.kib(row.get("model_rss_kb"))] for row in bench]
-    header = ["artifact", "target", "runtime", "p50", "p90", "p99", "IQR", "runs", "peak RSS", "model RSS"]
+             fmt.kib(row.get("model_rss_kb")), fmt.ms(row.get("init_ms"))] for row in bench]
+    header = ["artifact", "target", "runtime", "p50", "p90", "p99", "IQR", "runs", "peak RSS", "model RSS", "load"]
     return (f'<section id="latency"><h2>Latency per artifact and target</h2>'
-            f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8, 9})}"
+            f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8, 9, 10})}"
             f'{figure(plots.get("latency"))}{figure(plots.get("windows"))}</section>')
 
 

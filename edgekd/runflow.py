@@ -72,20 +72,21 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     for row in report.get("bench", []):
         bench.setdefault(row["artifact"], row)
     table = Table(title="artifacts")
-    for column in ("artifact", "size", "top-1 agree", "accuracy", "parity", "p50 ms", "p99 ms", "peak RSS"):
-        table.add_column(column, justify="right" if column not in ("artifact", "parity") else "left")
+    table.add_column("artifact", no_wrap=True)
+    for column in ("size", "agree", "accuracy", "parity", "p50 ms", "p99 ms", "peak RSS"):
+        table.add_column(column, justify="left" if column == "parity" else "right", no_wrap=True)
     for artifact in report.get("artifacts", []):
         name = artifact["name"]
         p, b = parity.get(name, {}), bench.get(name, {})
         table.add_row(
             name,
-            f"{artifact.get('size_bytes', 0) / 1024:.1f} KiB",
+            f"{artifact.get('size_bytes', 0) / 1024:.1f}K",
             _fmt(p.get("top1_agreement"), "{:.4f}"),
             _fmt(p.get("accuracy"), "{:.4f}"),
             "" if not p else ("[green]pass[/]" if p.get("passed") else "[red]FAIL[/]"),
             _fmt(b.get("p50_ms"), "{:.3f}"),
             _fmt(b.get("p99_ms"), "{:.3f}"),
-            _fmt(b.get("peak_rss_kb"), "{:,} KiB"),
+            _fmt(b.get("peak_rss_kb"), "{:,}K"),
         )
     console.say(table)
     distill = report.get("distill") or {}

@@ -75,6 +75,7 @@ class AdbTarget:
 
     def _adb(self, *args: str, timeout: float = 60.0, serial: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [self._adb_path(), *(("-s", self.serial) if serial and self.serial else ()), *args]
+        log.debug("adb: %s", shlex.join(argv[1:])[:300])
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                                   errors="replace")

@@ -9,7 +9,7 @@ after AOSP's protocol.txt, SYNC.TXT and shell_protocol.h:
 - streams: OPEN -> OKAY or CLSE; WRTE answered by OKAY; at most one WRTE in flight per stream (the next
   waits for the peer's OKAY); CLSE answered by CLSE;
 - services: `shell,v2,...:` (packets id/len/data, exit code packet), legacy `shell:` and `exec:` (raw
-  bytes), `sync:` (see adb_sync.py). Commands run in a proot sandbox (adb_sandbox.py).
+  bytes), see adb_shell.py; `sync:`, see adb_sync.py. Commands run in a proot sandbox (adb_sandbox.py).
 
 Fault switches used by tests: `handshake="silent"` (device stays offline), `drop_on` (the connection is cut
 when a shell command containing that text starts: a cable pulled mid-run).
@@ -18,14 +18,11 @@ when a shell command containing that text starts: a cable pulled mid-run).
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 import queue
-import signal
 import socket
 import struct
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +37,6 @@ MAX_PAYLOAD = 256 * 1024
 AUTH_TOKEN, AUTH_SIGNATURE, AUTH_RSAPUBLICKEY = 1, 2, 3
 HEADER = struct.Struct("<6I")
 DEFAULT_FEATURES = ("shell_v2", "cmd", "stat_v2", "fixed_push_mkdir")
-# shell protocol packet ids (shell_protocol.h)
-SHELL_STDIN, SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT, SHELL_CLOSE_STDIN, SHELL_WINDOW = 0, 1, 2, 3, 4, 5
 # PKCS#1 v1.5 DigestInfo prefix for SHA-1: adb signs the 20-byte token as if it were a SHA-1 digest.
 SHA1_DIGEST_INFO = bytes.fromhex("3021300906052b0e03021a05000414")
 
@@ -281,84 +276,6 @@ class DeviceLink:
                 pass
 
 
-def shell_packet(packet_id: int, data: bytes) -> bytes:
-    return struct.pack("<BI", packet_id, len(data)) + data
-
-
-class ShellService:
-    """Runs one command in the sandbox; v2 frames stdout/stderr/exit, legacy streams raw bytes."""
-
-    def __init__(self, device: LoopbackAdbDevice, command: str, *, v2: bool) -> None:
-        self.device, self.command, self.v2 = device, command, v2
-
-    def __call__(self, stream: Stream) -> None:
-        if self.device.drop_on and self.device.drop_on in self.command:
-            self.device.cut_cable()
-            return
-        self.device.commands.append(self.command)
-        proc = subprocess.Popen(
-            self.device.sandbox.shell_argv(self.command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if self.v2 else subprocess.STDOUT,
-            env=self.device.sandbox.env(),
-            start_new_session=True,
-        )
-        stream.on_close = lambda: _kill_group(proc)
-        write_lock = threading.Lock()
-
-        def pump(pipe: object, packet_id: int) -> None:
-            for chunk in iter(lambda: os.read(pipe.fileno(), 65536), b""):  # type: ignore[attr-defined]
-                with write_lock:
-                    stream.write(shell_packet(packet_id, chunk) if self.v2 else chunk)
-
-        pumps = [threading.Thread(target=pump, args=(proc.stdout, SHELL_STDOUT), daemon=True)]
-        if self.v2:
-            pumps.append(threading.Thread(target=pump, args=(proc.stderr, SHELL_STDERR), daemon=True))
-        threading.Thread(target=self._stdin, args=(stream, proc), daemon=True).start()
-        for thread in pumps:
-            thread.start()
-        for thread in pumps:
-            thread.join()
-        code = proc.wait()
-        if self.v2 and not stream.closed.is_set():
-            stream.write(shell_packet(SHELL_EXIT, bytes([code & 0xFF])))
-
-    def _stdin(self, stream: Stream, proc: subprocess.Popen) -> None:
-        assert proc.stdin is not None
-        try:
-            while True:
-                if self.v2:
-                    packet_id, size = struct.unpack("<BI", stream.read_exact(5))
-                    data = stream.read_exact(size)
-                    if packet_id == SHELL_STDIN:
-                        proc.stdin.write(data)
-                        proc.stdin.flush()
-                    elif packet_id == SHELL_CLOSE_STDIN:
-                        break
-                else:
-                    data = stream.read_some()
-                    if data is None:
-                        break
-                    proc.stdin.write(data)
-                    proc.stdin.flush()
-        except (ConnectionLost, BrokenPipeError, OSError):
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 class LoopbackAdbDevice:
     """The device: a listening socket on 127.0.0.1 plus a sandbox that runs its commands."""
 
@@ -396,6 +313,7 @@ class LoopbackAdbDevice:
         return f"device::{props};features={','.join(self.features)}"
 
     def service_for(self, destination: str) -> Callable[[Stream], None] | None:
+        from tests.support.adb_shell import ShellService
         from tests.support.adb_sync import SyncService
 
         name, _, command = destination.partition(":")

@@ -33,7 +33,8 @@ def html_table(header: list[str], rows: list[list[Any]], *, numeric: set[int] | 
             text, css = value if isinstance(value, tuple) else (value, "num" if column in numeric else "")
             cells.append(f'<td class="{css}">{_e(text)}</td>' if css else f"<td>{_e(text)}</td>")
         css_row = row_classes[index] if row_classes else ""
-        body.append(f'<tr class="{css_row}">' + "".join(cells) + "</tr>" if css_row else "<tr>" + "".join(cells) + "</tr>")
+        opening = f'<tr class="{css_row}">' if css_row else "<tr>"
+        body.append(opening + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 

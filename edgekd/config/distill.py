@@ -50,7 +50,7 @@ class TeacherConfig(StrictModel):
 
 
 class StudentConfig(StrictModel):
-    model: ModelSpec = ModelSpec(arch="cnn", width=8, depth=2)
+    model: ModelSpec = ModelSpec(arch="cnn", width=8, depth=3)  # 6.3k params: 6.7% of the default teacher
 
 
 class LossConfig(StrictModel):

@@ -252,10 +252,10 @@ def _fresh_state() -> dict[str, Any]:
 
 
 def _advance(state: dict[str, Any], row: dict[str, float], model: nn.Module, config: TrainConfig, has_val: bool) -> dict[str, Any]:
-    """Track the best validation epoch (ties go to the later epoch) and the early-stopping counter."""
+    """Track the best validation epoch (only a strict improvement counts) and the early-stopping counter."""
     state = dict(state, epoch=int(row["epoch"]))
     if has_val:
-        if row["val_accuracy"] >= state["best_val"]:
+        if row["val_accuracy"] > state["best_val"]:
             state.update(best_val=row["val_accuracy"], best_epoch=int(row["epoch"]), bad_epochs=0,
                          best_state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
         else:

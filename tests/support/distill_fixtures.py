@@ -1,0 +1,36 @@
+"""Small, fast building blocks for the distillation tests: digits data, a quickly trained teacher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekd.artifacts import Artifact
+from edgekd.config.data import DataConfig
+from edgekd.config.distill import DistillConfig, LossConfig, ModelSpec, StudentConfig, TeacherConfig, TrainConfig
+from edgekd.data.datasets import Dataset, load_dataset
+
+QUICK_TEACHER = TeacherConfig(model=ModelSpec(arch="cnn", width=16, depth=2), train=TrainConfig(epochs=6, lr=5e-3))
+TINY_STUDENT = StudentConfig(model=ModelSpec(arch="cnn", width=4, depth=2))
+
+
+def digits(seed: int = 0, **data: Any) -> Dataset:
+    return load_dataset(DataConfig(**data), seed)
+
+
+def quick_teacher(out_dir: Path, data: Dataset, seed: int = 0) -> Artifact:
+    from edgekd.distill.api import prepare_teacher
+
+    return prepare_teacher(QUICK_TEACHER, data, seed=seed, out_dir=out_dir, base_dir=out_dir)
+
+
+def quick_distill(epochs: int = 3, losses: list[LossConfig] | None = None, **extra: Any) -> DistillConfig:
+    train = {"epochs": epochs, "lr": 2e-2, **extra.pop("train", {})}
+    return DistillConfig(losses=losses or [LossConfig()], train=TrainConfig(**train), **extra)
+
+
+def make_mlp(input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """A user factory for `[teacher] kind = "module"` tests (imported as tests.support.distill_fixtures:make_mlp)."""
+    from edgekd.distill.models import build_model
+
+    return build_model({"arch": "mlp", "width": 32, "depth": 1}, input_shape, num_classes)

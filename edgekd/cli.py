@@ -7,6 +7,7 @@ to a log file, with one line on the terminal saying where.
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -75,8 +76,13 @@ app.command("report")(report_cmd)
 app.add_typer(targets_app, name="targets")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: finally blocks clean devices and temp files
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=args, prog_name="edgekd", standalone_mode=False)
         return 0

@@ -10,6 +10,7 @@ half-written file is never taken for a finished one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -218,6 +219,8 @@ class Pipeline:
         summaries: dict[str, dict[str, Any]] = {}
         gate_error: EdgekdError | None = None
         with self.run.locked():
+            # Leftovers of a killed run: nobody else can be using them while we hold the lock.
+            shutil.rmtree(self.run.tmp, ignore_errors=True)
             for stage in self.stages:
                 if not stage.enabled(self.recipe) or (only is not None and stage.name not in only):
                     manifest = self.run.read_manifest(stage.name)
@@ -278,8 +281,15 @@ class Pipeline:
         try:
             result = stage.run(ctx)
             artifacts = _commit(self.run, workdir, result.artifacts)
+        except EdgekdError:
+            raise
         except OSError as exc:
             raise storage_error(exc, self.run.path) from None
+        except Exception:
+            # Libraries report a full disk in their own ways (torch.save: "unexpected pos"); check the disk.
+            if _disk_full(workdir):
+                raise storage_error(OSError(errno.ENOSPC, "No space left on device"), self.run.path) from None
+            raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         seconds = time.perf_counter() - started
@@ -295,6 +305,14 @@ class Pipeline:
         }
         atomic_write_json(self.run.manifest_path(stage.name), manifest)
         return StageOutcome(stage.name, "ran", seconds, artifacts, result.summary)
+
+
+def _disk_full(path: Path, reserve: int = 64 * 1024) -> bool:
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < reserve
 
 
 def _relative(artifact: Artifact, root: Path) -> dict[str, Any]:

@@ -70,7 +70,9 @@ class BenchStage(BaseStage):
         for target_name in ctx.recipe.bench.targets:
             target = make_target(target_name, None)
             for result in bench_artifacts(target, models, ctx.recipe.bench, progress=ctx.progress):
-                results.append(result.summary())
+                row = result.summary()
+                row["latencies_ms"] = [ns / 1e6 for ns in result.latencies_ns]  # raw samples for the plots
+                results.append(row)
         return StageResult([], {"results": results})
 
 

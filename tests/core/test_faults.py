@@ -1,0 +1,124 @@
+"""Injected faults in the pipeline: SIGTERM and Ctrl-C mid-stage, a full disk, a corrupted artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SLOW_PIPELINE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from edgekd.artifacts import create_artifact
+    from edgekd.pipeline import Pipeline, StageResult
+    from edgekd.recipe import parse_recipe
+    from edgekd.stages.base import BaseStage
+    from edgekd.cli import _terminate
+    import signal
+
+    class Step(BaseStage):
+        def __init__(self, name, needs=(), seconds=0.0):
+            self.name, self.needs, self.seconds = name, needs, seconds
+        def config(self, recipe):
+            return {}
+        def run(self, ctx):
+            path = ctx.workdir / (self.name + ".bin")
+            with open(path, "wb") as handle:
+                handle.write(b"partial")
+                handle.flush()
+                print("started", self.name, flush=True)
+                time.sleep(self.seconds)
+                handle.write(b"-complete")
+            return StageResult([create_artifact(path, name=self.name, format="bin")])
+
+    signal.signal(signal.SIGTERM, _terminate)
+    stages = [Step("first"), Step("slow", ("first",), float(sys.argv[2]))]
+    try:
+        outcomes = Pipeline(stages, parse_recipe({}), Path("."), Path(sys.argv[1])).execute()
+        print("statuses", [o.status for o in outcomes], flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+    """
+)
+
+
+def start(script: Path, run: Path, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(script), str(run), str(seconds)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_stage_keeps_completed_stages_and_never_uses_half_files(tmp_path: Path, signum: int) -> None:
+    script = tmp_path / "pipeline.py"
+    script.write_text(SLOW_PIPELINE)
+    run = tmp_path / "run"
+    proc = start(script, run, 60)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("started slow"):
+            break
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in out
+    assert (run / "first.bin").read_bytes() == b"partial-complete"
+    assert not (run / "slow.bin").exists()  # the half-written file never reached its final name
+    assert not (run / ".edgekd" / "stages" / "slow.json").exists()
+    again = subprocess.run([sys.executable, str(script), str(run), "0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "statuses ['cached', 'ran']" in again.stdout, again.stdout + again.stderr
+    assert (run / "slow.bin").read_bytes() == b"partial-complete"
+    assert not any((run / ".edgekd" / "tmp").iterdir())
+
+
+def test_corrupted_artifact_is_detected_by_hash_and_recomputed(tmp_path: Path) -> None:
+    script = tmp_path / "pipeline.py"
+    script.write_text(SLOW_PIPELINE)
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, str(script), str(run), "0"], check=True, capture_output=True, cwd=ROOT, timeout=60)
+    (run / "first.bin").write_bytes(b"bit rot")
+    again = subprocess.run([sys.executable, str(script), str(run), "0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "statuses ['ran', 'cached']" in again.stdout, again.stdout + again.stderr
+    assert (run / "first.bin").read_bytes() == b"partial-complete"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 700 KiB tmpfs: room for the data stage's splits, not for the teacher's weights."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_full_disk_is_one_clear_message_and_completed_stages_stay(tiny_disk: Path) -> None:
+    out = tiny_disk / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "edgekd.cli", "run", "examples/digits.toml", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "no space left" in result.stderr, result.stderr[-2000:]
+    manifest = json.loads((out / ".edgekd" / "stages" / "data.json").read_text())
+    assert manifest["artifacts"][0]["name"] == "dataset" and (out / "data.npz").exists()
+    assert not (out / ".edgekd" / "stages" / "teacher.json").exists()

@@ -33,7 +33,9 @@ from edgekd.targets.energy import FirstAvailableMeter
 from edgekd.targets.energy.perf import PerfEnergyMeter
 from edgekd.targets.energy.rapl import RaplMeter
 
-RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+RUNTIME_PACKAGES = {
+    "onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"
+}
 ENTRY_KEYS = ("kind", "python", "workdir", "energy", "description")
 
 

@@ -51,7 +51,8 @@ def _bare_litert(path: Path, runs: int, warmup: int) -> list[int]:
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32))
+    sample = np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32)
+    interpreter.set_tensor(detail["index"], sample)
     invoke = interpreter.invoke
     for _ in range(warmup):
         invoke()

@@ -147,11 +147,20 @@ def _invoke(
     try:
         window = meter.stop()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise BenchError(f"energy meter {meter.name} failed: {exc}", hint="rerun with energy = false in [bench]") from None
+        raise BenchError(
+            f"energy meter {meter.name} failed: {exc}", hint="rerun with energy = false in [bench]"
+        ) from None
     return parse_runner_output(completed, target.name), completed, window
 
 
 def _peak_rss(document: dict[str, Any], completed: Completed) -> int | None:
+    """The runner's VmHWM where the device has procfs, else the transport's wait4 figure, else ru_maxrss.
+
+    wait4's ru_maxrss is not used first: Linux carries the parent's high-water mark across fork/exec
+    into the child's maxrss, so a runner started from a large process (edgekd with torch loaded)
+    would report the parent's memory."""
+    if document.get("vmhwm_kb") is not None:
+        return int(document["vmhwm_kb"])
     return completed.peak_rss_kb if completed.peak_rss_kb is not None else document.get("peak_rss_kb")
 
 
@@ -256,7 +265,8 @@ def _collect(
     sha = document.get("model_sha256")
     if sha and sha != artifact.sha256:
         raise BenchError(
-            f"the device ran a different file than {artifact.path.name} (sha256 {sha[:12]}… ≠ {artifact.sha256[:12]}…)",
+            f"the device ran a different file than {artifact.path.name} "
+            f"(sha256 {sha[:12]}… ≠ {artifact.sha256[:12]}…)",
             hint="the copy on the device is stale or corrupt; rerun (the target pushes it again)",
         )
     latencies = [int(x) for x in document.get("latencies_ns", [])]
@@ -296,7 +306,8 @@ def _result(
     completed = runs.completed or Completed([], 0, "", "", 0.0)
     env = result_environment(info, runs.documents[-1], artifact, completed)
     env["init_ms_all"] = [d.get("init_ms") for d in runs.documents]
-    env["runner_peak_rss_kb"] = first.get("peak_rss_kb")
+    env["rss_sources_kb"] = {"vmhwm": first.get("vmhwm_kb"), "ru_maxrss": first.get("ru_maxrss_kb"),
+                             "wait4": completed.peak_rss_kb}
     env["governor_control"] = governor_note
     warnings = [*stats.warnings, *dict.fromkeys(runs.warnings)]
     if len(runs.repeat_medians_ms) > 1:

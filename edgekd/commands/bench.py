@@ -51,7 +51,7 @@ def _make_target(name: str, inventory: Path | None) -> Any:
 @bench_app.command(DEFAULT_COMMAND)
 def bench_model(
     model: Annotated[list[Path], typer.Argument(help=".onnx / .tflite file(s); several are run interleaved")],
-    target: Annotated[str, typer.Option("--target", "-t", help="target name (local, or one in targets.toml)")] = "local",
+    target: Annotated[str, typer.Option("--target", "-t", help="local, or a name in targets.toml")] = "local",
     inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", help="targets.toml to read")] = None,
     runs: Annotated[Optional[int], typer.Option(help="timed runs per repeat", min=1)] = None,
     warmup: Annotated[Optional[int], typer.Option(help="untimed runs first", min=0)] = None,
@@ -65,7 +65,7 @@ def bench_model(
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="TFLite XNNPACK delegate")] = True,
     energy: Annotated[bool, typer.Option("--energy/--no-energy", help="measure energy where a meter exists")] = True,
     history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write the full results (raw samples) here")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write full results (raw samples)")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Benchmark model files on a target and print latency percentiles, memory and energy."""

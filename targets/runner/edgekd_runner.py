@@ -45,8 +45,9 @@ class _JsonArgumentParser(argparse.ArgumentParser):
 # --- peak memory and environment (read outside the timed region) -----------------------------------
 
 
-def peak_rss_kb():
-    """Peak resident set size of this process in KiB (ru_maxrss is bytes on macOS, KiB on Linux)."""
+def ru_maxrss_kb():
+    """getrusage's peak RSS in KiB (bytes on macOS). On Linux it also holds the launching process's
+    high-water mark from before exec (the kernel keeps it across exec), so VmHWM is preferred."""
     try:
         import resource
     except ImportError:  # not on POSIX
@@ -290,7 +291,8 @@ def generate_inputs(specs, seed):
             arrays.append(quantize(rng.standard_normal(shape).astype("float32"), spec["quant"], dtype))
         else:
             info = np.iinfo(dtype)
-            arrays.append(rng.integers(max(info.min, -128), min(info.max, 127), size=shape, endpoint=True).astype(dtype))
+            low, high = max(info.min, -128), min(info.max, 127)
+            arrays.append(rng.integers(low, high, size=shape, endpoint=True).astype(dtype))
     return arrays
 
 
@@ -397,8 +399,10 @@ def measure(args):
         report.update({"baseline": True, "latencies_ns": [], "init_ms": None, "first_ms": None})
     else:
         report.update(run_model(args, runtime, module, report))
+    # VmHWM belongs to this process image only (reset by exec); ru_maxrss is the fallback without procfs.
     report["vmhwm_kb"] = proc_status_kb("VmHWM")
-    report["peak_rss_kb"] = max([kb for kb in (peak_rss_kb(), report["vmhwm_kb"]) if kb is not None] or [None])
+    report["ru_maxrss_kb"] = ru_maxrss_kb()
+    report["peak_rss_kb"] = report["vmhwm_kb"] if report["vmhwm_kb"] is not None else report["ru_maxrss_kb"]
     report["env"] = environment()
     return report
 

@@ -48,7 +48,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "slow": make_matmul_onnx(folder / "slow.onnx", layers=16, size=256)}
 
 
-def test_bench_json_prints_percentiles_memory_and_energy(cli: tuple[CliRunner, typer.Typer], models: dict[str, Path]) -> None:
+def test_bench_json_prints_percentiles_memory_and_energy(
+    cli: tuple[CliRunner, typer.Typer], models: dict[str, Path]
+) -> None:
     runner, app = cli
     outcome = runner.invoke(app, ["bench", str(models["fast"]), *QUICK, "--json"])
     assert outcome.exit_code == 0, outcome.output

@@ -201,3 +201,14 @@ def test_a_rich_progress_is_advanced(models: dict[str, Artifact], tmp_path: Path
         bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(repeats=2, **FAST), progress=bar)
         (task,) = bar.tasks
         assert (task.completed, task.total) == (2, 2)
+
+
+def test_peak_rss_is_the_runners_own_even_from_a_large_host(models: dict[str, Artifact], tmp_path: Path) -> None:
+    """Linux carries the parent's RSS high-water mark into a forked child's ru_maxrss; the runner's VmHWM
+    is per process image, so a 400 MiB host must not show up in the model's memory."""
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    (result,) = bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(**FAST))
+    del ballast
+    assert result.peak_rss_kb is not None and result.peak_rss_kb < 300 * 1024
+    assert result.env["rss_sources_kb"]["vmhwm"] == result.peak_rss_kb

@@ -19,7 +19,8 @@ def make_matmul_onnx(path: Path, layers: int = 1, size: int = 64, seed: int = 0)
     nodes, weights = [], []
     previous = "x"
     for layer in range(layers):
-        weights.append(numpy_helper.from_array((rng.standard_normal((size, size)) * 0.1).astype(np.float32), f"w{layer}"))
+        weight = (rng.standard_normal((size, size)) * 0.1).astype(np.float32)
+        weights.append(numpy_helper.from_array(weight, f"w{layer}"))
         product = f"m{layer}"
         nodes.append(helper.make_node("MatMul", [previous, f"w{layer}"], [product]))
         previous = "y" if layer == layers - 1 else f"h{layer}"
@@ -54,7 +55,8 @@ def make_tflite(path: Path, precision: str = "fp32", size: int = 16, hidden: int
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
     if precision == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([rng.standard_normal((1, size)).astype(np.float32)] for _ in range(20))
+        samples = [rng.standard_normal((1, size)).astype(np.float32) for _ in range(20)]
+        converter.representative_dataset = lambda: ([sample] for sample in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8

@@ -10,17 +10,14 @@ from dataclasses import dataclass, field
 
 from edgekd.targets.thermal import zone_temperatures
 
-#: Printed sections start with "@@name"; everything device-side is toybox/POSIX sh.
-PROBE_SCRIPT = r"""
+#: Printed sections start with "@@name"; everything device-side is toybox/POSIX sh. sysfs files are read
+#: by one `grep -H` (path:value lines): a probe is a handful of processes, not one per file.
+CPUFREQ = "/sys/devices/system/cpu/cpufreq/policy*"
+PROBE_SCRIPT = f"""
 echo @@props; getprop
-for p in /sys/devices/system/cpu/cpufreq/policy*; do
-  [ -d "$p" ] || continue
-  echo "@@policy ${p##*/}"
-  for f in related_cpus cpuinfo_max_freq scaling_governor scaling_cur_freq; do echo "$f=$(cat $p/$f 2>/dev/null)"; done
-done
-for z in /sys/class/thermal/thermal_zone*; do
-  [ -d "$z" ] && echo "@@zone ${z##*/} $(cat $z/type 2>/dev/null) $(cat $z/temp 2>/dev/null)"
-done
+echo @@files
+grep -H . {CPUFREQ}/related_cpus {CPUFREQ}/cpuinfo_max_freq {CPUFREQ}/scaling_governor {CPUFREQ}/scaling_cur_freq \\
+  /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp 2>/dev/null
 echo @@thermalservice; dumpsys thermalservice 2>/dev/null | grep -E '^Thermal Status:'
 echo @@df; df -k /data/local/tmp 2>&1
 echo @@battery; dumpsys battery 2>/dev/null
@@ -121,32 +118,34 @@ def parse_df_free_kb(lines: list[str]) -> int | None:
 def parse_probe(text: str) -> PhoneState:
     state = PhoneState()
     sections: dict[str, list[str]] = {}
-    zones: dict[str, dict[str, str | None]] = {}
     current = ""
     for line in text.splitlines():
         if line.startswith("@@"):
-            head, _, rest = line[2:].partition(" ")
-            if head == "zone":
-                zone, _, value = rest.partition(" ")
-                kind, _, temp = value.rpartition(" ")
-                zones[zone] = {"type": kind or zone, "temp": temp}
-                continue
-            current = f"{head} {rest}".strip()
+            current = line[2:].strip()
             sections[current] = []
-            continue
-        sections.setdefault(current, []).append(line)
+        else:
+            sections.setdefault(current, []).append(line)
     for line in sections.get("props", []):
         match = re.match(r"\[(.+?)\]: \[(.*)\]$", line)
         if match:
             state.props[match.group(1)] = match.group(2)
-    for name, lines in sections.items():
-        if name.startswith("policy "):
-            values = dict(line.split("=", 1) for line in lines if "=" in line)
-            state.clusters.append(
-                Cluster(name.split()[1], parse_cpu_list(values.get("related_cpus", "")),
-                        _int(values.get("cpuinfo_max_freq")), values.get("scaling_governor") or None,
-                        _int(values.get("scaling_cur_freq")))
-            )
+    policies: dict[str, dict[str, str]] = {}
+    zones: dict[str, dict[str, str | None]] = {}
+    for line in sections.get("files", []):
+        path, sep, value = line.partition(":")
+        parts = path.split("/")
+        if not sep or len(parts) < 3:
+            continue
+        folder, name = parts[-2], parts[-1]
+        if folder.startswith("policy"):
+            policies.setdefault(folder, {})[name] = value.strip()
+        elif folder.startswith("thermal_zone"):
+            zones.setdefault(folder, {})[name] = value.strip()
+    for policy, values in policies.items():
+        state.clusters.append(
+            Cluster(policy, parse_cpu_list(values.get("related_cpus", "")), _int(values.get("cpuinfo_max_freq")),
+                    values.get("scaling_governor") or None, _int(values.get("scaling_cur_freq")))
+        )
     state.clusters.sort(key=lambda c: c.cpus[:1] or [0])
     state.temperatures_c = zone_temperatures(zones)
     status = re.search(r"Thermal Status:\s*(\d+)", "\n".join(sections.get("thermalservice", [])))

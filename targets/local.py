@@ -26,7 +26,7 @@ from edgekd.bench.doctor import Check
 from edgekd.bench.noise import GovernorControl
 from edgekd.device import Completed, DeviceInfo
 from edgekd.energy import EnergyMeter
-from edgekd.errors import TargetError
+from edgekd.errors import EdgekdError, TargetError
 from edgekd.fileio import sha256_file, storage_error
 from edgekd.registry import suggest
 from edgekd.targets.energy import FirstAvailableMeter
@@ -36,6 +36,8 @@ from edgekd.targets.energy.rapl import RaplMeter
 RUNTIME_PACKAGES = {
     "onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"
 }
+PYTHON_PROBE = ("import platform, sys, numpy; print(('ok ' if sys.version_info >= (3, 9) else 'old ') + "
+                "'Python ' + platform.python_version() + ', numpy ' + numpy.__version__)")
 ENTRY_KEYS = ("kind", "python", "workdir", "energy", "description")
 
 
@@ -191,20 +193,22 @@ class LocalTarget:
 
     def doctor(self) -> list[Check]:
         """What works for benchmarking here, and how to fix what does not."""
-        from edgekd.bench.orchestrate import runner_path
+        from edgekd.bench.orchestrate import parse_runner_output, runner_path
 
         checks = []
-        probe = self.run([self.python, "-c", "import sys, numpy; print(sys.version_info[:2] >= (3, 9))"], 60)
-        checks.append(Check("python + numpy", probe.returncode == 0 and "True" in probe.stdout,
-                            f"{self.python}: " + (probe.stdout.strip() or probe.stderr.strip()[-200:]),
-                            None if probe.returncode == 0 else f"install numpy for {self.python} (Python >= 3.9)"))
-        for runtime in ("ort", "litert"):
+        probe = self.run([self.python, "-c", PYTHON_PROBE], 60)
+        python_ok = probe.returncode == 0 and probe.stdout.startswith("ok")
+        checks.append(Check("python + numpy", python_ok,
+                            f"{self.python}: " + (probe.stdout.strip()[3:] or probe.stderr.strip()[-200:]),
+                            None if python_ok else f"install numpy for {self.python} (Python >= 3.9)"))
+        for runtime, package in (("ort", "onnxruntime"), ("litert", "ai-edge-litert")):
             completed = self.run([self.python, str(runner_path()), "--baseline", "--runtime", runtime], 120)
-            ok = completed.returncode == 0
-            detail = f"{runtime}: peak RSS {completed.peak_rss_kb} KiB with the runtime loaded" if ok else (
-                completed.stdout.strip().splitlines() or ["no output"])[-1][:300]
-            checks.append(Check(f"runtime {runtime}", ok, detail, None if ok else
-                                f"pip install {'onnxruntime' if runtime == 'ort' else 'ai-edge-litert'}"))
+            try:
+                document = parse_runner_output(completed, self.name)
+                checks.append(Check(f"runtime {runtime}", True, f"{document['runtime']} "
+                                    f"{document['versions']['runtime']}: {document['peak_rss_kb']} KiB peak RSS loaded"))
+            except EdgekdError as exc:
+                checks.append(Check(f"runtime {runtime}", False, exc.message[:300], f"pip install {package}"))
         governors = self.governor_control().read()
         checks.append(Check("cpufreq governor", bool(governors),
                             ", ".join(sorted(set(governors.values()))) or "not exposed (VM or container)",
@@ -215,7 +219,8 @@ class LocalTarget:
         meter = self.energy()
         reason = meter.available() if meter else "no meter"
         checks.append(Check("energy", reason is None, reason or f"{meter.name if meter else ''} available",
-                            reason))
+                            None if reason is None else "energy needs RAPL on bare-metal Intel/AMD Linux or perf "
+                            "power events; results say energy_unavailable with this reason"))
         try:
             os.sched_getaffinity(0)
             checks.append(Check("core pinning", True, f"cores {sorted(os.sched_getaffinity(0))}"))

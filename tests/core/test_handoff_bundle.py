@@ -142,21 +142,20 @@ def test_golden_vectors_round_trip_through_litert(int8_bundle: HandoffResult) ->
 
 
 def test_arena_is_measured_and_tflm_runs_in_it(int8_bundle: HandoffResult) -> None:
-    from tflite_micro import runtime
+    from edgekd.handoff.tflm_measure import TflmProbe
 
     plan = int8_bundle.arena
     assert plan["method"] == "measured-tflm" and plan["margin"] == 0.2
     assert plan["bytes"] >= plan["basis_bytes"] * 1.2 and plan["bytes"] % 16 == 0
-    data = (int8_bundle.path / "digits.tflite").read_bytes()
     with np.load(int8_bundle.path / "golden.npz") as golden:
-        sample = golden["input_0"]
-    for size in (plan["basis_bytes"], plan["bytes"]):
-        with arena_mod.captured_fd2():
-            interpreter = runtime.Interpreter.from_bytes(data, arena_size=size)
-            interpreter.set_input(sample, 0)
-            interpreter.invoke()
-    with pytest.raises(RuntimeError), arena_mod.captured_fd2():
-        runtime.Interpreter.from_bytes(data, arena_size=plan["basis_bytes"] // 2)
+        sample, expected = golden["input_0"], golden["output_0"]
+    with TflmProbe(int8_bundle.path / "digits.tflite", [sample], 1) as probe:
+        for size in (plan["basis_bytes"], plan["bytes"]):
+            trial, outputs = probe.trial(size, keep_outputs=True)
+            assert trial.ok and "Arena allocation total" in trial.report
+            assert np.abs(outputs[0].astype(int) - expected.astype(int)).max() <= 1
+        too_small, _ = probe.trial(plan["basis_bytes"] // 2)
+        assert not too_small.ok and too_small.reason
 
 
 def test_estimate_is_used_and_labelled_without_tflm(models: dict[str, Path], tmp_path: Path,

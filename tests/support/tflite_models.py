@@ -85,3 +85,33 @@ def build_tflite_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
         path.write_bytes(data)
         paths[name] = path
     return paths
+
+
+def build_dense_int8(out_dir: Path, units: int, *, seed: int = 0) -> Path:
+    """A full-int8 two-layer dense model of about 2 * units² bytes, for size scaling (bench suite)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+
+    class Dense(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w1 = tf.constant((rng.normal(size=(units, units)) / np.sqrt(units)).astype(np.float32))
+            self.w2 = tf.constant((rng.normal(size=(units, units)) / np.sqrt(units)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([1, units], tf.float32, name="x")])
+        def __call__(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.matmul(tf.nn.relu(tf.matmul(x, self.w1)), self.w2)}
+
+    module = Dense()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    samples = [[rng.normal(size=(1, units)).astype(np.float32)] for _ in range(16)]
+    converter.representative_dataset = lambda: iter(samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    path = out_dir / f"dense{units}_int8.tflite"
+    path.write_bytes(converter.convert())
+    return path

@@ -1,0 +1,370 @@
+"""A Raspberry Pi (or any Linux board) over SSH, implementing the Target protocol.
+
+Transport: asyncssh. It is pure Python (no C extension to build for a user's laptop or CI), reads
+~/.ssh/config (HostName, Port, User, IdentityFile, UserKnownHostsFile, ProxyJump) and known_hosts the way
+OpenSSH does, and multiplexes channels on one connection, so the power sampler can run `vcgencmd` while a
+benchmark runs and a fleet of Pis is driven concurrently. paramiko would need one thread per channel
+and has no ~/.ssh/config Match/ProxyJump support. The synchronous Target API runs each target's
+coroutines on its own event-loop thread.
+
+Safety: host keys are verified (an unknown key is refused with its fingerprint and the command to trust
+it); every remote command is built with shlex.quote; the session's files live in one `mktemp -d`
+directory that cleanup() removes, also after a failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import shlex
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from edgekd.device import Completed, DeviceInfo
+from edgekd.errors import TargetError
+from edgekd.fileio import atomic_write_bytes, sha256_file
+from edgekd.targets.ssh_entry import SshEntry, load_profile, parse_entry
+from edgekd.targets.ssh_errors import connect_error, disk_full, is_disk_full, lost_connection
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from edgekd.bench.doctor import Check
+    from edgekd.energy import EnergyMeter
+    from edgekd.targets.ssh_entry import PiProfile
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PROBE_SOURCE = Path(__file__).with_name("device_probe.py")
+TIMEOUT_EXIT = 124  # coreutils `timeout` exit status when it had to stop the command
+
+
+class _LoopThread:
+    """An asyncio loop on a daemon thread; `call` runs a coroutine there and waits for it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"edgekd-ssh-{name}", daemon=True)
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:  # Ctrl-C or timeout while waiting: stop the coroutine too
+            future.cancel()
+            raise
+
+    @staticmethod
+    async def _cancel_others() -> None:
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    def close(self) -> None:
+        """Cancel what still runs (its callers get an error instead of waiting forever), then stop."""
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._cancel_others(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+class SshTarget:
+    """One device over SSH. Not connected until connect(); cleanup() closes and removes remote files."""
+
+    kind = "ssh"
+
+    def __init__(self, name: str, entry: SshEntry) -> None:
+        self.name = name
+        self.entry = entry
+        self.profile: PiProfile | None = load_profile(entry.profile) if entry.profile else None
+        self.workdir: str | None = None  # the remote `mktemp -d` directory of this session
+        self.leftover: str | None = None  # a work dir cleanup() could not remove (connection gone)
+        self._loop: _LoopThread | None = None
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._pushed: dict[str, str] = {}  # sha256 -> remote path
+        self._run_counter = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> SshTarget:
+        """Build from a targets.toml entry (without `kind`); relative paths are relative to `base`."""
+        return cls(name, parse_entry(name, entry, base))
+
+    # --- connection ------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        user = f"{self.entry.user}@" if self.entry.user else ""
+        port = f":{self.entry.port}" if self.entry.port else ""
+        return f"{user}{self.entry.host}{port}"
+
+    def connect(self) -> None:
+        """Open the connection (retrying with backoff) and create the remote work dir."""
+        if self._conn is not None:
+            return
+        if self._loop is None:
+            self._loop = _LoopThread(self.name)
+        budget = (self.entry.connect_timeout + 5) * (self.entry.retries + 1) + 2 ** (self.entry.retries + 1)
+        self._conn = self._loop.call(self._connect_with_retries(), timeout=budget)
+        if self.workdir is None:
+            self.workdir = self._make_workdir()
+
+    async def _connect_with_retries(self) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
+        last: BaseException | None = None
+        for attempt in range(self.entry.retries + 1):
+            try:
+                return await asyncssh.connect(self.entry.host, **self._connect_options())
+            except asyncssh.HostKeyNotVerifiable as exc:
+                raise await self._host_key_refusal(exc) from None
+            except asyncssh.PermissionDenied as exc:
+                raise connect_error(self, exc, attempts=attempt + 1, final=True) from None
+            except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+                last = exc
+                log.info("ssh %s: attempt %d failed: %s", self.name, attempt + 1, exc)
+                if attempt < self.entry.retries:
+                    await asyncio.sleep(0.5 * 2**attempt)  # 0.5 s, 1 s, 2 s, ...
+        raise connect_error(self, last, attempts=self.entry.retries + 1, final=False)
+
+    def _connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"connect_timeout": self.entry.connect_timeout}
+        if self.entry.port is not None:
+            options["port"] = self.entry.port
+        if self.entry.user is not None:
+            options["username"] = self.entry.user
+        if self.entry.key is not None:
+            options["client_keys"] = [str(self.entry.key)]
+        if self.entry.known_hosts is not None:
+            options["known_hosts"] = str(self.entry.known_hosts) if self.entry.known_hosts.exists() else []
+        return options
+
+    async def _host_key_refusal(self, exc: BaseException) -> TargetError:
+        """The refusal of an unknown/changed host key, with its fingerprint and how to accept it."""
+        from edgekd.targets.ssh_errors import host_key_refusal
+
+        import asyncssh
+
+        key = None
+        with contextlib.suppress(OSError, asyncio.TimeoutError, asyncssh.Error):
+            options = {k: v for k, v in self._connect_options().items() if k in ("port",)}
+            key = await asyncio.wait_for(asyncssh.get_server_host_key(self.entry.host, **options), 10)
+        fingerprint = key.get_fingerprint("sha256") if key is not None else None
+        return host_key_refusal(self, fingerprint, str(exc))
+
+    def _make_workdir(self) -> str:
+        parent = self._path_expr(self.entry.workdir)
+        done = self._run_shell(f"mkdir -p {parent} && mktemp -d {parent}/edgekd.XXXXXXXX", timeout=30, what="mktemp")
+        if done.returncode != 0:
+            if is_disk_full(done.stderr):
+                raise disk_full(self, self.entry.workdir, "creating the work dir", None)
+            raise TargetError(
+                f"{self.name}: cannot create a work dir under {self.entry.workdir}: {done.stderr.strip()}",
+                hint=f"set `workdir` of targets.{self.name} in targets.toml to a writable directory",
+            )
+        return done.stdout.strip()
+
+    @staticmethod
+    def _path_expr(path: str) -> str:
+        """A shell word for `path`: quoted, except a leading ~/ which becomes "$HOME"/."""
+        if path == "~":
+            return '"$HOME"'
+        if path.startswith("~/"):
+            return '"$HOME"/' + shlex.quote(path[2:])
+        return shlex.quote(path)
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def _run_shell(self, command: str, timeout: float, what: str, stdin: bytes | None = None) -> Completed:
+        """Run a shell command line on the device; a lost connection becomes TargetError."""
+        start = time.monotonic()
+        result = self._exec(command, timeout, what, stdin)
+        stdout = result.stdout.decode("utf-8", "replace") if result.stdout else ""
+        stderr = result.stderr.decode("utf-8", "replace") if result.stderr else ""
+        returncode = result.exit_status if result.exit_status is not None else -1
+        return Completed(argv=[command], returncode=returncode, stdout=stdout, stderr=stderr, seconds=time.monotonic() - start)
+
+    def _exec(self, command: str, timeout: float, what: str, stdin: bytes | None = None) -> asyncssh.SSHCompletedProcess:
+        """The raw (bytes) result of a shell command line; transport failures become TargetError."""
+        if self._conn is None or self._loop is None:
+            if self._loop is not None and self.workdir is not None:  # we were connected and lost it
+                raise lost_connection(self, what, "the connection was already lost")
+            self.connect()
+        assert self._conn is not None and self._loop is not None  # for the type checker; set by connect()
+        try:
+            result = self._loop.call(self._run_async(command, stdin), timeout=timeout + 15)
+        except concurrent.futures.TimeoutError:
+            raise TargetError(f"{self.name}: {what} did not finish within {timeout:.0f} s") from None
+        except concurrent.futures.CancelledError:
+            raise TargetError(f"{self.name}: {what} was stopped: the target was cleaned up meanwhile") from None
+        except TargetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - asyncssh/OS errors mean the connection is gone
+            self._drop_connection()
+            raise lost_connection(self, what, str(exc) or type(exc).__name__) from None
+        if result.exit_status is None and result.exit_signal is None:
+            self._drop_connection()
+            raise lost_connection(self, what, "the channel closed without an exit status")
+        return result
+
+    async def _run_async(self, command: str, stdin: bytes | None) -> asyncssh.SSHCompletedProcess:
+        assert self._conn is not None
+        return await self._conn.run(command, input=stdin, encoding=None, check=False)
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.loop.call_soon_threadsafe(conn.abort)
+
+    def _require_workdir(self) -> str:
+        if self.workdir is None:
+            self.connect()
+        assert self.workdir is not None
+        return self.workdir
+
+    def run(self, argv: Sequence[str], timeout: float) -> Completed:
+        """Run argv in the work dir; stopped by coreutils `timeout` on the device if it takes too long."""
+        workdir = self._require_workdir()
+        with self._lock:
+            self._run_counter += 1
+            pid_file = f"{workdir}/.pid.{self._run_counter}"
+        words = " ".join(shlex.quote(str(arg)) for arg in argv)
+        # The pid file lets cleanup() stop a command that is still running after Ctrl-C on the host.
+        command = (
+            f"cd {shlex.quote(workdir)} && echo $$ > {shlex.quote(pid_file)} && "
+            f"exec timeout --kill-after=5 {timeout:.0f} {words}"
+        )
+        done = self._run_shell(command, timeout=timeout + 5, what=f"running {argv[0] if argv else 'a command'}")
+        done.argv = [str(arg) for arg in argv]
+        if done.returncode == TIMEOUT_EXIT and done.seconds >= timeout:
+            raise TargetError(
+                f"{self.name}: {' '.join(done.argv)[:120]} was stopped after {timeout:.0f} s",
+                hint="raise bench.timeout_s in the recipe, or run fewer iterations",
+            )
+        if done.returncode != 0 and is_disk_full(done.stderr):
+            raise disk_full(self, workdir, f"running {argv[0]}", None)
+        return done
+
+    def python_argv(self) -> list[str]:
+        return shlex.split(self.entry.python)
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def push(self, path: Path) -> str:
+        """Copy `path` into the work dir and check its sha256 there; identical files are sent once."""
+        workdir = self._require_workdir()
+        path = Path(path)
+        digest = sha256_file(path)
+        if digest in self._pushed:
+            return self._pushed[digest]
+        remote = f"{workdir}/{len(self._pushed)}-{path.name}"
+        quoted = shlex.quote(remote)
+        done = self._run_shell(f"cat > {quoted} && sha256sum {quoted}", timeout=600, what=f"copying {path.name}", stdin=path.read_bytes())
+        if done.returncode != 0:
+            if is_disk_full(done.stderr):
+                raise disk_full(self, workdir, f"copying {path.name}", path.stat().st_size)
+            raise TargetError(f"{self.name}: cannot copy {path.name} to {remote}: {done.stderr.strip()}")
+        remote_digest = done.stdout.split()[0] if done.stdout.split() else ""
+        if remote_digest != digest:
+            raise TargetError(
+                f"{self.name}: {path.name} arrived corrupted (sha256 {remote_digest[:12] or '?'} on the device, "
+                f"{digest[:12]} here)",
+                hint="check the device's storage (dmesg for I/O errors) and retry",
+            )
+        self._pushed[digest] = remote
+        return remote
+
+    def pull(self, remote: str, local: Path) -> None:
+        result = self._exec(f"cat {shlex.quote(remote)}", timeout=600, what=f"fetching {remote}")
+        if result.exit_status != 0:
+            stderr = result.stderr.decode("utf-8", "replace") if result.stderr else ""
+            raise TargetError(f"{self.name}: cannot read {remote}: {stderr.strip()}")
+        atomic_write_bytes(local, result.stdout or b"")
+
+    def read_text(self, path: str) -> str | None:
+        """Contents of a small device file (sysfs), or None if it cannot be read. For meters and thermal."""
+        done = self._run_shell(f"cat {shlex.quote(path)}", timeout=30, what=f"reading {path}")
+        return done.stdout if done.returncode == 0 else None
+
+    def command_output(self, argv: Sequence[str]) -> str | None:
+        """stdout of a device command outside the work dir (vcgencmd), or None if it failed."""
+        done = self._run_shell(" ".join(shlex.quote(a) for a in argv), timeout=30, what=f"running {argv[0]}")
+        return done.stdout if done.returncode == 0 else None
+
+    # --- what the device is ----------------------------------------------------------------------
+
+    def probe(self) -> dict[str, Any]:
+        """The device probe's JSON (targets/device_probe.py run with the target's python)."""
+        import json
+
+        workdir = self._require_workdir()
+        argv = [*self.python_argv(), "-c", PROBE_SOURCE.read_text(encoding="utf-8"), workdir]
+        done = self._run_shell(" ".join(shlex.quote(a) for a in argv), timeout=120, what="probing the device")
+        if done.returncode != 0:
+            raise TargetError(
+                f"{self.name}: `{self.entry.python}` does not run on the device: {done.stderr.strip()[-300:]}",
+                hint=f"install Python 3.9+ (sudo apt install python3) or set `python` of targets.{self.name}",
+            )
+        try:
+            return json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise TargetError(f"{self.name}: the device probe printed no JSON: {done.stdout[-200:]!r}") from None
+
+    def info(self) -> DeviceInfo:
+        from edgekd.targets.ssh_health import device_info
+
+        return device_info(self, self.probe())
+
+    def doctor(self) -> list[Check]:
+        from edgekd.targets.ssh_health import doctor_checks
+
+        return doctor_checks(self)
+
+    def energy(self) -> EnergyMeter | None:
+        from edgekd.targets.ssh_health import energy_meter
+
+        return energy_meter(self)
+
+    # --- cleanup ---------------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """Stop our commands still running, remove the work dir, close. Safe to call twice."""
+        workdir, self.workdir = self.workdir, None
+        try:
+            if workdir is not None and self._conn is not None:
+                quoted = shlex.quote(workdir)
+                stop = f'for f in {quoted}/.pid.*; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done; '
+                try:
+                    self._run_shell(stop + f"rm -rf -- {quoted}", timeout=30, what="removing the work dir")
+                except TargetError as exc:
+                    workdir_left = workdir
+                    self.leftover = workdir_left
+                    log.warning("%s: could not remove %s (%s); remove it by hand", self.name, workdir_left, exc.message)
+            elif workdir is not None:
+                self.leftover = workdir
+                log.warning("%s: connection lost; the remote dir %s is left behind", self.name, workdir)
+        finally:
+            self._pushed.clear()
+            self._drop_connection()
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
+
+    def __enter__(self) -> SshTarget:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

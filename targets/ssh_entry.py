@@ -1,0 +1,105 @@
+"""What a `kind = "ssh"` entry of targets.toml may say, and the Raspberry Pi profiles it can name.
+
+```toml
+[targets.pi5]
+kind = "ssh"
+host = "pi5.local"        # or a Host alias from ~/.ssh/config (its HostName, Port, User, IdentityFile apply)
+user = "pi"
+key = "~/.ssh/id_ed25519" # relative paths are relative to targets.toml
+profile = "rpi5"          # targets/profiles/rpi5.toml: cores, default threads, pinning, power methods
+python = "python3"        # how to start Python on the Pi (a venv's python works too)
+workdir = "/tmp"          # a fresh `mktemp -d` directory is made under it for each session
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+
+from edgekd.config.base import StrictModel
+from edgekd.errors import RecipeError, TargetError
+from edgekd.registry import unknown_name
+
+PowerMethod = Literal["pi5-pmic", "ina", "usb-meter-csv"]
+
+
+class SshEntry(StrictModel):
+    """One Raspberry Pi (or any Linux board) reached over SSH."""
+
+    host: str = Field(min_length=1)
+    port: int | None = Field(None, ge=1, le=65535)  # None: ~/.ssh/config, else 22
+    user: str | None = None  # None: ~/.ssh/config, else the local user name
+    key: Path | None = None  # None: ~/.ssh/config, the agent and the default identities
+    profile: str | None = None  # "rpi4" | "rpi5" (targets/profiles/*.toml)
+    python: str = "python3"
+    workdir: str = "/tmp"
+    known_hosts: Path | None = None  # None: ~/.ssh/known_hosts (and ~/.ssh/config's UserKnownHostsFile)
+    connect_timeout: float = Field(10.0, gt=0)  # seconds per attempt
+    retries: int = Field(2, ge=0)  # extra connection attempts, with backoff; commands are never retried
+    power: PowerMethod | Literal["auto", "none"] = "auto"  # auto: the profile's first method that works
+    hwmon_root: str = "/sys/class/hwmon"  # where an INA219/INA260 hwmon device appears
+    usb_meter_csv: Path | None = None  # a USB meter's log, read after each window (power = "usb-meter-csv")
+
+
+class PiProfile(StrictModel):
+    """A board family: what to expect and how to measure on it (targets/profiles/NAME.toml)."""
+
+    name: str
+    soc: str
+    cpu: str
+    cores: int = Field(ge=1)
+    default_threads: int = Field(ge=1)
+    pin_cores: list[int]  # cores the runner is pinned to (taskset/sched_setaffinity)
+    max_freq_mhz: int
+    soft_temp_limit_c: float  # firmware starts to throttle here
+    power_methods: list[PowerMethod]
+    notes: str = ""
+
+    @property
+    def pin_mask(self) -> str:
+        """The pinning cores as a hex CPU mask, e.g. 0xf for cores 0-3 (for taskset)."""
+        return hex(sum(1 << core for core in self.pin_cores))
+
+
+def profile_names() -> list[str]:
+    folder = resources.files("edgekd.targets.profiles")
+    return sorted(item.name.removesuffix(".toml") for item in folder.iterdir() if item.name.endswith(".toml"))
+
+
+def load_profile(name: str) -> PiProfile:
+    """Read targets/profiles/NAME.toml; an unknown name gets a close-match suggestion."""
+    names = profile_names()
+    if name not in names:
+        raise unknown_name("profile", name, names, TargetError)
+    text = resources.files("edgekd.targets.profiles").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    try:
+        return PiProfile.model_validate(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise TargetError(f"profile {name} is broken: {exc}") from None
+
+
+def parse_entry(name: str, entry: dict, base: Path) -> SshEntry:
+    """Validate a targets.toml entry; relative key/known_hosts/CSV paths are taken relative to `base`."""
+    try:
+        parsed = SshEntry.model_validate(entry)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}" for err in exc.errors())
+        raise RecipeError(
+            f"targets.{name}: {problems}",
+            hint="an ssh target takes host, port, user, key, profile, python, workdir, known_hosts, "
+            "connect_timeout, retries, power, hwmon_root, usb_meter_csv",
+        ) from None
+    if parsed.profile is not None:
+        load_profile(parsed.profile)  # fail early on a misspelt profile
+    updates = {}
+    for field in ("key", "known_hosts", "usb_meter_csv"):
+        value = getattr(parsed, field)
+        if value is not None:
+            value = value.expanduser()
+            updates[field] = value if value.is_absolute() else (base / value)
+    return parsed.model_copy(update=updates)

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Build, once, an aarch64 "Raspberry Pi" Python root that qemu-aarch64 runs on this x86 machine.
+#
+#   make_aarch64_root.sh [DEST]      DEST defaults to $EDGEKD_AARCH64_ROOT, else
+#                                    /var/cache/edgekd-tests/aarch64 (readable by the sshd test users,
+#                                    which a root-owned $XDG_CACHE_HOME under /root would not be)
+#
+# DEST/root              Debian bookworm arm64 .debs (python3.11 and the C libraries the wheels need),
+#                        fetched with `apt-get download` through a private apt state (the host's dpkg
+#                        architectures are left alone) and unpacked with `dpkg -x`; a fake ARM
+#                        /proc/cpuinfo (onnxruntime and cpuinfo-based libraries crash under qemu 7.2
+#                        reading the x86 one).
+# DEST/flavours/litert   ai-edge-litert + numpy 2          (current Raspberry Pi OS)
+# DEST/flavours/tflite   tflite-runtime 2.14 + numpy < 2   (older Pi images)
+#                        both from the real manylinux aarch64 wheels on PyPI.
+# DEST/.complete         written last; its presence means the root is usable (the build is idempotent).
+#
+# Needs network access to Debian and PyPI, qemu-user for the smoke test; about a minute the first time.
+set -euo pipefail
+
+DEST="${1:-${EDGEKD_AARCH64_ROOT:-/var/cache/edgekd-tests/aarch64}}"
+STAMP_VERSION="3"  # bump when the contents below change, to rebuild cached roots
+PYTHON="${EDGEKD_HOST_PYTHON:-python3}"
+
+if [[ -f "$DEST/.complete" && "$(cat "$DEST/.complete")" == "$STAMP_VERSION" ]]; then
+  echo "aarch64 root ready at $DEST"
+  exit 0
+fi
+
+command -v qemu-aarch64 >/dev/null || { echo "qemu-aarch64 missing: apt-get install qemu-user" >&2; exit 3; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/edgekd-aarch64-build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+NEW="$DEST.new.$$"
+rm -rf "$NEW"
+mkdir -p "$NEW/root" "$NEW/flavours" "$WORK/apt/lists/partial" "$WORK/apt/archives/partial" "$WORK/debs"
+
+# --- 1. Debian arm64 packages, through a private apt state -------------------------------------------
+APT_OPTS=(
+  -o "APT::Architecture=arm64" -o "APT::Architectures::=arm64"
+  -o "Dir::State=$WORK/apt" -o "Dir::State::Lists=$WORK/apt/lists" -o "Dir::State::status=/dev/null"
+  -o "Dir::Cache=$WORK/apt" -o "Dir::Cache::Archives=$WORK/apt/archives"
+  -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root"
+)
+apt-get "${APT_OPTS[@]}" -qq update
+PACKAGES=(
+  libc6 libgcc-s1 libstdc++6 zlib1g libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5
+  libsqlite3-0 libuuid1 libcrypt1 libncursesw6 libtinfo6 libreadline8 libzstd1 libgomp1
+  python3.11-minimal libpython3.11-minimal libpython3.11-stdlib media-types
+)
+(cd "$WORK/debs" && apt-get "${APT_OPTS[@]}" -qq download "${PACKAGES[@]/%/:arm64}")
+for deb in "$WORK"/debs/*.deb; do
+  dpkg -x "$deb" "$NEW/root"
+done
+ln -sf python3.11 "$NEW/root/usr/bin/python3"
+
+# A Cortex-A76 (Raspberry Pi 5) as the kernel prints it; qemu -L serves this file to the guest.
+mkdir -p "$NEW/root/proc"
+{
+  for cpu in 0 1 2 3; do
+    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$cpu"
+  done
+  printf 'Revision\t: d04170\nSerial\t\t: 0000000000000000\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n'
+} > "$NEW/root/proc/cpuinfo"
+
+# --- 2. The real aarch64 wheels, one directory per device flavour ------------------------------------
+pip_target() {  # pip_target DIR REQUIREMENT...
+  local target="$1"; shift
+  PIP_CONSTRAINT="" "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile \
+    --target "$target" --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 \
+    --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_27_aarch64 \
+    --platform manylinux_2_28_aarch64 --platform manylinux_2_31_aarch64 --platform manylinux_2_34_aarch64 \
+    --no-warn-conflicts "$@"
+}
+pip_target "$NEW/flavours/litert" "ai-edge-litert==2.3.0" "numpy>=2,<2.5"
+pip_target "$NEW/flavours/tflite" "tflite-runtime==2.14.0" "numpy<2"
+
+# --- 3. Smoke test: both flavours import under emulation ---------------------------------------------
+for flavour in litert tflite; do
+  PYTHONPATH="$NEW/flavours/$flavour" PYTHONNOUSERSITE=1 \
+    qemu-aarch64 -L "$NEW/root" "$NEW/root/usr/bin/python3.11" -c \
+    "import platform, numpy; print('$flavour', platform.machine(), numpy.__version__)"
+done
+
+chmod -R a+rX "$NEW"
+echo "$STAMP_VERSION" > "$NEW/.complete"
+rm -rf "$DEST"
+mkdir -p "$(dirname "$DEST")"
+mv "$NEW" "$DEST"
+echo "aarch64 root built at $DEST ($(du -sh "$DEST" | cut -f1))"

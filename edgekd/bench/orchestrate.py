@@ -269,7 +269,15 @@ def _collect(
             f"(sha256 {sha[:12]}… ≠ {artifact.sha256[:12]}…)",
             hint="the copy on the device is stale or corrupt; rerun (the target pushes it again)",
         )
-    latencies = [int(x) for x in document.get("latencies_ns", [])]
+    latencies = [int(x) for x in document.get("latencies_ns") or []]
+    summary = document.get("summary")
+    if not latencies and summary:  # adb benchmark_model / ort_perf_test modes: the tools print summaries only
+        figures = ", ".join(f"{key} {value:g}" for key, value in summary.items() if isinstance(value, (int, float)))
+        raise BenchError(
+            f"{document.get('runtime')} reported a summary, not per-run latencies, for {artifact.name} ({figures}); "
+            "edgekd's statistics need the samples",
+            hint='use mode = "runner" on a phone with python3 (Termux), or read the summary above',
+        )
     if not latencies:
         raise BenchError(f"the runner timed no inference of {artifact.name}", hint="raise --runs or --duration")
     runs.latencies.extend(latencies)

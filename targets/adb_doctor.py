@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from edgekd.targets.adb import AdbTarget
 
 MIN_FREE_MB = 200
+MIN_BATTERY_PERCENT = 20  # below this Android's battery saver may cap clocks
 MIN_SDK = 23  # Android 6: toybox with sha256sum, mktemp -d and taskset
 
 
@@ -38,12 +39,17 @@ def doctor_checks(target: AdbTarget) -> list[Check]:
                         None if free_mb is not None and free_mb >= MIN_FREE_MB else
                         f"free at least {MIN_FREE_MB} MB on the phone"))
     powered = state.on_power()
-    battery_ok = not powered or target.entry.allow_charging
+    level = int(state.battery["level"]) if state.battery.get("level", "").isdigit() else None
+    energy_note = ("energy allowed while charging (flagged)" if target.entry.allow_charging else
+                   "energy will be refused while charging; latency is unaffected") if powered else "energy can be measured"
     checks.append(Check(
-        "battery", battery_ok,
-        f"{state.battery.get('level', '?')}%, " + (f"on {'/'.join(powered)} power" if powered else "on battery"),
-        None if battery_ok else "energy is refused while charging: connect over Wi-Fi (`adb tcpip 5555`) and unplug, "
-        "or set allow_charging = true (results flagged)",
+        "battery", level is None or level >= MIN_BATTERY_PERCENT,
+        f"{level if level is not None else '?'}%, " + (f"on {'/'.join(powered)} power" if powered else "on battery")
+        + f": {energy_note}",
+        "charge the phone first (low battery turns on power saving and throttles)" if level is not None
+        and level < MIN_BATTERY_PERCENT else ("for energy: connect over Wi-Fi (`adb tcpip 5555`), unplug, "
+                                              "or set allow_charging = true" if powered and not target.entry.allow_charging
+                                              else None),
     ))
     status = state.thermal_status_name()
     thermal_ok = state.thermal_status is not None and state.thermal_status <= 1

@@ -158,7 +158,8 @@ def test_doctor_reports_phone_state_and_flags_charging(phone, tmp_path: Path) ->
     assert checks["ABI"].detail == "arm64-v8a" and checks["SDK level"].ok
     assert checks["model"].detail.startswith("Google Pixel 6")
     assert checks["free space in /data/local/tmp"].ok
-    assert not checks["battery"].ok and "on USB power" in checks["battery"].detail
+    assert checks["battery"].ok and "78%, on USB power: energy will be refused" in checks["battery"].detail
+    assert "adb tcpip" in (checks["battery"].fix or "")
     assert checks["thermal status"].ok and "BIG 41.2" in checks["thermal status"].detail
     assert [name for name in checks if name.startswith("governor")] == [
         "governor policy0", "governor policy4", "governor policy6"]

@@ -66,9 +66,17 @@ def runtime_for(artifact: Artifact, config: BenchConfig) -> str:
 
 
 def runner_argv(
-    target: Target, runner: str, model: str | None, runtime: str, config: BenchConfig, *, runs: int | None = None
+    target: Target,
+    runner: str,
+    model: str | None,
+    runtime: str,
+    config: BenchConfig,
+    *,
+    runs: int | None = None,
+    inputs: str | None = None,
 ) -> list[str]:
-    """The runner command line. `model=None` is the empty-model baseline; `runs=0` the energy reference."""
+    """The runner command line. `model=None` is the empty-model baseline; `runs=0` the energy reference;
+    `inputs` the remote path of the pushed inputs file."""
     argv = [*target.python_argv(), runner, "--runtime", runtime, "--threads", str(config.threads)]
     if model is None:
         return [*argv, "--baseline"]
@@ -85,6 +93,8 @@ def runner_argv(
         argv += ["--pin", ",".join(str(core) for core in config.pin_cores)]
     if not config.xnnpack:
         argv.append("--no-xnnpack")
+    if inputs is not None:
+        argv += ["--inputs", inputs]
     return argv
 
 
@@ -191,6 +201,7 @@ def bench_artifacts(
         target.connect()
         info = target.info()
         runner = target.push(runner_path())
+        inputs = target.push(_inputs_file(config)) if config.inputs else None
         remotes: dict[str, str] = {}
         for artifact in artifacts:
             if artifact.sha256 not in remotes:
@@ -217,17 +228,22 @@ def bench_artifacts(
                 )
                 if gate:
                     collected[index].warnings.append(gate)
-            argv = runner_argv(target, runner, remotes[artifacts[index].sha256], runtimes[index], config)
-            document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
-            _collect(collected[index], repeat, document, completed, window, artifacts[index])
+            artifact = artifacts[index]
+            argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs)
+            try:
+                document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
+            except BenchError as exc:  # name the file: several may be benchmarked together
+                raise BenchError(f"{artifact.path.name}: {exc.message}", hint=exc.hint) from None
+            _collect(collected[index], repeat, document, completed, window, artifact)
             if progress:
-                progress(step + 1, total, f"{artifacts[index].name} run {repeat + 1}/{config.repeats}")
+                progress(step + 1, total, f"{artifact.name} run {repeat + 1}/{config.repeats}")
         results = []
         for index, artifact in enumerate(artifacts):
             energy = None
             if meter is not None and idle is not None:
-                energy = _energy(target, runner, remotes[artifact.sha256], runtimes[index], config, meter, idle,
-                                 collected[index])
+                argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, runs=0,
+                                   inputs=inputs)
+                energy = _energy(target, argv, config, meter, idle, collected[index])
                 if progress:
                     progress(len(order) + index + 1, total, f"{artifact.name} energy reference")
             results.append(
@@ -294,15 +310,22 @@ def _collect(
 
 
 def _energy(
-    target: Target, runner: str, remote: str, runtime: str, config: BenchConfig, meter: EnergyMeter,
-    idle: IdleBaseline, runs: _Runs,
+    target: Target, reference_argv: list[str], config: BenchConfig, meter: EnergyMeter, idle: IdleBaseline,
+    runs: _Runs,
 ) -> dict[str, Any] | None:
     """Differential estimate: the runs' windows minus a same-model, zero-run reference window."""
-    argv = runner_argv(target, runner, remote, runtime, config, runs=0)
-    _, _, reference = _invoke(target, argv, config.timeout_s, meter)
+    _, _, reference = _invoke(target, reference_argv, config.timeout_s, meter)
     if reference is None or not runs.energy_windows:
         return None
     return estimate_per_inference(runs.energy_windows, reference, len(runs.latencies), idle).to_dict()
+
+
+def _inputs_file(config: BenchConfig) -> Path:
+    path = Path(config.inputs or "")
+    if not path.is_file():
+        raise BenchError(f"inputs file {path} does not exist",
+                         hint="give an .npz with one array per model input, named after the input")
+    return path
 
 
 def _result(

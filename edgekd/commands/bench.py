@@ -62,6 +62,7 @@ def bench_model(
     pin: Annotated[Optional[str], typer.Option(help="cores to pin to, e.g. 0 or 2,3")] = None,
     cooldown: Annotated[Optional[float], typer.Option(help="seconds of rest between runs", min=0)] = None,
     thermal_limit: Annotated[Optional[float], typer.Option(help="wait until below this °C before each run")] = None,
+    inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input")] = None,
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="TFLite XNNPACK delegate")] = True,
     energy: Annotated[bool, typer.Option("--energy/--no-energy", help="measure energy where a meter exists")] = True,
     history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
@@ -79,7 +80,7 @@ def bench_model(
     _json_mode(json_output)
     options = {"runs": runs, "warmup": warmup, "duration_s": duration, "threads": threads, "repeats": repeats,
                "sustained_windows": windows, "cooldown_s": cooldown, "thermal_limit_c": thermal_limit,
-               "xnnpack": xnnpack, "energy": energy}
+               "xnnpack": xnnpack, "energy": energy, "inputs": str(inputs) if inputs else None}
     if pin is not None:
         try:
             options["pin_cores"] = [int(core) for core in pin.split(",")]

@@ -28,3 +28,4 @@ class BenchConfig(StrictModel):
     governor: str | None = "performance"  # hold this cpufreq governor where permitted (restored after); None: leave
     energy_idle_s: float = Field(3.0, gt=0)  # idle-power baseline measured before benchmarking
     seed: int = 0  # seed of generated inputs
+    inputs: str | None = None  # .npz with one sample per model input (by name); None: generated per dtype

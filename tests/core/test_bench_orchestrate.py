@@ -212,3 +212,19 @@ def test_peak_rss_is_the_runners_own_even_from_a_large_host(models: dict[str, Ar
     del ballast
     assert result.peak_rss_kb is not None and result.peak_rss_kb < 300 * 1024
     assert result.env["rss_sources_kb"]["vmhwm"] == result.peak_rss_kb
+
+
+def test_inputs_file_is_pushed_and_checked(models: dict[str, Artifact], tmp_path: Path) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "good.npz", x=np.ones((1, 64), np.float32))
+    np.savez(tmp_path / "bad.npz", x=np.ones((1, 65), np.float32))
+    (result,) = bench_artifacts(RecordingTarget(tmp_path), [models["fast"]],
+                                BenchConfig(inputs=str(tmp_path / "good.npz"), **FAST))
+    assert result.stats.n == 30
+    target = RecordingTarget(tmp_path)
+    with pytest.raises(BenchError, match=r"fast.onnx: .*shape \[1, 65\]"):
+        bench_artifacts(target, [models["fast"]], BenchConfig(inputs=str(tmp_path / "bad.npz"), **FAST))
+    assert target.cleanups == 1
+    with pytest.raises(BenchError, match="does not exist"):
+        bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(inputs="/none.npz", **FAST))

@@ -237,7 +237,7 @@ class AdbTarget:
         workdir = self._require_workdir()
         native = translate_runner_argv(self, list(argv)) if self.entry.mode != "runner" else None
         device_argv = native.argv if native else list(argv)
-        big = self.big_cores()
+        big = [] if "--pin" in argv else self.big_cores()  # the user's --pin (runner affinity) wins
         pin = ["taskset", cpu_mask(big)] if big else []
         command = f"cd {shlex.quote(workdir)} && " + shlex.join([*pin, *device_argv])
         started = time.perf_counter()

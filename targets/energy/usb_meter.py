@@ -54,7 +54,7 @@ def read_power_log(path: Path) -> list[tuple[float, float]]:
     time_col = _column(header, "timestamp", "time", "unix")
     power_col = _column(header, "power", "watt")
     volt_col = _column(header, "voltage", "volt")
-    curr_col = _column(header, "current", "curr", "amp")
+    curr_col = _column(header, "current", "curr", "amps")  # not "amp": it is in "timestamp"
     if time_col is None or (power_col is None and (volt_col is None or curr_col is None)):
         raise BenchError(
             f"{path}: cannot find time and power (or voltage and current) columns in header {header}",

@@ -19,6 +19,31 @@ from tests.support.aarch64 import aarch64_root, install_python_wrapper
 from tests.support.sshd import LoopbackSshd, TestUser, ensure_user, keygen
 
 PI_USERS = {"edgekd-pi5": "litert", "edgekd-pi4": "tflite"}
+RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "pi"
+# What each user's stand-in `vcgencmd` replays: subcommand -> recording (real firmware output formats)
+VCGENCMD_REPLAY = {
+    "edgekd-pi5": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi5_get_throttled.txt",
+                   "pmic_read_adc": "pi5_pmic_read_adc_load.txt"},
+    "edgekd-pi4": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi4_get_throttled_undervoltage_now.txt",
+                   "pmic_read_adc": "pi4_pmic_read_adc.txt"},
+}
+
+
+def install_vcgencmd(user: TestUser, replay: dict[str, str]) -> None:
+    """A `vcgencmd` in the user's ~/bin that prints recorded firmware outputs (copied into the home)."""
+    store = user.home / ".vcgencmd"
+    store.mkdir(exist_ok=True)
+    cases = []
+    for command, recording in replay.items():
+        shutil.copyfile(RECORDINGS / recording, store / f"{command}.txt")
+        cases.append(f'  {command}) cat "$HOME/.vcgencmd/{command}.txt" ;;')
+    script = user.bin_dir / "vcgencmd"
+    script.write_text("#!/bin/sh\n# stands in for the Pi firmware's vcgencmd: replays recorded outputs\n"
+                      'case "$1" in\n' + "\n".join(cases) + "\n"
+                      '  *) echo \'error=1 error_msg="Command not registered"\' ;;\nesac\n')
+    script.chmod(0o755)
+    for path in (store, script, *store.iterdir()):
+        shutil.chown(path, user.name, user.name)
 
 
 def _require_tools() -> None:
@@ -49,6 +74,7 @@ def pi_users(ssh_keys: dict[str, Path], pi_root: Path) -> dict[str, TestUser]:
     for name, flavour in PI_USERS.items():
         user = ensure_user(name, Path(f"{ssh_keys['client']}.pub"))
         install_python_wrapper(user.bin_dir, pi_root, flavour, owner=name)
+        install_vcgencmd(user, VCGENCMD_REPLAY[name])
         users[name] = user
     return users
 

@@ -10,6 +10,7 @@ found by bisection (to 16 bytes) between it and the known-good trial size. Every
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import subprocess
@@ -70,9 +71,12 @@ class TflmProbe:
         np.savez(folder / "inputs.npz", **{f"input_{i}": value for i, value in enumerate(inputs)})
         self.num_outputs = num_outputs
         self._stderr: IO[bytes] = open(folder / "worker.stderr", "w+b")  # noqa: SIM115 (closed in close())
+        # The worker must import this very edgekd, installed or not: put its parent folder on the path.
+        source_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")])))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "edgekd.handoff.tflm_probe", str(model_path), str(folder / "inputs.npz")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env,
         )
 
     def trial(self, arena: int, *, keep_outputs: bool = False) -> tuple[Trial, list[np.ndarray] | None]:

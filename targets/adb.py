@@ -45,6 +45,14 @@ LOST = ("error: closed", "device offline", "no devices/emulators found", "not fo
         "protocol fault", "device still authorizing")
 
 
+class PhoneLostError(TargetError):
+    """The phone went away mid-session. `finished` holds the runs that completed before, so nothing is lost."""
+
+    def __init__(self, message: str, *, hint: str | None = None, finished: list[Completed] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.finished = finished or []
+
+
 class AdbTarget:
     """One phone. Keeps the remote work dir, the sha256 of what was pushed, and every finished run."""
 
@@ -114,16 +122,16 @@ class AdbTarget:
                 return result
         raise self._lost(command, result.stderr)
 
-    def _lost(self, command: str, stderr: str) -> TargetError:
-        state = self._adb("get-state", timeout=10).stdout.strip() if self.serial else ""
+    def _lost(self, command: str, stderr: str) -> PhoneLostError:
+        state = self._adb("get-state", timeout=10) if self.serial else None
+        seen = " ".join((state.stdout + state.stderr).split()[:8]) if state else ""
         kept = f"; {len(self.finished)} earlier run(s) finished and are kept" if self.finished else ""
-        error = TargetError(
-            f"lost the connection to {self.name} ({self.serial}) while running `{command[:80]}`{kept}: "
-            f"{stderr.strip().splitlines()[-1] if stderr.strip() else 'adb exited with 255'}",
-            hint="check the cable / Wi-Fi and `adb devices`, then rerun" + (f" (adb state: {state})" if state else ""),
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "the shell stream ended without an exit status"
+        return PhoneLostError(
+            f"lost the connection to {self.name} ({self.serial}) while running `{command[:80]}`{kept}: {reason}",
+            hint="check the cable / Wi-Fi and `adb devices`, then rerun" + (f" (adb now says: {seen})" if seen else ""),
+            finished=list(self.finished),
         )
-        error.finished = list(self.finished)  # type: ignore[attr-defined]
-        return error
 
     # -- Target protocol
     def connect(self) -> None:

@@ -12,7 +12,7 @@ from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import bench_artifacts, runner_argv, runner_path
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import BenchError, RecipeError, TargetError
-from edgekd.targets.adb import AdbTarget
+from edgekd.targets.adb import AdbTarget, PhoneLostError
 from tests.targets.adb.conftest import AdbClient, make_device
 
 pytestmark = pytest.mark.adb
@@ -91,13 +91,13 @@ def test_disconnect_mid_run_raises_target_error_and_keeps_finished_runs(phone, o
         seen.append(status)
         phone.drop_on = "--runs 10"
 
-    with pytest.raises(TargetError) as caught:
+    with pytest.raises(PhoneLostError) as caught:
         bench_artifacts(target, [describe_file(onnx_model)], config, progress=pull_cable_on_second_run)
     assert seen == ["chain run 1/2"]
     assert "lost the connection to pixel" in caught.value.message
     assert "earlier run(s) finished and are kept" in caught.value.message
-    finished = caught.value.finished  # type: ignore[attr-defined]
-    assert any('"latencies_ns"' in run.stdout for run in finished)
+    assert isinstance(caught.value, TargetError)
+    assert any('"latencies_ns"' in run.stdout for run in caught.value.finished)
 
 
 def test_offline_device_at_start(tmp_path: Path, adb_env: AdbClient) -> None:

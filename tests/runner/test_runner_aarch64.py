@@ -1,0 +1,44 @@
+"""The runner on an emulated Raspberry Pi: aarch64 CPython under qemu with the real aarch64 wheels,
+both device flavours (ai-edge-litert + numpy 2; tflite-runtime 2.14 + numpy < 2). Correctness only:
+no timing or memory figure is asserted under emulation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.runner.bench_models import RUNNER
+from tests.support.aarch64 import aarch64_root, flavour_env, qemu_python_argv
+
+pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
+
+
+def run_on_pi(flavour: str, *args: str | Path) -> tuple[int, dict]:
+    root = aarch64_root()
+    env = dict(os.environ, **flavour_env(root, flavour))
+    completed = subprocess.run([*qemu_python_argv(root), str(RUNNER), *map(str, args)], capture_output=True,
+                               text=True, timeout=600, env=env)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, completed.stdout + completed.stderr[-2000:]
+    return completed.returncode, json.loads(lines[0])
+
+
+@pytest.mark.parametrize(("flavour", "runtime", "numpy_major"), [("litert", "litert", "2"), ("tflite", "tflite", "1")])
+def test_tflite_int8_on_both_pi_flavours(
+    tflite_models: dict[str, Path], flavour: str, runtime: str, numpy_major: str
+) -> None:
+    status, doc = run_on_pi(flavour, "--model", tflite_models["int8"], "--runs", 5, "--warmup", 1, "--windows", 2)
+    assert status == 0, doc
+    assert doc["runtime"] == runtime and doc["versions"]["numpy"].split(".")[0] == numpy_major
+    assert doc["env"]["machine"] == "aarch64" and len(doc["latencies_ns"]) == 5 and len(doc["windows"]) == 2
+    assert doc["inputs"][0]["dtype"] == "int8"
+
+
+def test_onnx_on_a_pi_without_onnxruntime_names_the_package(onnx_model: Path) -> None:
+    status, doc = run_on_pi("tflite", "--model", onnx_model)
+    assert status == 3 and doc["error"]["kind"] == "runtime_missing"
+    assert "pip install onnxruntime" in doc["error"]["hint"]

@@ -30,8 +30,16 @@ def _build(model: Path, out: Path, name: str) -> tuple[float, Any]:
     from edgekd.handoff.bundle import build_handoff
 
     start = time.perf_counter()
-    result = build_handoff(describe_file(model), out, HandoffConfig(model_name=name), labels=[], preprocessing={},
-                           calibration=None, bench_summary=[], versions={})
+    result = build_handoff(
+        describe_file(model),
+        out,
+        HandoffConfig(model_name=name),
+        labels=[],
+        preprocessing={},
+        calibration=None,
+        bench_summary=[],
+        versions={},
+    )
     return time.perf_counter() - start, result
 
 
@@ -52,8 +60,11 @@ def run(quick: bool) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgekd-bench-handoff-") as tmp_text:
         tmp = Path(tmp_text)
-        models = {name: path for name, path in build_tflite_models(tmp / "models").items()
-                  if name in ("cnn_fp32", "cnn_int8", "multi_io_int8")}
+        models = {
+            name: path
+            for name, path in build_tflite_models(tmp / "models").items()
+            if name in ("cnn_fp32", "cnn_int8", "multi_io_int8")
+        }
         for units in (256,) if quick else (256, 1024):
             models[f"dense{units}_int8"] = build_dense_int8(tmp / "models", units)
         for name, path in models.items():
@@ -65,23 +76,27 @@ def run(quick: bool) -> dict[str, Any]:
             estimate = estimate_head(model) + estimate_tail(model)
             measured = result.arena["basis_bytes"]
             error = (estimate - measured) / measured
-            rows.append({
-                "model": name,
-                "tflite_bytes": path.stat().st_size,
-                "build_s_best": round(min(times), 3),
-                "gxx_model_data_s": round(_compile_seconds(result.path), 3),
-                "arena_measured_bytes": measured,
-                "arena_reported_total": result.arena["reported_total"],
-                "arena_estimate_bytes": estimate,
-                "estimate_error": round(error, 3),
-                "head_measured": result.arena["head_bytes"],
-                "head_estimate": estimate_head(model),
-                "estimate_within_goal": abs(error) <= ESTIMATE_GOAL,
-                "golden_tflm_max_abs_diff": result.golden.get("tflm_max_abs_diff"),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "tflite_bytes": path.stat().st_size,
+                    "build_s_best": round(min(times), 3),
+                    "gxx_model_data_s": round(_compile_seconds(result.path), 3),
+                    "arena_measured_bytes": measured,
+                    "arena_reported_total": result.arena["reported_total"],
+                    "arena_estimate_bytes": estimate,
+                    "estimate_error": round(error, 3),
+                    "head_measured": result.arena["head_bytes"],
+                    "head_estimate": estimate_head(model),
+                    "estimate_within_goal": abs(error) <= ESTIMATE_GOAL,
+                    "golden_tflm_max_abs_diff": result.golden.get("tflm_max_abs_diff"),
+                }
+            )
     small = [r for r in rows if r["tflite_bytes"] < 100_000]
     within = sum(r["estimate_within_goal"] for r in rows)
-    verdict = (f"estimate within ±{ESTIMATE_GOAL:.0%} of the measured arena for {within}/{len(rows)} models; "
-               f"small-model bundles built in ≤ {max(r['build_s_best'] for r in small):.2f} s "
-               f"(goal < {SMALL_BUILD_GOAL_S:.0f} s)")
+    verdict = (
+        f"estimate within ±{ESTIMATE_GOAL:.0%} of the measured arena for {within}/{len(rows)} models; "
+        f"small-model bundles built in ≤ {max(r['build_s_best'] for r in small):.2f} s "
+        f"(goal < {SMALL_BUILD_GOAL_S:.0f} s)"
+    )
     return {"rows": rows, "notes": (__doc__ or "").strip() + "\n\nVerdict: " + verdict}

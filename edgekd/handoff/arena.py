@@ -100,8 +100,11 @@ def estimate_head(model: TfliteModel) -> int:
 def _quantized_channels(model: TfliteModel) -> int:
     """Output channels of every operator whose weights (input 1) are quantized: conv, depthwise, dense."""
     sub = model.main
-    return sum(len(sub.tensors[op.inputs[1]].quant.scale) for op in sub.operators
-               if len(op.inputs) > 1 and op.inputs[1] >= 0 and sub.tensors[op.inputs[1]].quant is not None)
+    return sum(
+        len(sub.tensors[op.inputs[1]].quant.scale)
+        for op in sub.operators
+        if len(op.inputs) > 1 and op.inputs[1] >= 0 and sub.tensors[op.inputs[1]].quant is not None
+    )
 
 
 def estimate_tail(model: TfliteModel) -> int:
@@ -109,17 +112,24 @@ def estimate_tail(model: TfliteModel) -> int:
     temporary peak (see the constants)."""
     sub = model.main
     channels = _quantized_channels(model)
-    return (_FIXED_BYTES + _EVAL_TENSOR_BYTES * len(sub.tensors) + (_NODE_BYTES + _OP_DATA_BYTES) * len(sub.operators)
-            + _IO_TENSOR_BYTES * (len(sub.inputs) + len(sub.outputs)) + _QUANT_BYTES_PER_CHANNEL * channels
-            + _PREPARE_BASE_BYTES + _PREPARE_BYTES_PER_CHANNEL * channels)
+    return (
+        _FIXED_BYTES
+        + _EVAL_TENSOR_BYTES * len(sub.tensors)
+        + (_NODE_BYTES + _OP_DATA_BYTES) * len(sub.operators)
+        + _IO_TENSOR_BYTES * (len(sub.inputs) + len(sub.outputs))
+        + _QUANT_BYTES_PER_CHANNEL * channels
+        + _PREPARE_BASE_BYTES
+        + _PREPARE_BYTES_PER_CHANNEL * channels
+    )
 
 
 def _with_margin(basis: int, margin: float) -> int:
     return _align(math.ceil(basis * (1.0 + margin)))
 
 
-def plan_arena(model_path: Path, model: TfliteModel, inputs: list[np.ndarray], *, margin: float,
-               skip_tflm: str | None = None) -> ArenaPlan:
+def plan_arena(
+    model_path: Path, model: TfliteModel, inputs: list[np.ndarray], *, margin: float, skip_tflm: str | None = None
+) -> ArenaPlan:
     """Measure with TFLM when available (raising TflmFailure if TFLM rejects the model), else estimate.
 
     `skip_tflm` (why not to measure) forces the estimate, e.g. for a Linux bundle TFLM cannot run.
@@ -129,13 +139,25 @@ def plan_arena(model_path: Path, model: TfliteModel, inputs: list[np.ndarray], *
     why_not = skip_tflm or tflm_available()
     if why_not is None:
         found = measure_tflm(model_path, inputs, len(model.outputs), estimate)
-        return ArenaPlan(bytes=_with_margin(found["working_bytes"], margin), basis_bytes=found["working_bytes"],
-                         method="measured-tflm", margin=margin, head_bytes=found["head_bytes"],
-                         tail_bytes=found["tail_bytes"], reported_total=found["reported_total"],
-                         note="TFLite Micro Python interpreter on a 64-bit host: ran at this size (the reported "
-                         "total, or the smallest working size found by bisection when Prepare() needed more); "
-                         "32-bit MCUs need the same or less",
-                         tflm_outputs=tuple(found["outputs"]))
-    return ArenaPlan(bytes=_with_margin(estimate, margin), basis_bytes=estimate, method="estimate", margin=margin,
-                     head_bytes=head, tail_bytes=tail,
-                     note=f"liveness-based planner estimate, not measured: {why_not}")
+        return ArenaPlan(
+            bytes=_with_margin(found["working_bytes"], margin),
+            basis_bytes=found["working_bytes"],
+            method="measured-tflm",
+            margin=margin,
+            head_bytes=found["head_bytes"],
+            tail_bytes=found["tail_bytes"],
+            reported_total=found["reported_total"],
+            note="TFLite Micro Python interpreter on a 64-bit host: ran at this size (the reported "
+            "total, or the smallest working size found by bisection when Prepare() needed more); "
+            "32-bit MCUs need the same or less",
+            tflm_outputs=tuple(found["outputs"]),
+        )
+    return ArenaPlan(
+        bytes=_with_margin(estimate, margin),
+        basis_bytes=estimate,
+        method="estimate",
+        margin=margin,
+        head_bytes=head,
+        tail_bytes=tail,
+        note=f"liveness-based planner estimate, not measured: {why_not}",
+    )

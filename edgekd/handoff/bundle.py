@@ -7,11 +7,8 @@ it is deterministic (sorted entries, fixed timestamps) and written atomically to
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
-import os
 import shutil
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,20 +18,24 @@ import numpy as np
 from edgekd.artifacts import Artifact
 from edgekd.config.handoff import HandoffConfig
 from edgekd.errors import HandoffError, ModelError
-from edgekd.fileio import atomic_path, sha256_bytes, sha256_file, storage_error
+from edgekd.fileio import sha256_bytes, sha256_file, storage_error
 from edgekd.handoff import golden as golden_mod
 from edgekd.handoff.arena import ArenaPlan, TflmFailure, plan_arena
 from edgekd.handoff.c_array import render_model_data
 from edgekd.handoff.identifiers import bundle_symbols
 from edgekd.handoff.integrator_readme import render_readme
 from edgekd.handoff.manifest import build_manifest, render_manifest_header
-from edgekd.handoff.op_resolver import (check_op_resolver_header, render_op_resolver_header, require_tflm_support,
-                                        resolver_entries)
+from edgekd.handoff.op_resolver import (
+    check_op_resolver_header,
+    render_op_resolver_header,
+    require_tflm_support,
+    resolver_entries,
+)
+from edgekd.handoff.publish import publish, staging_dir
 from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
 from edgekd.handoff.verify import verify_sources
 
 BUNDLE_SCHEMA = "edgekd.handoff/1"
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same bundle gives the same zip bytes
 
 
 @dataclass(frozen=True)
@@ -80,22 +81,29 @@ def _package_version(name: str) -> str | None:
 def _collect_versions(model_schema: int, compiler: str | None, extra: dict[str, str]) -> dict[str, Any]:
     from edgekd import __version__
 
-    versions: dict[str, Any] = {"edgekd": __version__, "tflite_schema": model_schema,
-                                "ai-edge-litert": _package_version("ai-edge-litert"),
-                                "tflite-micro": _package_version("tflite-micro"), "numpy": np.__version__}
+    versions: dict[str, Any] = {
+        "edgekd": __version__,
+        "tflite_schema": model_schema,
+        "ai-edge-litert": _package_version("ai-edge-litert"),
+        "tflite-micro": _package_version("tflite-micro"),
+        "numpy": np.__version__,
+    }
     if compiler:
         versions["compiler"] = compiler
     versions.update(extra)
     return {key: value for key, value in versions.items() if value is not None}
 
 
-def _check_labels(labels: list[str], outputs: list[dict[str, Any]], model_name: str) -> None:
-    if not labels or len(outputs) != 1 or not outputs[0]["shape"]:
+def _check_labels(labels: list[str], model: TfliteModel, model_name: str) -> None:
+    """One label per class of a single-output classifier (other models: labels are taken as given)."""
+    if not labels or len(model.outputs) != 1 or not model.outputs[0].shape:
         return
-    classes = outputs[0]["shape"][-1]
+    classes = model.outputs[0].shape[-1]
     if classes != len(labels):
-        raise HandoffError(f"{len(labels)} labels given but {model_name}'s output has {classes} classes",
-                           hint="give one label per output class, in class-index order")
+        raise HandoffError(
+            f"{len(labels)} labels given but {model_name}'s output has {classes} classes",
+            hint="give one label per output class, in class-index order",
+        )
 
 
 def infer_precision(model: TfliteModel) -> str:
@@ -110,52 +118,76 @@ def infer_precision(model: TfliteModel) -> str:
 
 def _read_model(tflite: Artifact) -> tuple[bytes, str]:
     if tflite.format != "tflite":
-        raise HandoffError(f"the handoff needs a .tflite model, got {tflite.name} ({tflite.format})",
-                           hint="set [handoff] artifact to a TFLite artifact such as tflite_int8 or tflite_fp32")
+        raise HandoffError(
+            f"the handoff needs a .tflite model, got {tflite.name} ({tflite.format})",
+            hint="set [handoff] artifact to a TFLite artifact such as tflite_int8 or tflite_fp32",
+        )
     try:
         data = tflite.path.read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read {tflite.path}: {exc.strerror}", hint="rerun the tflite stage") from None
     sha256 = sha256_bytes(data)
     if sha256 != tflite.sha256:
-        raise ModelError(f"{tflite.path} changed since it was written (sha256 {sha256[:12]}… ≠ {tflite.sha256[:12]}…)",
-                         hint="rerun the tflite stage")
+        raise ModelError(
+            f"{tflite.path} changed since it was written (sha256 {sha256[:12]}… ≠ {tflite.sha256[:12]}…)",
+            hint="rerun the tflite stage",
+        )
     return data, sha256
 
 
-def _golden_and_arena(path: Path, model: TfliteModel, config: HandoffConfig,
-                      calibration: Artifact | None) -> tuple[golden_mod.GoldenVectors, ArenaPlan, dict[str, Any]]:
+def _golden_and_arena(
+    path: Path, model: TfliteModel, config: HandoffConfig, calibration: Artifact | None
+) -> tuple[golden_mod.GoldenVectors, ArenaPlan, dict[str, Any]]:
     """Golden vectors from LiteRT, the arena from TFLM run on the same inputs, and their agreement."""
     golden = golden_mod.golden_vectors(path, model.inputs, calibration.path if calibration else None)
     try:
         plan = plan_arena(path, model, golden.inputs, margin=config.arena_margin)
     except TflmFailure as failure:
         if config.platform == "micro":
-            raise HandoffError(f"TensorFlow Lite Micro cannot run {path.name}: {failure.reason}",
-                               hint="use a full int8 or fp32 model with TFLM-supported operators, or bundle for "
-                               "platform \"linux\"/\"android\"") from None
-        plan = plan_arena(path, model, golden.inputs, margin=config.arena_margin,
-                          skip_tflm=f"TFLite Micro cannot run this model ({failure.reason})")
+            raise HandoffError(
+                f"TensorFlow Lite Micro cannot run {path.name}: {failure.reason}",
+                hint="use a full int8 or fp32 model with TFLM-supported operators, or bundle for "
+                'platform "linux"/"android"',
+            ) from None
+        plan = plan_arena(
+            path,
+            model,
+            golden.inputs,
+            margin=config.arena_margin,
+            skip_tflm=f"TFLite Micro cannot run this model ({failure.reason})",
+        )
     info = golden_mod.golden_summary(golden)
     tolerances = [golden_mod.tolerance(out) for out in golden.outputs]
     if plan.tflm_outputs is not None:  # the same inputs through TFLM: how far the MCU runtime may differ
-        diffs = [golden_mod.max_difference([want], [got]) for want, got in zip(golden.outputs, plan.tflm_outputs)]
-        tolerances = [max(tol, diff) for tol, diff in zip(tolerances, diffs)]
+        diffs = [
+            golden_mod.max_difference([want], [got])
+            for want, got in zip(golden.outputs, plan.tflm_outputs, strict=True)
+        ]
+        tolerances = [max(tol, diff) for tol, diff in zip(tolerances, diffs, strict=True)]
         info["tflm_max_abs_diff"] = max(diffs, default=0.0)
-    for entry, tol in zip(info["outputs"], tolerances):
+    for entry, tol in zip(info["outputs"], tolerances, strict=True):
         entry["tolerance"] = tol
     return golden, plan, info
 
 
-def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, labels: list[str],
-                  preprocessing: dict[str, Any], calibration: Artifact | None, bench_summary: list[dict[str, Any]],
-                  versions: dict[str, str]) -> HandoffResult:
+def build_handoff(
+    tflite: Artifact,
+    out_dir: Path,
+    config: HandoffConfig,
+    *,
+    labels: list[str],
+    preprocessing: dict[str, Any],
+    calibration: Artifact | None,
+    bench_summary: list[dict[str, Any]],
+    versions: dict[str, str],
+) -> HandoffResult:
     """Write `out_dir` (the `handoff/` folder) and `<out_dir>.zip`, verified; see the module docstring."""
     from edgekd import __version__
 
     data, sha256 = _read_model(tflite)
     symbols = bundle_symbols(config.model_name)
     model = parse_tflite(data, source=tflite.path.name)
+    _check_labels(labels, model, tflite.path.name)
     entries = resolver_entries(model.used_operator_codes())
     if config.platform == "micro":
         require_tflm_support(entries, model.tensor_types(), model=tflite.path.name)
@@ -163,12 +195,21 @@ def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, lab
     file_name = f"{symbols.base}.tflite"
     arena = plan.to_dict()
     manifest = build_manifest(
-        model, model_name=config.model_name, symbols=symbols, file_name=file_name, file_bytes=len(data),
-        sha256=sha256, precision=tflite.precision or infer_precision(model), platform=config.platform, labels=labels,
-        preprocessing=preprocessing, operators=[entry.op for entry in entries], arena=arena,
-        declared_inputs=tflite.inputs, declared_outputs=tflite.outputs,
+        model,
+        model_name=config.model_name,
+        symbols=symbols,
+        file_name=file_name,
+        file_bytes=len(data),
+        sha256=sha256,
+        precision=tflite.precision or infer_precision(model),
+        platform=config.platform,
+        labels=labels,
+        preprocessing=preprocessing,
+        operators=[entry.op for entry in entries],
+        arena=arena,
+        declared_inputs=tflite.inputs,
+        declared_outputs=tflite.outputs,
     )
-    _check_labels(labels, manifest["outputs"], tflite.path.name)
     tolerances = [entry["tolerance"] for entry in golden_info["outputs"]]
     resolver_text = render_op_resolver_header(entries, symbols, source=file_name, edgekd_version=__version__)
     model_cc, model_h = render_model_data(data, symbols, source=file_name, sha256=sha256, edgekd_version=__version__)
@@ -177,11 +218,12 @@ def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, lab
         "model_data.h": model_h,
         "model_manifest.h": render_manifest_header(manifest, symbols, edgekd_version=__version__),
         "op_resolver.h": resolver_text,
-        "golden.h": golden_mod.render_golden_header(golden, symbols, source=file_name, edgekd_version=__version__,
-                                                    tolerances=tolerances),
+        "golden.h": golden_mod.render_golden_header(
+            golden, symbols, source=file_name, edgekd_version=__version__, tolerances=tolerances
+        ),
     }
     zip_path = out_dir.with_name(out_dir.name + ".zip")
-    staging = _staging_dir(out_dir)
+    staging = staging_dir(out_dir)
     try:
         (staging / file_name).write_bytes(data)
         for name, text in texts.items():
@@ -190,35 +232,76 @@ def build_handoff(tflite: Artifact, out_dir: Path, config: HandoffConfig, *, lab
         np.savez(staging / "golden.npz", **golden.npz_arrays())
 
         golden_sizes = {key: int(array.nbytes) for key, array in golden.npz_arrays().items()}
-        verification = verify_sources(staging, staging / file_name, symbols, golden_sizes,
-                                      compiler=config.compiler, required=config.require_compiler)
+        verification = verify_sources(
+            staging,
+            staging / file_name,
+            symbols,
+            golden_sizes,
+            compiler=config.compiler,
+            required=config.require_compiler,
+        )
         verification["op_resolver"] = check_op_resolver_header(resolver_text, entries, symbols)
         verification["golden_litert_rerun_max_abs_diff"] = golden_mod.max_difference(
-            golden.outputs, golden_mod.run_litert(staging / file_name, golden.inputs))
+            golden.outputs, golden_mod.run_litert(staging / file_name, golden.inputs)
+        )
 
-        calibration_info = ({"name": calibration.name, "file": calibration.path.name, "sha256": calibration.sha256}
-                            if calibration else None)
+        calibration_info = (
+            {"name": calibration.name, "file": calibration.path.name, "sha256": calibration.sha256}
+            if calibration
+            else None
+        )
         all_versions = _collect_versions(model.schema_version, verification.get("compiler"), versions)
         files = {path.name: sha256_file(path) for path in sorted(staging.iterdir())}
-        files["README.md"] = _write_text(staging / "README.md", render_readme(
-            manifest=manifest, symbols=symbols, files=files, verification=verification, golden=golden_info,
-            bench=bench_summary, versions=all_versions, calibration=calibration_info))
-        index = {"schema": BUNDLE_SCHEMA, "model_name": config.model_name, "platform": config.platform,
-                 "source": {"artifact": tflite.name, "file": tflite.path.name, "sha256": sha256,
-                            "precision": manifest["model"]["precision"]},
-                 "files": dict(sorted(files.items())), "calibration": calibration_info, "versions": all_versions,
-                 "bench": bench_summary, "arena": arena, "golden": golden_info, "verification": verification}
+        files["README.md"] = _write_text(
+            staging / "README.md",
+            render_readme(
+                manifest=manifest,
+                symbols=symbols,
+                files=files,
+                verification=verification,
+                golden=golden_info,
+                bench=bench_summary,
+                versions=all_versions,
+                calibration=calibration_info,
+            ),
+        )
+        index = {
+            "schema": BUNDLE_SCHEMA,
+            "model_name": config.model_name,
+            "platform": config.platform,
+            "source": {
+                "artifact": tflite.name,
+                "file": tflite.path.name,
+                "sha256": sha256,
+                "precision": manifest["model"]["precision"],
+            },
+            "files": dict(sorted(files.items())),
+            "calibration": calibration_info,
+            "versions": all_versions,
+            "bench": bench_summary,
+            "arena": arena,
+            "golden": golden_info,
+            "verification": verification,
+        }
         files["bundle.json"] = _write_json(staging / "bundle.json", index)
-        files["SHA256SUMS"] = _write_text(staging / "SHA256SUMS",
-                                          "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items())))
-        _publish(staging, out_dir, zip_path if config.zip else None)
+        files["SHA256SUMS"] = _write_text(
+            staging / "SHA256SUMS", "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+        )
+        publish(staging, out_dir, zip_path if config.zip else None)
     except OSError as exc:
         raise storage_error(exc, out_dir) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return HandoffResult(path=out_dir, zip_path=zip_path if config.zip else None, manifest=manifest, arena=arena,
-                         files=files, verification=verification, golden=golden_info)
+    return HandoffResult(
+        path=out_dir,
+        zip_path=zip_path if config.zip else None,
+        manifest=manifest,
+        arena=arena,
+        files=files,
+        verification=verification,
+        golden=golden_info,
+    )
 
 
 def _write_text(path: Path, text: str) -> str:
@@ -239,67 +322,3 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__}")
-
-
-def _staging_dir(out_dir: Path) -> Path:
-    """A fresh hidden folder beside out_dir; leftovers of killed runs (dead pids) are removed first."""
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(f".{out_dir.name}.tmp-*"):
-            pid = stale.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
-                shutil.rmtree(stale, ignore_errors=True)
-        staging = parent / f".{out_dir.name}.tmp-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-    except OSError as exc:
-        raise storage_error(exc, out_dir) from None
-    return staging
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _publish(staging: Path, out_dir: Path, zip_path: Path | None) -> None:
-    """Rename the complete staging folder onto out_dir (replacing an older bundle), then its zip beside it.
-
-    The zip is written from the staging folder before anything is renamed, so the two renames are the
-    only window in which a kill could leave the folder and zip from different runs. Without a zip, a
-    stale one from an earlier bundle is removed rather than left disagreeing with the folder.
-    """
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    if zip_path is None:
-        with contextlib.suppress(FileNotFoundError):
-            out_dir.with_name(out_dir.name + ".zip").unlink()
-        _swap(staging, out_dir, old)
-        return
-    with atomic_path(zip_path) as tmp_zip:
-        _write_zip(staging, tmp_zip, folder_name=out_dir.name)
-        _swap(staging, out_dir, old)
-
-
-def _swap(staging: Path, out_dir: Path, old: Path) -> None:
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(staging, out_dir)
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(old)
-
-
-def _write_zip(folder: Path, zip_file: Path, *, folder_name: str) -> None:
-    """A deterministic zip of `folder` with entries under `folder_name/` (sorted, fixed timestamps)."""
-    with zipfile.ZipFile(zip_file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.iterdir()):
-            info = zipfile.ZipInfo(f"{folder_name}/{path.name}", date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
-    zip_file.chmod(0o644)  # mkstemp made it private; the zip is meant to be shared

@@ -20,9 +20,18 @@ _VALUES_PER_LINE = 10
 
 #: numpy dtype name -> C type in the generated sources (<cstdint> types; float16 kept as raw bits).
 C_TYPES: dict[str, str] = {
-    "float32": "float", "float64": "double", "float16": "uint16_t",
-    "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
-    "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "uint64": "uint64_t", "bool": "bool",
+    "float32": "float",
+    "float64": "double",
+    "float16": "uint16_t",
+    "int8": "int8_t",
+    "uint8": "uint8_t",
+    "int16": "int16_t",
+    "uint16": "uint16_t",
+    "int32": "int32_t",
+    "uint32": "uint32_t",
+    "int64": "int64_t",
+    "uint64": "uint64_t",
+    "bool": "bool",
 }
 
 
@@ -90,8 +99,9 @@ def value_lines(values: np.ndarray, indent: str = "    ") -> str:
     return ",\n".join(indent + line for line in lines)
 
 
-def render_model_data(model: bytes, symbols: BundleSymbols, *, source: str, sha256: str,
-                      edgekd_version: str) -> tuple[str, str]:
+def render_model_data(
+    model: bytes, symbols: BundleSymbols, *, source: str, sha256: str, edgekd_version: str
+) -> tuple[str, str]:
     """(model_data.cc, model_data.h) defining the aligned flatbuffer array and its length."""
     if not model:
         raise HandoffError(f"{source} is empty", hint="rerun the tflite stage")

@@ -72,7 +72,9 @@ def _calibration_sample(path: Path, shape: tuple[int, ...]) -> np.ndarray | None
     return None
 
 
-def make_inputs(specs: tuple[TensorSpec, ...], calibration: Path | None, *, seed: int = 0) -> tuple[list[np.ndarray], str]:
+def make_inputs(
+    specs: tuple[TensorSpec, ...], calibration: Path | None, *, seed: int = 0
+) -> tuple[list[np.ndarray], str]:
     rng = np.random.default_rng(seed)
     inputs, sources = [], []
     for spec in specs:
@@ -81,8 +83,11 @@ def make_inputs(specs: tuple[TensorSpec, ...], calibration: Path | None, *, seed
         sources.append("calibration set sample 0" if sample is not None else "seeded random")
         if sample is None and np.issubdtype(np.dtype(spec.dtype), np.integer):
             info = np.iinfo(spec.dtype)  # every quantized value is a valid input: sample them uniformly
-            inputs.append(rng.integers(max(info.min, -(2**15)), min(info.max, 2**15 - 1), shape, endpoint=True,
-                                       dtype=np.int64).astype(spec.dtype))
+            inputs.append(
+                rng.integers(
+                    max(info.min, -(2**15)), min(info.max, 2**15 - 1), shape, endpoint=True, dtype=np.int64
+                ).astype(spec.dtype)
+            )
             continue
         real = sample if sample is not None else rng.standard_normal(shape).astype(np.float32)  # standardised data
         if np.issubdtype(np.dtype(spec.dtype), np.floating):
@@ -99,8 +104,10 @@ def run_litert(model_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        raise HandoffError("golden vectors need the LiteRT interpreter, which is not installed",
-                           hint="pip install 'edgekd[tflite]' (ai-edge-litert)") from None
+        raise HandoffError(
+            "golden vectors need the LiteRT interpreter, which is not installed",
+            hint="pip install 'edgekd[tflite]' (ai-edge-litert)",
+        ) from None
     try:
         interpreter = Interpreter(model_path=str(model_path), num_threads=1)
         interpreter.allocate_tensors()
@@ -109,8 +116,10 @@ def run_litert(model_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
         interpreter.invoke()
         return [np.array(interpreter.get_tensor(d["index"])) for d in interpreter.get_output_details()]
     except (RuntimeError, ValueError) as exc:
-        raise HandoffError(f"LiteRT could not run {model_path.name}: {exc}",
-                           hint="check the model with `edgekd verify`; the bundle needs a runnable model") from None
+        raise HandoffError(
+            f"LiteRT could not run {model_path.name}: {exc}",
+            hint="check the model with `edgekd verify`; the bundle needs a runnable model",
+        ) from None
 
 
 def golden_vectors(model_path: Path, specs: tuple[TensorSpec, ...], calibration: Path | None) -> GoldenVectors:
@@ -136,8 +145,14 @@ def tolerance(output: np.ndarray) -> float:
     return FLOAT_TOLERANCE * (1.0 + magnitude)
 
 
-def render_golden_header(golden: GoldenVectors, symbols: BundleSymbols, *, source: str, edgekd_version: str,
-                         tolerances: list[float] | None = None) -> str:
+def render_golden_header(
+    golden: GoldenVectors,
+    symbols: BundleSymbols,
+    *,
+    source: str,
+    edgekd_version: str,
+    tolerances: list[float] | None = None,
+) -> str:
     """golden.h: 16-byte aligned input arrays to copy into the input tensors and the expected outputs.
 
     `tolerances` (one per output) default to `tolerance(output)`; the bundle widens them to what TFLM on
@@ -148,15 +163,21 @@ def render_golden_header(golden: GoldenVectors, symbols: BundleSymbols, *, sourc
     guard = symbols.header_guard("golden_h")
     lines = [
         generated_banner(source, edgekd_version).rstrip("\n"),
-        f"#ifndef {guard}", f"#define {guard}", "", "#include <cmath>  // INFINITY/NAN, if an output holds them",
-        "#include <cstdint>", "",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <cmath>  // INFINITY/NAN, if an output holds them",
+        "#include <cstdint>",
+        "",
         f"// Inputs: {golden.input_source}. Outputs: LiteRT on the host. On the device, copy each input into",
         "// the interpreter's input tensor, Invoke(), and compare every output element within the tolerance",
         "// (integer outputs: quantized steps; float outputs: absolute).",
         "",
     ]
-    for kind, arrays, name_of in (("input", golden.inputs, symbols.golden_input),
-                                  ("output", golden.outputs, symbols.golden_output)):
+    for kind, arrays, name_of in (
+        ("input", golden.inputs, symbols.golden_input),
+        ("output", golden.outputs, symbols.golden_output),
+    ):
         for index, array in enumerate(arrays):
             name = name_of(index)
             ctype = c_type(array.dtype.name)
@@ -167,8 +188,9 @@ def render_golden_header(golden: GoldenVectors, symbols: BundleSymbols, *, sourc
             lines.append(f"const unsigned int {name}_len = {array.size}u;")
             if kind == "output":
                 tol = tolerances[index]
-                literal = f"{math.ceil(tol)}" if np.issubdtype(array.dtype, np.integer) else f"{tol:.9g}f"
-                lines.append(f"const {'int' if np.issubdtype(array.dtype, np.integer) else 'float'} {name}_tolerance = {literal};")
+                integer = np.issubdtype(array.dtype, np.integer)
+                literal = f"{math.ceil(tol)}" if integer else f"{tol:.9g}f"
+                lines.append(f"const {'int' if integer else 'float'} {name}_tolerance = {literal};")
             lines.append("")
     lines += [f"#endif  // {guard}", ""]
     return "\n".join(lines)

@@ -81,10 +81,11 @@ class BundleSymbols:
 
 def bundle_symbols(model_name: str) -> BundleSymbols:
     """The symbols for a model name; a name with no letter or digit at all is an error, not a guess."""
-    if not isinstance(model_name, str) or not _NOT_IDENT.sub("", unicodedata.normalize("NFKD", model_name)
-                                                            .encode("ascii", "ignore").decode("ascii")):
+    if not isinstance(model_name, str) or not _NOT_IDENT.sub(
+        "", unicodedata.normalize("NFKD", model_name).encode("ascii", "ignore").decode("ascii")
+    ):
         raise HandoffError(
             f"handoff model_name {model_name!r} has no letter or digit to build C identifiers from",
-            hint="set [handoff] model_name to something like \"digits\" (it becomes g_digits / g_digits_len)",
+            hint='set [handoff] model_name to something like "digits" (it becomes g_digits / g_digits_len)',
         )
     return BundleSymbols(c_identifier(model_name))

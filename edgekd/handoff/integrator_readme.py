@@ -9,7 +9,8 @@ from edgekd.handoff.identifiers import BundleSymbols
 FILE_PURPOSES: dict[str, str] = {
     "model_data.cc": "the .tflite as `alignas(16) const unsigned char` array (compile it into the firmware)",
     "model_data.h": "declares the model array and its length",
-    "model_manifest.json": "inputs/outputs (names, shapes, dtypes, layout, scale, zero point), preprocessing, labels, arena",
+    "model_manifest.json": "inputs/outputs (names, shapes, dtypes, layout, scale, zero point), preprocessing, labels, "
+    "arena",
     "model_manifest.h": "the manifest as C++11 constants",
     "op_resolver.h": "a `tflite::MicroMutableOpResolver<N>` with exactly the model's operators",
     "golden.h": "one input and the expected outputs, for an on-device self-test",
@@ -29,17 +30,27 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows), ""]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows),
+        "",
+    ]
 
 
 def _tensor_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for entry in entries:
         quant = entry["quantization"]
-        scale = (quant["scale"][0] if len(quant["scale"]) == 1 else f"per-channel ({len(quant['scale'])})") if quant else None
+        scale = (
+            (quant["scale"][0] if len(quant["scale"]) == 1 else f"per-channel ({len(quant['scale'])})")
+            if quant
+            else None
+        )
         zero = (quant["zero_point"][0] if len(quant["zero_point"]) == 1 else "per-channel") if quant else None
-        rows.append([entry["index"], f"`{entry['name']}`", entry["shape"], entry["dtype"], entry["layout"], scale, zero])
+        rows.append(
+            [entry["index"], f"`{entry['name']}`", entry["shape"], entry["dtype"], entry["layout"], scale, zero]
+        )
     return rows
 
 
@@ -54,9 +65,17 @@ def _bench_rows(bench: list[dict[str, Any]]) -> list[str]:
     return _table(columns, [[row.get(c) for c in columns] for row in bench])
 
 
-def render_readme(*, manifest: dict[str, Any], symbols: BundleSymbols, files: dict[str, str],
-                  verification: dict[str, Any], golden: dict[str, Any], bench: list[dict[str, Any]],
-                  versions: dict[str, Any], calibration: dict[str, Any] | None) -> str:
+def render_readme(
+    *,
+    manifest: dict[str, Any],
+    symbols: BundleSymbols,
+    files: dict[str, str],
+    verification: dict[str, Any],
+    golden: dict[str, Any],
+    bench: list[dict[str, Any]],
+    versions: dict[str, Any],
+    calibration: dict[str, Any] | None,
+) -> str:
     model, arena, ns = manifest["model"], manifest["arena"], symbols.namespace
     first_input = manifest["inputs"][0] if manifest["inputs"] else None
     lines = [
@@ -68,9 +87,17 @@ def render_readme(*, manifest: dict[str, Any], symbols: BundleSymbols, files: di
         "",
         "## Files",
         "",
-        *_table(["file", "what it is", "sha256"],
-                [[f"`{name}`", FILE_PURPOSES.get(name, "the model flatbuffer" if name.endswith(".tflite") else ""),
-                  f"`{digest[:16]}…`"] for name, digest in sorted(files.items())]),
+        *_table(
+            ["file", "what it is", "sha256"],
+            [
+                [
+                    f"`{name}`",
+                    FILE_PURPOSES.get(name, "the model flatbuffer" if name.endswith(".tflite") else ""),
+                    f"`{digest[:16]}…`",
+                ]
+                for name, digest in sorted(files.items())
+            ],
+        ),
         "Check them with `sha256sum -c SHA256SUMS`.",
         "",
         "## Inputs and outputs",
@@ -86,15 +113,26 @@ def render_readme(*, manifest: dict[str, Any], symbols: BundleSymbols, files: di
     ]
     prep = manifest["preprocessing"]
     if prep:
-        lines += ["## Preprocessing", "", "The model was trained on data prepared like this; do the same on the device:", ""]
+        lines += [
+            "## Preprocessing",
+            "",
+            "The model was trained on data prepared like this; do the same on the device:",
+            "",
+        ]
         lines += [f"- `{key}`: {value}" for key, value in sorted(prep.items())] + [""]
         if first_input and first_input["quantization"] and "mean" in prep:
-            lines += ["For the int8 input, normalisation and quantization fold into one step per element:",
-                      f"`q = clamp(round((raw - mean) / (std * {ns}::kInput0Scale)) + {ns}::kInput0ZeroPoint, -128, 127)`.",
-                      ""]
+            lines += [
+                "For the int8 input, normalisation and quantization fold into one step per element:",
+                f"`q = clamp(round((raw - mean) / (std * {ns}::kInput0Scale)) + {ns}::kInput0ZeroPoint, -128, 127)`.",
+                "",
+            ]
     labels = manifest["labels"]
-    lines += ["## Labels", "", (", ".join(f"{i}: `{lb}`" for i, lb in enumerate(labels)) if labels
-                                else "No label list was given."), ""]
+    lines += [
+        "## Labels",
+        "",
+        (", ".join(f"{i}: `{lb}`" for i, lb in enumerate(labels)) if labels else "No label list was given."),
+        "",
+    ]
     lines += [
         "## Tensor arena",
         "",
@@ -130,11 +168,14 @@ def render_readme(*, manifest: dict[str, Any], symbols: BundleSymbols, files: di
         "## On-device self-test",
         "",
         f"`golden.h` holds `{symbols.golden_input(0)}` (copy it into input 0) and `{symbols.golden_output(0)}` "
-        f"with `{symbols.golden_output(0)}_tolerance`. Inputs: {golden.get('input_source')}; outputs: LiteRT on the host.",
+        f"with `{symbols.golden_output(0)}_tolerance`. Inputs: {golden.get('input_source')}; "
+        "outputs: LiteRT on the host.",
     ]
     if golden.get("tflm_max_abs_diff") is not None:
-        lines.append(f"TFLite Micro on the host reproduced them within {golden['tflm_max_abs_diff']:.4g} "
-                     "(integer outputs: quantized steps).")
+        lines.append(
+            f"TFLite Micro on the host reproduced them within {golden['tflm_max_abs_diff']:.4g} "
+            "(integer outputs: quantized steps)."
+        )
     lines += ["", "## Verified on the host", ""]
     if verification.get("compiled"):
         lines += [
@@ -146,8 +187,11 @@ def render_readme(*, manifest: dict[str, Any], symbols: BundleSymbols, files: di
     else:
         lines.append(f"- Compilation skipped: {verification.get('skipped')}.")
     resolver = verification.get("op_resolver", {})
-    lines += [f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
-              "match the model's operators and the template count.", ""]
+    lines += [
+        f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
+        "match the model's operators and the template count.",
+        "",
+    ]
     lines += ["## Benchmarks", "", *_bench_rows(bench)]
     if calibration:
         lines += ["## Calibration set", "", f"`{calibration.get('name')}` sha256 `{calibration.get('sha256')}`.", ""]

@@ -50,10 +50,10 @@ def tensor_entry(index: int, spec: TensorSpec, tensor_name: str, declared: Tenso
     }
 
 
-def _declared(specs: tuple[TensorSpec, ...], index: int, name: str) -> TensorSpec | None:
-    """The producer's description of a tensor, matched by name, else by position when counts agree."""
+def _declared(specs: tuple[TensorSpec, ...], index: int, *names: str) -> TensorSpec | None:
+    """The producer's description of a tensor, matched by signature or tensor name, else by position."""
     for spec in specs:
-        if spec.name == name:
+        if spec.name in names:
             return spec
     return specs[index] if index < len(specs) else None
 
@@ -76,18 +76,24 @@ def build_manifest(
     declared_outputs: tuple[TensorSpec, ...] = (),
 ) -> dict[str, Any]:
     """The manifest as a JSON-ready dict."""
-    inputs = [tensor_entry(i, spec, model.input_tensor_names[i], _declared(declared_inputs, i, spec.name))
-              for i, spec in enumerate(model.inputs)]
-    outputs = [tensor_entry(i, spec, model.output_tensor_names[i], _declared(declared_outputs, i, spec.name))
-               for i, spec in enumerate(model.outputs)]
+    inputs = [
+        tensor_entry(i, spec, name, _declared(declared_inputs, i, spec.name, name))
+        for i, (spec, name) in enumerate(zip(model.inputs, model.input_tensor_names, strict=True))
+    ]
+    outputs = [
+        tensor_entry(i, spec, name, _declared(declared_outputs, i, spec.name, name))
+        for i, (spec, name) in enumerate(zip(model.outputs, model.output_tensor_names, strict=True))
+    ]
     prep = dict(preprocessing)
     if "mean" in prep or "std" in prep:
         prep.setdefault("formula", "x = (raw - mean) / std, then for an int8 input q = round(x / scale) + zero_point")
     model_layout = inputs[0]["layout"] if inputs else None
     if prep.get("layout") and model_layout and prep["layout"] != model_layout:
         # e.g. torch trained on NCHW, onnx2tf made the TFLite input NHWC: the firmware writes NHWC.
-        prep["layout_note"] = (f"training data was {prep['layout']}; the model input is {model_layout}: "
-                               f"write input elements in {model_layout} order")
+        prep["layout_note"] = (
+            f"training data was {prep['layout']}; the model input is {model_layout}: "
+            f"write input elements in {model_layout} order"
+        )
     return {
         "schema": MANIFEST_SCHEMA,
         "model": {
@@ -100,9 +106,13 @@ def build_manifest(
             "min_runtime_version": model.metadata.get("min_runtime_version"),
         },
         "platform": platform,
-        "symbols": {"model_array": symbols.model_array, "model_length": symbols.model_length,
-                    "manifest_namespace": symbols.namespace, "op_resolver_type": symbols.resolver_type,
-                    "op_resolver_function": symbols.resolver_function},
+        "symbols": {
+            "model_array": symbols.model_array,
+            "model_length": symbols.model_length,
+            "manifest_namespace": symbols.namespace,
+            "op_resolver_type": symbols.resolver_type,
+            "op_resolver_function": symbols.resolver_function,
+        },
         "inputs": inputs,
         "outputs": outputs,
         "preprocessing": prep,
@@ -131,13 +141,17 @@ def _tensor_lines(kind: str, entry: dict[str, Any]) -> list[str]:
     ]
     quant = entry["quantization"]
     if quant is not None and len(quant["scale"]) == 1:
-        lines += [f"constexpr float {prefix}Scale = {_floats(quant['scale'])};",
-                  f"constexpr int {prefix}ZeroPoint = {int(quant['zero_point'][0])};"]
+        lines += [
+            f"constexpr float {prefix}Scale = {_floats(quant['scale'])};",
+            f"constexpr int {prefix}ZeroPoint = {int(quant['zero_point'][0])};",
+        ]
     elif quant is not None:  # per-channel along `axis`
         count = len(quant["scale"])
-        lines += [f"constexpr int {prefix}QuantAxis = {quant['axis']};",
-                  f"constexpr float {prefix}Scales[{count}] = {{{_floats(quant['scale'])}}};",
-                  f"constexpr int {prefix}ZeroPoints[{count}] = {{{', '.join(str(int(z)) for z in quant['zero_point'])}}};"]
+        lines += [
+            f"constexpr int {prefix}QuantAxis = {quant['axis']};",
+            f"constexpr float {prefix}Scales[{count}] = {{{_floats(quant['scale'])}}};",
+            f"constexpr int {prefix}ZeroPoints[{count}] = {{{', '.join(str(int(z)) for z in quant['zero_point'])}}};",
+        ]
     return lines + [""]
 
 
@@ -158,17 +172,24 @@ def render_manifest_header(manifest: dict[str, Any], symbols: BundleSymbols, *, 
     arena = manifest["arena"]
     lines = [
         generated_banner(model["file"], edgekd_version).rstrip("\n"),
-        f"#ifndef {guard}", f"#define {guard}", "",
-        f"namespace {symbols.namespace} {{", "",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        f"namespace {symbols.namespace} {{",
+        "",
         f"constexpr const char* kModelName = {c_string(model['name'])};",
         f"constexpr unsigned int kModelBytes = {model['bytes']}u;",
         f"constexpr const char* kModelSha256 = {c_string(model['sha256'])};",
-        f"constexpr int kTfliteSchemaVersion = {model['tflite_schema_version']};", "",
-        f"// Tensor arena: {arena['method']} ({arena['basis_bytes']} bytes) + {arena['margin']:.0%} margin, 16-byte rounded.",
+        f"constexpr int kTfliteSchemaVersion = {model['tflite_schema_version']};",
+        "",
+        f"// Tensor arena: {arena['method']} ({arena['basis_bytes']} bytes) + {arena['margin']:.0%} margin, "
+        "rounded up to 16.",
         f"constexpr unsigned int kTensorArenaBytes = {arena['bytes']}u;",
-        f"constexpr const char* kTensorArenaMethod = {c_string(arena['method'])};", "",
+        f"constexpr const char* kTensorArenaMethod = {c_string(arena['method'])};",
+        "",
         f"constexpr int kNumInputs = {len(manifest['inputs'])};",
-        f"constexpr int kNumOutputs = {len(manifest['outputs'])};", "",
+        f"constexpr int kNumOutputs = {len(manifest['outputs'])};",
+        "",
     ]
     for entry in manifest["inputs"]:
         lines += _tensor_lines("Input", entry)
@@ -181,11 +202,14 @@ def render_manifest_header(manifest: dict[str, Any], symbols: BundleSymbols, *, 
             "// Preprocessing the model was trained with: x = (raw - kMean[c]) / kStd[c].",
             f"constexpr int kNumMeanStd = {len(mean)};",
             f"constexpr float kMean[{len(mean)}] = {{{_floats(mean)}}};",
-            f"constexpr float kStd[{len(std)}] = {{{_floats(std)}}};", "",
+            f"constexpr float kStd[{len(std)}] = {{{_floats(std)}}};",
+            "",
         ]
     labels = manifest["labels"]
     lines.append(f"constexpr int kNumLabels = {len(labels)};")
     if labels:
-        lines.append(f"constexpr const char* kLabels[{len(labels)}] = {{{', '.join(c_string(str(lb)) for lb in labels)}}};")
+        lines.append(
+            f"constexpr const char* kLabels[{len(labels)}] = {{{', '.join(c_string(str(lb)) for lb in labels)}}};"
+        )
     lines += ["", f"}}  // namespace {symbols.namespace}", "", f"#endif  // {guard}", ""]
     return "\n".join(lines)

@@ -16,14 +16,29 @@ from typing import Any
 from edgekd.artifacts import QuantParams, TensorSpec
 from edgekd.errors import HandoffError, ModelError
 
-_SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tflite_micro.tensorflow.lite.micro.python.schema_py_generated")
+_SCHEMA_MODULES = (
+    "ai_edge_litert.schema_py_generated",
+    "tflite_micro.tensorflow.lite.micro.python.schema_py_generated",
+)
 
 #: TFLite TensorType name -> (numpy dtype name, bytes per element). STRING/RESOURCE/VARIANT have no fixed size.
 TENSOR_TYPES: dict[str, tuple[str, int]] = {
-    "FLOAT32": ("float32", 4), "FLOAT16": ("float16", 2), "FLOAT64": ("float64", 8), "BFLOAT16": ("bfloat16", 2),
-    "INT8": ("int8", 1), "UINT8": ("uint8", 1), "INT16": ("int16", 2), "UINT16": ("uint16", 2),
-    "INT32": ("int32", 4), "UINT32": ("uint32", 4), "INT64": ("int64", 8), "UINT64": ("uint64", 8),
-    "BOOL": ("bool", 1), "INT4": ("int4", 1), "COMPLEX64": ("complex64", 8), "COMPLEX128": ("complex128", 16),
+    "FLOAT32": ("float32", 4),
+    "FLOAT16": ("float16", 2),
+    "FLOAT64": ("float64", 8),
+    "BFLOAT16": ("bfloat16", 2),
+    "INT8": ("int8", 1),
+    "UINT8": ("uint8", 1),
+    "INT16": ("int16", 2),
+    "UINT16": ("uint16", 2),
+    "INT32": ("int32", 4),
+    "UINT32": ("uint32", 4),
+    "INT64": ("int64", 8),
+    "UINT64": ("uint64", 8),
+    "BOOL": ("bool", 1),
+    "INT4": ("int4", 1),
+    "COMPLEX64": ("complex64", 8),
+    "COMPLEX128": ("complex128", 16),
 }
 
 

@@ -47,8 +47,11 @@ class Trial:
 
     @property
     def reason(self) -> str:
-        lines = [line.strip() for line in self.report.splitlines()
-                 if line.strip() and not line.startswith("INFO:") and "RecordingMicroAllocator" not in line]
+        lines = [
+            line.strip()
+            for line in self.report.splitlines()
+            if line.strip() and not line.startswith("INFO:") and "RecordingMicroAllocator" not in line
+        ]
         text = "; ".join(line.removeprefix("EDGEKD-PROBE-ERROR: ") for line in lines)
         return f"crashed with {self.crashed}" + (f" after: {text}" if text else "") if self.crashed else text
 
@@ -76,13 +79,20 @@ class TflmProbe:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")])))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "edgekd.handoff.tflm_probe", str(model_path), str(folder / "inputs.npz")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
         )
 
     def trial(self, arena: int, *, keep_outputs: bool = False) -> tuple[Trial, list[np.ndarray] | None]:
         outputs_path = Path(self._dir.name) / f"outputs-{arena}.npz" if keep_outputs else None
-        request = {"arena": arena, "outputs": str(outputs_path) if outputs_path else None,
-                   "num_outputs": self.num_outputs}
+        request = {
+            "arena": arena,
+            "outputs": str(outputs_path) if outputs_path else None,
+            "num_outputs": self.num_outputs,
+        }
         if self._process.stdin is None or self._process.stdout is None:
             raise TflmFailure("the TFLM worker is closed")
         try:

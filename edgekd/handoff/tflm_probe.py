@@ -84,7 +84,9 @@ def main(argv: list[str]) -> int:
         if not line.strip():
             continue
         request = json.loads(line)
-        answer = _run_one(model, inputs, int(request["arena"]), request.get("outputs"), int(request.get("num_outputs", 0)))
+        answer = _run_one(
+            model, inputs, int(request["arena"]), request.get("outputs"), int(request.get("num_outputs", 0))
+        )
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
     return 0

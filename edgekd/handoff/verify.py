@@ -42,7 +42,8 @@ def _check_main(symbols: BundleSymbols, golden_sizes: dict[str, int]) -> str:
     ns = symbols.namespace
     asserts = [
         f'static_assert(sizeof({name}) == {ns}::k{kind}{index}Bytes, "{name} differs from the manifest");'
-        for (kind, index, name), size in _golden_items(symbols, golden_sizes) if size > 0
+        for (kind, index, name), size in _golden_items(symbols, golden_sizes)
+        if size > 0
     ]
     includes = "".join(f'#include "{header}"\n' for header in _HEADERS)
     return f"""// Host check written by edgekd: g_model round trip, alignment, headers agree.
@@ -78,8 +79,10 @@ int main(int argc, char** argv) {{
 
 def _check_second(symbols: BundleSymbols) -> str:
     includes = "".join(f'#include "{header}"\n' for header in _HEADERS)
-    return (f"// Second translation unit: every header included twice in one program must still link.\n{includes}\n"
-            f"unsigned int second_translation_unit() {{ return {symbols.model_length} > 0u ? 1u : 0u; }}\n")
+    return (
+        f"// Second translation unit: every header included twice in one program must still link.\n{includes}\n"
+        f"unsigned int second_translation_unit() {{ return {symbols.model_length} > 0u ? 1u : 0u; }}\n"
+    )
 
 
 def _golden_items(symbols: BundleSymbols, golden_sizes: dict[str, int]) -> list[tuple[tuple[str, int, str], int]]:
@@ -91,8 +94,15 @@ def _golden_items(symbols: BundleSymbols, golden_sizes: dict[str, int]) -> list[
     return items
 
 
-def verify_sources(bundle_dir: Path, model_file: Path, symbols: BundleSymbols, golden_sizes: dict[str, int], *,
-                   compiler: str = "g++", required: bool = False) -> dict[str, Any]:
+def verify_sources(
+    bundle_dir: Path,
+    model_file: Path,
+    symbols: BundleSymbols,
+    golden_sizes: dict[str, int],
+    *,
+    compiler: str = "g++",
+    required: bool = False,
+) -> dict[str, Any]:
     """Compile and run the check program. Returns what was checked; raises HandoffError on any mismatch.
 
     Without the compiler, returns {"compiled": False, "skipped": why} unless `required`.
@@ -108,8 +118,16 @@ def verify_sources(bundle_dir: Path, model_file: Path, symbols: BundleSymbols, g
         (build / "check_main.cc").write_text(_check_main(symbols, golden_sizes), encoding="utf-8")
         (build / "check_second.cc").write_text(_check_second(symbols), encoding="utf-8")
         program = build / "check"
-        argv = [found, *CXX_FLAGS, f"-I{bundle_dir}", str(bundle_dir / "model_data.cc"),
-                str(build / "check_main.cc"), str(build / "check_second.cc"), "-o", str(program)]
+        argv = [
+            found,
+            *CXX_FLAGS,
+            f"-I{bundle_dir}",
+            str(bundle_dir / "model_data.cc"),
+            str(build / "check_main.cc"),
+            str(build / "check_second.cc"),
+            "-o",
+            str(program),
+        ]
         compiled = _run(argv, "compiling the bundle's sources")
         if compiled.returncode != 0:
             raise HandoffError(
@@ -119,17 +137,24 @@ def verify_sources(bundle_dir: Path, model_file: Path, symbols: BundleSymbols, g
         round_trip = build / "g_model.bin"
         ran = _run([str(program), str(round_trip)], "running the check program")
         if ran.returncode != 0:
-            raise HandoffError(f"the check program failed (exit {ran.returncode}): {_first_lines(ran.stderr)}",
-                               hint="the generated array or manifest is inconsistent; please report it")
+            raise HandoffError(
+                f"the check program failed (exit {ran.returncode}): {_first_lines(ran.stderr)}",
+                hint="the generated array or manifest is inconsistent; please report it",
+            )
         report = json.loads(ran.stdout)
         expected, actual = sha256_file(model_file), sha256_file(round_trip)
     if actual != expected:
-        raise HandoffError(f"{symbols.model_array} written back differs from {model_file.name} "
-                           f"(sha256 {actual[:12]}… ≠ {expected[:12]}…)", hint="please report this bug")
+        raise HandoffError(
+            f"{symbols.model_array} written back differs from {model_file.name} "
+            f"(sha256 {actual[:12]}… ≠ {expected[:12]}…)",
+            hint="please report this bug",
+        )
     if report["misalignment"] != 0:
-        raise HandoffError(f"{symbols.model_array} is not {MODEL_ALIGNMENT}-byte aligned "
-                           f"(address mod {MODEL_ALIGNMENT} = {report['misalignment']})",
-                           hint="the compiler ignored alignas; please report the compiler and version")
+        raise HandoffError(
+            f"{symbols.model_array} is not {MODEL_ALIGNMENT}-byte aligned "
+            f"(address mod {MODEL_ALIGNMENT} = {report['misalignment']})",
+            hint="the compiler ignored alignas; please report the compiler and version",
+        )
     return {
         "compiled": True,
         "compiler": f"{Path(found).name} {compiler_version(found)}",

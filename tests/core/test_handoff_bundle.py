@@ -32,19 +32,26 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_tflite_models(tmp_path_factory.mktemp("tflite_models"))
 
 
-def bundle(model: Path, out: Path, *, labels: list[str] | None = None, calibration: Artifact | None = None,
-           **config: object) -> HandoffResult:
+def bundle(
+    model: Path, out: Path, *, labels: list[str] | None = None, calibration: Artifact | None = None, **config: object
+) -> HandoffResult:
     return build_handoff(
-        describe_file(model), out, HandoffConfig(**config), labels=labels if labels is not None else [],
-        preprocessing=PREPROCESSING, calibration=calibration,
-        bench_summary=[{"target": "local", "artifact": "tflite_int8", "p50_ms": 0.02}], versions={"onnx2tf": "test"},
+        describe_file(model),
+        out,
+        HandoffConfig(**config),
+        labels=labels if labels is not None else [],
+        preprocessing=PREPROCESSING,
+        calibration=calibration,
+        bench_summary=[{"target": "local", "artifact": "tflite_int8", "p50_ms": 0.02}],
+        versions={"onnx2tf": "test"},
     )
 
 
 @pytest.fixture(scope="module")
 def int8_bundle(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> HandoffResult:
-    return bundle(models["cnn_int8"], tmp_path_factory.mktemp("run") / "handoff", labels=DIGIT_LABELS,
-                  model_name="digits")
+    return bundle(
+        models["cnn_int8"], tmp_path_factory.mktemp("run") / "handoff", labels=DIGIT_LABELS, model_name="digits"
+    )
 
 
 def litert(model: Path, inputs: list[np.ndarray]) -> tuple[list[dict], list[np.ndarray]]:
@@ -65,10 +72,23 @@ def c_array_values(text: str, name: str) -> list[str]:
     return [item.strip() for item in body.group(1).replace("\n", " ").split(",") if item.strip()]
 
 
-def test_int8_bundle_has_every_file_with_matching_checksums(int8_bundle: HandoffResult, models: dict[str, Path]) -> None:
+def test_int8_bundle_has_every_file_with_matching_checksums(
+    int8_bundle: HandoffResult, models: dict[str, Path]
+) -> None:
     folder = int8_bundle.path
-    expected = {"digits.tflite", "model_data.cc", "model_data.h", "model_manifest.json", "model_manifest.h",
-                "op_resolver.h", "golden.h", "golden.npz", "README.md", "bundle.json", "SHA256SUMS"}
+    expected = {
+        "digits.tflite",
+        "model_data.cc",
+        "model_data.h",
+        "model_manifest.json",
+        "model_manifest.h",
+        "op_resolver.h",
+        "golden.h",
+        "golden.npz",
+        "README.md",
+        "bundle.json",
+        "SHA256SUMS",
+    }
     assert {p.name for p in folder.iterdir()} == expected
     assert not list(folder.parent.glob(".handoff.*")), "staging folder left behind"
     assert sha256_file(folder / "digits.tflite") == sha256_file(models["cnn_int8"])
@@ -87,7 +107,9 @@ def test_int8_bundle_has_every_file_with_matching_checksums(int8_bundle: Handoff
     assert summary["path"] == str(folder) and summary["compiled"] and summary["round_trip_matches"]
 
 
-def test_model_array_is_the_tflite_byte_for_byte_and_aligned(int8_bundle: HandoffResult, models: dict[str, Path]) -> None:
+def test_model_array_is_the_tflite_byte_for_byte_and_aligned(
+    int8_bundle: HandoffResult, models: dict[str, Path]
+) -> None:
     source = (int8_bundle.path / "model_data.cc").read_text()
     assert "alignas(16) const unsigned char g_digits[] = {" in source
     assert bytes(int(v, 16) for v in c_array_values(source, "g_digits")) == models["cnn_int8"].read_bytes()
@@ -123,8 +145,13 @@ def test_manifest_matches_what_litert_reads_from_the_model(int8_bundle: HandoffR
 def test_op_resolver_has_exact_count_and_one_add_per_op(int8_bundle: HandoffResult) -> None:
     text = (int8_bundle.path / "op_resolver.h").read_text()
     assert "tflite::MicroMutableOpResolver<5>" in text
-    assert re.findall(r"resolver\.(Add\w+)\(\)", text) == ["AddConv2D", "AddMaxPool2D", "AddReshape",
-                                                            "AddFullyConnected", "AddSoftmax"]
+    assert re.findall(r"resolver\.(Add\w+)\(\)", text) == [
+        "AddConv2D",
+        "AddMaxPool2D",
+        "AddReshape",
+        "AddFullyConnected",
+        "AddSoftmax",
+    ]
     assert int8_bundle.verification["op_resolver"]["op_count"] == 5
     assert "structural" in int8_bundle.verification["op_resolver"]["check"]
 
@@ -158,8 +185,9 @@ def test_arena_is_measured_and_tflm_runs_in_it(int8_bundle: HandoffResult) -> No
         assert not too_small.ok and too_small.reason
 
 
-def test_estimate_is_used_and_labelled_without_tflm(models: dict[str, Path], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_estimate_is_used_and_labelled_without_tflm(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     measured = bundle(models["cnn_fp32"], tmp_path / "measured" / "handoff", zip=False).arena
     monkeypatch.setattr(arena_mod, "tflm_available", lambda: "tflite-micro is not installed (test)")
     result = bundle(models["cnn_fp32"], tmp_path / "estimated" / "handoff", zip=False)
@@ -221,7 +249,9 @@ def test_fp16_model_is_refused_for_micro(models: dict[str, Path], tmp_path: Path
         bundle(models["cnn_fp16"], tmp_path / "handoff")
 
 
-def test_failed_rebuild_keeps_the_previous_bundle_and_rebuild_replaces_it(models: dict[str, Path], tmp_path: Path) -> None:
+def test_failed_rebuild_keeps_the_previous_bundle_and_rebuild_replaces_it(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "handoff"
     first = bundle(models["cnn_fp32"], out, zip=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -252,7 +282,9 @@ def test_calibration_sample_becomes_the_golden_input(models: dict[str, Path], tm
     x = rng.uniform(0, 1, (5, 1, 8, 8)).astype(np.float32)  # NCHW, as edgekd's calibration set
     calibration_file = tmp_path / "calibration.npz"
     np.savez(calibration_file, x=x)
-    calibration = Artifact(path=calibration_file, name="calibration", format="npz", sha256=sha256_file(calibration_file))
+    calibration = Artifact(
+        path=calibration_file, name="calibration", format="npz", sha256=sha256_file(calibration_file)
+    )
     result = bundle(models["cnn_int8"], tmp_path / "handoff", calibration=calibration)
     spec = result.manifest["inputs"][0]["quantization"]
     expected = np.clip(np.rint(x[:1].transpose(0, 2, 3, 1) / spec["scale"][0]) + spec["zero_point"][0], -128, 127)
@@ -275,8 +307,20 @@ def test_handoff_command_json_and_typed_error(models: dict[str, Path], tmp_path:
     app.command("unused")(lambda: None)  # two commands: `handoff` stays a subcommand, as in cli.py
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(DIGIT_LABELS) + "\n")
-    args = ["handoff", str(models["cnn_int8"]), "--out", str(tmp_path / "cmd" / "handoff"), "--model-name", "kws",
-            "--labels", str(labels), "--mean", "0.5", "--std", "0.25"]
+    args = [
+        "handoff",
+        str(models["cnn_int8"]),
+        "--out",
+        str(tmp_path / "cmd" / "handoff"),
+        "--model-name",
+        "kws",
+        "--labels",
+        str(labels),
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+    ]
     console.set_mode(json_output=True)
     try:
         done = CliRunner().invoke(app, args)

@@ -45,8 +45,12 @@ def build_tflite_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
             super().__init__()
             self.dense = tf.constant(rng.normal(size=(10, 3)).astype(np.float32) * 0.5)
 
-        @tf.function(input_signature=[tf.TensorSpec([1, 6], tf.float32, name="audio"),
-                                      tf.TensorSpec([1, 4], tf.float32, name="meta")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([1, 6], tf.float32, name="audio"),
+                tf.TensorSpec([1, 4], tf.float32, name="meta"),
+            ]
+        )
         def __call__(self, audio: tf.Tensor, meta: tf.Tensor) -> dict[str, tf.Tensor]:
             joined = tf.concat([audio, meta], axis=1)  # (1, 10)
             return {"scores": tf.matmul(joined, self.dense), "gate": tf.nn.relu(audio * 2.0)}
@@ -70,7 +74,9 @@ def build_tflite_models(out_dir: Path, seed: int = 0) -> dict[str, Path]:
         return converter.convert()
 
     images = [[rng.uniform(0, 1, (1, 8, 8, 1)).astype(np.float32)] for _ in range(32)]
-    pairs = [[rng.normal(size=(1, 6)).astype(np.float32), rng.normal(size=(1, 4)).astype(np.float32)] for _ in range(32)]
+    pairs = [
+        [rng.normal(size=(1, 6)).astype(np.float32), rng.normal(size=(1, 4)).astype(np.float32)] for _ in range(32)
+    ]
     cnn, two, gelu = TinyCnn(), TwoInTwoOut(), Gelu()
     models = {
         "cnn_fp32": convert(cnn),

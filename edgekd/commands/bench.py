@@ -108,18 +108,18 @@ def bench_model(
 def _print_results(results: list[Any], run_id: str | None) -> None:
     from rich.table import Table
 
-    table = Table(title=f"bench on {results[0].target}" + (f"  (history run {run_id})" if run_id else ""))
-    for column in ("model", "runtime", "p50 ms", "p90 ms", "p99 ms", "95% CI of p50", "peak RSS", "model RSS",
-                   "J/inference"):
+    unit, per_ms = ("µs", 1000.0) if max(r.stats.p50_ns for r in results) < 1e6 else ("ms", 1.0)
+    table = Table(title=f"bench on {results[0].target}" + (f" (history run {run_id})" if run_id else ""))
+    for column in ("model", "runtime", f"p50 {unit} [95% CI]", "p90", "p99", "RSS MiB (model)", "J/inference"):
         table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
     for result in results:
         s = result.summary()
         energy = (f"{s['energy_j_per_inference']:.3g} ± {s['energy_uncertainty_j']:.2g}"
                   if s["energy_j_per_inference"] is not None else "n/a")
-        table.add_row(s["artifact"], f"{s['runtime']} {s['runtime_version'] or ''}", f"{s['p50_ms']:.4f}",
-                      f"{s['p90_ms']:.4f}", f"{s['p99_ms']:.4f}",
-                      f"{s['ci95_median_ms'][0]:.4f}–{s['ci95_median_ms'][1]:.4f}",
-                      _kib(s["peak_rss_kb"]), _kib(s["model_rss_kb"]), energy)
+        p50, p90, p99, low, high = (per_ms * v for v in (s["p50_ms"], s["p90_ms"], s["p99_ms"], *s["ci95_median_ms"]))
+        table.add_row(s["artifact"], f"{s['runtime']} {s['runtime_version'] or ''}",
+                      f"{_num(p50)} [{_num(low)}, {_num(high)}]", _num(p90), _num(p99),
+                      f"{_mib(s['peak_rss_kb'])} ({_mib(s['model_rss_kb'])})", energy)
     console.say(table)
     for result in results:
         for warning in result.warnings:
@@ -128,8 +128,13 @@ def _print_results(results: list[Any], run_id: str | None) -> None:
         console.say(f"energy unavailable: {results[0].energy_unavailable}")
 
 
-def _kib(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 1024:.1f} MiB"
+def _num(value: float) -> str:
+    """Three significant digits without scientific notation (latencies span 0.1 µs to seconds)."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f}"
 
 
 @bench_app.command("history")
@@ -152,12 +157,12 @@ def bench_history(
             console.emit_json({"run_id": run_id, "results": rows})
             return
         table = Table(title=f"run {run_id}")
-        for column in ("model", "target", "runtime", "p50 ms", "p99 ms", "peak RSS", "J/inference"):
+        for column in ("model", "target", "runtime", "p50 ms", "p99 ms", "peak RSS MiB", "J/inference"):
             table.add_column(column)
         for row in rows:
             energy = row.get("energy_j_per_inference")
             table.add_row(str(row.get("artifact")), str(row.get("target")), str(row.get("runtime")),
-                          f"{row.get('p50_ms', 0):.4f}", f"{row.get('p99_ms', 0):.4f}", _kib(row.get("peak_rss_kb")),
+                          f"{row.get('p50_ms', 0):.4f}", f"{row.get('p99_ms', 0):.4f}", _mib(row.get("peak_rss_kb")),
                           "n/a" if energy is None else f"{energy:.3g}")
         console.say(table)
         return

@@ -54,8 +54,10 @@ class PerfEnergyMeter:
         *,
         event: str = PERF_EVENT,
         clock: Callable[[], float] = time.monotonic,
+        settle_s: float = 0.2,
     ) -> None:
         self.perf_argv = list(perf_argv)
+        self.settle_s = settle_s
         self.event = event
         self.clock = clock
         self._process: subprocess.Popen[str] | None = None
@@ -78,10 +80,13 @@ class PerfEnergyMeter:
         return None
 
     def start(self) -> None:
+        self._t0 = self.clock()  # before the settle: the window's seconds cover what perf may count
         self._process = subprocess.Popen(
             self._stat_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
         )
-        self._t0 = self.clock()
+        # perf prints nothing when it starts counting; a SIGINT before its handler is set would lose the
+        # window, so give it a moment (inside the window, where idle subtraction and the reference run cancel it).
+        time.sleep(self.settle_s)
 
     def stop(self) -> EnergyWindow:
         if self._process is None:

@@ -57,14 +57,26 @@ class Teacher:
             rows = self._rows(ids)
             raw = self.table_values[rows]
         else:
+            batch_size = self._fixed_batch() or batch_size
             raw = np.concatenate([self._run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         if self.outputs == "probabilities":
             raw = np.log(np.clip(raw, _EPS, None))
         return raw.astype(np.float32, copy=False)
 
+    def _fixed_batch(self) -> int | None:
+        """An ONNX model exported with a fixed batch size must be fed exactly that many samples."""
+        if self.session is None:
+            return None
+        first = self.session.get_inputs()[0].shape[0] if self.session.get_inputs()[0].shape else None
+        return first if isinstance(first, int) and first > 0 else None
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self.session is not None:
             name = self.session.get_inputs()[0].name
+            fixed = self._fixed_batch()
+            if fixed and len(x) < fixed:  # pad the last chunk, drop the padding's outputs
+                padded = np.concatenate([x, np.repeat(x[-1:], fixed - len(x), axis=0)])
+                return np.asarray(self.session.run(None, {name: padded})[0])[: len(x)]
             return np.asarray(self.session.run(None, {name: x})[0])
         import torch
 

@@ -150,3 +150,26 @@ def test_teacher_file_that_is_not_a_model(data, tmp_path) -> None:
         _external("onnx", tmp_path / "junk.onnx", data, tmp_path / "out")
     with pytest.raises(ModelError, match="does not exist"):
         _external("onnx", tmp_path / "missing.onnx", data, tmp_path / "out")
+
+
+def test_onnx_teacher_with_a_fixed_batch_of_one(trained, data, tmp_path) -> None:
+    artifact, module = trained
+    path = tmp_path / "fixed.onnx"
+    torch.onnx.export(module, (torch.from_numpy(data.x_train[:1]),), str(path), input_names=["x"], dynamo=False)
+    teacher = _external("onnx", path, data, tmp_path / "out")
+    from edgekd.distill.teachers import load_teacher
+
+    logits = load_teacher(teacher).logits(data.x_test[:5], data.ids_test[:5])
+    with torch.no_grad():
+        expected = module(torch.from_numpy(data.x_test[:5])).numpy()
+    assert np.allclose(logits, expected, atol=1e-4)
+
+
+def test_users_own_student_module(trained, data, tmp_path) -> None:
+    from edgekd.config.distill import StudentConfig
+
+    artifact, _ = trained
+    outcome = distill(artifact, StudentConfig(model=FACTORY), quick_distill(epochs=2), data, seed=0, out_dir=tmp_path)
+    student = load_torch_model(load_artifact(outcome.artifacts[0].path))
+    assert accuracy(student, data.x_test, data.y_test) == pytest.approx(outcome.metrics["student_accuracy"])
+    assert outcome.metrics["student_accuracy"] > 0.5

@@ -205,8 +205,9 @@ class LocalTarget:
             completed = self.run([self.python, str(runner_path()), "--baseline", "--runtime", runtime], 120)
             try:
                 document = parse_runner_output(completed, self.name)
-                checks.append(Check(f"runtime {runtime}", True, f"{document['runtime']} "
-                                    f"{document['versions']['runtime']}: {document['peak_rss_kb']} KiB peak RSS loaded"))
+                version = document["versions"]["runtime"]
+                detail = f"{document['runtime']} {version}: {document['peak_rss_kb']} KiB peak RSS loaded"
+                checks.append(Check(f"runtime {runtime}", True, detail))
             except EdgekdError as exc:
                 checks.append(Check(f"runtime {runtime}", False, exc.message[:300], f"pip install {package}"))
         governors = self.governor_control().read()

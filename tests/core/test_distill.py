@@ -123,3 +123,21 @@ def test_ten_class_teacher_into_three_class_student(teacher, tmp_path, other) ->
     assert metrics["student_accuracy"] > 0.7
     predictions = load_torch_model(load_artifact(student.path))(torch.from_numpy(subset.x_test)).argmax(1).numpy()
     assert set(np.unique(predictions)) <= set(range(len(expected)))
+
+
+def test_topk_cache_trains_a_student(teacher, data, tmp_path) -> None:
+    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, cache_topk=3), data, seed=0, out_dir=tmp_path)
+    assert outcome.metrics["teacher_cache"]["topk"] == 3 and outcome.metrics["student_accuracy"] > 0.25
+
+
+def test_empty_or_mislabelled_training_data_is_refused(teacher, data, tmp_path) -> None:
+    from dataclasses import replace
+
+    from edgekd.errors import DataError
+
+    empty = replace(data, x_train=data.x_train[:0], y_train=data.y_train[:0], ids_train=data.ids_train[:0])
+    with pytest.raises(DataError, match="training split is empty"):
+        distill(teacher, TINY_STUDENT, quick_distill(), empty, seed=0, out_dir=tmp_path)
+    wrong = replace(data, y_train=np.where(data.y_train == 9, 12, data.y_train))
+    with pytest.raises(DataError, match=r"labels must lie in 0..9, found 0..12"):
+        distill(teacher, TINY_STUDENT, quick_distill(), wrong, seed=0, out_dir=tmp_path)

@@ -9,6 +9,9 @@ Label-scarce mode (`labeled_fraction` < 1): a seeded, stratified share of the tr
 visible; the KD student learns from the teacher on every training sample plus those labels, the
 scratch student only from the labelled samples (repeated to the same number of optimiser steps).
 The builtin teacher is trained on all training labels: it stands for a model someone already has.
+With a class subset ([data] classes) it learns the source classes of the samples the data keeps
+(all of them with other_class, only the kept ones without), so it predicts in the source's classes
+and distill maps them to the student's by name.
 """
 
 from __future__ import annotations
@@ -83,7 +86,10 @@ def _train_builtin_teacher(config: TeacherConfig, data: Dataset, *, seed: int, o
     params, flops = model_size(model, data.input_shape)
     extra = {"kind": "builtin", "test_accuracy": accuracy(model, data.x_test, y_test), "params": params, "flops": flops,
              "best_epoch": result.best_epoch, "history": result.history}  # fmt: skip
-    return _save_torch_model(model, out_dir / "teacher.pt", "teacher_torch", config.model.model_dump(), data, names, extra)
+    artifact = _save_torch_model(model, out_dir / "teacher.pt", "teacher_torch", config.model.model_dump(), data, names, extra)
+    if distributed()[0] == 0:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
+    return artifact
 
 
 def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, data: Dataset, *, seed: int, out_dir: Path,

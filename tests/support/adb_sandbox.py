@@ -21,6 +21,7 @@ import posixpath
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 RECORDINGS = Path(__file__).parent / "recordings" / "android"
@@ -133,6 +134,34 @@ class DeviceSandbox:
         lines = [f"Thermal Status: {status}" if line.startswith("Thermal Status:") else line
                  for line in path.read_text().splitlines()]
         path.write_text("\n".join(lines) + "\n")
+
+    def set_battery_draw(self, *, idle_ma: float, load_ma: float, busy_marker: str) -> None:
+        """A battery that drains `load_ma` more while a command containing `busy_marker` runs (Pixel units:
+        µA, negative while discharging). The device calls `command_started/finished` around every command."""
+        self._draw = (idle_ma, load_ma, busy_marker)
+        self._busy = 0
+        self._draw_lock = threading.Lock()
+        self._write_current(idle_ma)
+
+    def command_started(self, command: str) -> None:
+        self._count_busy(command, +1)
+
+    def command_finished(self, command: str) -> None:
+        self._count_busy(command, -1)
+
+    def _count_busy(self, command: str, step: int) -> None:
+        draw = getattr(self, "_draw", None)
+        if draw is None or draw[2] not in command:
+            return
+        with self._draw_lock:
+            self._busy += step
+            self._write_current(draw[0] + (draw[1] if self._busy > 0 else 0.0))
+
+    def _write_current(self, milliamps: float) -> None:
+        path = self.root / "sys" / "power_supply" / "battery" / "current_now"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{-round(milliamps * 1000)}\n")
+        tmp.replace(path)  # atomic: a concurrent `cat` never sees a half-written value
 
     def taskset_log(self) -> list[str]:
         log = self.root / "system" / "taskset.log"

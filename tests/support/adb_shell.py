@@ -37,6 +37,13 @@ class ShellService:
             self.device.cut_cable()
             return
         self.device.commands.append(self.command)
+        self.device.sandbox.command_started(self.command)
+        try:
+            self._run(stream)
+        finally:
+            self.device.sandbox.command_finished(self.command)
+
+    def _run(self, stream: Stream) -> None:
         proc = subprocess.Popen(
             self.device.sandbox.shell_argv(self.command),
             stdin=subprocess.PIPE,

@@ -65,3 +65,25 @@ def test_missing_battery_files_is_a_clear_unavailable(tmp_path: Path) -> None:
     (tmp_path / "battery").mkdir()
     meter = AndroidBatteryMeter(sysfs_reader(tmp_path))
     assert "no battery current_now/voltage_now" in (meter.available() or "")
+
+
+def test_energy_per_inference_through_orchestration(phone, adb_env, onnx_model: Path, tmp_path: Path) -> None:
+    """The phone drains 900 mA more while the runner runs: idle is subtracted, the zero-run reference
+    removes start-up, and what remains is ~3.6 W over the timed 3 s, sampled through `adb shell`."""
+    from edgekd.artifacts import describe_file
+    from edgekd.bench.orchestrate import bench_artifacts
+    from edgekd.config.bench import BenchConfig
+
+    phone.sandbox.set_battery_draw(idle_ma=300, load_ma=900, busy_marker="edgekd_runner.py --runtime ort --threads 1 --model")
+    target = AdbTarget.from_entry("pixel", {"serial": phone.serial, "energy_interval_s": 0.05}, tmp_path)
+    config = BenchConfig(duration_s=3.0, warmup=1, energy=True, energy_idle_s=0.6)
+    [result] = bench_artifacts(target, [describe_file(onnx_model)], config)
+    energy = result.energy
+    assert energy is not None and energy["method"] == "android-battery"
+    assert energy["idle_w"] == pytest.approx(0.300 * 4.012, rel=0.01)
+    # Energy above idle of the timed 3 s; start-up time differs by up to ~1 s between the run and its
+    # reference under proot, so the bounds are loose -- a sign, unit (x1000) or idle error falls outside them.
+    load_joules = energy["j_per_inference"] * len(result.latencies_ns)
+    assert 0.5 * 3 * 0.9 * 4.012 < load_joules < 2.0 * 3 * 0.9 * 4.012
+    assert energy["total_j_per_inference"] > energy["j_per_inference"] > 0
+    assert any("current_now in µA (negative while discharging)" in note for note in energy["notes"])

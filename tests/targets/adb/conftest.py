@@ -5,14 +5,10 @@ Each test session gets its own adb server (ANDROID_ADB_SERVER_PORT) and HOME, ki
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,38 +16,10 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:  # tests.support.* is imported as a namespace package from the repo root
     sys.path.insert(0, str(REPO))
 
-from tests.support.adb_device import LoopbackAdbDevice, read_props  # noqa: E402
-from tests.support.adb_sandbox import RECORDINGS, DeviceSandbox  # noqa: E402
+from tests.support.adb_client import AdbClient, make_device  # noqa: E402
+from tests.support.adb_device import LoopbackAdbDevice  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class AdbClient:
-    """The real adb client with an isolated server port and HOME."""
-
-    def __init__(self, home: Path) -> None:
-        self.path = shutil.which("adb") or "adb"
-        self.home = home
-        self.env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
-        self.env.pop("ANDROID_SERIAL", None)
-
-    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.path, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-
-    def run_with_input(self, args: list[str], data: bytes, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([self.path, *args], env=self.env, input=data, capture_output=True, timeout=timeout)
-
-    def connect(self, device: LoopbackAdbDevice) -> None:
-        result = self("connect", device.serial)
-        assert "connected to" in result.stdout, result.stdout + result.stderr
-        self("-s", device.serial, "wait-for-device", timeout=20)
-
-    def kill_server(self) -> None:
-        self("kill-server", timeout=10)
+__all__ = ["AdbClient", "make_device"]
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +30,6 @@ def adb_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdbClient]:
     client("start-server")
     yield client
     client.kill_server()
-
-
-def make_device(root: Path, **options: Any) -> LoopbackAdbDevice:
-    sandbox = DeviceSandbox(root)
-    device = LoopbackAdbDevice(sandbox, props=read_props(RECORDINGS / "pixel6" / "getprop.txt"), **options)
-    device.start()
-    return device
 
 
 @pytest.fixture

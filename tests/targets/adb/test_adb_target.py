@@ -13,7 +13,7 @@ from edgekd.bench.orchestrate import bench_artifacts, runner_argv, runner_path
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import BenchError, RecipeError, TargetError
 from edgekd.targets.adb import AdbTarget, PhoneLostError
-from tests.targets.adb.conftest import AdbClient, make_device
+from tests.support.adb_client import AdbClient, make_device
 
 pytestmark = pytest.mark.adb
 QUICK = {"runs": 30, "warmup": 3, "energy": False}

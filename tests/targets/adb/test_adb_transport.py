@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.targets.adb.conftest import AdbClient, make_device
+from tests.support.adb_client import AdbClient, make_device
 
 pytestmark = pytest.mark.adb
 

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 RUN_SCHEMA = "edgekd.run/1"
 #: Called as progress(done, total, status) after each runner invocation.
 ProgressCallback = Callable[[int, int, str], None]
-BENCHMARKABLE = {"onnx": "ort", "tflite": None}  # format -> runtime (None: the config's tflite_runtime)
+BENCHMARKABLE = {"onnx": "ort", "tflite": None, "torch": "torch"}  # format -> runtime (None: config's choice)
+TORCH_RUNNER = "edgekd.bench.torch_runner"  # host-only: devices have no torch
 
 
 def progress_reporter(progress: Any) -> ProgressCallback | None:
@@ -59,8 +60,8 @@ def runner_path() -> Path:
 def runtime_for(artifact: Artifact, config: BenchConfig) -> str:
     if artifact.format not in BENCHMARKABLE:
         raise BenchError(
-            f"cannot benchmark {artifact.path.name}: format '{artifact.format}' has no on-device runtime",
-            hint="benchmark an exported .onnx or .tflite file (run the export stage first)",
+            f"cannot benchmark {artifact.path.name}: format '{artifact.format}' has no runtime",
+            hint="benchmark a .onnx, .tflite or torch (.pt with its sidecar) file",
         )
     return BENCHMARKABLE[artifact.format] or config.tflite_runtime
 
@@ -77,7 +78,10 @@ def runner_argv(
 ) -> list[str]:
     """The runner command line. `model=None` is the empty-model baseline; `runs=0` the energy reference;
     `inputs` the remote path of the pushed inputs file."""
-    argv = [*target.python_argv(), runner, "--runtime", runtime, "--threads", str(config.threads)]
+    if runtime == "torch":  # the host's torch runner takes the device runner's options
+        argv = [*target.python_argv(), "-m", TORCH_RUNNER, "--threads", str(config.threads)]
+    else:
+        argv = [*target.python_argv(), runner, "--runtime", runtime, "--threads", str(config.threads)]
     if model is None:
         return [*argv, "--baseline"]
     argv += ["--model", model, "--warmup", str(config.warmup), "--seed", str(config.seed)]
@@ -188,12 +192,12 @@ def _energy_meter(target: Target, config: BenchConfig) -> tuple[EnergyMeter | No
 def bench_artifacts(
     target: Target, artifacts: Sequence[Artifact], config: BenchConfig, *, progress: Any = None
 ) -> list[BenchResult]:
-    """Benchmark every artifact on `target`; one BenchResult per artifact, in the given order.
+    """Benchmark the artifacts on `target`; one BenchResult per benchmarked artifact, in the given order.
 
-    `progress` is None, a callable(done, total, status) or a rich Progress."""
+    Torch artifacts run only on a local target (devices have no torch); elsewhere they are skipped with a
+    logged warning. `progress` is None, a callable(done, total, status) or a rich Progress."""
     progress = progress_reporter(progress)
-    if not artifacts:
-        raise BenchError("nothing to benchmark", hint="give at least one .onnx or .tflite artifact")
+    artifacts = _runnable_here(target, artifacts)
     runtimes = [runtime_for(artifact, config) for artifact in artifacts]
     governor: GovernorControl | None = getattr(target, "governor_control", lambda: None)()
     meter: EnergyMeter | None = None
@@ -204,8 +208,9 @@ def bench_artifacts(
         inputs = target.push(_inputs_file(config)) if config.inputs else None
         remotes: dict[str, str] = {}
         for artifact in artifacts:
-            if artifact.sha256 not in remotes:
-                remotes[artifact.sha256] = target.push(artifact.path)
+            if artifact.sha256 not in remotes:  # torch runs on this host from its own file and sidecar
+                local = artifact.format == "torch"
+                remotes[artifact.sha256] = str(artifact.path.resolve()) if local else target.push(artifact.path)
         governor_note = "left as is (governor = none in the bench config)"
         if governor is None:
             governor_note = "not controllable on this target; read only"
@@ -258,6 +263,22 @@ def bench_artifacts(
         if close_meter is not None:
             close_meter()
         _cleanup(target, failing=sys.exc_info()[0] is not None)
+
+
+def _runnable_here(target: Target, artifacts: Sequence[Artifact]) -> list[Artifact]:
+    if not artifacts:
+        raise BenchError("nothing to benchmark", hint="give at least one .onnx, .tflite or torch artifact")
+    for artifact in artifacts:
+        runtime_for(artifact, BenchConfig())  # refuse unknown formats before touching the device
+    on_host = getattr(target, "kind", None) == "local"
+    runnable = [a for a in artifacts if on_host or a.format != "torch"]
+    skipped = [a.name for a in artifacts if a not in runnable]
+    if skipped:
+        log.warning("%s: torch artifacts run on the local target only; skipped %s", target.name, ", ".join(skipped))
+    if not runnable:
+        raise BenchError(f"nothing to benchmark on {target.name}: torch artifacts run on the local target only",
+                         hint="benchmark the exported .onnx / .tflite files on devices")
+    return runnable
 
 
 def _cleanup(target: Target, *, failing: bool) -> None:

@@ -190,6 +190,8 @@ class TfliteSession(object):
 class OrtSession(object):
     """onnxruntime with a fixed thread count; XNNPACK only where the build has its execution provider."""
 
+    xnnpack_note = "this onnxruntime build has no XNNPACK execution provider; CPU provider used"
+
     def __init__(self, module, model, threads, xnnpack):
         options = module.SessionOptions()
         options.intra_op_num_threads = threads
@@ -266,6 +268,9 @@ def import_runtime(name, model):
 
 
 def open_session(runtime, module, model, threads, xnnpack):
+    """A session for `model`. A backend given to main() (the host's torch runner) opens its own."""
+    if hasattr(module, "open_session"):
+        return module.open_session(model, threads, xnnpack)
     if runtime == "ort":
         return OrtSession(module, model, threads, xnnpack)
     return TfliteSession(module, model, threads, xnnpack)
@@ -375,7 +380,7 @@ def timed_loop(invoke, runs, duration_s, windows):
     return latencies, bounds
 
 
-def measure(args):
+def measure(args, resolve_runtime=None):
     """Everything the runner reports, as a dict. Raises RunnerError on a problem the user can fix."""
     if args.pin:
         try:
@@ -391,7 +396,7 @@ def measure(args):
     except ImportError:
         raise RunnerError("numpy_missing", "numpy is not installed on this device (python %s)"
                           % platform.python_version(), "pip install numpy on the device") from None
-    runtime, module, version = import_runtime(args.runtime, args.model)
+    runtime, module, version = (resolve_runtime or import_runtime)(args.runtime, args.model)
     report = {"schema": SCHEMA, "runtime": runtime, "notes": [],
               "versions": {"runtime": version, "numpy": np.__version__, "python": platform.python_version()},
               "threads": args.threads, "xnnpack": bool(args.xnnpack)}
@@ -413,10 +418,10 @@ def run_model(args, runtime, module, report):
     t0 = time.perf_counter_ns()
     session = open_session(runtime, module, args.model, args.threads, args.xnnpack)
     init_ns = time.perf_counter_ns() - t0
-    if runtime == "ort":
+    if hasattr(session, "xnnpack"):  # sessions that decide XNNPACK themselves say whether it is on
         report["xnnpack"] = session.xnnpack
         if args.xnnpack and not session.xnnpack:
-            report["notes"].append("this onnxruntime build has no XNNPACK execution provider; CPU provider used")
+            report["notes"].append(session.xnnpack_note)
     specs = session.inputs()
     if args.inputs:
         arrays, notes = load_inputs(args.inputs, specs)
@@ -472,9 +477,11 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
+def main(argv=None, resolve_runtime=None):
+    """Run and print the document. `resolve_runtime(name, model) -> (runtime, backend, version)` lets a
+    host-side caller supply a backend with open_session() (edgekd's torch runner); devices use the default."""
     try:
-        document = measure(parse_args(sys.argv[1:] if argv is None else argv))
+        document = measure(parse_args(sys.argv[1:] if argv is None else argv), resolve_runtime)
         status = 0
     except RunnerError as exc:
         document = {"schema": SCHEMA, "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}

@@ -43,7 +43,7 @@ class RecordingTarget(LocalTarget):
         if self.fail_on_run is not None and "--model" in argv:
             raise self.fail_on_run
         if "--model" in argv and "--runs" in argv and argv[argv.index("--runs") + 1] != "0":
-            self.models.append(Path(argv[argv.index("--model") + 1]).name.split("-", 1)[1])
+            self.models.append(Path(argv[argv.index("--model") + 1]).name.split("-", 1)[-1])
         return super().run(argv, timeout)
 
     def cleanup(self) -> None:
@@ -185,12 +185,46 @@ def test_device_without_numpy_is_a_target_error(models: dict[str, Artifact], tmp
     assert "pip install numpy" in (caught.value.hint or "") and target.cleanups == 1
 
 
-def test_torch_artifacts_are_refused_before_touching_the_device(tmp_path: Path) -> None:
-    weights = tmp_path / "student.pt"
-    weights.write_bytes(b"x")
+def torch_artifact(folder: Path) -> Artifact:
+    import torch
+
+    from edgekd.distill.models import build_model, save_state_dict
+
+    torch.manual_seed(0)
+    spec = {"arch": "cnn", "width": 4, "depth": 1}
+    path = folder / "student.pt"
+    save_state_dict(build_model(spec, (1, 8, 8), 10), path)
+    return create_artifact(path, name="student_torch", format="torch", precision="fp32",
+                           config={"model": spec, "input_shape": [1, 8, 8], "num_classes": 10})
+
+
+def test_torch_artifacts_run_on_the_local_target(models: dict[str, Artifact], tmp_path: Path) -> None:
+    student = torch_artifact(tmp_path)
+    results = bench_artifacts(RecordingTarget(tmp_path), [student, models["fast"]], BenchConfig(**FAST))
+    assert [(r.artifact, r.runtime) for r in results] == [("student_torch", "torch"), ("fast", "ort")]
+    torch_result = results[0]
+    assert torch_result.stats.n == 30 and torch_result.versions["runtime"].startswith("2.")
+    assert torch_result.model_rss_kb is not None and torch_result.env["model_sha256"] == student.sha256
+
+
+def test_torch_artifacts_are_skipped_on_devices(models: dict[str, Artifact], tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    class Device(RecordingTarget):
+        kind = "ssh"
+
+    student = torch_artifact(tmp_path)
+    results = bench_artifacts(Device(tmp_path), [student, models["fast"]], BenchConfig(**FAST))
+    assert [r.artifact for r in results] == ["fast"] and "local target only" in caplog.text
+    with pytest.raises(BenchError, match="torch artifacts run on the local target only"):
+        bench_artifacts(Device(tmp_path), [student], BenchConfig(**FAST))
+
+
+def test_unknown_formats_are_refused_before_touching_the_device(tmp_path: Path) -> None:
+    data = tmp_path / "calibration.npz"
+    data.write_bytes(b"x")
     target = RecordingTarget(tmp_path)
-    with pytest.raises(BenchError, match="format 'torch'"):
-        bench_artifacts(target, [create_artifact(weights, name="student", format="torch")], BenchConfig())
+    with pytest.raises(BenchError, match="format 'npz' has no runtime"):
+        bench_artifacts(target, [create_artifact(data, name="calibration", format="npz")], BenchConfig())
     assert target.workdir is None
 
 

@@ -27,20 +27,21 @@ def augment(x: np.ndarray, positions: np.ndarray, num_samples: int, seed: int, e
     if x.ndim == 4:
         shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=(num_samples, 2))[positions]  # (B, 2): dy, dx
         out = np.empty_like(x)
-        for i, (dy, dx) in enumerate(shifts):
-            out[i] = _shift(x[i], int(dy), int(dx))
+        for dy, dx in np.unique(shifts, axis=0):  # one vectorised shift per distinct offset (at most 9)
+            chosen = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+            out[chosen] = _shift(x[chosen], int(dy), int(dx))
         return out
     noise = rng.standard_normal((num_samples, *x.shape[1:]), dtype=np.float32)[positions]
     return (x + NOISE_STD * noise).astype(np.float32)
 
 
-def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """(C, H, W) shifted by (dy, dx), the uncovered border filled with the image's minimum."""
-    out = np.full_like(image, image.min())
-    h, w = image.shape[-2:]
+def _shift(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(B, C, H, W) shifted by (dy, dx), the uncovered border filled with each image's minimum."""
+    out = np.broadcast_to(images.min(axis=(1, 2, 3), keepdims=True), images.shape).copy()
+    h, w = images.shape[-2:]
     src_y = slice(max(0, -dy), h - max(0, dy))
     src_x = slice(max(0, -dx), w - max(0, dx))
     dst_y = slice(max(0, dy), h - max(0, -dy))
     dst_x = slice(max(0, dx), w - max(0, -dx))
-    out[:, dst_y, dst_x] = image[:, src_y, src_x]
+    out[..., dst_y, dst_x] = images[..., src_y, src_x]
     return out

@@ -130,3 +130,18 @@ def test_augmentation_is_seeded_per_sample_and_epoch() -> None:
     assert np.array_equal(augment(x[2:4], positions[2:4], 6, seed=0, epoch=0), a[2:4])  # batch-independent
     table = np.zeros((3, 5), np.float32)
     assert augment(table, np.arange(3), 3, 0, 0).shape == (3, 5)
+
+
+def test_augmentation_shifts_match_a_pixel_by_pixel_reference() -> None:
+    from edgekd.distill.augment import MAX_SHIFT, augmentation_seed
+
+    x = np.random.default_rng(1).standard_normal((20, 2, 5, 6)).astype(np.float32)
+    out = augment(x, np.arange(20), 20, seed=3, epoch=2)
+    shifts = np.random.default_rng(augmentation_seed(3, 2)).integers(-MAX_SHIFT, MAX_SHIFT + 1, size=(20, 2))
+    for i, (dy, dx) in enumerate(shifts):
+        expected = np.full_like(x[i], x[i].min())
+        for row in range(5):
+            for col in range(6):
+                if 0 <= row - dy < 5 and 0 <= col - dx < 6:
+                    expected[:, row, col] = x[i, :, row - dy, col - dx]
+        assert np.array_equal(out[i], expected)

@@ -19,7 +19,6 @@ if str(REPO) not in sys.path:  # tests.support.* is imported as a namespace pack
 from tests.support.adb_client import AdbClient, make_device  # noqa: E402
 from tests.support.adb_device import LoopbackAdbDevice  # noqa: E402
 
-__all__ = ["AdbClient", "make_device"]
 
 
 @pytest.fixture(scope="session")

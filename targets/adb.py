@@ -6,7 +6,7 @@ kind = "adb"
 serial = "1A211FDF6001V7"     # or "192.168.1.20:5555"; None: $ANDROID_SERIAL, else the one phone attached
 mode = "runner"               # "runner" (edgekd_runner.py on the phone's python3, e.g. Termux)
                               # "benchmark_model" / "ort_perf_test" (the binaries below, pushed once)
-python = "/data/data/com.termux/files/usr/bin/python3"
+python = "/data/data/com.termux/files/usr/bin/python3"   # see below
 benchmark_model = "tools/android_aarch64_benchmark_model"
 onnxruntime_perf_test = "tools/onnxruntime_perf_test"
 big_cores = "c0"              # taskset mask override; default: the cluster with the highest max clock
@@ -16,6 +16,11 @@ allow_charging = false        # measure energy on USB/AC power (results flagged)
 Every device command is one `adb -s SERIAL shell` with a shlex-quoted command line; runs are pinned to
 the big cores with `taskset`. In the binary modes `run()` translates the runner's command line into the
 tool's and returns its output parsed into an "edgekd.run/1" document, so orchestration is the same.
+
+Runner mode needs a python3 with numpy and ai_edge_litert/tflite_runtime/onnxruntime that adb's `shell` user
+may execute. Termux's prefix is private to the Termux app: on an unrooted phone copy a self-contained
+python3 under /data/local/tmp and point `python` at it, or on a rooted one write `python = "su 0 /data/data/
+com.termux/files/usr/bin/python3"`. `edgekd targets doctor` checks that the interpreter starts.
 """
 
 from __future__ import annotations
@@ -194,7 +199,8 @@ class AdbTarget:
         )
 
     def python_argv(self) -> list[str]:
-        return [self.entry.python]
+        """`python` from targets.toml, split like a shell would: "su 0 /data/.../python3" works on a rooted phone."""
+        return shlex.split(self.entry.python)
 
     def _require_workdir(self) -> str:
         if self.workdir is None:

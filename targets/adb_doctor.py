@@ -72,12 +72,13 @@ def doctor_checks(target: AdbTarget) -> list[Check]:
 def _mode_check(target: AdbTarget) -> Check:
     mode = target.entry.mode
     if mode == "runner":
-        probe = target._shell(shlex.join([target.entry.python, "-c",
+        probe = target._shell(shlex.join([*target.python_argv(), "-c",
                                           "import sys, numpy; print(sys.version.split()[0], numpy.__version__)"]))
         ok = probe.returncode == 0
         return Check("python (runner mode)", ok, probe.stdout.strip() if ok else (probe.stderr or probe.stdout).strip()[-200:],
-                     None if ok else f"install Termux with `pkg install python python-numpy` or set python in targets.toml; "
-                     "or use mode = \"benchmark_model\"")
+                     None if ok else "adb's shell user needs a python3 with numpy it may run: Termux's is private to "
+                     "the app unless the phone is rooted (python = \"su 0 …/python3\"); or copy one to /data/local/tmp "
+                     "and set python; or use mode = \"benchmark_model\"")
     binary = target.entry.benchmark_model if mode == "benchmark_model" else target.entry.onnxruntime_perf_test
     ok = binary is not None and binary.is_file()
     return Check(f"{mode} binary", ok, str(binary), None if ok else "set its path in targets.toml")

@@ -204,3 +204,13 @@ def test_discovery_and_exit_codes_on_a_phone_without_shell_v2(tmp_path: Path, ad
     finally:
         adb_env("disconnect", device.serial)
         device.stop()
+
+
+def test_doctor_explains_a_python_the_shell_user_cannot_run(phone, tmp_path: Path) -> None:
+    target = _target(phone, tmp_path, python="/data/local/tmp/no-such/python3")
+    try:
+        check = {c.name: c for c in target.doctor()}["python (runner mode)"]
+    finally:
+        target.cleanup()
+    assert not check.ok and "not found" in check.detail.lower()
+    assert "Termux's is private" in (check.fix or "") and "benchmark_model" in (check.fix or "")

@@ -83,3 +83,11 @@ def test_legacy_shell_without_shell_v2_feature(tmp_path: Path, adb_env: AdbClien
     finally:
         adb_env("disconnect", device.serial)
         device.stop()
+
+
+def test_exec_out_is_binary_safe(phone, adb_env: AdbClient) -> None:
+    """`exec:` streams raw bytes: no pty, no shell protocol framing, every byte value survives."""
+    (phone.sandbox.root / "data" / "local" / "tmp" / "bytes.bin").write_bytes(bytes(range(256)) * 64)
+    result = adb_env.run_with_input(["-s", phone.serial, "exec-out", "cat /data/local/tmp/bytes.bin"], b"")
+    assert result.returncode == 0 and result.stdout == bytes(range(256)) * 64
+    assert phone.commands[-1] == "cat /data/local/tmp/bytes.bin"

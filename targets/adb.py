@@ -71,6 +71,7 @@ class AdbTarget:
         self.pushed: dict[str, str] = {}  # sha256 -> remote path (binaries and models are pushed once)
         self.finished: list[Completed] = []  # runs that completed, kept when the phone goes away later
         self.state: PhoneState | None = None
+        self.allow_charging = entry.allow_charging  # `edgekd bench --allow-charging` may set it for one run
 
     @classmethod
     def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> AdbTarget:
@@ -282,7 +283,7 @@ class AdbTarget:
             values = dict(line.split("=", 1) for line in lines if "=" in line)
             return {name: (values.get(name) or None) for name in names}
 
-        return AndroidBatteryMeter(read, allow_charging=self.entry.allow_charging,
+        return AndroidBatteryMeter(read, allow_charging=self.allow_charging,
                                    interval_s=self.entry.energy_interval_s)
 
     def cleanup(self) -> None:

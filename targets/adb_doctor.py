@@ -40,7 +40,7 @@ def doctor_checks(target: AdbTarget) -> list[Check]:
                         f"free at least {MIN_FREE_MB} MB on the phone"))
     powered = state.on_power()
     level = int(state.battery["level"]) if state.battery.get("level", "").isdigit() else None
-    energy_note = ("energy allowed while charging (flagged)" if target.entry.allow_charging else
+    energy_note = ("energy allowed while charging (flagged)" if target.allow_charging else
                    "energy will be refused while charging; latency is unaffected") if powered else "energy can be measured"
     checks.append(Check(
         "battery", level is None or level >= MIN_BATTERY_PERCENT,
@@ -48,7 +48,7 @@ def doctor_checks(target: AdbTarget) -> list[Check]:
         + f": {energy_note}",
         "charge the phone first (low battery turns on power saving and throttles)" if level is not None
         and level < MIN_BATTERY_PERCENT else ("for energy: connect over Wi-Fi (`adb tcpip 5555`), unplug, "
-                                              "or set allow_charging = true" if powered and not target.entry.allow_charging
+                                              "or set allow_charging = true" if powered and not target.allow_charging
                                               else None),
     ))
     status = state.thermal_status_name()

@@ -34,7 +34,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekd.device import Completed, DeviceInfo
 from edgekd.errors import TargetError
@@ -42,6 +42,10 @@ from edgekd.fileio import sha256_file
 from edgekd.targets.adb_entry import AdbEntry, parse_entry
 from edgekd.targets.adb_modes import translate_runner_argv
 from edgekd.targets.adb_probe import PROBE_SCRIPT, ABI_ARCH, PhoneState, cpu_mask, mask_cores, parse_probe
+
+if TYPE_CHECKING:
+    from edgekd.bench.doctor import Check
+    from edgekd.energy import EnergyMeter
 
 log = logging.getLogger(__name__)
 
@@ -271,20 +275,19 @@ class AdbTarget:
         if result.returncode != 0:
             raise TargetError(f"adb pull {remote} from {self.name} failed: {(result.stderr or result.stdout).strip()}")
 
-    def energy(self) -> Any:
-        from edgekd.targets.energy.android_battery import AndroidBatteryMeter, BATTERY_FILES, SUPPLY_FILES
+    def energy(self) -> EnergyMeter | None:
+        from edgekd.targets.energy.android_battery import BATTERY_FILES, SUPPLY_FILES, AndroidBatteryMeter
 
         names = [*BATTERY_FILES, *SUPPLY_FILES]
-        script = "cd /sys/class/power_supply && for f in " + " ".join(names) + \
-                 '; do echo "$f=$(cat $f 2>/dev/null)"; done'
+        # One process per sample: `grep -H .` prints "battery/current_now:-412500" for each readable file.
+        script = "cd /sys/class/power_supply && grep -H . " + " ".join(names) + " 2>/dev/null; true"
 
         def read() -> dict[str, str | None]:
             lines = self._shell(script, timeout=15).stdout.splitlines()
-            values = dict(line.split("=", 1) for line in lines if "=" in line)
-            return {name: (values.get(name) or None) for name in names}
+            values = dict(line.split(":", 1) for line in lines if ":" in line)
+            return {name: (values.get(name) or "").strip() or None for name in names}
 
-        return AndroidBatteryMeter(read, allow_charging=self.allow_charging,
-                                   interval_s=self.entry.energy_interval_s)
+        return AndroidBatteryMeter(read, allow_charging=self.allow_charging, interval_s=self.entry.energy_interval_s)
 
     def cleanup(self) -> None:
         if self.workdir is None:
@@ -296,7 +299,7 @@ class AdbTarget:
             raise TargetError(f"could not remove {workdir} from {self.name}: {(result.stderr or result.stdout).strip()}",
                               hint=f"remove it by hand: adb -s {self.serial} shell rm -rf {workdir}")
 
-    def doctor(self) -> list[Any]:
+    def doctor(self) -> list[Check]:
         from edgekd.targets.adb_doctor import doctor_checks
 
         return doctor_checks(self)

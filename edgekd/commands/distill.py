@@ -23,6 +23,7 @@ def distill_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="reuse a finished teacher and continue from the last epoch checkpoint")] = False,
     labeled_fraction: Annotated[Optional[float], typer.Option(help="override [data] labeled_fraction (0..1]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="override [run] seed")] = None,
+    transfer_set: Annotated[Optional[Path], typer.Option("--transfer-set", help="only write the samples to score (ids, x) as .npz for a soft-label teacher, then stop")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Train (or load) the teacher, distil the student and the scratch baseline, and show what KD bought."""
@@ -38,6 +39,9 @@ def distill_cmd(
     fraction = parsed.data.labeled_fraction if labeled_fraction is None else labeled_fraction
     run_dir = out or resolve_path(base, parsed.run.out) or base / "runs" / f"{parsed.run.name}-distill"
     data = load_dataset(parsed.data, seed, base=base)
+    if transfer_set is not None:
+        _write_transfer_set(data, transfer_set)
+        return
     teacher = _teacher(parsed, data, seed=seed, run_dir=run_dir, base=base, resume=resume)
     distill_dir = run_dir / "distill"
     if nproc > 1:
@@ -123,3 +127,25 @@ def _show(metrics: dict[str, Any], artifacts: list[str], teacher_path: str) -> N
 
 def _num(value: Any) -> str:
     return "—" if value is None else f"{int(value):,}"
+
+
+def _write_transfer_set(data: Any, path: Path) -> None:
+    """The "teacher behind an API" workflow, step 1: every sample with its id, for the teacher to score.
+
+    `x` is what the model sees (preprocessed), `x_source` the sample before normalisation. Score them
+    and save np.savez(file, ids=ids, logits=...) or probabilities=...; then [teacher] kind = "soft_labels".
+    """
+    import numpy as np
+
+    from edgekd.fileio import save_npz
+
+    x = np.concatenate([data.x_train, data.x_val, data.x_test])
+    ids = np.concatenate([data.ids_train, data.ids_val, data.ids_test])
+    split = np.array(["train"] * len(data.x_train) + ["val"] * len(data.x_val) + ["test"] * len(data.x_test))
+    mean, std = np.asarray(data.preprocessing["mean"], np.float32), np.asarray(data.preprocessing["std"], np.float32)
+    save_npz(path, {"ids": ids, "x": x, "x_source": x * std + mean, "split": split,
+                    "label_names": np.array(data.source_label_names or data.label_names)})  # fmt: skip
+    if console.is_json():
+        console.emit_json({"transfer_set": str(path), "samples": len(ids)})
+    else:
+        console.say(f"wrote {len(ids)} samples to score into {path} (arrays ids, x, x_source, split)")

@@ -173,3 +173,24 @@ def test_users_own_student_module(trained, data, tmp_path) -> None:
     student = load_torch_model(load_artifact(outcome.artifacts[0].path))
     assert accuracy(student, data.x_test, data.y_test) == pytest.approx(outcome.metrics["student_accuracy"])
     assert outcome.metrics["student_accuracy"] > 0.5
+
+
+def test_teacher_behind_an_api_workflow(trained, tmp_path) -> None:
+    """`edgekd distill --transfer-set` → the user scores the samples elsewhere → kind = "soft_labels"."""
+    from edgekd.commands.distill import distill_cmd
+
+    _, module = trained
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[student]\nmodel = { arch = "cnn", width = 4, depth = 2 }\n[distill]\ntrain = { epochs = 1 }\n')
+    distill_cmd(recipe, out=tmp_path / "run", transfer_set=tmp_path / "to_score.npz")
+    with np.load(tmp_path / "to_score.npz") as sent:
+        ids, x, split = sent["ids"], sent["x"], sent["split"]
+        assert len(ids) == 1797 and set(split.tolist()) == {"train", "val", "test"}
+        assert float(sent["x_source"].min()) >= -1e-6 and float(sent["x_source"].max()) <= 1.0 + 1e-6  # digits before normalising
+    with torch.no_grad():
+        probabilities = torch.softmax(module(torch.from_numpy(x)), 1).numpy()  # "the API"
+    np.savez(tmp_path / "scored.npz", ids=ids, probabilities=probabilities)
+    recipe.write_text(recipe.read_text() + '[teacher]\nkind = "soft_labels"\npath = "scored.npz"\n')
+    distill_cmd(recipe, out=tmp_path / "run2", json_output=False)
+    student = load_artifact(tmp_path / "run2" / "distill" / "student.pt")
+    assert student.name == "student_torch" and (tmp_path / "run2" / "teacher" / "teacher_soft_labels.npz").exists()

@@ -17,10 +17,10 @@ from pathlib import Path
 SCRIPT = Path(__file__).with_name("make_aarch64_root.sh")
 DEFAULT_ROOT = Path("/var/cache/edgekd-tests/aarch64")
 
-# flavour -> what a Pi image with it has
+# flavour -> (board root, the board's CPU for qemu -cpu, what a Pi image with it has)
 FLAVOURS = {
-    "litert": "ai-edge-litert 2.3 + numpy 2 (current Raspberry Pi OS)",
-    "tflite": "tflite-runtime 2.14 + numpy < 2 (older Pi images)",
+    "litert": ("pi5", "cortex-a76", "Raspberry Pi 5, ai-edge-litert 2.3 + numpy 2 (current Raspberry Pi OS)"),
+    "tflite": ("pi4", "cortex-a72", "Raspberry Pi 4, tflite-runtime 2.14 + numpy < 2 (older Pi images)"),
 }
 
 
@@ -37,10 +37,14 @@ def aarch64_root() -> Path:
     return root
 
 
-def qemu_python_argv(root: Path) -> list[str]:
-    """argv prefix that runs the root's aarch64 python3.11 on this machine."""
+def qemu_python_argv(root: Path, flavour: str) -> list[str]:
+    """argv prefix that runs the root's aarch64 python3.11 on this machine as the flavour's board.
+
+    The board's own core (-cpu cortex-a76 / cortex-a72), not qemu's default "max": with "max", XNNPACK in
+    ai-edge-litert 2.3 picks int8 kernels that qemu 7.2 emulates wrongly (outputs off by up to 137 quanta)."""
+    board, cpu, _ = FLAVOURS[flavour]
     qemu = shutil.which("qemu-aarch64") or "qemu-aarch64"
-    return [qemu, "-L", str(root / "root"), str(root / "root/usr/bin/python3.11")]
+    return [qemu, "-cpu", cpu, "-L", str(root / "boards" / board), str(root / "root/usr/bin/python3.11")]
 
 
 def flavour_env(root: Path, flavour: str) -> dict[str, str]:
@@ -52,11 +56,11 @@ def install_python_wrapper(bin_dir: Path, root: Path, flavour: str, owner: str |
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
     env = flavour_env(root, flavour)
-    argv = " ".join(f'"{part}"' for part in qemu_python_argv(root))
+    argv = " ".join(f'"{part}"' for part in qemu_python_argv(root, flavour))
     wrapper = bin_dir / "python3"
     wrapper.write_text(
         "#!/bin/sh\n"
-        f"# aarch64 CPython under qemu: {FLAVOURS[flavour]}\n"
+        f"# aarch64 CPython under qemu: {FLAVOURS[flavour][2]}\n"
         f'export PYTHONPATH="{env["PYTHONPATH"]}" PYTHONNOUSERSITE=1\n'
         f'exec {argv} "$@"\n'
     )

@@ -8,8 +8,8 @@
 # DEST/root              Debian bookworm arm64 .debs (python3.11 and the C libraries the wheels need),
 #                        fetched with `apt-get download` through a private apt state (the host's dpkg
 #                        architectures are left alone) and unpacked with `dpkg -x`; a fake ARM
-#                        /proc/cpuinfo (onnxruntime and cpuinfo-based libraries crash under qemu 7.2
-#                        reading the x86 one).
+#                        /proc/cpuinfo per board (onnxruntime and cpuinfo-based libraries crash under
+#                        qemu 7.2 reading the x86 one): DEST/boards/{pi5,pi4}, for qemu -L.
 # DEST/flavours/litert   ai-edge-litert + numpy 2          (current Raspberry Pi OS)
 # DEST/flavours/tflite   tflite-runtime 2.14 + numpy < 2   (older Pi images)
 #                        both from the real manylinux aarch64 wheels on PyPI.
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 DEST="${1:-${EDGEKD_AARCH64_ROOT:-/var/cache/edgekd-tests/aarch64}}"
-STAMP_VERSION="3"  # bump when the contents below change, to rebuild cached roots
+STAMP_VERSION="4"  # bump when the contents below change, to rebuild cached roots
 PYTHON="${EDGEKD_HOST_PYTHON:-python3}"
 
 if [[ -f "$DEST/.complete" && "$(cat "$DEST/.complete")" == "$STAMP_VERSION" ]]; then
@@ -54,14 +54,25 @@ for deb in "$WORK"/debs/*.deb; do
 done
 ln -sf python3.11 "$NEW/root/usr/bin/python3"
 
-# A Cortex-A76 (Raspberry Pi 5) as the kernel prints it; qemu -L serves this file to the guest.
-mkdir -p "$NEW/root/proc"
-{
-  for cpu in 0 1 2 3; do
-    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$cpu"
-  done
-  printf 'Revision\t: d04170\nSerial\t\t: 0000000000000000\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n'
-} > "$NEW/root/proc/cpuinfo"
+# Per board: a tree of symlinks into root/ plus the board's own /proc/cpuinfo as the kernel prints it
+# (qemu -L serves files under the prefix to the guest). Run with the board's core: qemu -cpu cortex-a76
+# for a Pi 5, cortex-a72 for a Pi 4 (not qemu's default "max", whose extra ISA features make XNNPACK
+# pick int8 kernels that qemu 7.2 emulates wrongly).
+board_root() {  # board_root NAME PART VARIANT REVISION FEATURES MODEL BOARD_REVISION
+  local dir="$NEW/boards/$1"
+  mkdir -p "$dir/proc"
+  for entry in "$NEW"/root/*; do ln -s "../../root/$(basename "$entry")" "$dir/$(basename "$entry")"; done
+  {
+    for cpu in 0 1 2 3; do
+      printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\n' "$cpu" "$5"
+      printf 'CPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' "$3" "$2" "$4"
+    done
+    printf 'Revision\t: %s\nSerial\t\t: 0000000000000000\nModel\t\t: %s\n' "$7" "$6"
+  } > "$dir/proc/cpuinfo"
+}
+board_root pi5 0xd0b 0x4 1 "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" \
+  "Raspberry Pi 5 Model B Rev 1.0" d04170
+board_root pi4 0xd08 0x0 3 "fp asimd evtstrm crc32 cpuid" "Raspberry Pi 4 Model B Rev 1.4" c03114
 
 # --- 2. The real aarch64 wheels, one directory per device flavour ------------------------------------
 pip_target() {  # pip_target DIR REQUIREMENT...
@@ -76,10 +87,11 @@ pip_target "$NEW/flavours/litert" "ai-edge-litert==2.3.0" "numpy>=2,<2.5"
 pip_target "$NEW/flavours/tflite" "tflite-runtime==2.14.0" "numpy<2"
 
 # --- 3. Smoke test: both flavours import under emulation ---------------------------------------------
-for flavour in litert tflite; do
+for pair in litert:pi5:cortex-a76 tflite:pi4:cortex-a72; do
+  IFS=: read -r flavour board cpu <<< "$pair"
   PYTHONPATH="$NEW/flavours/$flavour" PYTHONNOUSERSITE=1 \
-    qemu-aarch64 -L "$NEW/root" "$NEW/root/usr/bin/python3.11" -c \
-    "import platform, numpy; print('$flavour', platform.machine(), numpy.__version__)"
+    qemu-aarch64 -cpu "$cpu" -L "$NEW/boards/$board" "$NEW/root/usr/bin/python3.11" -c \
+    "import platform, numpy; print('$flavour on $board:', platform.machine(), numpy.__version__)"
 done
 
 chmod -R a+rX "$NEW"

@@ -66,6 +66,15 @@ class TestUser:
         self.bin_dir = self.home / "bin"
 
 
+def authorize(authorized_keys: Path, key_line: str, keep: int = 16) -> None:
+    """Add a key, keeping the newest `keep`: test sessions running at the same time each add their own."""
+    lines = authorized_keys.read_text().splitlines() if authorized_keys.exists() else []
+    lines = [line for line in lines if line.strip() and line.strip() != key_line][-(keep - 1):] + [key_line]
+    staging = authorized_keys.with_name(f".authorized_keys.{os.getpid()}")
+    staging.write_text("\n".join(lines) + "\n")
+    os.replace(staging, authorized_keys)  # atomic: a concurrent login never reads half a file
+
+
 def ensure_user(name: str, client_pubkey: Path, path_dirs: list[str] | None = None) -> TestUser:
     """Create (or reuse) `name`, authorize `client_pubkey`, and put ~/bin first on its PATH for ssh commands."""
     exists = subprocess.run(["id", "-u", name], capture_output=True).returncode == 0
@@ -77,7 +86,7 @@ def ensure_user(name: str, client_pubkey: Path, path_dirs: list[str] | None = No
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     user.bin_dir.mkdir(exist_ok=True)
-    (ssh_dir / "authorized_keys").write_text(client_pubkey.read_text())
+    authorize(ssh_dir / "authorized_keys", client_pubkey.read_text().strip())
     search = [str(user.bin_dir), *(path_dirs or []), "/usr/local/bin", "/usr/bin", "/bin"]
     (ssh_dir / "environment").write_text(f"PATH={':'.join(search)}\n")  # read with PermitUserEnvironment
     os.chmod(ssh_dir / "authorized_keys", 0o600)

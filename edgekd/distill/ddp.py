@@ -2,7 +2,7 @@
 
 The parent process prepares data and teacher once (writing them into the run directory), then starts
 `torchrun --standalone --nproc_per_node N -m edgekd.distill.ddp JOB.json`. Every worker joins a
-process group (gloo on CPU, nccl on GPU), reads the same data and teacher, and calls
+gloo process group (CPU training), reads the same data and teacher, and calls
 `edgekd.distill.api.distill`; `train.fit` wraps the student in DistributedDataParallel and shards
 each epoch's batches across ranks; rank 0 writes artifacts and `outcome.json`.
 """
@@ -52,7 +52,6 @@ def _worker_error(stderr: str) -> str | None:
 
 def run_worker(job: dict[str, Any]) -> int:
     """One rank: join the group, distil, and (rank 0) write the outcome."""
-    import torch
     import torch.distributed as dist
 
     from edgekd import console
@@ -62,7 +61,7 @@ def run_worker(job: dict[str, Any]) -> int:
     from edgekd.distill.api import distill
     from edgekd.fileio import atomic_write_json
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = "gloo"  # training runs on the CPU; nccl needs the models on GPUs, which edgekd does not place yet
     dist.init_process_group(backend)
     rank = dist.get_rank()
     if rank != 0:

@@ -5,24 +5,25 @@ no timing or memory figure is asserted under emulation."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.runner.bench_models import RUNNER
-from tests.support.aarch64 import aarch64_root, flavour_env, qemu_python_argv
+from tests.support.aarch64 import aarch64_root, install_python_wrapper
 
 pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
 
 
 def run_on_pi(flavour: str, *args: str | Path) -> tuple[int, dict]:
-    root = aarch64_root()
-    env = dict(os.environ, **flavour_env(root, flavour))
-    completed = subprocess.run([*qemu_python_argv(root), str(RUNNER), *map(str, args)], capture_output=True,
-                               text=True, timeout=600, env=env)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    """Through the same `python3` wrapper the SSH fixtures give their Pi users."""
+    with tempfile.TemporaryDirectory() as bin_dir:
+        python3 = install_python_wrapper(Path(bin_dir), aarch64_root(), flavour)
+        completed = subprocess.run([str(python3), str(RUNNER), *map(str, args)], capture_output=True,
+                                   text=True, timeout=600)
+        lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, completed.stdout + completed.stderr[-2000:]
     return completed.returncode, json.loads(lines[0])
 

@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(args=args, prog_name="edgekd", standalone_mode=False)
-        return 0
+        # without standalone mode, click returns (not raises) the code of a `typer.Exit(n)`
+        result = app(args=args, prog_name="edgekd", standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

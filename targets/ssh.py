@@ -163,6 +163,40 @@ class SshTarget:
         fingerprint = key.get_fingerprint("sha256") if key is not None else None
         return host_key_refusal(self, fingerprint, str(exc))
 
+    def fetch_host_key(self) -> tuple[str, str]:
+        """(known_hosts line, SHA256 fingerprint) of the key the device presents now. Not authenticated:
+        show the fingerprint to the user, who compares it with the one printed on the device."""
+        import asyncssh
+
+        async def fetch() -> asyncssh.SSHKey | None:
+            options = {"port": self.entry.port} if self.entry.port else {}
+            return await asyncssh.get_server_host_key(self.entry.host, **options)
+
+        loop = self._loop or _LoopThread(self.name)
+        try:
+            key = loop.call(fetch(), timeout=self.entry.connect_timeout + 5)
+        except (OSError, asyncio.TimeoutError, concurrent.futures.TimeoutError, asyncssh.Error) as exc:
+            raise connect_error(self, exc, attempts=1, final=False) from None
+        finally:
+            if loop is not self._loop:
+                loop.close()
+        if key is None:
+            raise TargetError(f"{self.name}: {self.address} presented no host key")
+        pattern = f"[{self.entry.host}]:{self.entry.port}" if self.entry.port not in (None, 22) else self.entry.host
+        key_type, key_data = key.export_public_key("openssh").decode().split()[:2]
+        return f"{pattern} {key_type} {key_data}", key.get_fingerprint("sha256")
+
+    def trust(self, known_hosts_line: str) -> Path:
+        """Append a line from fetch_host_key() to the target's known_hosts file; return that file."""
+        path = self.entry.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(known_hosts_line.rstrip("\n") + "\n")
+        except OSError as exc:
+            raise TargetError(f"cannot write {path}: {exc.strerror}") from None
+        return path
+
     def _make_workdir(self) -> str:
         parent = self._path_expr(self.entry.workdir)
         done = self._run_shell(f"mkdir -p {parent} && mktemp -d {parent}/edgekd.XXXXXXXX", timeout=30, what="mktemp")

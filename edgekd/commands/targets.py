@@ -60,3 +60,28 @@ def doctor(name: str, inventory: InventoryOption = None) -> None:
         console.say(table)
     if failed:
         raise typer.Exit(1)
+
+
+@targets_app.command("trust")
+def trust(
+    name: str,
+    inventory: InventoryOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="add the key without asking")] = False,
+) -> None:
+    """Show an SSH target's host key fingerprint and add the key to known_hosts (after you confirm it)."""
+    from edgekd.errors import UsageError
+    from edgekd.inventory import make_target
+
+    target = make_target(name, inventory)
+    if not hasattr(target, "fetch_host_key"):
+        raise UsageError(f"target '{name}' is not an SSH target", hint="only kind = \"ssh\" targets have host keys")
+    line, fingerprint = target.fetch_host_key()
+    console.say(f"{name} presents host key {fingerprint}")
+    console.say("compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the device")
+    if not yes and not typer.confirm("add this key to known_hosts?", default=False):
+        raise typer.Exit(1)
+    path = target.trust(line)
+    if console.is_json():
+        console.emit_json({"target": name, "fingerprint": fingerprint, "known_hosts": str(path)})
+    else:
+        console.say(f"added to {path}")

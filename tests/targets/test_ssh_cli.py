@@ -1,0 +1,65 @@
+"""`edgekd targets doctor NAME` and `edgekd targets trust NAME` against the loopback Pis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekd.targets.ssh import SshTarget
+from tests.support.sshd import LoopbackSshd
+
+pytestmark = [pytest.mark.ssh, pytest.mark.aarch64]
+EDGEKD = str(Path(sys.executable).parent / "edgekd")
+
+
+def _inventory(path: Path, targets: dict[str, dict]) -> Path:
+    lines = []
+    for name, entry in targets.items():
+        lines += [f"[targets.{name}]", 'kind = "ssh"'] + [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _edgekd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EDGEKD, *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_doctor_cli_passes_the_pi5_and_fails_the_underpowered_pi4(pi_entry, tmp_path: Path) -> None:
+    inventory = _inventory(tmp_path / "targets.toml", {
+        "pi5": pi_entry("edgekd-pi5", profile="rpi5", power="auto"),
+        "pi4": pi_entry("edgekd-pi4", profile="rpi4"),
+    })
+    ok = _edgekd("--json", "targets", "doctor", "pi5", "--inventory", str(inventory))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["ok"] and {c["name"] for c in report["checks"]} >= {"arch", "runtimes", "numpy", "throttling"}
+    bad = _edgekd("--json", "targets", "doctor", "pi4", "--inventory", str(inventory))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    failed = [c for c in json.loads(bad.stdout)["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == ["throttling"] and "under-voltage" in failed[0]["detail"]
+    human = _edgekd("targets", "doctor", "pi4", "--inventory", str(inventory))
+    assert human.returncode == 1 and "under-voltage" in human.stdout and "FAIL" in human.stdout
+
+
+def test_trust_adds_the_host_key_then_connecting_works(pi_sshd: LoopbackSshd, pi_entry, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "fresh_known_hosts"
+    entry = pi_entry("edgekd-pi5", known_hosts=str(known_hosts))
+    known_hosts.unlink(missing_ok=True)
+    inventory = _inventory(tmp_path / "targets.toml", {"pi5": entry})
+    refused = _edgekd("--json", "targets", "doctor", "pi5", "--inventory", str(inventory))
+    [reachable] = json.loads(refused.stdout)["checks"]
+    assert refused.returncode == 1 and not reachable["ok"] and pi_sshd.fingerprint() in reachable["detail"]
+    assert "ssh-keyscan" in reachable["fix"] and "edgekd targets trust pi5" in reachable["fix"]
+    unanswered = _edgekd("targets", "trust", "pi5", "--inventory", str(inventory))  # no "y" on stdin: not added
+    assert unanswered.returncode != 0 and pi_sshd.fingerprint() in unanswered.stdout
+    assert not known_hosts.exists() or known_hosts.read_text() == ""
+    done = _edgekd("--json", "targets", "trust", "pi5", "--inventory", str(inventory), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["fingerprint"] == pi_sshd.fingerprint()
+    assert known_hosts.read_text() == pi_sshd.known_hosts_line()
+    with SshTarget.from_entry("pi5", entry, Path("/")) as target:
+        assert target.run(["echo", "trusted"], timeout=30).stdout.strip() == "trusted"

@@ -59,7 +59,7 @@ def test_trust_adds_the_host_key_then_connecting_works(pi_sshd: LoopbackSshd, pi
     assert not known_hosts.exists() or known_hosts.read_text() == ""
     done = _edgekd("--json", "targets", "trust", "pi5", "--inventory", str(inventory), "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1])["fingerprint"] == pi_sshd.fingerprint()
+    assert json.loads(done.stdout)["fingerprint"] == pi_sshd.fingerprint()
     assert known_hosts.read_text() == pi_sshd.known_hosts_line()
     with SshTarget.from_entry("pi5", entry, Path("/")) as target:
         assert target.run(["echo", "trusted"], timeout=30).stdout.strip() == "trusted"

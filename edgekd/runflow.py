@@ -73,7 +73,7 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
         bench.setdefault(row["artifact"], row)
     table = Table(title="artifacts")
     table.add_column("artifact", no_wrap=True)
-    for column in ("size", "agree", "accuracy", "parity", "p50 ms", "p99 ms", "peak RSS"):
+    for column in ("size", "agree", "acc", "parity", "p50 ms", "p99 ms", "RSS"):
         table.add_column(column, justify="left" if column == "parity" else "right", no_wrap=True)
     for artifact in report.get("artifacts", []):
         name = artifact["name"]
@@ -84,9 +84,9 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
             _fmt(p.get("top1_agreement"), "{:.4f}"),
             _fmt(p.get("accuracy"), "{:.4f}"),
             "" if not p else ("[green]pass[/]" if p.get("passed") else "[red]FAIL[/]"),
-            _fmt(b.get("p50_ms"), "{:.3f}"),
-            _fmt(b.get("p99_ms"), "{:.3f}"),
-            _fmt(b.get("peak_rss_kb"), "{:,}K"),
+            _fmt(b.get("p50_ms"), "{:.3g}"),
+            _fmt(b.get("p99_ms"), "{:.3g}"),
+            _fmt(b.get("peak_rss_kb") and b["peak_rss_kb"] / 1024, "{:.0f}M"),
         )
     console.say(table)
     distill = report.get("distill") or {}

@@ -64,7 +64,7 @@ def _import_module(config: TeacherConfig, data: Dataset, path: Path, out_dir: Pa
     from edgekd.distill.models import build_model, count_parameters, save_state_dict
 
     state = load_state_dict_file(path)
-    classes = _classes_from_state(state, config, data)
+    classes = len(config.label_names or data.source_label_names or data.label_names)
     module = build_model(config.model.model_dump(), data.input_shape, classes)
     try:
         module.load_state_dict(state)
@@ -80,20 +80,13 @@ def _import_module(config: TeacherConfig, data: Dataset, path: Path, out_dir: Pa
     return create_artifact(target, name=ARTIFACT_NAMES["torch"], format="torch", precision="fp32", producer="teacher", config=extra)
 
 
-def _classes_from_state(state: dict[str, Any], config: TeacherConfig, data: Dataset) -> int:
-    if config.label_names:
-        return len(config.label_names)
-    names = data.source_label_names or data.label_names
-    return len(names)
-
-
 def _probe_classes(teacher: Teacher, data: Dataset, expected: int | None = None) -> int:
     """Score four training samples; the output must be (4, C) logits or probabilities."""
     try:
         out = teacher.logits(data.x_train[:4], np.arange(4))
     except (ModelError, DataError):
         raise
-    except Exception as exc:  # the user's model can fail in any way
+    except Exception as exc:  # noqa: BLE001 - the user's model can fail in any way; name it instead of a traceback
         raise ModelError(f"the teacher failed on input of shape {(4, *data.input_shape)}: {str(exc).splitlines()[0]}",
                          hint="the teacher must take the data's preprocessed (batch, ...) float32 input") from None  # fmt: skip
     if out.ndim != 2 or len(out) != 4:

@@ -227,6 +227,8 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
                 progress.update(task, advance=1, status=f"loss {losses[-1]:.3f}")
         train_seconds = time.perf_counter() - started  # the optimiser steps alone, without validation and checkpoint
         train_cpu_seconds = time.process_time() - cpu_started  # CPU time of this process: robust to a busy host
+        if world > 1:
+            _broadcast_buffers(model)  # identical BatchNorm statistics → identical validation → same early-stop decision
         val_acc = accuracy(model, data.x_val, data.y_val) if has_val else float("nan")
         row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(losses)), world),
                "train_accuracy": correct / seen if seen else float("nan"), "val_accuracy": val_acc,
@@ -320,6 +322,13 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         if param.grad is not None:
             dist.all_reduce(param.grad)
             param.grad /= world
+
+
+def _broadcast_buffers(model: nn.Module) -> None:
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def _mean_across_ranks(value: float, world: int) -> float:

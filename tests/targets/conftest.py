@@ -94,6 +94,20 @@ def fault_sshd(ssh_keys: dict[str, Path], pi_users: dict[str, TestUser], tmp_pat
     daemon.stop()
 
 
+@pytest.fixture(scope="session")
+def pi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """fp32 and full-int8 TFLite models (made by TensorFlow once per session) and an inputs .npz."""
+    import numpy as np
+
+    from tests.runner.bench_models import make_tflite
+
+    folder = tmp_path_factory.mktemp("pi-models")
+    models = {precision: make_tflite(folder / f"dense.{precision}.tflite", precision) for precision in ("fp32", "int8")}
+    inputs = folder / "inputs.npz"
+    np.savez(inputs, x=np.random.default_rng(7).standard_normal((1, 16)).astype(np.float32))
+    return {**models, "inputs": inputs}
+
+
 def make_entry(daemon: LoopbackSshd, client_key: Path, folder: Path, user: str, **overrides: Any) -> dict[str, Any]:
     known_hosts = folder / f"known_hosts-{daemon.port}"
     known_hosts.write_text(daemon.known_hosts_line())

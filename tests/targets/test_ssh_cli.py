@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,35 @@ def test_trust_adds_the_host_key_then_connecting_works(pi_sshd: LoopbackSshd, pi
     assert known_hosts.read_text() == pi_sshd.known_hosts_line()
     with SshTarget.from_entry("pi5", entry, Path("/")) as target:
         assert target.run(["echo", "trusted"], timeout=30).stdout.strip() == "trusted"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_pi_bench_removes_the_remote_work_dir(pi_entry, pi_users, pi_models, tmp_path: Path) -> None:
+    parent = pi_users["edgekd-pi5"].home / f"interrupt-{tmp_path.name}"  # made on the "device" by mkdir -p
+    inventory = _inventory(tmp_path / "targets.toml", {"pi5": pi_entry("edgekd-pi5", workdir=str(parent))})
+    argv = [EDGEKD, "bench", str(pi_models["fp32"]), "--target", "pi5", "--inventory", str(inventory),
+            "--duration", "300", "--warmup", "0", "--no-energy", "--no-history"]
+    bench = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(parent.glob("edgekd.*/.pid.2")) and time.monotonic() < deadline:  # the timed run began
+            assert bench.poll() is None, bench.communicate()
+            time.sleep(0.2)
+        assert list(parent.glob("edgekd.*/.pid.2")), "the benchmark never started on the Pi"
+        time.sleep(1.0)
+        bench.send_signal(signal.SIGINT)
+        _, stderr = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 130 and "Traceback" not in stderr
+    assert list(parent.iterdir()) == []  # the remote work dir is gone
+    deadline = time.monotonic() + 15
+    while _runner_processes("edgekd-pi5") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _runner_processes("edgekd-pi5") == []  # and the runner was stopped, not left running
+
+
+def _runner_processes(user: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-u", user, "-f", "edgekd_runner"], capture_output=True, text=True)
+    return found.stdout.split()

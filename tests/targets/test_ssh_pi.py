@@ -22,21 +22,12 @@ from edgekd.config.bench import BenchConfig
 from edgekd.targets.energy.pi_pmic import Pi5PmicMeter, parse_pmic_adc
 from edgekd.targets.fleet import bench_fleet
 from edgekd.targets.ssh import SshTarget
-from tests.runner.bench_models import RUNNER, make_tflite
+from tests.runner.bench_models import RUNNER
 from tests.support.sshd import LoopbackSshd
 from tests.targets.conftest import RECORDINGS, make_entry
 
 pytestmark = [pytest.mark.ssh, pytest.mark.aarch64]
 FLAVOURS = {"edgekd-pi5": ("litert", 2), "edgekd-pi4": ("tflite", 1)}  # user -> (runtime, numpy major)
-
-
-@pytest.fixture(scope="module")
-def pi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("pi-models")
-    models = {precision: make_tflite(folder / f"dense.{precision}.tflite", precision) for precision in ("fp32", "int8")}
-    inputs = folder / "inputs.npz"
-    np.savez(inputs, x=np.random.default_rng(7).standard_normal((1, 16)).astype(np.float32))
-    return {**models, "inputs": inputs}
 
 
 def _document(stdout: str) -> dict:

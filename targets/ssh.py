@@ -21,15 +21,16 @@ import logging
 import shlex
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from edgekd.device import Completed, DeviceInfo
 from edgekd.errors import TargetError
 from edgekd.fileio import atomic_write_bytes, sha256_file
 from edgekd.targets.ssh_entry import SshEntry, load_profile, parse_entry
-from edgekd.targets.ssh_errors import connect_error, disk_full, is_disk_full, lost_connection
+from edgekd.targets.ssh_errors import connect_error, disk_full, host_key_refusal, is_disk_full, lost_connection
+from edgekd.targets.ssh_loop import EventLoopThread
 
 if TYPE_CHECKING:
     import asyncssh
@@ -39,44 +40,8 @@ if TYPE_CHECKING:
     from edgekd.targets.ssh_entry import PiProfile
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PROBE_SOURCE = Path(__file__).with_name("device_probe.py")
 TIMEOUT_EXIT = 124  # coreutils `timeout` exit status when it had to stop the command
-
-
-class _LoopThread:
-    """An asyncio loop on a daemon thread; `call` runs a coroutine there and waits for it."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"edgekd-ssh-{name}", daemon=True)
-        self.thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except BaseException:  # Ctrl-C or timeout while waiting: stop the coroutine too
-            future.cancel()
-            raise
-
-    @staticmethod
-    async def _cancel_others() -> None:
-        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-
-    def close(self) -> None:
-        """Cancel what still runs (its callers get an error instead of waiting forever), then stop."""
-        if self.loop.is_closed():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._cancel_others(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        if not self.thread.is_alive():
-            self.loop.close()
 
 
 class SshTarget:
@@ -90,7 +55,7 @@ class SshTarget:
         self.profile: PiProfile | None = load_profile(entry.profile) if entry.profile else None
         self.workdir: str | None = None  # the remote `mktemp -d` directory of this session
         self.leftover: str | None = None  # a work dir cleanup() could not remove (connection gone)
-        self._loop: _LoopThread | None = None
+        self._loop: EventLoopThread | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._pushed: dict[str, str] = {}  # sha256 -> remote path
         self._run_counter = 0
@@ -114,7 +79,7 @@ class SshTarget:
         if self._conn is not None:
             return
         if self._loop is None:
-            self._loop = _LoopThread(self.name)
+            self._loop = EventLoopThread(self.name)
         budget = (self.entry.connect_timeout + 5) * (self.entry.retries + 1) + 2 ** (self.entry.retries + 1)
         self._conn = self._loop.call(self._connect_with_retries(), timeout=budget)
         if self.workdir is None:
@@ -131,7 +96,7 @@ class SshTarget:
                 raise await self._host_key_refusal(exc) from None
             except asyncssh.PermissionDenied as exc:
                 raise connect_error(self, exc, attempts=attempt + 1, final=True) from None
-            except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            except (TimeoutError, OSError, asyncssh.Error) as exc:
                 last = exc
                 log.info("ssh %s: attempt %d failed: %s", self.name, attempt + 1, exc)
                 if attempt < self.entry.retries:
@@ -152,8 +117,6 @@ class SshTarget:
 
     async def _host_key_refusal(self, exc: BaseException) -> TargetError:
         """The refusal of an unknown/changed host key, with its fingerprint and how to accept it."""
-        from edgekd.targets.ssh_errors import host_key_refusal
-
         import asyncssh
 
         key = None
@@ -172,10 +135,10 @@ class SshTarget:
             options = {"port": self.entry.port} if self.entry.port else {}
             return await asyncssh.get_server_host_key(self.entry.host, **options)
 
-        loop = self._loop or _LoopThread(self.name)
+        loop = self._loop or EventLoopThread(self.name)
         try:
             key = loop.call(fetch(), timeout=self.entry.connect_timeout + 5)
-        except (OSError, asyncio.TimeoutError, concurrent.futures.TimeoutError, asyncssh.Error) as exc:
+        except (TimeoutError, OSError, concurrent.futures.TimeoutError, asyncssh.Error) as exc:
             raise connect_error(self, exc, attempts=1, final=False) from None
         finally:
             if loop is not self._loop:

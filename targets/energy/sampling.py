@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from itertools import pairwise
 
 from edgekd.energy import EnergyWindow
 from edgekd.errors import BenchError
@@ -17,7 +18,7 @@ from edgekd.errors import BenchError
 
 def trapezoid_joules(samples: list[tuple[float, float]]) -> float:
     """∫ P dt over (seconds, watts) samples in time order."""
-    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(samples, samples[1:]))
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(samples))
 
 
 class PowerSampler:

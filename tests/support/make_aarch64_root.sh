@@ -22,7 +22,16 @@ DEST="${1:-${EDGEKD_AARCH64_ROOT:-/var/cache/edgekd-tests/aarch64}}"
 STAMP_VERSION="4"  # bump when the contents below change, to rebuild cached roots
 PYTHON="${EDGEKD_HOST_PYTHON:-python3}"
 
-if [[ -f "$DEST/.complete" && "$(cat "$DEST/.complete")" == "$STAMP_VERSION" ]]; then
+ready() { [[ -f "$DEST/.complete" && "$(cat "$DEST/.complete")" == "$STAMP_VERSION" ]]; }
+if ready; then
+  echo "aarch64 root ready at $DEST"
+  exit 0
+fi
+# One build at a time (test sessions may start together); the loser finds the root ready.
+mkdir -p "$(dirname "$DEST")"
+exec 9>"$DEST.lock"
+flock 9
+if ready; then
   echo "aarch64 root ready at $DEST"
   exit 0
 fi
@@ -97,6 +106,5 @@ done
 chmod -R a+rX "$NEW"
 echo "$STAMP_VERSION" > "$NEW/.complete"
 rm -rf "$DEST"
-mkdir -p "$(dirname "$DEST")"
 mv "$NEW" "$DEST"
 echo "aarch64 root built at $DEST ($(du -sh "$DEST" | cut -f1))"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -16,3 +17,6 @@ class HandoffConfig(StrictModel):
     zip: bool = True
     compiler: str = "g++"  # host C++ compiler for the bundle's compile check
     require_compiler: bool = False  # fail (instead of recording "skipped") when the compiler is missing
+    # A TFLM source tree and its flatbuffers/gemmlowp include folders: when given, self_test.cc and
+    # op_resolver.h are compiled against them (otherwise op_resolver.h is checked structurally).
+    tflm_include: list[Path] = []

@@ -33,7 +33,8 @@ from edgekd.handoff.op_resolver import (
 )
 from edgekd.handoff.publish import publish, staging_dir
 from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
-from edgekd.handoff.verify import verify_sources
+from edgekd.handoff.self_test import render_self_test
+from edgekd.handoff.verify import check_against_tflm, verify_sources
 
 BUNDLE_SCHEMA = "edgekd.handoff/1"
 
@@ -218,6 +219,7 @@ def build_handoff(
         "model_data.h": model_h,
         "model_manifest.h": render_manifest_header(manifest, symbols, edgekd_version=__version__),
         "op_resolver.h": resolver_text,
+        "self_test.cc": render_self_test(manifest, symbols, edgekd_version=__version__),
         "golden.h": golden_mod.render_golden_header(
             golden, symbols, source=file_name, edgekd_version=__version__, tolerances=tolerances
         ),
@@ -241,6 +243,7 @@ def build_handoff(
             required=config.require_compiler,
         )
         verification["op_resolver"] = check_op_resolver_header(resolver_text, entries, symbols)
+        verification["tflm_headers"] = check_against_tflm(staging, config.tflm_include, compiler=config.compiler)
         verification["golden_litert_rerun_max_abs_diff"] = golden_mod.max_difference(
             golden.outputs, golden_mod.run_litert(staging / file_name, golden.inputs)
         )

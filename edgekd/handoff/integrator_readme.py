@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.handoff.identifiers import BundleSymbols
+from edgekd.handoff.self_test import self_test_function
 
 FILE_PURPOSES: dict[str, str] = {
     "model_data.cc": "the .tflite as `alignas(16) const unsigned char` array (compile it into the firmware)",
@@ -14,6 +15,7 @@ FILE_PURPOSES: dict[str, str] = {
     "model_manifest.h": "the manifest as C++11 constants",
     "op_resolver.h": "a `tflite::MicroMutableOpResolver<N>` with exactly the model's operators",
     "golden.h": "one input and the expected outputs, for an on-device self-test",
+    "self_test.cc": "the on-device self-test: returns 0 when the device reproduces golden.h",
     "golden.npz": "the same golden vectors for host-side tools (numpy)",
     "bundle.json": "SHA-256 of every file, calibration set, versions, benchmark summary, verification results",
     "SHA256SUMS": "checksums in `sha256sum -c` format",
@@ -146,6 +148,8 @@ def render_readme(
         "",
         "## Using it with TensorFlow Lite Micro",
         "",
+        "Add `model_data.cc` (and `self_test.cc`) to the firmware build next to TFLite Micro, then:",
+        "",
         "```cpp",
         '#include "model_data.h"',
         '#include "model_manifest.h"',
@@ -153,23 +157,20 @@ def render_readme(
         '#include "tensorflow/lite/micro/micro_interpreter.h"',
         "",
         f"alignas(16) static uint8_t tensor_arena[{ns}::kTensorArenaBytes];",
-        "",
-        "void setup_model() {",
-        f"  static {symbols.resolver_type} resolver;",
-        f"  if ({symbols.resolver_function}(resolver) != kTfLiteOk) {{ /* resolver too small: a bug */ }}",
-        f"  const tflite::Model* model = tflite::GetModel({symbols.model_array});",
-        "  static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, sizeof(tensor_arena));",
-        "  if (interpreter.AllocateTensors() != kTfLiteOk) { /* arena too small */ }",
-        "  TfLiteTensor* input = interpreter.input(0);  // fill input->data as the manifest says",
-        "  interpreter.Invoke();",
-        "}",
+        f"static {symbols.resolver_type} resolver;",
+        f"{symbols.resolver_function}(resolver);",
+        f"static tflite::MicroInterpreter interpreter(tflite::GetModel({symbols.model_array}), resolver,",
+        "                                             tensor_arena, sizeof(tensor_arena));",
+        "interpreter.AllocateTensors();",
+        "// fill interpreter.input(0)->data as the manifest says, Invoke(), read interpreter.output(0)",
         "```",
         "",
         "## On-device self-test",
         "",
-        f"`golden.h` holds `{symbols.golden_input(0)}` (copy it into input 0) and `{symbols.golden_output(0)}` "
-        f"with `{symbols.golden_output(0)}_tolerance`. Inputs: {golden.get('input_source')}; "
-        "outputs: LiteRT on the host.",
+        f"`self_test.cc` defines `int {self_test_function(symbols)}()`: it runs the golden input(s) of `golden.h` "
+        "through the model as above and returns the number of output elements outside their tolerance "
+        "(0 = the device reproduces the host; negative = a setup step failed, see the file). "
+        f"Inputs: {golden.get('input_source')}; outputs: LiteRT on the host.",
     ]
     if golden.get("tflm_max_abs_diff") is not None:
         lines.append(
@@ -186,6 +187,14 @@ def render_readme(
         ]
     else:
         lines.append(f"- Compilation skipped: {verification.get('skipped')}.")
+    tflm = verification.get("tflm_headers", {})
+    if tflm.get("compiled"):
+        lines.append(
+            f"- `self_test.cc` and `op_resolver.h` compiled against the TFLM headers in "
+            f"{', '.join(tflm['include_dirs'])} (`{' '.join(tflm['flags'])}`)."
+        )
+    else:
+        lines.append(f"- `self_test.cc` not compiled: {tflm.get('skipped', 'TFLM headers not given')}.")
     resolver = verification.get("op_resolver", {})
     lines += [
         f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "

@@ -181,3 +181,39 @@ def _run(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
 def _first_lines(text: str, count: int = 8) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return "\n".join(lines[:count]) + ("\n…" if len(lines) > count else "")
+
+
+TFLM_FLAGS = ["-std=c++17", "-fsyntax-only", "-DTF_LITE_STATIC_MEMORY"]
+
+
+def check_against_tflm(bundle_dir: Path, include_dirs: list[Path], *, compiler: str = "g++") -> dict[str, Any]:
+    """Compile self_test.cc (and with it op_resolver.h) against a TFLM source tree, syntax only.
+
+    `include_dirs`: the TFLM root plus its third-party include folders (flatbuffers, gemmlowp). Without
+    them the resolver header is only checked structurally; with them a misspelt Add…() or a wrong
+    template fails here, as it would in the firmware build.
+    """
+    if not include_dirs:
+        return {"compiled": False, "skipped": "no TFLM headers given ([handoff] tflm_include)"}
+    missing = [str(d) for d in include_dirs if not Path(d).is_dir()]
+    if missing:
+        raise HandoffError(
+            f"[handoff] tflm_include folder(s) not found: {', '.join(missing)}",
+            hint="give the tflite-micro checkout and its flatbuffers and gemmlowp include folders",
+        )
+    found = find_compiler(compiler)
+    if found is None:
+        return {"compiled": False, "skipped": f"{compiler} not found on PATH"}
+    argv = [found, *TFLM_FLAGS, f"-I{bundle_dir}", *(f"-I{d}" for d in include_dirs), str(bundle_dir / "self_test.cc")]
+    done = _run(argv, "compiling self_test.cc against the TFLM headers")
+    if done.returncode != 0:
+        raise HandoffError(
+            "self_test.cc / op_resolver.h do not compile against the given TFLM headers: " + _first_lines(done.stderr),
+            hint="the TFLM tree may be older than the model's operators; or report it as a bug",
+        )
+    return {
+        "compiled": True,
+        "flags": TFLM_FLAGS,
+        "files": ["self_test.cc", "op_resolver.h"],
+        "include_dirs": [str(d) for d in include_dirs],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import zipfile
@@ -344,3 +345,57 @@ def test_turning_zip_off_removes_a_stale_zip_and_precision_is_inferred(models: d
     second = bundle(models["cnn_fp32"], out, zip=False)
     assert second.zip_path is None and not (tmp_path / "handoff.zip").exists()
     assert second.manifest["model"]["precision"] == "fp32"
+
+
+def _tflm_stub(root: Path, *, without: str | None = None) -> Path:
+    """A stand-in for the TFLM headers with the API surface the bundle's C++ uses (signatures only)."""
+    from edgekd.handoff.op_resolver import TFLM_BUILTINS, TFLM_CUSTOM
+
+    micro = root / "tensorflow" / "lite" / "micro"
+    micro.mkdir(parents=True)
+    methods = sorted((set(TFLM_BUILTINS.values()) | set(TFLM_CUSTOM.values())) - {without})
+    (micro / "micro_mutable_op_resolver.h").write_text(
+        "#pragma once\n#include <cstddef>\n#include <cstdint>\n"
+        "typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;\nnamespace tflite {\n"
+        "template <unsigned int tOpCount> class MicroMutableOpResolver {\n public:\n"
+        + "".join(f"  TfLiteStatus {m}() {{ return kTfLiteOk; }}\n" for m in methods)
+        + "};\n}  // namespace tflite\n"
+    )
+    (micro / "micro_interpreter.h").write_text(
+        "#pragma once\n#include <cstddef>\n#include <cstdint>\n"
+        "typedef union { int32_t* i32; int64_t* i64; float* f; char* raw; uint8_t* uint8; bool* b; int16_t* i16;"
+        " int8_t* int8; } TfLitePtrUnion;\n"
+        "typedef struct { TfLitePtrUnion data; size_t bytes; } TfLiteTensor;\nnamespace tflite {\n"
+        "struct Model {};\ninline const Model* GetModel(const void*) { return nullptr; }\n"
+        "class MicroInterpreter {\n public:\n"
+        "  template <class R> MicroInterpreter(const Model*, R&, uint8_t*, size_t) {}\n"
+        "  TfLiteStatus AllocateTensors() { return kTfLiteOk; }\n  TfLiteStatus Invoke() { return kTfLiteOk; }\n"
+        "  TfLiteTensor* input(size_t) { return nullptr; }\n  TfLiteTensor* output(size_t) { return nullptr; }\n"
+        "};\n}  // namespace tflite\n"
+    )
+    return root
+
+
+def test_self_test_compiles_against_tflm_headers_when_given(models: dict[str, Path], tmp_path: Path) -> None:
+    plain = bundle(models["multi_io_int8"], tmp_path / "plain" / "handoff", zip=False)
+    assert plain.verification["tflm_headers"]["compiled"] is False
+    text = (plain.path / "self_test.cc").read_text()
+    assert "int model_self_test()" in text and "interpreter.input(1)" in text and "interpreter.output(1)" in text
+    stub = _tflm_stub(tmp_path / "tflm")
+    checked = bundle(models["multi_io_int8"], tmp_path / "checked" / "handoff", zip=False, tflm_include=[stub])
+    assert checked.verification["tflm_headers"]["compiled"] is True
+    assert "compiled against the TFLM headers" in (checked.path / "README.md").read_text()
+    from edgekd.handoff.op_resolver import TFLM_BUILTINS
+
+    method = TFLM_BUILTINS[checked.manifest["operators"][0]]  # a TFLM tree lacking one of the model's ops
+    broken = _tflm_stub(tmp_path / "tflm-without-op", without=method)
+    with pytest.raises(HandoffError, match=method):
+        bundle(models["multi_io_int8"], tmp_path / "broken" / "handoff", zip=False, tflm_include=[broken])
+
+
+@pytest.mark.skipif(not os.environ.get("EDGEKD_TFLM_INCLUDE"), reason="set EDGEKD_TFLM_INCLUDE to a TFLM tree")
+def test_self_test_compiles_against_a_real_tflm_tree(models: dict[str, Path], tmp_path: Path) -> None:
+    folders = [Path(p) for p in os.environ["EDGEKD_TFLM_INCLUDE"].split(os.pathsep) if p]
+    for name in ("cnn_int8", "cnn_fp32", "multi_io_int8"):
+        result = bundle(models[name], tmp_path / name / "handoff", zip=False, tflm_include=folders)
+        assert result.verification["tflm_headers"]["compiled"] is True

@@ -32,8 +32,8 @@ from edgekd.handoff.op_resolver import (
     resolver_entries,
 )
 from edgekd.handoff.publish import publish, staging_dir
-from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
 from edgekd.handoff.self_test import render_self_test
+from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
 from edgekd.handoff.verify import check_against_tflm, verify_sources
 
 BUNDLE_SCHEMA = "edgekd.handoff/1"

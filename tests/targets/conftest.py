@@ -20,23 +20,32 @@ from tests.support.sshd import LoopbackSshd, TestUser, ensure_user, keygen
 
 PI_USERS = {"edgekd-pi5": "litert", "edgekd-pi4": "tflite"}
 RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "pi"
-# What each user's stand-in `vcgencmd` replays: subcommand -> recording (real firmware output formats)
-VCGENCMD_REPLAY = {
+# What each user's stand-in `vcgencmd` replays: subcommand -> recording (real firmware output formats), or
+# (idle, busy) recordings: "busy" while one of the user's edgekd runners is running.
+VCGENCMD_REPLAY: dict[str, dict[str, str | tuple[str, str]]] = {
     "edgekd-pi5": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi5_get_throttled.txt",
-                   "pmic_read_adc": "pi5_pmic_read_adc_load.txt"},
+                   "pmic_read_adc": ("pi5_pmic_read_adc_idle.txt", "pi5_pmic_read_adc_load.txt")},
     "edgekd-pi4": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi4_get_throttled_undervoltage_now.txt",
                    "pmic_read_adc": "pi4_pmic_read_adc.txt"},
 }
 
 
-def install_vcgencmd(user: TestUser, replay: dict[str, str]) -> None:
+def install_vcgencmd(user: TestUser, replay: dict[str, str | tuple[str, str]]) -> None:
     """A `vcgencmd` in the user's ~/bin that prints recorded firmware outputs (copied into the home)."""
     store = user.home / ".vcgencmd"
     store.mkdir(exist_ok=True)
     cases = []
     for command, recording in replay.items():
-        shutil.copyfile(RECORDINGS / recording, store / f"{command}.txt")
-        cases.append(f'  {command}) cat "$HOME/.vcgencmd/{command}.txt" ;;')
+        if isinstance(recording, tuple):
+            idle, busy = recording
+            shutil.copyfile(RECORDINGS / idle, store / f"{command}.idle.txt")
+            shutil.copyfile(RECORDINGS / busy, store / f"{command}.busy.txt")
+            cases.append(f'  {command}) if pgrep -u "$(id -u)" -f edgekd_runner >/dev/null; '
+                         f'then cat "$HOME/.vcgencmd/{command}.busy.txt"; '
+                         f'else cat "$HOME/.vcgencmd/{command}.idle.txt"; fi ;;')
+        else:
+            shutil.copyfile(RECORDINGS / recording, store / f"{command}.txt")
+            cases.append(f'  {command}) cat "$HOME/.vcgencmd/{command}.txt" ;;')
     script = user.bin_dir / "vcgencmd"
     script.write_text("#!/bin/sh\n# stands in for the Pi firmware's vcgencmd: replays recorded outputs\n"
                       'case "$1" in\n' + "\n".join(cases) + "\n"

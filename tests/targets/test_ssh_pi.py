@@ -108,9 +108,24 @@ def test_pi5_pmic_energy_over_ssh(pi_entry) -> None:
         meter.start()
         target.run(["sleep", "0.5"], timeout=30)  # sampling shares the connection with a running command
         window = meter.stop()
-    recorded = parse_pmic_adc((RECORDINGS / "pi5_pmic_read_adc_load.txt").read_text()).watts
+    recorded = parse_pmic_adc((RECORDINGS / "pi5_pmic_read_adc_idle.txt").read_text()).watts
     assert window.samples >= 3 and window.watts == pytest.approx(recorded)
     assert window.coverage == "SoC rails" and any("EXT5V" in note for note in window.notes)
+
+
+@pytest.mark.slow
+def test_bench_with_pi5_pmic_energy(pi_entry, pi_models: dict[str, Path]) -> None:
+    """The stand-in PMIC reads "load" while a runner runs and "idle" otherwise: idle power is exact."""
+    from edgekd.bench.orchestrate import bench_artifacts
+
+    target = SshTarget.from_entry("pi5", pi_entry("edgekd-pi5", profile="rpi5", power="auto"), Path("/"))
+    config = BenchConfig(runs=5, warmup=1, energy=True, energy_idle_s=0.9, governor=None)
+    [result] = bench_artifacts(target, [describe_file(pi_models["fp32"])], config)
+    assert result.energy_unavailable is None and result.energy is not None
+    idle = parse_pmic_adc((RECORDINGS / "pi5_pmic_read_adc_idle.txt").read_text()).watts
+    assert result.energy["method"] == "pi5-pmic" and result.energy["coverage"] == "SoC rails"
+    assert result.energy["idle_w"] == pytest.approx(idle)
+    assert result.energy["runs"] == 5 and any("EXT5V" in note for note in result.energy["notes"])
 
 
 @pytest.mark.slow

@@ -187,3 +187,17 @@ def _run_catching(target: SshTarget, argv: list[str]) -> object:
         return target.run(argv, timeout=600)
     except TargetError as exc:
         return exc
+
+
+def test_ssh_config_host_alias_is_honoured(pi_sshd: LoopbackSshd, ssh_keys, pi_users, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """targets.toml says only `host = "mypi"`; HostName, Port, User, IdentityFile and known_hosts come from ~/."""
+    ssh_dir = tmp_path / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    (ssh_dir / "known_hosts").write_text(pi_sshd.known_hosts_line())
+    (ssh_dir / "config").write_text(
+        f"Host mypi\n  HostName 127.0.0.1\n  Port {pi_sshd.port}\n  User edgekd-pi5\n  IdentityFile {ssh_keys['client']}\n"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with SshTarget.from_entry("pi", {"host": "mypi"}, tmp_path) as target:
+        assert target.run(["id", "-un"], timeout=30).stdout.strip() == "edgekd-pi5"

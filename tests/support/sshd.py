@@ -99,10 +99,11 @@ def ensure_user(name: str, client_pubkey: Path, path_dirs: list[str] | None = No
 class LoopbackSshd:
     """One sshd process on 127.0.0.1:`port`, configured entirely from files under `state_dir`."""
 
-    def __init__(self, state_dir: Path, host_key: Path, port: int | None = None) -> None:
+    def __init__(self, state_dir: Path, host_key: Path, port: int | None = None, extra: list[str] | None = None) -> None:
         self.state_dir = state_dir
         self.host_key = host_key
         self.port = port or free_port()
+        self.extra = extra or []  # config lines placed first (sshd keeps the first value of an option)
         self.config = state_dir / "sshd_config"
         self.log = state_dir / "sshd.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -112,6 +113,7 @@ class LoopbackSshd:
         self.config.write_text(
             "\n".join(
                 [
+                    *self.extra,
                     f"Port {self.port}",
                     "ListenAddress 127.0.0.1",
                     f"HostKey {self.host_key}",

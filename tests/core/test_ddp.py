@@ -10,18 +10,7 @@ import pytest
 from edgekd.artifacts import load_artifact
 from edgekd.commands.distill import distill_cmd
 from edgekd.distill.models import load_torch_model
-
-RECIPE = """
-[run]
-name = "ddp"
-[teacher]
-model = { arch = "cnn", width = 8, depth = 2 }
-train = { epochs = 2 }
-[student]
-model = { arch = "cnn", width = 4, depth = 2 }
-[distill]
-train = { epochs = 2, batch_size = 32, augment = true }
-"""
+from tests.support.distill_fixtures import SMALL_RECIPE as RECIPE
 
 
 @pytest.mark.ddp
@@ -42,3 +31,4 @@ def test_two_process_ddp_distillation(tmp_path) -> None:
     assert student.name == "student_torch"
     load_torch_model(student)
     assert 0.0 <= metrics["student_accuracy"] <= 1.0
+

@@ -141,3 +141,27 @@ def test_empty_or_mislabelled_training_data_is_refused(teacher, data, tmp_path) 
     wrong = replace(data, y_train=np.where(data.y_train == 9, 12, data.y_train))
     with pytest.raises(DataError, match=r"labels must lie in 0..9, found 0..12"):
         distill(teacher, TINY_STUDENT, quick_distill(), wrong, seed=0, out_dir=tmp_path)
+
+
+def test_tabular_csv_end_to_end(tmp_path) -> None:
+    """A CSV table (bundled iris), MLP teacher and student, with feature-noise augmentation."""
+    from sklearn.datasets import load_iris
+
+    from edgekd.config.data import DataConfig
+    from edgekd.config.distill import ModelSpec, StudentConfig, TeacherConfig, TrainConfig
+    from edgekd.data.datasets import load_dataset
+    from edgekd.distill.api import prepare_teacher
+
+    iris = load_iris()
+    rows = [",".join(iris.feature_names) + ",species"]
+    rows += [",".join(f"{v:.1f}" for v in x) + f",{iris.target_names[y]}" for x, y in zip(iris.data, iris.target, strict=True)]
+    (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
+    data = load_dataset(DataConfig(source="csv", path="iris.csv", label_column="species", test_fraction=0.3), 0, base=tmp_path)
+    assert data.input_shape == (4,) and data.label_names == ["setosa", "versicolor", "virginica"]
+    teacher_config = TeacherConfig(model=ModelSpec(arch="mlp", width=32, depth=2), train=TrainConfig(epochs=40, batch_size=16, lr=1e-2))
+    teacher = prepare_teacher(teacher_config, data, seed=0, out_dir=tmp_path / "t", base_dir=tmp_path)
+    student = StudentConfig(model=ModelSpec(arch="mlp", width=4, depth=1))
+    outcome = distill(teacher, student, quick_distill(epochs=40, train={"batch_size": 16, "augment": True}), data, seed=0, out_dir=tmp_path / "d")
+    metrics = outcome.metrics
+    assert metrics["teacher_accuracy"] > 0.85 and metrics["student_accuracy"] > 0.6
+    assert outcome.artifacts[0].inputs[0].layout == "NC" and metrics["student_flops"] == 2 * (4 * 4 + 4 * 3)

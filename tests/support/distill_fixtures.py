@@ -10,6 +10,19 @@ from edgekd.config.data import DataConfig
 from edgekd.config.distill import DistillConfig, LossConfig, ModelSpec, StudentConfig, TeacherConfig, TrainConfig
 from edgekd.data.datasets import Dataset, load_dataset
 
+# A recipe for command-level tests: tiny teacher and student, two epochs.
+SMALL_RECIPE = """
+[run]
+name = "ddp"
+[teacher]
+model = { arch = "cnn", width = 8, depth = 2 }
+train = { epochs = 2 }
+[student]
+model = { arch = "cnn", width = 4, depth = 2 }
+[distill]
+train = { epochs = 2, batch_size = 32, augment = true }
+"""
+
 QUICK_TEACHER = TeacherConfig(model=ModelSpec(arch="cnn", width=16, depth=2), train=TrainConfig(epochs=6, lr=5e-3))
 TINY_STUDENT = StudentConfig(model=ModelSpec(arch="cnn", width=4, depth=2))
 

@@ -21,8 +21,8 @@ def distill_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory to write into (default: runs/<name>-distill)")] = None,
     nproc: Annotated[int, typer.Option("--nproc", help="processes; >1 runs DDP via torchrun (gloo on CPU)", min=1)] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="reuse a finished teacher and continue from the last epoch checkpoint")] = False,
-    labeled_fraction: Annotated[Optional[float], typer.Option(help="override [data] labeled_fraction (0..1]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="override [run] seed")] = None,
+    labeled_fraction: Annotated[Optional[float], typer.Option(help="override the recipe's data.labeled_fraction, in (0, 1]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="override the recipe's run.seed")] = None,
     transfer_set: Annotated[Optional[Path], typer.Option("--transfer-set", help="only write the samples to score (ids, x) as .npz for a soft-label teacher, then stop")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:

@@ -27,12 +27,15 @@ def launch(job: dict[str, Any], job_path: Path, nproc: int, timeout: float | Non
 
     if nproc < 2:
         raise UsageError(f"--nproc must be at least 2 for a distributed run (got {nproc})")
-    atomic_write_json(job_path, job)
+    atomic_write_json(job_path, dict(job, quiet=console_quiet()))
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             "-m", "edgekd.distill.ddp", str(job_path)]  # fmt: skip
+    from edgekd import console
+
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    stdout = subprocess.DEVNULL if console.is_quiet() else None  # rank 0's progress bar goes to our terminal
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        done = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise EdgekdError(f"the {nproc}-process distillation did not finish within {timeout:.0f} s") from None
     outcome_path = Path(job["out_dir"]) / OUTCOME
@@ -41,6 +44,12 @@ def launch(job: dict[str, Any], job_path: Path, nproc: int, timeout: float | Non
         raise EdgekdError(f"distributed distillation failed (exit {done.returncode}): {reason if isinstance(reason, str) else reason[0]}",
                           hint="rerun with --nproc 1 to see the error in-process")  # fmt: skip
     return json.loads(outcome_path.read_text(encoding="utf-8"))
+
+
+def console_quiet() -> bool:
+    from edgekd import console
+
+    return console.is_quiet()
 
 
 def _worker_error(stderr: str) -> str | None:
@@ -64,7 +73,7 @@ def run_worker(job: dict[str, Any]) -> int:
     backend = "gloo"  # training runs on the CPU; nccl needs the models on GPUs, which edgekd does not place yet
     dist.init_process_group(backend)
     rank = dist.get_rank()
-    if rank != 0:
+    if rank != 0 or job.get("quiet"):
         console.set_mode(quiet=True)
     try:
         data = Dataset.load(Path(job["data"]), job["preprocessing"])

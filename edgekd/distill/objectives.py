@@ -85,9 +85,9 @@ class TeacherSignal:
                 hint="set [distill] consistent_teaching = false (teacher outputs of the un-augmented samples) or train.augment = false",
             )
         if hint_paths:
-            if teacher.module is None:
-                raise ModelError("FitNets hints need a torch teacher (builtin, module, torchscript or torch.export)",
-                                 hint="use a logit loss (hinton, dkd) with an ONNX or soft-label teacher")  # fmt: skip
+            if teacher.kind != "torch":
+                raise ModelError(f"FitNets hints need a teacher whose layers can be hooked (builtin or module), not {teacher.kind}",
+                                 hint="use a logit loss (hinton, dkd) with TorchScript, torch.export, ONNX or soft-label teachers")  # fmt: skip
             self.tap = FeatureTap(teacher.module, hint_paths, "the teacher")
 
     def outputs(self, positions: np.ndarray, x_view: torch.Tensor, epoch: int) -> torch.Tensor:

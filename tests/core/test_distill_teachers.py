@@ -194,3 +194,24 @@ def test_teacher_behind_an_api_workflow(trained, tmp_path) -> None:
     distill_cmd(recipe, out=tmp_path / "run2", json_output=False)
     student = load_artifact(tmp_path / "run2" / "distill" / "student.pt")
     assert student.name == "student_torch" and (tmp_path / "run2" / "teacher" / "teacher_soft_labels.npz").exists()
+
+
+def test_fitnets_needs_a_hookable_teacher(trained, data, tmp_path) -> None:
+    from edgekd.config.distill import LossConfig
+
+    _, module = trained
+    torch.jit.save(torch.jit.script(module), str(tmp_path / "t.ts"))
+    teacher = _external("torchscript", tmp_path / "t.ts", data, tmp_path / "out")
+    losses = [LossConfig(kind="fitnets", hint_layers=["features.2=features.2"])]
+    with pytest.raises(ModelError, match="FitNets hints need a teacher whose layers can be hooked"):
+        distill(teacher, TINY_STUDENT, quick_distill(epochs=1, losses=losses), data, seed=0, out_dir=tmp_path / "d")
+
+
+def test_fitnets_unknown_layer_lists_the_layers(trained, data, tmp_path) -> None:
+    from edgekd.config.distill import LossConfig
+
+    artifact, _ = trained
+    losses = [LossConfig(kind="fitnets", hint_layers=["features.2=backbone.9"])]
+    with pytest.raises(ModelError, match="the teacher has no layer 'backbone.9'") as info:
+        distill(artifact, TINY_STUDENT, quick_distill(epochs=1, losses=losses), data, seed=0, out_dir=tmp_path)
+    assert "features.0" in info.value.hint

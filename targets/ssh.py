@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import shlex
 import threading
 import time
@@ -241,7 +242,7 @@ class SshTarget:
         # The pid file lets cleanup() stop a command that is still running after Ctrl-C on the host.
         command = (
             f"cd {shlex.quote(workdir)} && echo $$ > {shlex.quote(pid_file)} && "
-            f"exec timeout --kill-after=5 {timeout:.0f} {words}"
+            f"exec timeout --kill-after=5 {max(1, math.ceil(timeout))} {words}"  # 0 would mean "no limit"
         )
         done = self._run_shell(command, timeout=timeout + 5, what=f"running {argv[0] if argv else 'a command'}")
         done.argv = [str(arg) for arg in argv]

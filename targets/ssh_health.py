@@ -158,13 +158,13 @@ def power_check(target: SshTarget) -> Check:
     meter = energy_meter(target)
     if meter is None:
         return Check("power", True, "no power measurement configured (power = \"none\")")
-    why_not = meter.available()
+    why_not = meter.available()  # first: a first-available meter knows its name only after it
     return Check("power", True, f"{meter.name}: {'available' if why_not is None else 'unavailable: ' + why_not}",
                  why_not and "energy figures will be missing; see the README's 'Pi power' section")
 
 
 def energy_meter(target: SshTarget) -> EnergyMeter | None:
-    """The meter named by `power`, or with "auto" the first of the profile's methods that is available."""
+    """The meter named by `power`, or with "auto" the first of the profile's methods that is available here."""
     from edgekd.targets.energy.hwmon_ina import HwmonInaMeter
     from edgekd.targets.energy.pi_pmic import Pi5PmicMeter
     from edgekd.targets.energy.usb_meter import UsbMeterCsvMeter
@@ -183,9 +183,10 @@ def energy_meter(target: SshTarget) -> EnergyMeter | None:
         return None
     if choice != "auto":
         return build(choice)
+    from edgekd.targets.energy import FirstAvailableMeter
+
     methods = target.profile.power_methods if target.profile else ["ina", "usb-meter-csv"]
     candidates = [meter for meter in (build(m) for m in methods) if meter is not None]
-    for meter in candidates:
-        if meter.available() is None:
-            return meter
-    return candidates[0] if candidates else None
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    return FirstAvailableMeter(candidates)  # its available() names every method tried and why it cannot

@@ -21,13 +21,23 @@ from tests.support.sshd import LoopbackSshd, TestUser, ensure_user, keygen
 PI_USERS = {"edgekd-pi5": "litert", "edgekd-pi4": "tflite"}
 RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "pi"
 # What each user's stand-in `vcgencmd` replays: subcommand -> recording (real firmware output formats), or
-# (idle, busy) recordings: "busy" while one of the user's edgekd runners is running.
+# (idle, busy) recordings: "busy" while an edgekd runner runs on the same SSH connection (so test sessions
+# running at the same time as the same user do not see each other's load).
 VCGENCMD_REPLAY: dict[str, dict[str, str | tuple[str, str]]] = {
     "edgekd-pi5": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi5_get_throttled.txt",
                    "pmic_read_adc": ("pi5_pmic_read_adc_idle.txt", "pi5_pmic_read_adc_load.txt")},
     "edgekd-pi4": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi4_get_throttled_undervoltage_now.txt",
                    "pmic_read_adc": "pi4_pmic_read_adc.txt"},
 }
+
+
+# The per-connection sshd process above this script: every command of one SSH connection runs below it.
+CONNECTION_PID = """connection_pid() {
+  pid=$PPID
+  while [ "$pid" -gt 1 ] && [ "$(ps -o comm= -p "$pid")" != sshd ]; do pid=$(ps -o ppid= -p "$pid" | tr -d ' '); done
+  echo "$pid"
+}
+"""
 
 
 def install_vcgencmd(user: TestUser, replay: dict[str, str | tuple[str, str]]) -> None:
@@ -40,7 +50,7 @@ def install_vcgencmd(user: TestUser, replay: dict[str, str | tuple[str, str]]) -
             idle, busy = recording
             shutil.copyfile(RECORDINGS / idle, store / f"{command}.idle.txt")
             shutil.copyfile(RECORDINGS / busy, store / f"{command}.busy.txt")
-            cases.append(f'  {command}) if pgrep -u "$(id -u)" -f edgekd_runner >/dev/null; '
+            cases.append(f'  {command}) if pgrep -P "$(connection_pid)" -f edgekd_runner >/dev/null; '
                          f'then cat "$HOME/.vcgencmd/{command}.busy.txt"; '
                          f'else cat "$HOME/.vcgencmd/{command}.idle.txt"; fi ;;')
         else:
@@ -48,7 +58,7 @@ def install_vcgencmd(user: TestUser, replay: dict[str, str | tuple[str, str]]) -
             cases.append(f'  {command}) cat "$HOME/.vcgencmd/{command}.txt" ;;')
     script = user.bin_dir / "vcgencmd"
     script.write_text("#!/bin/sh\n# stands in for the Pi firmware's vcgencmd: replays recorded outputs\n"
-                      'case "$1" in\n' + "\n".join(cases) + "\n"
+                      + CONNECTION_PID + 'case "$1" in\n' + "\n".join(cases) + "\n"
                       '  *) echo \'error=1 error_msg="Command not registered"\' ;;\nesac\n')
     script.chmod(0o755)
     for path in (store, script, *store.iterdir()):

@@ -73,3 +73,16 @@ def test_device_info_from_probe() -> None:
     assert info.runtimes == {"ai_edge_litert": "2.3.0", "onnxruntime": "1.22.0"} and info.numpy == "2.2.4"
     assert info.temperatures_c == {"cpu-thermal": 48.15, "vcgencmd": 52.7}
     assert info.extra["address"] == "pi@pi.local" and info.extra["profile"] == "Raspberry Pi 5"
+
+
+def test_auto_power_on_a_pi4_without_sensors_names_every_method_tried(tmp_path: Path) -> None:
+    """On this machine (no INA hwmon device, no USB meter log): a clean 'unavailable: why' for each method."""
+    from edgekd.targets.ssh_health import energy_meter
+
+    target = SshTarget.from_entry("pi4", {"host": "pi.local", "profile": "rpi4", "hwmon_root": str(tmp_path),
+                                          "usb_meter_csv": str(tmp_path / "meter.log")}, Path("/"))
+    target.read_text = lambda path: None  # type: ignore[method-assign] - the device has no such files
+    meter = energy_meter(target)
+    assert meter is not None
+    reason = meter.available()
+    assert reason is not None and "ina:" in reason and "usb-meter-csv:" in reason and "dtoverlay" in reason

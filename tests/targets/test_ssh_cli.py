@@ -89,11 +89,12 @@ def test_ctrl_c_during_a_pi_bench_removes_the_remote_work_dir(pi_entry, pi_users
     assert bench.returncode == 130 and "Traceback" not in stderr
     assert list(parent.iterdir()) == []  # the remote work dir is gone
     deadline = time.monotonic() + 15
-    while _runner_processes("edgekd-pi5") and time.monotonic() < deadline:
+    while _processes_using(parent) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _runner_processes("edgekd-pi5") == []  # and the runner was stopped, not left running
+    assert _processes_using(parent) == []  # and the runner was stopped, not left running
 
 
-def _runner_processes(user: str) -> list[str]:
-    found = subprocess.run(["pgrep", "-u", user, "-f", "edgekd_runner"], capture_output=True, text=True)
+def _processes_using(folder: Path) -> list[str]:
+    """pids whose command line names a file under `folder` (this test's runner, not another session's)."""
+    found = subprocess.run(["pgrep", "-f", str(folder)], capture_output=True, text=True)
     return found.stdout.split()

@@ -104,6 +104,8 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
 
     out_dir = Path(out_dir)
     _check_training_data(data)
+    if not 0.0 < labeled_fraction <= 1.0:
+        raise DataError(f"labeled_fraction must lie in (0, 1], got {labeled_fraction}", hint="0.1 means the student sees 10% of the labels")
     started = time.perf_counter()
     model_teacher = load_teacher(teacher)
     mapping = class_mapping(_teacher_names(model_teacher, data), model_teacher.num_classes, data.label_names, data.other_label)

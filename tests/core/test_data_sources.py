@@ -45,6 +45,9 @@ def test_image_folder(tmp_path) -> None:
     with pytest.raises(DataError, match="different sizes"):
         _load(tmp_path, source="image_folder", path="imgs")
     assert _load(tmp_path, source="image_folder", path="imgs", image_size=[4, 4]).input_shape == (1, 4, 4)
+    Image.fromarray(np.zeros((5, 7, 3), np.uint8), mode="RGB").save(tmp_path / "imgs" / "cat" / "colour.png")
+    (tmp_path / "imgs" / "dog" / "big.png").unlink()
+    assert _load(tmp_path, source="image_folder", path="imgs").input_shape == (3, 5, 7)  # one colour image: all RGB
 
 
 def test_csv_table_with_text_labels(tmp_path) -> None:

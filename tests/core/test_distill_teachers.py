@@ -215,3 +215,15 @@ def test_fitnets_unknown_layer_lists_the_layers(trained, data, tmp_path) -> None
     with pytest.raises(ModelError, match="the teacher has no layer 'backbone.9'") as info:
         distill(artifact, TINY_STUDENT, quick_distill(epochs=1, losses=losses), data, seed=0, out_dir=tmp_path)
     assert "features.0" in info.value.hint
+
+
+def test_teacher_classes_are_matched_by_name_not_position(trained, data, tmp_path) -> None:
+    artifact, module = trained
+    x = np.concatenate([data.x_train, data.x_test])
+    ids = np.concatenate([data.ids_train, data.ids_test])
+    with torch.no_grad():
+        logits = module(torch.from_numpy(x)).numpy()
+    reversed_names = np.array(data.label_names[::-1])
+    np.savez(tmp_path / "rev.npz", ids=ids, logits=logits[:, ::-1], label_names=reversed_names)  # columns "9".."0"
+    teacher = _external("soft_labels", tmp_path / "rev.npz", data, tmp_path / "out")
+    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(artifact.config["test_accuracy"])

@@ -84,3 +84,13 @@ def test_calibration_in_wrong_layout_is_refused(onnx_models, digits, tmp_path):
     wrong_size = _bad_calibration(tmp_path / "big.npz", np.zeros((20, 1, 16, 16), dtype=np.float32))
     with pytest.raises(DataError, match=r"the model expects \(1, 8, 8\)"):
         OrtQuantizer().convert(onnx_models["cnn"], QuantizeConfig(), tmp_path / "b", calibration=wrong_size)
+
+
+def test_worst_layers_name_real_tensors_of_the_float_graph(ort_int8, onnx_models, digits):
+    from edgekd.verify.debug import worst_layers
+
+    rows = worst_layers(ort_int8["mobilenet"], onnx_models["mobilenet"], digits.x_test, top_k=3)
+    produced = {out for node in onnx.load(str(onnx_models["mobilenet"].path)).graph.node for out in node.output}
+    assert len(rows) == 3 and all(row["layer"] in produced for row in rows)
+    assert rows[0]["growth"] >= rows[1]["growth"] >= rows[2]["growth"]
+    assert all(row["relative_error"] > 0 for row in rows)

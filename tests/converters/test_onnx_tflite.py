@@ -88,3 +88,15 @@ def test_failure_message_names_op_from_onnx2tf_output():
 def test_non_onnx_source_refused(torch_models, calibration, tmp_path):
     with pytest.raises(ConversionError, match="onnx2tf converts ONNX models, got torch"):
         Onnx2TfConverter().convert(torch_models["cnn"], TfliteConfig(), tmp_path, calibration=calibration)
+
+
+def test_failing_int8_row_names_worst_tflite_layers(tflite_models, torch_models, digits):
+    from edgekd.config.export import Threshold
+
+    strict = VerifyConfig(int8=Threshold(agreement=1.0, max_abs=1e-6))  # int8 cannot meet this: force a failure
+    artifacts = [tflite_models["cnn"]["fp32"], tflite_models["cnn"]["int8"]]
+    report = verify_artifacts(torch_models["cnn"], artifacts, digits.x_test, digits.y_test, strict)
+    int8 = report.rows[1]
+    assert not int8["passed"] and any("max_abs_error" in f for f in int8["failures"])
+    assert int8["worst_layers"] and {"layer", "op", "relative_error", "growth"} <= set(int8["worst_layers"][0])
+    assert int8["worst_layers"][0]["op"] in int8["ops"]["ops"]

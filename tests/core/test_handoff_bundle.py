@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import re
 import sys
 import zipfile
@@ -394,8 +395,25 @@ def test_self_test_compiles_against_tflm_headers_when_given(models: dict[str, Pa
 
 
 @pytest.mark.skipif(not os.environ.get("EDGEKD_TFLM_INCLUDE"), reason="set EDGEKD_TFLM_INCLUDE to a TFLM tree")
-def test_self_test_compiles_against_a_real_tflm_tree(models: dict[str, Path], tmp_path: Path) -> None:
+def test_self_test_compiles_and_passes_on_a_real_tflm(models: dict[str, Path], tmp_path: Path) -> None:
+    """EDGEKD_TFLM_INCLUDE: the TFLM root, flatbuffers, gemmlowp, ruy include folders (os.pathsep-separated).
+    EDGEKD_TFLM_LIB (optional): a static TFLM library built with -fno-exceptions -fno-rtti
+    -DTF_LITE_STATIC_MEMORY; then the self-test is linked, run, and must report 0 mismatches."""
     folders = [Path(p) for p in os.environ["EDGEKD_TFLM_INCLUDE"].split(os.pathsep) if p]
+    library = os.environ.get("EDGEKD_TFLM_LIB")
     for name in ("cnn_int8", "cnn_fp32", "multi_io_int8"):
-        result = bundle(models[name], tmp_path / name / "handoff", zip=False, tflm_include=folders)
+        result = bundle(models[name], tmp_path / name / "handoff", zip=False, tflm_include=folders, model_name=name)
         assert result.verification["tflm_headers"]["compiled"] is True
+        if not library:
+            continue
+        main = tmp_path / name / "main.cc"
+        main.write_text(f"int {name}_self_test();\nint main() {{ return {name}_self_test(); }}\n")
+        program = tmp_path / name / "self_test"
+        flags = ["-std=c++17", "-fno-exceptions", "-fno-rtti", "-DTF_LITE_STATIC_MEMORY", f"-I{result.path}"]
+        build = subprocess.run(
+            ["g++", *flags, *(f"-I{d}" for d in folders), str(main), str(result.path / "self_test.cc"),
+             str(result.path / "model_data.cc"), library, "-o", str(program)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert build.returncode == 0, build.stderr[-2000:]
+        assert subprocess.run([str(program)], timeout=60).returncode == 0  # 0 outputs outside tolerance

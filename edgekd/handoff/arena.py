@@ -3,8 +3,8 @@
 Measurement (tflm_measure.py): the TFLM Python interpreter runs the model on the golden inputs in a
 worker process; the size it provably runs in, plus the configured margin, is the recommendation. The
 host is 64-bit: pointer-holding bookkeeping is larger than on a 32-bit MCU, so the figure is an upper
-bound there. Measured against a native C++ TFLM build (x86-64, same commit as the op table): the int8
-digits CNN ran at 2144 bytes (Python: 2416) and failed at 2048; the int8 MobileNet ran at 8448 (Python:
+bound there. Measured against a native C++ TFLM build (x86-64, same commit as the op table): a small int8
+CNN ran at 2144 bytes (Python: 2416) and failed at 2048; an int8 MobileNet-style model ran at 8448 (Python:
 8704) and failed at 8192. So the Python figure is a safe upper bound before the margin is added.
 
 Estimate: the same greedy-by-size, liveness-based placement TFLM's planner uses for activations (the

@@ -48,6 +48,7 @@ class StageContext:
     inputs: dict[str, list[Artifact]]
     summaries: dict[str, dict[str, Any]]
     progress: Any = None  # a rich Progress, or None
+    resume: bool = False  # the workdir holds a killed attempt's checkpoints (same cache key)
 
     def artifact(self, name: str) -> Artifact:
         for artifacts in self.inputs.values():
@@ -219,8 +220,6 @@ class Pipeline:
         summaries: dict[str, dict[str, Any]] = {}
         gate_error: EdgekdError | None = None
         with self.run.locked():
-            # Leftovers of a killed run: nobody else can be using them while we hold the lock.
-            shutil.rmtree(self.run.tmp, ignore_errors=True)
             for stage in self.stages:
                 if not stage.enabled(self.recipe) or (only is not None and stage.name not in only):
                     manifest = self.run.read_manifest(stage.name)
@@ -266,9 +265,15 @@ class Pipeline:
                 stale.unlink()  # the old outputs are about to be replaced
         except OSError as exc:
             raise storage_error(exc, self.run.meta) from None
-        workdir = self.run.tmp / f"{stage.name}-{os.getpid()}"
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
+        # One workdir per (stage, key). A killed attempt of a resumable stage (training) leaves its
+        # checkpoints there for the next attempt with the same key; anything else left over is stale.
+        workdir = self.run.tmp / f"{stage.name}-{key[:16]}"
+        resumable = getattr(stage, "resumable", False)
+        for leftover in self.run.tmp.glob(f"{stage.name}-*"):
+            if leftover != workdir or not resumable:
+                shutil.rmtree(leftover, ignore_errors=True)
+        resume = workdir.exists()
+        workdir.mkdir(parents=True, exist_ok=True)
         ctx = StageContext(
             recipe=self.recipe,
             base_dir=self.base_dir,
@@ -277,10 +282,13 @@ class Pipeline:
             inputs=inputs,
             summaries=dict(summaries),
             progress=progress,
+            resume=resume,
         )
+        succeeded = False
         try:
             result = stage.run(ctx)
             artifacts = _commit(self.run, workdir, result.artifacts)
+            succeeded = True
         except EdgekdError:
             raise
         except OSError as exc:
@@ -291,7 +299,8 @@ class Pipeline:
                 raise storage_error(OSError(errno.ENOSPC, "No space left on device"), self.run.path) from None
             raise
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if succeeded or not resumable:
+                shutil.rmtree(workdir, ignore_errors=True)
         seconds = time.perf_counter() - started
         manifest = {
             "schema": MANIFEST_SCHEMA,

@@ -12,6 +12,7 @@ class BaseStage:
     name = ""
     needs: tuple[str, ...] = ()
     runs_after_failure = False
+    resumable = False  # True: a killed attempt's workdir (checkpoints) is kept for the next attempt
 
     def enabled(self, recipe: Recipe) -> bool:
         return True

@@ -43,6 +43,7 @@ class DataStage(BaseStage):
 class TeacherStage(BaseStage):
     name = "teacher"
     needs = ("data",)
+    resumable = True
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {"teacher": recipe.teacher.model_dump(mode="json"), "seed": recipe.run.seed}
@@ -52,7 +53,7 @@ class TeacherStage(BaseStage):
 
         teacher = prepare_teacher(
             ctx.recipe.teacher, load_split_data(ctx), seed=ctx.recipe.run.seed, out_dir=ctx.workdir,
-            base_dir=ctx.base_dir, progress=ctx.progress,
+            base_dir=ctx.base_dir, progress=ctx.progress, resume=ctx.resume,
         )  # fmt: skip
         return StageResult([teacher], {})
 
@@ -60,6 +61,7 @@ class TeacherStage(BaseStage):
 class DistillStage(BaseStage):
     name = "distill"
     needs = ("data", "teacher")
+    resumable = True
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {
@@ -76,5 +78,6 @@ class DistillStage(BaseStage):
         outcome = distill(
             teacher, ctx.recipe.student, ctx.recipe.distill, load_split_data(ctx), seed=ctx.recipe.run.seed,
             out_dir=ctx.workdir, labeled_fraction=ctx.recipe.data.labeled_fraction, progress=ctx.progress,
+            resume=ctx.resume,
         )  # fmt: skip
         return StageResult(list(outcome.artifacts), dict(outcome.metrics))

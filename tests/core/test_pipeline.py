@@ -129,3 +129,31 @@ def test_gate_error_skips_later_stages_but_not_the_report(tmp_path: Path) -> Non
     with pytest.raises(ParityError):  # a cache hit replays the gate
         pipeline.execute()
     assert [s.runs for s in stages] == [1, 0, 1]
+
+
+class Training(WriteStage):
+    """Checkpoints into its workdir, then dies the first time; the next attempt must see the checkpoint."""
+
+    resumable = True
+
+    def run(self, ctx: StageContext) -> StageResult:
+        checkpoint = ctx.workdir / "checkpoints" / "epoch.txt"
+        if not ctx.resume:
+            checkpoint.parent.mkdir()
+            checkpoint.write_text("epoch 7")
+            raise KeyboardInterrupt
+        self.resumed_from = checkpoint.read_text()
+        return super().run(ctx)
+
+
+def test_a_killed_training_stage_resumes_from_its_checkpoints(tmp_path: Path) -> None:
+    stage = Training("distill")
+    pipeline = Pipeline([stage], parse_recipe({}), tmp_path, tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.execute()
+    assert [o.status for o in pipeline.execute()] == ["ran"]
+    assert stage.resumed_from == "epoch 7"
+    assert not any((tmp_path / "run" / ".edgekd" / "tmp").iterdir())
+    changed = Pipeline([Training("distill")], parse_recipe({"bench": {"runs": 3}}), tmp_path, tmp_path / "run2")
+    with pytest.raises(KeyboardInterrupt):  # a different key never resumes someone else's checkpoints
+        changed.execute()

@@ -100,16 +100,22 @@ def make_inputs(
 
 
 def run_litert(model_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Outputs of the LiteRT interpreter for the given inputs (in the model's input order)."""
+    """Outputs of the LiteRT interpreter for the given inputs (in the model's input order).
+
+    LiteRT's reference kernels (no XNNPACK): the arithmetic TFLite Micro's kernels are ports of, so the
+    device's self-test compares like with like (XNNPACK's int8 rounding differed by one step on a MobileNet).
+    """
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise HandoffError(
             "golden vectors need the LiteRT interpreter, which is not installed",
             hint="pip install 'edgekd[tflite]' (ai-edge-litert)",
         ) from None
     try:
-        interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+        interpreter = Interpreter(
+            model_path=str(model_path), num_threads=1, experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+        )
         interpreter.allocate_tensors()
         for detail, value in zip(interpreter.get_input_details(), inputs, strict=True):
             interpreter.set_tensor(detail["index"], value)

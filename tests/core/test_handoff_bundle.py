@@ -87,6 +87,7 @@ def test_int8_bundle_has_every_file_with_matching_checksums(
         "op_resolver.h",
         "golden.h",
         "golden.npz",
+        "self_test.cc",
         "README.md",
         "bundle.json",
         "SHA256SUMS",

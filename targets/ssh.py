@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
     from edgekd.energy import EnergyMeter
     from edgekd.targets.ssh_entry import PiProfile
+    from edgekd.targets.ssh_governor import RemoteGovernorControl
 
 log = logging.getLogger(__name__)
 PROBE_SOURCE = Path(__file__).with_name("device_probe.py")
@@ -329,6 +330,12 @@ class SshTarget:
         from edgekd.targets.ssh_health import doctor_checks
 
         return doctor_checks(self)
+
+    def governor_control(self) -> RemoteGovernorControl:
+        """Holds the cpufreq governor during a benchmark (the orchestrator calls hold/restore)."""
+        from edgekd.targets.ssh_governor import RemoteGovernorControl
+
+        return RemoteGovernorControl(self, root=self.entry.cpufreq_root, sudo=self.entry.sudo)
 
     def energy(self) -> EnergyMeter | None:
         from edgekd.targets.ssh_health import energy_meter

@@ -44,6 +44,8 @@ class SshEntry(StrictModel):
     power: PowerMethod | Literal["auto", "none"] = "auto"  # auto: the profile's first method that works
     hwmon_root: str = "/sys/class/hwmon"  # where an INA219/INA260 hwmon device appears
     usb_meter_csv: Path | None = None  # a USB meter's log, read after each window (power = "usb-meter-csv")
+    sudo: str = "sudo -n"  # prefix for writing the cpufreq governor; "" when logged in as root
+    cpufreq_root: str = "/sys/devices/system/cpu"
 
 
 class PiProfile(StrictModel):
@@ -92,7 +94,7 @@ def parse_entry(name: str, entry: dict, base: Path) -> SshEntry:
         raise RecipeError(
             f"targets.{name}: {problems}",
             hint="an ssh target takes host, port, user, key, profile, python, workdir, known_hosts, "
-            "connect_timeout, retries, power, hwmon_root, usb_meter_csv",
+            "connect_timeout, retries, power, hwmon_root, usb_meter_csv, sudo, cpufreq_root",
         ) from None
     if parsed.profile is not None:
         load_profile(parsed.profile)  # fail early on a misspelt profile

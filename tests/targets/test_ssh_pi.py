@@ -115,7 +115,7 @@ def test_pi5_pmic_energy_over_ssh(pi_entry) -> None:
     idle = parse_pmic_adc((RECORDINGS / "pi5_pmic_read_adc_idle.txt").read_text()).watts
     busy = parse_pmic_adc((RECORDINGS / "pi5_pmic_read_adc_load.txt").read_text()).watts
     assert idle_window.samples >= 3 and idle_window.watts == pytest.approx(idle)
-    assert busy_window.samples >= 3 and busy_window.watts > idle
+    assert busy_window.samples >= 3 and idle < busy_window.watts <= busy * (1 + 1e-9)  # load, bar the first sample
     assert idle_window.coverage == "SoC rails" and any("EXT5V" in note for note in idle_window.notes)
 
 

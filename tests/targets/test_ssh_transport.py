@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -201,3 +202,31 @@ def test_ssh_config_host_alias_is_honoured(pi_sshd: LoopbackSshd, ssh_keys, pi_u
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with SshTarget.from_entry("pi", {"host": "mypi"}, tmp_path) as target:
         assert target.run(["id", "-un"], timeout=30).stdout.strip() == "edgekd-pi5"
+
+
+def test_governor_is_held_at_performance_and_restored(pi_entry, pi_users, tmp_path: Path) -> None:
+    """A cpufreq tree the test user may write (a Pi's needs sudo); then one it may not: reported, not fatal."""
+    user = pi_users["edgekd-pi5"]
+    tree = user.home / f"cpufreq-{tmp_path.name}"
+    files = [tree / f"cpu{n}" / "cpufreq" / "scaling_governor" for n in range(4)]
+    for path in files:
+        path.parent.mkdir(parents=True)
+        path.write_text("ondemand\n")
+    subprocess.run(["chown", "-R", f"{user.name}:{user.name}", str(tree)], check=True)
+    target = _target(pi_entry(sudo="", cpufreq_root=str(tree)))
+    try:
+        control = target.governor_control()
+        assert control.hold("performance") is None
+        assert [path.read_text().strip() for path in files] == ["performance"] * 4
+        control.restore()
+        assert [path.read_text().strip() for path in files] == ["ondemand"] * 4
+        subprocess.run(["chown", "-R", "root:root", str(tree)], check=True)
+        refused = target.governor_control().hold("performance")
+        assert refused is not None and "Permission denied" in refused and "sudo tee" in refused
+        assert [path.read_text().strip() for path in files] == ["ondemand"] * 4
+        missing = _target(pi_entry(cpufreq_root="/nonexistent")).governor_control()
+        assert "no cpufreq governors" in (missing.hold("performance") or "")
+        missing.target.cleanup()
+    finally:
+        target.cleanup()
+        shutil.rmtree(tree)

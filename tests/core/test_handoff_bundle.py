@@ -418,3 +418,47 @@ def test_self_test_compiles_and_passes_on_a_real_tflm(models: dict[str, Path], t
         )  # fmt: skip
         assert build.returncode == 0, build.stderr[-2000:]
         assert subprocess.run([str(program)], timeout=60).returncode == 0  # 0 outputs outside tolerance
+
+
+def test_a_killed_build_leaves_the_previous_bundle_and_its_leftovers_are_cleaned(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "handoff"
+    bundle(models["cnn_fp32"], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    zip_before = (tmp_path / "handoff.zip").read_bytes()
+    marker = tmp_path / "verifying"
+    script = f"""
+import time
+from pathlib import Path
+import edgekd.handoff.bundle as bundle_mod
+from edgekd.artifacts import describe_file
+from edgekd.config.handoff import HandoffConfig
+
+def stuck(*args, **kwargs):  # the build is half-way: staging written, nothing published
+    Path({str(marker)!r}).write_text("now")
+    time.sleep(120)
+
+bundle_mod.verify_sources = stuck
+bundle_mod.build_handoff(describe_file(Path({str(models["cnn_int8"])!r})), Path({str(out)!r}), HandoffConfig(),
+                         labels=[], preprocessing={{}}, calibration=None, bench_summary=[], versions={{}})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        for _ in range(600):
+            if marker.exists() or child.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), "the build never reached verification"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert (tmp_path / "handoff.zip").read_bytes() == zip_before
+    assert [p.name for p in tmp_path.glob(".handoff.tmp-*")] == [f".handoff.tmp-{child.pid}"]
+    bundle(models["cnn_int8"], out)  # the next run removes the dead run's staging folder
+    assert not list(tmp_path.glob(".handoff.*"))
+    assert sha256_file(out / "model.tflite") == sha256_file(models["cnn_int8"])

@@ -23,12 +23,16 @@ FILE_PURPOSES: dict[str, str] = {
 }
 
 
+_CELL_CHARS = 80  # longer texts (e.g. why energy was unavailable) are cut; bundle.json keeps them whole
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if value is None:
         return "—"
-    return str(value).replace("|", "\\|")
+    text = str(value).replace("|", "\\|")
+    return text if len(text) <= _CELL_CHARS else text[: _CELL_CHARS - 1] + "…"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -56,15 +60,22 @@ def _tensor_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+#: Benchmark columns worth an integrator's attention, in this order (others stay in bundle.json).
+BENCH_COLUMNS = ("target", "artifact", "runtime", "runtime_version", "p50_ms", "p90_ms", "p99_ms", "init_ms",
+                 "peak_rss_kb", "energy_j_per_inference", "energy_unavailable")  # fmt: skip
+
+
 def _bench_rows(bench: list[dict[str, Any]]) -> list[str]:
     if not bench:
         return ["No benchmark was run for this bundle.", ""]
-    columns: list[str] = []
-    for row in bench:
-        for key, value in row.items():
-            if key not in columns and not isinstance(value, (dict, list)) and len(columns) < 9:
-                columns.append(key)
-    return _table(columns, [[row.get(c) for c in columns] for row in bench])
+    columns = [c for c in BENCH_COLUMNS if any(row.get(c) is not None for row in bench)]
+    if not columns:  # rows from elsewhere: their first scalar fields
+        columns = list(dict.fromkeys(k for row in bench for k, v in row.items() if not isinstance(v, (dict, list))))[:9]
+    return [
+        *_table(columns, [[row.get(c) for c in columns] for row in bench]),
+        "Full rows: `bundle.json` → `bench`.",
+        "",
+    ]
 
 
 def render_readme(

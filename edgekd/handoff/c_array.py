@@ -128,6 +128,13 @@ def render_model_data(
     return source_text, header
 
 
+def c_comment(text: str) -> str:
+    """Text from the model (tensor or op names) made safe inside a `//` comment: one line, and no backslash
+    that would splice the next line of code into the comment."""
+    line = "".join(ch if ch.isprintable() and ch != "\\" else ("/" if ch == "\\" else " ") for ch in text)
+    return line.replace("??", "? ?")  # "??/" is a backslash trigraph under -std=c++11
+
+
 def c_string(text: str) -> str:
     """A C string literal for any text: printable ASCII kept, everything else as octal byte escapes."""
     out = []

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from edgekd.artifacts import TensorSpec
-from edgekd.handoff.c_array import C_TYPES, c_string, generated_banner
+from edgekd.handoff.c_array import C_TYPES, c_comment, c_string, generated_banner
 from edgekd.handoff.identifiers import BundleSymbols
 from edgekd.handoff.tflite_reader import TENSOR_TYPES, TfliteModel
 
@@ -130,7 +130,7 @@ def _tensor_lines(kind: str, entry: dict[str, Any]) -> list[str]:
     prefix = f"k{kind}{entry['index']}"
     dims = ", ".join(str(d) for d in entry["shape"]) or "1"
     lines = [
-        f"// {kind.lower()} {entry['index']}: {entry['name']} ({entry['tensor_name']}) "
+        f"// {kind.lower()} {entry['index']}: {c_comment(entry['name'])} ({c_comment(entry['tensor_name'])}) "
         f"{entry['dtype']} {entry['shape']} {entry['layout'] or ''}".rstrip(),
         f"constexpr const char* {prefix}Name = {c_string(entry['name'])};",
         f"constexpr int {prefix}Rank = {len(entry['shape'])};",

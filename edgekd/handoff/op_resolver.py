@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from edgekd.errors import HandoffError
-from edgekd.handoff.c_array import generated_banner
+from edgekd.handoff.c_array import c_comment, generated_banner
 from edgekd.handoff.identifiers import BundleSymbols
 from edgekd.handoff.tflite_reader import OperatorCode
 
@@ -200,7 +200,7 @@ def render_op_resolver_header(
         f'#include "{RESOLVER_INCLUDE}"',
         "",
         f"// The {len(supported)} operator{'s' if len(supported) != 1 else ''} {source} uses, nothing more:",
-        *(f"//   {entry.op}" for entry in supported),
+        *(f"//   {c_comment(entry.op)}" for entry in supported),
         f"using {symbols.resolver_type} = tflite::MicroMutableOpResolver<{len(supported)}>;",
         "",
         "// Returns kTfLiteOk when every operator was added.",
@@ -210,7 +210,7 @@ def render_op_resolver_header(
         "}",
         "",
     ]
-    skipped = [entry.op for entry in entries if not entry.method]
+    skipped = [c_comment(entry.op) for entry in entries if not entry.method]
     if skipped:  # only for linux/android bundles, where TFLM is not the runtime
         lines += [
             f"// Not available in TFLite Micro (this bundle targets a full TFLite runtime): {', '.join(skipped)}",

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from edgekd.errors import HandoffError
 from edgekd.handoff.arena import estimate_head
-from edgekd.handoff.c_array import c_string, value_lines
+from edgekd.handoff.c_array import c_comment, c_string, value_lines
 from edgekd.handoff.identifiers import C_KEYWORDS, bundle_symbols, c_identifier
 from edgekd.handoff.op_resolver import (
     TFLM_BUILTINS,
@@ -196,3 +196,13 @@ def test_liveness_planner_reuses_memory_of_dead_tensors() -> None:
     )
     # Aligned to 16: t1 208 at 0; t0 112 live with t1 -> at 208; t2 64 reuses t0's place (t0 dead by then).
     assert estimate_head(model) == 208 + 112
+
+
+def test_names_from_the_model_cannot_inject_code_through_comments() -> None:
+    assert c_comment("evil\n#define X 1") == "evil #define X 1" and c_comment("ends\\") == "ends/"
+    assert "??/" not in c_comment("trigraph??/")
+    symbols = bundle_symbols("net")
+    entries = resolver_entries([OperatorCode("CONV_2D", 1), OperatorCode("CUSTOM", 1, "x\nint injected = 1;\\")])
+    text = render_op_resolver_header(entries, symbols, source="net.tflite", edgekd_version="test")
+    assert all(line.startswith("//") for line in text.splitlines() if "injected" in line)
+    assert not any(line.rstrip().endswith("\\") for line in text.splitlines())

@@ -9,10 +9,12 @@ found by bisection (to 16 bytes) between it and the known-good trial size. Every
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,6 +86,7 @@ class TflmProbe:
             stderr=self._stderr,
             text=True,
             env=env,
+            start_new_session=True,  # its own process group: a hung trial's forked child is killed with it
         )
 
     def trial(self, arena: int, *, keep_outputs: bool = False) -> tuple[Trial, list[np.ndarray] | None]:
@@ -102,7 +105,7 @@ class TflmProbe:
             raise TflmFailure(f"the TFLM worker exited: {self._worker_stderr()}") from None
         ready, _, _ = select.select([self._process.stdout], [], [], _TRIAL_TIMEOUT_S)
         if not ready:
-            self.close()
+            self._kill()
             raise TflmFailure(f"a TFLM inference with a {arena}-byte arena took over {_TRIAL_TIMEOUT_S:.0f} s")
         line = self._process.stdout.readline()
         if not line:
@@ -120,6 +123,12 @@ class TflmProbe:
         text = self._stderr.read().decode("utf-8", errors="replace").strip()
         return text.splitlines()[-1] if text else "no message"
 
+    def _kill(self) -> None:
+        """End the worker and any trial child it forked (same process group, which it leads)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+
     def close(self) -> None:
         if self._process.poll() is None:
             if self._process.stdin:
@@ -127,8 +136,7 @@ class TflmProbe:
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                self._kill()
         if self._process.stdout:
             self._process.stdout.close()
         self._stderr.close()

@@ -462,3 +462,28 @@ bundle_mod.build_handoff(describe_file(Path({str(models["cnn_int8"])!r})), Path(
     bundle(models["cnn_int8"], out)  # the next run removes the dead run's staging folder
     assert not list(tmp_path.glob(".handoff.*"))
     assert sha256_file(out / "model.tflite") == sha256_file(models["cnn_int8"])
+
+
+def test_a_crashing_tflm_trial_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    from edgekd.handoff import tflm_probe
+
+    def segfault(*args: object) -> bool:  # what TFLM does at some too-small arena sizes
+        os.kill(os.getpid(), signal.SIGSEGV)
+        return True
+
+    monkeypatch.setattr(tflm_probe, "_trial", segfault)
+    answer = tflm_probe._run_one(b"", [], 1024, None, 0)  # forks: only the child dies
+    assert answer == {"ok": False, "crashed": "SIGSEGV", "report": answer["report"]}
+
+
+def test_a_hung_tflm_trial_is_killed(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgekd.handoff import tflm_measure
+
+    monkeypatch.setattr(tflm_measure, "_TRIAL_TIMEOUT_S", 0.0)
+    probe = tflm_measure.TflmProbe(models["cnn_int8"], [np.zeros((1, 8, 8, 1), np.int8)], 1)
+    with pytest.raises(tflm_measure.TflmFailure, match="took over"):
+        probe.trial(1 << 20)
+    assert probe._process.poll() is not None
+    probe.close()

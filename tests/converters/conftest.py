@@ -32,7 +32,6 @@ def train_torch_artifact(spec: dict, data: Dataset, out_dir: Path, *, epochs: in
 
     from edgekd.distill import models
 
-    models.SmallCNN  # noqa: B018 - materialise the lazily built classes (build_model looks them up as globals)
     torch.manual_seed(0)
     model = models.build_model(spec, data.input_shape, data.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -100,3 +100,17 @@ def test_failing_int8_row_names_worst_tflite_layers(tflite_models, torch_models,
     assert not int8["passed"] and any("max_abs_error" in f for f in int8["failures"])
     assert int8["worst_layers"] and {"layer", "op", "relative_error", "growth"} <= set(int8["worst_layers"][0])
     assert int8["worst_layers"][0]["op"] in int8["ops"]["ops"]
+
+
+def test_cross_converter_rows_only_for_tflite_pairs_from_two_converters(tflite_models, onnx_models, digits):
+    """Runs without litert-torch: a copy of the onnx2tf files relabelled as the second converter's."""
+    from dataclasses import replace
+
+    from edgekd.verify.parity import cross_check_converters
+
+    onnx2tf_files = [tflite_models["cnn"]["fp32"], tflite_models["cnn"]["int8"]]
+    assert cross_check_converters([*onnx2tf_files, onnx_models["cnn"]], digits.x_test[:40]) == []
+    second = [replace(a, name=f"litert_torch_{a.precision}", producer="litert_torch edgekd-0.1.0") for a in onnx2tf_files]
+    rows = cross_check_converters([*onnx2tf_files, tflite_models["mobilenet"]["fp32"], *second], digits.x_test[:40])
+    assert sorted((row["precision"], row["second"]) for row in rows) == [("fp32", "litert_torch_fp32"), ("int8", "litert_torch_int8")]
+    assert all(row["top1_agreement"] == 1.0 and row["max_abs_error"] == 0.0 for row in rows)

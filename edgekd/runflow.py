@@ -11,7 +11,7 @@ from edgekd.fileio import read_json
 from edgekd.pipeline import Pipeline, StageOutcome
 from edgekd.recipe import Recipe, load_recipe, resolve_path
 from edgekd.stages import STAGE_NAMES, default_stages
-from edgekd.errors import UsageError
+from edgekd.errors import TargetError, UsageError
 from edgekd.registry import unknown_name
 
 
@@ -23,11 +23,24 @@ def run_directory(recipe: Recipe, base_dir: Path, out: Path | None) -> Path:
     return Path("runs") / recipe.run.name
 
 
+def check_bench_targets(recipe: Recipe, only: set[str] | None) -> None:
+    """Refuse an unknown bench target before any training, not after it (the bench stage runs last)."""
+    if not recipe.bench.enabled or (only is not None and "bench" not in only):
+        return
+    from edgekd.inventory import load_inventory
+
+    known, _ = load_inventory()
+    for name in recipe.bench.targets:
+        if name not in known:
+            raise unknown_name("target", name, known, TargetError)
+
+
 def run_recipe(recipe_path: Path, *, out: Path | None = None, force: bool = False, only: set[str] | None = None) -> Path:
     recipe, base_dir = load_recipe(recipe_path)
     for name in only or ():
         if name not in STAGE_NAMES:
             raise unknown_name("stage", name, STAGE_NAMES, UsageError)
+    check_bench_targets(recipe, only)
     run_dir = run_directory(recipe, base_dir, out)
     pipeline = Pipeline(default_stages(), recipe, base_dir, run_dir)
     started = time.perf_counter()

@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # without standalone mode, click returns (not raises) the code of a `typer.Exit(n)`
         result = app(args=args, prog_name="edgekd", standalone_mode=False)
-        return result if isinstance(result, int) else 0
+        code = result if isinstance(result, int) else 0
+        if code == INTERRUPTED:  # typer turns KeyboardInterrupt (Ctrl-C, and SIGTERM here) into exit code 130
+            _print_interrupted()
+        return code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -99,12 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        console.err_console.print("[yellow]interrupted[/]: completed stages are kept; run the same command again to resume")
-        return 130
+        _print_interrupted()
+        return INTERRUPTED
     except Exception as exc:  # a bug in edgekd: keep the traceback, but in a file
         log = _write_crash_log()
         console.err_console.print(f"[red]internal error[/]: {type(exc).__name__}: {exc}\n  the traceback is in {log}; please report it")
         return 70
+
+
+INTERRUPTED = 130
+
+
+def _print_interrupted() -> None:
+    sys.stderr.write("interrupted: completed stages and results are kept; run the same command again to resume\n")
 
 
 def _print_error(exc: EdgekdError) -> None:

@@ -122,3 +122,23 @@ def test_full_disk_is_one_clear_message_and_completed_stages_stay(tiny_disk: Pat
     manifest = json.loads((out / ".edgekd" / "stages" / "data.json").read_text())
     assert manifest["artifacts"][0]["name"] == "dataset" and (out / "data.npz").exists()
     assert not (out / ".edgekd" / "stages" / "teacher.json").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_edgekd_run_interrupted_says_so_and_resumes(tmp_path: Path, signum: int) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekd.cli", "run", "examples/digits.toml", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "data" in line and "s" in line.split()[-1]:
+            break  # the data stage finished; the teacher is training now
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / ".edgekd" / "stages" / "data.json").exists()
+    assert not (out / ".edgekd" / "stages" / "teacher.json").exists()

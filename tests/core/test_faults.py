@@ -133,7 +133,7 @@ def test_edgekd_run_interrupted_says_so_and_resumes(tmp_path: Path, signum: int)
     )  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
-        if "data" in line and "s" in line.split()[-1]:
+        if line.strip().startswith("✓ data"):
             break  # the data stage finished; the teacher is training now
     time.sleep(1.0)
     proc.send_signal(signum)

@@ -27,6 +27,8 @@ BUILTIN = {"local": {"kind": "local"}}
 
 
 def inventory_path(explicit: Path | None = None) -> Path | None:
+    if explicit is not None and not explicit.is_file():  # never fall back to another file the user did not name
+        raise TargetError(f"inventory {explicit} does not exist", hint="create it; see README 'Targets'")
     candidates = [explicit] if explicit else []
     if os.environ.get("EDGEKD_TARGETS"):
         candidates.append(Path(os.environ["EDGEKD_TARGETS"]))
@@ -34,8 +36,6 @@ def inventory_path(explicit: Path | None = None) -> Path | None:
     for path in candidates:
         if path is not None and path.is_file():
             return path
-    if explicit is not None:
-        raise TargetError(f"inventory {explicit} does not exist", hint="create it; see README 'Targets'")
     return None
 
 

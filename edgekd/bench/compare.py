@@ -4,7 +4,9 @@ A change is a regression when B's median is slower by more than `threshold` (rel
 is significant: a two-sided Mann-Whitney U test on the raw samples at level `alpha`. Samples of one run
 are not fully independent (drift, caches), so the p-value alone is overconfident: the relative threshold
 keeps tiny-but-"significant" changes from failing CI. Without raw samples (summaries only) the 95% CIs
-of the medians must not overlap instead.
+of the medians must not overlap instead. Raw samples are the result's `latencies_ns`, or the `latencies_ms`
+that pipeline bench rows carry (edgekd/stages/delivery.py). A tool summary without a median is compared
+on its mean.
 """
 
 from __future__ import annotations
@@ -101,6 +103,25 @@ def pair_results(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple
     return [(by_a.get(key), by_b.get(key)) for key in keys]
 
 
+def raw_samples_ns(result: dict[str, Any]) -> list[float]:
+    """The result's raw latencies in ns: `latencies_ns` (bench results) or `latencies_ms` (pipeline rows)."""
+    if result.get("latencies_ns"):
+        return [float(v) for v in result["latencies_ns"]]
+    figures = _figures(result)
+    millis = result.get("latencies_ms") or figures.get("latencies_ms") or []
+    return [float(v) * 1e6 for v in millis]
+
+
+def _center_ms(figures: dict[str, Any]) -> float:
+    value = figures.get("p50_ms")
+    if value is None:
+        value = figures.get("mean_ms")
+    if value is None:
+        raise BenchError(f"result {figures.get('artifact')} has neither a median nor a mean latency",
+                         hint="is this an edgekd bench result?")
+    return float(value)
+
+
 def compare_pair(
     a: dict[str, Any] | None, b: dict[str, Any] | None, threshold: float, alpha: float
 ) -> ResultComparison:
@@ -114,9 +135,9 @@ def compare_pair(
     fa, fb = _figures(a), _figures(b)
     if _key(b)[0] != artifact:  # two versions of one model, paired by target
         artifact = f"{artifact} → {_key(b)[0]}"
-    a50, b50 = float(fa["p50_ms"]), float(fb["p50_ms"])
+    a50, b50 = _center_ms(fa), _center_ms(fb)
     change = b50 / a50 - 1 if a50 > 0 else None
-    raw_a, raw_b = a.get("latencies_ns") or [], b.get("latencies_ns") or []
+    raw_a, raw_b = raw_samples_ns(a), raw_samples_ns(b)
     if raw_a and raw_b:
         from scipy.stats import mannwhitneyu
 

@@ -14,11 +14,14 @@ def result_environment(
     info: DeviceInfo, runner_doc: dict[str, Any], artifact: Artifact, completed: Completed
 ) -> dict[str, Any]:
     """One flat-ish dict. The runner's view (taken on the device, right after the timed loop) wins over
-    DeviceInfo (taken before) for values both have, such as governor and temperatures."""
+    DeviceInfo (taken before) for values both have, such as governor and temperatures. DeviceInfo.extra is
+    kept whole under `device_details`, its thermal status, SDK, big-core mask, throttling and charging
+    state also lifted to the top level."""
     from edgekd import __version__
 
     runner_env = runner_doc.get("env", {})
-    return {
+    extra = dict(info.extra)
+    env = {
         "device": info.name,
         "kind": info.kind,
         "arch": runner_env.get("machine") or info.arch,
@@ -41,4 +44,13 @@ def result_environment(
         "runner_notes": runner_doc.get("notes", []),
         "wall_s": round(completed.seconds, 3),
         "host": {"python": platform.python_version(), "machine": platform.machine(), "edgekd": __version__},
+        # What the target knows about itself (adb: SDK, big-core mask, battery; ssh: Pi profile, throttling).
+        "device_details": extra,
+        "thermal_status_before": extra.get("thermal_status"),
+        "thermal_status_after": runner_env.get("thermal_status"),
+        "sdk": extra.get("sdk"),
+        "big_core_mask": extra.get("big_core_mask"),
+        "throttled": extra.get("throttled"),
+        "charging": bool(extra["on_power"]) if "on_power" in extra else None,  # adb: on USB/AC/wireless power
     }
+    return env

@@ -25,11 +25,12 @@ from edgekd.bench.energy_accounting import IdleBaseline, estimate_per_inference,
 from edgekd.bench.environment import result_environment
 from edgekd.bench.noise import GovernorControl, run_order, wait_for_thermal
 from edgekd.bench.result import BenchResult
+from edgekd.bench.target_settings import TargetSettings, apply_target_settings
 from edgekd.config.bench import BenchConfig
 from edgekd.device import Completed, DeviceInfo, Target
 from edgekd.energy import EnergyMeter, EnergyWindow
 from edgekd.errors import BenchError, EdgekdError, TargetError
-from edgekd.measure import compute_stats, window_stats
+from edgekd.measure import Stats, compute_stats, window_stats
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class _Runs:
     """What the repeats of one artifact collected."""
 
     latencies: list[int] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)  # tool modes: printed summaries, no samples
     repeat_medians_ms: list[float] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
     peak_rss_kb: list[int] = field(default_factory=list)
@@ -143,6 +145,16 @@ class _Runs:
     energy_windows: list[EnergyWindow] = field(default_factory=list)
     completed: Completed | None = None
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def inferences(self) -> int:
+        """Timed inferences over all repeats (from the samples, or the tools' counts)."""
+        return len(self.latencies) or sum(int(s.get("count") or 0) for s in self.summaries)
+
+    def stats(self) -> Stats:
+        if self.latencies:
+            return compute_stats(self.latencies)
+        return Stats.from_summaries(self.summaries, str(self.documents[0].get("runtime") or "the tool"))
 
 
 def _invoke(
@@ -204,6 +216,8 @@ def bench_artifacts(
     try:
         target.connect()
         info = target.info()
+        settings = apply_target_settings(target, info, config)
+        config = settings.config
         runner = target.push(runner_path())
         inputs = target.push(_inputs_file(config)) if config.inputs else None
         remotes: dict[str, str] = {}
@@ -252,7 +266,7 @@ def bench_artifacts(
                 if progress:
                     progress(len(order) + index + 1, total, f"{artifact.name} energy reference")
             results.append(
-                _result(target, info, artifact, collected[index], baselines[runtimes[index]], config, energy,
+                _result(target, info, artifact, collected[index], baselines[runtimes[index]], settings, energy,
                         energy_reason, governor_note)
             )
         return results
@@ -308,17 +322,14 @@ def _collect(
         )
     latencies = [int(x) for x in document.get("latencies_ns") or []]
     summary = document.get("summary")
-    if not latencies and summary:  # adb benchmark_model / ort_perf_test modes: the tools print summaries only
-        figures = ", ".join(f"{key} {value:g}" for key, value in summary.items() if isinstance(value, (int, float)))
-        raise BenchError(
-            f"{document.get('runtime')} reported a summary, not per-run latencies, for {artifact.name} ({figures}); "
-            "edgekd's statistics need the samples",
-            hint='use mode = "runner" on a phone with python3 (Termux), or read the summary above',
-        )
-    if not latencies:
+    if latencies:
+        runs.latencies.extend(latencies)
+        runs.repeat_medians_ms.append(compute_stats(latencies).center_ns / 1e6)
+    elif summary and summary.get("mean_ms") is not None:  # adb tool modes: the tools print summaries only
+        runs.summaries.append(dict(summary))
+        runs.repeat_medians_ms.append(summary.get("p50_ms") or summary["mean_ms"])
+    else:
         raise BenchError(f"the runner timed no inference of {artifact.name}", hint="raise --runs or --duration")
-    runs.latencies.extend(latencies)
-    runs.repeat_medians_ms.append(compute_stats(latencies).p50_ns / 1e6)
     runs.documents.append(document)
     rss = _peak_rss(document, completed)
     if rss is not None:
@@ -338,7 +349,19 @@ def _energy(
     _, _, reference = _invoke(target, reference_argv, config.timeout_s, meter)
     if reference is None or not runs.energy_windows:
         return None
-    return estimate_per_inference(runs.energy_windows, reference, len(runs.latencies), idle).to_dict()
+    if not runs.inferences:
+        return None
+    return estimate_per_inference(runs.energy_windows, reference, runs.inferences, idle).to_dict()
+
+
+def _power_warnings(env: dict[str, Any], energy: dict[str, Any] | None) -> list[str]:
+    """A phone measured on USB/AC power: its battery current is net of the charger (flagged in env too)."""
+    if not env.get("charging"):
+        return []
+    if energy is not None:
+        return ["measured while charging (--allow-charging): the energy figure is the battery's net current, "
+                "not the phone's consumption; latencies may differ from battery operation too"]
+    return ["measured while charging: the phone was on USB/AC power (latencies may differ from battery operation)"]
 
 
 def _inputs_file(config: BenchConfig) -> Path:
@@ -351,17 +374,23 @@ def _inputs_file(config: BenchConfig) -> Path:
 
 def _result(
     target: Target, info: DeviceInfo, artifact: Artifact, runs: _Runs, baseline_rss: int | None,
-    config: BenchConfig, energy: dict[str, Any] | None, energy_reason: str | None, governor_note: str,
+    settings: TargetSettings, energy: dict[str, Any] | None, energy_reason: str | None, governor_note: str,
 ) -> BenchResult:
+    config = settings.config
     first = runs.documents[0]
-    stats = compute_stats(runs.latencies)
+    stats = runs.stats()
     completed = runs.completed or Completed([], 0, "", "", 0.0)
     env = result_environment(info, runs.documents[-1], artifact, completed)
     env["init_ms_all"] = [d.get("init_ms") for d in runs.documents]
     env["rss_sources_kb"] = {"vmhwm": first.get("vmhwm_kb"), "ru_maxrss": first.get("ru_maxrss_kb"),
                              "wait4": completed.peak_rss_kb}
     env["governor_control"] = governor_note
-    warnings = [*stats.warnings, *dict.fromkeys(runs.warnings)]
+    env["settings"] = settings.env()
+    env["stats_source"] = stats.source
+    if stats.source != "samples":
+        env["tool_summaries"] = runs.summaries
+        env["tool_memory"] = [d.get("memory") for d in runs.documents if d.get("memory")]
+    warnings = [*stats.warnings, *dict.fromkeys(runs.warnings), *settings.notes, *_power_warnings(env, energy)]
     if len(runs.repeat_medians_ms) > 1:
         spread = max(runs.repeat_medians_ms) / min(runs.repeat_medians_ms) - 1
         if spread > 0.05:

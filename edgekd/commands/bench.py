@@ -51,7 +51,8 @@ def _make_target(name: str, inventory: Path | None) -> Any:
 @bench_app.command(DEFAULT_COMMAND)
 def bench_model(
     model: Annotated[list[Path], typer.Argument(help=".onnx / .tflite file(s); several are run interleaved")],
-    target: Annotated[str, typer.Option("--target", "-t", help="local, or a name in targets.toml")] = "local",
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", "-t", help="local, or a name in targets.toml; repeat for a fleet (run concurrently)")] = None,
     inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", help="targets.toml to read")] = None,
     runs: Annotated[Optional[int], typer.Option(help="timed runs per repeat", min=1)] = None,
     warmup: Annotated[Optional[int], typer.Option(help="untimed runs first", min=0)] = None,
@@ -65,50 +66,82 @@ def bench_model(
     inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input")] = None,
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="TFLite XNNPACK delegate")] = True,
     energy: Annotated[bool, typer.Option("--energy/--no-energy", help="measure energy where a meter exists")] = True,
+    allow_charging: Annotated[bool, typer.Option(
+        "--allow-charging", help="Android: measure battery energy on USB/AC power anyway (results flagged)")] = False,
     history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write full results (raw samples)")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Benchmark model files on a target and print latency percentiles, memory and energy."""
+    """Benchmark model files on one target or a fleet and print latency percentiles, memory and energy.
+
+    With several --target, every target runs concurrently; a target that fails keeps the others' results,
+    which are printed and recorded, and the command then exits non-zero naming the failed target(s)."""
     from edgekd.artifacts import describe_file
     from edgekd.bench.history import History
-    from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
-    from edgekd.errors import UsageError
+    from edgekd.errors import TargetError, UsageError
     from edgekd.fileio import atomic_write_json
 
     _json_mode(json_output)
+    names = list(dict.fromkeys(target or ["local"]))
     options = {"runs": runs, "warmup": warmup, "duration_s": duration, "threads": threads, "repeats": repeats,
                "sustained_windows": windows, "cooldown_s": cooldown, "thermal_limit_c": thermal_limit,
-               "xnnpack": xnnpack, "energy": energy, "inputs": str(inputs) if inputs else None}
+               "xnnpack": xnnpack, "energy": energy, "inputs": str(inputs) if inputs else None,
+               "allow_charging": allow_charging or None}
     if pin is not None:
         try:
             options["pin_cores"] = [int(core) for core in pin.split(",")]
         except ValueError:
             raise UsageError(f"--pin {pin!r} is not a list of core numbers", hint="e.g. --pin 0 or --pin 2,3") from None
-    config = BenchConfig(targets=[target], **{k: v for k, v in options.items() if v is not None})
+    config = BenchConfig(targets=names, **{k: v for k, v in options.items() if v is not None})
     artifacts = [describe_file(path) for path in model]
-    device = _make_target(target, inventory)
-    with console.progress() as bar:
-        results = bench_artifacts(device, artifacts, config, progress=bar)
+    devices = [_make_target(name, inventory) for name in names]  # unknown names fail before anything runs
+    results, errors = _run(devices, artifacts, config)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    full = [r.to_dict() for r in results]
-    if history:
-        History().record_run(run_id, None, results, {"command": "bench", "target": target,
-                                                      "models": [str(p) for p in model]})
+    if history and results:
+        History().record_run(run_id, None, results, {"command": "bench", "target": ",".join(names),
+                                                      "targets": names, "models": [str(p) for p in model],
+                                                      "failed": {n: str(e) for n, e in errors.items()}})
     if out is not None:
-        atomic_write_json(out, {"schema": "edgekd.bench/1", "run_id": run_id, "results": full})
+        atomic_write_json(out, {"schema": "edgekd.bench/1", "run_id": run_id, "targets": names,
+                                "errors": {n: str(e) for n, e in errors.items()},
+                                "results": [r.to_dict() for r in results]})
+    recorded = run_id if history and results else None
     if console.is_json():
-        console.emit_json({"schema": "edgekd.bench/1", "run_id": run_id if history else None, "target": target,
+        console.emit_json({"schema": "edgekd.bench/1", "run_id": recorded, "target": ",".join(names),
+                           "targets": names, "errors": {n: str(e) for n, e in errors.items()},
                            "results": [{**r.summary(), "latencies_ns": r.latencies_ns} for r in results]})
+    elif results:
+        for name in names:
+            mine = [r for r in results if r.target == name]
+            if mine:
+                _print_results(mine, recorded)
+    if not errors:
         return
-    _print_results(results, run_id if history else None)
+    failed = "; ".join(f"{name}: {error}" for name, error in errors.items())
+    kept = f"results of {', '.join(n for n in names if n not in errors)} were kept" if results else "no results"
+    raise TargetError(f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
+                      hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone")
+
+
+def _run(devices: list[Any], artifacts: list[Any], config: Any) -> tuple[list[Any], dict[str, Exception]]:
+    """One target: bench_artifacts with a progress bar. Several: targets.fleet.bench_fleet, concurrently."""
+    if len(devices) == 1:
+        from edgekd.bench.orchestrate import bench_artifacts
+
+        with console.progress() as bar:  # its typed error propagates as is
+            return bench_artifacts(devices[0], artifacts, config, progress=bar), {}
+    from edgekd.targets.fleet import bench_fleet
+
+    # Several models on one target run interleaved (A B A B) in one call, as on a single target.
+    outcome = bench_fleet(devices, artifacts, config, per_artifact=len(artifacts) == 1 or not config.interleave)
+    return outcome.all_results(), dict(outcome.errors)
 
 
 def _print_results(results: list[Any], run_id: str | None) -> None:
     from rich.table import Table
 
-    unit, per_ms = ("µs", 1000.0) if max(r.stats.p50_ns for r in results) < 1e6 else ("ms", 1.0)
+    unit, per_ms = ("µs", 1000.0) if max(r.stats.center_ns for r in results) < 1e6 else ("ms", 1.0)
     table = Table(title=f"bench on {results[0].target}" + (f" (history run {run_id})" if run_id else ""))
     for column in ("model", "runtime", f"p50 {unit} [95% CI]", "p90", "p99", "RSS MiB (model)", "J/inference"):
         table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
@@ -116,9 +149,11 @@ def _print_results(results: list[Any], run_id: str | None) -> None:
         s = result.summary()
         energy = (f"{s['energy_j_per_inference']:.3g} ± {s['energy_uncertainty_j']:.2g}"
                   if s["energy_j_per_inference"] is not None else "n/a")
-        p50, p90, p99, low, high = (per_ms * v for v in (s["p50_ms"], s["p90_ms"], s["p99_ms"], *s["ci95_median_ms"]))
-        table.add_row(s["artifact"], f"{s['runtime']} {s['runtime_version'] or ''}",
-                      f"{_num(p50)} [{_num(low)}, {_num(high)}]", _num(p90), _num(p99),
+        low, high = s["ci95_median_ms"] or (None, None)
+        p50, p90, p99, low, high = (None if v is None else per_ms * v
+                                    for v in (s["p50_ms"], s["p90_ms"], s["p99_ms"], low, high))
+        middle = f"{_num(p50)} [{_num(low)}, {_num(high)}]" if low is not None else f"{_num(p50)} (mean {_num(per_ms * s['mean_ms'])})"
+        table.add_row(s["artifact"], f"{s['runtime']} {s['runtime_version'] or ''}", middle, _num(p90), _num(p99),
                       f"{_mib(s['peak_rss_kb'])} ({_mib(s['model_rss_kb'])})", energy)
     console.say(table)
     for result in results:
@@ -128,8 +163,10 @@ def _print_results(results: list[Any], run_id: str | None) -> None:
         console.say(f"energy unavailable: {results[0].energy_unavailable}")
 
 
-def _num(value: float) -> str:
+def _num(value: float | None) -> str:
     """Three significant digits without scientific notation (latencies span 0.1 µs to seconds)."""
+    if value is None:
+        return "n/a"
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
@@ -162,7 +199,7 @@ def bench_history(
         for row in rows:
             energy = row.get("energy_j_per_inference")
             table.add_row(str(row.get("artifact")), str(row.get("target")), str(row.get("runtime")),
-                          f"{row.get('p50_ms', 0):.4f}", f"{row.get('p99_ms', 0):.4f}", _mib(row.get("peak_rss_kb")),
+                          _ms(row.get("p50_ms")), _ms(row.get("p99_ms")), _mib(row.get("peak_rss_kb")),
                           "n/a" if energy is None else f"{energy:.3g}")
         console.say(table)
         return

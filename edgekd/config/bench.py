@@ -29,3 +29,4 @@ class BenchConfig(StrictModel):
     energy_idle_s: float = Field(3.0, gt=0)  # idle-power baseline measured before benchmarking
     seed: int = 0  # seed of generated inputs
     inputs: str | None = None  # .npz with one sample per model input (by name); None: generated per dtype
+    allow_charging: bool = False  # Android: measure battery energy on USB/AC power anyway (results flagged)

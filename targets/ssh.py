@@ -270,7 +270,8 @@ class SshTarget:
             return self._pushed[digest]
         remote = f"{workdir}/{len(self._pushed)}-{path.name}"
         quoted = shlex.quote(remote)
-        done = self._run_shell(f"cat > {quoted} && sha256sum {quoted}", timeout=600, what=f"copying {path.name}", stdin=path.read_bytes())
+        # sha256sum reads stdin: for a name with a backslash or newline, GNU sha256sum escapes it and prefixes its line with one
+        done = self._run_shell(f"cat > {quoted} && sha256sum < {quoted}", timeout=600, what=f"copying {path.name}", stdin=path.read_bytes())
         if done.returncode != 0:
             if is_disk_full(done.stderr):
                 raise disk_full(self, workdir, f"copying {path.name}", path.stat().st_size)

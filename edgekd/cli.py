@@ -7,6 +7,7 @@ to a log file, with one line on the terminal saying where.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         code = result if isinstance(result, int) else 0
         if code == INTERRUPTED:  # typer turns KeyboardInterrupt (Ctrl-C, and SIGTERM here) into exit code 130
             _print_interrupted()
+            _exit_interrupted()
         return code
     except typer.Exit as exc:
         return exc.exit_code
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         _print_interrupted()
+        _exit_interrupted()
         return INTERRUPTED
     except Exception as exc:  # a bug in edgekd: keep the traceback, but in a file
         log = _write_crash_log()
@@ -115,6 +118,21 @@ INTERRUPTED = 130
 
 def _print_interrupted() -> None:
     sys.stderr.write("interrupted: completed stages and results are kept; run the same command again to resume\n")
+
+
+def _exit_interrupted() -> None:
+    """Exit 130 for certain. All cleanup has run by now (finally blocks unwound on the way out).
+
+    A Ctrl-C that lands while a C extension runs Python code through PyRun_String (pybind11 does, e.g.
+    while torch imports) sets CPython's "unhandled KeyboardInterrupt" flag even though edgekd handled
+    the interrupt; the interpreter would then exit by re-raising SIGINT (status -2) instead of 130.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
 
 
 def _print_error(exc: EdgekdError) -> None:

@@ -138,7 +138,7 @@ def test_edgekd_run_interrupted_says_so_and_resumes(tmp_path: Path, signum: int)
     time.sleep(1.0)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err[-3000:]
     assert "interrupted" in err and "Traceback" not in err
     assert (out / ".edgekd" / "stages" / "data.json").exists()
     assert not (out / ".edgekd" / "stages" / "teacher.json").exists()

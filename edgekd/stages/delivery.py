@@ -52,6 +52,14 @@ class VerifyStage(BaseStage):
 
 
 class BenchStage(BaseStage):
+    """Benchmark the deployable models on every [bench] target, concurrently (targets.fleet.bench_fleet).
+
+    A target that fails does not lose the others' results: they are kept in the stage's manifest (and so
+    in the report), and the run then fails after this stage (`gate`) naming the failed target(s); handoff
+    is skipped. Being a recorded outcome, a plain rerun reports the same failure from the cache; the hint
+    says how to retry (`--only bench --only report --force`). When every target fails there is nothing to
+    keep, and the stage itself fails (a rerun retries it)."""
+
     name = "bench"
     needs = ("data", *MODEL_STAGES)
 
@@ -62,18 +70,47 @@ class BenchStage(BaseStage):
         return {"bench": recipe.bench.model_dump(mode="json")}
 
     def run(self, ctx: StageContext) -> StageResult:
-        from edgekd.bench.orchestrate import bench_artifacts
-        from edgekd.inventory import make_target
+        from functools import partial
 
-        results: list[dict[str, Any]] = []
+        from edgekd.bench.orchestrate import bench_artifacts
+        from edgekd.errors import TargetError
+        from edgekd.inventory import make_target
+        from edgekd.targets.fleet import bench_fleet
+
+        config = ctx.recipe.bench
         models = deployable_models(ctx)
-        for target_name in ctx.recipe.bench.targets:
-            target = make_target(target_name, None)
-            for result in bench_artifacts(target, models, ctx.recipe.bench, progress=ctx.progress):
+        targets = [make_target(name, None) for name in dict.fromkeys(config.targets)]  # unknown names fail first
+        bench = partial(bench_artifacts, progress=ctx.progress) if len(targets) == 1 else None  # bars don't nest
+        outcome = bench_fleet(targets, models, config, per_artifact=not config.interleave, bench=bench)
+        results: list[dict[str, Any]] = []
+        for target in targets:  # rows in the recipe's target order, whatever order they finished in
+            for result in outcome.results.get(target.name, []):
                 row = result.summary()
-                row["latencies_ms"] = [ns / 1e6 for ns in result.latencies_ns]  # raw samples for the plots
+                row["latencies_ms"] = [ns / 1e6 for ns in result.latencies_ns]  # raw samples for plots and compare
                 results.append(row)
-        return StageResult([], {"results": results})
+        failed = {name: str(error) for name, error in outcome.errors.items()}
+        if failed and not results:
+            if len(outcome.errors) == 1:
+                raise next(iter(outcome.errors.values()))  # one target: its own typed error
+            lines = "\n".join(f"  {name}: {message}" for name, message in failed.items())
+            raise TargetError(f"bench failed on every target:\n{lines}",
+                              hint="run `edgekd targets doctor NAME` for each target, then rerun")
+        return StageResult([], {"results": results, "failed_targets": failed})
+
+    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
+        from edgekd.errors import TargetError
+
+        failed = summary.get("failed_targets") or {}
+        if not failed:
+            return None
+        kept = sorted({row.get("target") for row in summary.get("results", [])} - set(failed))
+        lines = "\n".join(f"  {name}: {message}" for name, message in failed.items())
+        return TargetError(
+            f"bench failed on {len(failed)} of {len(failed) + len(kept)} target(s) (results of "
+            f"{', '.join(kept)} are kept in the report):\n{lines}",
+            hint="fix the target (`edgekd targets doctor NAME`), then `edgekd run RECIPE --only bench --only report "
+            "--force` to benchmark again",
+        )
 
 
 class HandoffStage(BaseStage):

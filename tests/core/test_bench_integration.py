@@ -1,0 +1,186 @@
+"""The seams between the bench core, the targets and the pipeline: tool summaries as statistics, a Pi
+profile's threads and pinning, the bench stage as a fleet, and pipeline history rows in `bench compare`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgekd.artifacts import Artifact, create_artifact
+from edgekd.bench.compare import compare
+from edgekd.bench.history import History
+from edgekd.bench.orchestrate import bench_artifacts
+from edgekd.config.bench import BenchConfig
+from edgekd.errors import TargetError
+from edgekd.measure import Stats, compute_stats
+from edgekd.pipeline import StageContext
+from edgekd.recipe import parse_recipe
+from edgekd.stages import delivery
+from edgekd.targets.local import LocalTarget
+from edgekd.targets.ssh_entry import load_profile
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+
+FAST = {"runs": 20, "warmup": 1, "energy": False}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    path = make_matmul_onnx(tmp_path_factory.mktemp("models") / "chain.onnx", layers=2, size=32)
+    return create_artifact(path, name="chain", format="onnx", precision="fp32", producer="test")
+
+
+# -- statistics from a tool's summary ------------------------------------------------------------
+
+def test_one_summary_is_taken_as_printed() -> None:
+    stats = Stats.from_summaries([{"count": 50, "mean_ms": 2.0, "std_ms": 0.1, "min_ms": 1.8, "max_ms": 2.9,
+                                   "p50_ms": 1.95, "p90_ms": 2.2, "p99_ms": 2.8}], "onnxruntime_perf_test")
+    figures = stats.ms()
+    assert figures["runs"] == 50 and figures["p50_ms"] == pytest.approx(1.95) and figures["p99_ms"] == pytest.approx(2.8)
+    assert figures["std_ms"] == pytest.approx(0.1) and figures["min_ms"] == pytest.approx(1.8)
+    assert figures["iqr_ms"] is None and figures["mad_ms"] is None and figures["ci95_median_ms"] is None
+    assert not stats.unstable and stats.source == "tool-summary"
+    assert Stats.from_dict(stats.to_dict()) == stats  # survives the history's JSON
+
+
+def test_repeats_pool_exactly_and_missing_percentiles_stay_empty() -> None:
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(2.0, 0.05, 40), rng.normal(2.4, 0.05, 60)
+    summaries = [{"count": len(x), "mean_ms": float(x.mean()), "std_ms": float(x.std(ddof=1)),
+                  "min_ms": float(x.min()), "max_ms": float(x.max())} for x in (first, second)]
+    stats = Stats.from_summaries(summaries, "tflite-benchmark_model")
+    pooled = np.concatenate([first, second])
+    assert stats.n == 100 and stats.mean_ns == pytest.approx(pooled.mean() * 1e6)
+    assert stats.std_ns == pytest.approx(pooled.std(ddof=1) * 1e6)
+    assert stats.min_ns == pytest.approx(pooled.min() * 1e6) and stats.max_ns == pytest.approx(pooled.max() * 1e6)
+    assert stats.p50_ns is None and stats.p90_ns is None and stats.center_ns == stats.mean_ns
+    assert any("does not report p50/p90/p99" in w for w in stats.warnings)
+    assert stats.unstable  # std/mean ≈ 0.1 > 0.074: two repeats at different speeds
+
+
+def test_a_summary_without_a_mean_is_refused() -> None:
+    with pytest.raises(ValueError, match="no average"):
+        Stats.from_summaries([{"count": 5}], "benchmark_model")
+
+
+# -- a Pi profile's threads and pinning ----------------------------------------------------------
+
+class ProfiledTarget(LocalTarget):
+    """The local machine standing in for a Pi with the rpi5 profile (4 threads, cores 0-3)."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__("pi5", workdir_parent=tmp / "work", sysfs=tmp / "sys")
+        self.profile = load_profile("rpi5")
+        self.argvs: list[list[str]] = []
+
+    def run(self, argv, timeout):  # type: ignore[no-untyped-def]
+        self.argvs.append(list(argv))
+        return super().run(argv, timeout)
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def test_profile_fills_what_the_user_left_unset(model: Artifact, tmp_path: Path) -> None:
+    target = ProfiledTarget(tmp_path)
+    [result] = bench_artifacts(target, [model], BenchConfig(**FAST))
+    timed = [argv for argv in target.argvs if "--model" in argv]
+    cores = [c for c in range(4) if c < (target.info().cores or 0)]
+    assert timed and all(_option(a, "--threads") == "4" and _option(a, "--pin") == ",".join(map(str, cores))
+                         for a in timed)
+    settings = result.env["settings"]
+    assert settings["from_profile"] == {"profile": "Raspberry Pi 5", "threads": 4, "pin_cores": cores}
+    assert settings["set_by_user"] == [] and result.config["threads"] == 4 and result.env["threads"] == 4
+
+
+def test_the_users_threads_and_pinning_always_win(model: Artifact, tmp_path: Path) -> None:
+    target = ProfiledTarget(tmp_path)
+    [result] = bench_artifacts(target, [model], BenchConfig(threads=1, pin_cores=[0], **FAST))
+    timed = [argv for argv in target.argvs if "--model" in argv]
+    assert all(_option(a, "--threads") == "1" and _option(a, "--pin") == "0" for a in timed)
+    assert result.env["settings"]["from_profile"] == {} and result.env["settings"]["set_by_user"] == ["threads", "pin_cores"]
+    # Half a choice: the user's threads, the profile's pinning.
+    target = ProfiledTarget(tmp_path)
+    [result] = bench_artifacts(target, [model], BenchConfig(threads=2, **FAST))
+    assert result.env["settings"]["from_profile"].keys() == {"profile", "pin_cores"} and result.config["threads"] == 2
+
+
+def test_recipe_section_counts_as_the_users_choice() -> None:
+    recipe = parse_recipe({"bench": {"threads": 1}})
+    assert "threads" in recipe.bench.model_fields_set and "pin_cores" not in recipe.bench.model_fields_set
+
+
+# -- the bench stage as a fleet ------------------------------------------------------------------
+
+class BrokenTarget(LocalTarget):
+    def connect(self) -> None:
+        raise TargetError(f"{self.name} is unreachable", hint="check the cable")
+
+
+def _stage_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact, names: list[str]) -> Any:
+    def make_target(name: str, _inventory: Any) -> LocalTarget:
+        cls = BrokenTarget if name.startswith("broken") else LocalTarget
+        return cls(name, workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys")
+
+    monkeypatch.setattr("edgekd.inventory.make_target", make_target)
+    monkeypatch.setattr(delivery, "deployable_models", lambda _ctx: [model])
+    recipe = parse_recipe({"bench": {"targets": names, **FAST}})
+    ctx = StageContext(recipe=recipe, base_dir=tmp_path, run_dir=tmp_path / "run", workdir=tmp_path / "wd",
+                       inputs={}, summaries={})
+    stage = delivery.BenchStage()
+    return stage, recipe, stage.run(ctx)
+
+
+def test_bench_stage_keeps_the_others_results_and_fails_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              model: Artifact) -> None:
+    stage, recipe, result = _stage_run(tmp_path, monkeypatch, model, ["local", "broken-pi", "box2"])
+    rows = result.summary["results"]
+    assert [row["target"] for row in rows] == ["local", "box2"]
+    assert all(len(row["latencies_ms"]) == 20 for row in rows)
+    assert list(result.summary["failed_targets"]) == ["broken-pi"]
+    error = stage.gate(recipe, result.summary)
+    assert isinstance(error, TargetError) and "broken-pi: broken-pi is unreachable" in error.message
+    assert "results of box2, local are kept" in error.message and "--only bench" in (error.hint or "")
+    assert stage.gate(recipe, {"results": rows, "failed_targets": {}}) is None
+
+
+def test_bench_stage_with_only_a_failing_target_raises_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 model: Artifact) -> None:
+    with pytest.raises(TargetError, match="broken is unreachable"):
+        _stage_run(tmp_path, monkeypatch, model, ["broken"])
+    with pytest.raises(TargetError, match="every target") as caught:
+        _stage_run(tmp_path, monkeypatch, model, ["broken", "broken2"])
+    assert "broken2 is unreachable" in caught.value.message
+
+
+# -- pipeline history rows in `bench compare` ----------------------------------------------------
+
+def _pipeline_row(latencies_ms: np.ndarray) -> dict[str, Any]:
+    """A bench row as the pipeline's report records it: summary figures plus raw `latencies_ms`."""
+    from edgekd.report.build import bench_row
+
+    stats = compute_stats((latencies_ms * 1e6).astype(np.int64))
+    row = {"artifact": "student_int8", "target": "local", "runtime": "ort", **stats.ms(), "warnings": [], "env": {},
+           "latencies_ms": [float(v) for v in latencies_ms]}
+    return bench_row(row)
+
+
+def test_compare_uses_the_raw_samples_of_pipeline_runs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    store = History(tmp_path / "history.sqlite")
+    before = rng.lognormal(np.log(2.0), 0.3, 300)
+    store.record_run("digits:/runs/a", "hash", [_pipeline_row(before)], {"run_dir": "/runs/a"})
+    store.record_run("digits:/runs/b", "hash", [_pipeline_row(before * 1.15)], {"run_dir": "/runs/b"})
+    [row] = compare("digits:/runs/a", "digits:/runs/b", history=store).rows
+    assert row.method == "mann-whitney-u" and row.p_value is not None and row.p_value < 0.01
+    assert row.verdict == "regression" and row.n_a == row.n_b == 300
+    [same] = compare("digits:/runs/a", "digits:/runs/a", history=store).rows
+    assert same.method == "mann-whitney-u" and same.verdict == "unchanged"

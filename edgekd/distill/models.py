@@ -139,8 +139,6 @@ def save_state_dict(model: nn.Module, path: Path) -> None:
 
 def load_torch_model(artifact: Artifact) -> nn.Module:
     """Rebuild the module described by a torch artifact's sidecar and load its weights safely."""
-    import pickle
-
     import torch
 
     config = artifact.config
@@ -153,15 +151,27 @@ def load_torch_model(artifact: Artifact) -> nn.Module:
     model = build_model(spec, input_shape, num_classes)
     try:
         state = torch.load(artifact.path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelError(
-            f"{artifact.path} holds more than tensors and was refused: {str(exc).splitlines()[0]}",
-            hint="save only the state dict (torch.save(model.state_dict(), path)); edgekd never unpickles arbitrary objects",
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ModelError(f"{artifact.path} is not a readable torch file: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, OSError, ValueError
+        raise torch_load_error(artifact.path, exc) from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:
         raise ModelError(f"{artifact.path}: weights do not fit the {spec.get('arch')} model: {str(exc).splitlines()[0]}") from None
     return model.eval()
+
+
+def torch_load_error(path: Path, exc: BaseException) -> ModelError:
+    """The ModelError for a .pt that `torch.load(weights_only=True)` refused, without torch's advice to retry
+    with weights_only=False (which would run whatever code the file holds)."""
+    import pickle
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    refused_global = next((line for line in lines if "GLOBAL" in line), None)
+    advice = ("Weights only load failed", "Check the documentation", "Please file an issue", "(1)", "(2)")
+    reason = refused_global or next((line for line in lines if not line.startswith(advice)), type(exc).__name__)
+    reason = reason.removeprefix("WeightsUnpickler error: ").split(". ")[0].rstrip(".")
+    if isinstance(exc, pickle.UnpicklingError) and refused_global:
+        return ModelError(f"{path} holds more than tensors and was refused ({reason})",
+                          hint="save only the state dict (torch.save(model.state_dict(), path)); edgekd never unpickles arbitrary objects")  # fmt: skip
+    return ModelError(f"{path} is not a readable torch weights file ({reason})",
+                      hint="the file is corrupt or truncated, or not a torch.save() state dict: save it again")  # fmt: skip

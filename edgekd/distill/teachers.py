@@ -13,13 +13,13 @@ Probability outputs are turned into log-probabilities, which act as logits (soft
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekd.distill.models import torch_load_error
 from edgekd.errors import DataError, ModelError
 
 if TYPE_CHECKING:
@@ -122,13 +122,8 @@ def load_state_dict_file(path: Path) -> dict[str, Any]:
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelError(
-            f"{path} holds more than tensors and was refused: {str(exc).splitlines()[0]}",
-            hint="save only the state dict (torch.save(model.state_dict(), path)); edgekd never unpickles arbitrary objects",
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"{path} is not a readable torch weights file: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, OSError, ValueError
+        raise torch_load_error(path, exc) from None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise ModelError(f"{path} is not a state dict (got {type(state).__name__})",
                          hint="save model.state_dict(), not the model object")  # fmt: skip

@@ -97,7 +97,10 @@ class TfliteStage(BaseStage):
         else:
             artifacts = list(_available("litert_torch").convert(ctx.artifact(STUDENT), options, ctx.workdir, calibration=calibration))
         if options.also_litert_torch and options.converter == "onnx2tf":
-            second = ctx.workdir / "litert_torch"
-            second.mkdir()
-            artifacts += list(_available("litert_torch").convert(ctx.artifact(STUDENT), options, second, calibration=calibration))
+            # The second converter's files are named student.litert_torch.<precision>.tflite; precisions it
+            # cannot make (fp16, dynamic range) are skipped rather than failing the first converter's work.
+            artifacts += list(_available("litert_torch").convert(
+                ctx.artifact(STUDENT), options, ctx.workdir, calibration=calibration,
+                name_prefix="litert_torch", skip_unsupported=True,
+            ))  # fmt: skip
         return StageResult(artifacts, {"converter": options.converter})

@@ -32,12 +32,14 @@ class VerifyStage(BaseStage):
         return {"verify": recipe.verify.model_dump(mode="json")}
 
     def run(self, ctx: StageContext) -> StageResult:
-        from edgekd.verify.parity import verify_artifacts
+        from edgekd.verify.parity import cross_check_converters, verify_artifacts
 
         data = load_split_data(ctx)
-        report = verify_artifacts(ctx.artifact(STUDENT), deployable_models(ctx), data.x_test, data.y_test, ctx.recipe.verify)
+        models = deployable_models(ctx)
+        report = verify_artifacts(ctx.artifact(STUDENT), models, data.x_test, data.y_test, ctx.recipe.verify)
         failed = [row["artifact"] for row in report.rows if not row["passed"]]
-        return StageResult([], {"rows": report.rows, "failed": failed})
+        cross = cross_check_converters(models, data.x_test)  # empty unless two TFLite converters ran
+        return StageResult([], {"rows": report.rows, "failed": failed, "cross_converter": cross})
 
     def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
         failed = [row for row in summary.get("rows", []) if not row.get("passed")]

@@ -15,22 +15,20 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from edgekd.artifacts import Artifact
 from edgekd.bench.energy_accounting import IdleBaseline, estimate_per_inference, measure_idle
-from edgekd.bench.environment import result_environment
 from edgekd.bench.noise import GovernorControl, run_order, wait_for_thermal
+from edgekd.bench.collect import Runs, build_result, collect, peak_rss
 from edgekd.bench.result import BenchResult
-from edgekd.bench.target_settings import TargetSettings, apply_target_settings
+from edgekd.bench.target_settings import apply_target_settings
 from edgekd.config.bench import BenchConfig
 from edgekd.device import Completed, DeviceInfo, Target
 from edgekd.energy import EnergyMeter, EnergyWindow
 from edgekd.errors import BenchError, EdgekdError, TargetError
-from edgekd.measure import Stats, compute_stats, window_stats
 
 log = logging.getLogger(__name__)
 
@@ -132,31 +130,6 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
     return document
 
 
-@dataclass
-class _Runs:
-    """What the repeats of one artifact collected."""
-
-    latencies: list[int] = field(default_factory=list)
-    summaries: list[dict[str, Any]] = field(default_factory=list)  # tool modes: printed summaries, no samples
-    repeat_medians_ms: list[float] = field(default_factory=list)
-    documents: list[dict[str, Any]] = field(default_factory=list)
-    peak_rss_kb: list[int] = field(default_factory=list)
-    windows: list[dict[str, Any]] = field(default_factory=list)
-    energy_windows: list[EnergyWindow] = field(default_factory=list)
-    completed: Completed | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def inferences(self) -> int:
-        """Timed inferences over all repeats (from the samples, or the tools' counts)."""
-        return len(self.latencies) or sum(int(s.get("count") or 0) for s in self.summaries)
-
-    def stats(self) -> Stats:
-        if self.latencies:
-            return compute_stats(self.latencies)
-        return Stats.from_summaries(self.summaries, str(self.documents[0].get("runtime") or "the tool"))
-
-
 def _invoke(
     target: Target, argv: list[str], timeout: float, meter: EnergyMeter | None
 ) -> tuple[dict[str, Any], Completed, EnergyWindow | None]:
@@ -177,17 +150,6 @@ def _invoke(
             f"energy meter {meter.name} failed: {exc}", hint="rerun with energy = false in [bench]"
         ) from None
     return parse_runner_output(completed, target.name), completed, window
-
-
-def _peak_rss(document: dict[str, Any], completed: Completed) -> int | None:
-    """The runner's VmHWM where the device has procfs, else the transport's wait4 figure, else ru_maxrss.
-
-    wait4's ru_maxrss is not used first: Linux carries the parent's high-water mark across fork/exec
-    into the child's maxrss, so a runner started from a large process (edgekd with torch loaded)
-    would report the parent's memory."""
-    if document.get("vmhwm_kb") is not None:
-        return int(document["vmhwm_kb"])
-    return completed.peak_rss_kb if completed.peak_rss_kb is not None else document.get("peak_rss_kb")
 
 
 def _energy_meter(target: Target, config: BenchConfig) -> tuple[EnergyMeter | None, str | None]:
@@ -235,7 +197,7 @@ def bench_artifacts(
         }
         meter, energy_reason = _energy_meter(target, config)
         idle = measure_idle(meter, config.energy_idle_s) if meter else None
-        collected = [_Runs() for _ in artifacts]
+        collected = [Runs() for _ in artifacts]
         order = list(run_order(range(len(artifacts)), config.repeats, config.interleave))
         total = len(order) + (len(artifacts) if meter else 0)
         for step, (repeat, index) in enumerate(order):
@@ -253,9 +215,10 @@ def bench_artifacts(
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
             except BenchError as exc:  # name the file: several may be benchmarked together
                 raise BenchError(f"{artifact.path.name}: {exc.message}", hint=exc.hint) from None
-            _collect(collected[index], repeat, document, completed, window, artifact)
+            collect(collected[index], repeat, document, completed, window, artifact)
             if progress:
                 progress(step + 1, total, f"{artifact.name} run {repeat + 1}/{config.repeats}")
+        after = _info_after(target)
         results = []
         for index, artifact in enumerate(artifacts):
             energy = None
@@ -266,8 +229,8 @@ def bench_artifacts(
                 if progress:
                     progress(len(order) + index + 1, total, f"{artifact.name} energy reference")
             results.append(
-                _result(target, info, artifact, collected[index], baselines[runtimes[index]], settings, energy,
-                        energy_reason, governor_note)
+                build_result(target, (info, after), artifact, collected[index], baselines[runtimes[index]], settings,
+                        energy, energy_reason, governor_note)
             )
         return results
     finally:
@@ -295,6 +258,15 @@ def _runnable_here(target: Target, artifacts: Sequence[Artifact]) -> list[Artifa
     return runnable
 
 
+def _info_after(target: Target) -> DeviceInfo | None:
+    """The device's state once the timed runs are done (thermal status, Pi throttling flags); never fatal."""
+    try:
+        return target.info()
+    except EdgekdError as exc:
+        log.warning("%s: could not read the device state after the runs: %s", target.name, exc)
+        return None
+
+
 def _cleanup(target: Target, *, failing: bool) -> None:
     try:
         target.cleanup()
@@ -306,44 +278,12 @@ def _cleanup(target: Target, *, failing: bool) -> None:
 
 def _baseline_rss(target: Target, runner: str, runtime: str, config: BenchConfig) -> int | None:
     document, completed, _ = _invoke(target, runner_argv(target, runner, None, runtime, config), config.timeout_s, None)
-    return _peak_rss(document, completed)
-
-
-def _collect(
-    runs: _Runs, repeat: int, document: dict[str, Any], completed: Completed, window: EnergyWindow | None,
-    artifact: Artifact,
-) -> None:
-    sha = document.get("model_sha256")
-    if sha and sha != artifact.sha256:
-        raise BenchError(
-            f"the device ran a different file than {artifact.path.name} "
-            f"(sha256 {sha[:12]}… ≠ {artifact.sha256[:12]}…)",
-            hint="the copy on the device is stale or corrupt; rerun (the target pushes it again)",
-        )
-    latencies = [int(x) for x in document.get("latencies_ns") or []]
-    summary = document.get("summary")
-    if latencies:
-        runs.latencies.extend(latencies)
-        runs.repeat_medians_ms.append(compute_stats(latencies).center_ns / 1e6)
-    elif summary and summary.get("mean_ms") is not None:  # adb tool modes: the tools print summaries only
-        runs.summaries.append(dict(summary))
-        runs.repeat_medians_ms.append(summary.get("p50_ms") or summary["mean_ms"])
-    else:
-        raise BenchError(f"the runner timed no inference of {artifact.name}", hint="raise --runs or --duration")
-    runs.documents.append(document)
-    rss = _peak_rss(document, completed)
-    if rss is not None:
-        runs.peak_rss_kb.append(int(rss))
-    for row in window_stats(latencies, document.get("windows") or []):
-        runs.windows.append({"repeat": repeat, **row})
-    if window is not None:
-        runs.energy_windows.append(window)
-    runs.completed = completed
+    return peak_rss(document, completed)
 
 
 def _energy(
     target: Target, reference_argv: list[str], config: BenchConfig, meter: EnergyMeter, idle: IdleBaseline,
-    runs: _Runs,
+    runs: Runs,
 ) -> dict[str, Any] | None:
     """Differential estimate: the runs' windows minus a same-model, zero-run reference window."""
     _, _, reference = _invoke(target, reference_argv, config.timeout_s, meter)
@@ -354,71 +294,9 @@ def _energy(
     return estimate_per_inference(runs.energy_windows, reference, runs.inferences, idle).to_dict()
 
 
-def _power_warnings(env: dict[str, Any], energy: dict[str, Any] | None) -> list[str]:
-    """A phone measured on USB/AC power: its battery current is net of the charger (flagged in env too)."""
-    if not env.get("charging"):
-        return []
-    if energy is not None:
-        return ["measured while charging (--allow-charging): the energy figure is the battery's net current, "
-                "not the phone's consumption; latencies may differ from battery operation too"]
-    return ["measured while charging: the phone was on USB/AC power (latencies may differ from battery operation)"]
-
-
 def _inputs_file(config: BenchConfig) -> Path:
     path = Path(config.inputs or "")
     if not path.is_file():
         raise BenchError(f"inputs file {path} does not exist",
                          hint="give an .npz with one array per model input, named after the input")
     return path
-
-
-def _result(
-    target: Target, info: DeviceInfo, artifact: Artifact, runs: _Runs, baseline_rss: int | None,
-    settings: TargetSettings, energy: dict[str, Any] | None, energy_reason: str | None, governor_note: str,
-) -> BenchResult:
-    config = settings.config
-    first = runs.documents[0]
-    stats = runs.stats()
-    completed = runs.completed or Completed([], 0, "", "", 0.0)
-    env = result_environment(info, runs.documents[-1], artifact, completed)
-    env["init_ms_all"] = [d.get("init_ms") for d in runs.documents]
-    env["rss_sources_kb"] = {"vmhwm": first.get("vmhwm_kb"), "ru_maxrss": first.get("ru_maxrss_kb"),
-                             "wait4": completed.peak_rss_kb}
-    env["governor_control"] = governor_note
-    env["settings"] = settings.env()
-    env["stats_source"] = stats.source
-    if stats.source != "samples":
-        env["tool_summaries"] = runs.summaries
-        env["tool_memory"] = [d.get("memory") for d in runs.documents if d.get("memory")]
-    warnings = [*stats.warnings, *dict.fromkeys(runs.warnings), *settings.notes, *_power_warnings(env, energy)]
-    if len(runs.repeat_medians_ms) > 1:
-        spread = max(runs.repeat_medians_ms) / min(runs.repeat_medians_ms) - 1
-        if spread > 0.05:
-            warnings.append(f"medians of the repeats differ by {spread:.0%}: the device is not steady")
-    try:
-        size: int | None = artifact.size_bytes
-    except OSError:
-        size = None
-    return BenchResult(
-        artifact=artifact.name,
-        artifact_sha256=artifact.sha256,
-        format=artifact.format,
-        precision=artifact.precision,
-        target=target.name,
-        runtime=first.get("runtime", ""),
-        versions=dict(first.get("versions", {})),
-        latencies_ns=runs.latencies,
-        stats=stats,
-        init_ms=first.get("init_ms"),
-        first_ms=first.get("first_ms"),
-        peak_rss_kb=max(runs.peak_rss_kb) if runs.peak_rss_kb else None,
-        baseline_rss_kb=baseline_rss,
-        size_bytes=size,
-        energy=energy,
-        energy_unavailable=None if energy else (energy_reason or "no energy window was recorded"),
-        warnings=warnings,
-        env=env,
-        windows=runs.windows or None,
-        repeat_medians_ms=runs.repeat_medians_ms,
-        config=config.model_dump(),
-    )

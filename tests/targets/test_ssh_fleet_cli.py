@@ -52,6 +52,7 @@ def test_fleet_from_the_cli_keeps_the_working_pi(pi_entry, pi_models, tmp_path: 
     assert row["env"]["threads"] == 4 and settings["set_by_user"] == []
     assert row["env"]["device_details"]["profile"] == "Raspberry Pi 5"
     assert row["env"]["throttled"].startswith("ok (never throttled")  # vcgencmd get_throttled, decoded
+    assert row["env"]["throttled_after"].startswith("ok") and "vcgencmd" in row["env"]["temps_c_end"]
     # The working Pi's result is in the history under the run id printed.
     history = subprocess.run([EDGEKD, "--json", "bench", "history", report["run_id"]], capture_output=True,
                              text=True, timeout=120, env=env)

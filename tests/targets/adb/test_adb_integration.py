@@ -66,7 +66,8 @@ def test_allow_charging_reaches_the_battery_meter_and_flags_the_result(phone, on
     target = _target(phone, tmp_path, energy_interval_s=0.05)
     config = BenchConfig(runs=20, warmup=1, energy=True, energy_idle_s=0.3, allow_charging=allowed)
     [result] = bench_artifacts(target, [describe_file(onnx_model)], config)
-    assert result.env["charging"] is True
+    assert result.env["charging"] is True and result.env["device_details"]["on_power"] == ["USB"]
+    assert result.env["thermal_status_before"] and result.env["thermal_status_after"]  # runner mode: read after too
     assert any("measured while charging" in w for w in result.warnings)
     if allowed:
         assert result.energy is not None and result.energy_unavailable is None

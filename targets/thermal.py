@@ -23,6 +23,7 @@ THROTTLE_BITS: dict[int, str] = {
 SINCE_BOOT_SHIFT = 16
 
 _MEASURE_TEMP = re.compile(r"temp=\s*(-?[0-9]+(?:\.[0-9]+)?)\s*'?C")
+MAX_MILLIDEGREES = 1_000_000  # 1000 °C: no sensor on a board reads beyond
 _THROTTLED = re.compile(r"throttled=(0x[0-9a-fA-F]+|[0-9]+)")
 
 
@@ -90,6 +91,8 @@ def zone_temperatures(zones: Mapping[str, Mapping[str, str | None]]) -> dict[str
         try:
             millideg = int(str(raw).strip())
         except ValueError:
+            continue
+        if abs(millideg) > MAX_MILLIDEGREES:  # a garbled read; a float division would overflow on it
             continue
         label = (fields.get("type") or zone).strip()
         if label in temps:

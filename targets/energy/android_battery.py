@@ -10,6 +10,7 @@ is flagged). Idle power is subtracted by the orchestrator (edgekd.bench.energy_a
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,6 +36,15 @@ def sysfs_reader(root: Path) -> SupplyReader:
         return values
 
     return read
+
+
+def _finite(text: str | None) -> float | None:
+    """A sysfs number, or None for text that is not a finite number."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def current_scale(raw_current: float) -> tuple[float, str]:
@@ -85,6 +95,9 @@ class AndroidBatteryMeter(PowerSampler):
             return f"cannot read /sys/class/power_supply: {exc}"
         if values.get("battery/current_now") is None or values.get("battery/voltage_now") is None:
             return "this phone exposes no battery current_now/voltage_now in /sys/class/power_supply/battery"
+        for name in ("battery/current_now", "battery/voltage_now"):
+            if _finite(values[name]) is None:
+                return f"/sys/class/power_supply/{name} reads {str(values[name]).strip()[:40]!r}, not a number"
         supplies = powered_by(values)
         status = (values.get("battery/status") or "").strip()
         self.charging = bool(supplies) or status in ("Charging", "Full")
@@ -133,10 +146,8 @@ class AndroidBatteryMeter(PowerSampler):
 
     def read_watts(self) -> float | None:
         values = self.read()
-        try:
-            current = float(values["battery/current_now"] or "")
-            voltage = float(values["battery/voltage_now"] or "")
-        except (KeyError, ValueError):
+        current, voltage = _finite(values.get("battery/current_now")), _finite(values.get("battery/voltage_now"))
+        if current is None or voltage is None:
             return None
         assert self._factors is not None  # set by available()/start()
         amps, volts, sign = self._factors

@@ -26,6 +26,7 @@ class TargetSettings:
 
     def env(self) -> dict[str, Any]:
         return {"threads": self.config.threads, "pin_cores": self.config.pin_cores,
+                "allow_charging": self.config.allow_charging,
                 "from_profile": dict(self.from_profile), "set_by_user": list(self.from_user),
                 "notes": list(self.notes)}
 

@@ -88,6 +88,7 @@ def test_cli_bench_in_tool_mode_json(phone, adb_env, onnx_model: Path, android_t
     inventory = tmp_path / "targets.toml"
     inventory.write_text(f'[targets.pixel]\nkind = "adb"\nserial = "{phone.serial}"\nmode = "ort_perf_test"\n'
                          f'onnxruntime_perf_test = "{android_tools["onnxruntime_perf_test"]}"\n')
+    phone.sandbox.set_power_source(usb=True)
     common = [str(onnx_model), "--inventory", str(inventory), "--runs", "20", "--warmup", "1", "--no-energy", "--json"]
     done = _cli(["bench", *common, "--target", "pixel", "--allow-charging"], adb_env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -98,6 +99,8 @@ def test_cli_bench_in_tool_mode_json(phone, adb_env, onnx_model: Path, android_t
     assert row["runs"] == 20 and 0 < row["p50_ms"] <= row["p99_ms"] and row["runtime"] == "onnxruntime_perf_test"
     assert row["env"]["stats_source"] == "tool-summary" and local_row["env"]["stats_source"] == "samples"
     assert any("no per-run samples" in w for w in row["warnings"])
+    assert row["env"]["charging"] is True and row["env"]["settings"]["allow_charging"] is True
+    assert any("measured while charging" in w for w in row["warnings"])
     # The history keeps it, and `bench compare` falls back to CI overlap / the summary without crashing.
     compared = _cli(["bench", "compare", "latest", "latest", "--json"], adb_env)
     assert compared.returncode == 0, compared.stderr

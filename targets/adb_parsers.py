@@ -9,6 +9,7 @@ the three generations of benchmark_model's memory lines, ORT's `key: value` and 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -52,11 +53,23 @@ _ORT_LATENCY = re.compile(rf"^(Min|Max|P50|P90|P95|P99|P999) Latency:\s*{NUMBER}
 
 
 def _num(text: str | None) -> float | None:
-    return float(text) if text is not None else None
+    """A printed number; an overflowing one (`1e999`) is a garbled log, refused as a BenchError."""
+    if text is None:
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise BenchError(f"the tool printed an impossible number ({text})",
+                         hint="its output is garbled; rerun, and check the tool's log by hand")
+    return value
+
+
+def _int(text: str) -> int:
+    return int(_num(text))  # type: ignore[arg-type]
 
 
 def _us_to_ms(text: str | None) -> float | None:
-    return round(float(text) / 1000.0, 6) if text is not None else None
+    value = _num(text)
+    return round(value / 1000.0, 6) if value is not None else None
 
 
 def _first(pattern: re.Pattern[str], text: str) -> str | None:
@@ -104,11 +117,11 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
     summary: dict[str, Any] = {"mean_ms": _us_to_ms(inference_avg_us), "warmup_mean_ms": _us_to_ms(warmup_avg_us)}
     if measured is not None and measured.group(6) is not None:
         count, _first_run, _curr, low, high, _avg, std, p5, median, p95 = measured.groups()
-        summary.update(count=int(float(count)), std_ms=_us_to_ms(std), min_ms=_us_to_ms(low), max_ms=_us_to_ms(high))
+        summary.update(count=_int(count), std_ms=_us_to_ms(std), min_ms=_us_to_ms(low), max_ms=_us_to_ms(high))
         if median is not None:
             summary.update(p5_ms=_us_to_ms(p5), p50_ms=_us_to_ms(median), p95_ms=_us_to_ms(p95))
     if len(counts) >= 2:
-        summary["warmup_count"] = int(float(counts[-2].group(1)))
+        summary["warmup_count"] = _int(counts[-2].group(1))
     doc["summary"] = summary
     fields = {name: _first(pattern, text) for name, pattern in _BM_FIELDS.items()}
     doc["threads"] = int(fields["threads"]) if fields["threads"] else None
@@ -116,7 +129,7 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
     line = _BM_MEMORY.search(text)
     if line is not None:
         kind = "delta" if line.group(1).startswith("Memory footprint delta") else "peak"
-        memory[f"init_{kind}_mb"], memory[f"overall_{kind}_mb"] = float(line.group(2)), float(line.group(3))
+        memory[f"init_{kind}_mb"], memory[f"overall_{kind}_mb"] = _num(line.group(2)), _num(line.group(3))
     doc["memory"] = {key: value for key, value in memory.items() if value is not None}
     peak_mb = memory.get("peak_mb") or memory.get("overall_peak_mb")
     doc["peak_rss_kb"] = int(round(peak_mb * 1024)) if peak_mb else None
@@ -145,12 +158,12 @@ def parse_ort_perf_test(text: str) -> dict[str, Any]:
     session_s = _num(fields["session_s"])
     doc["init_ms"] = round(session_s * 1000.0, 6) if session_s is not None else None
     doc["first_ms"] = _num(fields["first_ms"])
-    summary: dict[str, Any] = {"count": int(float(fields["count"])), "mean_ms": float(fields["avg_ms"])}
+    summary: dict[str, Any] = {"count": _int(fields["count"]), "mean_ms": _num(fields["avg_ms"])}
     for label, seconds in _ORT_LATENCY.findall(text):
         key = {"Min": "min_ms", "Max": "max_ms"}.get(label, f"{label.lower()}_ms")
-        summary[key] = round(float(seconds) * 1000.0, 6)
+        summary[key] = round(_num(seconds) * 1000.0, 6)  # type: ignore[operator]
     if fields["per_second"] is not None:
-        summary["per_second"] = float(fields["per_second"])
+        summary["per_second"] = _num(fields["per_second"])
     doc["summary"] = summary
     doc["threads"] = int(fields["threads"]) if fields["threads"] else None
     peak = _num(fields["peak_bytes"])

@@ -124,6 +124,9 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
         )
     if "error" in document:
         error = document["error"]
+        if not isinstance(error, dict):  # a runner of another version, or garbled output
+            raise BenchError(f"{target_name}: the runner reported an error it did not describe: {str(error)[:200]}",
+                             hint="is the runner on the device from this edgekd version? rerun to push it again")
         kind = error.get("kind", "unknown")
         cls = TargetError if kind in ("runtime_missing", "numpy_missing", "out_of_memory") else BenchError
         raise cls(f"{target_name}: {error.get('message', kind)}", hint=error.get("hint"))

@@ -184,3 +184,16 @@ def test_compare_uses_the_raw_samples_of_pipeline_runs(tmp_path: Path) -> None:
     assert row.verdict == "regression" and row.n_a == row.n_b == 300
     [same] = compare("digits:/runs/a", "digits:/runs/a", history=store).rows
     assert same.method == "mann-whitney-u" and same.verdict == "unchanged"
+
+
+@pytest.mark.parametrize("error", [None, "out of memory", ["x"]])
+def test_a_runner_error_that_is_not_an_object_is_a_bench_error(error: object) -> None:
+    import json
+
+    from edgekd.bench.orchestrate import RUN_SCHEMA, parse_runner_output
+    from edgekd.device import Completed
+    from edgekd.errors import BenchError
+
+    stdout = json.dumps({"schema": RUN_SCHEMA, "error": error})
+    with pytest.raises(BenchError, match="did not describe"):
+        parse_runner_output(Completed(["runner"], 1, stdout, "", 0.1), "phone")

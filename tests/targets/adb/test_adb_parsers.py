@@ -57,3 +57,14 @@ def test_benchmark_model_units_and_run_split() -> None:
     assert doc["summary"]["mean_ms"] == pytest.approx(2950.34)
     assert doc["init_ms"] == pytest.approx(17.187) and doc["first_ms"] == pytest.approx(3512.391)
     assert doc["peak_rss_kb"] is None and "delta" in doc["notes"][0]
+
+
+@pytest.mark.parametrize("label", ["Total inference requests", "Peak working set size", "Average inference time cost"])
+def test_an_overflowing_number_is_a_bench_error(label: str) -> None:
+    import re
+
+    text = (RECORDINGS / "onnxruntime_perf_test" / "pixel6_resnet18_lutnn.txt").read_text(encoding="utf-8")
+    garbled = re.sub(re.escape(label) + r"(:\s*)[\d.]+", lambda m: label + m.group(1) + "1e999", text)
+    assert garbled != text
+    with pytest.raises(BenchError, match="impossible number"):
+        PARSERS["ort_perf_test"](garbled)

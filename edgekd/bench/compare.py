@@ -3,8 +3,9 @@
 A change is a regression when B's median is slower by more than `threshold` (relative) AND the difference
 is significant: a two-sided Mann-Whitney U test on the raw samples at level `alpha`. Samples of one run
 are not fully independent (drift, caches), so the p-value alone is overconfident: the relative threshold
-keeps tiny-but-"significant" changes from failing CI. Without raw samples (summaries only) the 95% CIs
-of the medians must not overlap instead. Raw samples are the result's `latencies_ns`, or the `latencies_ms`
+keeps tiny-but-"significant" changes from failing CI. Without raw samples the 95% CIs of the medians
+must not overlap instead; without those either (benchmark_model / onnxruntime_perf_test summaries) Welch's
+t-test on the means from count, mean and std decides. Raw samples are the result's `latencies_ns`, or the `latencies_ms`
 that pipeline bench rows carry (edgekd/stages/delivery.py). A tool summary without a median is compared
 on its mean.
 """
@@ -33,7 +34,7 @@ class ResultComparison:
     change: float | None  # b/a - 1 of the medians
     p_value: float | None
     verdict: str  # regression | improvement | unchanged | only-in-a | only-in-b
-    method: str  # mann-whitney-u | ci-overlap | none
+    method: str  # mann-whitney-u | ci-overlap | welch-t-from-summary | none
     n_a: int = 0
     n_b: int = 0
 
@@ -122,6 +123,20 @@ def _center_ms(figures: dict[str, Any]) -> float:
     return float(value)
 
 
+def _welch_from_summaries(fa: dict[str, Any], fb: dict[str, Any]) -> tuple[float | None, str]:
+    """Welch's t-test on the means from count/mean/std (all a tool summary gives); (None, "none") without them."""
+    figures = [(f.get("mean_ms"), f.get("std_ms"), f.get("runs")) for f in (fb, fa)]
+    if any(value is None for triple in figures for value in triple) or any(int(n) < 2 for _, _, n in figures):
+        return None, "none"
+    (mean_b, std_b, n_b), (mean_a, std_a, n_a) = figures
+    if std_a == 0 and std_b == 0:
+        return (1.0 if mean_a == mean_b else 0.0), "welch-t-from-summary"
+    from scipy.stats import ttest_ind_from_stats
+
+    result = ttest_ind_from_stats(mean_b, std_b, int(n_b), mean_a, std_a, int(n_a), equal_var=False)
+    return float(result.pvalue), "welch-t-from-summary"
+
+
 def compare_pair(
     a: dict[str, Any] | None, b: dict[str, Any] | None, threshold: float, alpha: float
 ) -> ResultComparison:
@@ -144,12 +159,15 @@ def compare_pair(
         p_value: float | None = float(mannwhitneyu(raw_b, raw_a, alternative="two-sided").pvalue)
         significant = p_value < alpha
         method = "mann-whitney-u"
-    else:
+    elif fa.get("ci95_median_ms") or fb.get("ci95_median_ms"):
         lo_a, hi_a = fa.get("ci95_median_ms") or (a50, a50)
         lo_b, hi_b = fb.get("ci95_median_ms") or (b50, b50)
         p_value = None
         significant = lo_b > hi_a or hi_b < lo_a
         method = "ci-overlap"
+    else:  # benchmark tools' summaries: no samples, no CI
+        p_value, method = _welch_from_summaries(fa, fb)
+        significant = p_value is not None and p_value < alpha
     verdict = "unchanged"
     if significant and change is not None and abs(change) > threshold:
         verdict = "regression" if change > 0 else "improvement"

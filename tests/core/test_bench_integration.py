@@ -197,3 +197,18 @@ def test_a_runner_error_that_is_not_an_object_is_a_bench_error(error: object) ->
     stdout = json.dumps({"schema": RUN_SCHEMA, "error": error})
     with pytest.raises(BenchError, match="did not describe"):
         parse_runner_output(Completed(["runner"], 1, stdout, "", 0.1), "phone")
+
+
+def _tool_row(mean_ms: float, std_ms: float, runs: int = 100) -> dict[str, Any]:
+    summary = {"count": runs, "mean_ms": mean_ms, "std_ms": std_ms, "min_ms": mean_ms - std_ms,
+               "max_ms": mean_ms + 3 * std_ms, "p50_ms": mean_ms}
+    stats = Stats.from_summaries([summary], "onnxruntime_perf_test")
+    return {"artifact": "m", "target": "pixel", "runtime": "onnxruntime_perf_test", **stats.ms(), "latencies_ns": []}
+
+
+def test_compare_tool_summaries_with_welch_t() -> None:
+    [slower] = compare([_tool_row(2.0, 0.1)], [_tool_row(2.3, 0.1)]).rows
+    assert slower.method == "welch-t-from-summary" and slower.p_value is not None and slower.p_value < 1e-6
+    assert slower.verdict == "regression"
+    [noisy] = compare([_tool_row(2.0, 1.5, runs=10)], [_tool_row(2.3, 1.5, runs=10)]).rows
+    assert noisy.method == "welch-t-from-summary" and noisy.verdict == "unchanged"  # 15% slower, but within noise

@@ -101,6 +101,9 @@ def test_cli_bench_in_tool_mode_json(phone, adb_env, onnx_model: Path, android_t
     assert any("no per-run samples" in w for w in row["warnings"])
     assert row["env"]["charging"] is True and row["env"]["settings"]["allow_charging"] is True
     assert any("measured while charging" in w for w in row["warnings"])
+    human = _cli(["bench", *common[:-1], "--target", "pixel", "--no-history"], adb_env)  # the table, not JSON
+    assert human.returncode == 0 and "Traceback" not in human.stderr and "(mean " in human.stdout, human.stdout
+    assert "no per-run samples" in human.stdout
     # The history keeps it, and `bench compare` falls back to CI overlap / the summary without crashing.
     compared = _cli(["bench", "compare", "latest", "latest", "--json"], adb_env)
     assert compared.returncode == 0, compared.stderr

@@ -22,10 +22,13 @@ def run(quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "digits"
         cold = _edgekd("run", "examples/digits.toml", "--out", str(out))
+        from edgekd.stages import STAGE_NAMES
+
         stages = {}
-        for manifest in sorted((out / ".edgekd" / "stages").glob("*.json")):
-            data = json.loads(manifest.read_text())
-            stages[data["stage"]] = data["seconds"]
+        for name in STAGE_NAMES:  # pipeline order
+            manifest = out / ".edgekd" / "stages" / f"{name}.json"
+            if manifest.exists():
+                stages[name] = json.loads(manifest.read_text())["seconds"]
         warm = _edgekd("run", "examples/digits.toml", "--out", str(out))
         help_time = min(_edgekd("--help") for _ in range(3))
     rows = [{"what": "demo, cold (every stage runs)", "seconds": round(cold, 2)}]

@@ -235,7 +235,8 @@ class AdbTarget:
                 raise self._lost(f"push {path.name}", text)
             raise TargetError(f"adb push of {path.name} to {self.name} failed: {text}",
                               hint=f"check that {workdir} is writable (`adb shell ls -ld {workdir}`)")
-        check = self._shell(f"sha256sum {shlex.quote(remote)}")
+        # Hash stdin: sha256sum escapes its output line for a name with a backslash or newline.
+        check = self._shell(f"sha256sum < {shlex.quote(remote)}")
         remote_digest = check.stdout.split()[0] if check.stdout.split() else ""
         if remote_digest != digest:
             raise TargetError(f"{path.name} arrived corrupted on {self.name} (sha256 {remote_digest[:12] or '?'}… "

@@ -117,10 +117,11 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
     if document is None:
         tail = "\n".join(completed.stderr.strip().splitlines()[-8:])
         hint = "is Python 3.9+ with numpy installed on the device?" if completed.returncode in (126, 127) else None
+        how = (f"was killed by signal {-completed.returncode} ({_signal_name(-completed.returncode)})"
+               if completed.returncode < 0 else f"exited with status {completed.returncode}")
         raise TargetError(
-            f"the runner on {target_name} exited with status {completed.returncode} without a result"
-            + (f":\n{tail}" if tail else ""),
-            hint=hint or "run `edgekd doctor` for this target",
+            f"the runner on {target_name} {how} without a result" + (f":\n{tail}" if tail else ""),
+            hint=hint or f"run `edgekd targets doctor {target_name}`; a SIGKILL often means the device ran out of memory",
         )
     if "error" in document:
         error = document["error"]
@@ -303,3 +304,12 @@ def _inputs_file(config: BenchConfig) -> Path:
         raise BenchError(f"inputs file {path} does not exist",
                          hint="give an .npz with one array per model input, named after the input")
     return path
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"

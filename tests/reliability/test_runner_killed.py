@@ -72,6 +72,6 @@ def test_runner_killed_on_the_device_is_a_target_error_and_the_workdir_goes(tmp_
         stop.set()
         watcher.join(timeout=5)
     assert killed, "the watcher never saw the runner"
-    assert "the runner on local exited with status -9 without a result" in caught.value.message
+    assert "the runner on local was killed by signal 9 (SIGKILL) without a result" in caught.value.message
     assert target.workdir is None
     assert list(parent.iterdir()) == []  # the unique edgekd-local-* dir was removed

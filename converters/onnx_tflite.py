@@ -20,10 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgekd.artifacts import Artifact, create_artifact
+from edgekd.artifacts import Artifact, write_artifact
 from edgekd.config.export import TfliteConfig
 from edgekd.errors import ConversionError, ModelError
-from edgekd.fileio import atomic_path
 
 TIMEOUT_S = 1800
 SMOKE_SAMPLES = 16  # calibration samples each converted file is run on before it is kept
@@ -109,12 +108,10 @@ class Onnx2TfConverter:
                 checked.append((precision, produced, *_describe_or_refuse(produced, precision, tf_layout, samples)))
             results: list[Artifact] = []
             for precision, produced, tfl_inputs, tfl_outputs in checked:
-                final = Path(out_dir) / f"{stem}.{precision}.tflite"
-                with atomic_path(final, suffix=".tflite") as tmp:
-                    tmp.write_bytes(produced.read_bytes())
                 results.append(
-                    create_artifact(
-                        final,
+                    write_artifact(
+                        Path(out_dir) / f"{stem}.{precision}.tflite",
+                        produced.read_bytes(),
                         name=f"{name_prefix}_{precision}",
                         format="tflite",
                         precision=precision,

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgekd.artifacts import Artifact, create_artifact
+from edgekd.artifacts import Artifact, write_artifact
 from edgekd.config.export import TfliteConfig
 from edgekd.errors import ConversionError, ModelError
-from edgekd.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +76,10 @@ class LiteRtTorchConverter:
         for precision, blob in written:
             final = Path(out_dir) / f"{stem}.{name_prefix}.{precision}.tflite" if name_prefix != "tflite" else Path(out_dir) / f"{stem}.{precision}.tflite"
             inputs, outputs = _check_blob(blob, precision, samples, final.parent)
-            with atomic_path(final, suffix=".tflite") as tmp:
-                tmp.write_bytes(blob)
             results.append(
-                create_artifact(
+                write_artifact(
                     final,
+                    blob,
                     name=f"{name_prefix}_{precision}",
                     format="tflite",
                     precision=precision,

@@ -148,6 +148,14 @@ def create_artifact(
     return artifact.write_sidecar()
 
 
+def write_artifact(path: str | Path, data: bytes, **describe: Any) -> Artifact:
+    """Write `data` to `path` atomically, then describe it like create_artifact(path, **describe)."""
+    from edgekd.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+    return create_artifact(path, **describe)
+
+
 def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
     """Read a file's sidecar and (by default) check the file still has the recorded sha256."""
     file = Path(path)

@@ -94,11 +94,16 @@ class StageOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact]) -> str:
+def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact], upstream: dict[str, str] | None = None) -> str:
+    """Key of a stage's result. `upstream` holds the keys of the stages it needs: some stages hand on
+    results rather than files (verify's parity rows, bench's latencies), so a change of their config must
+    reach what reads them (handoff, report) just as a changed file does. (Keys, not the results
+    themselves: results carry timings, which would make every downstream stage rerun.)"""
     payload = {
         "stage": stage,
         "config": config,
         "inputs": sorted((a.name, a.sha256) for a in inputs),
+        "upstream": upstream or {},
         "edgekd": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -193,9 +198,6 @@ def _commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list
     return moved
 
 
-ProgressFactory = Callable[[], Any]
-
-
 class Pipeline:
     """Runs stages in order against a run directory, reusing cached results."""
 
@@ -218,6 +220,7 @@ class Pipeline:
         outcomes: list[StageOutcome] = []
         produced: dict[str, list[Artifact]] = {}
         summaries: dict[str, dict[str, Any]] = {}
+        keys: dict[str, str] = {}
         gate_error: EdgekdError | None = None
         with self.run.locked():
             for stage in self.stages:
@@ -226,22 +229,24 @@ class Pipeline:
                     if manifest and only is not None:  # let later selected stages see cached upstream results
                         produced[stage.name] = self.run.artifacts_of(manifest)
                         summaries[stage.name] = manifest.get("summary", {})
+                        keys[stage.name] = str(manifest.get("key", ""))
                     outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
                     continue
                 if gate_error is not None and not getattr(stage, "runs_after_failure", False):
                     outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
                     continue
                 inputs = {name: produced.get(name, []) for name in stage.needs}
-                key = cache_key(stage.name, stage.config(self.recipe), [a for arts in inputs.values() for a in arts])
+                upstream = {name: keys[name] for name in stage.needs if name in keys}
+                key = cache_key(stage.name, stage.config(self.recipe), [a for arts in inputs.values() for a in arts], upstream)
                 manifest = self.run.read_manifest(stage.name)
-                if not force and _cache_valid(self.run, manifest, key):
-                    assert manifest is not None
+                if manifest is not None and not force and _cache_valid(self.run, manifest, key):
                     outcome = StageOutcome(stage.name, "cached", 0.0, self.run.artifacts_of(manifest), manifest.get("summary", {}))
                 else:
                     notify(stage.name)
                     outcome = self._run_stage(stage, key, inputs, summaries, progress)
                 produced[stage.name] = outcome.artifacts
                 summaries[stage.name] = outcome.summary
+                keys[stage.name] = key
                 outcomes.append(outcome)
                 notify(outcome)
                 gate_error = gate_error or stage.gate(self.recipe, outcome.summary)

@@ -157,3 +157,25 @@ def test_a_killed_training_stage_resumes_from_its_checkpoints(tmp_path: Path) ->
     changed = Pipeline([Training("distill")], parse_recipe({"bench": {"runs": 3}}), tmp_path, tmp_path / "run2")
     with pytest.raises(KeyboardInterrupt):  # a different key never resumes someone else's checkpoints
         changed.execute()
+
+
+class Measure(BaseStage):
+    """Hands on a result (no file), like bench."""
+
+    name = "bench"
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {"runs": recipe.bench.runs}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        return StageResult([], {"p50": ctx.recipe.bench.runs * 0.1})
+
+
+def test_a_changed_upstream_result_reruns_the_stages_that_read_it(tmp_path: Path) -> None:
+    report = WriteStage("report", ("bench",))
+    report.config = lambda recipe: {}  # type: ignore[method-assign]  # depends on the recipe only through bench
+    first = Pipeline([Measure(), report], parse_recipe({"bench": {"runs": 5}}), tmp_path, tmp_path / "run")
+    first.execute()
+    again = Pipeline([Measure(), report], parse_recipe({"bench": {"runs": 6}}), tmp_path, tmp_path / "run")
+    assert [o.status for o in again.execute()] == ["ran", "ran"]
+    assert [o.status for o in again.execute()] == ["cached", "cached"]

@@ -144,11 +144,13 @@ def _print_error(exc: EdgekdError) -> None:
 
 
 def _write_crash_log() -> Path:
+    """The traceback of an internal error, in a new private file (never a fixed name in a shared /tmp)."""
     import tempfile
 
-    log = Path(tempfile.gettempdir()) / "edgekd-crash.log"
-    log.write_text(traceback.format_exc(), encoding="utf-8")
-    return log
+    fd, name = tempfile.mkstemp(prefix="edgekd-crash-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(traceback.format_exc())
+    return Path(name)
 
 
 if __name__ == "__main__":

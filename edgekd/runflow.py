@@ -7,20 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from edgekd import console
+from edgekd.errors import TargetError, UsageError
 from edgekd.fileio import read_json
 from edgekd.pipeline import Pipeline, StageOutcome
 from edgekd.recipe import Recipe, load_recipe, resolve_path
-from edgekd.stages import STAGE_NAMES, default_stages
-from edgekd.errors import TargetError, UsageError
 from edgekd.registry import unknown_name
+from edgekd.stages import STAGE_NAMES, default_stages
 
 
 def run_directory(recipe: Recipe, base_dir: Path, out: Path | None) -> Path:
     if out is not None:
         return out
-    if recipe.run.out is not None:
-        return resolve_path(base_dir, recipe.run.out) or Path("runs") / recipe.run.name
-    return Path("runs") / recipe.run.name
+    return resolve_path(base_dir, recipe.run.out) or Path("runs") / recipe.run.name
 
 
 def check_bench_targets(recipe: Recipe, only: set[str] | None) -> None:

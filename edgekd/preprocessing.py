@@ -120,3 +120,21 @@ class Preprocessing:
         if not math.isfinite(self.scale) or self.scale <= 0:
             return f"scale must be a positive number, got {self.scale}"
         return None
+
+
+def reprocess(x: np.ndarray, source: Preprocessing, target: Preprocessing, channel_axis: int = 1) -> np.ndarray:
+    """Inputs made with `source` -> the inputs `target` would have made from the same raw values.
+
+    How a teacher trained on other inputs than the student's gets its own view of the same samples:
+    raw = (x * std + mean) / scale under `source`, then `target.apply(raw)`.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if source == target:
+        return x
+    shape = [1] * x.ndim
+    mean = np.asarray(source.mean or (0.0,), np.float32)
+    std = np.asarray(source.std or (1.0,), np.float32)
+    if mean.size > 1 or std.size > 1:
+        shape[channel_axis] = max(mean.size, std.size)
+    raw = (x * std.reshape(shape) + mean.reshape(shape)) / np.float32(source.scale)
+    return target.apply(raw, channel_axis)

@@ -31,12 +31,12 @@ from edgekd.handoff.op_resolver import (
     require_tflm_support,
     resolver_entries,
 )
-from edgekd.handoff.publish import publish, staging_dir
+from edgekd.handoff.publish import BUNDLE_SCHEMA, check_destination, publish, staging_dir
 from edgekd.handoff.self_test import render_self_test
 from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
 from edgekd.handoff.verify import check_against_tflm, verify_sources
 
-BUNDLE_SCHEMA = "edgekd.handoff/1"
+__all__ = ["BUNDLE_SCHEMA", "HandoffResult", "build_handoff", "infer_precision"]
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,8 @@ def build_handoff(
     """Write `out_dir` (the `handoff/` folder) and `<out_dir>.zip`, verified; see the module docstring."""
     from edgekd import __version__
 
+    zip_path = out_dir.with_name(out_dir.name + ".zip")
+    check_destination(out_dir, zip_path if config.zip else None)  # before any work: never someone else's files
     data, sha256 = _read_model(tflite)
     symbols = bundle_symbols(config.model_name)
     model = parse_tflite(data, source=tflite.path.name)
@@ -224,7 +226,6 @@ def build_handoff(
             golden, symbols, source=file_name, edgekd_version=__version__, tolerances=tolerances
         ),
     }
-    zip_path = out_dir.with_name(out_dir.name + ".zip")
     staging = staging_dir(out_dir)
     try:
         (staging / file_name).write_bytes(data)

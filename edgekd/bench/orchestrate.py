@@ -129,7 +129,7 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
             raise BenchError(f"{target_name}: the runner reported an error it did not describe: {str(error)[:200]}",
                              hint="is the runner on the device from this edgekd version? rerun to push it again")
         kind = error.get("kind", "unknown")
-        cls = TargetError if kind in ("runtime_missing", "numpy_missing", "out_of_memory") else BenchError
+        cls = TargetError if kind in ("runtime_missing", "runtime_broken", "numpy_missing", "out_of_memory") else BenchError
         raise cls(f"{target_name}: {error.get('message', kind)}", hint=error.get("hint"))
     return document
 

@@ -15,6 +15,7 @@ and exits with status 3 on a problem the user can fix.
 """
 
 import argparse
+import array
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ import time
 SCHEMA = "edgekd.run/1"
 ERROR_EXIT = 3
 PACKAGES = {"litert": "ai-edge-litert", "tflite": "tflite-runtime", "ort": "onnxruntime"}
+MAX_RUNS = 1000000  # 8 MB of int64 samples and about 12 MB of JSON: far beyond any useful benchmark
+NUMPY2_FIX = 'pip install "numpy<2" on the device, or pip install ai-edge-litert (built for numpy 2) instead'
 
 
 class RunnerError(Exception):
@@ -159,6 +162,8 @@ class TfliteSession(object):
         try:
             self.interpreter = module.Interpreter(**kwargs)
             self.interpreter.allocate_tensors()
+        except (SystemError, ImportError, AttributeError) as exc:  # the extension itself is broken here
+            raise runtime_broken(getattr(module, "__name__", "the runtime"), exc) from None
         except (ValueError, RuntimeError) as exc:
             raise RunnerError("model_corrupt", "the interpreter cannot load %s: %s" % (model, exc),
                               "re-export the model; check it is a complete .tflite file") from None
@@ -171,7 +176,7 @@ class TfliteSession(object):
         for detail in self.input_details:
             scale, zero_point = detail.get("quantization", (0.0, 0))
             shape = [int(d) for d in detail.get("shape_signature", detail["shape"])]
-            specs.append({"name": detail["name"], "shape": [d if d > 0 else 1 for d in shape],
+            specs.append({"name": detail["name"], "shape": [d if d > 0 else None for d in shape],
                           "dtype": _dtype_name(detail["dtype"]),
                           "quant": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None})
         return specs
@@ -212,7 +217,9 @@ class OrtSession(object):
     def inputs(self):
         specs = []
         for node in self.session.get_inputs():
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in node.shape]
+            # a symbolic dimension is its name ("height") or None: resolve_shapes() decides it, never 1 silently
+            shape = [d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) and d else None)
+                     for d in node.shape]
             specs.append({"name": node.name, "shape": shape, "dtype": _ORT_TYPES.get(node.type, node.type),
                           "quant": None})
         return specs
@@ -241,12 +248,35 @@ def _dtype_name(dtype):
     return np.dtype(dtype).name
 
 
+def runtime_broken(package, exc):
+    """The RunnerError for a runtime that is installed but cannot work here (a wheel built for numpy 1.x
+    under numpy 2 raises SystemError, at import or when the interpreter is made), naming the fix."""
+    detail = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[-1] if str(exc).strip() else "")
+    numpy_version = _numpy_version()
+    if package.startswith("tflite_runtime") and numpy_version and int(numpy_version.split(".")[0]) >= 2:
+        return RunnerError("runtime_broken", "tflite-runtime cannot run with numpy %s on this device (it was built "
+                           "for numpy 1.x): %s" % (numpy_version, detail), NUMPY2_FIX)
+    return RunnerError("runtime_broken", "%s is installed but fails here (numpy %s, python %s): %s"
+                       % (package, numpy_version or "?", platform.python_version(), detail),
+                       "reinstall it for this device's Python and numpy (pip install --force-reinstall %s)"
+                       % _PIP_NAMES.get(package.split(".")[0], package))
+
+
+def _numpy_version():
+    module = sys.modules.get("numpy")
+    return getattr(module, "__version__", None)
+
+
 def import_runtime(name, model):
-    """Resolve --runtime (auto picks by suffix) to (name, module, version); name the package if missing."""
+    """Resolve --runtime (auto picks by suffix) to (name, module, version); name the package if missing.
+
+    A runtime that is present but broken (any exception at import, e.g. SystemError from a wheel built for
+    numpy 1.x) is a `runtime_broken` error naming the fix, not a traceback."""
     wanted = name
     if name == "auto":
         wanted = "ort" if model.endswith(".onnx") else "litert"
     candidates = [wanted] + (["tflite"] if name == "auto" and wanted == "litert" else [])
+    broken = None
     for candidate in candidates:
         try:
             if candidate == "litert":
@@ -258,13 +288,25 @@ def import_runtime(name, model):
             else:
                 import onnxruntime as module
                 package = module
-        except ImportError:
+        except ImportError as exc:
+            if getattr(exc, "name", None) and str(exc.name).split(".")[0] == _MODULES[candidate]:
+                continue  # not installed: try the next candidate
+            broken = broken or runtime_broken(_MODULES[candidate], exc)  # installed, but a dependency fails
+            continue
+        except Exception as exc:  # noqa: BLE001 - SystemError, AttributeError...: the wheel does not fit here
+            broken = broken or runtime_broken(_MODULES[candidate], exc)
             continue
         return candidate, module, getattr(package, "__version__", "unknown")
+    if broken is not None:
+        raise broken
     packages = " or ".join(PACKAGES[c] for c in candidates)
     raise RunnerError("runtime_missing", "runtime %s is not installed on this device (python %s)"
                       % ("/".join(candidates), platform.python_version()),
                       "pip install %s on the device" % packages)
+
+
+_MODULES = {"litert": "ai_edge_litert", "tflite": "tflite_runtime", "ort": "onnxruntime"}
+_PIP_NAMES = dict((_MODULES[key], PACKAGES[key]) for key in _MODULES)
 
 
 def open_session(runtime, module, model, threads, xnnpack):
@@ -277,6 +319,64 @@ def open_session(runtime, module, model, threads, xnnpack):
 
 
 # --- inputs -------------------------------------------------------------------------------------------
+
+
+def parse_shapes(values):
+    """--shape NAME=1,3,32,32 (or just 1,3,32,32 for a one-input model), repeatable -> {name or "": shape}."""
+    shapes = {}
+    for value in values or []:
+        name, _, dims = value.rpartition("=")
+        try:
+            shape = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            shape = []
+        if not shape or any(d < 1 for d in shape):
+            raise RunnerError("bad_arguments", "--shape %r is not a shape" % value,
+                              "give NAME=1,3,32,32 (positive sizes), one --shape per input")
+        shapes[name] = shape
+    return shapes
+
+
+def resolve_shapes(specs, shapes, stored):
+    """Fill each input's symbolic dimensions: from --shape, else the --inputs array, else a leading (batch)
+    dimension becomes 1 with a note. Any other unknown dimension is an error: a made-up 1x1 image would
+    be benchmarked silently. Returns the notes."""
+    notes = []
+    unnamed = shapes.get("") if len(specs) == 1 else None
+    if "" in shapes and len(specs) != 1:
+        raise RunnerError("bad_arguments", "--shape without a name, but the model has %d inputs (%s)"
+                          % (len(specs), ", ".join(s["name"] for s in specs)), "give NAME=1,3,32,32 per input")
+    unknown = sorted(set(shapes) - set([""]) - set(s["name"] for s in specs))
+    if unknown:
+        raise RunnerError("bad_arguments", "--shape names input %s, the model's inputs are %s"
+                          % (", ".join(unknown), ", ".join(s["name"] for s in specs)), "use the model's input names")
+    for index, spec in enumerate(specs):
+        declared = list(spec["shape"])
+        given = shapes.get(spec["name"], unnamed)
+        source = "--shape"
+        if given is None and stored is not None:
+            key = spec["name"] if spec["name"] in stored else "arr_%d" % index
+            if key in stored:
+                given, source = list(stored[key].shape), "the --inputs array"
+        if given is not None:
+            fits = len(given) == len(declared) and all(
+                not isinstance(d, int) or d == g for d, g in zip(declared, given))
+            if not fits:
+                raise RunnerError("bad_inputs", "input '%s' has shape %s from %s, the model expects %s"
+                                  % (spec["name"], given, source, declared),
+                                  "give one sample with the model's shape (symbolic dimensions may take any size)")
+            spec["shape"] = [int(g) for g in given]
+        elif any(not isinstance(d, int) for d in declared[1:]):
+            raise RunnerError("shape_unknown", "input '%s' has symbolic dimensions %s: the shape to benchmark "
+                              "cannot be known" % (spec["name"], declared),
+                              "give it: edgekd bench --shape %s=%s (or an --inputs file with a real sample)"
+                              % (spec["name"], ",".join(str(d) if isinstance(d, int) else "N" for d in declared)))
+        elif declared and not isinstance(declared[0], int):
+            spec["shape"] = [1] + declared[1:]
+            notes.append("input '%s': batch dimension %s set to 1" % (spec["name"], declared[0] or "?"))
+        if spec["shape"] != declared:
+            spec["declared_shape"] = declared
+    return notes
 
 
 def generate_inputs(specs, seed):
@@ -309,19 +409,25 @@ def quantize(values, quant, dtype):
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
-def load_inputs(path, specs):
-    """Arrays from an .npz keyed by input name (or arr_0.. in order); float arrays for quantized inputs
-    are quantized with the tensor's scale/zero point (reported in notes); other mismatches are errors."""
+def read_inputs(path):
+    """{key: array} of an .npz written by numpy.savez."""
     import numpy as np
 
     if not os.path.exists(path):
         raise RunnerError("inputs_missing", "inputs file %s does not exist" % path, "check the --inputs path")
     try:
         archive = np.load(path, allow_pickle=False)
-        stored = dict((key, archive[key]) for key in archive.files)
+        return dict((key, archive[key]) for key in archive.files)
     except (OSError, ValueError) as exc:
         raise RunnerError("inputs_corrupt", "cannot read inputs file %s: %s" % (path, exc),
                           "write it with numpy.savez(path, input_name=array)") from None
+
+
+def load_inputs(stored, specs):
+    """Arrays from an .npz keyed by input name (or arr_0.. in order); float arrays for quantized inputs
+    are quantized with the tensor's scale/zero point (reported in notes); other mismatches are errors."""
+    import numpy as np
+
     arrays, notes = [], []
     for index, spec in enumerate(specs):
         key = spec["name"] if spec["name"] in stored else "arr_%d" % index
@@ -353,31 +459,35 @@ def load_inputs(path, specs):
 def timed_loop(invoke, runs, duration_s, windows):
     """Call invoke() `runs` times (or for `duration_s`); only the call is inside perf_counter_ns.
 
-    Returns latencies in ns and, with `windows`, the window boundaries with temperatures read between
-    windows (outside any timed call) so throttling shows up as a trend across windows."""
+    Samples go into a preallocated int64 array (`runs` known) or a compact growing one (duration mode),
+    never a list of Python ints. Returns latencies in ns and, with `windows`, the window boundaries with
+    temperatures read between windows (outside any timed call) so throttling shows up as a trend."""
     clock = time.perf_counter_ns
-    latencies = []
+    latencies = array.array("q", bytes(8 * runs)) if duration_s is None else array.array("q")
     append = latencies.append
     bounds = []
     count = max(1, windows or 1)
+    done = 0
     start = time.perf_counter()
     for window in range(count):
-        first = len(latencies)
+        first = done
         if duration_s is not None:
             deadline = start + duration_s * (window + 1) / count
             while time.perf_counter() < deadline:
                 t0 = clock()
                 invoke()
                 append(clock() - t0)
+            done = len(latencies)
         else:
-            for _ in range(runs * (window + 1) // count - runs * window // count):
+            for slot in range(done, runs * (window + 1) // count):
                 t0 = clock()
                 invoke()
-                append(clock() - t0)
+                latencies[slot] = clock() - t0
+                done = slot + 1
         if windows:
-            bounds.append({"start": first, "end": len(latencies), "t_s": round(time.perf_counter() - start, 6),
+            bounds.append({"start": first, "end": done, "t_s": round(time.perf_counter() - start, 6),
                            "temps_c": temperatures_c()})
-    return latencies, bounds
+    return latencies.tolist(), bounds
 
 
 def measure(args, resolve_runtime=None):
@@ -423,8 +533,10 @@ def run_model(args, runtime, module, report):
         if args.xnnpack and not session.xnnpack:
             report["notes"].append(session.xnnpack_note)
     specs = session.inputs()
-    if args.inputs:
-        arrays, notes = load_inputs(args.inputs, specs)
+    stored = read_inputs(args.inputs) if args.inputs else None
+    report["notes"].extend(resolve_shapes(specs, parse_shapes(args.shape), stored))
+    if stored is not None:
+        arrays, notes = load_inputs(stored, specs)
         report["notes"].extend(notes)
     else:
         arrays = generate_inputs(specs, args.seed)
@@ -433,6 +545,8 @@ def run_model(args, runtime, module, report):
         t0 = time.perf_counter_ns()
         session.invoke()
         first_ns = time.perf_counter_ns() - t0
+    except (SystemError, ImportError) as exc:
+        raise runtime_broken(getattr(module, "__name__", runtime), exc) from None
     except (ValueError, RuntimeError) as exc:
         raise RunnerError("bad_inputs", "the model rejected its inputs: %s" % exc,
                           "inputs must match the model's shapes and dtypes: %s" % specs) from None
@@ -447,6 +561,7 @@ def run_model(args, runtime, module, report):
     latencies, windows = timed_loop(invoke, args.runs, args.duration, args.windows)
     return {"model_sha256": sha256, "init_ms": init_ns / 1e6, "first_ms": first_ns / 1e6, "warmup": args.warmup,
             "latencies_ns": latencies, "windows": windows or None, "inputs": specs,
+            "input_shapes": dict((spec["name"], spec["shape"]) for spec in specs),
             "rss_after_first_kb": rss_after_first}
 
 
@@ -463,6 +578,8 @@ def parse_args(argv):
     parser.add_argument("--outputs", default=None, help="write the first inference's outputs to this .npz")
     parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
     parser.add_argument("--pin", default=None, help="comma-separated cores to run on")
+    parser.add_argument("--shape", action="append", default=None,
+                        help="NAME=1,3,32,32: the size of an input's symbolic dimensions (repeat per input)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", action="store_true", help="load the runtime only (memory baseline)")
     args = parser.parse_args(argv)
@@ -470,6 +587,9 @@ def parse_args(argv):
         raise RunnerError("bad_arguments", "--model is required", "give the model path on the device")
     if args.threads < 1 or args.warmup < 0 or args.runs < 0:
         raise RunnerError("bad_arguments", "--threads must be >= 1, --warmup and --runs >= 0")
+    if args.runs > MAX_RUNS or args.warmup > MAX_RUNS:
+        raise RunnerError("bad_arguments", "--runs/--warmup %d is more than %d" % (max(args.runs, args.warmup), MAX_RUNS),
+                          "use --duration for long runs, or repeat the benchmark")
     if args.duration is not None and args.duration <= 0:
         raise RunnerError("bad_arguments", "--duration must be > 0 seconds")
     if args.windows is not None and args.windows < 2:
@@ -489,6 +609,13 @@ def main(argv=None, resolve_runtime=None):
     except MemoryError:
         document = {"schema": SCHEMA, "error": {"kind": "out_of_memory", "message": "the device ran out of memory",
                                                 "hint": "try a smaller model or close other programs"}}
+        status = ERROR_EXIT
+    except Exception as exc:  # noqa: BLE001 - whatever else breaks on a device still ends in one JSON document
+        line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        document = {"schema": SCHEMA, "error": {
+            "kind": "runner_failed", "message": "the runner failed: %s: %s" % (type(exc).__name__, line),
+            "hint": "python %s, numpy %s on the device; run the runner there by hand to see the traceback"
+                    % (platform.python_version(), _numpy_version() or "not loaded")}}
         status = ERROR_EXIT
     sys.stdout.write("\n" + json.dumps(document) + "\n")
     sys.stdout.flush()

@@ -14,7 +14,7 @@ import pytest
 
 from tests.runner.bench_models import RUNNER
 
-ALLOWED_IMPORTS = {"argparse", "hashlib", "json", "os", "platform", "sys", "time", "resource", "numpy",
+ALLOWED_IMPORTS = {"argparse", "array", "hashlib", "json", "os", "platform", "sys", "time", "resource", "numpy",
                    "ai_edge_litert", "tflite_runtime", "onnxruntime"}
 
 
@@ -132,3 +132,83 @@ def test_missing_numpy_names_the_package(onnx_model: Path, tmp_path: Path) -> No
     doc = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 3 and doc["error"]["kind"] == "numpy_missing"
     assert "pip install numpy" in doc["error"]["hint"]
+
+
+FAKE_BROKEN_RUNTIME = '''
+raise SystemError("<built-in method CreateWrapperFromFile of PyCapsule object> returned a result with an exception set")
+'''
+
+
+def test_a_runtime_that_raises_at_import_is_a_json_error(tflite_models: dict[str, Path], tmp_path: Path) -> None:
+    """Any exception while importing the runtime (here SystemError, as tflite-runtime 2.14 built for numpy 1.x
+    raises it under numpy 2) ends in the runner's JSON error naming the fix, not a traceback without JSON."""
+    package = tmp_path / "site" / "tflite_runtime"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(FAKE_BROKEN_RUNTIME)
+    (package / "interpreter.py").write_text("")
+    env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}
+    completed = subprocess.run([sys.executable, str(RUNNER), "--model", str(tflite_models["fp32"]), "--runtime",
+                                "tflite"], capture_output=True, text=True, timeout=120, env=env)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert completed.returncode == 3 and len(lines) == 1, completed.stdout + completed.stderr
+    error = json.loads(lines[0])["error"]
+    assert error["kind"] == "runtime_broken"
+    # numpy here is 2.x, as on the device where tflite-runtime 2.14's wheel raises this at import
+    assert error["message"].startswith("tflite-runtime cannot run with numpy 2.") and "SystemError" in error["message"]
+    assert 'pip install "numpy<2"' in error["hint"] and "ai-edge-litert" in error["hint"]
+
+
+@pytest.mark.parametrize(("args", "kind", "text"), [
+    (["--runs", "1000000000000"], "bad_arguments", "--runs/--warmup 1000000000000 is more than 1000000"),
+    (["--shape", "x=1,0"], "bad_arguments", "is not a shape"),
+    (["--shape", "y=1,64"], "bad_arguments", "--shape names input y"),
+    (["--shape", "x=1,63"], "bad_inputs", "input 'x' has shape [1, 63] from --shape, the model expects [1, 64]"),
+])
+def test_bad_runs_and_shapes_are_refused(onnx_model: Path, args: list[str], kind: str, text: str) -> None:
+    status, doc = run_runner("--model", onnx_model, *args)
+    assert status == 3 and doc["error"]["kind"] == kind and text in doc["error"]["message"], doc
+
+
+def test_symbolic_dims_need_a_shape_and_the_shape_is_recorded(tmp_path: Path) -> None:
+    """An ONNX image model with symbolic height/width: never benchmarked as 1x1; --shape or the --inputs
+    array gives the size, a symbolic batch dimension alone becomes 1 with a note."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["image"], ["out"])], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "height", "width"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, "height", "width"])])
+    model = tmp_path / "symbolic.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    status, doc = run_runner("--model", model, "--runs", 2)
+    assert status == 3 and doc["error"]["kind"] == "shape_unknown", doc
+    assert doc["error"]["message"] == ("input 'image' has symbolic dimensions ['N', 3, 'height', 'width']: "
+                                       "the shape to benchmark cannot be known")
+    assert "--shape image=N,3,N,N" in doc["error"]["hint"]
+    status, doc = run_runner("--model", model, "--runs", 2, "--shape", "image=1,3,32,24")
+    assert status == 0 and doc["input_shapes"] == {"image": [1, 3, 32, 24]}, doc
+    np.savez(tmp_path / "in.npz", image=np.zeros((2, 3, 8, 8), np.float32))
+    status, doc = run_runner("--model", model, "--runs", 2, "--inputs", tmp_path / "in.npz")
+    assert status == 0 and doc["input_shapes"] == {"image": [2, 3, 8, 8]}, doc
+    flat = tmp_path / "batch.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), flat)
+    status, doc = run_runner("--model", flat, "--runs", 2)
+    assert status == 0 and doc["input_shapes"] == {"x": [1, 16]}
+    assert "input 'x': batch dimension batch set to 1" in doc["notes"]
+
+
+def test_runs_are_kept_in_a_preallocated_array() -> None:
+    from importlib import util
+
+    spec = util.spec_from_file_location("edgekd_runner_under_test", RUNNER)
+    runner = util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    calls = []
+    latencies, bounds = runner.timed_loop(lambda: calls.append(1), 7, None, 2)
+    assert len(latencies) == 7 == len(calls) and all(isinstance(x, int) and x >= 0 for x in latencies)
+    assert [(b["start"], b["end"]) for b in bounds] == [(0, 3), (3, 7)]

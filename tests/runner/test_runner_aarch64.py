@@ -43,3 +43,15 @@ def test_onnx_on_a_pi_without_onnxruntime_names_the_package(onnx_model: Path) ->
     status, doc = run_on_pi("tflite", "--model", onnx_model)
     assert status == 3 and doc["error"]["kind"] == "runtime_missing"
     assert "pip install onnxruntime" in doc["error"]["hint"]
+
+
+@pytest.mark.parametrize("runtime", ["auto", "tflite"])
+def test_tflite_runtime_under_numpy2_is_a_json_error_naming_the_fix(tflite_models: dict[str, Path], runtime: str) -> None:
+    """tflite-runtime 2.14 (built for numpy 1.x) with numpy 2 raises SystemError when the interpreter is made:
+    the runner reports it as its JSON error with the two fixes, not as a traceback."""
+    status, doc = run_on_pi("tflite-numpy2", "--model", tflite_models["fp32"], "--runtime", runtime, "--runs", 2)
+    assert status == 3, doc
+    assert doc["error"]["kind"] == "runtime_broken"
+    assert "tflite-runtime cannot run with numpy 2." in doc["error"]["message"]
+    assert "SystemError" in doc["error"]["message"]
+    assert 'pip install "numpy<2"' in doc["error"]["hint"] and "ai-edge-litert" in doc["error"]["hint"]

@@ -21,6 +21,7 @@ DEFAULT_ROOT = Path("/var/cache/edgekd-tests/aarch64")
 FLAVOURS = {
     "litert": ("pi5", "cortex-a76", "Raspberry Pi 5, ai-edge-litert 2.3 + numpy 2 (current Raspberry Pi OS)"),
     "tflite": ("pi4", "cortex-a72", "Raspberry Pi 4, tflite-runtime 2.14 + numpy < 2 (older Pi images)"),
+    "tflite-numpy2": ("pi4", "cortex-a72", "Raspberry Pi 4, tflite-runtime 2.14 + numpy 2 (a broken mix)"),
 }
 
 

@@ -13,13 +13,15 @@
 # DEST/flavours/litert   ai-edge-litert + numpy 2          (current Raspberry Pi OS)
 # DEST/flavours/tflite   tflite-runtime 2.14 + numpy < 2   (older Pi images)
 #                        both from the real manylinux aarch64 wheels on PyPI.
+# DEST/flavours/tflite-numpy2  tflite-runtime 2.14 + numpy 2 (a Pi where `pip install numpy` upgraded numpy
+#                        under tflite-runtime: the interpreter raises SystemError), symlinks into the two above.
 # DEST/.complete         written last; its presence means the root is usable (the build is idempotent).
 #
 # Needs network access to Debian and PyPI, qemu-user for the smoke test; about a minute the first time.
 set -euo pipefail
 
 DEST="${1:-${EDGEKD_AARCH64_ROOT:-/var/cache/edgekd-tests/aarch64}}"
-STAMP_VERSION="4"  # bump when the contents below change, to rebuild cached roots
+STAMP_VERSION="5"  # bump when the contents below change, to rebuild cached roots
 PYTHON="${EDGEKD_HOST_PYTHON:-python3}"
 
 ready() { [[ -f "$DEST/.complete" && "$(cat "$DEST/.complete")" == "$STAMP_VERSION" ]]; }
@@ -94,6 +96,10 @@ pip_target() {  # pip_target DIR REQUIREMENT...
 }
 pip_target "$NEW/flavours/litert" "ai-edge-litert==2.3.0" "numpy>=2,<2.5"
 pip_target "$NEW/flavours/tflite" "tflite-runtime==2.14.0" "numpy<2"
+mkdir -p "$NEW/flavours/tflite-numpy2"
+for entry in "$NEW"/flavours/tflite/tflite_runtime* "$NEW"/flavours/litert/numpy*; do
+  ln -s "../$(basename "$(dirname "$entry")")/$(basename "$entry")" "$NEW/flavours/tflite-numpy2/$(basename "$entry")"
+done
 
 # --- 3. Smoke test: both flavours import under emulation ---------------------------------------------
 for pair in litert:pi5:cortex-a76 tflite:pi4:cortex-a72; do

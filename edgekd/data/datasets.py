@@ -1,7 +1,8 @@
-"""Load a data set, normalise it and split it (seeded) into train / val / test.
+"""Load a data set, split it (seeded, stratified) into train / val / test and make the student's inputs.
 
-Arrays are float32, images in NCHW. The preprocessing (mean, std, layout) is recorded so the handoff
-and the runtime side can apply exactly the same transform.
+Arrays are float32, images in NCHW. Every split is exactly `Preprocessing.apply(raw)` of the stored raw
+values (x = (raw * scale - mean) / std); that record (`Dataset.preprocessing`, a dict for JSON) is what the
+teacher, the handoff and the runtime side start from.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any
 import numpy as np
 
 from edgekd.config.data import DataConfig
+from edgekd.data.sources import RawData
+from edgekd.data.splitting import split_ids
 from edgekd.errors import DataError
+from edgekd.preprocessing import Preprocessing
 
 
 @dataclass
@@ -25,7 +29,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     label_names: list[str]
-    preprocessing: dict[str, Any] = field(default_factory=dict)  # {"mean", "std", "layout", "scale"}
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # Preprocessing.to_dict(): scale, mean, std, layout, ...
     ids_train: np.ndarray | None = None  # stable sample ids (index into the source)
     ids_val: np.ndarray | None = None
     ids_test: np.ndarray | None = None
@@ -80,31 +84,70 @@ OTHER = "other"  # name of the catch-all class of a class subset
 
 
 def load_dataset(config: DataConfig, seed: int, base: Path | None = None) -> Dataset:
-    """Load the configured source, keep the configured classes, and split it (seeded, stratified).
+    """Load the configured source, keep the configured classes, split it and apply the preprocessing.
 
     `labeled_fraction` is not applied here: the split keeps every label and `distill` hides the
-    share the student may not see. Raises DataError on empty or malformed data.
+    share the student may not see. Raises DataError on empty, malformed or unsplittable data.
     """
-    x, y, names = read_source(config, base)
-    check_arrays(x, y, len(names))
+    raw = read_source(config, base)
+    check_arrays(raw.x, raw.y, len(raw.names))
+    scale = _scale(config, raw)
+    raw_range = (float(raw.x.min()), float(raw.x.max()))
+    x = _resized(config, raw)
     if config.classes is None:
-        return split(x, y, names, config, seed)
-    x, y_student, y_source, student_names = class_subset(x, y, names, config.classes, config.other_class)
-    return split(x, y_student, student_names, config, seed, y_source=y_source, source_names=names,
-                 other_label=OTHER if config.other_class else None)  # fmt: skip
+        return split(x, raw.y, raw.names, config, seed, base_prep=_base_prep(config, raw, scale, raw_range))
+    x, y_student, y_source, student_names = class_subset(x, raw.y, raw.names, config.classes, config.other_class)
+    return split(x, y_student, student_names, config, seed, y_source=y_source, source_names=raw.names,
+                 other_label=OTHER if config.other_class else None,
+                 base_prep=_base_prep(config, raw, scale, raw_range))  # fmt: skip
 
 
-def read_source(config: DataConfig, base: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_source(config: DataConfig, base: Path | None) -> RawData:
+    """The configured source's stored values (images resized by the image folder reader only)."""
     from edgekd.data import sources
 
     if config.source == "digits":
-        return _digits()
+        return sources.read_digits()
     path = config.path if config.path is None or config.path.is_absolute() or base is None else base / config.path
     if config.source == "npz":
         return sources.read_npz(path)
     if config.source == "image_folder":
         return sources.read_image_folder(path, tuple(config.image_size) if config.image_size else None)
     return sources.read_csv(path, config.label_column)
+
+
+def _scale(config: DataConfig, raw: RawData) -> float:
+    if config.scale is not None:
+        return float(config.scale)
+    if raw.scale is None:
+        raise DataError(f"cannot tell how to scale the raw values: {raw.scale_note}",
+                        hint="set [data] scale = 1 / (the largest level), e.g. 0.000244140625 for 12-bit images, "
+                             "or store 8-bit images as uint8 and 16-bit ones as uint16")  # fmt: skip
+    return raw.scale
+
+
+def _resized(config: DataConfig, raw: RawData) -> np.ndarray:
+    """digits / npz images resized to `image_size` (the image folder reader resizes its own files)."""
+    if config.image_size is None or config.source == "image_folder":
+        return raw.x
+    if not raw.is_image:
+        raise DataError(f"image_size applies to images, but {config.path} holds feature vectors of shape {raw.x.shape[1:]}",
+                        hint="remove [data] image_size, or store images as (N, H, W[, C]) / (N, C, H, W)")  # fmt: skip
+    from edgekd.data.images import resize_images
+
+    return resize_images(raw.x, config.image_size)
+
+
+def _base_prep(config: DataConfig, raw: RawData, scale: float, raw_range: tuple[float, float]) -> Preprocessing:
+    """Everything but the normalisation, which needs the training split."""
+    from edgekd.data.images import RESIZE_FILTER
+
+    resize = (int(config.image_size[0]), int(config.image_size[1])) if config.image_size else None
+    extra: dict[str, Any] = {"normalize": config.normalize if isinstance(config.normalize, str) else "given"}
+    if resize:
+        extra["resize_filter"] = RESIZE_FILTER
+    return Preprocessing(scale=scale, layout="NCHW" if raw.is_image else "NC", resize=resize,
+                         raw_dtype=raw.raw_dtype, raw_range=raw_range, extra=extra)  # fmt: skip
 
 
 def class_subset(x: np.ndarray, y: np.ndarray, names: list[str], keep: list[str], other: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -132,72 +175,69 @@ def class_subset(x: np.ndarray, y: np.ndarray, names: list[str], keep: list[str]
     return x[chosen], y_student[chosen], y[chosen], student_names
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
-
-    bunch = load_digits()
-    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]  # (N, 8, 8) in 0..16 -> (N, 1, 8, 8) in 0..1
-    return x, bunch.target.astype(np.int64), [str(n) for n in bunch.target_names]
-
-
 def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
     if len(x) == 0:
         raise DataError("the data set is empty", hint="point the recipe's [data] path at a file with samples")
     if len(x) != len(y):
         raise DataError(f"{len(x)} samples but {len(y)} labels", hint="every sample needs exactly one label")
-    if not np.all(np.isfinite(x)):
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         bad = int(np.sum(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))
         raise DataError(f"{bad} samples contain NaN or Inf", hint="clean or drop them before training")
     if y.min() < 0 or y.max() >= num_classes:
         raise DataError(
-            f"labels must lie in 0..{num_classes - 1}, found {int(y.min())}..{int(y.max())}",
+            f"labels must lie in 0..{num_classes - 1} (one per class name), found {int(y.min())}..{int(y.max())}",
             hint="check the label column, or the class list",
         )
 
 
 def split(x: np.ndarray, y: np.ndarray, names: list[str], config: DataConfig, seed: int, *, y_source: np.ndarray | None = None,
-          source_names: list[str] | None = None, other_label: str | None = None) -> Dataset:  # fmt: skip
-    """Stratified, seeded split; normalisation statistics from the training split only.
+          source_names: list[str] | None = None, other_label: str | None = None,
+          base_prep: Preprocessing | None = None) -> Dataset:  # fmt: skip
+    """Stratified, seeded split; then every split is `prep.apply(raw)` with the normalisation fitted on train.
 
-    Images share one mean/std (a scalar each); tables get one mean/std per feature (lists), since
-    their columns have unrelated units.
+    `x` holds raw stored values; `base_prep` their scale and provenance (default: scale 1, as given).
     """
-    from sklearn.model_selection import train_test_split
-
-    ids = np.arange(len(x))
-    try:
-        ids_rest, ids_test = train_test_split(ids, test_size=config.test_fraction, random_state=seed, stratify=y)
-        val_share = config.val_fraction / (1.0 - config.test_fraction)
-        if config.val_fraction > 0:
-            ids_train, ids_val = train_test_split(ids_rest, test_size=val_share, random_state=seed, stratify=y[ids_rest])
-        else:
-            ids_train, ids_val = ids_rest, ids_rest[:0]
-    except ValueError as exc:
-        raise DataError(f"cannot split the data set: {exc}", hint="use more samples or smaller fractions") from None
+    ids_train, ids_val, ids_test = split_ids(y, names, config.val_fraction, config.test_fraction, seed)
     layout = "NCHW" if x.ndim == 4 else "NC"
-    if layout == "NC":
-        mean_v = x[ids_train].mean(axis=0)
-        std_v = x[ids_train].std(axis=0)
-        std_v[std_v == 0] = 1.0
-        mean: Any = [float(v) for v in mean_v]
-        std: Any = [float(v) for v in std_v]
-    else:
-        mean_v = np.float32(x[ids_train].mean())
-        std_v = np.float32(x[ids_train].std() or 1.0)
-        mean, std = float(mean_v), float(std_v)
-
-    def norm(a: np.ndarray) -> np.ndarray:
-        return ((a - mean_v) / std_v).astype(np.float32)
-
+    prep = base_prep or Preprocessing(layout=layout, raw_dtype=str(x.dtype), extra={"normalize": "standard"})
+    prep = fit_normalisation(prep, config, x[ids_train])
     sources = {}
     if y_source is not None:
         sources = {"y_train_source": y_source[ids_train], "y_val_source": y_source[ids_val], "y_test_source": y_source[ids_test],
                    "source_label_names": source_names, "other_label": other_label}  # fmt: skip
     return Dataset(
-        x_train=norm(x[ids_train]), y_train=y[ids_train],
-        x_val=norm(x[ids_val]), y_val=y[ids_val],
-        x_test=norm(x[ids_test]), y_test=y[ids_test],
+        x_train=prep.apply(x[ids_train]), y_train=y[ids_train],
+        x_val=prep.apply(x[ids_val]), y_val=y[ids_val],
+        x_test=prep.apply(x[ids_test]), y_test=y[ids_test],
         label_names=names,
-        preprocessing={"mean": mean, "std": std, "layout": layout, "input_range": [float(x.min()), float(x.max())]},
+        preprocessing=prep.to_dict(),
         ids_train=ids_train, ids_val=ids_val, ids_test=ids_test, **sources,
-    )
+    )  # fmt: skip
+
+
+def fit_normalisation(prep: Preprocessing, config: DataConfig, raw_train: np.ndarray) -> Preprocessing:
+    """mean/std as float32-exact values: fitted on the scaled training split, given, or 0/1 for "none".
+
+    "standard": images share one mean/std (a scalar each); tables get one per feature, since their
+    columns have unrelated units (a constant feature keeps std 1). Statistics are summed in float64.
+    """
+    channels = raw_train.shape[1]
+    if config.normalize == "none":
+        return prep.with_normalisation(0.0, 1.0)
+    if not isinstance(config.normalize, str):
+        given = prep.with_normalisation(config.normalize.mean, config.normalize.std)
+        problem = given.check(channels)
+        if problem:
+            unit = "channels" if raw_train.ndim == 4 else "features"
+            raise DataError(f"[data] normalize does not fit the data: {problem.replace('channels', unit)}",
+                            hint=f"give one value, or one per {unit[:-1]} ({channels})")  # fmt: skip
+        return given
+    scaled = raw_train.astype(np.float64) * np.float64(np.float32(prep.scale))
+    axis = 0 if raw_train.ndim == 2 else None
+    mean = np.asarray(scaled.mean(axis=axis), np.float32)
+    std = np.asarray(scaled.std(axis=axis), np.float32)
+    std[std == 0] = 1.0
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise DataError("the training data's mean or std does not fit in float32 (values near 3.4e38)",
+                        hint="rescale the data, e.g. [data] scale = 1e-6")  # fmt: skip
+    return prep.with_normalisation(mean.ravel().tolist(), std.ravel().tolist())

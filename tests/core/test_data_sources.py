@@ -31,7 +31,8 @@ def test_npz_channels_last_uint8_images(tmp_path) -> None:
     np.savez(tmp_path / "d.npz", x=x, y=np.repeat(np.arange(3), 20), label_names=np.array(["a", "b", "c"]))
     data = _load(tmp_path, source="npz", path="d.npz")
     assert data.input_shape == (3, 6, 6) and data.label_names == ["a", "b", "c"]
-    assert data.preprocessing["input_range"][1] <= 1.0  # uint8 scaled to 0..1 before normalising
+    assert data.preprocessing["scale"] == 1 / 255 and data.preprocessing["raw_dtype"] == "uint8"  # uint8 -> 0..1
+    assert data.preprocessing["raw_range"] == [float(x.min()), float(x.max())]
 
 
 def test_image_folder(tmp_path) -> None:
@@ -92,7 +93,7 @@ def test_bad_data_is_named(tmp_path) -> None:
     with pytest.raises(DataError, match="empty"):
         _load(tmp_path, source="npz", path="empty.npz")
     np.savez(tmp_path / "range.npz", x=np.zeros((30, 4), np.float32), y=np.arange(30) % 5, label_names=np.array(["a", "b", "c"]))
-    with pytest.raises(DataError, match=r"labels must lie in 0..2, found 0..4"):
+    with pytest.raises(DataError, match=r"labels go up to 4 but label_names lists 3 classes"):
         _load(tmp_path, source="npz", path="range.npz")
     np.savez(tmp_path / "nan.npz", x=np.full((30, 4), np.nan, np.float32), y=np.arange(30) % 2)
     with pytest.raises(DataError, match="NaN or Inf"):

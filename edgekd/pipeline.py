@@ -5,6 +5,11 @@ version). A stage writes into a private temporary directory; when it returns, it
 run directory and only then is its manifest `.edgekd/stages/<stage>.json` written. So a run killed at any
 point resumes at the first stage whose manifest is missing, stale or whose files changed on disk, and a
 half-written file is never taken for a finished one.
+
+A stage that fails does not lose the run's report: its manifest is written with `"status": "failed"` and an
+`"error"` record (`type`, `message`, `hint`, `exit_code`, `not_run`: the later stages it kept from running),
+the stages after it are not run except those marked `runs_after_failure` (the report), and only then does the
+error propagate with its own exit code. A failed manifest is never a cache hit.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -29,6 +35,7 @@ from edgekd.fileio import atomic_write_json, read_json, sha256_path, storage_err
 from edgekd.recipe import Recipe
 
 MANIFEST_SCHEMA = "edgekd.stage/1"
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,10 +95,22 @@ class Stage(Protocol):
 @dataclass
 class StageOutcome:
     stage: str
-    status: str  # "ran" | "cached" | "skipped" | "failed"
+    status: str  # "ran" | "cached" | "skipped" (disabled / not selected) | "failed" | "not_run" (after a failure)
     seconds: float
     artifacts: list[Artifact] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None  # for "failed": the failure record written into the stage's manifest
+
+
+def failure_record(exc: BaseException, not_run: list[str]) -> dict[str, Any]:
+    """What a failed stage's manifest says about its error (the report renders it)."""
+    return {
+        "type": type(exc).__name__,
+        "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
+        "hint": getattr(exc, "hint", None),
+        "exit_code": getattr(exc, "exit_code", 70),  # not an EdgekdError: edgekd's own bug
+        "not_run": not_run,
+    }
 
 
 def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact], upstream: dict[str, str] | None = None) -> str:
@@ -170,8 +189,8 @@ class RunDirectory:
 
 
 def _cache_valid(run: RunDirectory, manifest: dict[str, Any] | None, key: str) -> bool:
-    """A hit needs the same key and every output still on disk with its recorded content."""
-    if manifest is None or manifest.get("key") != key:
+    """A hit needs the same key, a stage that succeeded, and every output still on disk with its content."""
+    if manifest is None or manifest.get("key") != key or manifest.get("status") == "failed":
         return False
     for entry in manifest.get("artifacts", []):
         path = run.path / entry["path"]
@@ -214,26 +233,35 @@ class Pipeline:
         only: set[str] | None = None,
         on_event: Callable[[StageOutcome | str], None] | None = None,
         progress: Any = None,
+        after: dict[str, Callable[[StageOutcome], None]] | None = None,
     ) -> list[StageOutcome]:
-        """Run every enabled stage (or only those in `only`, plus what they need from the cache)."""
+        """Run every enabled stage (or only those in `only`, plus what they need from the cache).
+
+        `after[name]` is called with that stage's outcome (ran, cached, or skipped but read from the cache)
+        before the next stage starts; an error it raises stops the run there (preflight after the data)."""
+        hooks = after or {}
         notify = on_event or (lambda _event: None)
         outcomes: list[StageOutcome] = []
         produced: dict[str, list[Artifact]] = {}
         summaries: dict[str, dict[str, Any]] = {}
         keys: dict[str, str] = {}
         gate_error: EdgekdError | None = None
+        failure: Exception | None = None  # a stage raised: later stages are not run, the report still is
+        selected = [s for s in self.stages if s.enabled(self.recipe) and (only is None or s.name in only)]
         with self.run.locked():
             for stage in self.stages:
-                if not stage.enabled(self.recipe) or (only is not None and stage.name not in only):
+                if stage not in selected:
                     manifest = self.run.read_manifest(stage.name)
                     if manifest and only is not None:  # let later selected stages see cached upstream results
                         produced[stage.name] = self.run.artifacts_of(manifest)
                         summaries[stage.name] = manifest.get("summary", {})
                         keys[stage.name] = str(manifest.get("key", ""))
+                        if stage.name in hooks and manifest.get("status") != "failed":
+                            hooks[stage.name](StageOutcome(stage.name, "skipped", 0.0, produced[stage.name], summaries[stage.name]))
                     outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
                     continue
-                if gate_error is not None and not getattr(stage, "runs_after_failure", False):
-                    outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
+                if (gate_error is not None or failure is not None) and not getattr(stage, "runs_after_failure", False):
+                    outcomes.append(StageOutcome(stage.name, "not_run", 0.0))
                     continue
                 inputs = {name: produced.get(name, []) for name in stage.needs}
                 upstream = {name: keys[name] for name in stage.needs if name in keys}
@@ -243,16 +271,52 @@ class Pipeline:
                     outcome = StageOutcome(stage.name, "cached", 0.0, self.run.artifacts_of(manifest), manifest.get("summary", {}))
                 else:
                     notify(stage.name)
-                    outcome = self._run_stage(stage, key, inputs, summaries, progress)
+                    try:
+                        outcome = self._run_stage(stage, key, inputs, summaries, progress)
+                    except Exception as exc:  # noqa: BLE001 - recorded, the report runs, then re-raised below
+                        if failure is not None or gate_error is not None:
+                            _log.warning("stage %s failed after an earlier failure: %s", stage.name, exc)
+                            break  # the report of a failed run failed too: the first error is the one to show
+                        later = [s.name for s in selected[selected.index(stage) + 1 :]
+                                 if not getattr(s, "runs_after_failure", False)]  # fmt: skip
+                        outcome = self._record_failure(stage, key, exc, later)
+                        failure = exc
+                        key = f"failed:{hashlib.sha256(json.dumps(outcome.error, sort_keys=True).encode()).hexdigest()}"
                 produced[stage.name] = outcome.artifacts
                 summaries[stage.name] = outcome.summary
                 keys[stage.name] = key
                 outcomes.append(outcome)
                 notify(outcome)
-                gate_error = gate_error or stage.gate(self.recipe, outcome.summary)
+                if outcome.status != "failed":
+                    gate_error = gate_error or stage.gate(self.recipe, outcome.summary)
+                    if stage.name in hooks:
+                        hooks[stage.name](outcome)
+        if failure is not None:
+            raise failure
         if gate_error is not None:
             raise gate_error
         return outcomes
+
+    def _record_failure(self, stage: Stage, key: str, exc: Exception, not_run: list[str]) -> StageOutcome:
+        """Write the failed stage's manifest (no artifacts, an error record) so the report can show it."""
+        error = failure_record(exc, not_run)
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "stage": stage.name,
+            "status": "failed",
+            "key": key,
+            "seconds": 0.0,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "edgekd": __version__,
+            "artifacts": [],
+            "summary": {},
+            "error": error,
+        }
+        try:
+            atomic_write_json(self.run.manifest_path(stage.name), manifest)
+        except (OSError, EdgekdError) as write_error:  # e.g. the disk is full: the stage's own error still wins
+            _log.warning("could not record the failure of stage %s: %s", stage.name, write_error)
+        return StageOutcome(stage.name, "failed", 0.0, [], {}, error)
 
     def _run_stage(
         self,
@@ -313,6 +377,7 @@ class Pipeline:
             "key": key,
             "seconds": round(seconds, 3),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "status": "done",
             "edgekd": __version__,
             "artifacts": [_relative(a, self.run.path) for a in artifacts],
             "summary": result.summary,

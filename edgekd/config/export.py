@@ -21,7 +21,7 @@ class ExportConfig(StrictModel):
 class CalibrationConfig(StrictModel):
     """One calibration set, drawn from the training split, shared by every quantizer."""
 
-    size: int = Field(200, ge=1)
+    size: int | None = Field(None, ge=1)
 
 
 class QuantizeConfig(StrictModel):

@@ -56,10 +56,15 @@ class CalibrateStage(BaseStage):
 
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.calibration import make_calibration_set
+        from edgekd.preflight import DataFacts, calibration_size, check_calibration_size
 
         data = load_split_data(ctx)
-        calibration = make_calibration_set(data, ctx.recipe.calibration.size, ctx.recipe.run.seed, ctx.workdir / "calibration.npz")
-        return StageResult([calibration], {"size": min(ctx.recipe.calibration.size, len(data.x_train))})
+        facts = DataFacts(tuple(data.input_shape), data.num_classes, len(data.x_train))
+        note = check_calibration_size(ctx.recipe, facts, None)  # refuses an oversized explicit size here too
+        size = calibration_size(ctx.recipe, len(data.x_train))
+        calibration = make_calibration_set(data, size, ctx.recipe.run.seed, ctx.workdir / "calibration.npz")
+        return StageResult([calibration], {"size": size, "requested": ctx.recipe.calibration.size,
+                                           "warnings": [note] if note else []})  # fmt: skip
 
 
 class QuantizeStage(BaseStage):

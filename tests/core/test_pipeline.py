@@ -53,7 +53,7 @@ def test_second_run_is_all_cache_hits(tmp_path: Path) -> None:
 
 
 def test_deleting_an_artifact_reruns_its_stage_only_downstream(tmp_path: Path) -> None:
-    pipeline, stages = make(tmp_path)
+    pipeline, _ = make(tmp_path)
     pipeline.execute()
     (tmp_path / "run" / "b.txt").unlink()
     outcomes = pipeline.execute()
@@ -179,3 +179,34 @@ def test_a_changed_upstream_result_reruns_the_stages_that_read_it(tmp_path: Path
     again = Pipeline([Measure(), report], parse_recipe({"bench": {"runs": 6}}), tmp_path, tmp_path / "run")
     assert [o.status for o in again.execute()] == ["ran", "ran"]
     assert [o.status for o in again.execute()] == ["cached", "cached"]
+
+
+class SeesFailures(AfterFailure):
+    """A report stand-in: records the failed manifests it finds (what the report builder reads)."""
+
+    def run(self, ctx: StageContext) -> StageResult:
+        manifests = RunDirectory(ctx.run_dir).manifests()
+        self.failures = {name: m["error"] for name, m in manifests.items() if m.get("status") == "failed"}
+        return super().run(ctx)
+
+
+def test_a_failed_stage_is_recorded_the_report_still_runs_and_the_error_propagates(tmp_path: Path) -> None:
+    stages = [WriteStage("a"), WriteStage("b", ("a",), fail=True), WriteStage("c", ("b",)), SeesFailures("report", ("b",))]
+    pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    events: list[Any] = []
+    with pytest.raises(EdgekdError, match="b failed on purpose"):
+        pipeline.execute(on_event=events.append)
+    assert [s.runs for s in stages] == [1, 1, 0, 1]
+    statuses = {e.stage: e.status for e in events if not isinstance(e, str)}
+    assert statuses == {"a": "ran", "b": "failed", "report": "ran"}
+    manifest = RunDirectory(tmp_path / "run").read_manifest("b")
+    assert manifest is not None and manifest["status"] == "failed"
+    assert manifest["error"] == {"type": "EdgekdError", "message": "b failed on purpose", "hint": None,
+                                 "exit_code": 1, "not_run": ["c"]}  # fmt: skip
+    assert stages[3].failures == {"b": manifest["error"]}
+    with pytest.raises(EdgekdError):  # a failed manifest is never a cache hit: b runs again
+        pipeline.execute()
+    assert [s.runs for s in stages] == [1, 2, 0, 1]  # same failure: the report is a cache hit
+    stages[1].fail = False
+    assert [o.status for o in pipeline.execute()] == ["cached", "ran", "ran", "ran"]
+    assert RunDirectory(tmp_path / "run").read_manifest("b")["status"] == "done"  # type: ignore[index]

@@ -1,0 +1,295 @@
+"""Preflight: everything about a recipe that can be known before a model is trained, checked before it is.
+
+Two passes, called by `edgekd run` (runflow):
+- `check_recipe` before any stage: bench target names, converter availability, the `[handoff] artifact`
+  name and whether the handoff platform can run that precision.
+- `check_with_data` right after the data stage (loading data is cheap; training is not), with the data's
+  shape, class count and training split size: calibration size, each model factory called once on a dry
+  input (signature, input channels, output size), and the operators the chosen converter is known to emit
+  for the student's layers against TensorFlow Lite Micro's operator table.
+
+One function per check. Each raises a typed error (RecipeError / TargetError exit 2, ModelError exit 1) with
+one message and a hint, or returns notes (non-fatal adjustments) that runflow prints and the run records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from edgekd.errors import ModelError, RecipeError, TargetError
+from edgekd.recipe import Recipe
+from edgekd.registry import suggest, unknown_name
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEFAULT_CALIBRATION_SIZE = 200  # [calibration] size when unset, capped at the training split's size
+
+#: Precisions of each TFLite converter (litert-torch writes fp32 and full int8 only).
+TFLITE_CONVERTER_PRECISIONS = {"onnx2tf": ("fp32", "fp16", "dynamic_range", "int8"), "litert_torch": ("fp32", "int8")}
+#: TFLite precisions TensorFlow Lite Micro cannot run (measured: fp16 and dynamic-range models fail to allocate).
+MICRO_UNSUPPORTED_PRECISIONS = ("fp16", "dynamic_range")
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What preflight needs from the data stage: shape of one sample (no batch), classes, split sizes."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    train_size: int
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> DataFacts:
+        sizes = summary.get("sizes") or {}
+        return cls(tuple(int(d) for d in summary.get("input_shape") or ()), int(summary.get("num_classes") or 0),
+                   int(sizes.get("train") or 0))  # fmt: skip
+
+
+def selected(recipe: Recipe, stage: str, only: set[str] | None) -> bool:
+    """Whether `stage` will run: enabled by the recipe and chosen by --only (if given)."""
+    from edgekd.stages import default_stages
+
+    if only is not None and stage not in only:
+        return False
+    return any(s.name == stage and s.enabled(recipe) for s in default_stages())
+
+
+# --- before any stage ---------------------------------------------------------------------------------------
+
+
+def check_recipe(recipe: Recipe, only: set[str] | None = None) -> None:
+    """Every check that needs only the recipe and this machine."""
+    check_bench_targets(recipe, only)
+    check_converters(recipe, only)
+    check_handoff_artifact(recipe, only)
+
+
+def check_bench_targets(recipe: Recipe, only: set[str] | None) -> None:
+    """Refuse an unknown bench target before any training, not after it (the bench stage runs late)."""
+    if not selected(recipe, "bench", only):
+        return
+    from edgekd.inventory import load_inventory
+
+    known, _ = load_inventory()
+    for name in recipe.bench.targets:
+        if name not in known:
+            raise unknown_name("target", name, known, TargetError)
+
+
+def required_converters(recipe: Recipe, only: set[str] | None) -> dict[str, str]:
+    """converter name -> the recipe key that asks for it, for every conversion stage that will run."""
+    wanted: dict[str, str] = {}
+    if selected(recipe, "export", only):
+        wanted["torch_onnx"] = "[export]"
+    if selected(recipe, "quantize", only):
+        wanted["ort_quant"] = "[quantize] enabled"
+    if selected(recipe, "tflite", only):
+        wanted[recipe.tflite.converter] = "[tflite] converter"
+        if recipe.tflite.also_litert_torch and recipe.tflite.converter == "onnx2tf":
+            wanted["litert_torch"] = "[tflite] also_litert_torch"
+    return wanted
+
+
+def check_converters(recipe: Recipe, only: set[str] | None) -> None:
+    """Each converter the run will use is installed, and can write the precisions asked of it."""
+    from edgekd import registry
+
+    for name, key in required_converters(recipe, only).items():
+        reason = registry.converter(name).available()
+        if reason:
+            off = {"[tflite] also_litert_torch": "set [tflite] also_litert_torch = false",
+                   "[tflite] converter": "set [tflite] enabled = false, or choose the other converter",
+                   "[quantize] enabled": "set [quantize] enabled = false"}.get(key, "install it")  # fmt: skip
+            raise RecipeError(f"{key} needs the {name!r} converter, which is not available: {reason}",
+                              hint=f"install it, or {off}")  # fmt: skip
+    if selected(recipe, "tflite", only):
+        offered = TFLITE_CONVERTER_PRECISIONS[recipe.tflite.converter]
+        refused = [p for p in recipe.tflite.precisions if p not in offered]
+        if refused:
+            raise RecipeError(
+                f"[tflite] converter = {recipe.tflite.converter!r} cannot write {', '.join(refused)}",
+                hint=f"it writes {', '.join(offered)}; use converter = \"onnx2tf\" or drop them from [tflite] precisions",
+            )
+
+
+def handoff_candidates(recipe: Recipe) -> list[str]:
+    """Names of the TFLite artifacts this recipe's run will produce (what [handoff] artifact may name)."""
+    if not recipe.tflite.enabled:
+        return []
+    names = [f"tflite_{p}" for p in recipe.tflite.precisions]
+    if recipe.tflite.also_litert_torch and recipe.tflite.converter == "onnx2tf":
+        names += [f"litert_torch_{p}" for p in recipe.tflite.precisions if p in TFLITE_CONVERTER_PRECISIONS["litert_torch"]]
+    return names
+
+
+def check_handoff_artifact(recipe: Recipe, only: set[str] | None) -> None:
+    """`[handoff] artifact` names a TFLite file this run makes, in a precision the platform can run."""
+    if not selected(recipe, "handoff", only):
+        return
+    wanted = recipe.handoff.artifact
+    candidates = handoff_candidates(recipe)
+    if wanted not in candidates:
+        close = suggest(wanted, candidates)
+        hint = (f"did you mean '{close}'? " if close else "") + (
+            f"this recipe makes: {', '.join(candidates)}" if candidates
+            else "this recipe makes no TFLite file: enable [tflite], or set [handoff] enabled = false"
+        )  # fmt: skip
+        raise RecipeError(f"[handoff] artifact {wanted!r} is not a TFLite file this recipe produces", hint=hint)
+    precision = wanted.rsplit("_", 1)[-1] if not wanted.endswith("dynamic_range") else "dynamic_range"
+    if recipe.handoff.platform == "micro" and precision in MICRO_UNSUPPORTED_PRECISIONS:
+        raise RecipeError(
+            f"[handoff] artifact {wanted!r} is {precision}, which TensorFlow Lite Micro cannot run",
+            hint="hand off a full int8 (or fp32) file, e.g. artifact = \"tflite_int8\", or set [handoff] "
+            "platform = \"linux\" / \"android\"",
+        )
+
+
+def check_verdict_codes(strict: bool | list[str] | None) -> None:
+    """`--strict-verdict CODE` names a verdict edgekd computes (the recipe's list is checked by its model)."""
+    from edgekd.errors import UsageError
+    from edgekd.verdicts import CODES
+
+    for code in strict if isinstance(strict, list) else []:
+        if code not in CODES:
+            raise unknown_name("verdict code", code, CODES, UsageError)
+
+
+# --- after the data stage, before training ------------------------------------------------------------------
+
+
+def check_with_data(recipe: Recipe, data_summary: dict[str, Any], only: set[str] | None = None) -> list[str]:
+    """Checks that need the data's shape and size. Returns notes to show and record (never silent)."""
+    facts = DataFacts.from_summary(data_summary)
+    notes: list[str] = []
+    note = check_calibration_size(recipe, facts, only)
+    if note:
+        notes.append(note)
+    student = None
+    if selected(recipe, "distill", only):
+        student = dry_run_model(recipe.student.model.model_dump(), facts, "[student] model", outputs=facts.num_classes)
+    if selected(recipe, "teacher", only) and recipe.teacher.kind in ("builtin", "module"):
+        # a teacher may know more classes than the data keeps (a class subset): its output size is checked
+        # when it is loaded, against its own label names
+        dry_run_model(recipe.teacher.model.model_dump(), facts, "[teacher] model", outputs=None)
+    if student is not None:
+        check_handoff_ops(recipe, student, only)
+    return notes
+
+
+def calibration_size(recipe: Recipe, train_size: int) -> int:
+    """The calibration set's size: the recipe's, or the default capped at the training split."""
+    if recipe.calibration.size is not None:
+        return recipe.calibration.size
+    return min(DEFAULT_CALIBRATION_SIZE, train_size)
+
+
+def check_calibration_size(recipe: Recipe, facts: DataFacts, only: set[str] | None) -> str | None:
+    """An explicit size larger than the training split is refused now (not after training); the default
+    is capped at the split, with a note."""
+    if not selected(recipe, "calibrate", only) or facts.train_size <= 0:
+        return None
+    size = recipe.calibration.size
+    if size is not None and size > facts.train_size:
+        raise RecipeError(
+            f"[calibration] size = {size} exceeds the {facts.train_size} samples of the training split",
+            hint=f"set [calibration] size to at most {facts.train_size}, or remove it (default: up to "
+            f"{DEFAULT_CALIBRATION_SIZE}, capped at the training split)",
+        )
+    if size is None and facts.train_size < DEFAULT_CALIBRATION_SIZE:
+        return (f"calibration uses all {facts.train_size} training samples (fewer than the default "
+                f"{DEFAULT_CALIBRATION_SIZE}); set [calibration] size to choose")  # fmt: skip
+    return None
+
+
+def dry_run_model(spec: dict[str, Any], facts: DataFacts, key: str, *, outputs: int | None) -> nn.Module:
+    """Build the model as training will and run it once on a zero batch of the data's shape.
+
+    Catches, before any training: a factory with another signature, a factory that returns no nn.Module,
+    a model for another channel count or input size, and an output that is not one logit per class.
+    TODO(H3b): when edgekd.distill.models offers a factory dry-run (check_factory), call it here instead.
+    """
+    import torch
+    from torch import nn
+
+    from edgekd.distill.models import build_model
+
+    factory = spec.get("factory") or spec.get("arch")
+    try:
+        model = build_model(spec, facts.input_shape, facts.num_classes)
+    except TypeError as exc:
+        raise ModelError(
+            f"{key}: factory {factory!r} cannot be called as factory(input_shape={facts.input_shape}, "
+            f"num_classes={facts.num_classes}): {exc}",
+            hint="a factory takes the keywords input_shape (tuple, no batch: (C, H, W) or (F,)) and num_classes "
+            "and returns a torch.nn.Module (docs/RECIPE.md, 'The factory contract')",
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{key}: factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module",
+                         hint="return the module itself (docs/RECIPE.md, 'The factory contract')")  # fmt: skip
+    batch = torch.zeros((2, *facts.input_shape))  # 2, not 1: BatchNorm in train mode refuses a batch of one
+    try:
+        with torch.no_grad():
+            out = model.eval()(batch)
+    except Exception as exc:  # noqa: BLE001 - the user's forward: any failure is a mismatch with the data
+        raise ModelError(
+            f"{key}: {factory!r} fails on the data's input shape {list(facts.input_shape)} (batch of 2): "
+            f"{type(exc).__name__}: {exc}",
+            hint="build the model from the input_shape argument (channels first: (C, H, W)), or change the data",
+        ) from None
+    if not isinstance(out, torch.Tensor) or (outputs is not None and tuple(out.shape) != (2, outputs)):
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"{key}: {factory!r} returns {shape} for a batch of 2; expected [2, {outputs or 'classes'}] "
+                         f"(one logit per class)", hint="end the model with one output per class (num_classes)")  # fmt: skip
+    return model
+
+
+def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:
+    """TFLite operator -> the layer that makes it, for layers whose conversion by the chosen converter is
+    known (measured with onnx2tf): nn.Hardsigmoid -> RELU_0_TO_1; exact nn.GELU -> Erf, a Flex op
+    (FlexErf) at opset < 20 unless [tflite] pseudo_ops replaces it, builtin GELU at opset >= 20.
+    Functional calls (F.hardsigmoid in forward) are not visible here; the handoff stage still checks the file."""
+    from torch import nn
+
+    if recipe.tflite.converter != "onnx2tf":
+        return {}
+    ops: dict[str, str] = {}
+    for name, layer in model.named_modules():
+        label = f"{name or 'model'} ({type(layer).__name__})"
+        if isinstance(layer, nn.Hardsigmoid):
+            ops.setdefault("RELU_0_TO_1", label)
+        elif isinstance(layer, nn.GELU) and layer.approximate == "none":
+            if recipe.export.opset >= 20:
+                ops.setdefault("GELU", label)
+            elif not {"Erf", "GeLU"} & set(recipe.tflite.pseudo_ops):
+                ops.setdefault("CUSTOM:FlexErf", label)
+    return ops
+
+
+def check_handoff_ops(recipe: Recipe, student: nn.Module, only: set[str] | None) -> None:
+    """A microcontroller handoff of a student whose known operators TensorFlow Lite Micro lacks is refused now."""
+    if not selected(recipe, "handoff", only) or recipe.handoff.platform != "micro":
+        return
+    missing = tflm_missing(known_tflite_ops(student, recipe).items())
+    if missing:
+        listed = "; ".join(f"{layer} -> {op}" for op, layer in missing)
+        raise RecipeError(
+            f"[handoff] platform = \"micro\": the student's layers become TFLite operators that TensorFlow Lite "
+            f"Micro does not have: {listed}",
+            hint="use layers TFLM supports (ReLU, ReLU6, Hardswish; for GELU set [tflite] pseudo_ops = [\"Erf\"] at "
+            "opset 18), or set [handoff] platform = \"linux\" / \"android\", or [handoff] enabled = false",
+        )
+
+
+def tflm_missing(ops: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (operator, layer) pairs whose operator is not in TFLM's op resolver table."""
+    from edgekd.handoff.op_resolver import TFLM_BUILTINS, TFLM_CUSTOM
+
+    missing = []
+    for op, layer in ops:
+        known = TFLM_CUSTOM if op.startswith("CUSTOM:") else TFLM_BUILTINS
+        if op.removeprefix("CUSTOM:") not in known:
+            missing.append((op, layer))
+    return missing

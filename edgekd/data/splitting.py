@@ -1,8 +1,9 @@
 """Seeded, stratified train / val / test split of sample indices, refusing what cannot be stratified.
 
-Every class keeps its share in every split, so each split needs at least one sample of each class:
-a class with fewer samples than splits, or a split smaller than the number of classes, is refused
-with the numbers and what to change, before scikit-learn would fail with its generic message.
+Every class keeps its (rounded) share in every split. A stratified cut needs at least two samples of a
+class and a held-out part at least as large as the number of classes, so a single class, a class with
+fewer samples than parts, or a part smaller than the class count is refused with the numbers and
+what to change, instead of scikit-learn's generic message (or an ill-posed one-class "classifier").
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def check_splittable(y: np.ndarray, names: list[str], val_fraction: float, test_
         if val_fraction > 0 and all(n >= 2 for _, n in small):
             fix += ", or set val_fraction = 0"
         raise DataError(f"too few samples to stratify: {listed}; each class needs at least {len(parts)} "
-                        f"(one for each of {'/'.join(parts)})", hint=fix)  # fmt: skip
+                        f"to be split {('two', 'three')[len(parts) - 2]} ways ({'/'.join(parts)})", hint=fix)  # fmt: skip
     total, classes = len(y), len(present)
     n_test = math.ceil(test_fraction * total)
     n_val = math.ceil(val_fraction / (1.0 - test_fraction) * (total - n_test)) if val_fraction > 0 else classes

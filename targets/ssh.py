@@ -8,7 +8,7 @@ and has no ~/.ssh/config Match/ProxyJump support. The synchronous Target API run
 coroutines on its own event-loop thread.
 
 Safety: host keys are verified (an unknown key is refused with its fingerprint and the command to trust
-it); every remote command is built with shlex.quote; the session's files live in one `mktemp -d`
+it, a changed key loudly with the old and new fingerprints: targets/ssh_hostkeys.py); every remote command is built with shlex.quote; the session's files live in one `mktemp -d`
 directory that cleanup() removes, also after a failure or Ctrl-C.
 """
 
@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import logging
 import math
+import os
 import shlex
 import threading
 import time
@@ -26,20 +27,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekd.targets.ssh_entry import SshEntry, load_profile, parse_entry
+from edgekd.targets.ssh_errors import connect_error, disk_full, is_disk_full, is_final, lost_connection
+from edgekd.targets.ssh_hostkeys import TrustChange, known_hosts_option, recording_client, trust_key
+from edgekd.targets.ssh_hostkeys import refusal as host_key_refusal
+from edgekd.targets.ssh_loop import EventLoopThread
+
 from edgekd.device import Completed, DeviceInfo
 from edgekd.errors import TargetError
 from edgekd.fileio import atomic_write_bytes, sha256_file
-from edgekd.targets.ssh_entry import SshEntry, load_profile, parse_entry
-from edgekd.targets.ssh_errors import connect_error, disk_full, host_key_refusal, is_disk_full, lost_connection
-from edgekd.targets.ssh_loop import EventLoopThread
 
 if TYPE_CHECKING:
     import asyncssh
+    from edgekd.targets.ssh_entry import PiProfile
+    from edgekd.targets.ssh_governor import RemoteGovernorControl
 
     from edgekd.bench.doctor import Check
     from edgekd.energy import EnergyMeter
-    from edgekd.targets.ssh_entry import PiProfile
-    from edgekd.targets.ssh_governor import RemoteGovernorControl
 
 log = logging.getLogger(__name__)
 PROBE_SOURCE = Path(__file__).with_name("device_probe.py")
@@ -62,6 +66,7 @@ class SshTarget:
         self._pushed: dict[str, str] = {}  # sha256 -> remote path
         self._run_counter = 0
         self._lock = threading.Lock()
+        self.last_trust: TrustChange | None = None  # what the last trust() changed in known_hosts
 
     @classmethod
     def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> SshTarget:
@@ -90,20 +95,37 @@ class SshTarget:
     async def _connect_with_retries(self) -> asyncssh.SSHClientConnection:
         import asyncssh
 
+        self._check_key_file()
         last: BaseException | None = None
         for attempt in range(self.entry.retries + 1):
+            client = recording_client()
             try:
-                return await asyncssh.connect(self.entry.host, **self._connect_options())
-            except asyncssh.HostKeyNotVerifiable as exc:
-                raise await self._host_key_refusal(exc) from None
-            except asyncssh.PermissionDenied as exc:
+                return await asyncssh.connect(self.entry.host, client_factory=lambda client=client: client, **self._connect_options())
+            except asyncssh.HostKeyNotVerifiable:
+                raise host_key_refusal(self, client.offered) from None
+            except (asyncssh.PermissionDenied, asyncssh.KeyImportError) as exc:
                 raise connect_error(self, exc, attempts=attempt + 1, final=True) from None
             except (TimeoutError, OSError, asyncssh.Error) as exc:
+                if is_final(exc):  # a local key file or a name that does not resolve: retrying cannot help
+                    raise connect_error(self, exc, attempts=attempt + 1, final=True) from None
                 last = exc
                 log.info("ssh %s: attempt %d failed: %s", self.name, attempt + 1, exc)
                 if attempt < self.entry.retries:
                     await asyncio.sleep(0.5 * 2**attempt)  # 0.5 s, 1 s, 2 s, ...
         raise connect_error(self, last, attempts=self.entry.retries + 1, final=False)
+
+    def _check_key_file(self) -> None:
+        """A `key` that is not a readable file is a configuration mistake: say so before any network traffic."""
+        key = self.entry.key
+        if key is None:
+            return
+        if not key.exists():
+            raise TargetError(f"{self.name}: the private key file {key} does not exist",
+                              hint=f"set `key` of targets.{self.name} in targets.toml to your private key "
+                              f"(e.g. ~/.ssh/id_ed25519), or make one: ssh-keygen -t ed25519 -f {key}")
+        if not key.is_file() or not os.access(key, os.R_OK):
+            raise TargetError(f"{self.name}: the private key {key} is not a readable file",
+                              hint=f"check its permissions (ls -l {key}) or set `key` of targets.{self.name}")
 
     def _connect_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"connect_timeout": self.entry.connect_timeout}
@@ -113,20 +135,9 @@ class SshTarget:
             options["username"] = self.entry.user
         if self.entry.key is not None:
             options["client_keys"] = [str(self.entry.key)]
-        if self.entry.known_hosts is not None:
-            options["known_hosts"] = str(self.entry.known_hosts) if self.entry.known_hosts.exists() else []
+        if self.entry.known_hosts is not None:  # absent: asyncssh reads ~/.ssh/config and ~/.ssh/known_hosts
+            options["known_hosts"] = known_hosts_option(self.entry)
         return options
-
-    async def _host_key_refusal(self, exc: BaseException) -> TargetError:
-        """The refusal of an unknown/changed host key, with its fingerprint and how to accept it."""
-        import asyncssh
-
-        key = None
-        with contextlib.suppress(OSError, asyncio.TimeoutError, asyncssh.Error):
-            options = {k: v for k, v in self._connect_options().items() if k in ("port",)}
-            key = await asyncio.wait_for(asyncssh.get_server_host_key(self.entry.host, **options), 10)
-        fingerprint = key.get_fingerprint("sha256") if key is not None else None
-        return host_key_refusal(self, fingerprint, str(exc))
 
     def fetch_host_key(self) -> tuple[str, str]:
         """(known_hosts line, SHA256 fingerprint) of the key the device presents now. Not authenticated:
@@ -151,16 +162,11 @@ class SshTarget:
         key_type, key_data = key.export_public_key("openssh").decode().split()[:2]
         return f"{pattern} {key_type} {key_data}", key.get_fingerprint("sha256")
 
-    def trust(self, known_hosts_line: str) -> Path:
-        """Append a line from fetch_host_key() to the target's known_hosts file; return that file."""
-        path = self.entry.known_hosts or Path.home() / ".ssh" / "known_hosts"
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(known_hosts_line.rstrip("\n") + "\n")
-        except OSError as exc:
-            raise TargetError(f"cannot write {path}: {exc.strerror}") from None
-        return path
+    def trust(self, known_hosts_line: str, replace: bool = False) -> Path:
+        """Add a line from fetch_host_key() to the target's known_hosts and return that file. A different key
+        already there for this host is refused unless `replace`, which removes it (see `last_trust`)."""
+        self.last_trust = trust_key(self, known_hosts_line, replace)
+        return self.last_trust.path
 
     def _make_workdir(self) -> str:
         parent = self._path_expr(self.entry.workdir)

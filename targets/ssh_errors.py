@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
+import errno
+import socket
 from typing import TYPE_CHECKING
 
 from edgekd.errors import TargetError
@@ -17,32 +19,18 @@ def is_disk_full(stderr: str) -> bool:
     return any(marker in stderr for marker in DISK_FULL_MARKERS)
 
 
-def _keyscan_command(target: SshTarget) -> str:
-    port = f"-p {target.entry.port} " if target.entry.port else ""
-    known_hosts = target.entry.known_hosts or Path("~/.ssh/known_hosts")
-    return f"ssh-keyscan {port}{target.entry.host} >> {known_hosts}"
-
-
-def host_key_refusal(target: SshTarget, fingerprint: str | None, reason: str) -> TargetError:
-    """Unknown (or changed) host key: refuse, show the fingerprint, say how to check and accept it."""
-    seen = f"its key fingerprint is {fingerprint}" if fingerprint else "its key could not be read"
-    changed = "changed" in reason.lower() or "mismatch" in reason.lower()
-    what = "does not match the one in known_hosts" if changed else "is not in known_hosts"
-    hint = (
-        f"on the device, `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` must print {fingerprint or 'the same'}; "
-        f"if it does, accept it with: {_keyscan_command(target)}  (or `edgekd targets trust {target.name}`)"
-    )
-    if changed:
-        port = f"[{target.entry.host}]:{target.entry.port}" if target.entry.port else target.entry.host
-        hint = f"if the device was reinstalled, remove the old key with `ssh-keygen -R '{port}'`, then " + hint
-    return TargetError(f"{target.name}: refusing {target.address}: the host key {what}; {seen}", hint=hint)
+def is_final(exc: BaseException) -> bool:
+    """A connection failure that retrying cannot fix: a local file problem or a name that does not resolve."""
+    if isinstance(exc, socket.gaierror):
+        return True
+    return isinstance(exc, OSError) and exc.filename is not None
 
 
 def connect_error(target: SshTarget, exc: BaseException | None, attempts: int, final: bool) -> TargetError:
-    """Connection failure after `attempts` tries (`final`: a refusal that retrying cannot fix)."""
+    """Connection failure after `attempts` tries, classified by the exception's type and errno (never its text)."""
     import asyncssh
 
-    detail = str(exc) or type(exc).__name__ if exc is not None else "no answer"
+    detail = (str(exc) or type(exc).__name__) if exc is not None else "no answer"
     if isinstance(exc, asyncssh.PermissionDenied):
         key = f"-i {target.entry.key} " if target.entry.key else ""
         port = f"-p {target.entry.port} " if target.entry.port else ""
@@ -50,8 +38,24 @@ def connect_error(target: SshTarget, exc: BaseException | None, attempts: int, f
             f"{target.name}: {target.address} refused the login ({detail})",
             hint=f"check `user` and `key` of targets.{target.name}; try `ssh {key}{port}{target.address.split(':')[0]} true`",
         )
+    if isinstance(exc, asyncssh.KeyImportError):
+        return TargetError(f"{target.name}: cannot use the private key {target.entry.key or ''}: {detail}",
+                           hint="an encrypted key needs ssh-agent (ssh-add KEY); or give an unencrypted key")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return TargetError(f"{target.name}: cannot read {exc.filename}: {exc.strerror or detail}",
+                           hint=f"check `key` and `known_hosts` of targets.{target.name} in targets.toml")
+    if isinstance(exc, socket.gaierror):
+        return TargetError(f"{target.name}: the host name {target.entry.host} does not resolve ({exc.strerror or detail})",
+                           hint=f"check `host` of targets.{target.name}; try `ping {target.entry.host}`")
+    why = detail
+    if isinstance(exc, ConnectionRefusedError):
+        why = f"nothing accepts connections on port {target.entry.port or 22} (connection refused)"
+    elif isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        why = f"no answer within {target.entry.connect_timeout:g} s"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        why = f"no route to the host ({exc.strerror})"
     return TargetError(
-        f"{target.name}: cannot reach {target.address} after {attempts} attempt(s): {detail}",
+        f"{target.name}: cannot reach {target.address} after {attempts} attempt(s): {why}",
         hint="is the device on, on this network, and running sshd? "
         f"check host/port of targets.{target.name} (connect_timeout = {target.entry.connect_timeout:g} s)",
     )

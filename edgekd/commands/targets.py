@@ -67,8 +67,13 @@ def trust(
     name: str,
     inventory: InventoryOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="add the key without asking")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="remove a different key recorded for this host (a reinstalled device) and add the new one")
+    ] = False,
 ) -> None:
-    """Show an SSH target's host key fingerprint and add the key to known_hosts (after you confirm it)."""
+    """Show an SSH target's host key fingerprint and add the key to known_hosts (after you confirm it).
+
+    A different key already recorded for the host is refused (it may be an attack); `--replace` removes it."""
     from edgekd.errors import UsageError
     from edgekd.inventory import make_target
 
@@ -80,8 +85,15 @@ def trust(
     console.say("compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the device")
     if not yes and not typer.confirm("add this key to known_hosts?", default=False):
         raise typer.Exit(1)
-    path = target.trust(line)
+    path = target.trust(line, replace=replace)
+    change = target.last_trust
+    removed = list(change.removed) if change else []
     if console.is_json():
-        console.emit_json({"target": name, "fingerprint": fingerprint, "known_hosts": str(path)})
+        console.emit_json({"target": name, "fingerprint": fingerprint, "known_hosts": str(path),
+                           "added": bool(change and change.added), "removed": removed})
+    elif change is not None and not change.added:
+        console.say(f"already trusted in {path}")
     else:
+        if removed:
+            console.say(f"removed the old key(s) {', '.join(removed)} from {path}")
         console.say(f"added to {path}")

@@ -15,13 +15,13 @@ and exits with status 3 on a problem the user can fix.
 """
 
 import argparse
-import array
 import hashlib
 import json
 import os
 import platform
 import sys
 import time
+from array import array as sample_array
 
 SCHEMA = "edgekd.run/1"
 ERROR_EXIT = 3
@@ -346,7 +346,7 @@ def resolve_shapes(specs, shapes, stored):
     if "" in shapes and len(specs) != 1:
         raise RunnerError("bad_arguments", "--shape without a name, but the model has %d inputs (%s)"
                           % (len(specs), ", ".join(s["name"] for s in specs)), "give NAME=1,3,32,32 per input")
-    unknown = sorted(set(shapes) - set([""]) - set(s["name"] for s in specs))
+    unknown = sorted(set(shapes) - {""} - {s["name"] for s in specs})
     if unknown:
         raise RunnerError("bad_arguments", "--shape names input %s, the model's inputs are %s"
                           % (", ".join(unknown), ", ".join(s["name"] for s in specs)), "use the model's input names")
@@ -463,7 +463,7 @@ def timed_loop(invoke, runs, duration_s, windows):
     never a list of Python ints. Returns latencies in ns and, with `windows`, the window boundaries with
     temperatures read between windows (outside any timed call) so throttling shows up as a trend."""
     clock = time.perf_counter_ns
-    latencies = array.array("q", bytes(8 * runs)) if duration_s is None else array.array("q")
+    latencies = sample_array("q", bytes(8 * runs)) if duration_s is None else sample_array("q")
     append = latencies.append
     bounds = []
     count = max(1, windows or 1)

@@ -4,9 +4,9 @@ Two passes, called by `edgekd run` (runflow):
 - `check_recipe` before any stage: bench target names, converter availability, the `[handoff] artifact`
   name and whether the handoff platform can run that precision.
 - `check_with_data` right after the data stage (loading data is cheap; training is not), with the data's
-  shape, class count and training split size: calibration size, each model factory called once on a dry
-  input (signature, input channels, output size), and the operators the chosen converter is known to emit
-  for the student's layers against TensorFlow Lite Micro's operator table.
+  shape, class count and training split size: calibration size, the student built once (a custom factory
+  dry-run on the data's shape: signature, input channels, output size), and the operators the chosen
+  converter is known to emit for the student's layers against TensorFlow Lite Micro's operator table.
 
 One function per check. Each raises a typed error (RecipeError / TargetError exit 2, ModelError exit 1) with
 one message and a hint, or returns notes (non-fatal adjustments) that runflow prints and the run records.
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edgekd.errors import ModelError, RecipeError, TargetError
+from edgekd.errors import RecipeError, TargetError
 from edgekd.recipe import Recipe
 from edgekd.registry import suggest, unknown_name
 
@@ -167,15 +167,10 @@ def check_with_data(recipe: Recipe, data_summary: dict[str, Any], only: set[str]
     note = check_calibration_size(recipe, facts, only)
     if note:
         notes.append(note)
-    student = None
+    # The student is built after the teacher is trained: build it (and dry-run a custom factory) now. The
+    # teacher needs no preflight: its stage comes first and builds (or loads) it before any training.
     if selected(recipe, "distill", only):
-        student = dry_run_model(recipe.student.model.model_dump(), facts, "[student] model", outputs=facts.num_classes)
-    if selected(recipe, "teacher", only) and recipe.teacher.kind in ("builtin", "module"):
-        # a teacher may know more classes than the data keeps (a class subset): its output size is checked
-        # when it is loaded, against its own label names
-        dry_run_model(recipe.teacher.model.model_dump(), facts, "[teacher] model", outputs=None)
-    if student is not None:
-        check_handoff_ops(recipe, student, only)
+        check_handoff_ops(recipe, build_student(recipe, facts), only)
     return notes
 
 
@@ -204,46 +199,12 @@ def check_calibration_size(recipe: Recipe, facts: DataFacts, only: set[str] | No
     return None
 
 
-def dry_run_model(spec: dict[str, Any], facts: DataFacts, key: str, *, outputs: int | None) -> nn.Module:
-    """Build the model as training will and run it once on a zero batch of the data's shape.
-
-    Catches, before any training: a factory with another signature, a factory that returns no nn.Module,
-    a model for another channel count or input size, and an output that is not one logit per class.
-    TODO(H3b): when edgekd.distill.models offers a factory dry-run (check_factory), call it here instead.
-    """
-    import torch
-    from torch import nn
-
+def build_student(recipe: Recipe, facts: DataFacts) -> nn.Module:
+    """The student as distillation will build it. For a custom factory, edgekd.distill.models.build_model
+    checks the signature, the returned type and a dry forward pass on the data's shape (ModelError, exit 1)."""
     from edgekd.distill.models import build_model
 
-    factory = spec.get("factory") or spec.get("arch")
-    try:
-        model = build_model(spec, facts.input_shape, facts.num_classes)
-    except TypeError as exc:
-        raise ModelError(
-            f"{key}: factory {factory!r} cannot be called as factory(input_shape={facts.input_shape}, "
-            f"num_classes={facts.num_classes}): {exc}",
-            hint="a factory takes the keywords input_shape (tuple, no batch: (C, H, W) or (F,)) and num_classes "
-            "and returns a torch.nn.Module (docs/RECIPE.md, 'The factory contract')",
-        ) from None
-    if not isinstance(model, nn.Module):
-        raise ModelError(f"{key}: factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module",
-                         hint="return the module itself (docs/RECIPE.md, 'The factory contract')")  # fmt: skip
-    batch = torch.zeros((2, *facts.input_shape))  # 2, not 1: BatchNorm in train mode refuses a batch of one
-    try:
-        with torch.no_grad():
-            out = model.eval()(batch)
-    except Exception as exc:  # noqa: BLE001 - the user's forward: any failure is a mismatch with the data
-        raise ModelError(
-            f"{key}: {factory!r} fails on the data's input shape {list(facts.input_shape)} (batch of 2): "
-            f"{type(exc).__name__}: {exc}",
-            hint="build the model from the input_shape argument (channels first: (C, H, W)), or change the data",
-        ) from None
-    if not isinstance(out, torch.Tensor) or (outputs is not None and tuple(out.shape) != (2, outputs)):
-        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelError(f"{key}: {factory!r} returns {shape} for a batch of 2; expected [2, {outputs or 'classes'}] "
-                         f"(one logit per class)", hint="end the model with one output per class (num_classes)")  # fmt: skip
-    return model
+    return build_model(recipe.student.model.model_dump(), facts.input_shape, facts.num_classes, role="student")
 
 
 def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:

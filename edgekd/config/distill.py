@@ -1,5 +1,11 @@
+"""Recipe sections [teacher], [student], [distill] (and the `train` tables inside them).
+
+Every field carries a description: docs/RECIPE.md and the JSON Schema are generated from them.
+"""
+
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -11,34 +17,107 @@ from edgekd.config.base import StrictModel
 class ModelSpec(StrictModel):
     """A built-in architecture sized by width and depth, or the user's own factory."""
 
-    arch: Literal["mlp", "cnn", "mobilenet", "custom"] = "cnn"
-    width: int = Field(16, ge=1)
-    depth: int = Field(2, ge=1)
-    factory: str | None = None  # "package.module:function" for arch = "custom"
+    arch: Literal["mlp", "cnn", "mobilenet", "custom"] = Field(
+        "cnn", description='Model family: "mlp" (any data), "cnn" and "mobilenet" (images), or "custom" (your own factory).')
+    width: int = Field(16, ge=1, description="Built-in families: units (mlp) or channels of the first block (cnn, mobilenet).")
+    depth: int = Field(2, ge=1, description="Built-in families: number of hidden layers (mlp) or blocks (cnn, mobilenet).")
+    factory: str | None = Field(
+        None,
+        description='arch = "custom": "package.module:function" returning a torch.nn.Module. edgekd passes the keywords the '
+        "function declares among input_shape (C, H, W) or (F,), num_classes and in_channels; the model takes a float32 "
+        "(batch, *input_shape) tensor and returns (batch, num_classes) logits.",
+    )
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    schedule: Literal["cosine", "step", "none"] = "cosine"
-    patience: int | None = Field(None, ge=1)  # early stopping on validation accuracy
-    augment: bool = False
-    threads: int = Field(1, ge=0)  # torch intra-op threads while training; 0 = torch's default. Small models
-    # train fastest on one thread (measured 8x faster than 2 threads for the digits teacher on a busy 2-core host)
+    """One training run: optimiser, schedule, and which epoch's weights are kept."""
+
+    epochs: int = Field(20, ge=1, description="Passes over the training split.")
+    batch_size: int = Field(64, ge=1, description="Samples per optimiser step (per process under DDP).")
+    lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(1e-4, ge=0, description="Decoupled weight decay (AdamW) or L2 (SGD).")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description='"adamw", or "sgd" (Nesterov momentum 0.9).')
+    schedule: Literal["cosine", "step", "none"] = Field(
+        "cosine", description='Per-step learning rate: "cosine" decay to 0, "step" (x0.1 at 50 % and 75 %), or "none" (constant).')
+    select: Literal["best_val", "last"] = Field(
+        "best_val",
+        description='Which weights are kept: "best_val" = the epoch (from min_epochs on) with the highest validation accuracy, '
+        'ties broken by the lower validation loss, then the later epoch; "last" = the final epoch. Without a validation '
+        'split (val_fraction = 0) "best_val" falls back to "last" and a warning is recorded.',
+    )
+    min_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Epochs always trained before a checkpoint may be selected or early stopping may end training. "
+        "Default: half of `epochs` (rounded up), so a tiny validation split that saturates early cannot keep an "
+        "under-trained epoch-2 model (measured on a 150-sample set: see docs/RELIABILITY.md).",
+    )
+    patience: int | None = Field(
+        None, ge=1,
+        description="Early stopping: end training after this many epochs (past min_epochs) without a better validation "
+        "score. Needs a validation split; refused with val_fraction = 0.",
+    )  # fmt: skip
+    augment: bool = Field(False, description="Seeded per-sample augmentation: 1-pixel shifts for images, small Gaussian jitter for tables.")
+    threads: int = Field(
+        1, ge=0,
+        description="torch intra-op threads while training; 0 = torch's default. Small models train fastest on one thread "
+        "(measured 8x faster than 2 threads for the digits teacher on a busy 2-core host).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _min_epochs_fit(self) -> TrainConfig:
+        if self.min_epochs is not None and self.min_epochs > self.epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) cannot exceed epochs ({self.epochs})")
+        return self
+
+    @property
+    def first_selectable_epoch(self) -> int:
+        """1-based epoch from which a checkpoint may be kept and early stopping may act."""
+        return self.min_epochs if self.min_epochs is not None else max(1, math.ceil(self.epochs / 2))
+
+
+class TeacherPreprocessing(StrictModel):
+    """The teacher's own inputs, as x = (raw * scale - mean) / std, independently of the student's."""
+
+    scale: float | None = Field(
+        None, gt=0, description="raw -> float step; default: the data's (1/255 for 8-bit images, 1/16 for digits, 1 for CSV).")
+    mean: float | list[float] = Field([], description="Subtracted after scaling: one value, or one per channel / feature. Empty: 0.")
+    std: float | list[float] = Field([], description="Divided by after subtracting the mean: one value, or one per channel / feature. Empty: 1.")
+
+    @model_validator(mode="after")
+    def _std_nonzero(self) -> TeacherPreprocessing:
+        values = self.std if isinstance(self.std, list) else [self.std]
+        if any(v == 0 or not math.isfinite(v) for v in values):
+            raise ValueError("std values must be finite and non-zero")
+        return self
 
 
 class TeacherConfig(StrictModel):
     """The teacher: trained here (builtin), or loaded from a file or a soft-label table."""
 
-    kind: Literal["builtin", "module", "torchscript", "onnx", "soft_labels"] = "builtin"
-    model: ModelSpec = ModelSpec(arch="cnn", width=32, depth=3)
-    path: Path | None = None  # weights / TorchScript / torch.export / ONNX / soft-label .npz; relative to the recipe
-    train: TrainConfig = TrainConfig(epochs=15)
-    outputs: Literal["logits", "probabilities"] = "logits"  # what an external teacher returns
-    label_names: list[str] | None = None  # class names of an external teacher (default: the data's)
+    kind: Literal["builtin", "module", "torchscript", "onnx", "soft_labels"] = Field(
+        "builtin",
+        description='"builtin" (trained here), "module" (your factory + a state dict), "torchscript" (TorchScript or a '
+        'torch.export .pt2), "onnx" (run in ONNX Runtime), "soft_labels" (an .npz of ids and logits/probabilities).',
+    )
+    model: ModelSpec = Field(ModelSpec(arch="cnn", width=32, depth=3), description='builtin: the architecture; module: { arch = "custom", factory = "pkg.mod:fn" }.')
+    path: Path | None = Field(None, description="Weights / TorchScript / torch.export / ONNX / soft-label .npz file; relative to the recipe.")
+    train: TrainConfig = Field(TrainConfig(epochs=15), description="builtin: how the teacher is trained.")
+    outputs: Literal["logits", "probabilities"] = Field("logits", description="What an external teacher returns.")
+    label_names: list[str] | None = Field(None, description="Class names of an external teacher, in output order (default: the data's).")
+    preprocessing: Literal["auto", "student", "raw"] | TeacherPreprocessing = Field(
+        "auto",
+        description='The teacher\'s own inputs. "student": the student\'s (normalised) inputs; "raw": the values as loaded, '
+        "only scaled (uint8 images and digits in 0..1, CSV units), not normalised; or { scale, mean, std }. "
+        '"auto": builtin teachers get the student\'s, ONNX files written by edgekd what their metadata records, '
+        'every other imported teacher "raw". Not used by soft_labels teachers.',
+    )
+    check: bool = Field(
+        True,
+        description="Before distillation, evaluate the teacher on the validation split and stop if it is near chance or, for "
+        "an imported teacher, more than 2 pt below a logistic-regression baseline beyond noise; the message names the likely "
+        "preprocessing mismatch. A builtin teacher below the baseline is a recorded warning. false: record the result and go on.",
+    )
 
     @model_validator(mode="after")
     def _external_teacher_has_file(self) -> TeacherConfig:
@@ -46,26 +125,35 @@ class TeacherConfig(StrictModel):
             raise ValueError(f"teacher kind {self.kind!r} needs a path")
         if self.kind == "module" and self.model.arch != "custom":
             raise ValueError('teacher kind "module" needs model = { arch = "custom", factory = "pkg.mod:fn" }')
+        if self.kind == "soft_labels" and self.preprocessing != "auto":
+            raise ValueError('preprocessing does not apply to a soft_labels teacher (it is never run); remove the key')
         return self
 
 
 class StudentConfig(StrictModel):
-    model: ModelSpec = ModelSpec(arch="cnn", width=8, depth=3)  # 6.3k params: 6.7% of the default teacher
+    """The small model that is distilled and shipped."""
+
+    model: ModelSpec = Field(ModelSpec(arch="cnn", width=8, depth=3), description="The student's architecture (default: 6.3k params, 6.7 % of the default teacher).")
 
 
 class LossConfig(StrictModel):
-    kind: Literal["hinton", "fitnets", "dkd", "pseudo_labels"] = "hinton"
-    temperature: float = Field(4.0, gt=0)
-    alpha: float = Field(0.5, ge=0, le=1)  # hinton: soft-term weight (1 - alpha on hard labels); dkd: TCKD weight
-    beta: float = Field(8.0, ge=0)  # DKD non-target weight
-    weight: float = Field(1.0, ge=0)
-    hint_layers: list[str] = []  # FitNets: "student.path=teacher.path"
+    """One distillation loss term; the total loss is the weighted sum of all terms."""
+
+    kind: Literal["hinton", "fitnets", "dkd", "pseudo_labels"] = Field(
+        "hinton", description='"hinton" (soft targets + hard labels), "fitnets" (feature hints), "dkd" (decoupled KD), "pseudo_labels" (teacher argmax).')
+    temperature: float = Field(4.0, gt=0, description="Softmax temperature of the soft targets (hinton, dkd).")
+    alpha: float = Field(0.5, ge=0, le=1, description="hinton: weight of the soft term (1 - alpha on hard labels); dkd: TCKD weight.")
+    beta: float = Field(8.0, ge=0, description="dkd: weight of the non-target (NCKD) term.")
+    weight: float = Field(1.0, ge=0, description="Weight of this term in the total loss.")
+    hint_layers: list[str] = Field([], description='fitnets: "student.path=teacher.path" pairs of layers whose outputs are matched.')
 
 
 class DistillConfig(StrictModel):
-    losses: list[LossConfig] = [LossConfig()]
-    train: TrainConfig = TrainConfig(epochs=30)
-    baseline: bool = True  # also train the same student from scratch with the same budget
-    teacher_cache: bool = True
-    cache_topk: int | None = Field(None, ge=1)  # store only the teacher's top-k classes per sample
-    consistent_teaching: bool = True  # with augmentation: the teacher scores the student's augmented view
+    """How the student is distilled from the teacher (and the from-scratch baseline trained beside it)."""
+
+    losses: list[LossConfig] = Field([LossConfig()], description="The loss terms, summed with their weights.")
+    train: TrainConfig = Field(TrainConfig(epochs=30), description="How the student (and the scratch baseline) are trained.")
+    baseline: bool = Field(True, description="Also train the same student from scratch with the same budget, to show what KD bought.")
+    teacher_cache: bool = Field(True, description="Compute teacher outputs once and keep them (memory-mapped, sha256-checked) for every epoch.")
+    cache_topk: int | None = Field(None, ge=1, description="Store only the teacher's top-k classes per sample (the rest spread evenly).")
+    consistent_teaching: bool = Field(True, description="With augmentation: the teacher scores the student's augmented view, not the plain sample.")

@@ -2,9 +2,13 @@
 
 What is optimised is an `Objective` (it runs the model and returns the loss); this module owns
 everything around it: seeded batch order, optional augmentation, AdamW/SGD with a cosine or step
-schedule, validation each epoch with early stopping and best-weights restore, a checkpoint each epoch
-(resumable, loaded with weights_only=True), NaN/Inf detection naming the batch, progress, and
-DistributedDataParallel when torch.distributed is initialised (rank 0 writes).
+schedule, validation each epoch (accuracy and loss), the checkpoint policy (`select`: best validation
+accuracy from `min_epochs` on, ties to the lower validation loss; or the last epoch) with early stopping,
+a checkpoint each epoch (resumable, loaded with weights_only=True), NaN/Inf detection naming the batch,
+progress, and DistributedDataParallel when torch.distributed is initialised (rank 0 writes).
+
+History rows are JSON-clean: a value that does not exist (validation accuracy without a validation
+split) is None, never NaN.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -23,13 +28,14 @@ import numpy as np
 
 from edgekd.config.distill import TrainConfig
 from edgekd.distill.augment import augment
-from edgekd.errors import CacheError, ModelError
+from edgekd.errors import CacheError, ModelError, RecipeError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-CHECKPOINT_SCHEMA = "edgekd.checkpoint/1"
+CHECKPOINT_SCHEMA = "edgekd.checkpoint/2"  # /2: best validation loss and the selection policy in the state
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,10 +65,28 @@ class Objective(Protocol):
 
 @dataclass
 class FitResult:
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
     resumed_from: int = 0  # epochs already done when the run was resumed
+    selected: str = "last"  # how the kept weights were chosen: "best_val" or "last"
+    warnings: list[str] = field(default_factory=list)  # e.g. "best_val" falling back to "last" without validation data
+
+
+def check_train_config(config: TrainConfig, has_val: bool, section: str) -> list[str]:
+    """Refuse what cannot take effect without a validation split; return the warnings to record.
+
+    `section` names the recipe table in messages (e.g. "[distill] train").
+    """
+    if has_val:
+        return []
+    if config.patience is not None:
+        raise RecipeError(f"{section}: patience = {config.patience} needs a validation split, but it is empty (val_fraction = 0)",
+                          hint="set [data] val_fraction > 0, or remove patience")  # fmt: skip
+    if config.select == "best_val":
+        return [(f'{section}: no validation split (val_fraction = 0), so select = "best_val" fell back to "last": '
+                 "the final epoch's weights are kept")]  # fmt: skip
+    return []
 
 
 def distributed() -> tuple[int, int]:
@@ -110,10 +134,35 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Top-1 accuracy of `model` on (x, y), in [0, 1]; NaN for an empty split."""
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float | None:
+    """Top-1 accuracy of `model` on (x, y), in [0, 1]; None for an empty split."""
     predictions = predict(model, x, batch_size)
-    return float(np.mean(predictions == y)) if len(y) else float("nan")
+    return float(np.mean(predictions == y)) if len(y) else None
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> tuple[float | None, float | None]:
+    """(top-1 accuracy, mean cross-entropy) of `model` on (x, y); (None, None) for an empty split.
+
+    The loss is None for models whose logits are not (batch, classes).
+    """
+    import torch
+
+    if len(y) == 0:
+        return None, None
+    was_training = model.training
+    model.eval()
+    correct, total_loss, has_loss = 0, 0.0, True
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            logits = model(torch.from_numpy(x[i : i + batch_size]))
+            target = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.int64))
+            correct += int((logits.argmax(-1) == target).sum())
+            if logits.dim() == 2:
+                total_loss += float(torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
+            else:
+                has_loss = False
+    model.train(was_training)
+    return correct / len(y), (total_loss / len(y) if has_loss else None)
 
 
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -199,6 +248,10 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
     total_steps = steps * config.epochs
     task = progress.add_task(label, total=total_steps, completed=state["epoch"] * steps, status="") if progress is not None else None
     has_val = len(data.y_val) > 0
+    result.warnings = check_train_config(config, has_val, label)
+    for warning in result.warnings:
+        log.warning("%s", warning)
+    selecting = has_val and config.select == "best_val"
     for epoch in range(state["epoch"], config.epochs):
         started, cpu_started = time.perf_counter(), time.process_time()
         model.train()
@@ -229,43 +282,55 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         train_cpu_seconds = time.process_time() - cpu_started  # CPU time of this process: robust to a busy host
         if world > 1:
             _broadcast_buffers(model)  # identical BatchNorm statistics → identical validation → same early-stop decision
-        val_acc = accuracy(model, data.x_val, data.y_val) if has_val else float("nan")
+        val_acc, val_loss = evaluate(model, data.x_val, data.y_val)
         row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(losses)), world),
-               "train_accuracy": correct / seen if seen else float("nan"), "val_accuracy": val_acc,
+               "train_accuracy": correct / seen if seen else None, "val_accuracy": val_acc, "val_loss": val_loss,
                "lr": lr, "steps": len(losses), "world_size": world, "train_seconds": train_seconds,
                "train_cpu_seconds": train_cpu_seconds,
                "seconds": time.perf_counter() - started}  # fmt: skip
         result.history.append(row)
-        state = _advance(state, row, model, config, has_val)
+        state = _advance(state, row, model, config.first_selectable_epoch if selecting else None)
         if task is not None:
-            progress.update(task, status=f"loss {row['loss']:.3f} val {val_acc:.3f}")
+            shown = "" if val_acc is None else f" val {val_acc:.3f}"
+            progress.update(task, status=f"loss {row['loss']:.3f}{shown}")
         if checkpoint is not None and rank == 0:
             _save_checkpoint(checkpoint, fingerprint, state, model, objective, optimizer)
-        if config.patience is not None and has_val and state["bad_epochs"] >= config.patience:
+        if config.patience is not None and selecting and state["bad_epochs"] >= config.patience:
             result.stopped_early = True
             break
     if task is not None:
         progress.update(task, completed=total_steps)
-    if state["best_state"] is not None:
+    if selecting and state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
-    result.best_epoch = state["best_epoch"] or len(result.history)
+    result.selected = "best_val" if selecting else "last"
+    result.best_epoch = state["best_epoch"] if selecting and state["best_epoch"] else len(result.history)
     model.eval()
     return result
 
 
 def _fresh_state() -> dict[str, Any]:
-    return {"epoch": 0, "history": [], "best_state": None, "best_val": -1.0, "best_epoch": 0, "bad_epochs": 0}
+    return {"epoch": 0, "history": [], "best_state": None, "best_val": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0}
 
 
-def _advance(state: dict[str, Any], row: dict[str, float], model: nn.Module, config: TrainConfig, has_val: bool) -> dict[str, Any]:
-    """Track the best validation epoch (only a strict improvement counts) and the early-stopping counter."""
+def _advance(state: dict[str, Any], row: dict[str, Any], model: nn.Module, first: int | None) -> dict[str, Any]:
+    """Track the kept epoch and the early-stopping counter.
+
+    `first` is the first selectable epoch (None: no selection, the last epoch is kept). From it on, an
+    epoch is kept when its validation accuracy is higher, or equal with a lower-or-equal validation loss
+    (a tiny validation split saturates at 100 %: the loss still tells later, better-trained epochs apart).
+    Only a strict improvement of (accuracy, -loss) resets the patience counter.
+    """
     state = dict(state, epoch=int(row["epoch"]))
-    if has_val:
-        if row["val_accuracy"] > state["best_val"]:
-            state.update(best_val=row["val_accuracy"], best_epoch=int(row["epoch"]), bad_epochs=0,
-                         best_state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
-        else:
-            state["bad_epochs"] += 1
+    if first is None or row["epoch"] < first:
+        return state
+    acc = row["val_accuracy"]
+    loss = row["val_loss"] if row["val_loss"] is not None else math.inf
+    improves = acc > state["best_val"] or (acc == state["best_val"] and loss < state["best_loss"])
+    keeps = improves or (acc == state["best_val"] and loss <= state["best_loss"])
+    if keeps:
+        state.update(best_val=acc, best_loss=loss, best_epoch=int(row["epoch"]),
+                     best_state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
+    state["bad_epochs"] = 0 if improves else state["bad_epochs"] + 1
     return state
 
 
@@ -300,7 +365,7 @@ def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module, objective: 
     model.load_state_dict(payload["model"])
     objective.load_state_dict(payload["objective"])
     optimizer.load_state_dict(payload["optimizer"])
-    keys = ("epoch", "history", "best_val", "best_epoch", "bad_epochs")
+    keys = ("epoch", "history", "best_val", "best_loss", "best_epoch", "bad_epochs")
     state = {k: payload[k] for k in keys}
     state["best_state"] = payload["best_state"] or None
     return state

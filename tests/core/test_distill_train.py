@@ -78,9 +78,16 @@ def test_checkpoint_with_pickled_objects_is_refused(train_data, tmp_path) -> Non
 
 
 def test_early_stopping_on_flat_validation(train_data) -> None:
-    config = TrainConfig(epochs=10, lr=1e-12, patience=2, schedule="none")  # nothing learns: validation stays flat
+    config = TrainConfig(epochs=10, lr=1e-12, patience=2, schedule="none", min_epochs=1)  # nothing learns
     result = fit(_model(), train_data, config, SupervisedObjective(), seed=0, label="flat")
-    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+    assert result.stopped_early and len(result.history) == result.best_epoch + 2 < 10
+
+
+def test_early_stopping_waits_for_min_epochs_by_default(train_data) -> None:
+    """Default min_epochs = half the epochs: neither the kept epoch nor the stop comes before it."""
+    config = TrainConfig(epochs=10, lr=1e-12, patience=2, schedule="none")
+    result = fit(_model(), train_data, config, SupervisedObjective(), seed=0, label="flat")
+    assert config.first_selectable_epoch == 5 and result.best_epoch >= 5 and len(result.history) >= 7
 
 
 def test_best_validation_weights_are_restored(train_data) -> None:

@@ -17,6 +17,7 @@ and distill maps them to the student's by name.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import shutil
 import time
@@ -31,8 +32,10 @@ from edgekd.artifacts import Artifact, TensorSpec, create_artifact
 from edgekd.config.distill import DistillConfig, StudentConfig, TeacherConfig
 from edgekd.data.datasets import Dataset
 from edgekd.distill.reporting import labelled_mask, model_size, noise_test, teacher_accuracy
-from edgekd.distill.train import FitResult, TrainData, distributed, fit
+from edgekd.distill.train import FitResult, TrainData, check_train_config, distributed, fit
 from edgekd.errors import DataError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -59,34 +62,79 @@ def _progress_bar(progress: Any) -> Iterator[Any]:
 
 def prepare_teacher(config: TeacherConfig, data: Dataset, *, seed: int, out_dir: Path, base_dir: Path,
                     progress: Any = None, resume: bool = False) -> Artifact:  # fmt: skip
-    """Train the builtin teacher or import an external one; returns its artifact (see module doc)."""
+    """Train the builtin teacher or import an external one, then check it; returns its artifact (see module doc).
+
+    The artifact's config records the teacher's own `preprocessing` (and where it came from) and the
+    outcome of the teacher check (`check`); a failing check raises ModelError unless `config.check` is false.
+    """
     from edgekd.distill import teacher_import
 
     out_dir = Path(out_dir)
     _check_training_data(data)
     if config.kind == "builtin":
+        warnings = check_train_config(config.train, len(data.y_val) > 0, "[teacher] train")
         with _progress_bar(progress) as bar:
-            return _train_builtin_teacher(config, data, seed=seed, out_dir=out_dir, progress=bar, resume=resume)
-    return teacher_import.import_teacher(config, data, out_dir=out_dir, base_dir=Path(base_dir))
+            artifact = _train_builtin_teacher(config, data, seed=seed, out_dir=out_dir, progress=bar, resume=resume, warnings=warnings)
+    else:
+        artifact = teacher_import.import_teacher(config, data, out_dir=out_dir, base_dir=Path(base_dir))
+    return _checked(artifact, config, data, seed)
 
 
-def _train_builtin_teacher(config: TeacherConfig, data: Dataset, *, seed: int, out_dir: Path, progress: Any, resume: bool) -> Artifact:
+def _checked(artifact: Artifact, config: TeacherConfig, data: Dataset, seed: int) -> Artifact:
+    """Run the teacher check and record its outcome in the sidecar (rank 0 writes)."""
+    from dataclasses import replace
+
+    from edgekd.distill.teacher_check import check_teacher
+    from edgekd.distill.teachers import class_mapping, load_teacher
+
+    teacher = load_teacher(artifact, data.preprocessing)
+    mapping = class_mapping(_teacher_names(teacher, data), teacher.num_classes, data.label_names, data.other_label)
+    record = check_teacher(teacher, mapping, data, enforce=config.check, builtin=config.kind == "builtin", seed=seed)
+    warnings = list(artifact.config.get("warnings", [])) + record.get("warnings", [])
+    if record.get("passed") is False:
+        warnings.append(f"{record['reason']} (going on: [teacher] check = false)")
+    for warning in warnings[len(artifact.config.get("warnings", [])) :]:
+        log.warning("%s", warning)
+    updated = replace(artifact, config={**artifact.config, "check": record, "warnings": warnings})
+    return updated.write_sidecar() if distributed()[0] == 0 else updated
+
+
+def teacher_summary(artifact: Artifact) -> dict[str, Any]:
+    """What the teacher stage reports: kind, params (None when unknown), its preprocessing and check."""
+    config = artifact.config
+    return {"kind": config.get("kind"), "format": artifact.format, "params": config.get("params"), "flops": config.get("flops"),
+            "preprocessing": config.get("preprocessing"), "preprocessing_source": config.get("preprocessing_source"),
+            "check": config.get("check"), "warnings": list(config.get("warnings", []))}  # fmt: skip
+
+
+def _train_builtin_teacher(config: TeacherConfig, data: Dataset, *, seed: int, out_dir: Path, progress: Any, resume: bool,
+                           warnings: list[str]) -> Artifact:  # fmt: skip
     import torch
 
+    from edgekd.distill import teacher_inputs
     from edgekd.distill.models import build_model
     from edgekd.distill.objectives import SupervisedObjective
     from edgekd.distill.train import accuracy
+    from edgekd.preprocessing import reprocess
 
     names, y_train, y_val, y_test = data.teacher_view()  # the full class list when the data is a class subset
+    prep, source = teacher_inputs.resolve(config, data)
+    student = teacher_inputs.student_preprocessing(data)
+
+    def view(x: np.ndarray) -> np.ndarray:  # the teacher's own inputs for these samples
+        return reprocess(x, student, prep)
+
     torch.manual_seed(seed)
     model = build_model(config.model.model_dump(), data.input_shape, len(names))
-    train = TrainData(data.x_train, y_train, _ids(data), data.x_val, y_val)
+    train = TrainData(view(data.x_train), y_train, _ids(data), view(data.x_val), y_val)
     result = fit(model, train, config.train, SupervisedObjective(), seed=seed, label="teacher",
                  checkpoint=out_dir / "checkpoints" / "teacher.ckpt", resume=resume, progress=progress)  # fmt: skip
     params, flops = model_size(model, data.input_shape)
-    extra = {"kind": "builtin", "test_accuracy": accuracy(model, data.x_test, y_test), "params": params, "flops": flops,
-             "best_epoch": result.best_epoch, "history": result.history}  # fmt: skip
-    artifact = _save_torch_model(model, out_dir / "teacher.pt", "teacher_torch", config.model.model_dump(), data, names, extra)
+    extra = {"kind": "builtin", "test_accuracy": accuracy(model, view(data.x_test), y_test), "params": params, "flops": flops,
+             "best_epoch": result.best_epoch, "selected": result.selected, "history": result.history,
+             "warnings": warnings, "preprocessing_source": source}  # fmt: skip
+    artifact = _save_torch_model(model, out_dir / "teacher.pt", "teacher_torch", config.model.model_dump(), data, names, extra,
+                                 preprocessing=prep.to_dict() if prep != student else data.preprocessing)  # fmt: skip
     if distributed()[0] == 0:
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     return artifact
@@ -106,8 +154,9 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     _check_training_data(data)
     if not 0.0 < labeled_fraction <= 1.0:
         raise DataError(f"labeled_fraction must lie in (0, 1], got {labeled_fraction}", hint="0.1 means the student sees 10% of the labels")
+    warnings = check_train_config(config.train, len(data.y_val) > 0, "[distill] train")
     started = time.perf_counter()
-    model_teacher = load_teacher(teacher)
+    model_teacher = load_teacher(teacher, data.preprocessing)
     mapping = class_mapping(_teacher_names(model_teacher, data), model_teacher.num_classes, data.label_names, data.other_label)
     mask = labelled_mask(data.y_train, labeled_fraction, seed)
     train = TrainData(data.x_train, np.where(mask, data.y_train, -1), _ids(data), data.x_val, data.y_val)
@@ -123,6 +172,7 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     rank, _ = distributed()
     outcome = DistillOutcome()
     metrics = _metrics(model_teacher, mapping, data, kd_model, kd_result, scratch, teacher, mask, labeled_fraction, signal)
+    metrics["warnings"] = warnings
     if rank == 0:
         names = data.label_names
         spec = student.model.model_dump()
@@ -156,7 +206,7 @@ def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentC
     torch.manual_seed(seed)
     model = build_model(student.model.model_dump(), data.input_shape, data.num_classes)
     objective = DistillObjective(model, signal, config.losses, data.input_shape)
-    extra = {"teacher": teacher.fingerprint, "losses": [c.model_dump() for c in config.losses], "model": student.model.model_dump(),
+    extra = {"teacher": teacher.fingerprint, "teacher_inputs": teacher.inputs_key, "losses": [c.model_dump() for c in config.losses], "model": student.model.model_dump(),
              "consistent": config.consistent_teaching, "labeled_fraction": labeled_fraction}  # fmt: skip
     result = fit(model, train, config.train, objective, seed=seed, label="student (KD)", checkpoint=out_dir / "checkpoints" / "student.ckpt",
                  resume=resume, fingerprint_extra=extra, progress=progress)  # fmt: skip
@@ -200,7 +250,9 @@ def _metrics(teacher: Teacher, mapping: list[list[int]], data: Dataset, kd_model
         "teacher_params": t_params, "teacher_flops": t_flops, "student_params": s_params, "student_flops": s_flops,
         "labeled_fraction": labeled_fraction, "labelled_samples": int(mask.sum()), "train_samples": len(mask),
         "test_samples": len(data.y_test), "student_best_epoch": kd.best_epoch, "student_stopped_early": kd.stopped_early,
-        "history": {"student": kd.history},
+        "history": {"student": kd.history}, "student_selected": kd.selected,
+        "teacher_kind": artifact.config.get("kind"), "teacher_preprocessing": artifact.config.get("preprocessing", data.preprocessing),
+        "teacher_preprocessing_source": artifact.config.get("preprocessing_source"), "teacher_check": artifact.config.get("check"),
     }  # fmt: skip
     if signal.cache is not None:
         metrics["teacher_cache"] = {"hits": signal.cache.hits, "misses": signal.cache.misses, "topk": signal.cache.topk}
@@ -250,8 +302,11 @@ def _check_training_data(data: Dataset) -> None:
 
 
 def _save_torch_model(model: nn.Module, path: Path, name: str, spec: dict[str, Any], data: Dataset, names: list[str],
-                      extra: dict[str, Any], parent: Artifact | None = None) -> Artifact:  # fmt: skip
-    """Write a state dict and its sidecar: everything needed to rebuild the module (a torch artifact)."""
+                      extra: dict[str, Any], parent: Artifact | None = None, preprocessing: dict[str, Any] | None = None) -> Artifact:  # fmt: skip
+    """Write a state dict and its sidecar: everything needed to rebuild the module (a torch artifact).
+
+    `preprocessing` is the model's own (default: the student's, from the data).
+    """
     from edgekd.distill.models import save_state_dict
 
     save_state_dict(model, path)
@@ -259,7 +314,7 @@ def _save_torch_model(model: nn.Module, path: Path, name: str, spec: dict[str, A
     inputs = [TensorSpec("input", ("batch", *data.input_shape), "float32", layout)]
     outputs = [TensorSpec("logits", ("batch", len(names)), "float32", "NC")]
     config = {"model": spec, "input_shape": list(data.input_shape), "num_classes": len(names), "label_names": list(names),
-              "preprocessing": data.preprocessing, **extra}  # fmt: skip
+              "preprocessing": data.preprocessing if preprocessing is None else preprocessing, **extra}  # fmt: skip
     return create_artifact(path, name=name, format="torch", precision="fp32", inputs=inputs, outputs=outputs, parent=parent,
                            producer="distill", config=config)  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Teacher-output cache: teacher logits computed once, stored as sharded memory-mapped .npy arrays.
 
 An entry is a directory named by its key, a hash of (teacher weights, training inputs and ids,
-preprocessing, view). The view is "plain" or the augmentation seed of an epoch, so augmented views are
+preprocessing, the teacher's own preprocessing, view). The view is "plain" or the augmentation seed of an epoch, so augmented views are
 cached per (sample, augmentation seed) and never confused with plain ones. Layout:
 
     <root>/<key>/index.json            {"schema", "key", "num_samples", "num_classes", "topk", "shards": [...]}
@@ -43,8 +43,13 @@ def data_fingerprint(x: np.ndarray, ids: np.ndarray, preprocessing: dict[str, An
     return digest.hexdigest()
 
 
-def cache_key(teacher_sha256: str, data_sha256: str, view: str, topk: int | None) -> str:
-    payload = json.dumps({"schema": CACHE_SCHEMA, "teacher": teacher_sha256, "data": data_sha256, "view": view, "topk": topk})
+def cache_key(teacher_sha256: str, data_sha256: str, view: str, topk: int | None, inputs: str = "student") -> str:
+    """The entry name. `inputs` is the teacher's preprocessing ("student" when it takes the student's inputs):
+    the same weights fed other inputs give other outputs."""
+    fields = {"schema": CACHE_SCHEMA, "teacher": teacher_sha256, "data": data_sha256, "view": view, "topk": topk}
+    if inputs != "student":  # keys of teachers on the student's inputs stay as they were
+        fields["inputs"] = inputs
+    payload = json.dumps(fields)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -96,7 +96,7 @@ class TeacherSignal:
         view = x_view.numpy() if self.live_views else self.data.x[positions]
         if self.tap is not None:
             with torch.no_grad():
-                raw = self.teacher.module(torch.from_numpy(view)).numpy()
+                raw = self.teacher.module(torch.from_numpy(self.teacher.inputs(view))).numpy()
         elif self.cache is not None:
             raw = self._cached(epoch).rows(positions)
         else:
@@ -110,7 +110,7 @@ class TeacherSignal:
         return self._entries[view]
 
     def _open(self, view: str, epoch: int) -> Any:
-        key = cache_key(self.teacher.fingerprint, self.data_sha256, view, self.cache.topk)
+        key = cache_key(self.teacher.fingerprint, self.data_sha256, view, self.cache.topk, inputs=self.teacher.inputs_key)
         n = len(self.data.x)
 
         def compute() -> np.ndarray:

@@ -9,18 +9,23 @@ Kinds (recipe `[teacher] kind`) and the artifact `prepare_teacher` records for e
 - soft_labels: an .npz of precomputed `logits` or `probabilities` per sample id (`ids`, the index of
   the sample in the source data), the "teacher behind an API" workflow; "teacher_soft_labels" (npz).
 Probability outputs are turned into log-probabilities, which act as logits (softmax(log p) = p).
+
+A teacher takes its own inputs (see edgekd.distill.teacher_inputs): callers always pass the student's
+inputs, and `Teacher.inputs` turns them into the teacher's view of the same samples.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekd.distill.models import torch_load_error
+from edgekd.distill.models import one_line, torch_load_error
 from edgekd.errors import DataError, ModelError
+from edgekd.preprocessing import Preprocessing, reprocess
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,6 +50,21 @@ class Teacher:
     session: Any = None  # onnxruntime.InferenceSession
     table: dict[int, int] = field(default_factory=dict)  # soft labels: sample id -> row
     table_values: np.ndarray | None = None
+    preprocessing: Preprocessing | None = None  # the teacher's own inputs (None: the student's)
+    student_preprocessing: Preprocessing | None = None  # what callers pass in
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """The student's inputs `x` -> this teacher's inputs for the same samples."""
+        if self.preprocessing is None or self.student_preprocessing is None:
+            return x
+        return reprocess(x, self.student_preprocessing, self.preprocessing)
+
+    @property
+    def inputs_key(self) -> str:
+        """The teacher's preprocessing as a stable string: part of the teacher-output cache key."""
+        if self.preprocessing is None or self.preprocessing == self.student_preprocessing:
+            return "student"
+        return json.dumps(self.preprocessing.to_dict(), sort_keys=True, default=str)
 
     @property
     def scores_views(self) -> bool:
@@ -58,7 +78,7 @@ class Teacher:
             raw = self.table_values[rows]
         else:
             batch_size = self._fixed_batch() or batch_size
-            raw = np.concatenate([self._run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+            raw = np.concatenate([self._run(self.inputs(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
         if self.outputs == "probabilities":
             raw = np.log(np.clip(raw, _EPS, None))
         return raw.astype(np.float32, copy=False)
@@ -92,8 +112,22 @@ class Teacher:
         return np.array([self.table[int(i)] for i in ids], dtype=np.int64)
 
 
-def load_teacher(artifact: Artifact) -> Teacher:
-    """Open the teacher an artifact from `prepare_teacher` describes."""
+def load_teacher(artifact: Artifact, student_preprocessing: dict[str, Any] | None = None) -> Teacher:
+    """Open the teacher an artifact from `prepare_teacher` describes.
+
+    With `student_preprocessing` (the data's), the teacher converts the student's inputs into its own
+    (the `preprocessing` its sidecar records; artifacts without one took the student's inputs).
+    """
+    teacher = _open_teacher(artifact)
+    if student_preprocessing is not None:
+        student = Preprocessing.from_dict(student_preprocessing)
+        recorded = artifact.config.get("preprocessing")
+        teacher.student_preprocessing = student
+        teacher.preprocessing = Preprocessing.from_dict(recorded) if recorded is not None else student
+    return teacher
+
+
+def _open_teacher(artifact: Artifact) -> Teacher:
     config = artifact.config
     names = config.get("label_names")
     outputs = config.get("outputs", "logits")
@@ -137,12 +171,12 @@ def open_torch_program(path: Path, fmt: str | None = None) -> nn.Module:
     if fmt == "torch_export" or (fmt is None and path.suffix == ".pt2"):
         try:
             return torch.export.load(str(path)).module()
-        except Exception as exc:  # torch raises many types for a bad archive
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
             raise ModelError(f"{path} is not a torch.export program: {str(exc).splitlines()[0]}",
                              hint="save it with torch.export.save(torch.export.export(model, args), path)") from None  # fmt: skip
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as exc:  # RuntimeError for wrong files, ValueError for some archives
+    except Exception as exc:  # noqa: BLE001 - RuntimeError for wrong files, ValueError for some archives
         raise ModelError(f"{path} is not a TorchScript file: {str(exc).splitlines()[0]}",
                          hint="save it with torch.jit.save(torch.jit.script(model), path), or use a .pt2 from torch.export") from None  # fmt: skip
 
@@ -157,8 +191,8 @@ def open_onnx(path: Path) -> Any:
 
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelError(f"{path} cannot be opened by ONNX Runtime: {str(exc).splitlines()[0]}",
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelError(f"{path} cannot be opened by ONNX Runtime: {one_line(exc)}",
                          hint="check that it is an .onnx model with one image/feature input") from None  # fmt: skip
 
 

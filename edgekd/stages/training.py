@@ -49,13 +49,13 @@ class TeacherStage(BaseStage):
         return {"teacher": recipe.teacher.model_dump(mode="json"), "seed": recipe.run.seed}
 
     def run(self, ctx: StageContext) -> StageResult:
-        from edgekd.distill.api import prepare_teacher
+        from edgekd.distill.api import prepare_teacher, teacher_summary
 
         teacher = prepare_teacher(
             ctx.recipe.teacher, load_split_data(ctx), seed=ctx.recipe.run.seed, out_dir=ctx.workdir,
             base_dir=ctx.base_dir, progress=ctx.progress, resume=ctx.resume,
         )  # fmt: skip
-        return StageResult([teacher], {})
+        return StageResult([teacher], teacher_summary(teacher))  # params None when unknown (onnx, soft labels)
 
 
 class DistillStage(BaseStage):

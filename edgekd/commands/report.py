@@ -6,7 +6,7 @@ A plain typer-annotated function; cli.py registers it. matplotlib is imported on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -15,15 +15,15 @@ from edgekd.errors import UsageError
 
 
 def report_cmd(
-    run_dir: Annotated[Optional[Path], typer.Argument(help="run directory written by `edgekd run`")] = None,
-    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(
+    run_dir: Annotated[Path | None, typer.Argument(help="run directory written by `edgekd run`")] = None,
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(
         "--compare", metavar="RUN_A RUN_B",
         help="compare two runs (directories, report.json files or history run ids): what got slower, bigger, "
              "less accurate")] = None,
     fail_on_regression: Annotated[bool, typer.Option(
         "--fail-on-regression", help="with --compare: exit 1 when anything regressed (for CI)")] = False,
     plot_format: Annotated[str, typer.Option("--plots", help="embed plots as svg or png")] = "svg",
-    markdown_out: Annotated[Optional[Path], typer.Option(
+    markdown_out: Annotated[Path | None, typer.Option(
         "--markdown", help="with --compare: also write the comparison as Markdown (a pull-request comment)")] = None,
 ) -> None:
     """Write report.json, report.md and report.html for a run, or compare two runs."""
@@ -43,6 +43,8 @@ def report_cmd(
 
 
 def _write(run_dir: Path, plot_format: str) -> None:
+    from rich.markup import escape
+
     from edgekd.config.report import ReportConfig
     from edgekd.report import write_reports
     from edgekd.report.build import build_report
@@ -56,13 +58,31 @@ def _write(run_dir: Path, plot_format: str) -> None:
     failed = [row["artifact"] for row in report["parity"] if row.get("passed") is False]
     if console.is_json():
         console.emit_json({"paths": [str(p) for p in paths], "passed": report["passed"], "failed": failed,
+                           "failure": report.get("failure"), "verdicts": report.get("verdicts", []),
                            "warnings": report["warnings"]})
         return
-    verdict = ("[yellow]parity not verified[/]" if report["passed"] is None else "[green]all artifacts pass parity[/]"
-               if report["passed"] else f"[red]{len(failed)} artifact(s) fail parity: {', '.join(failed)}[/]")
-    console.say(f"{verdict}; {len(report['warnings'])} warning(s)")
+    console.say(headline(report))
+    for verdict in report.get("verdicts") or []:
+        style = "yellow" if verdict["severity"] == "warning" else "dim"
+        console.say(f"  [{style}]{verdict['severity']}[/] {verdict['code']}: {escape(verdict['message'])}")
     for path in paths:
         console.say(f"  wrote {path}")
+
+
+def headline(report: dict[str, Any]) -> str:
+    """The terminal's first line: a failed stage first, then parity, then the count of warnings."""
+    from rich.markup import escape
+
+    failed = [row["artifact"] for row in report.get("parity") or [] if row.get("passed") is False]
+    parity = ("[yellow]parity not verified[/]" if not report.get("parity") else
+              f"[red]{len(failed)} artifact(s) fail parity: {escape(', '.join(failed))}[/]" if failed
+              else "[green]all artifacts pass parity[/]")
+    line = f"{parity}; {len(report.get('warnings') or [])} warning(s)"
+    failure = report.get("failure")
+    if failure:
+        line = (f"[red]run failed at stage {escape(str(failure.get('stage')))} ({escape(str(failure.get('type')))}): "
+                f"{escape(str(failure.get('message')))}[/]\n{line}")
+    return line
 
 
 def _compare(run_a: Path, run_b: Path, *, fail_on_regression: bool, markdown_out: Path | None) -> None:
@@ -82,8 +102,11 @@ def _compare(run_a: Path, run_b: Path, *, fail_on_regression: bool, markdown_out
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    for warning in result.get("warnings") or []:
+        console.say(f"[yellow]warning: {escape(warning)}[/]")
     for title, rows, style in (("Regressions", result["regressions"], "red"),
                                ("Improvements", result["improvements"], "green")):
         if not rows:

@@ -3,8 +3,12 @@
 Every stage leaves `<run_dir>/.edgekd/stages/<stage>.json` = {"stage", "key", "seconds", "artifacts",
 "summary"}. The report joins them: model artifacts with their size, the distillation comparison, the
 parity table, benchmark rows (raw latencies kept for plots and comparisons), environments per target,
-a Pareto front and every warning worth a human's attention. A partial run still gets a report: a
-missing stage leaves its part empty (`None` or `[]`), never an exception.
+a Pareto front, every warning worth a human's attention and the outcome verdicts (edgekd.verdicts).
+A partial run still gets a report: a missing stage leaves its part empty (`None` or `[]`), never an
+exception. A stage that failed leaves a manifest with `"status": "failed"` and an `"error"` record
+(`type`, `message`, `hint`, `exit_code`, `not_run`); the report names it in `failure`, marks it
+"failed" in `stages`, marks the stages it kept from running "not run" (their manifests, if any, are
+left over from an earlier run and are not read) and sets `passed` to false.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from edgekd.errors import UsageError
 from edgekd.report.formatting import kd_gap
+from edgekd.report.provenance import identity
 
 REPORT_SCHEMA = "edgekd.report/1"
 STAGE_ORDER = ("data", "teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff")
@@ -52,7 +57,7 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+                raise ValueError("not a JSON object")  # noqa: TRY004 - caught just below with json's errors
         except (OSError, ValueError) as exc:
             warnings.append(_warning("report", f"stage manifest {file.name} is unreadable ({exc}); that stage is left out"))
             continue
@@ -60,10 +65,40 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
     return manifests, warnings
 
 
-def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any]:
-    """The report.json document of a run (see the module docstring and the contract in issue 2)."""
+def split_failures(manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(manifests of stages that finished in this run's history, failure records in pipeline order).
+
+    A failure record is {"stage", "type", "message", "hint", "exit_code", "not_run"}; the manifests of
+    the stages a failure kept from running are dropped (stale results of an earlier run).
+    """
+    failures = []
+    for name in _pipeline_order(manifests):
+        manifest = manifests[name]
+        if manifest.get("status") == "failed":
+            error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
+            not_run = [str(s) for s in error.get("not_run") or [] if isinstance(s, str)]
+            failures.append({"stage": name, "type": error.get("type"), "message": error.get("message") or "no message",
+                             "hint": error.get("hint"), "exit_code": error.get("exit_code"), "not_run": not_run})
+    skipped = {name for failure in failures for name in failure["not_run"]}
+    done = {name: m for name, m in manifests.items() if m.get("status") != "failed" and name not in skipped}
+    return done, failures
+
+
+def _pipeline_order(names: Any) -> list[str]:
+    return [s for s in STAGE_ORDER if s in names] + sorted(set(names) - set(STAGE_ORDER))
+
+
+def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = None) -> dict[str, Any]:
+    """The report.json document of a run (see the module docstring and the contract in issue 2).
+
+    `recipe` (an edgekd Recipe, optional) adds its [run] name and hash to `identity`, which
+    `report --compare` uses to tell unrelated runs apart.
+    """
+    from edgekd.verdicts import compute
+
     run_dir = Path(run_dir)
     manifests, warnings = load_manifests(run_dir)
+    manifests, failures = split_failures(manifests)
     summaries = {name: m["summary"] if isinstance(m.get("summary"), dict) else {} for name, m in manifests.items()}
     artifacts, artifact_warnings = _model_artifacts(run_dir, manifests)
     parity = [_parity_row(row) for row in _rows(summaries.get("verify"), "rows")]
@@ -73,7 +108,9 @@ def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any
         "schema": REPORT_SCHEMA,
         "created": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
         "run": {"name": run_dir.resolve().name, "dir": str(run_dir.resolve())},
-        "stages": _stage_overview(manifests),
+        "identity": identity(manifests, recipe),
+        "failure": failures[0] if failures else None,
+        "stages": _stage_overview(manifests, failures),
         "data": summaries.get("data") if "data" in manifests else None,
         "artifacts": artifacts,
         "distill": distill,
@@ -83,9 +120,23 @@ def build_report(run_dir: Path, *, now: datetime | None = None) -> dict[str, Any
         "handoff": dict(summaries["handoff"]) if "handoff" in manifests else None,
     }
     report["pareto"] = pareto_points(report)
-    report["warnings"] = warnings + artifact_warnings + _collect_warnings(report)
-    report["passed"] = all(row.get("passed") is True for row in parity) if parity else None
+    report["warnings"] = _failure_warnings(failures) + warnings + artifact_warnings + _collect_warnings(report)
+    report["passed"] = run_passed(report)
+    report["verdicts"] = [verdict.to_dict() for verdict in compute(report)]
     return report
+
+
+def run_passed(report: dict[str, Any]) -> bool | None:
+    """False if a stage failed or an artifact fails parity; True if every artifact passes; None if not verified."""
+    if report.get("failure"):
+        return False
+    parity = report.get("parity") or []
+    return all(row.get("passed") is True for row in parity) if parity else None
+
+
+def _failure_warnings(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same line the pipeline's report stage writes for this run's failure (so it is never doubled)."""
+    return [_warning(f["stage"], f"stage {f['stage']} failed ({f['type']}): {f['message']}") for f in failures]
 
 
 def _rows(summary: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
@@ -103,19 +154,27 @@ def _warning(source: str, message: str, *, artifact: str | None = None, target: 
     return {"source": source, "artifact": artifact, "target": target, "message": message}
 
 
-def _stage_overview(manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every pipeline stage in order, done or not run, with its time and number of outputs."""
-    names = list(STAGE_ORDER) + sorted(set(manifests) - set(STAGE_ORDER) - {"report"})
+def _stage_overview(manifests: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pipeline stage in order: done, failed (with its error) or not run, with its time and outputs."""
+    failed = {f["stage"]: f for f in failures}
+    names = list(STAGE_ORDER) + sorted((set(manifests) | set(failed)) - set(STAGE_ORDER) - {"report"})
     rows = []
     for name in names:
         manifest = manifests.get(name)
-        rows.append({
+        row = {
             "stage": name,
-            "status": "done" if manifest is not None else "not run",
+            "status": "done" if manifest is not None else "failed" if name in failed else "not run",
             "seconds": _number(manifest.get("seconds")) if manifest else None,
             "key": (manifest.get("key") or None) if manifest else None,
             "artifacts": len(_sidecars(manifest)),
-        })
+        }
+        if name in failed:
+            row["error"] = {k: v for k, v in failed[name].items() if k != "stage"}
+        else:
+            blocker = next((f["stage"] for f in failures if name in f["not_run"]), None)
+            if blocker and manifest is None:
+                row["not_run_because"] = f"stage {blocker} failed"
+        rows.append(row)
     return rows
 
 
@@ -131,7 +190,7 @@ def _model_artifacts(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> tup
     rows: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for stage in [s for s in STAGE_ORDER if s in manifests] + sorted(set(manifests) - set(STAGE_ORDER)):
+    for stage in _pipeline_order(manifests):
         for sidecar in _sidecars(manifests[stage]):
             if not _is_deliverable(stage, sidecar):
                 continue
@@ -282,8 +341,9 @@ def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
         gap = kd_gap(distill) or "gap unknown"
         found.append(_warning("distill", f"distillation did not measurably help: KD minus scratch student {gap}"))
     for stage in report["stages"]:
-        if stage["status"] != "done" and stage["stage"] in ("verify", "bench"):
-            found.append(_warning("report", f"stage {stage['stage']} did not run; its section is empty"))
+        if stage["status"] == "not run" and stage["stage"] in ("verify", "bench"):
+            why = f" ({stage['not_run_because']})" if stage.get("not_run_because") else ""
+            found.append(_warning("report", f"stage {stage['stage']} did not run{why}; its section is empty"))
     return _merge_energy_warnings(found)
 
 

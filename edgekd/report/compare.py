@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import UsageError
-from edgekd.report.build import REPORT_SCHEMA, accuracy_of, bench_row, build_report
 from edgekd.report import formatting as fmt
+from edgekd.report.build import REPORT_SCHEMA, accuracy_of, bench_row, build_report
 from edgekd.report.formatting import is_number
+from edgekd.report.provenance import unrelated_reasons
 
 COMPARE_SCHEMA = "edgekd.compare/1"
 
@@ -196,15 +197,25 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], *, latency_tolerance: 
             improvements.append(_change("more accurate", text, artifact=row["artifact"]))
     names_a = {art["name"] for art in a.get("artifacts") or []}
     names_b = {art["name"] for art in b.get("artifacts") or []}
+    reasons = unrelated_reasons(a, b)
     return {
         "schema": COMPARE_SCHEMA,
         "run_a": a.get("run"), "run_b": b.get("run"),
+        "unrelated": reasons,
+        "warnings": [unrelated_warning(a, b, reasons)] if reasons else [],
         "tolerances": {"latency": latency_tolerance, "size": size_tolerance, "accuracy": accuracy_tolerance,
                        "alpha": alpha},
         "latency": latency, "size": sizes, "accuracy": accuracy,
         "regressions": regressions, "improvements": improvements,
         "only_in_a": sorted(names_a - names_b), "only_in_b": sorted(names_b - names_a),
     }
+
+
+def unrelated_warning(a: dict[str, Any], b: dict[str, Any], reasons: list[str]) -> str:
+    """The one line that says a comparison is between runs that are not versions of one model."""
+    name_a, name_b = (a.get("run") or {}).get("name", "A"), (b.get("run") or {}).get("name", "B")
+    return (f"{name_a} and {name_b} look unrelated ({'; '.join(reasons)}): the changes below compare different "
+            "models, not a regression of one")
 
 
 def compare_runs(run_a: Path, run_b: Path, **tolerances: float) -> dict[str, Any]:

@@ -46,20 +46,47 @@ def figure(plot: Plot | None) -> str:
 
 
 def verdict(report: dict[str, Any]) -> str:
+    """The header's badges: the failed stage (if any) first, then parity."""
+    failure = failure_banner(report)
     parity = report.get("parity") or []
     failed = [row["artifact"] for row in parity if row.get("passed") is False]
     if not parity:
-        return '<p class="verdict unknown">parity not verified</p>'
+        return failure + '<p class="verdict unknown">parity not verified</p>'
     if failed:
-        return f'<p class="verdict fail">{len(failed)} of {len(parity)} artifacts fail parity: {_e(", ".join(failed))}</p>'
-    return f'<p class="verdict pass">all {len(parity)} artifacts pass parity</p>'
+        return failure + (f'<p class="verdict fail">{len(failed)} of {len(parity)} artifacts fail parity: '
+                          f'{_e(", ".join(failed))}</p>')
+    return failure + f'<p class="verdict pass">all {len(parity)} artifacts pass parity</p>'
+
+
+def failure_banner(report: dict[str, Any]) -> str:
+    failure = report.get("failure")
+    if not failure:
+        return ""
+    hint = f'<br><span class="hint">hint: {_e(failure["hint"])}</span>' if failure.get("hint") else ""
+    not_run = failure.get("not_run") or []
+    skipped = f'<br><span class="hint">not run because of it: {_e(", ".join(not_run))}</span>' if not_run else ""
+    return (f'<p class="verdict fail" id="failure">run failed at stage {_e(failure.get("stage"))} '
+            f'({_e(failure.get("type"))}): {_e(failure.get("message"))}{hint}{skipped}</p>')
+
+
+def verdicts_section(report: dict[str, Any]) -> str:
+    """Outcome verdicts (edgekd.verdicts): what passed but deserves a second look, first on the page."""
+    verdicts = report.get("verdicts") or []
+    if not verdicts:
+        return '<section id="verdicts"><h2>Verdicts</h2><p class="note">None: nothing suspicious found.</p></section>'
+    items = "".join(f'<li class="{_e(v.get("severity", ""))}"><b>{_e(v.get("code", ""))}</b>{_e(v.get("message", ""))}</li>'
+                    for v in verdicts)
+    return f'<section id="verdicts"><h2>Verdicts ({len(verdicts)})</h2><ul class="verdicts">{items}</ul></section>'
 
 
 def pipeline_section(report: dict[str, Any]) -> str:
     items = []
     for stage in report.get("stages") or []:
-        css = "done" if stage["status"] == "done" else "not-run"
-        detail = fmt.seconds(stage["seconds"]) if stage["status"] == "done" else "not run"
+        status = stage["status"]
+        css = "done" if status == "done" else "failed" if status == "failed" else "not-run"
+        detail = fmt.seconds(stage["seconds"]) if status == "done" else status
+        if status == "failed":
+            detail = f"failed: {(stage.get('error') or {}).get('type') or 'error'}"
         items.append(f'<li class="{css}">{_e(stage["stage"])}<span>{_e(detail)}</span></li>')
     total = sum(s["seconds"] for s in report.get("stages") or [] if fmt.is_number(s.get("seconds")))
     data = report.get("data") or {}
@@ -209,7 +236,7 @@ def handoff_section(report: dict[str, Any]) -> str:
     return f'<section id="handoff"><h2>Firmware handoff</h2>{html_table(["key", "value"], rows)}</section>'
 
 
-NAV = (("pipeline", "Pipeline"), ("warnings", "Warnings"), ("distill", "Distillation"), ("parity", "Parity"),
+NAV = (("verdicts", "Verdicts"), ("pipeline", "Pipeline"), ("warnings", "Warnings"), ("distill", "Distillation"), ("parity", "Parity"),
        ("latency", "Latency"), ("pareto", "Pareto"), ("energy", "Energy"), ("environment", "Environment"), ("handoff", "Handoff"))
 
 
@@ -218,7 +245,7 @@ def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
     by_key = {plot.key: plot for plot in plots}
     css = resources.files("edgekd.report").joinpath("style.css").read_text(encoding="utf-8")
     run = report.get("run") or {}
-    sections = [pipeline_section(report), warnings_section(report), distill_section(report, by_key),
+    sections = [verdicts_section(report), pipeline_section(report), warnings_section(report), distill_section(report, by_key),
                 parity_section(report), latency_section(report, by_key), pareto_section(report, by_key),
                 energy_section(report, by_key), environment_section(report), handoff_section(report)]
     present = [(anchor, label) for anchor, label in NAV if any(f'id="{anchor}"' in s for s in sections)]

@@ -30,18 +30,48 @@ def headline(report: dict[str, Any]) -> str:
     parity = report.get("parity") or []
     failed = [row["artifact"] for row in parity if row.get("passed") is False]
     if not parity:
-        return "**Parity: not verified** (the verify stage did not run)"
-    if failed:
-        return f"**Parity: ❌ {len(failed)} of {len(parity)} artifacts fail** ({', '.join(cell(a) for a in failed)})"
-    return f"**Parity: ✅ all {len(parity)} artifacts pass**"
+        line = "**Parity: not verified** (the verify stage did not run)"
+    elif failed:
+        line = f"**Parity: ❌ {len(failed)} of {len(parity)} artifacts fail** ({', '.join(cell(a) for a in failed)})"
+    else:
+        line = f"**Parity: ✅ all {len(parity)} artifacts pass**"
+    return failure_lines(report) + line
+
+
+def failure_lines(report: dict[str, Any]) -> str:
+    """A failed stage, above everything else: stage, error type, message, hint, what it kept from running."""
+    failure = report.get("failure")
+    if not failure:
+        return ""
+    text = (f"**❌ Run failed at stage {cell(failure.get('stage'))}** ({cell(failure.get('type'))}): "
+            f"{cell(failure.get('message'))}")
+    if failure.get("hint"):
+        text += f"  \nhint: {cell(failure['hint'])}"
+    if failure.get("not_run"):
+        text += f"  \nNot run because of it: {', '.join(cell(s) for s in failure['not_run'])}"
+    return text + "\n\n"
 
 
 def pipeline_line(report: dict[str, Any]) -> str:
     steps = []
     for stage in report.get("stages") or []:
-        mark = "✓" if stage["status"] == "done" else "·"
+        mark = {"done": "✓", "failed": "✗ failed"}.get(stage["status"], "·")
         steps.append(f"{stage['stage']} {mark}")
     return "Pipeline: " + " → ".join(steps)
+
+
+def verdicts_section(report: dict[str, Any]) -> list[str]:
+    """Outcome verdicts (edgekd.verdicts), one line each; a report without any says so."""
+    verdicts = report.get("verdicts")
+    if verdicts is None:
+        return []
+    lines = ["## Verdicts", ""]
+    if not verdicts:
+        return lines + ["None: nothing suspicious found.", ""]
+    for item in verdicts:
+        mark = "⚠️" if item.get("severity") == "warning" else "ℹ️"
+        lines.append(f"- {mark} **{cell(item.get('code', ''))}**: {cell(item.get('message', ''))}")
+    return lines + [""]
 
 
 def distill_section(report: dict[str, Any]) -> list[str]:
@@ -135,7 +165,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md text (the environment tables are dropped if the comment would be too long)."""
     run = (report.get("run") or {}).get("name", "run")
     head = [f"# edgekd report: {cell(run)}", "", headline(report), "", pipeline_line(report), ""]
-    head += distill_section(report) + parity_section(report) + bench_section(report) + warnings_section(report)
+    head += verdicts_section(report) + distill_section(report) + parity_section(report) + bench_section(report) + warnings_section(report)
     tail = []
     handoff = report.get("handoff")
     if handoff and handoff.get("path"):
@@ -155,6 +185,7 @@ def render_comparison_markdown(result: dict[str, Any]) -> str:
     regressions, improvements = result.get("regressions") or [], result.get("improvements") or []
     verdict = f"**❌ {len(regressions)} regression(s)**" if regressions else "**✅ no regressions**"
     lines = [f"# edgekd compare: {cell(name_a)} → {cell(name_b)}", "", verdict, ""]
+    lines += [f"⚠️ **Warning**: {cell(w)}" for w in result.get("warnings") or []] + ([""] if result.get("warnings") else [])
     for title, rows in (("Regressions", regressions), ("Improvements", improvements)):
         if rows:
             lines += [f"## {title}", ""]

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgekd.report.build import accuracy_of
 from edgekd.report.formatting import is_number
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -275,8 +274,8 @@ PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] 
     ("latency", "Latency distribution",
      "Raw per-inference latencies per artifact and target (violin = density, box = quartiles).", latency_plot),
     ("pareto", "Accuracy vs size vs latency",
-     "Each point is one artifact on one target; ringed points are Pareto-optimal (nothing is smaller, faster "
-     "and more accurate at once).", pareto_plot),
+     ("Each point is one artifact on one target; ringed points are Pareto-optimal (nothing is smaller, faster "
+      "and more accurate at once)."), pareto_plot),
     ("energy", "Energy per inference", "Only where the target could measure energy.", energy_plot),
     ("windows", "Sustained runs", "Median latency per window of a sustained run; a rise means throttling.",
      windows_plot),

@@ -154,5 +154,5 @@ def test_kd_within_noise_is_a_warning(tmp_path: Path) -> None:
     data["summary"].update(kd_minus_scratch=-0.0056, within_noise=True)
     manifest.write_text(json.dumps(data))
     messages = [w["message"] for w in build_report(run)["warnings"] if w["source"] == "distill"]
-    assert messages == ["distillation did not measurably help: KD minus scratch student -0.56 pt "
-                        "(within noise, band ±1.21 pt)"]
+    assert messages == [("distillation did not measurably help: KD minus scratch student -0.56 pt "
+                         "(within noise, band ±1.21 pt)")]

@@ -150,3 +150,46 @@ def test_runs_from_the_history(tmp_path: Path, baseline: dict) -> None:
     assert load_run_report("digits:bef")["distill"] == baseline["distill"]  # a unique prefix works
     with pytest.raises(UsageError):
         load_run_report("digits:")  # ambiguous prefix: says so rather than picking one
+
+
+def _unrelated(baseline: dict) -> dict:
+    """Another recipe on other data: 28x28 images of 3 classes, its own artifact names and recipe hash."""
+    other = copy.deepcopy(baseline)
+    other["run"] = {"name": "fashion", "dir": "runs/fashion"}
+    other["identity"] = {"recipe_name": "fashion", "recipe_hash": "b" * 64, "data_sha256": "c" * 64,
+                         "input_shape": [1, 28, 28], "num_classes": 3, "label_names": ["shirt", "shoe", "bag"]}
+    for section in ("artifacts",):
+        for row in other[section]:
+            row["name"] = "fashion_" + row["name"]
+    for section in ("parity", "bench"):
+        for row in other[section]:
+            row["artifact"] = "fashion_" + row["artifact"]
+    return other
+
+
+def test_unrelated_runs_get_a_warning(tmp_path: Path, baseline: dict) -> None:
+    other = _unrelated(baseline)
+    result = compare_reports(baseline, other)
+    assert result["unrelated"][:2] == ["different input shape ([1, 8, 8] vs [1, 28, 28])",
+                                       "different number of classes (10 vs 3)"]
+    assert "no artifact or bench row in common" in result["unrelated"]
+    assert "different recipes (recipe hash " in result["unrelated"][-1]
+    assert result["warnings"] == [f"digits and fashion look unrelated ({'; '.join(result['unrelated'])}): the "
+                                  "changes below compare different models, not a regression of one"]
+    # the same recipe, rerun: no warning (identity from manifests: same data, same task)
+    assert compare_reports(baseline, copy.deepcopy(baseline))["warnings"] == []
+    # a changed recipe on the same data is what --compare is for: no warning either
+    changed = copy.deepcopy(baseline)
+    changed["identity"] = {**baseline["identity"], "recipe_hash": "d" * 64, "recipe_name": "digits-wide"}
+    assert compare_reports(baseline, changed)["warnings"] == []
+
+
+def test_unrelated_warning_in_the_command_and_the_comment(tmp_path: Path, baseline: dict) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(baseline))
+    (tmp_path / "b.json").write_text(json.dumps(_unrelated(baseline)))
+    comment = tmp_path / "compare.md"
+    result = CliRunner().invoke(_app(), ["report", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                                         "--markdown", str(comment)])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stdout.split()).startswith("warning: digits and fashion look unrelated (different input shape")
+    assert "⚠️ **Warning**: digits and fashion look unrelated" in comment.read_text(encoding="utf-8")

@@ -153,8 +153,10 @@ def make_run_dir(root: Path, *, stages: tuple[str, ...] | None = None, seed: int
     arts["teacher"] = [_sidecar("teacher_torch", "teacher.pt", "torch", "fp32", 412_733, rng, run_dir)]
     arts["distill"].append(_sidecar("scratch_torch", "scratch.pt", "torch", "fp32", 21_317, rng, run_dir))
     arts["calibrate"] = [_sidecar("calibration_set", "calibration.npz", "npz", None, 51_512, rng, run_dir)]
+    arts["data"] = [_sidecar("dataset", "data.npz", "npz", None, 4_096, rng, run_dir)]
+    arts["export"][0]["config"] = {"metadata": {"recipe_hash": "a" * 64}}  # as the ONNX exporter stamps it
     summaries: dict[str, dict[str, Any]] = {
-        "data": {"num_classes": 10, "label_names": [str(i) for i in range(10)],
+        "data": {"num_classes": 10, "label_names": [str(i) for i in range(10)], "input_shape": [1, 8, 8],
                  "sizes": {"train": 1257, "val": 180, "test": 360}},
         "teacher": {},
         "distill": {"teacher_accuracy": 0.9861, "student_accuracy": 0.9611, "scratch_accuracy": 0.9472,
@@ -175,3 +177,13 @@ def make_run_dir(root: Path, *, stages: tuple[str, ...] | None = None, seed: int
                     "artifacts": arts.get(stage, []), "summary": summaries[stage]}
         _write_json(stage_dir / f"{stage}.json", manifest)
     return run_dir
+
+
+def fail_stage(run_dir: Path, stage: str, *, error_type: str = "HandoffError", message: str = "boom",
+               hint: str | None = "fix it", exit_code: int = 1, not_run: tuple[str, ...] = ()) -> None:
+    """Replace a stage's manifest by the one the pipeline writes when that stage raises (edgekd.pipeline)."""
+    manifest = {"schema": "edgekd.stage/1", "stage": stage, "status": "failed", "key": "f" * 64, "seconds": 0.0,
+                "artifacts": [], "summary": {},
+                "error": {"type": error_type, "message": message, "hint": hint, "exit_code": exit_code,
+                          "not_run": list(not_run)}}
+    _write_json(run_dir / ".edgekd" / "stages" / f"{stage}.json", manifest)

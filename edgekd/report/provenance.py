@@ -1,0 +1,82 @@
+"""What a run was made from (recipe, data, task), and whether two runs are comparable at all.
+
+`identity` goes into report.json; `unrelated_reasons` is the one rule `report --compare` uses to warn
+that two runs answer different questions (a comparison of them is a list of differences, not of
+regressions).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _data_sidecar(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    items = (manifests.get("data") or {}).get("artifacts")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("name") == "dataset":
+            return item
+    return {}
+
+
+def _recipe_hash_from_artifacts(manifests: dict[str, dict[str, Any]]) -> str | None:
+    """The recipe hash edgekd stamps into the ONNX metadata of its exports (sidecar config.metadata)."""
+    for manifest in manifests.values():
+        items = manifest.get("artifacts")
+        for item in items if isinstance(items, list) else []:
+            config = item.get("config") if isinstance(item, dict) else None
+            metadata = config.get("metadata") if isinstance(config, dict) else None
+            if isinstance(metadata, dict) and isinstance(metadata.get("recipe_hash"), str):
+                return metadata["recipe_hash"]
+    return None
+
+
+def identity(manifests: dict[str, dict[str, Any]], recipe: Any = None) -> dict[str, Any]:
+    """{recipe_name, recipe_hash, data_sha256, input_shape, num_classes, label_names}; unknown parts are None."""
+    data = (manifests.get("data") or {}).get("summary")
+    data = data if isinstance(data, dict) else {}
+    return {
+        "recipe_name": getattr(getattr(recipe, "run", None), "name", None),
+        "recipe_hash": recipe.recipe_hash() if recipe is not None else _recipe_hash_from_artifacts(manifests),
+        "data_sha256": _data_sidecar(manifests).get("sha256"),
+        "input_shape": data.get("input_shape"),
+        "num_classes": data.get("num_classes"),
+        "label_names": data.get("label_names"),
+    }
+
+
+def _differs(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
+    """Both runs know `key` and their values differ."""
+    return a.get(key) is not None and b.get(key) is not None and json.dumps(a[key]) != json.dumps(b[key])
+
+
+def unrelated_reasons(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Why report.json dicts a and b are not two versions of one model ([] when they plausibly are).
+
+    Different task (input shape, classes, labels) is enough on its own; so is having no artifact and no
+    bench row in common. A different recipe name or hash is normal for a before/after comparison and
+    counts only together with different data.
+    """
+    ida, idb = a.get("identity") or {}, b.get("identity") or {}
+    reasons = []
+    for key, label in (("input_shape", "input shape"), ("num_classes", "number of classes"),
+                       ("label_names", "class labels")):
+        if _differs(ida, idb, key):
+            reasons.append(f"different {label} ({_short(ida[key])} vs {_short(idb[key])})")
+    names_a = {art.get("name") for art in a.get("artifacts") or []}
+    names_b = {art.get("name") for art in b.get("artifacts") or []}
+    bench_a = {(r.get("artifact"), r.get("target")) for r in a.get("bench") or []}
+    bench_b = {(r.get("artifact"), r.get("target")) for r in b.get("bench") or []}
+    if (names_a or names_b or bench_a or bench_b) and not names_a & names_b and not bench_a & bench_b:
+        reasons.append("no artifact or bench row in common")
+    if _differs(ida, idb, "data_sha256"):
+        recipe = [f"recipe {key.split('_')[1]} {_short(ida[key])} vs {_short(idb[key])}"
+                  for key in ("recipe_name", "recipe_hash") if _differs(ida, idb, key)]
+        if recipe:
+            reasons.append(f"different recipes ({'; '.join(recipe)}) on different data")
+    return reasons
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:12] if isinstance(value, str) and len(text) == 64 else (text if len(text) <= 40 else text[:37] + "...")

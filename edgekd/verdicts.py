@@ -82,7 +82,7 @@ def kd_below_scratch(report: dict[str, Any]) -> list[Verdict]:
     band_text = f", noise band ±{band * 100:.2f} pt" if band is not None else ""
     return [Verdict("kd_below_scratch",
                     f"The KD student scores {fmt.pct(distill.get('student_accuracy'))}, "
-                    f"{fmt.points(gap)} below the scratch student's {fmt.pct(distill.get('scratch_accuracy'))} "
+                    f"{abs(gap) * 100:.2f} pt below the scratch student's {fmt.pct(distill.get('scratch_accuracy'))} "
                     f"beyond noise ({noise.get('method') or 'no test named'}{band_text}), so distillation hurt.",
                     WARNING)]
 

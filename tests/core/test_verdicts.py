@@ -86,7 +86,7 @@ def _energy_unavailable(r: dict[str, Any]) -> None:
 
 CASES = {
     "teacher_below_scratch": (_teacher_below_scratch, "The teacher scores 93.00% on the test split, below the 94.00%"),
-    "kd_below_scratch": (_kd_below_scratch, "The KD student scores 90.00%, -4.00 pt below the scratch student's 94.00%"),
+    "kd_below_scratch": (_kd_below_scratch, "The KD student scores 90.00%, 4.00 pt below the scratch student's 94.00%"),
     "student_keeps_little": (_student_keeps_little, "keeps 80.8% of the teacher's accuracy (80.00% vs 99.00%), below the 90% floor"),
     "int8_slower_than_fp32": (_int8_slower, "On local, ONNX Runtime runs onnx_int8 slower than onnx_fp32: p50 0.300 ms vs 0.200 ms (1.50×)"),
     "int8_agreement_near_gate": (_agreement_near_gate, "onnx_int8 agrees with its reference on 95.50% of test samples, within 1 pt of the 95.00% gate"),

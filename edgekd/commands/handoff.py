@@ -7,7 +7,7 @@ only when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -47,16 +47,46 @@ def _floats(text: str | None, option: str) -> list[float] | None:
     return values
 
 
-def _preprocessing(source_config: dict[str, Any], mean: str | None, std: str | None) -> dict[str, Any]:
+def _preprocessing(
+    source_config: dict[str, Any], scale: str | None, mean: str | None, std: str | None
+) -> dict[str, Any]:
+    """The model's recorded preprocessing (sidecar), with --scale/--mean/--std taking precedence."""
     prep = dict(source_config.get("preprocessing") or {})
-    mean_values, std_values = _floats(mean, "--mean"), _floats(std, "--std")
-    if mean_values is not None:
-        prep["mean"] = mean_values[0] if len(mean_values) == 1 else mean_values
-    if std_values is not None:
-        if any(v <= 0 for v in std_values):
-            raise UsageError("--std values must be positive", hint="std divides the input: x = (raw - mean) / std")
-        prep["std"] = std_values[0] if len(std_values) == 1 else std_values
+    scale_values = _floats(scale, "--scale")
+    if scale_values is not None:
+        if len(scale_values) != 1:
+            raise UsageError(
+                f"--scale takes one number, got {len(scale_values)}",
+                hint="the raw -> float step for every channel, e.g. --scale 0.00392156863 (1/255) for uint8 pixels",
+            )
+        prep["scale"] = scale_values[0]
+    for option, values in (("mean", _floats(mean, "--mean")), ("std", _floats(std, "--std"))):
+        if values is not None:
+            prep[option] = values[0] if len(values) == 1 else values
     return prep
+
+
+def _check_preprocessing(model: Path, prep: dict[str, Any]) -> None:
+    """--scale/--mean/--std against each other and model input 0's channel count, before any work."""
+    from edgekd.handoff.input_prep import input_channels, preprocessing_problem
+    from edgekd.handoff.manifest import tensor_entry
+    from edgekd.handoff.tflite_reader import parse_tflite
+    from edgekd.preprocessing import Preprocessing
+
+    try:
+        parsed = parse_tflite(model.read_bytes(), source=model.name)
+    except OSError:
+        return  # build_handoff reports the unreadable file
+    if not parsed.inputs:
+        return
+    channels, _ = input_channels(tensor_entry(0, parsed.inputs[0], parsed.input_tensor_names[0], None))
+    problem = preprocessing_problem(Preprocessing.from_dict(prep), channels)
+    if problem:
+        raise UsageError(
+            f"--scale/--mean/--std do not fit {model.name}: {problem}",
+            hint=f"give one value, or {channels} (one per channel), to --mean and to --std; --std and --scale "
+            "positive, e.g. --scale 0.00392156863 --mean 0.5 --std 0.25",
+        )
 
 
 def handoff_cmd(
@@ -68,18 +98,24 @@ def handoff_cmd(
     model_name: Annotated[
         str, typer.Option("--model-name", help="C identifiers derive from it: g_<name>, g_<name>_len")
     ] = "model",
-    labels: Annotated[Optional[str], typer.Option(help="labels: a text file (one per line) or 'a,b,c'")] = None,
+    labels: Annotated[str | None, typer.Option(help="labels: a text file (one per line) or 'a,b,c'")] = None,
     calibration: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--calibration", "-c", help="calibration .npz: hashed, and sample 0 is the golden input"),
     ] = None,
+    scale: Annotated[
+        str | None,
+        typer.Option(help="raw -> float step applied before mean/std (1/255 for uint8 pixels, 1/16 for digits)"),
+    ] = None,
     mean: Annotated[
-        Optional[str], typer.Option(help="preprocessing mean (one value or one per channel, comma-separated)")
+        str | None, typer.Option(help="preprocessing mean (one value or one per channel, comma-separated)")
     ] = None,
     std: Annotated[
-        Optional[str], typer.Option(help="preprocessing std (one value or one per channel, comma-separated)")
+        str | None, typer.Option(help="preprocessing std (one value or one per channel, comma-separated)")
     ] = None,
-    arena_margin: Annotated[float, typer.Option("--arena-margin", help="fraction added to the measured arena")] = 0.2,
+    arena_margin: Annotated[
+        float, typer.Option("--arena-margin", help="fraction added to the measured arena (0 to 10)")
+    ] = 0.2,
     zip_bundle: Annotated[bool, typer.Option("--zip/--no-zip", help="also write <out>.zip")] = True,
     require_compiler: Annotated[
         bool, typer.Option("--require-compiler", help="fail when g++ is missing instead of skipping the compile check")
@@ -91,7 +127,10 @@ def handoff_cmd(
     from edgekd.artifacts import describe_file
     from edgekd.commands.export import calibration_artifact
     from edgekd.config.handoff import HandoffConfig
+    from edgekd.errors import HandoffError
+    from edgekd.handoff.arena import margin_problem
     from edgekd.handoff.bundle import build_handoff
+    from edgekd.handoff.identifiers import bundle_symbols
 
     try:
         config = HandoffConfig(
@@ -108,12 +147,21 @@ def handoff_cmd(
             f"invalid option {option}: {error['msg']}",
             hint="--platform is micro, linux or android; --arena-margin is >= 0",
         ) from None
+    problem = margin_problem(arena_margin)
+    if problem:
+        raise UsageError(f"--arena-margin: {problem}", hint="e.g. --arena-margin 0.2")
+    try:
+        bundle_symbols(model_name)
+    except HandoffError as exc:
+        raise UsageError(exc.message.replace("handoff model_name", "--model-name", 1), hint=exc.hint) from None
     source = describe_file(model)
     if source.format != "tflite":
         raise UsageError(
             f"{model.name} is {source.format}; edgekd handoff takes a .tflite model",
             hint="convert it first: edgekd quantize MODEL.onnx --to tflite -c calibration.npz",
         )
+    prep = _preprocessing(source.config, scale, mean, std)
+    _check_preprocessing(model, prep)
     label_list = parse_labels(labels) or [
         str(v) for v in source.config.get("label_names") or source.config.get("labels") or []
     ]
@@ -122,7 +170,7 @@ def handoff_cmd(
         out,
         config,
         labels=label_list,
-        preprocessing=_preprocessing(source.config, mean, std),
+        preprocessing=prep,
         calibration=calibration_artifact(calibration) if calibration is not None else None,
         bench_summary=[],
         versions={},

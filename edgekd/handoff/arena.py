@@ -23,9 +23,11 @@ import numpy as np
 from edgekd.handoff.tflite_reader import TfliteModel
 from edgekd.handoff.tflm_measure import TflmFailure, measure_tflm, tflm_available
 
-__all__ = ["ArenaPlan", "TflmFailure", "estimate_head", "estimate_tail", "plan_arena", "tflm_available"]
+__all__ = ["MAX_ARENA_MARGIN", "ArenaPlan", "TflmFailure", "estimate_head", "estimate_tail", "margin_problem",
+           "plan_arena", "tflm_available"]  # fmt: skip
 
 ARENA_ALIGNMENT = 16
+MAX_ARENA_MARGIN = 10.0  # a fraction: 10 = an arena 11x the measured one; more is a typo, not a safety margin
 # Bookkeeping bytes in the arena tail on a 64-bit host, measured with tflite-micro (RecordingMicroAllocator).
 _FIXED_BYTES = 640  # model, subgraph and allocator structures, independent of the model's size
 _EVAL_TENSOR_BYTES = 24  # 'TfLiteEvalTensor data' per tensor
@@ -123,6 +125,16 @@ def estimate_tail(model: TfliteModel) -> int:
         + _PREPARE_BASE_BYTES
         + _PREPARE_BYTES_PER_CHANNEL * channels
     )
+
+
+def margin_problem(margin: float) -> str | None:
+    """None when `margin` is a usable arena margin (a fraction of the measured arena), else why not."""
+    if not math.isfinite(margin) or margin < 0 or margin > MAX_ARENA_MARGIN:
+        return (
+            f"arena margin {margin:g} is not a fraction between 0 and {MAX_ARENA_MARGIN:g} "
+            f"(0.2 adds 20 % to the measured arena; {MAX_ARENA_MARGIN:g} makes it {MAX_ARENA_MARGIN + 1:g}x)"
+        )
+    return None
 
 
 def _with_margin(basis: int, margin: float) -> int:

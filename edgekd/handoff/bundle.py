@@ -20,7 +20,7 @@ from edgekd.config.handoff import HandoffConfig
 from edgekd.errors import HandoffError, ModelError
 from edgekd.fileio import sha256_bytes, sha256_file, storage_error
 from edgekd.handoff import golden as golden_mod
-from edgekd.handoff.arena import ArenaPlan, TflmFailure, plan_arena
+from edgekd.handoff.arena import ArenaPlan, TflmFailure, margin_problem, plan_arena
 from edgekd.handoff.c_array import render_model_data
 from edgekd.handoff.identifiers import bundle_symbols
 from edgekd.handoff.integrator_readme import render_readme
@@ -187,6 +187,9 @@ def build_handoff(
 
     zip_path = out_dir.with_name(out_dir.name + ".zip")
     check_destination(out_dir, zip_path if config.zip else None)  # before any work: never someone else's files
+    problem = margin_problem(config.arena_margin)
+    if problem:
+        raise HandoffError(problem, hint="set [handoff] arena_margin (or --arena-margin) to e.g. 0.2")
     data, sha256 = _read_model(tflite)
     symbols = bundle_symbols(config.model_name)
     model = parse_tflite(data, source=tflite.path.name)
@@ -194,10 +197,8 @@ def build_handoff(
     entries = resolver_entries(model.used_operator_codes())
     if config.platform == "micro":
         require_tflm_support(entries, model.tensor_types(), model=tflite.path.name)
-    golden, plan, golden_info = _golden_and_arena(tflite.path, model, config, calibration)
     file_name = f"{symbols.base}.tflite"
-    arena = plan.to_dict()
-    manifest = build_manifest(
+    manifest = build_manifest(  # first: a preprocessing that does not fit the input fails before any work
         model,
         model_name=config.model_name,
         symbols=symbols,
@@ -209,10 +210,11 @@ def build_handoff(
         labels=labels,
         preprocessing=preprocessing,
         operators=[entry.op for entry in entries],
-        arena=arena,
         declared_inputs=tflite.inputs,
         declared_outputs=tflite.outputs,
     )
+    golden, plan, golden_info = _golden_and_arena(tflite.path, model, config, calibration)
+    arena = manifest["arena"] = plan.to_dict()
     tolerances = [entry["tolerance"] for entry in golden_info["outputs"]]
     resolver_text = render_op_resolver_header(entries, symbols, source=file_name, edgekd_version=__version__)
     model_cc, model_h = render_model_data(data, symbols, source=file_name, sha256=sha256, edgekd_version=__version__)

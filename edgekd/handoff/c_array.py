@@ -2,7 +2,8 @@
 
 Written for C++11 and later (what firmware toolchains accept) and checked with
 `g++ -std=c++11 -Wall -Wextra -Werror -pedantic` by `verify.py`. Floats are printed with 9 significant
-digits, which round-trips every float32 exactly, so golden vectors in the header equal golden.npz.
+digits, which round-trips every float32 exactly, so golden vectors in the header equal golden.npz
+(`c_float`: always a valid literal, `0.0f` not `0f`).
 """
 
 from __future__ import annotations
@@ -56,15 +57,35 @@ def byte_lines(data: bytes, indent: str = "    ") -> str:
     return ",\n".join(indent + line for line in lines)
 
 
+def c_float(value: float) -> str:
+    """A C `float` literal that reads back as exactly `np.float32(value)`, bit for bit.
+
+    The value is rounded to float32 first (so the compiler never rounds twice), then printed with 9
+    significant digits (enough to identify every float32) and always with a '.' or exponent: `0.0f`,
+    `-0.0f`, `5.0f`, `1.40129846e-45f`, never `0f` (an invalid literal). Decimal, not hex: hex float
+    literals are C++17 and the bundle targets C++11. Non-finite values are refused (they have no literal
+    without <cmath>); callers that allow them use `value_lines`.
+    """
+    with np.errstate(over="ignore"):
+        single = np.float32(value)
+    if not math.isfinite(float(single)):
+        raise HandoffError(
+            f"{value!r} cannot be written as a C float constant (not finite in float32)",
+            hint="use finite values within ±3.4e38",
+        )
+    return _with_point(f"{float(single):.9g}") + "f"
+
+
+def _with_point(text: str) -> str:
+    return text if any(ch in text for ch in ".eE") else text + ".0"
+
+
 def _float_literal(value: float, suffix: str) -> str:
     if math.isnan(value):
         return "NAN"
     if math.isinf(value):
         return "INFINITY" if value > 0 else "-INFINITY"
-    text = f"{value:.9g}" if suffix == "f" else repr(float(value))
-    if not any(ch in text for ch in ".eE"):
-        text += ".0"
-    return text + suffix
+    return c_float(value) if suffix == "f" else _with_point(repr(float(value)))
 
 
 def _wide_int_literal(value: int, kind: str) -> str:

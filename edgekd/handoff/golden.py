@@ -17,7 +17,7 @@ import numpy as np
 
 from edgekd.artifacts import TensorSpec
 from edgekd.errors import HandoffError
-from edgekd.handoff.c_array import c_type, generated_banner, value_lines
+from edgekd.handoff.c_array import c_float, c_type, generated_banner, value_lines
 from edgekd.handoff.identifiers import BundleSymbols
 
 INT_TOLERANCE = 1  # quantized steps: TFLM reference kernels may round differently from LiteRT's optimized ones
@@ -195,7 +195,7 @@ def render_golden_header(
             if kind == "output":
                 tol = tolerances[index]
                 integer = np.issubdtype(array.dtype, np.integer)
-                literal = f"{math.ceil(tol)}" if integer else f"{tol:.9g}f"
+                literal = f"{math.ceil(tol)}" if integer else c_float(tol)
                 lines.append(f"const {'int' if integer else 'float'} {name}_tolerance = {literal};")
             lines.append("")
     lines += [f"#endif  // {guard}", ""]

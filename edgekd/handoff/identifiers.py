@@ -17,11 +17,7 @@ _NOT_IDENT = re.compile(r"[^0-9a-zA-Z]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 #: C and C++ keywords; a sanitised name equal to one of these gets a suffix (only matters for bare names).
 C_KEYWORDS = frozenset(
-    "alignas alignof and asm auto bool break case catch char class const constexpr continue default delete do "
-    "double else enum explicit export extern false float for friend goto if inline int long mutable namespace new "
-    "noexcept not nullptr operator or private protected public register return short signed sizeof static "
-    "struct switch template this throw true try typedef typeid typename union unsigned using virtual void "
-    "volatile while xor".split()
+    ["alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const", "constexpr", "continue", "default", "delete", "do", "double", "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private", "protected", "public", "register", "return", "short", "signed", "sizeof", "static", "struct", "switch", "template", "this", "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "while", "xor"]
 )
 
 
@@ -80,12 +76,26 @@ class BundleSymbols:
 
 
 def bundle_symbols(model_name: str) -> BundleSymbols:
-    """The symbols for a model name; a name with no letter or digit at all is an error, not a guess."""
-    if not isinstance(model_name, str) or not _NOT_IDENT.sub(
-        "", unicodedata.normalize("NFKD", model_name).encode("ascii", "ignore").decode("ascii")
-    ):
+    """The symbols for a model name. Refused rather than guessed: a name with no ASCII letter or digit, and
+    a name with letters that have no ASCII form (Cyrillic, CJK, ...), which sanitising would silently drop
+    ("модель2" would become `g_m_2`). Accents are fine: "résumé" gives `g_resume`."""
+    hint = 'set [handoff] model_name (edgekd handoff --model-name) to an ASCII name, e.g. "digits" -> g_digits'
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise HandoffError(f"handoff model_name {model_name!r} is empty", hint=hint)
+    dropped = "".join(
+        dict.fromkeys(
+            ch for ch in model_name if ch.isalnum() and not unicodedata.normalize("NFKD", ch).encode("ascii", "ignore")
+        )
+    )
+    if dropped:
         raise HandoffError(
-            f"handoff model_name {model_name!r} has no letter or digit to build C identifiers from",
-            hint='set [handoff] model_name to something like "digits" (it becomes g_digits / g_digits_len)',
+            f"handoff model_name {model_name!r} has letters with no ASCII form ({dropped}): the C identifiers "
+            "made from it (g_<name>, <name>_manifest) can hold only ASCII letters, digits and '_'",
+            hint=hint,
+        )
+    if not _NOT_IDENT.sub("", unicodedata.normalize("NFKD", model_name).encode("ascii", "ignore").decode("ascii")):
+        raise HandoffError(
+            f"handoff model_name {model_name!r} has no ASCII letter or digit to build C identifiers from",
+            hint=hint,
         )
     return BundleSymbols(c_identifier(model_name))

@@ -78,6 +78,62 @@ def _bench_rows(bench: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+_SHOWN_CHANNELS = 16  # more channels/features: the values are in the manifest and its header
+
+
+def _preprocessing_lines(manifest: dict[str, Any], ns: str) -> list[str]:
+    """How the device turns its raw values into input 0, starting from the raw values (see input_prep.py)."""
+    prep = manifest["preprocessing"]
+    if "device_formula" not in prep:
+        return []
+    lines = ["## Preprocessing: from the device's raw values to input 0", ""]
+    if not prep.get("recorded"):
+        lines += [
+            ("**Not recorded**: edgekd had no record of how this model's inputs were made (no sidecar, no "
+            "`--scale/--mean/--std`), so the formula below is the identity. If the model was trained on scaled or "
+            "normalised inputs, rebuild the bundle with them."),
+            "",
+        ]
+    elif not prep.get("scale_recorded"):
+        lines += [
+            ("The recorded preprocessing has no integer->float `scale`: `raw` below means the values exactly as the "
+            "data set held them when the model was trained (scale 1)."),
+            "",
+        ]
+    lines += [
+        ("The model was trained on inputs made from the raw values like this; do exactly the same on the device "
+        f"(c = channel of the element, `(i / {ns}::kInputChannelStride) % {ns}::kInputChannels` for element i):"),
+        "",
+        "```",
+        *prep["device_formula"],
+        "```",
+        "",
+    ]
+    per = prep["per_channel"]
+    if prep["channels"] <= _SHOWN_CHANNELS:
+        lines += _table(
+            ["channel", "mean", "std", "multiply", "add"],
+            [[c, per["mean"][c], per["std"][c], per["multiply"][c], per["add"][c]] for c in range(prep["channels"])],
+        )
+    if prep.get("firmware_function"):
+        lines += [
+            (f"`{ns}::{prep['firmware_function']}(raw, input)` in `model_manifest.h` does exactly this for every "
+            "element of input 0 (raw values in the input's memory order, any numeric type). Arithmetic: "
+            f"{prep['arithmetic']}: with it the device writes bit for bit the inputs edgekd's verify stage fed the "
+            "model."),
+        ]
+    lines += [
+        (
+            f"`{ns}::kInputMul[c]`/`kInputAdd[c]` fold the first line into `x = raw * multiply + add` (one "
+            "multiply-add; may differ by one step at a rounding tie)."
+        ),
+        "",
+    ]
+    if prep.get("layout_note"):
+        lines += [f"Layout: {prep['layout_note']}.", ""]
+    return lines
+
+
 def render_readme(
     *,
     manifest: dict[str, Any],
@@ -90,13 +146,12 @@ def render_readme(
     calibration: dict[str, Any] | None,
 ) -> str:
     model, arena, ns = manifest["model"], manifest["arena"], symbols.namespace
-    first_input = manifest["inputs"][0] if manifest["inputs"] else None
     lines = [
         f"# {model['name']}: firmware handoff bundle",
         "",
-        f"Written by edgekd {versions.get('edgekd', '')} for platform **{manifest['platform']}**. "
+        (f"Written by edgekd {versions.get('edgekd', '')} for platform **{manifest['platform']}**. "
         f"Model `{model['file']}`: {model['bytes']} bytes, precision {model['precision'] or 'unknown'}, "
-        f"TFLite schema v{model['tflite_schema_version']}, sha256 `{model['sha256']}`.",
+        f"TFLite schema v{model['tflite_schema_version']}, sha256 `{model['sha256']}`."),
         "",
         "## Files",
         "",
@@ -124,21 +179,7 @@ def render_readme(
         "",
         *_table(["#", "name", "shape", "dtype", "layout", "scale", "zero point"], _tensor_rows(manifest["outputs"])),
     ]
-    prep = manifest["preprocessing"]
-    if prep:
-        lines += [
-            "## Preprocessing",
-            "",
-            "The model was trained on data prepared like this; do the same on the device:",
-            "",
-        ]
-        lines += [f"- `{key}`: {value}" for key, value in sorted(prep.items())] + [""]
-        if first_input and first_input["quantization"] and "mean" in prep:
-            lines += [
-                "For the int8 input, normalisation and quantization fold into one step per element:",
-                f"`q = clamp(round((raw - mean) / (std * {ns}::kInput0Scale)) + {ns}::kInput0ZeroPoint, -128, 127)`.",
-                "",
-            ]
+    lines += _preprocessing_lines(manifest, ns)
     labels = manifest["labels"]
     lines += [
         "## Labels",
@@ -149,8 +190,8 @@ def render_readme(
     lines += [
         "## Tensor arena",
         "",
-        f"`{ns}::kTensorArenaBytes = {arena['bytes']}`: {arena['method']} basis {arena['basis_bytes']} bytes "
-        f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}",
+        (f"`{ns}::kTensorArenaBytes = {arena['bytes']}`: {arena['method']} basis {arena['basis_bytes']} bytes "
+        f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}"),
         "",
         "## Operators",
         "",
@@ -178,10 +219,10 @@ def render_readme(
         "",
         "## On-device self-test",
         "",
-        f"`self_test.cc` defines `int {self_test_function(symbols)}()`: it runs the golden input(s) of `golden.h` "
+        (f"`self_test.cc` defines `int {self_test_function(symbols)}()`: it runs the golden input(s) of `golden.h` "
         "through the model as above and returns the number of output elements outside their tolerance "
         "(0 = the device reproduces the host; negative = a setup step failed, see the file). "
-        f"Inputs: {golden.get('input_source')}; outputs: LiteRT on the host.",
+        f"Inputs: {golden.get('input_source')}; outputs: LiteRT on the host."),
     ]
     if golden.get("tflm_max_abs_diff") is not None:
         lines.append(
@@ -191,8 +232,8 @@ def render_readme(
     lines += ["", "## Verified on the host", ""]
     if verification.get("compiled"):
         lines += [
-            f"- `model_data.cc` and a check program built with {verification['compiler']} "
-            f"`{' '.join(verification['flags'])}` (two translation units including every header).",
+            (f"- `model_data.cc` and a check program built with {verification['compiler']} "
+            f"`{' '.join(verification['flags'])}` (two translation units including every header)."),
             f"- The array written back has sha256 `{verification['round_trip_sha256']}`, equal to the `.tflite`.",
             f"- `{symbols.model_array}` is {verification['alignment']}-byte aligned at run time.",
         ]
@@ -208,8 +249,8 @@ def render_readme(
         lines.append(f"- `self_test.cc` not compiled: {tflm.get('skipped', 'TFLM headers not given')}.")
     resolver = verification.get("op_resolver", {})
     lines += [
-        f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
-        "match the model's operators and the template count.",
+        (f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
+        "match the model's operators and the template count."),
         "",
     ]
     lines += ["## Benchmarks", "", *_bench_rows(bench)]

@@ -1,8 +1,8 @@
 """model_manifest.json and model_manifest.h: what the firmware must know to feed the model and read it.
 
 Names, shapes, dtypes and layout of every input and output, their scale and zero point, the preprocessing
-(mean/std) the model was trained with, the label list, the arena size and the model's identity. The JSON
-is the source; the header is rendered from it, so the two cannot disagree.
+from the device's raw values to input 0 (see input_prep.py), the label list, the arena size and the model's
+identity. The JSON is the source; the header is rendered from it, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import math
 from typing import Any
 
 from edgekd.artifacts import TensorSpec
-from edgekd.handoff.c_array import C_TYPES, c_comment, c_string, generated_banner
+from edgekd.handoff.c_array import C_TYPES, c_comment, c_float, c_string, generated_banner
 from edgekd.handoff.identifiers import BundleSymbols
+from edgekd.handoff.input_prep import preprocessing_section, render_preprocessing
 from edgekd.handoff.tflite_reader import TENSOR_TYPES, TfliteModel
 
 MANIFEST_SCHEMA = "edgekd.handoff.manifest/1"
@@ -71,11 +72,13 @@ def build_manifest(
     labels: list[str],
     preprocessing: dict[str, Any],
     operators: list[str],
-    arena: dict[str, Any],
+    arena: dict[str, Any] | None = None,
     declared_inputs: tuple[TensorSpec, ...] = (),
     declared_outputs: tuple[TensorSpec, ...] = (),
 ) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict."""
+    """The manifest as a JSON-ready dict (`arena` may be filled in later, before rendering).
+
+    Raises HandoffError when the preprocessing does not fit input 0 (counts, zero std, non-finite values)."""
     inputs = [
         tensor_entry(i, spec, name, _declared(declared_inputs, i, spec.name, name))
         for i, (spec, name) in enumerate(zip(model.inputs, model.input_tensor_names, strict=True))
@@ -84,9 +87,7 @@ def build_manifest(
         tensor_entry(i, spec, name, _declared(declared_outputs, i, spec.name, name))
         for i, (spec, name) in enumerate(zip(model.outputs, model.output_tensor_names, strict=True))
     ]
-    prep = dict(preprocessing)
-    if "mean" in prep or "std" in prep:
-        prep.setdefault("formula", "x = (raw - mean) / std, then for an int8 input q = round(x / scale) + zero_point")
+    prep = preprocessing_section(preprocessing, inputs)
     model_layout = inputs[0]["layout"] if inputs else None
     if prep.get("layout") and model_layout and prep["layout"] != model_layout:
         # e.g. torch trained on NCHW, onnx2tf made the TFLite input NHWC: the firmware writes NHWC.
@@ -118,12 +119,12 @@ def build_manifest(
         "preprocessing": prep,
         "labels": list(labels),
         "operators": operators,
-        "arena": arena,
+        "arena": arena or {},
     }
 
 
 def _floats(values: list[float]) -> str:
-    return ", ".join(f"{v:.9g}f" if math.isfinite(v) else "0.0f" for v in values)
+    return ", ".join(c_float(v) for v in values)
 
 
 def _tensor_lines(kind: str, entry: dict[str, Any]) -> list[str]:
@@ -155,16 +156,6 @@ def _tensor_lines(kind: str, entry: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _as_list(value: Any) -> list[float] | None:
-    if value is None:
-        return None
-    values = value if isinstance(value, (list, tuple)) else [value]
-    try:
-        return [float(v) for v in values]
-    except (TypeError, ValueError):
-        return None
-
-
 def render_manifest_header(manifest: dict[str, Any], symbols: BundleSymbols, *, edgekd_version: str) -> str:
     """model_manifest.h: the manifest as C++11 constexpr constants in namespace `<name>_manifest`."""
     guard = symbols.header_guard("model_manifest_h")
@@ -175,6 +166,9 @@ def render_manifest_header(manifest: dict[str, Any], symbols: BundleSymbols, *, 
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
+        "#include <cmath>  // std::nearbyint in PrepareInput0",
+        "#include <cstdint>",
+        "",
         f"namespace {symbols.namespace} {{",
         "",
         f"constexpr const char* kModelName = {c_string(model['name'])};",
@@ -182,8 +176,10 @@ def render_manifest_header(manifest: dict[str, Any], symbols: BundleSymbols, *, 
         f"constexpr const char* kModelSha256 = {c_string(model['sha256'])};",
         f"constexpr int kTfliteSchemaVersion = {model['tflite_schema_version']};",
         "",
-        f"// Tensor arena: {arena['method']} ({arena['basis_bytes']} bytes) + {arena['margin']:.0%} margin, "
-        "rounded up to 16.",
+        (
+            f"// Tensor arena: {arena['method']} ({arena['basis_bytes']} bytes) + {arena['margin']:.0%} margin, "
+            "rounded up to 16."
+        ),
         f"constexpr unsigned int kTensorArenaBytes = {arena['bytes']}u;",
         f"constexpr const char* kTensorArenaMethod = {c_string(arena['method'])};",
         "",
@@ -195,16 +191,8 @@ def render_manifest_header(manifest: dict[str, Any], symbols: BundleSymbols, *, 
         lines += _tensor_lines("Input", entry)
     for entry in manifest["outputs"]:
         lines += _tensor_lines("Output", entry)
-    prep = manifest["preprocessing"]
-    mean, std = _as_list(prep.get("mean")), _as_list(prep.get("std"))
-    if mean is not None and std is not None:
-        lines += [
-            "// Preprocessing the model was trained with: x = (raw - kMean[c]) / kStd[c].",
-            f"constexpr int kNumMeanStd = {len(mean)};",
-            f"constexpr float kMean[{len(mean)}] = {{{_floats(mean)}}};",
-            f"constexpr float kStd[{len(std)}] = {{{_floats(std)}}};",
-            "",
-        ]
+    if manifest["inputs"]:
+        lines += render_preprocessing(manifest["preprocessing"], manifest["inputs"][0])
     labels = manifest["labels"]
     lines.append(f"constexpr int kNumLabels = {len(labels)};")
     if labels:

@@ -185,8 +185,8 @@ def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
         raise DataError(f"{bad} samples contain NaN or Inf", hint="clean or drop them before training")
     if y.min() < 0 or y.max() >= num_classes:
         raise DataError(
-            f"labels must lie in 0..{num_classes - 1} (one per class name), found {int(y.min())}..{int(y.max())}",
-            hint="check the label column, or the class list",
+            f"labels must lie in 0..{num_classes - 1}, found {int(y.min())}..{int(y.max())}",
+            hint=f"there are {num_classes} class names (an npz's label_names): name every class index, or fix the labels",
         )
 
 

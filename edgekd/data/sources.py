@@ -80,10 +80,7 @@ def read_npz(path: Path) -> RawData:
     if len(y) and y.min() < 0:
         raise DataError(f"{path}: labels must be >= 0, found {int(y.min())}", hint="use class indices 0..K-1")
     if "label_names" in arrays:
-        names = [str(n) for n in np.atleast_1d(arrays["label_names"])]
-        if len(y) and int(y.max()) >= len(names):
-            raise DataError(f"{path}: labels go up to {int(y.max())} but label_names lists {len(names)} classes",
-                            hint="label_names needs one name per class index 0..max(y)")  # fmt: skip
+        names = [str(n) for n in np.atleast_1d(arrays["label_names"])]  # labels beyond them: check_arrays
     else:
         names = [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
     scale, note = auto_scale(x)

@@ -93,7 +93,7 @@ def test_bad_data_is_named(tmp_path) -> None:
     with pytest.raises(DataError, match="empty"):
         _load(tmp_path, source="npz", path="empty.npz")
     np.savez(tmp_path / "range.npz", x=np.zeros((30, 4), np.float32), y=np.arange(30) % 5, label_names=np.array(["a", "b", "c"]))
-    with pytest.raises(DataError, match=r"labels go up to 4 but label_names lists 3 classes"):
+    with pytest.raises(DataError, match=r"labels must lie in 0..2, found 0..4"):
         _load(tmp_path, source="npz", path="range.npz")
     np.savez(tmp_path / "nan.npz", x=np.full((30, 4), np.nan, np.float32), y=np.arange(30) % 2)
     with pytest.raises(DataError, match="NaN or Inf"):

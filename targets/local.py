@@ -2,7 +2,8 @@
 
 The runner runs in a subprocess of the host's Python (or another interpreter given in the inventory);
 its peak memory comes from os.wait4's ru_maxrss, which the kernel keeps for the reaped child. Files are
-copied into a private work directory that cleanup() removes.
+copied into a private work directory that cleanup() removes. The child dies with edgekd (PR_SET_PDEATHSIG),
+so a killed edgekd leaves no runner spinning.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from edgekd.targets.energy import FirstAvailableMeter
+from edgekd.targets.energy.perf import PerfEnergyMeter
+from edgekd.targets.energy.rapl import RaplMeter
 
 from edgekd.bench.doctor import Check
 from edgekd.bench.noise import GovernorControl
@@ -29,9 +34,6 @@ from edgekd.energy import EnergyMeter
 from edgekd.errors import EdgekdError, TargetError
 from edgekd.fileio import sha256_file, storage_error
 from edgekd.registry import suggest
-from edgekd.targets.energy import FirstAvailableMeter
-from edgekd.targets.energy.perf import PerfEnergyMeter
-from edgekd.targets.energy.rapl import RaplMeter
 
 RUNTIME_PACKAGES = {
     "onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"
@@ -153,7 +155,8 @@ class LocalTarget:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                           cwd=self.workdir, start_new_session=True)
+                                           cwd=self.workdir, start_new_session=True,
+                                           preexec_fn=die_with_parent())  # noqa: PLW1509 - only prctl, see below
             except OSError as exc:
                 raise TargetError(f"cannot start {argv[0]}: {exc.strerror or exc}",
                                   hint="check the python path of the local target") from None
@@ -229,6 +232,33 @@ class LocalTarget:
             checks.append(Check("core pinning", False, str(exc), "pinning needs Linux sched_setaffinity"))
         self.cleanup()
         return checks
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGKILL when edgekd dies (even by SIGKILL, which runs no
+    cleanup): its own session keeps it out of Ctrl-C's process group, so nothing else would stop it.
+
+    The signal follows the thread that started the child; run() blocks that thread until the child is
+    reaped, so it never fires early. Linux only (prctl); elsewhere None, and a device's own timeout applies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only makes the call
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # edgekd died between fork and prctl: nobody is left to wait for us
+            os._exit(1)
+
+    return arm
 
 
 def _reap(process: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, Any]:

@@ -118,6 +118,10 @@ def build_result(
         env["throttled_after"] = after.extra.get("throttled")
         env["temps_c_end"] = dict(after.temperatures_c)
     env["stats_source"] = stats.source
+    # The shapes every run used (the runner resolves symbolic dimensions from --shape, --inputs or the
+    # sidecar); the tool modes report none, then the sidecar's shapes are what is known.
+    env["input_shapes"] = first.get("input_shapes") or {
+        spec.name: list(spec.shape) for spec in artifact.inputs or ()} or None
     if stats.source != "samples":
         env["tool_summaries"] = runs.summaries
         env["tool_memory"] = [d.get("memory") for d in runs.documents if d.get("memory")]

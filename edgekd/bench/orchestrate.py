@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.artifacts import Artifact
+from edgekd.bench.collect import Runs, build_result, collect, peak_rss
 from edgekd.bench.energy_accounting import IdleBaseline, estimate_per_inference, measure_idle
 from edgekd.bench.noise import GovernorControl, run_order, wait_for_thermal
-from edgekd.bench.collect import Runs, build_result, collect, peak_rss
 from edgekd.bench.result import BenchResult
 from edgekd.bench.target_settings import apply_target_settings
 from edgekd.config.bench import BenchConfig
 from edgekd.device import Completed, DeviceInfo, Target
 from edgekd.energy import EnergyMeter, EnergyWindow
-from edgekd.errors import BenchError, EdgekdError, TargetError
+from edgekd.errors import BenchError, EdgekdError, RecipeError, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ RUN_SCHEMA = "edgekd.run/1"
 ProgressCallback = Callable[[int, int, str], None]
 BENCHMARKABLE = {"onnx": "ort", "tflite": None, "torch": "torch"}  # format -> runtime (None: config's choice)
 TORCH_RUNNER = "edgekd.bench.torch_runner"  # host-only: devices have no torch
+MAX_RUNS = 1_000_000  # timed (or warm-up) runs per runner process; the runner refuses more too
+#: Input name ("" for the only input) -> its shape, given with `edgekd bench --shape`.
+Shapes = dict[str, list[int]]
 
 
 def progress_reporter(progress: Any) -> ProgressCallback | None:
@@ -74,9 +77,12 @@ def runner_argv(
     *,
     runs: int | None = None,
     inputs: str | None = None,
+    shapes: Shapes | None = None,
+    recorded: Shapes | None = None,
 ) -> list[str]:
     """The runner command line. `model=None` is the empty-model baseline; `runs=0` the energy reference;
-    `inputs` the remote path of the pushed inputs file."""
+    `inputs` the remote path of the pushed inputs file; `shapes` the user's --shape, `recorded` the
+    shapes the model's sidecar holds (the runner uses them only for symbolic dimensions they fit)."""
     if runtime == "torch":  # the host's torch runner takes the device runner's options
         argv = [*target.python_argv(), "-m", TORCH_RUNNER, "--threads", str(config.threads)]
     else:
@@ -98,7 +104,30 @@ def runner_argv(
         argv.append("--no-xnnpack")
     if inputs is not None:
         argv += ["--inputs", inputs]
+    for option, given in (("--shape", shapes), ("--sidecar-shape", recorded)):
+        for name, shape in (given or {}).items():
+            argv += [option, (f"{name}=" if name else "") + ",".join(str(d) for d in shape)]
     return argv
+
+
+def recorded_shapes(artifact: Artifact) -> Shapes:
+    """The input shapes the artifact's sidecar records where they are concrete past the batch dimension
+    (a symbolic batch becomes 1): what the model was exported for, when the file itself says "height"."""
+    shapes: Shapes = {}
+    for spec in artifact.inputs or ():
+        dims = list(spec.shape)
+        if dims and all(isinstance(d, int) and d > 0 for d in dims[1:]):
+            shapes[spec.name] = [dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1, *dims[1:]]
+    return shapes
+
+
+def check_work_bounds(config: BenchConfig) -> None:
+    """Refuse a run count no benchmark needs (the runner keeps every sample; JSON carries them home)."""
+    for field in ("runs", "warmup"):
+        value = getattr(config, field)
+        if value > MAX_RUNS:
+            raise RecipeError(f"[bench] {field} = {value} is more than {MAX_RUNS:,} runs per runner process",
+                              hint="use duration_s for long runs, or repeats for more processes")
 
 
 def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any]:
@@ -168,12 +197,15 @@ def _energy_meter(target: Target, config: BenchConfig) -> tuple[EnergyMeter | No
 
 
 def bench_artifacts(
-    target: Target, artifacts: Sequence[Artifact], config: BenchConfig, *, progress: Any = None
+    target: Target, artifacts: Sequence[Artifact], config: BenchConfig, *, progress: Any = None,
+    shapes: Shapes | None = None,
 ) -> list[BenchResult]:
     """Benchmark the artifacts on `target`; one BenchResult per benchmarked artifact, in the given order.
 
     Torch artifacts run only on a local target (devices have no torch); elsewhere they are skipped with a
-    logged warning. `progress` is None, a callable(done, total, status) or a rich Progress."""
+    logged warning. `progress` is None, a callable(done, total, status) or a rich Progress. `shapes`
+    (`--shape`) sizes symbolic input dimensions; without it the sidecar's shapes or --inputs do."""
+    check_work_bounds(config)
     progress = progress_reporter(progress)
     artifacts = _runnable_here(target, artifacts)
     runtimes = [runtime_for(artifact, config) for artifact in artifacts]
@@ -214,7 +246,8 @@ def bench_artifacts(
                 if gate:
                     collected[index].warnings.append(gate)
             artifact = artifacts[index]
-            argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs)
+            argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs,
+                               shapes=shapes, recorded=recorded_shapes(artifact))
             try:
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
             except BenchError as exc:  # name the file: several may be benchmarked together
@@ -228,7 +261,7 @@ def bench_artifacts(
             energy = None
             if meter is not None and idle is not None:
                 argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, runs=0,
-                                   inputs=inputs)
+                                   inputs=inputs, shapes=shapes, recorded=recorded_shapes(artifact))
                 energy = _energy(target, argv, config, meter, idle, collected[index])
                 if progress:
                     progress(len(order) + index + 1, total, f"{artifact.name} energy reference")

@@ -64,6 +64,8 @@ def bench_model(
     cooldown: Annotated[Optional[float], typer.Option(help="seconds of rest between runs", min=0)] = None,
     thermal_limit: Annotated[Optional[float], typer.Option(help="wait until below this °C before each run")] = None,
     inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input")] = None,
+    shape: Annotated[Optional[list[str]], typer.Option(
+        "--shape", help="size of an input with symbolic dimensions, NAME=1,3,224,224 (repeat per input)")] = None,
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="TFLite XNNPACK delegate")] = True,
     energy: Annotated[bool, typer.Option("--energy/--no-energy", help="measure energy where a meter exists")] = True,
     allow_charging: Annotated[bool, typer.Option(
@@ -93,10 +95,12 @@ def bench_model(
             options["pin_cores"] = [int(core) for core in pin.split(",")]
         except ValueError:
             raise UsageError(f"--pin {pin!r} is not a list of core numbers", hint="e.g. --pin 0 or --pin 2,3") from None
+    _check_runs(runs, warmup)
+    shapes = _parse_shapes(shape or [])
     config = BenchConfig(targets=names, **{k: v for k, v in options.items() if v is not None})
     artifacts = [describe_file(path) for path in model]
     devices = [_make_target(name, inventory) for name in names]  # unknown names fail before anything runs
-    results, errors = _run(devices, artifacts, config)
+    results, errors = _run(devices, artifacts, config, shapes)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     if history and results:
         History().record_run(run_id, None, results, {"command": "bench", "target": ",".join(names),
@@ -124,17 +128,53 @@ def bench_model(
                       hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone")
 
 
-def _run(devices: list[Any], artifacts: list[Any], config: Any) -> tuple[list[Any], dict[str, Exception]]:
-    """One target: bench_artifacts with a progress bar. Several: targets.fleet.bench_fleet, concurrently."""
-    if len(devices) == 1:
-        from edgekd.bench.orchestrate import bench_artifacts
+def _check_runs(runs: int | None, warmup: int | None) -> None:
+    """Bound the work a runner is asked for: it keeps every sample and sends them home as JSON."""
+    from edgekd.bench.orchestrate import MAX_RUNS
+    from edgekd.errors import UsageError
 
+    for option, value in (("--runs", runs), ("--warmup", warmup)):
+        if value is not None and value > MAX_RUNS:
+            raise UsageError(f"{option} {value} is more than {MAX_RUNS:,} runs per runner process",
+                             hint="for a long benchmark use --duration SECONDS (and --repeats for more processes)")
+
+
+def _parse_shapes(values: list[str]) -> dict[str, list[int]]:
+    """--shape NAME=1,3,32,32 (or 1,3,32,32 for a one-input model) -> {name: shape}."""
+    from edgekd.errors import UsageError
+
+    shapes: dict[str, list[int]] = {}
+    for value in values:
+        name, _, dims = value.rpartition("=")
+        try:
+            shape = [int(d) for d in dims.split(",")]
+        except ValueError:
+            shape = []
+        if not shape or min(shape) < 1:
+            raise UsageError(f"--shape {value!r} is not a shape", hint="give NAME=1,3,224,224: positive sizes, "
+                             "one --shape per input (the name may be left out for a one-input model)")
+        if name in shapes:
+            raise UsageError(f"--shape gives input {name or '(unnamed)'} twice", hint="one --shape per input")
+        shapes[name] = shape
+    return shapes
+
+
+def _run(
+    devices: list[Any], artifacts: list[Any], config: Any, shapes: dict[str, list[int]]
+) -> tuple[list[Any], dict[str, Exception]]:
+    """One target: bench_artifacts with a progress bar. Several: targets.fleet.bench_fleet, concurrently."""
+    from functools import partial
+
+    from edgekd.bench.orchestrate import bench_artifacts
+
+    if len(devices) == 1:
         with console.progress() as bar:  # its typed error propagates as is
-            return bench_artifacts(devices[0], artifacts, config, progress=bar), {}
+            return bench_artifacts(devices[0], artifacts, config, progress=bar, shapes=shapes), {}
     from edgekd.targets.fleet import bench_fleet
 
     # Several models on one target run interleaved (A B A B) in one call, as on a single target.
-    outcome = bench_fleet(devices, artifacts, config, per_artifact=len(artifacts) == 1 or not config.interleave)
+    outcome = bench_fleet(devices, artifacts, config, per_artifact=len(artifacts) == 1 or not config.interleave,
+                          bench=partial(bench_artifacts, shapes=shapes))
     return outcome.all_results(), dict(outcome.errors)
 
 
@@ -157,6 +197,10 @@ def _print_results(results: list[Any], run_id: str | None) -> None:
                       f"{_mib(s['peak_rss_kb'])} ({_mib(s['model_rss_kb'])})", energy)
     console.say(table)
     for result in results:
+        shapes = result.env.get("input_shapes") or {}
+        if shapes:
+            console.say(f"{result.artifact} inputs: " + ", ".join(
+                f"{name} {'x'.join(str(d) for d in shape)}" for name, shape in shapes.items()))
         for warning in result.warnings:
             console.say(f"[yellow]warning[/] {result.artifact}: {warning}")
     if results[0].energy_unavailable:

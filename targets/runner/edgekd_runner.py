@@ -337,11 +337,13 @@ def parse_shapes(values):
     return shapes
 
 
-def resolve_shapes(specs, shapes, stored):
-    """Fill each input's symbolic dimensions: from --shape, else the --inputs array, else a leading (batch)
-    dimension becomes 1 with a note. Any other unknown dimension is an error: a made-up 1x1 image would
-    be benchmarked silently. Returns the notes."""
+def resolve_shapes(specs, shapes, stored, recorded=None):
+    """Fill each input's symbolic dimensions: from --shape, else the --inputs array, else the shape the
+    model's sidecar recorded (--sidecar-shape, used only where it fits), else a leading (batch) dimension
+    becomes 1 with a note. Any other unknown dimension is an error: a made-up 1x1 image would be
+    benchmarked silently. Returns the notes."""
     notes = []
+    recorded = recorded or {}
     unnamed = shapes.get("") if len(specs) == 1 else None
     if "" in shapes and len(specs) != 1:
         raise RunnerError("bad_arguments", "--shape without a name, but the model has %d inputs (%s)"
@@ -358,10 +360,12 @@ def resolve_shapes(specs, shapes, stored):
             key = spec["name"] if spec["name"] in stored else "arr_%d" % index
             if key in stored:
                 given, source = list(stored[key].shape), "the --inputs array"
+        if given is None and _fits(declared, recorded.get(spec["name"])) and declared != recorded[spec["name"]]:
+            given = recorded[spec["name"]]
+            notes.append("input '%s': shape %s from the model's sidecar (the file declares %s)"
+                         % (spec["name"], given, declared))
         if given is not None:
-            fits = len(given) == len(declared) and all(
-                not isinstance(d, int) or d == g for d, g in zip(declared, given))
-            if not fits:
+            if not _fits(declared, given):
                 raise RunnerError("bad_inputs", "input '%s' has shape %s from %s, the model expects %s"
                                   % (spec["name"], given, source, declared),
                                   "give one sample with the model's shape (symbolic dimensions may take any size)")
@@ -377,6 +381,12 @@ def resolve_shapes(specs, shapes, stored):
         if spec["shape"] != declared:
             spec["declared_shape"] = declared
     return notes
+
+
+def _fits(declared, given):
+    """Whether a concrete shape fills a declared one: same rank, equal wherever the model fixes a size."""
+    return given is not None and len(given) == len(declared) and all(
+        not isinstance(d, int) or d == g for d, g in zip(declared, given))
 
 
 def generate_inputs(specs, seed):
@@ -534,7 +544,7 @@ def run_model(args, runtime, module, report):
             report["notes"].append(session.xnnpack_note)
     specs = session.inputs()
     stored = read_inputs(args.inputs) if args.inputs else None
-    report["notes"].extend(resolve_shapes(specs, parse_shapes(args.shape), stored))
+    report["notes"].extend(resolve_shapes(specs, parse_shapes(args.shape), stored, parse_shapes(args.sidecar_shape)))
     if stored is not None:
         arrays, notes = load_inputs(stored, specs)
         report["notes"].extend(notes)
@@ -580,6 +590,8 @@ def parse_args(argv):
     parser.add_argument("--pin", default=None, help="comma-separated cores to run on")
     parser.add_argument("--shape", action="append", default=None,
                         help="NAME=1,3,32,32: the size of an input's symbolic dimensions (repeat per input)")
+    parser.add_argument("--sidecar-shape", action="append", default=None,
+                        help="NAME=1,3,32,32 recorded by edgekd: used for symbolic dimensions where it fits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", action="store_true", help="load the runtime only (memory baseline)")
     args = parser.parse_args(argv)

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+from edgekd.targets.local import LocalTarget
 
 from edgekd.artifacts import create_artifact
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import TargetError
-from edgekd.targets.local import LocalTarget
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -75,3 +75,46 @@ def test_runner_killed_on_the_device_is_a_target_error_and_the_workdir_goes(tmp_
     assert "the runner on local was killed by signal 9 (SIGKILL) without a result" in caught.value.message
     assert target.workdir is None
     assert list(parent.iterdir()) == []  # the unique edgekd-local-* dir was removed
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a dead child waits in state Z until its new parent reaps it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_edgekd_killed_takes_its_local_runner_with_it(tmp_path: Path) -> None:
+    """SIGKILL to edgekd runs no cleanup; the runner (in its own session, out of Ctrl-C's reach) must not be
+    left spinning at 100 % CPU: it gets SIGKILL from the kernel when its parent dies (PR_SET_PDEATHSIG)."""
+    import subprocess
+
+    model = make_matmul_onnx(tmp_path / "slow.onnx", layers=2, size=64)
+    parent = tmp_path / "device"
+    inventory = tmp_path / "targets.toml"
+    inventory.write_text(f'[targets.here]\nkind = "local"\nworkdir = "{parent}"\n')
+    edgekd = Path(sys.executable).with_name("edgekd")
+    env = dict(os.environ, EDGEKD_HISTORY=str(tmp_path / "history.sqlite"))
+    process = subprocess.Popen([str(edgekd), "bench", str(model), "--target", "here", "--inventory", str(inventory),
+                                "--duration", "300", "--warmup", "0", "--no-energy", "--no-history"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    runner = None
+    try:
+        deadline = time.monotonic() + 120
+        while runner is None and time.monotonic() < deadline and process.poll() is None:
+            runner = measuring_runner(parent)
+            time.sleep(0.05)
+        assert runner is not None, "the runner never started measuring"
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(runner) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(runner), "the runner outlived edgekd"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if runner is not None and _alive(runner):
+            os.kill(runner, signal.SIGKILL)

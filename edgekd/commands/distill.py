@@ -132,18 +132,22 @@ def _num(value: Any) -> str:
 def _write_transfer_set(data: Any, path: Path) -> None:
     """The "teacher behind an API" workflow, step 1: every sample with its id, for the teacher to score.
 
-    `x` is what the model sees (preprocessed), `x_source` the sample before normalisation. Score them
+    `x` is what the student sees (preprocessed), `x_source` the sample before normalisation (the raw
+    values as loaded, scaled to floats: uint8 images and digits in 0..1). Score them
     and save np.savez(file, ids=ids, logits=...) or probabilities=...; then [teacher] kind = "soft_labels".
     """
     import numpy as np
 
+    from edgekd.distill.teacher_inputs import raw_preprocessing, student_preprocessing
     from edgekd.fileio import save_npz
+    from edgekd.preprocessing import reprocess
 
     x = np.concatenate([data.x_train, data.x_val, data.x_test])
     ids = np.concatenate([data.ids_train, data.ids_val, data.ids_test])
     split = np.array(["train"] * len(data.x_train) + ["val"] * len(data.x_val) + ["test"] * len(data.x_test))
-    mean, std = np.asarray(data.preprocessing["mean"], np.float32), np.asarray(data.preprocessing["std"], np.float32)
-    save_npz(path, {"ids": ids, "x": x, "x_source": x * std + mean, "split": split,
+    student = student_preprocessing(data)
+    x_source = reprocess(x, student, raw_preprocessing(student))  # the raw inputs as loaded: what [teacher] preprocessing = "raw" is
+    save_npz(path, {"ids": ids, "x": x, "x_source": x_source, "split": split,
                     "label_names": np.array(data.source_label_names or data.label_names)})  # fmt: skip
     if console.is_json():
         console.emit_json({"transfer_set": str(path), "samples": len(ids)})

@@ -32,3 +32,28 @@ def test_two_process_ddp_distillation(tmp_path) -> None:
     load_torch_model(student)
     assert 0.0 <= metrics["student_accuracy"] <= 1.0
 
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_ddp_workers_feed_an_imported_teacher_its_own_raw_inputs(tmp_path) -> None:
+    """An ONNX teacher trained outside edgekd on raw [0, 1] digits keeps its own accuracy under --nproc 2."""
+    import numpy as np
+    import torch
+
+    from tests.support.distill_fixtures import digits, raw_digits, train_outside_edgekd
+
+    data = digits()
+    x_raw, y = raw_digits()
+    model = train_outside_edgekd(x_raw[data.ids_train], y[data.ids_train])
+    torch.onnx.export(model, (torch.from_numpy(x_raw[:4]),), str(tmp_path / "teacher.onnx"), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)  # fmt: skip
+    with torch.no_grad():
+        outside = float(np.mean(model(torch.from_numpy(x_raw[data.ids_test])).argmax(1).numpy() == y[data.ids_test]))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[teacher]\nkind = "onnx"\npath = "teacher.onnx"\n[student]\nmodel = { arch = "cnn", width = 4, depth = 2 }\n'
+                      "[distill]\ntrain = { epochs = 1, batch_size = 32 }\nbaseline = false\n")  # fmt: skip
+    distill_cmd(recipe, out=tmp_path / "run", nproc=2, resume=False, labeled_fraction=None, seed=None, json_output=False)
+    metrics = json.loads((tmp_path / "run" / "distill" / "outcome.json").read_text())["metrics"]
+    assert metrics["world_size"] == 2 and "mean" not in metrics["teacher_preprocessing"]
+    assert abs(metrics["teacher_accuracy"] - outside) <= 0.005

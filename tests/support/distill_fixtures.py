@@ -47,3 +47,42 @@ def make_mlp(input_shape: tuple[int, ...], num_classes: int) -> Any:
     from edgekd.distill.models import build_model
 
     return build_model({"arch": "mlp", "width": 32, "depth": 1}, input_shape, num_classes)
+
+
+def make_plain_mlp(input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """A user's own factory in plain torch (no edgekd code): Flatten -> 64 -> ReLU -> classes."""
+    from torch import nn
+
+    features = 1
+    for dim in input_shape:
+        features *= int(dim)
+    return nn.Sequential(nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, num_classes))
+
+
+def raw_digits() -> tuple[Any, Any]:
+    """The digits as a user outside edgekd has them: (N, 1, 8, 8) float32 in 0..1 (0..16 / 16), labels."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return (bunch.images.astype(np.float32) / 16.0)[:, None, :, :], bunch.target.astype(np.int64)
+
+
+def train_outside_edgekd(x: Any, y: Any, epochs: int = 30, seed: int = 0) -> Any:
+    """Train make_plain_mlp on (x, y) with a plain torch loop (Adam, batch 64): a teacher edgekd did not make."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = make_plain_mlp(tuple(x.shape[1:]), int(y.max()) + 1)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            batch = order[i : i + 64]
+            loss = nn.functional.cross_entropy(model(xt[batch]), yt[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()

@@ -60,7 +60,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     """One IDX file of unsigned bytes with `ndim` dimensions, as a uint8 array of the declared shape."""
     data = _read_bytes(path)
     if len(data) < 4 or data[:2] != b"\x00\x00":
-        raise DataError(f"{path} is not an IDX file: it starts with {data[:4].hex() or 'nothing'}, not 0000 08 0{ndim}",
+        raise DataError(f"{path} is not an IDX file: it starts with {data[:4].hex() or 'nothing'}, not 0000080{ndim}",
                         hint=IDX_HINT)  # fmt: skip
     kind, found = data[2], data[3]
     if kind != IDX_UBYTE:
@@ -79,7 +79,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         problem = "is truncated" if body < expected else "has trailing bytes"
         raise DataError(f"{path} {problem}: its header declares shape {shape} ({expected:,} bytes) but {body:,} bytes follow",
                         hint="download it again; a partial copy or a different format cannot be read")  # fmt: skip
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()  # writable, owns its memory
 
 
 def _check_labels(y: np.ndarray, names: Sequence[str], source: Path) -> None:

@@ -65,6 +65,7 @@ def test_idx_split_reads_raw_uint8_nchw(tmp_path: Path, digits_like, gz: bool) -
     x, y, names = read_idx_split(tmp_path, "test", FASHION_MNIST_LABELS)
     assert x.dtype == np.uint8 and x.shape == (20, 1, 28, 28) and y.dtype == np.int64
     assert np.array_equal(x[:, 0], images) and np.array_equal(y, labels)
+    assert x.flags.writeable and y.flags.writeable  # callers may normalise in place
     assert names == list(FASHION_MNIST_LABELS)
 
 
@@ -159,6 +160,7 @@ def test_cifar10_binary_split_concatenates_batches_in_numeric_order(tmp_path: Pa
     assert x.dtype == np.uint8 and x.shape == (12, 3, 32, 32) and y.dtype == np.int64
     assert np.array_equal(x, images) and np.array_equal(y, labels) and names == list(CIFAR10_LABELS)
     assert np.array_equal(x[0, 1], images[0, 1])  # the green plane stays the green plane
+    assert x.flags.writeable and y.flags.writeable
     x_test, _, _ = read_cifar10_split(tmp_path, "test")
     assert len(x_test) == 2
 

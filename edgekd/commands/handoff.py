@@ -84,8 +84,8 @@ def _check_preprocessing(model: Path, prep: dict[str, Any]) -> None:
     if problem:
         raise UsageError(
             f"--scale/--mean/--std do not fit {model.name}: {problem}",
-            hint=f"give one value, or {channels} (one per channel), to --mean and to --std; --std and --scale "
-            "positive, e.g. --scale 0.00392156863 --mean 0.5 --std 0.25",
+            hint=(f"give one value, or {channels} (one per channel), " if channels > 1 else "give one value ")
+            + "to --mean and to --std; --std and --scale positive, e.g. --scale 0.00392156863 --mean 0.5 --std 0.25",
         )
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import UsageError
+from edgekd.report.failures import STAGE_ORDER, pipeline_order, split_failures
 from edgekd.report.formatting import kd_gap
 from edgekd.report.provenance import identity
 
 REPORT_SCHEMA = "edgekd.report/1"
-STAGE_ORDER = ("data", "teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff")
 REPORT_FORMATS = ("torch", "onnx", "tflite")
 #: Torch models that are baselines, not the deliverable: kept out of "artifacts".
 _BASELINE_WORDS = ("teacher", "scratch")
@@ -63,29 +63,6 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
             continue
         manifests[str(data.get("stage") or file.stem)] = data
     return manifests, warnings
-
-
-def split_failures(manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """(manifests of stages that finished in this run's history, failure records in pipeline order).
-
-    A failure record is {"stage", "type", "message", "hint", "exit_code", "not_run"}; the manifests of
-    the stages a failure kept from running are dropped (stale results of an earlier run).
-    """
-    failures = []
-    for name in _pipeline_order(manifests):
-        manifest = manifests[name]
-        if manifest.get("status") == "failed":
-            error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
-            not_run = [str(s) for s in error.get("not_run") or [] if isinstance(s, str)]
-            failures.append({"stage": name, "type": error.get("type"), "message": error.get("message") or "no message",
-                             "hint": error.get("hint"), "exit_code": error.get("exit_code"), "not_run": not_run})
-    skipped = {name for failure in failures for name in failure["not_run"]}
-    done = {name: m for name, m in manifests.items() if m.get("status") != "failed" and name not in skipped}
-    return done, failures
-
-
-def _pipeline_order(names: Any) -> list[str]:
-    return [s for s in STAGE_ORDER if s in names] + sorted(set(names) - set(STAGE_ORDER))
 
 
 def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = None) -> dict[str, Any]:
@@ -170,9 +147,9 @@ def _stage_overview(manifests: dict[str, dict[str, Any]], failures: list[dict[st
         }
         if name in failed:
             row["error"] = {k: v for k, v in failed[name].items() if k != "stage"}
-        else:
+        elif manifest is None:
             blocker = next((f["stage"] for f in failures if name in f["not_run"]), None)
-            if blocker and manifest is None:
+            if blocker:
                 row["not_run_because"] = f"stage {blocker} failed"
         rows.append(row)
     return rows
@@ -190,7 +167,7 @@ def _model_artifacts(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> tup
     rows: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for stage in _pipeline_order(manifests):
+    for stage in pipeline_order(manifests):
         for sidecar in _sidecars(manifests[stage]):
             if not _is_deliverable(stage, sidecar):
                 continue

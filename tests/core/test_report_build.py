@@ -156,3 +156,14 @@ def test_kd_within_noise_is_a_warning(tmp_path: Path) -> None:
     messages = [w["message"] for w in build_report(run)["warnings"] if w["source"] == "distill"]
     assert messages == [("distillation did not measurably help: KD minus scratch student -0.56 pt "
                          "(within noise, band ±1.21 pt)")]
+
+
+def test_identity_from_manifests_and_recipe(full_run: Path) -> None:
+    from edgekd.recipe import parse_recipe
+
+    found = build_report(full_run)["identity"]
+    assert found["recipe_name"] is None and found["recipe_hash"] == "a" * 64  # from the ONNX export's metadata
+    assert found["input_shape"] == [1, 8, 8] and found["num_classes"] == 10 and len(found["data_sha256"]) == 64
+    recipe = parse_recipe({"run": {"name": "mine"}, "data": {"source": "digits"}})
+    given = build_report(full_run, recipe=recipe)["identity"]
+    assert given["recipe_name"] == "mine" and given["recipe_hash"] == recipe.recipe_hash()

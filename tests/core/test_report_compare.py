@@ -174,8 +174,8 @@ def test_unrelated_runs_get_a_warning(tmp_path: Path, baseline: dict) -> None:
                                        "different number of classes (10 vs 3)"]
     assert "no artifact or bench row in common" in result["unrelated"]
     assert "different recipes (recipe hash " in result["unrelated"][-1]
-    assert result["warnings"] == [f"digits and fashion look unrelated ({'; '.join(result['unrelated'])}): the "
-                                  "changes below compare different models, not a regression of one"]
+    assert result["warnings"] == [(f"digits and fashion look unrelated ({'; '.join(result['unrelated'])}): the "
+                                  "changes below compare different models, not a regression of one")]
     # the same recipe, rerun: no warning (identity from manifests: same data, same task)
     assert compare_reports(baseline, copy.deepcopy(baseline))["warnings"] == []
     # a changed recipe on the same data is what --compare is for: no warning either

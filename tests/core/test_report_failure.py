@@ -57,6 +57,17 @@ def test_stages_kept_from_running_are_not_run_and_their_old_manifests_ignored(tm
     assert report["passed"] is False
 
 
+def test_a_stage_run_after_the_failure_is_kept(tmp_path: Path) -> None:
+    """`run --only bench` after a failed tflite: that bench result is newer than the failure, so it is shown."""
+    run = make_run_dir(tmp_path)
+    fail_stage(run, "tflite", error_type="ConversionError", message="onnx2tf wrote no model",
+               not_run=("verify", "bench", "handoff"), finished_at="2026-01-01T11:00:00+0000")
+    report = build_report(run)
+    status = {row["stage"]: row["status"] for row in report["stages"]}
+    assert status == {**status, "tflite": "failed", "verify": "done", "bench": "done", "handoff": "done"}
+    assert report["bench"]
+
+
 def test_html_and_markdown_show_the_failure_first(tmp_path: Path) -> None:
     run = _failed_handoff(tmp_path)
     write_reports(run, build_report(run), ReportConfig())

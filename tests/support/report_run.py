@@ -36,6 +36,8 @@ P50 = {
               "tflite_int8": 0.016},
     "pi5": {"onnx_fp32": 0.088, "onnx_int8": 0.101, "tflite_fp32": 0.071, "tflite_int8": 0.052},
 }
+#: When the synthetic stages finished (the pipeline's format); fail_stage's failures come later.
+FINISHED_AT = "2026-01-01T12:00:00+0000"
 RAPL_REASON = "no RAPL powercap at /sys/class/powercap and perf has no power/energy-pkg/ event"
 
 
@@ -174,16 +176,18 @@ def make_run_dir(root: Path, *, stages: tuple[str, ...] | None = None, seed: int
                "tflite": 14.6, "verify": 3.3, "bench": 27.5, "handoff": 1.1}
     for stage in stages or tuple(summaries):
         manifest = {"stage": stage, "key": f"{stage}-{seed:04d}" + "0" * 58, "seconds": seconds[stage],
+                    "finished_at": FINISHED_AT,
                     "artifacts": arts.get(stage, []), "summary": summaries[stage]}
         _write_json(stage_dir / f"{stage}.json", manifest)
     return run_dir
 
 
 def fail_stage(run_dir: Path, stage: str, *, error_type: str = "HandoffError", message: str = "boom",
-               hint: str | None = "fix it", exit_code: int = 1, not_run: tuple[str, ...] = ()) -> None:
+               hint: str | None = "fix it", exit_code: int = 1, not_run: tuple[str, ...] = (),
+               finished_at: str = "2026-01-01T12:05:00+0000") -> None:
     """Replace a stage's manifest by the one the pipeline writes when that stage raises (edgekd.pipeline)."""
     manifest = {"schema": "edgekd.stage/1", "stage": stage, "status": "failed", "key": "f" * 64, "seconds": 0.0,
-                "artifacts": [], "summary": {},
+                "finished_at": finished_at, "artifacts": [], "summary": {},
                 "error": {"type": error_type, "message": message, "hint": hint, "exit_code": exit_code,
                           "not_run": list(not_run)}}
     _write_json(run_dir / ".edgekd" / "stages" / f"{stage}.json", manifest)

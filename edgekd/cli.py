@@ -22,6 +22,7 @@ from edgekd.commands.bench import bench_app
 from edgekd.commands.distill import distill_cmd
 from edgekd.commands.export import export_cmd, quantize_cmd, verify_cmd
 from edgekd.commands.handoff import handoff_cmd
+from edgekd.commands.recipe import recipe_app
 from edgekd.commands.report import report_cmd
 from edgekd.commands.targets import targets_app
 from edgekd.errors import EdgekdError, UsageError
@@ -83,6 +84,7 @@ app.add_typer(bench_app, name="bench")
 app.command("handoff")(handoff_cmd)
 app.command("report")(report_cmd)
 app.add_typer(targets_app, name="targets")
+app.add_typer(recipe_app, name="recipe")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -27,25 +27,34 @@ from edgekd.errors import RecipeError
 
 
 class RunConfig(StrictModel):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    out: Path | None = None  # run directory; default runs/<name> beside the recipe
-    seed: int = 0
+    """The run as a whole: its name, directory and seed."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="the run's name: letters, digits, _ . - (names the default run directory)")
+    out: Path | None = Field(None, description="run directory, relative to the recipe; unset: runs/<name>; "
+                             "`edgekd run --out` overrides it")
+    seed: int = Field(0, description="seed of the data split, training and the calibration draw")
 
 
 class Recipe(StrictModel):
-    run: RunConfig = RunConfig()
-    data: DataConfig = DataConfig()
-    teacher: TeacherConfig = TeacherConfig()
-    student: StudentConfig = StudentConfig()
-    distill: DistillConfig = DistillConfig()
-    export: ExportConfig = ExportConfig()
-    calibration: CalibrationConfig = CalibrationConfig()
-    quantize: QuantizeConfig = QuantizeConfig()
-    tflite: TfliteConfig = TfliteConfig()
-    verify: VerifyConfig = VerifyConfig()
-    bench: BenchConfig = BenchConfig()
-    handoff: HandoffConfig = HandoffConfig()
-    report: ReportConfig = ReportConfig()
+    """A whole recipe: one table per stage concern. Every table and key is optional."""
+
+    run: RunConfig = Field(RunConfig(), description="name, run directory and seed")
+    data: DataConfig = Field(DataConfig(), description="where the samples come from, how they are split and "
+                             "preprocessed")
+    teacher: TeacherConfig = Field(TeacherConfig(), description="the teacher: trained here, or imported")
+    student: StudentConfig = Field(StudentConfig(), description="the student's architecture")
+    distill: DistillConfig = Field(DistillConfig(), description="losses and training of the student; the scratch "
+                                   "baseline")
+    export: ExportConfig = Field(ExportConfig(), description="torch -> ONNX")
+    calibration: CalibrationConfig = Field(CalibrationConfig(), description="the calibration set every int8 "
+                                           "quantizer uses")
+    quantize: QuantizeConfig = Field(QuantizeConfig(), description="ONNX Runtime int8")
+    tflite: TfliteConfig = Field(TfliteConfig(), description="TFLite files and their converter")
+    verify: VerifyConfig = Field(VerifyConfig(), description="parity gates per precision")
+    bench: BenchConfig = Field(BenchConfig(), description="benchmark targets and method")
+    handoff: HandoffConfig = Field(HandoffConfig(), description="the firmware bundle")
+    report: ReportConfig = Field(ReportConfig(), description="report files, history and strict verdicts")
 
     def section_hash(self, *sections: str) -> str:
         """A stable hash of some sections, for cache keys."""

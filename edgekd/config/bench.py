@@ -1,3 +1,5 @@
+"""The `[bench]` recipe section: where and how the deployable models are timed."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -8,25 +10,38 @@ from edgekd.config.base import StrictModel
 
 
 class BenchConfig(StrictModel):
-    enabled: bool = True
-    targets: list[str] = ["local"]
-    threads: int = Field(1, ge=1)
-    xnnpack: bool = True
-    warmup: int = Field(20, ge=0)
-    runs: int = Field(200, ge=1)
-    duration_s: float | None = Field(None, gt=0)  # run for this long instead of `runs`
-    sustained_windows: int | None = Field(None, ge=2)  # split the run into windows to see throttling
-    cooldown_s: float = Field(0.0, ge=0)
-    thermal_limit_c: float | None = None  # wait until below this before each run
-    thermal_timeout_s: float = Field(120.0, gt=0)
-    pin_cores: list[int] | None = None
-    energy: bool = True
-    interleave: bool = True  # A B A B order when benchmarking several artifacts
-    repeats: int = Field(1, ge=1)
-    timeout_s: float = Field(600.0, gt=0)
-    tflite_runtime: Literal["auto", "litert", "tflite"] = "auto"  # auto: ai_edge_litert, else tflite_runtime
-    governor: str | None = "performance"  # hold this cpufreq governor where permitted (restored after); None: leave
-    energy_idle_s: float = Field(3.0, gt=0)  # idle-power baseline measured before benchmarking
-    seed: int = 0  # seed of generated inputs
-    inputs: str | None = None  # .npz with one sample per model input (by name); None: generated per dtype
-    allow_charging: bool = False  # Android: measure battery energy on USB/AC power anyway (results flagged)
+    """Benchmark every deployable artifact on each target (raw latencies kept; statistics computed after)."""
+
+    enabled: bool = Field(True, description="run the bench stage")
+    targets: list[str] = Field(["local"], description="target names: `local` or entries of targets.toml "
+                               "(see `edgekd targets list`); unknown names are refused before training")
+    threads: int = Field(1, ge=1, description="inference threads of the runtime on the target")
+    xnnpack: bool = Field(True, description="TFLite: use the XNNPACK delegate (the runtime's default CPU path)")
+    warmup: int = Field(20, ge=0, description="untimed runs before measuring")
+    runs: int = Field(200, ge=1, description="timed runs per artifact (duration_s, when set, replaces it)")
+    duration_s: float | None = Field(None, gt=0, description="run for this many seconds instead of a fixed "
+                                     "number of runs; unset: use `runs`")
+    sustained_windows: int | None = Field(None, ge=2, description="split the timed run into this many windows "
+                                          "to see throttling over time; unset: one window")
+    cooldown_s: float = Field(0.0, ge=0, description="pause between artifacts, in seconds")
+    thermal_limit_c: float | None = Field(None, description="before each run wait until the hottest zone is below "
+                                          "this temperature (°C); unset: do not wait")
+    thermal_timeout_s: float = Field(120.0, gt=0, description="longest wait for thermal_limit_c, in seconds")
+    pin_cores: list[int] | None = Field(None, description="CPU cores to pin the runner to (taskset); unset: no pinning")
+    energy: bool = Field(True, description="measure energy where the target has a meter (else recorded as "
+                         "unavailable, with the reason)")
+    interleave: bool = Field(True, description="time several artifacts in A B A B order (drift hits all alike) "
+                             "instead of one after another")
+    repeats: int = Field(1, ge=1, description="repeat the whole measurement this many times (rounds)")
+    timeout_s: float = Field(600.0, gt=0, description="give up on one artifact's run after this many seconds")
+    tflite_runtime: Literal["auto", "litert", "tflite"] = Field(
+        "auto", description="TFLite interpreter on the target: ai-edge-litert, tflite-runtime, or auto (litert, "
+        "else tflite-runtime)")
+    governor: str | None = Field("performance", description="hold this cpufreq governor during the run where "
+                                 "permitted (restored after); unset: leave the governor alone")
+    energy_idle_s: float = Field(3.0, gt=0, description="idle-power baseline measured before benchmarking, in seconds")
+    seed: int = Field(0, description="seed of the generated inputs")
+    inputs: str | None = Field(None, description="an .npz with one sample per model input (by name); unset: "
+                               "inputs generated per dtype")
+    allow_charging: bool = Field(False, description="Android: measure battery energy on USB/AC power anyway "
+                                 "(results flagged)")

@@ -1,3 +1,5 @@
+"""Recipe sections of the conversion stages: `[export]`, `[calibration]`, `[quantize]`, `[tflite]`, `[verify]`."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -10,54 +12,78 @@ DEFAULT_OPSET = 18  # highest opset every runtime in the pinned set (ORT, onnx2t
 
 
 class ExportConfig(StrictModel):
-    """torch -> ONNX."""
+    """torch -> ONNX (torch's dynamo exporter)."""
 
     # >= 18: torch's dynamo exporter writes 18+ natively; lowering its graphs to 13..17 fails (measured).
-    opset: int = Field(DEFAULT_OPSET, ge=18, le=23)
-    dynamic_batch: bool = False
-    simplify: bool = True
+    opset: int = Field(DEFAULT_OPSET, ge=18, le=23, description="ONNX opset. 18 decomposes an exact GELU into Erf "
+                       "(a Flex op in TFLite); 20 keeps Gelu (builtin GELU in TFLite, not in TFLite Micro)")
+    dynamic_batch: bool = Field(False, description="export a symbolic batch dimension instead of batch 1")
+    simplify: bool = Field(True, description="run onnxsim's graph simplification on the exported model")
 
 
 class CalibrationConfig(StrictModel):
     """One calibration set, drawn from the training split, shared by every quantizer."""
 
-    size: int | None = Field(None, ge=1)
+    size: int | None = Field(None, ge=1, description="samples drawn (seeded) from the training split; unset: 200, "
+                             "or the whole split when it is smaller (noted in the run). A size larger than the "
+                             "split is refused before training")
 
 
 class QuantizeConfig(StrictModel):
-    """ONNX Runtime int8."""
+    """ONNX Runtime int8 of the exported ONNX model."""
 
-    enabled: bool = True
-    mode: Literal["static", "dynamic"] = "static"
-    per_channel: bool = True
-    reduce_range: bool = False
-    method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    activation_type: Literal["int8", "uint8"] = "int8"
+    enabled: bool = Field(True, description="run the quantize stage (ONNX Runtime int8)")
+    mode: Literal["static", "dynamic"] = Field("static", description="static: QDQ with the calibration set (for "
+                                               "convolutions); dynamic: weights only, MatMul/Gemm")
+    per_channel: bool = Field(True, description="one weight scale per output channel (else per tensor)")
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI that saturate otherwise")
+    method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="static: how activation "
+                                                               "ranges are calibrated")
+    activation_type: Literal["int8", "uint8"] = Field("int8", description="static: type of the quantized "
+                                                      "activations")
 
 
 class TfliteConfig(StrictModel):
     """ONNX/torch -> TFLite."""
 
-    enabled: bool = True
-    converter: Literal["onnx2tf", "litert_torch"] = "onnx2tf"
-    precisions: list[Literal["fp32", "fp16", "dynamic_range", "int8"]] = ["fp32", "int8"]
-    int8_io: Literal["int8", "float"] = "int8"
-    keep_nchw: bool = False
-    also_litert_torch: bool = False  # run the second converter too and cross-check them
+    enabled: bool = Field(True, description="run the tflite stage")
+    converter: Literal["onnx2tf", "litert_torch"] = Field(
+        "onnx2tf", description="onnx2tf converts the ONNX file (every precision); litert_torch converts the torch "
+        "student (fp32 and int8 only; needs litert-torch)")
+    precisions: list[Literal["fp32", "fp16", "dynamic_range", "int8"]] = Field(
+        ["fp32", "int8"], description="one artifact per precision, named tflite_<precision>")
+    int8_io: Literal["int8", "float"] = Field("int8", description="int8 model's input/output tensors: int8 "
+                                              "(quantize on the device) or float (the model quantizes)")
+    keep_nchw: bool = Field(False, description="keep the NCHW input layout (onnx2tf makes NHWC inputs otherwise)")
+    also_litert_torch: bool = Field(False, description="with onnx2tf: run litert-torch too (artifacts "
+                                    "litert_torch_<precision>) and cross-check the two converters")
     # onnx2tf: ONNX ops to replace with builtin-op approximations instead of TensorFlow (Flex) kernels,
     # e.g. ["Erf"] for an exact GELU. Off by default: an approximation is a choice the user makes.
-    pseudo_ops: list[Literal["Erf", "GeLU", "HardSwish", "Abs", "Neg", "Power", "PReLU", "LeakyReLU", "Asin", "Acos", "Atan", "GatherND"]] = []
+    pseudo_ops: list[
+        Literal["Erf", "GeLU", "HardSwish", "Abs", "Neg", "Power", "PReLU", "LeakyReLU", "Asin", "Acos", "Atan", "GatherND"]
+    ] = Field([], description="onnx2tf: ONNX ops replaced by builtin-op approximations instead of Flex kernels, "
+              "e.g. [\"Erf\"] for an exact GELU at opset 18")
 
 
 class Threshold(StrictModel):
-    max_abs: float | None = None
-    agreement: float = Field(0.95, ge=0, le=1)
-    max_accuracy_drop: float | None = Field(None, ge=0, le=1)  # fraction: 0.02 = 2 points
+    """The parity gate of one precision: every artifact of it is compared with the torch student."""
+
+    max_abs: float | None = Field(None, description="largest allowed absolute difference of the outputs; unset: "
+                                  "not checked")
+    agreement: float = Field(0.95, ge=0, le=1, description="smallest allowed top-1 agreement with the torch "
+                             "student (fraction of test samples)")
+    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="largest allowed test-accuracy loss "
+                                            "against the torch student, as a fraction (0.02 = 2 points); unset: "
+                                            "not checked")
 
 
 class VerifyConfig(StrictModel):
-    fp32: Threshold = Threshold(max_abs=1e-4, agreement=0.999)
-    fp16: Threshold = Threshold(agreement=0.99)
-    dynamic_range: Threshold = Threshold(agreement=0.95, max_accuracy_drop=0.02)
-    int8: Threshold = Threshold(agreement=0.95, max_accuracy_drop=0.02)
-    fail_run: bool = True  # a failing artifact fails the run (after every artifact was checked)
+    """Parity of every artifact against the torch student, on the test split."""
+
+    fp32: Threshold = Field(Threshold(max_abs=1e-4, agreement=0.999), description="gate of fp32 artifacts")
+    fp16: Threshold = Field(Threshold(agreement=0.99), description="gate of fp16 artifacts")
+    dynamic_range: Threshold = Field(Threshold(agreement=0.95, max_accuracy_drop=0.02),
+                                     description="gate of dynamic-range artifacts")
+    int8: Threshold = Field(Threshold(agreement=0.95, max_accuracy_drop=0.02), description="gate of int8 artifacts")
+    fail_run: bool = Field(True, description="a failing artifact fails the run (after every artifact was checked "
+                           "and the report written); false: recorded only")

@@ -1,3 +1,5 @@
+"""The `[handoff]` recipe section: the firmware bundle for one TFLite artifact."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,14 +11,20 @@ from edgekd.config.base import StrictModel
 
 
 class HandoffConfig(StrictModel):
-    enabled: bool = True
-    artifact: str = "tflite_int8"  # the artifact name to hand over
-    platform: Literal["micro", "linux", "android"] = "micro"
-    model_name: str = "model"  # C identifiers derive from it: g_model, g_model_len
-    arena_margin: float = Field(0.2, ge=0)  # added to the measured TFLM arena
-    zip: bool = True
-    compiler: str = "g++"  # host C++ compiler for the bundle's compile check
-    require_compiler: bool = False  # fail (instead of recording "skipped") when the compiler is missing
-    # A TFLM source tree and its flatbuffers/gemmlowp include folders: when given, self_test.cc and
-    # op_resolver.h are compiled against them (otherwise op_resolver.h is checked structurally).
-    tflm_include: list[Path] = []
+    """A firmware bundle (C array, op resolver, golden vectors, manifest) for one verified TFLite file."""
+
+    enabled: bool = Field(True, description="run the handoff stage")
+    artifact: str = Field("tflite_int8", description="the artifact to hand over: tflite_<precision> (or "
+                          "litert_torch_<precision> with [tflite] also_litert_torch); checked before training")
+    platform: Literal["micro", "linux", "android"] = Field(
+        "micro", description="micro: TensorFlow Lite Micro (ops and tensor types checked against TFLM, arena "
+        "measured); linux / android: a full TFLite runtime")
+    model_name: str = Field("model", description="C identifiers derive from it: g_model, g_model_len")
+    arena_margin: float = Field(0.2, ge=0, description="fraction added to the measured TFLM arena (0.2 = 20 %)")
+    zip: bool = Field(True, description="also write the bundle as a .zip beside the folder")
+    compiler: str = Field("g++", description="host C++ compiler for the bundle's compile check")
+    require_compiler: bool = Field(False, description="fail (instead of recording \"skipped\") when the compiler "
+                                   "is missing")
+    tflm_include: list[Path] = Field([], description="a TFLM source tree and its flatbuffers/gemmlowp include "
+                                     "folders: self_test.cc and op_resolver.h are then compiled against them "
+                                     "(otherwise op_resolver.h is checked structurally)")

@@ -17,6 +17,8 @@ from typing import Any
 
 from edgekd.energy import EnergyMeter, EnergyWindow
 
+RESIDUE = 1e-12  # relative size of a difference that is float rounding, not a measurement
+
 
 @dataclass(frozen=True)
 class IdleBaseline:
@@ -81,6 +83,15 @@ def estimate_per_inference(
     spread_s = math.sqrt(sum(w.seconds**2 for w in main) + (k * reference.seconds) ** 2)
     uncertainty = idle.std_w * spread_s / runs
     notes = list(dict.fromkeys(n for w in [*main, reference] for n in w.notes))
+    # The subtraction of near-equal windows leaves float residue (-5.55e-19 J) where the meter saw no
+    # difference at all: anything below double precision of the terms is exactly no difference.
+    scale = (abs(main_j) + k * abs(reference.joules) + abs(idle.watts) * (main_s + k * reference.seconds)) / runs
+    if abs(total) <= RESIDUE * scale:
+        total = 0.0
+    if abs(above_idle) <= RESIDUE * scale:
+        above_idle = 0.0
+        notes.append("the meter saw no energy above idle for the runs (0 J within its resolution): "
+                     "raise --runs or use --duration for a longer window")
     if above_idle < 0:
         notes.append("the runs cost less than the idle noise: the figure is within measurement error")
     if uncertainty > abs(above_idle) and above_idle != 0:

@@ -1,7 +1,7 @@
 """What a target adds to the bench config: its board profile's threads and pinning, and --allow-charging.
 
 A Raspberry Pi's profile (targets/profiles/rpi5.toml) says how to run on it: `default_threads` and
-`pin_cores`. They apply only where the user did not choose: a value set in the recipe's [bench] section
+`pin_cores`, capped at the cores the device reports. They apply only where the user did not choose: a value set in the recipe's [bench] section
 or on the command line is in the config's `model_fields_set` and always wins. Which values came from
 where is recorded in every result's env (`settings`), so nobody has to guess what a run used.
 """
@@ -43,7 +43,12 @@ def apply_target_settings(target: Target, info: DeviceInfo, config: BenchConfig)
         return settings
     updates: dict[str, Any] = {}
     if "threads" not in chosen:
-        updates["threads"] = profile.default_threads
+        threads = profile.default_threads
+        if info.cores and threads > info.cores:  # more threads than cores only adds contention
+            settings.notes.append(f"profile {profile.name} runs {threads} threads; the device has {info.cores} "
+                                  f"cores, so {info.cores} threads were used")
+            threads = info.cores
+        updates["threads"] = threads
     if "pin_cores" not in chosen and profile.pin_cores:
         cores = list(profile.pin_cores)
         if info.cores:

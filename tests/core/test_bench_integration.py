@@ -4,6 +4,7 @@ profile's threads and pinning, the bench stage as a fleet, and pipeline history 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,29 @@ def test_profile_fills_what_the_user_left_unset(model: Artifact, tmp_path: Path)
     target = ProfiledTarget(tmp_path)
     [result] = bench_artifacts(target, [model], BenchConfig(**FAST))
     timed = [argv for argv in target.argvs if "--model" in argv]
-    cores = [c for c in range(4) if c < (target.info().cores or 0)]
-    assert timed and all(_option(a, "--threads") == "4" and _option(a, "--pin") == ",".join(map(str, cores))
+    count = target.info().cores or 0
+    cores = [c for c in range(4) if c < count]
+    threads = min(4, count)  # the profile's 4 threads, capped at the cores this machine has
+    assert timed and all(_option(a, "--threads") == str(threads) and _option(a, "--pin") == ",".join(map(str, cores))
                          for a in timed)
     settings = result.env["settings"]
-    assert settings["from_profile"] == {"profile": "Raspberry Pi 5", "threads": 4, "pin_cores": cores}
-    assert settings["set_by_user"] == [] and result.config["threads"] == 4 and result.env["threads"] == 4
+    assert settings["from_profile"] == {"profile": "Raspberry Pi 5", "threads": threads, "pin_cores": cores}
+    assert settings["set_by_user"] == [] and result.config["threads"] == threads and result.env["threads"] == threads
+    if count < 4:
+        assert (f"profile Raspberry Pi 5 runs 4 threads; the device has {count} cores, so {count} threads were used"
+                in settings["notes"])
+
+
+def test_profile_threads_are_capped_at_the_devices_cores(model: Artifact, tmp_path: Path) -> None:
+    """A 2-core board given the 4-thread rpi5 profile: 2 threads, and env.settings says why."""
+    target = ProfiledTarget(tmp_path)
+    two_cores = replace(target.info(), cores=2)
+    target.info = lambda: two_cores  # type: ignore[method-assign]
+    [result] = bench_artifacts(target, [model], BenchConfig(**FAST))
+    assert all(_option(a, "--threads") == "2" for a in target.argvs if "--model" in a)
+    settings = result.env["settings"]
+    assert settings["threads"] == 2 and settings["from_profile"]["threads"] == 2
+    assert settings["notes"][0] == "profile Raspberry Pi 5 runs 4 threads; the device has 2 cores, so 2 threads were used"
 
 
 def test_the_users_threads_and_pinning_always_win(model: Artifact, tmp_path: Path) -> None:

@@ -101,3 +101,15 @@ def test_idle_baseline_from_subwindows() -> None:
 
     idle = measure_idle(Meter(), 3.0, windows=3, sleep=lambda s: None)
     assert (idle.watts, idle.std_w, idle.windows) == (5.0, 1.0, 3)
+
+
+def test_energy_that_does_not_move_is_zero_not_a_float_residue() -> None:
+    """A meter reading a constant 2.79 W (board-level, too coarse to see the model): the subtraction of
+    near-equal terms left -2.2e-18 J per inference; it is exactly 0 J, with a note saying why."""
+    idle = IdleBaseline(watts=(2.79 + 2.79 + 2.79) / 3, std_w=0.0, windows=3, seconds=3.0, method="pi5-pmic")
+    main = [EnergyWindow(2.79 * 2.357483583500423, 2.357483583500423, 20, "pi5-pmic", "SoC rails")]
+    reference = EnergyWindow(2.79 * 1.0897829934649759, 1.0897829934649759, 10, "pi5-pmic", "SoC rails")
+    estimate = estimate_per_inference(main, reference, 200, idle)
+    assert estimate.j_per_inference == 0.0 and str(estimate.j_per_inference) == "0.0"
+    assert any("no energy above idle" in note for note in estimate.notes)
+    assert estimate.total_j_per_inference > 0  # the idle share is still there

@@ -48,11 +48,13 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
         raise UsageError(f"run directory {run_dir} does not exist",
                          hint="give the directory `edgekd run` wrote (runs/<name> beside the recipe by default)")
     folder = stages_dir(run_dir)
-    if not folder.is_dir():
+    if not folder.parent.is_dir():
         raise UsageError(f"{run_dir} is not an edgekd run directory (no .edgekd/stages/ inside)",
                          hint="give the directory `edgekd run` wrote, e.g. runs/digits")
     manifests: dict[str, dict[str, Any]] = {}
     warnings: list[dict[str, Any]] = []
+    if not folder.is_dir():  # a run that stopped before its first stage finished (or recorded its failure)
+        return manifests, [_warning("report", "no stage has finished in this run directory yet")]
     for file in sorted(folder.glob("*.json")):
         try:
             data = json.loads(file.read_text(encoding="utf-8"))

@@ -112,6 +112,16 @@ def test_report_command_says_the_run_failed(tmp_path: Path) -> None:
     console.set_mode()
 
 
+def test_a_run_with_no_stage_manifest_yet_still_reports(tmp_path: Path) -> None:
+    """The pipeline made .edgekd/ but no stage finished, nor could record its failure (e.g. a full disk)."""
+    run = tmp_path / "run"
+    (run / ".edgekd" / "tmp").mkdir(parents=True)
+    report = build_report(run)
+    assert report["artifacts"] == [] and report["verdicts"] == [] and report["passed"] is None
+    assert report["warnings"][0]["message"] == "no stage has finished in this run directory yet"
+    assert all(row["status"] == "not run" for row in report["stages"])
+
+
 def test_a_run_that_failed_at_its_first_stage_still_reports(tmp_path: Path) -> None:
     run = tmp_path / "run"
     fail_stage(run, "data", error_type="DataError", message="the data set is empty",

@@ -42,6 +42,9 @@ def distill_cmd(
     if transfer_set is not None:
         _write_transfer_set(data, transfer_set)
         return
+    from edgekd.distill.models import check_factory
+
+    check_factory(parsed.student.model, data.input_shape, data.num_classes)  # a factory that cannot work: say so before training
     teacher = _teacher(parsed, data, seed=seed, run_dir=run_dir, base=base, resume=resume)
     distill_dir = run_dir / "distill"
     if nproc > 1:

@@ -86,3 +86,31 @@ def train_outside_edgekd(x: Any, y: Any, epochs: int = 30, seed: int = 0) -> Any
             loss.backward()
             optimizer.step()
     return model.eval()
+
+
+# Factories with the shapes users write (for the factory-signature tests).
+def factory_num_classes_only(num_classes: int) -> Any:
+    """Takes only num_classes (a model with a fixed 8x8 grey input)."""
+    return make_plain_mlp((1, 8, 8), num_classes)
+
+
+def factory_in_channels(in_channels: int, num_classes: int = 10) -> Any:
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
+def factory_needs_depth(input_shape: tuple[int, ...], num_classes: int, depth: int) -> Any:
+    """A required parameter edgekd cannot fill."""
+    return make_plain_mlp(input_shape, num_classes)
+
+
+def factory_returns_a_class(input_shape: tuple[int, ...], num_classes: int) -> Any:
+    from torch import nn
+
+    return nn.Linear
+
+
+def factory_rgb(input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """Hard-coded for 3-channel images: the wrong channel count for grey digits."""
+    return factory_in_channels(3, num_classes)

@@ -142,3 +142,71 @@ def test_edgekd_run_interrupted_says_so_and_resumes(tmp_path: Path, signum: int)
     assert "interrupted" in err and "Traceback" not in err
     assert (out / ".edgekd" / "stages" / "data.json").exists()
     assert not (out / ".edgekd" / "stages" / "teacher.json").exists()
+
+
+LATE_FAILURE_FACTORY = textwrap.dedent(
+    """
+    from torch import nn
+    import torch.nn.functional as F
+
+    class GatedNet(nn.Module):
+        def __init__(self, input_shape, num_classes):
+            super().__init__()
+            self.conv = nn.Conv2d(input_shape[0], 4, 3, padding=1)
+            self.fc = nn.Linear(4 * input_shape[1] * input_shape[2], num_classes)
+
+        def forward(self, x):
+            # functional hard sigmoid: invisible to preflight (no module), RELU_0_TO_1 in TFLite, not in TFLM
+            return self.fc(F.hardsigmoid(self.conv(x)).flatten(1))
+
+    def make(*, input_shape, num_classes):
+        return GatedNet(input_shape, num_classes)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: Path) -> None:
+    """Issue 13: a recipe whose handoff cannot succeed (a micro platform and an op TFLM lacks) still writes
+    report.json/html/md naming the failed stage and its error; the run exits with the handoff's code."""
+    (tmp_path / "h5_gated.py").write_text(LATE_FAILURE_FACTORY)
+    (tmp_path / "late.toml").write_text(textwrap.dedent(
+        """
+        [run]
+        name = "late"
+        [teacher]
+        model = { arch = "mlp", width = 64, depth = 1 }
+        train = { epochs = 10 }
+        [student]
+        model = { arch = "custom", factory = "h5_gated:make" }
+        [distill]
+        train = { epochs = 2 }
+        baseline = false
+        [quantize]
+        enabled = false
+        [tflite]
+        precisions = ["int8"]
+        [bench]
+        enabled = false
+        [handoff]
+        artifact = "tflite_int8"
+        platform = "micro"
+        """
+    ))  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "edgekd.cli", "run", "late.toml", "--out", "run"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "RELU_0_TO_1" in result.stderr and "Traceback" not in result.stderr
+    assert "✗ handoff" in result.stdout and "report.html" in result.stdout
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert report["failure"]["stage"] == "handoff" and report["failure"]["type"] == "HandoffError"
+    assert "RELU_0_TO_1" in report["failure"]["message"]
+    assert {row["stage"]: row["status"] for row in report["stages"]}["handoff"] == "failed"
+    assert report["passed"] is False
+    for name in ("report.html", "report.md"):
+        text = (run / name).read_text()
+        assert "handoff" in text and "RELU_0_TO_1" in text, name
+    manifest = json.loads((run / ".edgekd" / "stages" / "handoff.json").read_text())
+    assert manifest["status"] == "failed" and manifest["error"]["exit_code"] == 1

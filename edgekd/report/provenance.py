@@ -32,13 +32,16 @@ def _recipe_hash_from_artifacts(manifests: dict[str, dict[str, Any]]) -> str | N
 
 
 def identity(manifests: dict[str, dict[str, Any]], recipe: Any = None) -> dict[str, Any]:
-    """{recipe_name, recipe_hash, data_sha256, input_shape, num_classes, label_names}; unknown parts are None."""
+    """{recipe_name, recipe_hash, data_sha256, samples, input_shape, num_classes, label_names}; unknown parts None."""
     data = (manifests.get("data") or {}).get("summary")
     data = data if isinstance(data, dict) else {}
+    sizes = data.get("sizes") if isinstance(data.get("sizes"), dict) else {}
+    counts = [v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)]
     return {
         "recipe_name": getattr(getattr(recipe, "run", None), "name", None),
         "recipe_hash": recipe.recipe_hash() if recipe is not None else _recipe_hash_from_artifacts(manifests),
         "data_sha256": _data_sidecar(manifests).get("sha256"),
+        "samples": sum(counts) if counts else None,  # train + val + test: a reseeded split keeps it
         "input_shape": data.get("input_shape"),
         "num_classes": data.get("num_classes"),
         "label_names": data.get("label_names"),
@@ -54,8 +57,10 @@ def unrelated_reasons(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Why report.json dicts a and b are not two versions of one model ([] when they plausibly are).
 
     Different task (input shape, classes, labels) is enough on its own; so is having no artifact and no
-    bench row in common. A different recipe name or hash is normal for a before/after comparison and
-    counts only together with different data.
+    bench row in common. A different recipe name counts only together with different data (another
+    number of samples): a changed recipe, a new seed (another split, so another data file) or another
+    edgekd version are what a before/after comparison is for. The recipe hash changes with any edit,
+    so it is shown, never judged.
     """
     ida, idb = a.get("identity") or {}, b.get("identity") or {}
     reasons = []
@@ -69,11 +74,9 @@ def unrelated_reasons(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     bench_b = {(r.get("artifact"), r.get("target")) for r in b.get("bench") or []}
     if (names_a or names_b or bench_a or bench_b) and not names_a & names_b and not bench_a & bench_b:
         reasons.append("no artifact or bench row in common")
-    if _differs(ida, idb, "data_sha256"):
-        recipe = [f"recipe {key.split('_')[1]} {_short(ida[key])} vs {_short(idb[key])}"
-                  for key in ("recipe_name", "recipe_hash") if _differs(ida, idb, key)]
-        if recipe:
-            reasons.append(f"different recipes ({'; '.join(recipe)}) on different data")
+    if _differs(ida, idb, "recipe_name") and _differs(ida, idb, "samples"):
+        reasons.append(f"different recipes ({ida['recipe_name']} vs {idb['recipe_name']}) on different data "
+                       f"({ida['samples']} vs {idb['samples']} samples)")
     return reasons
 
 

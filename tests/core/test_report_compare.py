@@ -156,7 +156,7 @@ def _unrelated(baseline: dict) -> dict:
     """Another recipe on other data: 28x28 images of 3 classes, its own artifact names and recipe hash."""
     other = copy.deepcopy(baseline)
     other["run"] = {"name": "fashion", "dir": "runs/fashion"}
-    other["identity"] = {"recipe_name": "fashion", "recipe_hash": "b" * 64, "data_sha256": "c" * 64,
+    other["identity"] = {"recipe_name": "fashion", "recipe_hash": "b" * 64, "data_sha256": "c" * 64, "samples": 900,
                          "input_shape": [1, 28, 28], "num_classes": 3, "label_names": ["shirt", "shoe", "bag"]}
     for section in ("artifacts",):
         for row in other[section]:
@@ -173,15 +173,20 @@ def test_unrelated_runs_get_a_warning(tmp_path: Path, baseline: dict) -> None:
     assert result["unrelated"][:2] == ["different input shape ([1, 8, 8] vs [1, 28, 28])",
                                        "different number of classes (10 vs 3)"]
     assert "no artifact or bench row in common" in result["unrelated"]
-    assert "different recipes (recipe hash " in result["unrelated"][-1]
+    assert "different recipes" not in " ".join(result["unrelated"])  # the baseline's recipe name is unknown
+    named = {**baseline, "identity": {**baseline["identity"], "recipe_name": "digits"}}
+    assert compare_reports(named, other)["unrelated"][-1] == ("different recipes (digits vs fashion) on different "
+                                                              "data (1797 vs 900 samples)")
     assert result["warnings"] == [(f"digits and fashion look unrelated ({'; '.join(result['unrelated'])}): the "
                                   "changes below compare different models, not a regression of one")]
     # the same recipe, rerun: no warning (identity from manifests: same data, same task)
     assert compare_reports(baseline, copy.deepcopy(baseline))["warnings"] == []
-    # a changed recipe on the same data is what --compare is for: no warning either
+    # a changed recipe (even renamed) on a new split of the same data is what --compare is for: no warning
     changed = copy.deepcopy(baseline)
-    changed["identity"] = {**baseline["identity"], "recipe_hash": "d" * 64, "recipe_name": "digits-wide"}
-    assert compare_reports(baseline, changed)["warnings"] == []
+    changed["identity"] = {**baseline["identity"], "recipe_hash": "d" * 64, "recipe_name": "digits-wide",
+                           "data_sha256": "e" * 64}
+    named["identity"]["recipe_hash"] = "f" * 64
+    assert compare_reports(named, changed)["warnings"] == []
 
 
 def test_unrelated_warning_in_the_command_and_the_comment(tmp_path: Path, baseline: dict) -> None:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from edgekd.artifacts import Artifact, write_artifact
 from edgekd.config.export import TfliteConfig
@@ -34,6 +34,7 @@ _OUTPUT_FILES = {
     "dynamic_range": "dynamic_range_quant",
 }
 _INT8_FILES = {"int8": "full_integer_quant", "float": "integer_quant"}  # by int8_io
+PSEUDO_OPS = frozenset(get_args(get_args(TfliteConfig.model_fields["pseudo_ops"].annotation)[0]))  # ops onnx2tf can approximate
 
 
 class Onnx2TfConverter:
@@ -51,10 +52,11 @@ class Onnx2TfConverter:
         return None
 
     def convert(
-        self, src: Artifact, options: TfliteConfig, out_dir: Path, *, calibration: Artifact, name_prefix: str = "tflite"
+        self, src: Artifact, options: TfliteConfig, out_dir: Path, *, calibration: Artifact, name_prefix: str = "tflite",
+        per_channel: bool = True,
     ) -> list[Artifact]:
         """Convert `src` once and return one artifact per precision in `options.precisions`, named
-        `<name_prefix>_<precision>`."""
+        `<name_prefix>_<precision>`. `per_channel=False` gives int8/dynamic-range weights one scale per tensor."""
         import numpy as np
 
         from edgekd.calibration import load_calibration
@@ -87,6 +89,7 @@ class Onnx2TfConverter:
                 "dynamic_range": "dynamic_range" in options.precisions,
                 "int8": want_int8,
                 "int8_io": options.int8_io,
+                "quant_type": "per-channel" if per_channel else "per-tensor",
                 "pseudo_ops": list(options.pseudo_ops),
                 "calibration": None,
             }
@@ -96,7 +99,7 @@ class Onnx2TfConverter:
                 x = samples.transpose(0, 2, 3, 1) if image and tf_layout == "NHWC" else samples  # (N,C,H,W) -> (N,H,W,C)
                 np.save(work / "calibration.npy", x)
                 job["calibration"] = str(work / "calibration.npy")
-            _run_child(job, work)
+            output = _run_child(job, work)
 
             # Check every produced file before keeping any, so a failing precision leaves nothing behind.
             checked = []
@@ -104,8 +107,9 @@ class Onnx2TfConverter:
                 suffix = _INT8_FILES[options.int8_io] if precision == "int8" else _OUTPUT_FILES[precision]
                 produced = work / "out" / f"{src.path.stem}_{suffix}.tflite"
                 if not produced.exists():
-                    raise ConversionError(f"{self.name}: no {precision} model was written ({produced.name} missing)")
+                    raise missing_output_error(output, precision, produced.name)
                 checked.append((precision, produced, *_describe_or_refuse(produced, precision, tf_layout, samples)))
+                _check_precision(produced, precision, src.path.name)
             results: list[Artifact] = []
             for precision, produced, tfl_inputs, tfl_outputs in checked:
                 results.append(
@@ -122,6 +126,7 @@ class Onnx2TfConverter:
                         config={
                             "keep_nchw": options.keep_nchw,
                             "int8_io": options.int8_io if precision == "int8" else None,
+                            "per_channel": per_channel if precision in ("int8", "dynamic_range") else None,
                             "layout": tf_layout,
                             "calibration_sha256": calibration.sha256 if precision == "int8" else None,
                             "input_shape": src.config.get("input_shape"),
@@ -156,15 +161,63 @@ def _describe_or_refuse(produced: Path, precision: str, layout: str, samples: An
             raise ConversionError(
                 f"onnx2tf: the {precision} model needs TensorFlow op(s) {ops} (Flex kernels), which LiteRT's builtin "
                 f"ops do not have",
-                hint=f"set [tflite] pseudo_ops = {flex!r} to replace them with builtin approximations (checked by the "
-                "parity gate), change the model (e.g. GELU(approximate='tanh')), or use converter = \"litert_torch\"",
+                hint=flex_hint(flex),
             ) from None
         raise ConversionError(f"onnx2tf wrote a {precision} model LiteRT cannot run: {exc.message}",
                               hint="try another precision, [tflite] int8_io = \"float\", or converter = \"litert_torch\"") from None
 
 
-def _run_child(job: dict[str, Any], work: Path) -> None:
-    """Run onnx2tf in a child process with cwd = `work`; raise ConversionError with its own words."""
+def _check_precision(produced: Path, precision: str, source: str) -> None:
+    """Refuse a file whose tensors are not the precision it would be labelled with. TensorFlow's dynamic-range
+    quantizer skips weight tensors under 1024 elements, so a small model's "dynamic_range" file is fp32."""
+    from edgekd.verify.model_io import tflite_precision
+
+    actual = tflite_precision(produced)
+    if actual == precision:
+        return
+    if precision == "dynamic_range" and actual == "fp32":
+        raise ConversionError(
+            f"onnx2tf: the dynamic_range model of {source} has no int8 tensor: TensorFlow quantizes only weight "
+            "tensors of 1024 or more elements, and every weight here is smaller, so the file is the fp32 model",
+            hint="drop dynamic_range from [tflite] precisions (fp32 is the same file), or use int8 (full integer)",
+        )
+    raise ConversionError(f"onnx2tf: the {precision} model of {source} holds {actual} tensors",
+                          hint="report this: onnx2tf wrote another precision than asked for")
+
+
+def flex_hint(ops: list[str]) -> str:
+    """How to get rid of TensorFlow (Flex) ops, most specific fix first (Erf: the exact GELU of opset < 20)."""
+    fixes = []
+    if "Erf" in ops:
+        fixes.append("Erf comes from an exact GELU exported below opset 20: re-export at opset 20 (`edgekd export "
+                     "--opset 20`, or [export] opset = 20), where Gelu stays one op and becomes builtin GELU")
+    approximable = [op for op in ops if op in PSEUDO_OPS]
+    if approximable:
+        fixes.append(f"set [tflite] pseudo_ops = {approximable!r} to replace them with builtin approximations "
+                     "(checked by the parity gate)")
+    fixes.append("change the model (e.g. GELU(approximate='tanh')), or use converter = \"litert_torch\"")
+    return "; or ".join(fixes)
+
+
+def missing_output_error(output: str, precision: str, file_name: str) -> ConversionError:
+    """Why onnx2tf exited 0 without writing `precision`: it prints the converter's failure as a warning."""
+    text = _ANSI.sub("", output)
+    failures = [line.strip() for line in text.splitlines() if line.startswith("RuntimeError:")]
+    flex = sorted(set(re.findall(r"\(Flex(\w+)\)", " ".join(failures))))
+    if flex:
+        return ConversionError(
+            f"onnx2tf: no {precision} model was written: int8 calibration runs the model in LiteRT, which has no "
+            f"builtin kernel for TensorFlow op(s) {', '.join(flex)} (Flex)",
+            hint=flex_hint(flex),
+        )
+    cause = f": {failures[0].removeprefix('RuntimeError:').strip()[:300]}" if failures else ""
+    return ConversionError(f"onnx2tf: no {precision} model was written ({file_name} missing){cause}",
+                           hint="try another precision, or [tflite] converter = \"litert_torch\"")
+
+
+def _run_child(job: dict[str, Any], work: Path) -> str:
+    """Run onnx2tf in a child process with cwd = `work`; raise ConversionError with its own words.
+    Returns its output (stdout + stderr) for explaining files it did not write."""
     (work / "job.json").write_text(json.dumps(job))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
     try:
@@ -182,6 +235,7 @@ def _run_child(job: dict[str, Any], work: Path) -> None:
     if done.returncode != 0:
         raise ConversionError(describe_failure(done.stdout + "\n" + done.stderr), hint="onnx2tf could not convert this graph; "
                               "simplify the model or try [tflite] converter = \"litert_torch\"")
+    return done.stdout + "\n" + done.stderr
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -220,11 +274,12 @@ def _child(job_path: str) -> int:
         "copy_onnx_input_output_names_to_tflite": True,
         "output_dynamic_range_quantized_tflite": job["dynamic_range"],
         "output_integer_quantized_tflite": job["int8"],
-        "quant_type": "per-channel",
+        "quant_type": job.get("quant_type", "per-channel"),
         "input_quant_dtype": "int8",
         "output_quant_dtype": "int8",
-        "non_verbose": True,
-        "verbosity": "error",
+        # "warn", not non_verbose: onnx2tf reports a precision it could not write (Flex op at int8 calibration)
+        # only as a warning and still exits 0; the parent reads that warning to say why the file is missing.
+        "verbosity": "warn",
     }
     if job["pseudo_ops"]:
         kwargs["replace_to_pseudo_operators"] = [op.lower() for op in job["pseudo_ops"]]  # onnx2tf matches lower case

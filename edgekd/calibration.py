@@ -62,7 +62,13 @@ def make_calibration_set(data: Dataset, size: int, seed: int, out_path: Path) ->
 
 
 def check_samples(x: np.ndarray, layout: str, *, source: str) -> None:
-    """Refuse samples a quantizer would silently mis-calibrate on: NaN/Inf, wrong rank for the layout."""
+    """Refuse samples a quantizer would silently mis-calibrate on: none at all, NaN/Inf, wrong rank for the layout."""
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(
+            f"the calibration set from {source} holds no samples (array 'x' has shape {tuple(x.shape)})",
+            hint="a quantizer needs real samples to choose its scales: give an .npz whose 'x' has at least one sample "
+            "(a run's calibration.npz holds [calibration] size samples)",
+        )
     rank = {"NCHW": 4, "NHWC": 4, "NCW": 3, "NC": 2}.get(layout)
     if rank is not None and x.ndim != rank:
         raise DataError(

@@ -5,6 +5,8 @@ Plain typer-annotated functions; cli.py registers them. Heavy packages are impor
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -54,17 +56,24 @@ def export_cmd(
     _report_written([artifact])
 
 
+# Which quantize options each --to takes; any other option given explicitly is refused, never ignored.
+QUANTIZE_OPTIONS = {
+    "onnx": ("--mode", "--per-channel/--per-tensor", "--method", "--activation-type"),
+    "tflite": ("--per-channel/--per-tensor", "--int8-io", "--keep-nchw"),
+}
+
+
 def quantize_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX fp32 model (from edgekd export)")],
     calibration: Annotated[Path, typer.Option("--calibration", "-c", help="calibration set .npz (array 'x', NCHW float32)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory to write into")] = Path("."),
     to: Annotated[str, typer.Option("--to", help="onnx (ONNX Runtime int8) or tflite (onnx2tf)")] = "onnx",
-    mode: Annotated[str, typer.Option(help="onnx: static (QDQ) or dynamic (MatMul/Gemm-only models)")] = "static",
-    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor")] = True,
-    method: Annotated[str, typer.Option(help="onnx static calibration: minmax, entropy or percentile")] = "minmax",
-    activation_type: Annotated[str, typer.Option(help="onnx activations: int8 or uint8")] = "int8",
-    int8_io: Annotated[str, typer.Option(help="tflite int8 model inputs/outputs: int8 or float")] = "int8",
-    keep_nchw: Annotated[bool, typer.Option("--keep-nchw", help="tflite: keep NCHW inputs")] = False,
+    mode: Annotated[Optional[str], typer.Option(help="onnx: static (QDQ, default) or dynamic (MatMul/Gemm-only models)")] = None,
+    per_channel: Annotated[Optional[bool], typer.Option("--per-channel/--per-tensor", help="onnx and tflite: weight scales per output channel (default) or one per tensor")] = None,
+    method: Annotated[Optional[str], typer.Option(help="onnx static calibration: minmax (default), entropy or percentile")] = None,
+    activation_type: Annotated[Optional[str], typer.Option(help="onnx activations: int8 (default) or uint8")] = None,
+    int8_io: Annotated[Optional[str], typer.Option(help="tflite int8 model inputs/outputs: int8 (default) or float")] = None,
+    keep_nchw: Annotated[Optional[bool], typer.Option("--keep-nchw", help="tflite: keep NCHW inputs")] = None,
 ) -> None:
     """Quantize an ONNX model to int8 with a calibration set (ORT static QDQ, or full-int8 TFLite)."""
     from pydantic import ValidationError
@@ -73,23 +82,43 @@ def quantize_cmd(
     from edgekd.artifacts import describe_file
     from edgekd.config.export import QuantizeConfig, TfliteConfig
 
+    given = {"--mode": mode, "--per-channel/--per-tensor": per_channel, "--method": method,
+             "--activation-type": activation_type, "--int8-io": int8_io, "--keep-nchw": keep_nchw}
+    _refuse_options_for(to, {name for name, value in given.items() if value is not None})
     source = describe_file(model)
     if source.format != "onnx":
         raise UsageError(f"{model.name} is {source.format}, quantize takes an ONNX fp32 model", hint="run edgekd export first")
     calib = calibration_artifact(calibration)
+    chosen = {key: value for key, value in {"mode": mode, "per_channel": per_channel, "method": method,
+                                            "activation_type": activation_type, "int8_io": int8_io,
+                                            "keep_nchw": keep_nchw}.items() if value is not None}
     try:
         if to == "onnx":
-            options: Any = QuantizeConfig(mode=mode, per_channel=per_channel, method=method, activation_type=activation_type)
+            options: Any = QuantizeConfig(**chosen)
             artifacts = [_converter(registry, "ort_quant").convert(source, options, out, calibration=calib)]
-        elif to == "tflite":
-            options = TfliteConfig(precisions=["int8"], int8_io=int8_io, keep_nchw=keep_nchw)
-            artifacts = _converter(registry, "onnx2tf").convert(source, options, out, calibration=calib)
         else:
-            raise UsageError(f"--to must be onnx or tflite, not {to!r}")
+            per_channel_tflite = chosen.pop("per_channel", True)
+            options = TfliteConfig(precisions=["int8"], **chosen)
+            artifacts = _converter(registry, "onnx2tf").convert(source, options, out, calibration=calib,
+                                                                per_channel=per_channel_tflite)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise UsageError(f"invalid option --{'-'.join(str(p) for p in error['loc']).replace('_', '-')}: {error['msg']}") from None
     _report_written(artifacts)
+
+
+def _refuse_options_for(to: str, given: set[str]) -> None:
+    """UsageError for an unknown --to, or for options the chosen converter does not have."""
+    if to not in QUANTIZE_OPTIONS:
+        raise UsageError(f"--to must be onnx or tflite, not {to!r}", hint="onnx: ONNX Runtime int8; tflite: full-int8 TFLite (onnx2tf)")
+    foreign = sorted(given - set(QUANTIZE_OPTIONS[to]), key=list(QUANTIZE_OPTIONS["onnx"] + QUANTIZE_OPTIONS["tflite"]).index)
+    if foreign:
+        other = next(name for name in QUANTIZE_OPTIONS if name != to)
+        raise UsageError(
+            f"{', '.join(foreign)} {'does' if len(foreign) == 1 else 'do'} not apply to --to {to}: "
+            f"--to {to} takes {', '.join(QUANTIZE_OPTIONS[to])}",
+            hint=f"drop {', '.join(foreign)}, or use --to {other} (which takes {', '.join(QUANTIZE_OPTIONS[other])})",
+        )
 
 
 def verify_cmd(
@@ -154,24 +183,45 @@ def calibration_artifact(path: Path) -> Artifact:
     from edgekd.artifacts import Artifact, load_artifact, sidecar_path
     from edgekd.fileio import sha256_file
 
-    if not path.is_file():
-        raise DataError(f"calibration set {path} does not exist", hint="give the calibration.npz of a run, or an .npz with array 'x'")
+    check_npz_path(path, "calibration set", "give the calibration.npz of a run, or an .npz with array 'x'")
     if sidecar_path(path).exists():
         return load_artifact(path)
     return Artifact(path=path, name="calibration", format="npz", sha256=sha256_file(path), config={"layout": "NCHW"})
 
 
+def check_npz_path(path: Path, what: str, hint: str) -> None:
+    """Say what is wrong with an .npz path that is not a readable file: missing, a directory, a symlink loop..."""
+    import errno
+
+    try:
+        status = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{what} {path} is a symlink loop (following its links never reaches a file)",
+                            hint=f"point the link at the .npz file, or {hint}") from None
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            raise DataError(f"{what} {path} is a broken symlink (to {os.readlink(path)}, which does not exist)",
+                            hint=hint) from None
+        if exc.errno == errno.ENOENT:
+            raise DataError(f"{what} {path} does not exist", hint=hint) from None
+        raise DataError(f"{what} {path} cannot be read: {exc.strerror}", hint=hint) from None
+    if stat.S_ISDIR(status.st_mode):
+        raise DataError(f"{what} {path} is a directory, expected an .npz file",
+                        hint=f"name the .npz file inside it, or {hint}")
+    if not stat.S_ISREG(status.st_mode):
+        raise DataError(f"{what} {path} is not a regular file", hint=hint)
+
+
 def _with_precision(artifact: Artifact) -> Artifact:
-    """Files without a sidecar: guess the precision from the name so the right thresholds apply."""
+    """Files without a sidecar: read the precision from the model's tensor types so the right thresholds
+    apply (a file's name says nothing reliable: an int8 model named model.tflite is still int8)."""
     from dataclasses import replace
+
+    from edgekd.verify.model_io import model_precision
 
     if artifact.precision:
         return artifact
-    name = artifact.path.name
-    for precision in ("int8", "fp16", "dynamic_range"):
-        if f".{precision}." in name or f"_{precision}" in name:
-            return replace(artifact, precision=precision)
-    return replace(artifact, precision="fp32")
+    return replace(artifact, precision=model_precision(artifact))
 
 
 def _held_out(recipe: Recipe | None, data: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +229,7 @@ def _held_out(recipe: Recipe | None, data: Path | None) -> tuple[np.ndarray, np.
     import numpy as np
 
     if data is not None:
+        check_npz_path(data, "--data", "give an .npz with arrays x_test/y_test (or x/y)")
         try:
             with np.load(data, allow_pickle=False) as archive:
                 keys = ("x_test", "y_test") if "x_test" in archive.files else ("x", "y")

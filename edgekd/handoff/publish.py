@@ -55,6 +55,13 @@ def _is_bundle_zip(zip_path: Path, folder_name: str) -> bool:
     return f"{prefix}bundle.json" in names and all(n.startswith(prefix) and "/" not in n[len(prefix):] for n in names)
 
 
+def _foreign(zip_path: Path, folder_name: str) -> bool:
+    """True when something other than a bundle zip of ours is at `zip_path` (nothing there: False)."""
+    if not zip_path.exists() and not zip_path.is_symlink():
+        return False
+    return zip_path.is_symlink() or not zip_path.is_file() or not _is_bundle_zip(zip_path, folder_name)
+
+
 def _refuse(path: Path, what: str) -> UsageError:
     return UsageError(
         f"{path} {what}; edgekd replaces only a handoff bundle it wrote and never deletes or moves other files",
@@ -87,8 +94,7 @@ def check_destination(out_dir: Path, zip_path: Path | None) -> set[str]:
             if foreign:
                 raise _refuse(out_dir, f"holds files the earlier bundle did not write ({', '.join(foreign[:5])})")
             replace = present
-    zip_present = zip_path is not None and (zip_path.exists() or zip_path.is_symlink())
-    if zip_present and (zip_path.is_symlink() or not zip_path.is_file() or not _is_bundle_zip(zip_path, out_dir.name)):
+    if zip_path is not None and _foreign(zip_path, out_dir.name):
         raise _refuse(zip_path, "exists and is not a zip of an edgekd handoff bundle")
     return replace
 
@@ -132,7 +138,7 @@ def publish(staging: Path, out_dir: Path, zip_path: Path | None) -> None:
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     if zip_path is None:
         stale_zip = out_dir.with_name(out_dir.name + ".zip")
-        if stale_zip.is_file() and not stale_zip.is_symlink() and _is_bundle_zip(stale_zip, out_dir.name):
+        if stale_zip.exists() and not _foreign(stale_zip, out_dir.name):
             with contextlib.suppress(FileNotFoundError):
                 stale_zip.unlink()
         _swap(staging, out_dir, old, replace)

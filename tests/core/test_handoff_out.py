@@ -116,3 +116,15 @@ def test_an_empty_folder_is_used(models: dict[str, Path], tmp_path: Path) -> Non
     out.mkdir()
     bundle(models["cnn_int8"], out, zip=False)
     assert (out / "bundle.json").is_file()
+
+
+def test_a_link_and_a_folder_with_a_foreign_bundle_json_are_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    folder = user_folder(tmp_path)
+    (folder / "bundle.json").write_text('{"files": {"NOTES.md": "x"}}')  # not edgekd's schema
+    (tmp_path / "link").symlink_to(folder)
+    before = snapshot(tmp_path)
+    with pytest.raises(UsageError, match="is a folder that is not an edgekd handoff bundle"):
+        bundle(models["cnn_int8"], folder)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        bundle(models["cnn_int8"], tmp_path / "link")
+    assert snapshot(tmp_path) == before

@@ -139,8 +139,7 @@ def int8_slower_than_fp32(report: dict[str, Any]) -> list[Verdict]:
                 verdicts.append(Verdict(
                     "int8_slower_than_fp32",
                     f"On {target}, {RUNTIME_NAMES.get(str(runtime), runtime)} runs {slow.get('artifact')} slower than {fast.get('artifact')}: "
-                    f"p50 {fmt.ms(slow['p50_ms'])} vs {fmt.ms(fast['p50_ms'])} ({ratio:.2f}×), so int8 buys "
-                    "size here, not speed.", WARNING))
+                    f"p50 {fmt.ms(slow['p50_ms'])} vs {fmt.ms(fast['p50_ms'])} ({ratio:.2f}×).", WARNING))
     return verdicts
 
 

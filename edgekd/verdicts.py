@@ -1,7 +1,7 @@
 """Outcome verdicts: judgments of a run whose outcome is plausible but suspicious, computed in one place.
 
-A verdict is not an error: every stage succeeded, yet something a reader should question happened (a
-teacher worse than the student trained without it, int8 slower than fp32...). `compute` judges the
+A verdict is not an error: the stages that ran succeeded, yet something a reader should question
+happened (a teacher worse than the student trained without it, int8 slower than fp32...). `compute` judges the
 assembled report.json dict (built by `edgekd.report.build`), so `edgekd run`, `edgekd report` and any
 tool reading report.json see the same verdicts. One small function per verdict; each message is one
 sentence with the figures. `select_failing` is the one rule for which verdicts fail a `--strict` run.

@@ -33,14 +33,23 @@ def parse_labels(labels: str | None) -> list[str]:
     return [part.strip() for part in labels.split(",") if part.strip()]
 
 
+def _number(text: str) -> float:
+    """A number, or a fraction such as 1/255 (exactly the float 1 / 255)."""
+    numerator, slash, denominator = text.partition("/")
+    if not slash:
+        return float(text)
+    return float(numerator) / float(denominator)  # ZeroDivisionError for x/0
+
+
 def _floats(text: str | None, option: str) -> list[float] | None:
     if text is None:
         return None
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
+        values = [_number(part) for part in text.split(",") if part.strip()]
+    except (ValueError, ZeroDivisionError):
         raise UsageError(
-            f"{option} takes numbers separated by commas, got {text!r}", hint=f"e.g. {option} 0.5 or 0.48,0.46,0.41"
+            f"{option} takes numbers separated by commas, got {text!r}",
+            hint=f"e.g. {option} 0.5, {option} 0.48,0.46,0.41 or {option} 1/255",
         ) from None
     if not values:
         raise UsageError(f"{option} is empty", hint=f"e.g. {option} 0.5")
@@ -105,7 +114,7 @@ def handoff_cmd(
     ] = None,
     scale: Annotated[
         str | None,
-        typer.Option(help="raw -> float step applied before mean/std (1/255 for uint8 pixels, 1/16 for digits)"),
+        typer.Option(help="raw -> float step applied before mean/std: 1/255 for uint8 pixels, 1/16 for digits"),
     ] = None,
     mean: Annotated[
         str | None, typer.Option(help="preprocessing mean (one value or one per channel, comma-separated)")

@@ -238,6 +238,7 @@ def run_cli(args: list[str]) -> Any:
         (["--mean", "0.5", "--std", "0.2,0.2"], "std has 2 values but the model input has 3 channels"),
         (["--scale", "0", "--mean", "0.5", "--std", "0.2"], "scale must be a positive number"),
         (["--scale", "1,2"], "--scale takes one number, got 2"),
+        (["--scale", "1/0"], "--scale takes numbers separated by commas, got '1/0'"),
         (["--std", "0,1,1"], "std must be finite and non-zero"),
         (["--arena-margin", "1e12"], "--arena-margin: arena margin 1e+12 is not a fraction between 0 and 10"),
         (["--arena-margin", "inf"], "arena margin inf is not a fraction"),
@@ -256,7 +257,7 @@ def test_cli_refuses_bad_options_before_any_work(
 
 def test_cli_scale_mean_std_reach_the_manifest_and_header(rgb_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "handoff"
-    done = run_cli([str(rgb_model), "--out", str(out), "--scale", str(1 / 255), "--mean", "0.5,0.4,0.3",
+    done = run_cli([str(rgb_model), "--out", str(out), "--scale", "1/255", "--mean", "0.5,0.4,0.3",
                     "--std", "0.25", "--no-zip"])  # fmt: skip
     assert done.exit_code == 0, done.output
     section = json.loads((out / "model_manifest.json").read_text())["preprocessing"]

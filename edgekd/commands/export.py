@@ -125,26 +125,34 @@ def verify_cmd(
     model: Annotated[Path, typer.Argument(help="model to check (.onnx, .tflite or .pt)")],
     reference: Annotated[Optional[Path], typer.Option("--reference", help="torch/onnx reference model to compare with")] = None,
     recipe: RecipeOption = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help=".npz with x_test/y_test (or x/y) instead of the recipe's split")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help=".npz with x_test/y_test (or x/y) instead of the recipe's split; "
+                                                 "for a multi-input model, one array per input name (and y)")] = None,
 ) -> None:
     """Check a model file: it loads, runs on the held-out split, and (with --reference) holds parity."""
     from edgekd.artifacts import describe_file
-    from edgekd.verify.backends import predict
+    from edgekd.verify.backends import predict, sample_count
+    from edgekd.verify.feeds import input_specs, multi_input_feeds
     from edgekd.verify.ops import audit
     from edgekd.verify.parity import verify_artifacts
 
     candidate = describe_file(model)
     open_model(candidate)  # a corrupt or truncated file fails here with one message
     loaded_recipe = _load_recipe(recipe) if recipe is not None else None
-    x, y = _held_out(loaded_recipe, data)
+    specs = input_specs(candidate)
+    if len(specs) > 1:  # no data set edgekd knows feeds it: the user's named arrays, or seeded random inputs
+        x, y, source = multi_input_feeds(candidate, specs, data)
+    else:
+        (x, y), source = _held_out(loaded_recipe, data), "held-out samples"
+    n = sample_count(x)
     if reference is None:
         predictions = predict(candidate, x).argmax(axis=1)
-        result = {"artifact": candidate.name, "format": candidate.format, "samples": len(x),
-                  "accuracy": float((predictions == y).mean()), "ops": audit(candidate)}
+        accuracy = float((predictions == y).mean()) if y is not None else None
+        result = {"artifact": candidate.name, "format": candidate.format, "samples": n, "accuracy": accuracy, "ops": audit(candidate)}
         if console.is_json():
             console.emit_json(result)
         else:
-            console.say(f"{model}: loads and runs; accuracy {result['accuracy']:.4f} on {len(x)} held-out samples")
+            said = f"accuracy {accuracy:.4f} on {n} {source}" if accuracy is not None else f"ran on {n} {source}"
+            console.say(f"{model}: loads and runs; {said}")
             console.say(f"ops: {result['ops'].get('ops', {})}")
         return
     from edgekd.config.export import VerifyConfig
@@ -155,9 +163,10 @@ def verify_cmd(
     candidate = _with_precision(candidate)
     report = verify_artifacts(ref, [candidate], x, y, config)
     if console.is_json():
-        console.emit_json(report.to_dict())
+        console.emit_json({**report.to_dict(), "source": source})
     else:
         console.say(report.table())
+        console.say(f"on {n} {source}")
     report.raise_if_failed()
 
 

@@ -1,7 +1,8 @@
 """Host inference for every artifact format, so parity is measured in the runtimes devices use.
 
 `predict(artifact, x)` takes float32 samples in the data set's layout (NCHW for images) and returns
-float32 outputs of the artifact's first output. It transposes to NHWC where a TFLite input is NHWC,
+float32 outputs of the artifact's first output. A multi-input ONNX model takes `x` as a dict of arrays
+keyed by input name (same number of samples each). It transposes to NHWC where a TFLite input is NHWC,
 quantizes int8/uint8 inputs and dequantizes int8/uint8 outputs with the tensor's own scale/zero point,
 and runs models with a fixed batch one batch at a time.
 """
@@ -18,8 +19,20 @@ from edgekd.errors import ModelError
 
 BATCH = 64  # samples per call for models with a dynamic batch dimension
 
+Samples = np.ndarray | dict[str, np.ndarray]  # one array, or one per input name (multi-input ONNX)
 
-def predict(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+# ONNX Runtime's input type strings -> the numpy dtype a feed must have.
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+               "tensor(bool)": np.bool_}
+
+
+def sample_count(x: Samples) -> int:
+    """Number of samples in one array or in each array of a per-input dict."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def predict(artifact: Artifact, x: Samples) -> np.ndarray:
     """Float32 outputs (N, ...) of `artifact` on float32 inputs `x` (N, ...) in the data's layout."""
     runners: dict[str, Callable[[Artifact, np.ndarray], np.ndarray]] = {
         "torch": _predict_torch,
@@ -28,6 +41,12 @@ def predict(artifact: Artifact, x: np.ndarray) -> np.ndarray:
     }
     if artifact.format not in runners:
         raise ModelError(f"cannot run {artifact.path.name}: format {artifact.format!r} is not a model", hint="give a .pt, .onnx or .tflite")
+    if isinstance(x, dict):
+        if artifact.format != "onnx":
+            raise ModelError(f"{artifact.path.name}: samples for several named inputs ({', '.join(x)}) can feed only an "
+                             f"ONNX model, not a {artifact.format} one",
+                             hint="compare multi-input models as ONNX (give an .onnx --reference)")
+        return _predict_onnx_feeds(artifact, onnx_session(artifact), x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if len(x) == 0:
         return np.zeros((0,), dtype=np.float32)
@@ -51,7 +70,12 @@ def _predict_torch(artifact: Artifact, x: np.ndarray) -> np.ndarray:
 
 def _predict_onnx(artifact: Artifact, x: np.ndarray) -> np.ndarray:
     session = onnx_session(artifact)
-    spec = session.get_inputs()[0]
+    specs = session.get_inputs()
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in specs)
+        raise ModelError(f"{artifact.path.name} has {len(specs)} inputs ({names}); one data array cannot feed them",
+                         hint=f"give an .npz with one array per input name ({names}) and optional labels y")
+    spec = specs[0]
     _check_rank(artifact, len(spec.shape), x)
     static = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
     expected = tuple(spec.shape[1:])
@@ -67,6 +91,37 @@ def _predict_onnx(artifact: Artifact, x: np.ndarray) -> np.ndarray:
         if static and len(chunk) != static:  # pad the last batch of a fixed-batch model
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], static - len(chunk), axis=0)])
         outs.append(session.run(None, {spec.name: chunk})[0][: s.stop - s.start])
+    return np.concatenate(outs).astype(np.float32)
+
+
+def _predict_onnx_feeds(artifact: Artifact, session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """First output of a (multi-input) ONNX model fed one array per input name, batch by batch."""
+    specs = session.get_inputs()
+    names = [spec.name for spec in specs]
+    missing = [name for name in names if name not in feeds]
+    if missing:
+        raise ModelError(f"{artifact.path.name} needs inputs {', '.join(names)}; the samples lack {', '.join(missing)}",
+                         hint=f"give one array per input name: {', '.join(names)}")
+    counts = {len(feeds[name]) for name in names}
+    if len(counts) != 1:
+        raise ModelError(f"the samples for {', '.join(names)} differ in length ({sorted(counts)})", hint="give as many samples for every input")
+    arrays = {}
+    for spec in specs:
+        array = np.ascontiguousarray(feeds[spec.name], dtype=_ORT_DTYPES.get(spec.type, np.float32))
+        _check_rank(artifact, len(spec.shape), array)
+        if any(isinstance(e, int) and e != a for e, a in zip(spec.shape[1:], array.shape[1:])):
+            raise ModelError(f"{artifact.path.name}'s input {spec.name} has shape {tuple(spec.shape)}, its samples "
+                             f"{tuple(array.shape[1:])} per sample", hint="give samples of the model's input shapes")
+        arrays[spec.name] = array
+    n = counts.pop()
+    static = {s.shape[0] for s in specs if isinstance(s.shape[0], int) and s.shape[0] > 0}
+    batch = min(static) if static else BATCH
+    outs = []
+    for part in _batches(n, batch):
+        chunk = {name: a[part] for name, a in arrays.items()}
+        if static and part.stop - part.start != batch:  # pad the last batch of a fixed-batch model
+            chunk = {name: np.concatenate([c, np.repeat(c[-1:], batch - len(c), axis=0)]) for name, c in chunk.items()}
+        outs.append(session.run(None, chunk)[0][: part.stop - part.start])
     return np.concatenate(outs).astype(np.float32)
 
 

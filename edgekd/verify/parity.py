@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekd.artifacts import Artifact
 from edgekd.config.export import Threshold, VerifyConfig
 from edgekd.errors import EdgekdError, ParityError
+
+if TYPE_CHECKING:
+    from edgekd.verify.backends import Samples
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ class ParityReport:
     """One row per candidate artifact; `reference_accuracy` is the torch model's."""
 
     reference: str
-    reference_accuracy: float
+    reference_accuracy: float | None  # None: the samples had no labels (random inputs for a multi-input model)
     samples: int
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -105,7 +108,7 @@ def check_thresholds(metrics: dict[str, Any], threshold: Threshold) -> list[str]
         failures.append(f"max_abs_error {metrics['max_abs_error']:.3g} > {threshold.max_abs:g}")
     if metrics["top1_agreement"] < threshold.agreement:
         failures.append(f"top1_agreement {metrics['top1_agreement']:.4f} < {threshold.agreement:g}")
-    drop = -metrics["accuracy_delta"]
+    drop = -metrics["accuracy_delta"] if metrics.get("accuracy_delta") is not None else 0.0  # no labels: no accuracy
     if threshold.max_accuracy_drop is not None and drop > threshold.max_accuracy_drop + 1e-12:
         failures.append(f"accuracy drop {100 * drop:.2f} points > {100 * threshold.max_accuracy_drop:.2f}")
     return failures
@@ -114,8 +117,8 @@ def check_thresholds(metrics: dict[str, Any], threshold: Threshold) -> list[str]
 def verify_artifacts(
     reference: Artifact,
     candidates: list[Artifact],
-    x: np.ndarray,
-    y: np.ndarray,
+    x: Samples,
+    y: np.ndarray | None,
     config: VerifyConfig,
     *,
     diagnose_int8: bool = True,
@@ -124,16 +127,20 @@ def verify_artifacts(
     """Run the reference and each candidate on (x, y) and judge each candidate by its precision's thresholds.
 
     A candidate that cannot run at all gets a failing row saying why; the others are still checked.
+    `x` may be a dict of arrays per input name (multi-input ONNX); `y=None` (unlabelled samples) leaves
+    accuracy out and judges agreement and error only.
     """
-    from edgekd.verify.backends import predict
+    from edgekd.verify.backends import predict, sample_count
     from edgekd.verify.ops import audit
 
-    if len(x) == 0 or len(x) != len(y):
-        raise ParityError(f"parity needs labelled samples: got {len(x)} inputs and {len(y)} labels", hint="check the held-out split")
+    n = sample_count(x)
+    if n == 0 or (y is not None and n != len(y)):
+        labels = "no" if y is None else len(y)
+        raise ParityError(f"parity needs samples: got {n} inputs and {labels} labels", hint="check the held-out split")
     ref_out = predict(reference, x)
     ref_pred = ref_out.argmax(axis=1)
-    ref_acc = float((ref_pred == y).mean())
-    report = ParityReport(reference=reference.name, reference_accuracy=ref_acc, samples=len(x))
+    ref_acc = float((ref_pred == y).mean()) if y is not None else None
+    report = ParityReport(reference=reference.name, reference_accuracy=ref_acc, samples=n)
     by_sha = {a.sha256: a for a in [reference, *candidates]}
     for candidate in candidates:
         threshold: Threshold = getattr(config, candidate.precision or "fp32", config.fp32)
@@ -156,8 +163,8 @@ def verify_artifacts(
         pred = out.argmax(axis=1)
         row.update(output_metrics(ref_out, out))
         row["top1_agreement"] = float((pred == ref_pred).mean())
-        row["accuracy"] = float((pred == y).mean())
-        row["accuracy_delta"] = row["accuracy"] - ref_acc
+        row["accuracy"] = float((pred == y).mean()) if y is not None else None
+        row["accuracy_delta"] = row["accuracy"] - ref_acc if row["accuracy"] is not None and ref_acc is not None else None
         row["failures"] = check_thresholds(row, threshold)
         row["passed"] = not row["failures"]
         row["ops"] = _safe_audit(audit, candidate) if audit_ops else {}

@@ -36,12 +36,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekd.targets.adb_entry import AdbEntry, parse_entry
+from edgekd.targets.adb_modes import translate_runner_argv
+from edgekd.targets.adb_probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
+
 from edgekd.device import Completed, DeviceInfo
 from edgekd.errors import TargetError
 from edgekd.fileio import sha256_file
-from edgekd.targets.adb_entry import AdbEntry, parse_entry
-from edgekd.targets.adb_modes import translate_runner_argv
-from edgekd.targets.adb_probe import PROBE_SCRIPT, ABI_ARCH, PhoneState, cpu_mask, mask_cores, parse_probe
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 EXIT_SENTINEL = "__EDGEKD_EXIT__="
 LOST = ("error: closed", "device offline", "no devices/emulators found", "not found", "connection reset",
         "protocol fault", "device still authorizing")
+LOST_REASONS = ("device offline", "no devices/emulators found", "protocol fault", "device still authorizing",
+                "connection reset")  # adb client messages, matched only on lines adb itself printed
 
 
 class PhoneLostError(TargetError):
@@ -76,6 +79,7 @@ class AdbTarget:
         self.finished: list[Completed] = []  # runs that completed, kept when the phone goes away later
         self.state: PhoneState | None = None
         self.allow_charging = entry.allow_charging  # `edgekd bench --allow-charging` may set it for one run
+        self._runs = 0  # numbers the pid files of run() in the work dir
 
     @classmethod
     def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> AdbTarget:
@@ -133,12 +137,15 @@ class AdbTarget:
         raise self._lost(command, result.stderr)
 
     def _lost(self, command: str, stderr: str) -> PhoneLostError:
+        """The phone went away: the reason is adb's own message, never a line the command printed (a
+        runtime's log such as "INFO: Created TensorFlow Lite XNNPACK delegate" is the device's stderr)."""
         state = self._adb("get-state", timeout=10) if self.serial else None
         seen = " ".join((state.stdout + state.stderr).split()[:8]) if state else ""
-        kept = f"; {len(self.finished)} earlier run(s) finished and are kept" if self.finished else ""
-        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "the shell stream ended without an exit status"
+        adb_says = [line.strip() for line in stderr.splitlines()
+                    if line.strip().startswith(("error:", "adb:")) or any(m in line for m in LOST_REASONS)]
+        reason = adb_says[-1] if adb_says else "the shell stream ended without an exit status"
         return PhoneLostError(
-            f"lost the connection to {self.name} ({self.serial}) while running `{command[:80]}`{kept}: {reason}",
+            f"lost the connection to {self.name} ({self.serial}) while running `{command[:80]}`: {reason}",
             hint="check the cable / Wi-Fi and `adb devices`, then rerun" + (f" (adb now says: {seen})" if seen else ""),
             finished=list(self.finished),
         )
@@ -259,7 +266,12 @@ class AdbTarget:
         device_argv = native.argv if native else list(argv)
         big = [] if "--pin" in argv else self.big_cores()  # the user's --pin (runner affinity) wins
         pin = ["taskset", cpu_mask(big)] if big else []
-        command = f"cd {shlex.quote(workdir)} && " + shlex.join([*pin, *device_argv])
+        self._runs += 1
+        pid_file = shlex.quote(f"{workdir}/.pid.{self._runs}")
+        # `sh -c` so that $$ is the pid the tool/runner execs into: cleanup() stops it if the host is
+        # interrupted (adbd leaves a command without a terminal running when the host side goes away).
+        inner = f"echo $$ > {pid_file} && exec " + shlex.join([*pin, *device_argv])
+        command = f"cd {shlex.quote(workdir)} && sh -c {shlex.quote(inner)}"
         started = time.perf_counter()
         result = self._shell(command, timeout=timeout)
         seconds = time.perf_counter() - started
@@ -295,7 +307,10 @@ class AdbTarget:
             return
         workdir, self.workdir = self.workdir, None
         self.pushed.clear()
-        result = self._adb("shell", f"rm -rf {shlex.quote(workdir)}", timeout=60)
+        quoted = shlex.quote(workdir)
+        # Stop what still runs from our pid files first (a Ctrl-C on the host does not reach the phone).
+        stop = f'for f in {quoted}/.pid.*; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done; '
+        result = self._adb("shell", stop + f"rm -rf {quoted}", timeout=60)
         if result.returncode != 0:
             raise TargetError(f"could not remove {workdir} from {self.name}: {(result.stderr or result.stdout).strip()}",
                               hint=f"remove it by hand: adb -s {self.serial} shell rm -rf {workdir}")

@@ -66,6 +66,8 @@ def bench_fleet(
     `on_result(target_name, result)` is called as each result arrives (to save it right away).
     Ctrl-C cleans every target up (their remote work dirs are removed) and is then re-raised.
     """
+    from edgekd.bench.orchestrate import TargetLost
+
     if bench is None:
         from edgekd.bench.orchestrate import bench_artifacts as bench
     names = [target.name for target in targets]
@@ -81,8 +83,13 @@ def bench_fleet(
                 produced = bench(target, group, config)
             except Exception as exc:  # noqa: BLE001 - one target's failure must not stop the fleet
                 log.warning("fleet: %s stopped: %s", target.name, exc)
+                kept = list(exc.results) if isinstance(exc, TargetLost) else []  # repeats finished before
                 with lock:
                     outcome.errors[target.name] = exc
+                    outcome.results[target.name].extend(kept)
+                if on_result is not None:
+                    for result in kept:
+                        on_result(target.name, result)
                 return
             with lock:
                 outcome.results[target.name].extend(produced)

@@ -42,6 +42,16 @@ MAX_RUNS = 1_000_000  # timed (or warm-up) runs per runner process; the runner r
 Shapes = dict[str, list[int]]
 
 
+class TargetLost(TargetError):
+    """The target failed part-way (connection dropped, phone unplugged): `results` holds a BenchResult for
+    every artifact with at least one finished repeat, so the caller can keep and record them."""
+
+    def __init__(self, cause: TargetError, results: list[BenchResult]) -> None:
+        super().__init__(cause.message, hint=cause.hint)
+        self.cause = cause
+        self.results = results
+
+
 def progress_reporter(progress: Any) -> ProgressCallback | None:
     """Accept a callable(done, total, status) or a rich Progress (a task is added and advanced)."""
     if progress is None or not hasattr(progress, "add_task"):
@@ -252,6 +262,15 @@ def bench_artifacts(
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
             except BenchError as exc:  # name the file: several may be benchmarked together
                 raise BenchError(f"{artifact.path.name}: {exc.message}", hint=exc.hint) from None
+            except TargetError as exc:  # keep what finished before the target went away
+                finished = [
+                    _partial_result(target, info, artifacts[i], collected[i], baselines[runtimes[i]], settings,
+                                    governor_note, config.repeats)
+                    for i in range(len(artifacts)) if collected[i].documents
+                ]
+                if finished:
+                    raise TargetLost(exc, finished) from None
+                raise
             collect(collected[index], repeat, document, completed, window, artifact)
             if progress:
                 progress(step + 1, total, f"{artifact.name} run {repeat + 1}/{config.repeats}")
@@ -277,6 +296,17 @@ def bench_artifacts(
         if close_meter is not None:
             close_meter()
         _cleanup(target, failing=sys.exc_info()[0] is not None)
+
+
+def _partial_result(
+    target: Target, info: DeviceInfo, artifact: Artifact, runs: Runs, baseline: int | None, settings: Any,
+    governor_note: str, repeats: int,
+) -> BenchResult:
+    """The result of the repeats that finished before the target was lost, flagged as incomplete."""
+    result = build_result(target, (info, None), artifact, runs, baseline, settings, None,
+                          "the target was lost before energy could be measured", governor_note)
+    result.warnings.append(f"incomplete: {target.name} was lost after {len(runs.documents)} of {repeats} repeat(s)")
+    return result
 
 
 def _runnable_here(target: Target, artifacts: Sequence[Artifact]) -> list[Artifact]:

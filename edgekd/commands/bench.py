@@ -122,10 +122,29 @@ def bench_model(
                 _print_results(mine, recorded)
     if not errors:
         return
-    failed = "; ".join(f"{name}: {error}" for name, error in errors.items())
-    kept = f"results of {', '.join(n for n in names if n not in errors)} were kept" if results else "no results"
-    raise TargetError(f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
-                      hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone")
+    raise _failure(names, errors, results, recorded, out)
+
+
+def _failure(names: list[str], errors: dict[str, Exception], results: list[Any], recorded: str | None,
+             out: Path | None) -> Exception:
+    """The error that ends a bench with failed targets, saying truthfully what was kept and where."""
+    from edgekd.errors import TargetError
+
+    where = ", ".join([*([f"history run {recorded}"] if recorded else []), *([str(out)] if out else [])])
+    owners = ", ".join(dict.fromkeys(r.target for r in results))
+    kept = (f"results of {owners} were kept" + (f" ({where})" if where else " (printed above)") if results
+            else "no result was kept")
+    if len(names) == 1 and results:
+        kept = f"the {len(results)} result(s) of runs that finished were kept" + (f" ({where})" if where else "")
+    if len(names) == 1:
+        error = errors[names[0]]
+        if not results:
+            return error
+        return TargetError(f"{getattr(error, 'message', error)}; {kept}",
+                           hint="the results are marked incomplete; " + (getattr(error, "hint", None) or "rerun"))
+    failed = "; ".join(f"{name}: {getattr(error, 'message', error)}" for name, error in errors.items())
+    return TargetError(f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
+                       hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone")
 
 
 def _check_runs(runs: int | None, warmup: int | None) -> None:
@@ -168,8 +187,13 @@ def _run(
     from edgekd.bench.orchestrate import bench_artifacts
 
     if len(devices) == 1:
-        with console.progress() as bar:  # its typed error propagates as is
-            return bench_artifacts(devices[0], artifacts, config, progress=bar, shapes=shapes), {}
+        from edgekd.bench.orchestrate import TargetLost
+
+        try:
+            with console.progress() as bar:  # other typed errors propagate as they are
+                return bench_artifacts(devices[0], artifacts, config, progress=bar, shapes=shapes), {}
+        except TargetLost as lost:  # the repeats that finished are kept, recorded and reported
+            return list(lost.results), {devices[0].name: lost}
     from edgekd.targets.fleet import bench_fleet
 
     # Several models on one target run interleaved (A B A B) in one call, as on a single target.

@@ -12,7 +12,9 @@ after AOSP's protocol.txt, SYNC.TXT and shell_protocol.h:
   bytes), see adb_shell.py; `sync:`, see adb_sync.py. Commands run in a proot sandbox (adb_sandbox.py).
 
 Fault switches used by tests: `handshake="silent"` (device stays offline), `drop_on` (the connection is cut
-when a shell command containing that text starts: a cable pulled mid-run).
+when a shell command containing that text starts, after `drop_skip` such commands ran: a cable pulled
+mid-run), `orphan_on_close` (a command
+keeps running when the host closes its shell, as on a real phone).
 """
 
 from __future__ import annotations
@@ -296,6 +298,10 @@ class LoopbackAdbDevice:
         self.authorized_keys: list[str] = []
         self.handshake = handshake
         self.drop_on: str | None = None
+        self.drop_skip = 0  # matching commands that still run before `drop_on` cuts the cable
+        # True: a shell whose host side closes keeps running, as real adbd leaves a command without a
+        # terminal (raw shell v2) running until it writes; False: its process group is killed.
+        self.orphan_on_close = False
         self.commands: list[str] = []  # shell commands run, in order (for tests)
         self.handshakes = 0
         self.wrte_sent = 0  # WRTE messages sent to the host (flow control is exercised when > 1 per stream)

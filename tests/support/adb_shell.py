@@ -34,8 +34,11 @@ class ShellService:
 
     def __call__(self, stream: Stream) -> None:
         if self.device.drop_on and self.device.drop_on in self.command:
-            self.device.cut_cable()
-            return
+            if self.device.drop_skip > 0:  # let this many matching commands run first
+                self.device.drop_skip -= 1
+            else:
+                self.device.cut_cable()
+                return
         self.device.commands.append(self.command)
         self.device.sandbox.command_started(self.command)
         try:
@@ -52,7 +55,8 @@ class ShellService:
             env=self.device.sandbox.env(),
             start_new_session=True,
         )
-        stream.on_close = lambda: _kill_group(proc)
+        if not self.device.orphan_on_close:
+            stream.on_close = lambda: _kill_group(proc)
         write_lock = threading.Lock()
 
         def pump(pipe: object, packet_id: int) -> None:

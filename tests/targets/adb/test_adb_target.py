@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from edgekd.targets.adb import AdbTarget, PhoneLostError
 
 from edgekd.artifacts import describe_file
-from edgekd.bench.orchestrate import bench_artifacts, runner_argv, runner_path
+from edgekd.bench.orchestrate import TargetLost, bench_artifacts, runner_argv, runner_path
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import BenchError, RecipeError, TargetError
-from edgekd.targets.adb import AdbTarget, PhoneLostError
 from tests.support.adb_client import AdbClient, make_device
 
 pytestmark = pytest.mark.adb
@@ -91,13 +91,14 @@ def test_disconnect_mid_run_raises_target_error_and_keeps_finished_runs(phone, o
         seen.append(status)
         phone.drop_on = "--runs 10"
 
-    with pytest.raises(PhoneLostError) as caught:
+    with pytest.raises(TargetLost) as caught:
         bench_artifacts(target, [describe_file(onnx_model)], config, progress=pull_cable_on_second_run)
     assert seen == ["chain run 1/2"]
     assert "lost the connection to pixel" in caught.value.message
-    assert "earlier run(s) finished and are kept" in caught.value.message
-    assert isinstance(caught.value, TargetError)
-    assert any('"latencies_ns"' in run.stdout for run in caught.value.finished)
+    assert isinstance(caught.value, TargetError) and isinstance(caught.value.cause, PhoneLostError)
+    assert any('"latencies_ns"' in run.stdout for run in caught.value.cause.finished)
+    [kept] = caught.value.results  # the first repeat, as a result the caller can record
+    assert len(kept.latencies_ns) == 10 and "incomplete: pixel was lost after 1 of 2 repeat(s)" in kept.warnings
 
 
 def test_offline_device_at_start(tmp_path: Path, adb_env: AdbClient) -> None:

@@ -81,7 +81,7 @@ def bench_model(
     from edgekd.artifacts import describe_file
     from edgekd.bench.history import History
     from edgekd.config.bench import BenchConfig
-    from edgekd.errors import TargetError, UsageError
+    from edgekd.errors import UsageError
     from edgekd.fileio import atomic_write_json
 
     _json_mode(json_output)

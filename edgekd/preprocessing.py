@@ -114,7 +114,8 @@ class Preprocessing:
         """None when the record fits a model with `channels` channels/features, else what is wrong."""
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) not in (0, 1, channels):
-                return f"{name} has {len(values)} values but the model input has {channels} channels"
+                unit = "channel" if channels == 1 else "channels"
+                return f"{name} has {len(values)} values but the model input has {channels} {unit} (give 1 or {channels})"
         if any(v == 0 or not math.isfinite(v) for v in self.std):
             return "std must be finite and non-zero"
         if not math.isfinite(self.scale) or self.scale <= 0:

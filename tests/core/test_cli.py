@@ -60,3 +60,41 @@ def test_targets_list_json_has_local() -> None:
     result = edgekd("--json", "targets", "list")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["targets"]["local"]["kind"] == "local"
+
+
+def test_summary_line_says_unknown_and_no_baseline_instead_of_crashing() -> None:
+    from edgekd.runflow import distill_line
+
+    line = distill_line({"teacher_accuracy": 0.97, "teacher_params": None, "student_accuracy": 0.9,
+                         "student_params": 2410, "scratch_accuracy": None})  # fmt: skip
+    assert line == "teacher 0.9700 (unknown params) · KD student 0.9000 (2,410) · no scratch baseline"
+    assert "scratch 0.8500" in distill_line({"scratch_accuracy": 0.85, "teacher_params": "12k"})  # odd values shown as-is
+
+
+def test_strict_fails_with_exit_3_on_chosen_verdicts_only() -> None:
+    from edgekd.runflow import StrictVerdictError, check_strict
+
+    report = {"verdicts": [{"code": "energy_unavailable", "message": "no meter", "severity": "info"},
+                           {"code": "kd_below_scratch", "message": "KD lost 3 pt", "severity": "warning"}]}  # fmt: skip
+    with pytest.raises(StrictVerdictError, match="kd_below_scratch: KD lost 3 pt") as info:
+        check_strict(report, True)  # true: every warning verdict, not the info ones
+    assert info.value.exit_code == 3 and "energy_unavailable" not in info.value.message
+    with pytest.raises(StrictVerdictError, match="energy_unavailable"):
+        check_strict(report, ["energy_unavailable"])
+    check_strict(report, False)
+    check_strict(report, ["teacher_below_scratch"])
+    check_strict({}, True)  # a report without verdicts fails nothing
+
+
+def test_strict_verdict_with_an_unknown_code_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    result = edgekd("run", "examples/digits.toml", "--out", str(tmp_path / "run"), "--strict-verdict", "kd_below_scrach")
+    assert result.returncode == 2 and "did you mean 'kd_below_scratch'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_suite_never_writes_the_users_history() -> None:
+    """Issue 21 item 16: conftest points EDGEKD_HISTORY at the session's temp dir, for subprocesses too."""
+    probe = subprocess.run([sys.executable, "-c", "from edgekd.bench.history import default_history_path as p; print(p())"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)  # fmt: skip
+    path = Path(probe.stdout.strip())
+    assert path.name == "history.sqlite" and not path.is_relative_to(Path.home() / ".local" / "share" / "edgekd")

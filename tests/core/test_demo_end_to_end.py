@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,88 @@ def test_rerun_is_all_cache_hits_and_deletion_redoes_only_downstream(demo_run: P
     rerun = {stage for stage in again if again[stage] != after[stage]}
     upstream = {"data", "teacher", "distill", "export", "calibrate", "tflite"}
     assert "quantize" in rerun and not (rerun & upstream)
+
+
+# --- teachers edgekd did not train: the summary says what it does not know -----------------------------------
+
+IMPORTED = """
+[run]
+name = "imported"
+[teacher]
+kind = "{kind}"
+path = "{path}"
+[student]
+model = {{ arch = "mlp", width = 32, depth = 1 }}
+[distill]
+train = {{ epochs = 4 }}
+baseline = false
+[quantize]
+enabled = false
+[tflite]
+enabled = false
+[bench]
+runs = 5
+warmup = 1
+[handoff]
+enabled = false
+"""
+
+
+def _digits_raw() -> tuple[Any, Any]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.data / 16.0).astype("float32"), digits.target  # the teacher's own inputs: 0..1, not standardised
+
+
+def _soft_label_teacher(folder: Path) -> Path:
+    """Logits of a logistic regression trained outside edgekd on the raw digits, for every sample id."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _digits_raw()
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    path = folder / "soft.npz"
+    np.savez(path, ids=np.arange(len(x), dtype=np.int64), logits=model.decision_function(x).astype(np.float32))
+    return path
+
+
+def _onnx_teacher(folder: Path) -> Path:
+    """An MLP trained here with plain torch on the raw digits (0..1) and exported by torch itself."""
+    import torch
+
+    x, y = _digits_raw()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    inputs, targets = torch.from_numpy(x).reshape(-1, 1, 8, 8), torch.from_numpy(y).long()
+    for _ in range(200):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+    path = folder / "teacher.onnx"
+    torch.onnx.export(model.eval(), (inputs[:1],), str(path), dynamo=True, external_data=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["soft_labels", "onnx"])
+def test_imported_teacher_runs_to_the_end_and_the_summary_says_unknown(tmp_path: Path, kind: str) -> None:
+    """Issue 13: exit 70 at the very end for every onnx / soft_labels teacher (a missing parameter count)."""
+    path = _soft_label_teacher(tmp_path) if kind == "soft_labels" else _onnx_teacher(tmp_path)
+    recipe = tmp_path / "imported.toml"
+    recipe.write_text(IMPORTED.format(kind=kind, path=path.name))
+    result = edgekd("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    said = " ".join(result.stdout.split())  # rich wraps lines at the terminal width
+    assert "(unknown params)" in said and "no scratch baseline" in said
+    assert "scratch 0.0000" not in said and "internal error" not in result.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    fired = {v["code"] for v in report.get("verdicts", [])}
+    for code in fired:
+        assert f"verdict {code}" in said  # every fired verdict is in the terminal summary
+    # --strict-verdict on a verdict that fired exits 3 after the (cached) run; the report stays written
+    strict = edgekd("run", str(recipe), "--out", str(tmp_path / "run"), "--strict-verdict", "energy_unavailable")
+    expected = 3 if "energy_unavailable" in fired else 0
+    assert strict.returncode == expected, strict.stdout[-2000:] + strict.stderr[-2000:]
+    if expected == 3:
+        assert "under --strict" in strict.stderr and "energy_unavailable" in strict.stderr

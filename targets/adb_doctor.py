@@ -5,9 +5,10 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from edgekd.bench.doctor import Check
-from edgekd.errors import TargetError
 from edgekd.targets.adb_probe import cpu_mask
+
+from edgekd.bench.doctor import Check
+from edgekd.errors import EdgekdError, TargetError
 
 if TYPE_CHECKING:
     from edgekd.targets.adb import AdbTarget
@@ -52,10 +53,12 @@ def doctor_checks(target: AdbTarget) -> list[Check]:
                                               else None),
     ))
     status = state.thermal_status_name()
-    thermal_ok = state.thermal_status is not None and state.thermal_status <= 1
+    # Android < 10 has no thermalservice: the status is unknown, which is no reason to refuse the phone.
+    thermal_ok = state.thermal_status is None or state.thermal_status <= 1
     hottest = max(state.temperatures_c.items(), key=lambda kv: kv[1], default=None)
+    known = status or "unknown (`dumpsys thermalservice` reports no status; Android < 10 has none)"
     checks.append(Check("thermal status", thermal_ok,
-                        f"{status or 'unknown'}" + (f", hottest zone {hottest[0]} {hottest[1]:.1f} °C" if hottest else ""),
+                        known + (f", hottest zone {hottest[0]} {hottest[1]:.1f} °C" if hottest else ""),
                         None if thermal_ok else "let the phone cool down (screen off, out of the sun) before benchmarking"))
     for cluster in state.clusters:
         clock = f", max {cluster.max_khz / 1e6:.2f} GHz" if cluster.max_khz else ""
@@ -66,7 +69,29 @@ def doctor_checks(target: AdbTarget) -> list[Check]:
     checks.append(Check("big cores", bool(big), f"mask {cpu_mask(big)} = cpus {big} ({source})" if big else
                         "no cpufreq policies readable", None if big else "set big_cores = \"c0\" in targets.toml"))
     checks.append(_mode_check(target))
+    if target.entry.mode == "runner" and checks[-1].ok:
+        checks.append(_runtime_check(target))
     return checks
+
+
+def _runtime_check(target: AdbTarget) -> Check:
+    """What bench needs in runner mode: the runner loading at least one runtime with the phone's python
+    (a --baseline run each: the same imports a benchmark does, so a broken wheel shows here too)."""
+    from edgekd.bench.orchestrate import parse_runner_output, runner_path
+
+    runner = target.push(runner_path())
+    found, problems = [], []
+    for runtime, package in (("litert", "ai-edge-litert"), ("tflite", "tflite-runtime"), ("ort", "onnxruntime")):
+        done = target.run([*target.python_argv(), runner, "--baseline", "--runtime", runtime], timeout=120)
+        try:
+            document = parse_runner_output(done, target.name)
+            found.append(f"{package} {document['versions']['runtime']}")
+        except EdgekdError as exc:
+            problems.append(f"{package}: {exc.message.removeprefix(target.name + ': ')}")
+    detail = "; ".join([*found, *problems])
+    return Check("inference runtime (runner mode)", bool(found), detail[:400],
+                 None if found else "install one in the phone's python: pip install ai-edge-litert (.tflite) or "
+                 "onnxruntime (.onnx); or use mode = \"benchmark_model\" with TFLite's benchmark binary")
 
 
 def _mode_check(target: AdbTarget) -> Check:

@@ -160,7 +160,9 @@ def power_check(target: SshTarget) -> Check:
         return Check("power", True, "no power measurement configured (power = \"none\")")
     why_not = meter.available()  # first: a first-available meter knows its name only after it
     return Check("power", True, f"{meter.name}: {'available' if why_not is None else 'unavailable: ' + why_not}",
-                 why_not and "energy figures will be missing; see the README's 'Pi power' section")
+                 why_not and "energy figures will be missing: a Pi 5 reads its PMIC (`vcgencmd pmic_read_adc`, "
+                 "power = \"pi5-pmic\"); other boards need an INA219/INA260 on hwmon (power = \"ina\") or a USB "
+                 "meter's CSV log (power = \"usb-meter-csv\", usb_meter_csv = PATH)")
 
 
 def energy_meter(target: SshTarget) -> EnergyMeter | None:

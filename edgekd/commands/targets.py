@@ -54,10 +54,16 @@ def doctor(name: str, inventory: InventoryOption = None) -> None:
     else:
         table = Table(title=f"doctor: {name}")
         for column in ("check", "", "detail", "fix"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for check in checks:
             table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail, check.fix or "")
         console.say(table)
+        # A table cell folds long words at the terminal's width (80 columns in a pipe): fingerprints and
+        # commands to copy are printed again whole, one line each, markup off.
+        for check in failed:
+            console.say(f"FAIL {check.name}: {check.detail}", soft_wrap=True, markup=False)
+            if check.fix:
+                console.say(f"  fix: {check.fix}", soft_wrap=True, markup=False)
     if failed:
         raise typer.Exit(1)
 

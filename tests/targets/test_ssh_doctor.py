@@ -86,3 +86,16 @@ def test_auto_power_on_a_pi4_without_sensors_names_every_method_tried(tmp_path: 
     assert meter is not None
     reason = meter.available()
     assert reason is not None and "ina:" in reason and "usb-meter-csv:" in reason and "dtoverlay" in reason
+
+
+def test_power_fix_names_the_settings_not_a_missing_readme_section(tmp_path: Path) -> None:
+    from edgekd.targets.ssh_health import power_check
+
+    target = SshTarget.from_entry("pi4", {"host": "pi.local", "profile": "rpi4", "hwmon_root": str(tmp_path),
+                                          "usb_meter_csv": str(tmp_path / "meter.log")}, Path("/"))
+    target.read_text = lambda path: None  # type: ignore[method-assign]
+    check = power_check(target)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "README" not in (check.fix or "") or all(
+        f"## {section}" in readme for section in ("Pi power",))  # a section it names must exist
+    assert 'power = "ina"' in (check.fix or "") and 'power = "usb-meter-csv"' in (check.fix or "")

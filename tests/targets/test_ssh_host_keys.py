@@ -143,3 +143,16 @@ def test_a_missing_private_key_file_is_named_and_not_retried(
     assert "cannot reach" not in caught.value.message and "sshd" not in (caught.value.hint or "")
     assert "set `key` of targets.pi" in (caught.value.hint or "")
     assert not [r for r in caplog.records if "attempt" in r.getMessage()]  # not retried
+
+
+def test_doctor_prints_the_fingerprint_whole_in_80_columns(pi_sshd: LoopbackSshd, pi_entry, tmp_path: Path) -> None:
+    """In a pipe (80 columns) the table folds long words: the fingerprint and the fix are also printed
+    whole, one line each, so they can be compared and copied."""
+    entry = pi_entry(known_hosts=str(tmp_path / "empty_known_hosts"))
+    inventory = tmp_path / "targets.toml"
+    inventory.write_text("[targets.pi]\nkind = \"ssh\"\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in entry.items()))
+    done = _edgekd("targets", "doctor", "pi", "--inventory", str(inventory), home=tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("FAIL reachable: ") and pi_sshd.fingerprint() in line for line in lines), done.stdout
+    assert any(line.startswith("  fix: ") and f"ssh-keyscan -p {pi_sshd.port} 127.0.0.1 >> " in line for line in lines)

@@ -4,6 +4,7 @@ phone produces (offline, unauthorized, gone mid-run, full), doctor and the therm
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,39 @@ def test_doctor_explains_a_python_the_shell_user_cannot_run(phone, tmp_path: Pat
         target.cleanup()
     assert not check.ok and "not found" in check.detail.lower()
     assert "Termux's is private" in (check.fix or "") and "benchmark_model" in (check.fix or "")
+
+
+NOT_INSTALLED = 'raise ModuleNotFoundError("No module named {name!r}", name={name!r})\n'
+
+
+def test_doctor_fails_a_phone_without_a_runtime_and_passes_one_without_thermalservice(phone, tmp_path: Path) -> None:
+    """Doctor checks what bench needs: a phone whose python has numpy but no inference runtime fails
+    (bench would stop at "runtime not installed"); an Android 9 phone without thermalservice is "unknown"."""
+    fakes = tmp_path / "no-runtimes"
+    for name in ("ai_edge_litert", "tflite_runtime", "onnxruntime"):
+        (fakes / name).mkdir(parents=True)
+        (fakes / name / "__init__.py").write_text(NOT_INSTALLED.format(name=name))
+    python3 = phone.sandbox.root / "data" / "data" / "com.termux" / "files" / "usr" / "bin" / "python3"
+    python3.write_text(f'#!/bin/sh\nPYTHONPATH={fakes} exec {sys.executable} "$@"\n')
+    (phone.sandbox.root / "system" / "etc" / "dumpsys_thermalservice.txt").unlink()
+    target = _target(phone, tmp_path)
+    try:
+        checks = {check.name: check for check in target.doctor()}
+    finally:
+        target.cleanup()
+    runtime = checks["inference runtime (runner mode)"]
+    assert not runtime.ok and "ai-edge-litert: runtime litert is not installed on this device" in runtime.detail
+    assert "onnxruntime: runtime ort is not installed" in runtime.detail
+    assert "pip install ai-edge-litert" in (runtime.fix or "")
+    thermal = checks["thermal status"]
+    assert thermal.ok and thermal.detail.startswith("unknown (`dumpsys thermalservice` reports no status")
+    assert checks["python (runner mode)"].ok
+
+
+def test_doctor_names_the_runtimes_a_phone_has(phone, tmp_path: Path) -> None:
+    target = _target(phone, tmp_path)
+    try:
+        runtime = {check.name: check for check in target.doctor()}["inference runtime (runner mode)"]
+    finally:
+        target.cleanup()
+    assert runtime.ok and "ai-edge-litert 2." in runtime.detail and "onnxruntime 1." in runtime.detail

@@ -69,7 +69,7 @@ def run_cli(*args: str, cwd: Path, env_path: Path | None = None) -> subprocess.C
     if env_path is not None:
         env["PYTHONPATH"] = f"{env_path}{os.pathsep}{env.get('PYTHONPATH', '')}"
     return subprocess.run([sys.executable, "-m", "edgekd.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, env=env)  # fmt: skip
+                          timeout=600, env=env, check=False)  # fmt: skip
 
 
 # --- recipe-only checks --------------------------------------------------------------------------------------

@@ -158,9 +158,11 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
         hint = "is Python 3.9+ with numpy installed on the device?" if completed.returncode in (126, 127) else None
         how = (f"was killed by signal {-completed.returncode} ({_signal_name(-completed.returncode)})"
                if completed.returncode < 0 else f"exited with status {completed.returncode}")
+        killed = completed.returncode in (-9, 137)  # SIGKILL, directly or as a shell reports it
         raise TargetError(
             f"the runner on {target_name} {how} without a result" + (f":\n{tail}" if tail else ""),
-            hint=hint or f"run `edgekd targets doctor {target_name}`; a SIGKILL often means the device ran out of memory",
+            hint=hint or f"run `edgekd targets doctor {target_name}`"
+            + ("; a SIGKILL often means the device ran out of memory" if killed else ""),
         )
     if "error" in document:
         error = document["error"]

@@ -262,3 +262,23 @@ def test_inputs_file_is_pushed_and_checked(models: dict[str, Artifact], tmp_path
     assert target.cleanups == 1
     with pytest.raises(BenchError, match="does not exist"):
         bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(inputs="/none.npz", **FAST))
+
+
+def test_a_broken_runtime_on_the_device_is_one_target_error_naming_the_fix() -> None:
+    """The runner's runtime_broken document (tflite-runtime under numpy 2) is the device's problem: a
+    TargetError with the runner's fix, no traceback and no out-of-memory guess."""
+    from edgekd.bench.orchestrate import parse_runner_output
+
+    line = ('{"schema": "edgekd.run/1", "error": {"kind": "runtime_broken", "message": "tflite-runtime cannot run '
+            'with numpy 2.4.6 on this device (it was built for numpy 1.x): SystemError: x", "hint": '
+            '"pip install \\"numpy<2\\" on the device, or pip install ai-edge-litert (built for numpy 2) instead"}}')
+    with pytest.raises(TargetError) as caught:
+        parse_runner_output(Completed(["python3"], 3, "\n" + line + "\n", "", 1.0), "pi4")
+    assert caught.value.message.startswith("pi4: tflite-runtime cannot run with numpy 2.4.6")
+    assert 'pip install "numpy<2"' in (caught.value.hint or "")
+    with pytest.raises(TargetError) as crashed:  # no document, not killed: no out-of-memory hint
+        parse_runner_output(Completed(["python3"], 1, "", "Traceback...\nValueError: x", 1.0), "pi4")
+    assert "out of memory" not in (crashed.value.hint or "")
+    with pytest.raises(TargetError) as killed:
+        parse_runner_output(Completed(["python3"], -9, "", "", 1.0), "pi4")
+    assert "ran out of memory" in (killed.value.hint or "")

@@ -153,15 +153,17 @@ def test_adb_push_of_a_name_sha256sum_escapes(name: str, tmp_path: Path) -> None
 @SETTINGS
 @given(argv=st.lists(hostile_names, min_size=1, max_size=4))
 def test_adb_run_command_line_splits_back_into_the_argv(argv: list[str], tmp_path: Path) -> None:
-    """The line adb hands to the phone's shell is `cd WORKDIR && ARGV...`; a POSIX split gives back the argv."""
+    """The line adb hands to the phone's shell is `cd WORKDIR && sh -c 'echo $$ > PIDFILE && exec ARGV...'`
+    (the pid file lets cleanup stop it); two POSIX splits give back the argv."""
     sandbox, parent = fresh(tmp_path, "x")
     target = adb_target(sandbox, parent)
     sent: list[str] = []
     target._shell = lambda command, timeout=60.0: (sent.append(command), subprocess.CompletedProcess([], 0, "", ""))[1]  # type: ignore[method-assign]
     target.run(["printf", "%s\\n", *argv], timeout=30)
     words = shlex.split(sent[0])
-    assert words[:3] == ["cd", target.workdir, "&&"]
-    assert words[3:] == ["printf", "%s\\n", *argv]
+    assert words[:5] == ["cd", target.workdir, "&&", "sh", "-c"] and len(words) == 6
+    inner = shlex.split(words[5])
+    assert inner[:2] == ["echo", "$$"] and inner[inner.index("exec") + 1 :] == ["printf", "%s\\n", *argv]
 
 
 @SETTINGS

@@ -179,7 +179,7 @@ def _check_precision(produced: Path, precision: str, source: str) -> None:
         raise ConversionError(
             f"onnx2tf: the dynamic_range model of {source} has no int8 tensor: TensorFlow quantizes only weight "
             "tensors of 1024 or more elements, and every weight here is smaller, so the file is the fp32 model",
-            hint="drop dynamic_range from [tflite] precisions (fp32 is the same file), or use int8 (full integer)",
+            hint="drop dynamic_range from [tflite] precisions (its file would be the fp32 model), or use int8 (full integer)",
         )
     raise ConversionError(f"onnx2tf: the {precision} model of {source} holds {actual} tensors",
                           hint="report this: onnx2tf wrote another precision than asked for")

@@ -138,6 +138,8 @@ def verify_cmd(
     candidate = describe_file(model)
     open_model(candidate)  # a corrupt or truncated file fails here with one message
     loaded_recipe = _load_recipe(recipe) if recipe is not None else None
+    if data is not None:
+        check_npz_path(data, "--data", "give an .npz with arrays x_test/y_test (or x/y), or one array per input name")
     specs = input_specs(candidate)
     if len(specs) > 1:  # no data set edgekd knows feeds it: the user's named arrays, or seeded random inputs
         x, y, source = multi_input_feeds(candidate, specs, data)
@@ -238,7 +240,6 @@ def _held_out(recipe: Recipe | None, data: Path | None) -> tuple[np.ndarray, np.
     import numpy as np
 
     if data is not None:
-        check_npz_path(data, "--data", "give an .npz with arrays x_test/y_test (or x/y)")
         try:
             with np.load(data, allow_pickle=False) as archive:
                 keys = ("x_test", "y_test") if "x_test" in archive.files else ("x", "y")

@@ -4,6 +4,7 @@ feed it with a typed error (never an internal error)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,12 @@ def test_cli_exit_codes(models):
                               capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
         assert "internal error" not in done.stderr
+
+
+def test_data_that_is_a_directory_or_a_loop_is_named(models, tmp_path):
+    (tmp_path / "arrays").mkdir()
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(DataError, match=r"--data .*arrays is a directory, expected an .npz file"):
+        verify_cmd(models["model"], None, None, tmp_path / "arrays")
+    with pytest.raises(DataError, match=r"--data .*loop is a symlink loop"):
+        verify_cmd(models["model"], None, None, tmp_path / "loop")

@@ -373,14 +373,22 @@ def resolve_shapes(specs, shapes, stored, recorded=None):
         elif any(not isinstance(d, int) for d in declared[1:]):
             raise RunnerError("shape_unknown", "input '%s' has symbolic dimensions %s: the shape to benchmark "
                               "cannot be known" % (spec["name"], declared),
-                              "give it: edgekd bench --shape %s=%s (or an --inputs file with a real sample)"
-                              % (spec["name"], ",".join(str(d) if isinstance(d, int) else "N" for d in declared)))
+                              "give the sizes: edgekd bench --shape %s=%s (or an --inputs file with a real sample)"
+                              % (spec["name"], ",".join(_placeholder(d, i) for i, d in enumerate(declared))))
         elif declared and not isinstance(declared[0], int):
             spec["shape"] = [1] + declared[1:]
             notes.append("input '%s': batch dimension %s set to 1" % (spec["name"], declared[0] or "?"))
         if spec["shape"] != declared:
             spec["declared_shape"] = declared
     return notes
+
+
+def _placeholder(dim, index):
+    """How a dimension is shown in the --shape the user should give: its size, 1 for a symbolic batch,
+    else <name> to fill in."""
+    if isinstance(dim, int):
+        return str(dim)
+    return "1" if index == 0 else "<%s>" % (dim or "size")
 
 
 def _fits(declared, given):

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from edgekd import console, preflight
 from edgekd.errors import EdgekdError, UsageError
 from edgekd.fileio import read_json
@@ -48,7 +50,7 @@ def run_recipe(
     def after_data(outcome: StageOutcome) -> None:
         """Preflight with the data's shape, before any model is trained."""
         for note in preflight.check_with_data(recipe, outcome.summary, only):
-            console.say(f"[yellow]note[/]: {note}")
+            console.say(f"[yellow]note[/]: {escape(note)}")
 
     failure: Exception | None = None
     with console.progress(transient=True) as bar:
@@ -149,7 +151,7 @@ def _print_summary(report: dict[str, Any], run_dir: Path) -> None:
     if distill:
         console.say(distill_line(distill))
     for verdict in _verdicts(report):
-        console.say(f"  [yellow]verdict[/] {verdict.get('code')}: {verdict.get('message')}")
+        console.say(f"  [yellow]verdict[/] {escape(str(verdict.get('code')))}: {escape(str(verdict.get('message')))}")
     for name in ("report.html", "report.md", "report.json"):
         if (run_dir / name).exists():
             console.say(f"  {run_dir / name}")

@@ -173,3 +173,26 @@ def test_imported_teacher_runs_to_the_end_and_the_summary_says_unknown(tmp_path:
     assert strict.returncode == expected, strict.stdout[-2000:] + strict.stderr[-2000:]
     if expected == 3:
         assert "under --strict" in strict.stderr and "energy_unavailable" in strict.stderr
+
+
+def test_a_150_sample_csv_runs_end_to_end_without_a_calibration_error(tmp_path: Path) -> None:
+    """Issue 13: the default calibration size (200) failed after training on any data set with fewer training
+    samples. Now it is capped at the training split, with a note on the terminal and in the stage's summary."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(150) % 3
+    x = rng.normal(size=(150, 4)) + y[:, None] * 1.5
+    rows = ["a,b,c,d,label"] + [",".join(f"{v:.4f}" for v in row) + f",{label}" for row, label in zip(x, y)]
+    (tmp_path / "small.csv").write_text("\n".join(rows) + "\n")
+    recipe = tmp_path / "small.toml"
+    recipe.write_text('[data]\nsource = "csv"\npath = "small.csv"\n[teacher]\nmodel = { arch = "mlp", width = 64, depth = 2 }\n'
+                      '[student]\nmodel = { arch = "mlp", width = 16, depth = 1 }\n[bench]\nenabled = false\n')  # fmt: skip
+    result = edgekd("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    said = " ".join(result.stdout.split())
+    assert "calibration uses all 105 training samples" in said and "set [calibration] size to choose" in said
+    calibrate = json.loads((tmp_path / "run" / ".edgekd" / "stages" / "calibrate.json").read_text())
+    assert calibrate["summary"]["size"] == 105 and calibrate["summary"]["requested"] is None
+    assert "all 105 training samples" in calibrate["summary"]["warnings"][0]
+    assert (tmp_path / "run" / "handoff").is_dir()  # int8 TFLite and the firmware bundle from 105 samples

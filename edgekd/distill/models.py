@@ -82,7 +82,7 @@ def _custom_model(factory: str | None, input_shape: tuple[int, ...], num_classes
 
     if not factory or ":" not in factory:
         raise ModelError(f"custom model factory {factory!r} must look like 'package.module:function'",
-                         hint='e.g. factory = "mymodels:make_student" with mymodels.py importable (on PYTHONPATH or beside the recipe)')  # fmt: skip
+                         hint='e.g. factory = "mymodels:make_student" with mymodels.py importable (its folder on PYTHONPATH)')  # fmt: skip
     module_name, attr = factory.split(":", 1)
     try:
         module = importlib.import_module(module_name)

@@ -23,7 +23,7 @@ def labelled_mask(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, 0x1AB])
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
-        keep = max(1, int(round(fraction * len(members))))
+        keep = max(1, round(fraction * len(members)))
         mask[rng.choice(members, size=keep, replace=False)] = True
     return mask
 

@@ -118,8 +118,8 @@ class AdbTarget:
         return TargetError(f"{who} is not connected{': ' + detail if detail else ''}",
                            hint="check `adb devices`; for Wi-Fi debugging run `adb connect HOST:PORT` first")
 
-    def _shell(self, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """One device command; a transport failure (phone gone) becomes TargetError.
+    def _shell(self, command: str, timeout: float = 60.0, label: str | None = None) -> subprocess.CompletedProcess[str]:
+        """One device command; a transport failure (phone gone) becomes TargetError naming `label` (or the command).
 
         The command runs in a subshell followed by an exit-status sentinel on stderr: the sentinel carries
         the exit code on phones without shell_v2 (legacy `shell:` loses it), and its absence means the
@@ -134,7 +134,7 @@ class AdbTarget:
                 setattr(result, stream, head + rest.lstrip("\r\n") if rest.strip() else head)
                 result.returncode = int(code.strip()) if code.strip().isdigit() else result.returncode
                 return result
-        raise self._lost(command, result.stderr)
+        raise self._lost(label or command, result.stderr)
 
     def _lost(self, command: str, stderr: str) -> PhoneLostError:
         """The phone went away: the reason is adb's own message, never a line the command printed (a
@@ -273,7 +273,7 @@ class AdbTarget:
         inner = f"echo $$ > {pid_file} && exec " + shlex.join([*pin, *device_argv])
         command = f"cd {shlex.quote(workdir)} && sh -c {shlex.quote(inner)}"
         started = time.perf_counter()
-        result = self._shell(command, timeout=timeout)
+        result = self._shell(command, timeout=timeout, label=shlex.join(device_argv))
         seconds = time.perf_counter() - started
         stdout = result.stdout
         if native is not None:

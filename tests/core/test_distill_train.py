@@ -152,3 +152,11 @@ def test_augmentation_shifts_match_a_pixel_by_pixel_reference() -> None:
                 if 0 <= row - dy < 5 and 0 <= col - dx < 6:
                     expected[:, row, col] = x[i, :, row - dy, col - dx]
         assert np.array_equal(out[i], expected)
+
+
+def test_min_epochs_beyond_epochs_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"min_epochs \(9\) cannot exceed epochs \(4\)"):
+        TrainConfig(epochs=4, min_epochs=9)
+    assert TrainConfig(epochs=30).first_selectable_epoch == 15 and TrainConfig(epochs=1).first_selectable_epoch == 1

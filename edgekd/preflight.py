@@ -218,7 +218,7 @@ def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:
         return {}
     ops: dict[str, str] = {}
     for name, layer in model.named_modules():
-        label = f"{name or 'model'} ({type(layer).__name__})"
+        label = f"layer '{name}' ({type(layer).__name__})" if name else f"the model ({type(layer).__name__})"
         if isinstance(layer, nn.Hardsigmoid):
             ops.setdefault("RELU_0_TO_1", label)
         elif isinstance(layer, nn.GELU) and layer.approximate == "none":

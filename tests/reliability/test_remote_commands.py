@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgekd.errors import TargetError
 from edgekd.targets.adb import AdbTarget
 from edgekd.targets.adb_probe import PhoneState
 from edgekd.targets.ssh import SshTarget

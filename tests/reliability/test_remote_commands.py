@@ -157,7 +157,7 @@ def test_adb_run_command_line_splits_back_into_the_argv(argv: list[str], tmp_pat
     sandbox, parent = fresh(tmp_path, "x")
     target = adb_target(sandbox, parent)
     sent: list[str] = []
-    target._shell = lambda command, timeout=60.0: (sent.append(command), subprocess.CompletedProcess([], 0, "", ""))[1]  # type: ignore[method-assign]
+    target._shell = lambda command, timeout=60.0, label=None: (sent.append(command), subprocess.CompletedProcess([], 0, "", ""))[1]  # type: ignore[method-assign]
     target.run(["printf", "%s\\n", *argv], timeout=30)
     words = shlex.split(sent[0])
     assert words[:5] == ["cd", target.workdir, "&&", "sh", "-c"] and len(words) == 6

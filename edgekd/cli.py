@@ -59,7 +59,7 @@ def run_cmd(
     force: Annotated[bool, typer.Option("--force", help="ignore the cache and redo every stage")] = False,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="run only these stages (repeatable)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print report.json at the end")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="exit 3 when any verdict fires (after the report is written)")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 3 when a warning verdict fires (after the report is written)")] = False,
     strict_verdict: Annotated[
         Optional[list[str]], typer.Option("--strict-verdict", help="exit 3 when this verdict code fires (repeatable)")
     ] = None,
@@ -67,7 +67,7 @@ def run_cmd(
     """Run the whole pipeline of a recipe; completed stages are cached and a killed run resumes.
 
     Exit codes: 0 done; 1 a stage failed; 2 a recipe or usage mistake (found before training where it can be);
-    3 a verdict fired under --strict / --strict-verdict / [run] strict; 130 interrupted."""
+    3 a verdict fired under --strict / --strict-verdict / \\[report] strict; 130 interrupted."""
     from edgekd.runflow import run_recipe
 
     if json_output:

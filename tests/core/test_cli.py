@@ -18,7 +18,7 @@ def edgekd(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_command_and_imports_nothing_heavy() -> None:
     result = edgekd("--help")
     assert result.returncode == 0, result.stderr
-    for command in ("run", "distill", "export", "quantize", "verify", "bench", "handoff", "report", "targets"):
+    for command in ("run", "distill", "export", "quantize", "verify", "bench", "handoff", "report", "targets", "recipe"):
         assert command in result.stdout
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, edgekd.cli; heavy = {'torch','tensorflow','onnx','onnxruntime','onnx2tf',"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,7 @@ def run_trial(trial: Any, ctx: SweepContext) -> tuple[float, ...]:
     values = suggest(trial, ctx.sweep.space)
     run_dir = ctx.trial_dir(trial.number)
     trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     trial.set_user_attr("values", json.loads(json.dumps(values, default=str)))
     try:
         outcomes = _run_pipeline(trial, ctx, values, run_dir)

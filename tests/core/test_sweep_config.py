@@ -1,0 +1,159 @@
+"""Sweep pieces that need no training: the [sweep] table, the check before trial 1, trial recipes, the
+Pareto/recommendation rule, and the device locks (file lock for SQLite, pg_advisory_lock for PostgreSQL)."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekd.errors import RecipeError
+from edgekd.sweep.config import SweepConfig, load_sweep_recipe
+from edgekd.sweep.device_lock import FileDeviceLock, PostgresDeviceLock, device_lock_for
+from edgekd.sweep.results import mark_pareto
+from edgekd.sweep.runner import run_sweep
+from edgekd.sweep.space import check_space, trial_recipe
+
+BASE = """
+[run]
+name = "s"
+[data]
+source = "digits"
+[student]
+model = { arch = "cnn", width = 4, depth = 2 }
+[tflite]
+enabled = false
+[handoff]
+enabled = false
+[report]
+history = false
+"""
+SWEEP = """
+[sweep]
+out = "sw"
+objectives = [{ metric = "accuracy", artifact = "onnx_int8" }, { metric = "p50_ms", artifact = "onnx_int8", target = "local" }]
+constraints = [{ metric = "size_bytes", artifact = "onnx_int8", max = 9000 }]
+[sweep.space]
+"""
+
+
+def write(tmp_path: Path, space: str, extra: str = "", sweep: str = SWEEP) -> Path:
+    path = tmp_path / "r.toml"
+    path.write_text(BASE + extra + sweep + space, encoding="utf-8")
+    return path
+
+
+def refused(path: Path) -> str:
+    with pytest.raises(RecipeError) as info:
+        run_sweep(path)
+    assert not (path.parent / "sw").exists(), "refused before the sweep directory (and any trial) was made"
+    return info.value.message
+
+
+def test_space_over_a_shared_table_is_refused_before_any_trial(tmp_path: Path) -> None:
+    message = refused(write(tmp_path, '"teacher.train.epochs" = { choices = [1, 2] }\n'))
+    assert message == "[sweep] space key 'teacher.train.epochs': [teacher] is shared by every trial and cannot be searched"
+
+
+def test_a_value_the_recipe_refuses_names_the_axis_and_value(tmp_path: Path) -> None:
+    message = refused(write(tmp_path, '"student.model.arch" = { choices = ["cnn", "transformer"] }\n'))
+    assert message.startswith("[sweep] space student.model.arch = 'transformer' gives a recipe edgekd refuses:")
+    assert "'transformer' is not one of" in message
+
+
+def test_a_range_outside_the_recipe_bounds_is_refused(tmp_path: Path) -> None:
+    message = refused(write(tmp_path, '"distill.losses.0.alpha" = { low = 0.5, high = 1.5 }\n'))
+    assert message.startswith("[sweep] space distill.losses.0.alpha = 1.5 gives a recipe edgekd refuses:")
+
+
+def test_an_objective_on_an_artifact_no_trial_makes_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n', extra="[quantize]\nenabled = false\n")
+    assert refused(path).startswith("[sweep] accuracy(onnx_int8): no trial makes artifact 'onnx_int8'")
+
+
+def test_latency_on_a_target_not_benchmarked_is_refused(tmp_path: Path) -> None:
+    sweep = SWEEP.replace('target = "local"', 'target = "pi5"')
+    path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n', sweep=sweep)
+    assert refused(path) == "[sweep] p50_ms(onnx_int8@pi5): target 'pi5' is not benchmarked by the recipe"
+
+
+def test_unknown_sweep_key_and_bad_range_are_recipe_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, '"student.model.width" = { low = 8, high = 2 }\n')
+    assert "sweep.space.student.model.width: low (8) is above high (2)" in refused(path)
+    path = write(tmp_path, '"student.model.width" = { choices = [2] }\n', sweep=SWEEP.replace("[sweep]\n", "[sweep]\ntrails = 3\n"))
+    assert "sweep.trails: Extra inputs are not permitted" in refused(path)
+
+
+def test_trial_recipe_sets_dotted_keys_and_list_values(tmp_path: Path) -> None:
+    path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n')
+    recipe, sweep, raw, _ = load_sweep_recipe(path)
+    check_space(recipe, raw, sweep, str(path))
+    trial = trial_recipe(raw, {"student.model.width": 16, "distill.losses.0.temperature": 2.5,
+                               "tflite.precisions": ["fp32"], "quantize.per_channel": False}, "t")
+    assert trial.student.model.width == 16 and trial.student.model.depth == 2
+    assert trial.distill.losses[0].temperature == 2.5 and trial.distill.losses[0].kind == "hinton"
+    assert trial.tflite.precisions == ["fp32"] and trial.quantize.per_channel is False
+    assert raw["student"]["model"]["width"] == 4, "the sweep recipe's own table is not changed"
+
+
+def test_recommended_is_the_feasible_pareto_trial_best_on_the_first_objective() -> None:
+    sweep = SweepConfig.model_validate({
+        "space": {"student.model.width": {"choices": [1]}},
+        "objectives": [{"metric": "accuracy"}, {"metric": "p50_ms", "target": "local"}],
+    })  # fmt: skip
+    labels = [o.label for o in sweep.objectives]
+
+    def row(number: int, acc: float, p50: float, feasible: bool = True) -> dict:
+        return {"number": number, "values": dict(zip(labels, (acc, p50))), "feasible": feasible, "pareto": False}
+
+    rows = [row(0, 0.90, 1.0), row(1, 0.95, 2.0), row(2, 0.99, 0.5, feasible=False), row(3, 0.89, 1.5)]
+    front = mark_pareto(rows, sweep)
+    assert [r["number"] for r in front] == [1, 0]  # 3 is dominated by 0, 2 is infeasible
+    assert [r["pareto"] for r in rows] == [True, True, False, False]
+
+
+def _hold(lock: object, target: str, hold_s: float, out: multiprocessing.Queue) -> None:
+    with lock.hold([target]):  # type: ignore[attr-defined]
+        start = time.time()
+        time.sleep(hold_s)
+        out.put((start, time.time()))
+
+
+def _no_interleaving(lock: object, workers: int = 3) -> list[tuple[float, float]]:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_hold, args=(lock, "local", 0.4, out)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    windows = sorted(out.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert end <= start, f"two holders of one device overlapped: {windows}"
+    return windows
+
+
+def test_file_device_lock_serialises_processes(tmp_path: Path) -> None:
+    lock = device_lock_for(f"sqlite:///{tmp_path / 'study.sqlite3'}")
+    assert isinstance(lock, FileDeviceLock) and lock.directory == tmp_path / "device-locks"
+    assert len(_no_interleaving(lock)) == 3
+
+
+@pytest.mark.slow
+def test_postgres_advisory_lock_serialises_processes() -> None:
+    from tests.support.postgres import local_postgres
+
+    try:
+        server_cm = local_postgres()
+        server = server_cm.__enter__()
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    try:
+        lock = device_lock_for(server.url)
+        assert isinstance(lock, PostgresDeviceLock)
+        assert len(_no_interleaving(lock)) == 3
+    finally:
+        server_cm.__exit__(None, None, None)

@@ -39,8 +39,10 @@ def test_by_op_type_agrees_with_the_tools_summary_table():
     ours = {row["op_type"]: row for row in by_op_type(parse_benchmark_output(text))}
     theirs = summary_by_node_type(text)
     assert set(ours) == set(theirs) == {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "SOFTMAX", "SQUEEZE"}
-    for op_type, ms in theirs.items():  # each printed row is rounded to 0.001 ms
-        assert ours[op_type]["ms"] == pytest.approx(ms, abs=0.0005 * (ours[op_type]["nodes"] + 1)), op_type
+    # The tool rounds each printed figure to 0.001 ms and averages the two tables separately (SOFTMAX is
+    # 0.233 in Run Order, 0.232 in the summary): allow 0.001 ms per node.
+    for op_type, ms in theirs.items():
+        assert ours[op_type]["ms"] == pytest.approx(ms, abs=0.001 * (ours[op_type]["nodes"] + 1)), op_type
     assert ours["CONV_2D"]["nodes"] == 15 and ours["DEPTHWISE_CONV_2D"]["nodes"] == 13
 
 

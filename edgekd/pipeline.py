@@ -14,27 +14,26 @@ error propagate with its own exit code. A failed manifest is never a cache hit.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgekd import __version__
-from edgekd.artifacts import Artifact, sidecar_path
-from edgekd.errors import CacheError, EdgekdError, LockError
-from edgekd.fileio import atomic_write_json, read_json, sha256_path, storage_error
+from edgekd.artifacts import Artifact
+from edgekd.errors import CacheError, EdgekdError
+from edgekd.fileio import atomic_write_json, storage_error
 from edgekd.recipe import Recipe
+from edgekd.run_directory import MANIFEST_SCHEMA, RunDirectory, cache_valid, commit, disk_full, relative_entry
 
-MANIFEST_SCHEMA = "edgekd.stage/1"
+__all__ = ["MANIFEST_SCHEMA", "Pipeline", "RunDirectory", "Stage", "StageContext", "StageOutcome", "StageResult", "cache_key"]
+
 _log = logging.getLogger(__name__)
 
 
@@ -128,95 +127,6 @@ def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact], upstre
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class RunDirectory:
-    """The layout of a run directory and its bookkeeping under `.edgekd/`."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.meta = path / ".edgekd"
-        self.stages = self.meta / "stages"
-        self.tmp = self.meta / "tmp"
-
-    def manifest_path(self, stage: str) -> Path:
-        return self.stages / f"{stage}.json"
-
-    def read_manifest(self, stage: str) -> dict[str, Any] | None:
-        path = self.manifest_path(stage)
-        if not path.exists():
-            return None
-        try:
-            data = read_json(path)
-        except (OSError, ValueError):
-            return None  # a damaged manifest is a cache miss, never a crash
-        return data if isinstance(data, dict) and data.get("schema") == MANIFEST_SCHEMA else None
-
-    def manifests(self) -> dict[str, dict[str, Any]]:
-        found = {}
-        for path in sorted(self.stages.glob("*.json")) if self.stages.exists() else []:
-            data = self.read_manifest(path.stem)
-            if data is not None:
-                found[path.stem] = data
-        return found
-
-    def artifacts_of(self, manifest: dict[str, Any]) -> list[Artifact]:
-        return [Artifact.from_dict(a, base=self.path) for a in manifest.get("artifacts", [])]
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold an exclusive lock on the run directory for the duration (two runs never share one)."""
-        try:
-            self.meta.mkdir(parents=True, exist_ok=True)
-            handle = open(self.meta / "lock", "a+")
-        except OSError as exc:
-            raise storage_error(exc, self.meta) from None
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise LockError(
-                    f"run directory {self.path} is in use by {holder}",
-                    hint="wait for that run to finish, or choose another directory with --out",
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"edgekd pid {os.getpid()}")
-            handle.flush()
-            yield
-        finally:
-            handle.close()
-
-
-def _cache_valid(run: RunDirectory, manifest: dict[str, Any] | None, key: str) -> bool:
-    """A hit needs the same key, a stage that succeeded, and every output still on disk with its content."""
-    if manifest is None or manifest.get("key") != key or manifest.get("status") == "failed":
-        return False
-    for entry in manifest.get("artifacts", []):
-        path = run.path / entry["path"]
-        if not path.exists() or sha256_path(path) != entry["sha256"]:
-            return False
-    return True
-
-
-def _commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:
-    """Move a stage's outputs from its private workdir into the run directory; return relocated artifacts."""
-    moved: list[Artifact] = []
-    for entry in sorted(workdir.iterdir()):
-        dest = run.path / entry.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        os.replace(entry, dest)
-    for artifact in artifacts:
-        try:
-            relative = artifact.path.resolve().relative_to(workdir.resolve())
-        except ValueError:
-            moved.append(artifact)  # an artifact the stage passed through from elsewhere
-            continue
-        moved.append(artifact.moved_to(run.path / relative))
-    return moved
-
-
 class Pipeline:
     """Runs stages in order against a run directory, reusing cached results."""
 
@@ -267,7 +177,7 @@ class Pipeline:
                 upstream = {name: keys[name] for name in stage.needs if name in keys}
                 key = cache_key(stage.name, stage.config(self.recipe), [a for arts in inputs.values() for a in arts], upstream)
                 manifest = self.run.read_manifest(stage.name)
-                if manifest is not None and not force and _cache_valid(self.run, manifest, key):
+                if manifest is not None and not force and cache_valid(self.run, manifest, key):
                     outcome = StageOutcome(stage.name, "cached", 0.0, self.run.artifacts_of(manifest), manifest.get("summary", {}))
                 else:
                     notify(stage.name)
@@ -356,7 +266,7 @@ class Pipeline:
         succeeded = False
         try:
             result = stage.run(ctx)
-            artifacts = _commit(self.run, workdir, result.artifacts)
+            artifacts = commit(self.run, workdir, result.artifacts)
             succeeded = True
         except EdgekdError:
             raise
@@ -364,7 +274,7 @@ class Pipeline:
             raise storage_error(exc, self.run.path) from None
         except Exception:
             # Libraries report a full disk in their own ways (torch.save: "unexpected pos"); check the disk.
-            if _disk_full(workdir):
+            if disk_full(workdir):
                 raise storage_error(OSError(errno.ENOSPC, "No space left on device"), self.run.path) from None
             raise
         finally:
@@ -379,27 +289,8 @@ class Pipeline:
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "status": "done",
             "edgekd": __version__,
-            "artifacts": [_relative(a, self.run.path) for a in artifacts],
+            "artifacts": [relative_entry(a, self.run.path) for a in artifacts],
             "summary": result.summary,
         }
         atomic_write_json(self.run.manifest_path(stage.name), manifest)
         return StageOutcome(stage.name, "ran", seconds, artifacts, result.summary)
-
-
-def _disk_full(path: Path, reserve: int = 64 * 1024) -> bool:
-    try:
-        stats = os.statvfs(path)
-    except OSError:
-        return False
-    return stats.f_bavail * stats.f_frsize < reserve
-
-
-def _relative(artifact: Artifact, root: Path) -> dict[str, Any]:
-    data = artifact.to_dict()
-    try:
-        data["path"] = artifact.path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        data["path"] = str(artifact.path)
-    data["size_bytes"] = artifact.size_bytes
-    data["sidecar"] = sidecar_path(Path(data["path"])).as_posix()
-    return data

@@ -17,8 +17,11 @@ from edgekd.config.base import StrictModel
 class ModelSpec(StrictModel):
     """A built-in architecture sized by width and depth, or the user's own factory."""
 
-    arch: Literal["mlp", "cnn", "mobilenet", "custom"] = Field(
-        "cnn", description='Model family: "mlp" (any data), "cnn" and "mobilenet" (images), or "custom" (your own factory).')
+    arch: Literal["auto", "mlp", "cnn", "mobilenet", "custom"] = Field(
+        "auto",
+        description='Model family: "auto" ("cnn" for images, "mlp" for tables), "mlp" (any data), "cnn" and "mobilenet" '
+        '(images), or "custom" (your own factory). Sidecars record the family "auto" resolved to.',
+    )
     width: int = Field(16, ge=1, description="Built-in families: units (mlp) or channels of the first block (cnn, mobilenet).")
     depth: int = Field(2, ge=1, description="Built-in families: number of hidden layers (mlp) or blocks (cnn, mobilenet).")
     factory: str | None = Field(
@@ -33,7 +36,12 @@ class TrainConfig(StrictModel):
     """One training run: optimiser, schedule, and which epoch's weights are kept."""
 
     epochs: int = Field(20, ge=1, description="Passes over the training split.")
-    batch_size: int = Field(64, ge=1, description="Samples per optimiser step (per process under DDP).")
+    batch_size: int | None = Field(
+        None, ge=1,
+        description="Samples per optimiser step (per process under DDP). Default: 64, or the training split / 16 (at least 8) "
+        "when that is smaller, so a 100-sample data set still gets ~13 steps per epoch (measured on iris: the default MLP "
+        "teacher reached 76 % test accuracy with 64 and 96 % with 8, logistic regression 97 %).",
+    )  # fmt: skip
     lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="Decoupled weight decay (AdamW) or L2 (SGD).")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description='"adamw", or "sgd" (Nesterov momentum 0.9).')
@@ -70,6 +78,10 @@ class TrainConfig(StrictModel):
             raise ValueError(f"min_epochs ({self.min_epochs}) cannot exceed epochs ({self.epochs})")
         return self
 
+    def batch_for(self, samples: int) -> int:
+        """The batch size for a training split of `samples` samples (see `batch_size`)."""
+        return self.batch_size if self.batch_size is not None else min(64, max(8, samples // 16))
+
     @property
     def first_selectable_epoch(self) -> int:
         """1-based epoch from which a checkpoint may be kept and early stopping may act."""
@@ -100,7 +112,7 @@ class TeacherConfig(StrictModel):
         description='"builtin" (trained here), "module" (your factory + a state dict), "torchscript" (TorchScript or a '
         'torch.export .pt2), "onnx" (run in ONNX Runtime), "soft_labels" (an .npz of ids and logits/probabilities).',
     )
-    model: ModelSpec = Field(ModelSpec(arch="cnn", width=32, depth=3), description='builtin: the architecture; module: { arch = "custom", factory = "pkg.mod:fn" }.')
+    model: ModelSpec = Field(ModelSpec(width=32, depth=3), description='builtin: the architecture; module: { arch = "custom", factory = "pkg.mod:fn" }.')
     path: Path | None = Field(None, description="Weights / TorchScript / torch.export / ONNX / soft-label .npz file; relative to the recipe.")
     train: TrainConfig = Field(TrainConfig(epochs=15), description="builtin: how the teacher is trained.")
     outputs: Literal["logits", "probabilities"] = Field("logits", description="What an external teacher returns.")
@@ -133,7 +145,7 @@ class TeacherConfig(StrictModel):
 class StudentConfig(StrictModel):
     """The small model that is distilled and shipped."""
 
-    model: ModelSpec = Field(ModelSpec(arch="cnn", width=8, depth=3), description="The student's architecture (default: 6.3k params, 6.7 % of the default teacher).")
+    model: ModelSpec = Field(ModelSpec(width=8, depth=3), description="The student's architecture (default on images: a 6.3k-param CNN, 6.7 % of the default teacher).")
 
 
 class LossConfig(StrictModel):

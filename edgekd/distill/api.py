@@ -166,7 +166,7 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
                                                      labeled_fraction=labeled_fraction)  # fmt: skip
         scratch = None
         if config.baseline:
-            steps = _steps_per_epoch(len(train.x), config.train.batch_size)
+            steps = _steps_per_epoch(len(train.x), config.train.batch_for(len(train.x)))
             scratch = _train_scratch(student, config, data, train, mask, seed=seed, out_dir=out_dir, progress=bar,
                                      resume=resume, steps=steps)  # fmt: skip
     rank, _ = distributed()
@@ -307,13 +307,13 @@ def _save_torch_model(model: nn.Module, path: Path, name: str, spec: dict[str, A
 
     `preprocessing` is the model's own (default: the student's, from the data).
     """
-    from edgekd.distill.models import save_state_dict
+    from edgekd.distill.models import resolve_spec, save_state_dict
 
     save_state_dict(model, path)
     layout = data.preprocessing.get("layout", "NCHW" if len(data.input_shape) == 3 else "NC")
     inputs = [TensorSpec("input", ("batch", *data.input_shape), "float32", layout)]
     outputs = [TensorSpec("logits", ("batch", len(names)), "float32", "NC")]
-    config = {"model": spec, "input_shape": list(data.input_shape), "num_classes": len(names), "label_names": list(names),
+    config = {"model": resolve_spec(spec, data.input_shape), "input_shape": list(data.input_shape), "num_classes": len(names), "label_names": list(names),
               "preprocessing": data.preprocessing if preprocessing is None else preprocessing, **extra}  # fmt: skip
     return create_artifact(path, name=name, format="torch", precision="fp32", inputs=inputs, outputs=outputs, parent=parent,
                            producer="distill", config=config)  # fmt: skip

@@ -48,7 +48,7 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes:
     """
     from torch import nn
 
-    arch = spec.get("arch", "cnn")
+    arch = resolve_spec(spec, input_shape).get("arch", "cnn")
     width = int(spec.get("width", 16))
     depth = int(spec.get("depth", 2))
     if arch == "mlp":
@@ -74,6 +74,13 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes:
         dry_run(model, input_shape, num_classes, f"the {role} built by {factory}")
         return model
     raise ModelError(f"unknown architecture {arch!r}", hint="use one of mlp, cnn, mobilenet, custom")
+
+
+def resolve_spec(spec: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """`spec` with arch "auto" resolved: "cnn" for (C, H, W) images, "mlp" for (F,) tables."""
+    if spec.get("arch") != "auto":
+        return spec
+    return {**spec, "arch": "cnn" if len(input_shape) == 3 else "mlp"}
 
 
 def _custom_model(factory: str | None, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

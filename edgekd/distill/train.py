@@ -244,7 +244,8 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         state = _load_checkpoint(checkpoint, fingerprint, model, objective, optimizer, label)
         result.resumed_from = state["epoch"]
     result.history = state["history"]
-    steps = len(epoch_order(pool, seed, 0, rank, world, config.batch_size, steps_per_epoch))
+    batch_size = config.batch_for(len(data.x))  # of the whole training split: a smaller labelled pool keeps the KD run's batches
+    steps = len(epoch_order(pool, seed, 0, rank, world, batch_size, steps_per_epoch))
     total_steps = steps * config.epochs
     task = progress.add_task(label, total=total_steps, completed=state["epoch"] * steps, status="") if progress is not None else None
     has_val = len(data.y_val) > 0
@@ -256,7 +257,7 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         started, cpu_started = time.perf_counter(), time.process_time()
         model.train()
         losses, correct, seen = [], 0, 0
-        for step, batch in enumerate(epoch_order(pool, seed, epoch, rank, world, config.batch_size, steps_per_epoch)):
+        for step, batch in enumerate(epoch_order(pool, seed, epoch, rank, world, batch_size, steps_per_epoch)):
             lr = learning_rate(config, epoch * steps + step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -285,7 +286,7 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         val_acc, val_loss = evaluate(model, data.x_val, data.y_val)
         row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(losses)), world),
                "train_accuracy": correct / seen if seen else None, "val_accuracy": val_acc, "val_loss": val_loss,
-               "lr": lr, "steps": len(losses), "world_size": world, "train_seconds": train_seconds,
+               "lr": lr, "steps": len(losses), "batch_size": batch_size, "world_size": world, "train_seconds": train_seconds,
                "train_cpu_seconds": train_cpu_seconds,
                "seconds": time.perf_counter() - started}  # fmt: skip
         result.history.append(row)

@@ -98,7 +98,7 @@ def profile_onnx(model_path: str | Path, inputs: dict[str, Any] | None = None, r
             plain = ort.InferenceSession(str(path), _session_options(threads, optimization, None), providers=usable)
             profiled = ort.InferenceSession(str(path), _session_options(threads, optimization, f"{work}/ort"),
                                             providers=usable)
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types with the reason
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types with the reason
             raise ModelError(f"onnxruntime cannot load {path.name}: {str(exc).splitlines()[0]}") from None
         if inputs is None:
             inputs, input_notes = random_inputs(plain)

@@ -32,10 +32,10 @@ DELEGATE_KERNELS = {
 }
 #: Lines of the tool's log that name the delegate it applied -> provider name.
 DELEGATE_LOG = (
-    (re.compile(r"XNNPACK delegate", re.I), "XNNPACK"),
-    (re.compile(r"NNAPI delegate|nnapi.*(created|applied)", re.I), "NNAPI"),
-    (re.compile(r"GPU delegate", re.I), "GPU"),
-    (re.compile(r"Hexagon delegate", re.I), "Hexagon"),
+    (re.compile(r"XNNPACK delegate", re.IGNORECASE), "XNNPACK"),
+    (re.compile(r"NNAPI delegate|nnapi.*(created|applied)", re.IGNORECASE), "NNAPI"),
+    (re.compile(r"GPU delegate", re.IGNORECASE), "GPU"),
+    (re.compile(r"Hexagon delegate", re.IGNORECASE), "Hexagon"),
 )
 _HEADER = re.compile(r"\[([^\]]+)\]")
 

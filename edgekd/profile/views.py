@@ -50,7 +50,7 @@ def count_op_types(onnx_path: str | Path) -> Counter[str]:
     path = Path(onnx_path)
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError/OSError variants for bad files
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError/OSError variants for bad files
         raise ModelError(f"cannot read ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else exc}",
                          hint="give an .onnx file") from None
     return Counter(node.op_type for node in model.graph.node)

@@ -185,9 +185,10 @@ def test_top_ops_and_by_op_type(model):
 @pytest.fixture(scope="module")
 def int8_model(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The conv stack quantized by edgekd's ORT quantizer (static QDQ, per-channel) on seeded samples."""
+    from edgekd.converters.onnx_quant import OrtQuantizer
+
     from edgekd.artifacts import create_artifact
     from edgekd.config.export import QuantizeConfig
-    from edgekd.converters.onnx_quant import OrtQuantizer
 
     work = tmp_path_factory.mktemp("int8")
     calibration_path = work / "calibration.npz"

@@ -1,0 +1,115 @@
+"""`edgekd bench profile MODEL` (profile_cmd, mounted here as the lead mounts it under `bench`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edgekd import console
+from edgekd.commands.profile import profile_cmd
+from edgekd.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tests.core.test_profile_ort import conv_stack
+
+RECORDINGS = REPO / "tests" / "support" / "recordings" / "profile"
+QUICK = ["--runs", "5", "--warmup", "1"]
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """edgekd (test mount)."""
+
+    bench = typer.Typer()
+    bench.command("profile")(profile_cmd)
+
+    @bench.callback()
+    def bench_root() -> None:
+        """bench (test mount)."""
+
+    app.add_typer(bench, name="bench")
+    return app
+
+
+@pytest.fixture
+def cli() -> Iterator[tuple[CliRunner, typer.Typer]]:
+    yield CliRunner(), make_app()
+    console.set_mode()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return conv_stack(tmp_path_factory.mktemp("profile-cli") / "conv_stack.onnx", channels=8, size=16)
+
+
+def test_json_document_with_profile_overlay_and_fallback_verdict(cli, model, tmp_path):
+    runner, app = cli
+    overlay, saved = tmp_path / "latency.json", tmp_path / "profile.json"
+    outcome = runner.invoke(app, ["bench", "profile", str(model), *QUICK, "--optimization", "none", "--json",
+                                  "--provider", "XnnpackExecutionProvider", "--provider", "CPUExecutionProvider",
+                                  "--explorer", str(overlay), "--out", str(saved)])
+    assert outcome.exit_code == 0, outcome.output
+    document = json.loads(outcome.stdout)
+    [profile] = document["profiles"]
+    assert profile["schema"] == "edgekd.profile/1" and profile["runs"] == 5
+    assert {row["op"] for row in profile["rows"]} >= {"conv0", "relu0", "fc"}
+    assert [v["code"] for v in document["verdicts"]] == ["accelerator_fallback"]
+    assert document["explorer"]["unmatched"] == []
+    assert set(json.loads(overlay.read_text())["results"]) == {row["op"] for row in profile["rows"]}
+    assert json.loads(saved.read_text()) == document
+
+
+def test_human_output_names_top_ops_types_and_comparison(cli, model, tmp_path):
+    runner, app = cli
+    other = conv_stack(tmp_path / "deeper.onnx", channels=8, size=16, depth=6)
+    outcome = runner.invoke(app, ["bench", "profile", str(model), *QUICK, "--top", "2", "--compare", str(other)],
+                            env={"COLUMNS": "200"})
+    assert outcome.exit_code == 0, outcome.output
+    text = outcome.stdout
+    assert "top 2 ops" in text and "time by op type" in text and "profiler overhead: profiled median" in text
+    assert "conv_stack.onnx vs deeper.onnx by op type" in text
+    assert "carries 0 QuantizeLinear and 0 DequantizeLinear nodes" in text
+
+
+def test_tflite_from_benchmark_output_with_requested_delegate(cli, tmp_path):
+    runner, app = cli
+    model = tmp_path / "deeplabv3.tflite"
+    model.write_bytes(b"stand-in: the profile comes from the recorded output")
+    recording = shutil.copy(RECORDINGS / "deeplabv3_nnapi_partial.txt", tmp_path / "out.txt")
+    outcome = runner.invoke(app, ["bench", "profile", str(model), "--benchmark-output", str(recording),
+                                  "--provider", "NNAPI"], env={"COLUMNS": "200"})
+    assert outcome.exit_code == 0, outcome.output
+    assert "warning: accelerator_fallback" in outcome.stdout and "asked for NNAPI, but 5 of 8" in outcome.stdout
+
+
+def test_tflite_without_benchmark_output_is_refused_with_the_way_to_get_one(cli, tmp_path):
+    runner, app = cli
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x")
+    outcome = runner.invoke(app, ["bench", "profile", str(model)])
+    assert isinstance(outcome.exception, UsageError)
+    assert "LiteRT's Python interpreter has no op profiler" in outcome.exception.message
+    assert "--enable_op_profiling=true" in outcome.exception.hint
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--optimization", "max"], "--optimization 'max' is not one of"),
+    (["--compare-benchmark-output", "x.txt"], "needs --compare"),
+    (["--benchmark-output", "x.txt"], "--benchmark-output is for .tflite models"),
+])
+def test_wrong_option_combinations_are_refused(cli, model, args, message):
+    runner, app = cli
+    outcome = runner.invoke(app, ["bench", "profile", str(model), *QUICK, *args])
+    assert isinstance(outcome.exception, UsageError) and message in outcome.exception.message

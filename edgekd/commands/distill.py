@@ -121,6 +121,10 @@ def _show(metrics: dict[str, Any], artifacts: list[str], teacher_path: str) -> N
         label = {"student": "student (KD)", "scratch": "student (scratch)"}.get(role, role)
         table.add_row(label, "—" if acc is None else f"{acc:.2%}", _num(metrics.get(f"{role}_params")), _num(metrics.get(f"{role}_flops")))
     console.say(table)
+    check = metrics.get("teacher_check") or {}
+    if check.get("preprocessing"):
+        source = metrics.get("teacher_preprocessing_source")
+        console.say(f"teacher inputs: {check['preprocessing']}" + (f" ({source.split(':')[0]})" if source else ""))
     if metrics.get("kd_minus_scratch") is not None:
         verdict = "within noise" if metrics["within_noise"] else "beyond noise"
         console.say(f"KD − scratch: {metrics['kd_minus_scratch'] * 100:+.1f} pt ({verdict}: {metrics['noise_test']['method']})")

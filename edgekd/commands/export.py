@@ -61,6 +61,8 @@ QUANTIZE_OPTIONS = {
     "onnx": ("--mode", "--per-channel/--per-tensor", "--method", "--activation-type"),
     "tflite": ("--per-channel/--per-tensor", "--int8-io", "--keep-nchw"),
 }
+_FLAGS = {"mode": "--mode", "per_channel": "--per-channel/--per-tensor", "method": "--method",
+          "activation_type": "--activation-type", "int8_io": "--int8-io", "keep_nchw": "--keep-nchw"}
 
 
 def quantize_cmd(
@@ -82,16 +84,14 @@ def quantize_cmd(
     from edgekd.artifacts import describe_file
     from edgekd.config.export import QuantizeConfig, TfliteConfig
 
-    given = {"--mode": mode, "--per-channel/--per-tensor": per_channel, "--method": method,
-             "--activation-type": activation_type, "--int8-io": int8_io, "--keep-nchw": keep_nchw}
-    _refuse_options_for(to, {name for name, value in given.items() if value is not None})
+    given = {"mode": mode, "per_channel": per_channel, "method": method, "activation_type": activation_type,
+             "int8_io": int8_io, "keep_nchw": keep_nchw}
+    chosen = {key: value for key, value in given.items() if value is not None}  # the options the user typed
+    _refuse_options_for(to, {_FLAGS[key] for key in chosen})
     source = describe_file(model)
     if source.format != "onnx":
         raise UsageError(f"{model.name} is {source.format}, quantize takes an ONNX fp32 model", hint="run edgekd export first")
     calib = calibration_artifact(calibration)
-    chosen = {key: value for key, value in {"mode": mode, "per_channel": per_channel, "method": method,
-                                            "activation_type": activation_type, "int8_io": int8_io,
-                                            "keep_nchw": keep_nchw}.items() if value is not None}
     try:
         if to == "onnx":
             options: Any = QuantizeConfig(**chosen)

@@ -41,6 +41,8 @@ RECIPE_EDITS = {
     "unknown_loss": ('kind = "hinton"', 'kind = "hintn"'),
     "unknown_arch": ('arch = "cnn", width = 8', 'arch = "cnnn", width = 8'),
     "missing_data": ('source = "digits"', 'source = "npz"\npath = "no-such-data.npz"'),
+    "handoff_artifact_typo": ('artifact = "tflite_int8"', 'artifact = "tflite_in8"'),
+    "also_litert_torch": ('precisions = ["fp32", "int8"]', 'precisions = ["fp32", "int8"]\nalso_litert_torch = true'),
 }
 
 

@@ -7,6 +7,7 @@ so the matrix costs a few interpreter start-ups of wall time rather than one per
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from bad_inputs import PWNED, write_bad_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
+LITERT_TORCH_MISSING = importlib.util.find_spec("litert_torch") is None  # with it installed, that recipe would train
 
 # id -> (argv after `edgekd`, text the error line must contain, expected exit code)
 CASES: dict[str, tuple[list[str], str, int]] = {
@@ -34,6 +36,10 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "run-unknown-loss": (["run", "unknown_loss.toml"], "did you mean 'hinton'?", 2),
     "run-unknown-arch": (["run", "unknown_arch.toml"], "did you mean 'cnn'?", 2),
     "run-unknown-stage": (["run", str(ROOT / "examples" / "digits.toml"), "--only", "exprot"], "did you mean 'export'", 2),
+    # preflight: refused before any stage runs
+    "run-handoff-artifact-typo": (["run", "handoff_artifact_typo.toml"], "did you mean 'tflite_int8'?", 2),
+    "run-unknown-strict-verdict": (["run", str(ROOT / "examples" / "digits.toml"), "--strict-verdict", "kd_below_scrach"],
+                                   "did you mean 'kd_below_scratch'", 2),
     "distill-toml-syntax": (["distill", "syntax.toml"], "TOML syntax error", 2),
     "distill-missing-recipe": (["distill", "no-such-recipe.toml"], "does not exist", 2),
     "distill-missing-data": (["distill", "missing_data.toml"], "no-such-data.npz does not exist", 1),
@@ -88,6 +94,8 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "doctor-bad-inventory": (["targets", "doctor", "pi5", "--inventory", "bad_syntax.toml"], "not valid TOML", 2),
     "doctor-missing-inventory": (["targets", "doctor", "pi5", "--inventory", "none.toml"], "none.toml does not exist", 1),
 }
+if LITERT_TORCH_MISSING:
+    CASES["run-also-litert-torch-missing"] = (["run", "also_litert_torch.toml"], "also_litert_torch needs the 'litert_torch' converter", 2)
 
 
 @pytest.fixture(scope="module")

@@ -240,3 +240,20 @@ def test_every_field_is_read_by_code_outside_the_config_models() -> None:
     unread = [f"[{key.table}] {key.key}" for key in every_field() if key.key not in READ_THROUGH
               and not re.search(rf"\.{key.key}\b|[\"']{key.key}[\"']|\b{key.key}=", source)]  # fmt: skip
     assert not unread, f"fields no code reads: {', '.join(unread)}"
+
+
+def test_the_worked_example_in_the_reference_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guide's TOML blocks parse as recipes, and its student factory builds and fits the digits it names."""
+    import re
+
+    from edgekd.preflight import DataFacts, build_student
+
+    text = reference_markdown()
+    tomls = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    assert tomls
+    recipes = [parse_recipe(tomllib.loads(block)) for block in tomls]
+    factory = next(block for block in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "def tiny_student" in block)
+    (tmp_path / "my_models.py").write_text(factory)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    student = next(r for r in recipes if r.student.model.factory == "my_models:tiny_student")
+    build_student(student, DataFacts((1, 8, 8), 10, 1257))  # dry-run inside: signature, channels, outputs

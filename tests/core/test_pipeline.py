@@ -210,3 +210,21 @@ def test_a_failed_stage_is_recorded_the_report_still_runs_and_the_error_propagat
     stages[1].fail = False
     assert [o.status for o in pipeline.execute()] == ["cached", "ran", "ran", "ran"]
     assert RunDirectory(tmp_path / "run").read_manifest("b")["status"] == "done"  # type: ignore[index]
+
+
+def test_an_after_hook_sees_the_stage_outcome_and_can_stop_the_run_before_the_next_stage(tmp_path: Path) -> None:
+    """Preflight's hook: runs after the named stage (ran or cached), before any later stage starts."""
+    stages = [WriteStage("a"), WriteStage("b", ("a",))]
+    pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def refuse(outcome: Any) -> None:
+        seen.append((outcome.status, outcome.summary))
+        raise EdgekdError("refused after a")
+
+    with pytest.raises(EdgekdError, match="refused after a"):
+        pipeline.execute(after={"a": refuse})
+    assert seen == [("ran", {"n": 1})] and [s.runs for s in stages] == [1, 0]
+    assert RunDirectory(tmp_path / "run").read_manifest("b") is None  # a refusal is not a failed stage
+    pipeline.execute(after={"a": lambda outcome: seen.append((outcome.status, outcome.summary))})
+    assert seen[-1] == ("cached", {"n": 1}) and [s.runs for s in stages] == [1, 1]

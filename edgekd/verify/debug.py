@@ -21,6 +21,8 @@ SAMPLES = 8
 
 def worst_layers(quantized: Artifact, float_model: Artifact, x: np.ndarray, *, top_k: int = TOP_K) -> list[dict[str, Any]]:
     """The `top_k` layers where the int8 error grows most; [] when the formats can't be paired."""
+    if isinstance(x, dict):  # named inputs of a multi-input model: layer pairing runs single-input models only
+        return []
     x = np.ascontiguousarray(x[:SAMPLES], dtype=np.float32)
     if quantized.format == "onnx" and float_model.format == "onnx":
         pairs = _onnx_pairs(quantized, float_model, x)

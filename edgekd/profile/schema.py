@@ -105,3 +105,20 @@ class OpProfile:
     def unavailable(cls, runtime: str, model: str, reason: str, **extra: Any) -> OpProfile:
         """A profile that could not be taken, with the reason."""
         return cls(runtime=runtime, model=model, source="none", profile_unavailable=reason, **extra)
+
+
+def from_runner_document(document: dict[str, Any], *, model: str, target: str | None = None) -> OpProfile:
+    """The OpProfile of a device runner's JSON document (edgekd.run/1 with the proposed profile fields):
+    `op_profile` = `ort_trace.summarize_ort_trace(...)`'s dict, or `profile_unavailable` = the reason."""
+    runtime = str(document.get("runtime") or "?")
+    summary = document.get("op_profile")
+    if not isinstance(summary, dict):
+        reason = str(document.get("profile_unavailable") or "the runner returned no per-op profile")
+        return OpProfile.unavailable(runtime, model, reason, target=target)
+    version = (document.get("versions") or {}).get("onnxruntime", "")
+    return OpProfile(runtime=runtime, model=model, source=f"onnxruntime {version} profiler".replace("  ", " "),
+                     rows=[OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row})
+                           for row in summary.get("rows") or []],
+                     runs=int(summary.get("runs") or 0), statistic=str(summary.get("statistic") or "mean"),
+                     requested=list(document.get("requested_providers") or []),
+                     providers=list(document.get("providers") or []), target=target)

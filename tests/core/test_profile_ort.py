@@ -267,3 +267,23 @@ def test_model_explorer_maps_ort_nchwc_nodes_to_their_output_tensor(model):
     data, unmatched = latency_node_data(profile, known_keys=onnx_keys(model))
     assert set(data["results"]) <= onnx_keys(model) and data["results"]
     assert all(not op.endswith("_nchwc") for op in unmatched)
+
+
+def test_runner_document_becomes_a_profile_or_says_why_not():
+    """The runner contract proposed for issue 19: `op_profile` (summarize_ort_trace's dict) or a reason."""
+    from edgekd.profile.schema import from_runner_document
+
+    summary = summarize_ort_trace([
+        {"cat": "Node", "name": "conv_kernel_time", "ts": 11, "dur": 300,
+         "args": {"op_name": "Conv", "provider": "CPUExecutionProvider"}},
+        {"cat": "Session", "name": "model_run", "ts": 10, "dur": 320}])
+    document = {"schema": "edgekd.run/1", "runtime": "ort", "versions": {"onnxruntime": "1.32.0"},
+                "op_profile": json.loads(json.dumps(summary)), "requested_providers": ["XnnpackExecutionProvider"],
+                "providers": ["CPUExecutionProvider"]}
+    profile = from_runner_document(document, model="m.onnx", target="pi5")
+    assert profile.rows == [OpRow("conv", "Conv", "CPUExecutionProvider", 0.3, 1.0)]
+    assert profile.source == "onnxruntime 1.32.0 profiler" and profile.target == "pi5"
+    assert "on pi5" in accelerator_fallback(profile)[0].message
+    missing = from_runner_document({"runtime": "litert", "profile_unavailable": "LiteRT has no op profiler"},
+                                   model="m.tflite")
+    assert missing.rows == [] and missing.profile_unavailable == "LiteRT has no op profiler"

@@ -8,7 +8,7 @@ report.json:
     counts        {complete, pruned, fail, running, waiting}
     trials        [{number, state ("COMPLETE"|"PRUNED"|"FAIL"|...), params (dotted key -> value), values
                     (objective label -> value), figures (label -> value, constraints too), violations
-                    (per constraint, <= 0 feasible), feasible, pareto, run_dir, val_best, val_accuracy,
+                    (per constraint, <= 0 feasible), feasible, pareto, run_dir, worker (host:pid), val_best, val_accuracy,
                     cache_hits (shared stages seeded into the trial), bench_windows [{targets, attempt, start,
                     end, error?}] (epoch seconds, taken inside the device lock), pruned (why), error
                     {type, message, hint}, seconds}]
@@ -48,7 +48,7 @@ def trial_rows(study: Any, sweep: SweepConfig) -> list[dict[str, Any]]:
             "number": trial.number, "state": trial.state.name, "params": attrs.get("values", trial.params),
             "values": dict(zip(labels, trial.values)) if complete else {}, "figures": attrs.get("figures", {}),
             "violations": violations, "feasible": feasible, "pareto": False, "run_dir": attrs.get("run_dir"),
-            "val_best": attrs.get("val_best"), "val_accuracy": attrs.get("val_accuracy"),
+            "worker": attrs.get("worker"), "val_best": attrs.get("val_best"), "val_accuracy": attrs.get("val_accuracy"),
             "cache_hits": attrs.get("cache_hits"), "bench_windows": attrs.get("bench_windows", []),
             "pruned": attrs.get("pruned"), "error": attrs.get("error"), "seconds": seconds,
         })  # fmt: skip

@@ -2,7 +2,7 @@
 
 Counting: the study is finished when `n_trials` trials are COMPLETE or PRUNED, or FAILED for a reason of their
 own (their "error" attr). A trial failed by the heartbeat (its worker died) does not count: Optuna's
-RetryFailedTrialCallback enqueues its parameters again and that retry counts instead. A worker with nothing
+RetryHeartbeatStaleTrialCallback enqueues its parameters again and that retry counts instead. A worker with nothing
 left to start waits while others' trials are running, so the results are written once every trial is over.
 """
 

@@ -2,7 +2,7 @@
 
 Every storage is an Optuna RDBStorage with a heartbeat: a worker that dies mid-trial (SIGKILL, power loss)
 stops beating, and after `grace_s` the next worker to start a trial (or `--resume`) marks it FAIL;
-RetryFailedTrialCallback then enqueues the same parameters once more, so the study still finishes.
+RetryHeartbeatStaleTrialCallback then enqueues the same parameters once more, so the study still finishes.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def open_storage(url: str, sweep: SweepConfig) -> Any:
     try:
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=sweep.heartbeat_s, grace_period=sweep.grace_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise StorageError(f"cannot open the study storage {redact(url)}: {str(exc).splitlines()[0]}",

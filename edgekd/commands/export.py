@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from edgekd.artifacts import Artifact
     from edgekd.recipe import Recipe
 
-RecipeOption = Annotated[Optional[Path], typer.Option("--recipe", "-r", help="recipe whose data/thresholds to use")]
+RecipeOption = Annotated[Path | None, typer.Option("--recipe", "-r", help="recipe whose data/thresholds to use")]
 
 
 def export_cmd(
@@ -70,12 +70,12 @@ def quantize_cmd(
     calibration: Annotated[Path, typer.Option("--calibration", "-c", help="calibration set .npz (array 'x', NCHW float32)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory to write into")] = Path("."),
     to: Annotated[str, typer.Option("--to", help="onnx (ONNX Runtime int8) or tflite (onnx2tf)")] = "onnx",
-    mode: Annotated[Optional[str], typer.Option(help="onnx: static (QDQ, default) or dynamic (MatMul/Gemm-only models)")] = None,
-    per_channel: Annotated[Optional[bool], typer.Option("--per-channel/--per-tensor", help="onnx and tflite: weight scales per output channel (default) or one per tensor")] = None,
-    method: Annotated[Optional[str], typer.Option(help="onnx static calibration: minmax (default), entropy or percentile")] = None,
-    activation_type: Annotated[Optional[str], typer.Option(help="onnx activations: int8 (default) or uint8")] = None,
-    int8_io: Annotated[Optional[str], typer.Option(help="tflite int8 model inputs/outputs: int8 (default) or float")] = None,
-    keep_nchw: Annotated[Optional[bool], typer.Option("--keep-nchw", help="tflite: keep NCHW inputs")] = None,
+    mode: Annotated[str | None, typer.Option(help="onnx: static (QDQ, default) or dynamic (MatMul/Gemm-only models)")] = None,
+    per_channel: Annotated[bool | None, typer.Option("--per-channel/--per-tensor", help="onnx and tflite: weight scales per output channel (default) or one per tensor")] = None,
+    method: Annotated[str | None, typer.Option(help="onnx static calibration: minmax (default), entropy or percentile")] = None,
+    activation_type: Annotated[str | None, typer.Option(help="onnx activations: int8 (default) or uint8")] = None,
+    int8_io: Annotated[str | None, typer.Option(help="tflite int8 model inputs/outputs: int8 (default) or float")] = None,
+    keep_nchw: Annotated[bool | None, typer.Option("--keep-nchw", help="tflite: keep NCHW inputs")] = None,
 ) -> None:
     """Quantize an ONNX model to int8 with a calibration set (ORT static QDQ, or full-int8 TFLite)."""
     from pydantic import ValidationError
@@ -123,9 +123,9 @@ def _refuse_options_for(to: str, given: set[str]) -> None:
 
 def verify_cmd(
     model: Annotated[Path, typer.Argument(help="model to check (.onnx, .tflite or .pt)")],
-    reference: Annotated[Optional[Path], typer.Option("--reference", help="torch/onnx reference model to compare with")] = None,
+    reference: Annotated[Path | None, typer.Option("--reference", help="torch/onnx reference model to compare with")] = None,
     recipe: RecipeOption = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help=".npz with x_test/y_test (or x/y) instead of the recipe's split; "
+    data: Annotated[Path | None, typer.Option("--data", help=".npz with x_test/y_test (or x/y) instead of the recipe's split; "
                                                  "for a multi-input model, one array per input name (and y)")] = None,
 ) -> None:
     """Check a model file: it loads, runs on the held-out split, and (with --reference) holds parity."""

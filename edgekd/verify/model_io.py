@@ -166,7 +166,7 @@ def tflite_precision(path: Path) -> str:
         raise ModelError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0] if str(exc) else exc!r}",
                          hint="the file is corrupt or truncated: reconvert it") from None
     dtypes = {int(d["index"]): np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
-    produced = {int(i) for op in interpreter._get_ops_details() for i in op["outputs"]}  # noqa: SLF001 - LiteRT's only op listing
+    produced = {int(i) for op in interpreter._get_ops_details() for i in op["outputs"]}  # LiteRT's only op listing
     integer = {"int8", "uint8", "int16"}
     if any(dtypes.get(i) in integer for i in produced):
         return "int8"

@@ -22,7 +22,7 @@ from edgekd.recipe import resolve_path
 from edgekd.sweep.config import SweepConfig, load_sweep_recipe
 from edgekd.sweep.device_lock import device_lock_for
 from edgekd.sweep.space import check_space
-from edgekd.sweep.storage import open_storage, open_study, redact, storage_url, sweep_fingerprint
+from edgekd.sweep.storage import open_storage, open_study, quiet_optuna, redact, storage_url, sweep_fingerprint
 from edgekd.sweep.trial import STOP_ATTR, SweepContext, TrialFailed, run_trial
 
 _log = logging.getLogger(__name__)
@@ -79,16 +79,6 @@ def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = F
         results = write_results(study, sweep, sweep_dir, redact(url), recipe_path)
         print_summary(results, sweep_dir)
     return sweep_dir
-
-
-def quiet_optuna() -> None:
-    """Optuna's per-trial INFO lines and experimental-feature warnings (heartbeat) stay off the console."""
-    import warnings
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def counted(study: Any) -> tuple[int, int]:

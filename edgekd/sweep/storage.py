@@ -34,9 +34,21 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+def quiet_optuna() -> None:
+    """Optuna's per-trial INFO lines and experimental-feature warnings (heartbeat) stay off the console."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def open_storage(url: str, sweep: SweepConfig) -> Any:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
+
+    quiet_optuna()
 
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):

@@ -157,3 +157,47 @@ def test_postgres_advisory_lock_serialises_processes() -> None:
         assert len(_no_interleaving(lock)) == 3
     finally:
         server_cm.__exit__(None, None, None)
+
+
+def _study_with_finished(val_bests: list[float]) -> object:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for value in val_bests:
+        trial = study.ask()
+        trial.set_user_attr("val_best", value)
+        study.tell(trial, [value, 1.0])
+    return study
+
+
+def test_pruning_waits_for_startup_trials_then_prunes_below_the_percentile() -> None:
+    from edgekd.sweep.config import Pruning
+    from edgekd.sweep.trial import prune_reason
+
+    rule = Pruning(percentile=50, startup_trials=4)
+    assert prune_reason(_study_with_finished([0.9, 0.8, 0.7]), [0.1, 0.2], rule) is None  # 3 < startup_trials
+    study = _study_with_finished([0.9, 0.8, 0.7, 0.6])
+    assert prune_reason(study, [0.5, 0.76], rule) is None  # best 0.76 is above the median 0.75
+    assert prune_reason(study, [0.5, 0.74], rule) == (
+        "best validation accuracy 0.7400 is below the 50th percentile (0.7500) of 4 finished trials")
+    floor = Pruning(kind="percentile", min_val_accuracy=0.3)
+    assert prune_reason(_study_with_finished([]), [0.2], floor) == "best validation accuracy 0.2000 is below min_val_accuracy 0.3"
+    assert prune_reason(study, [0.0], Pruning(kind="none")) is None
+
+
+def test_storage_refuses_other_databases_and_a_second_new_study(tmp_path: Path) -> None:
+    from edgekd.errors import UsageError
+    from edgekd.sweep.storage import open_storage, open_study, storage_url
+
+    with pytest.raises(UsageError, match=r"--storage mysql://u:\*\*\*@h/db: unsupported database 'mysql'"):
+        storage_url(tmp_path, "mysql://u:secret@h/db")
+    path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n')
+    _, sweep, _, _ = load_sweep_recipe(path)
+    storage = open_storage(storage_url(tmp_path, None), sweep)
+    open_study(storage, "s", sweep, "fingerprint-a", None, mode="new")
+    with pytest.raises(UsageError, match="study 's' already exists in sqlite:///"):
+        open_study(storage, "s", sweep, "fingerprint-a", None, mode="new")
+    with pytest.raises(UsageError, match="study 's' was made for another search space"):
+        open_study(storage, "s", sweep, "fingerprint-b", None, mode="join")
+    assert open_study(storage, "s", sweep, "fingerprint-a", None, mode="resume").study_name == "s"

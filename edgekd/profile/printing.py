@@ -56,12 +56,13 @@ def print_profile(profile: OpProfile, *, top: int) -> None:
 def print_comparison(base: OpProfile, other: OpProfile, comparison: dict[str, Any]) -> None:
     """Per-op-type comparison of two profiles (base e.g. fp32, other e.g. int8)."""
     table = Table(title=f"{base.model} vs {other.model} by op type", title_justify="left")
-    for column in ("op type", base.model, other.model, "Δ ms", "ratio", "nodes", "verdict"):
-        table.add_column(column, justify="left" if column in ("op type", "verdict") else "right")
+    for column in ("op type", base.model, other.model, "Δ ms", "ratio", "nodes", "verdict", "kernels"):
+        table.add_column(column, justify="left" if column in ("op type", "verdict", "kernels") else "right")
     for row in comparison["rows"]:
+        kernels = sorted((set(row["kernels_fp32"]) | set(row["kernels_int8"])) - {row["op_type"]})
         table.add_row(row["op_type"], _ms(row["fp32_ms"]), _ms(row["int8_ms"]), f"{row['delta_ms']:+.3f}",
                       "—" if row["ratio"] is None else f"{row['ratio']:.2f}×",
-                      f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"])
+                      f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"], ", ".join(kernels))
     console.say(table)
     console.say(f"total {base.total_ms:.3f} ms → {other.total_ms:.3f} ms; slower: "
                 f"{', '.join(comparison['slower']) or 'none'}; faster: {', '.join(comparison['faster']) or 'none'}")

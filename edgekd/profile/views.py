@@ -7,6 +7,7 @@ the profile, since ORT fuses some of them away at run time.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,30 @@ from edgekd.errors import ModelError
 from edgekd.profile.schema import OpProfile
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+#: ORT's quantized kernels -> the float op they replace, so fp32 and int8 rows meet on one op type.
+INT8_KERNELS = {
+    "QLinearConv": "Conv", "ConvInteger": "Conv", "QGemm": "Gemm", "QLinearMatMul": "MatMul",
+    "MatMulInteger": "MatMul", "MatMulIntegerToFloat": "MatMul", "DynamicQuantizeMatMul": "MatMul",
+    "QLinearAdd": "Add", "QLinearMul": "Mul", "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu",
+    "QLinearSoftmax": "Softmax", "QLinearConcat": "Concat", "QLinearAveragePool": "AveragePool",
+    "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearReduceMean": "ReduceMean",
+    "QLinearWhere": "Where", "QAttention": "Attention",
+}
+_XNNPACK_OPERATOR = re.compile(r"^(.+?) \([^)]*\)( .*)?$")  # "Convolution (NHWC, QC8) IGEMM" -> "Convolution"
+
+
+def base_op_type(op_type: str) -> str:
+    """The precision-free op type: ORT int8 kernels map to their float op, XNNPACK operators lose their
+    layout/datatype and microkernel (`Convolution (NHWC, QC8) IGEMM` and `... (NHWC, F32) GEMM` -> Convolution)."""
+    if op_type in INT8_KERNELS:
+        return INT8_KERNELS[op_type]
+    match = _XNNPACK_OPERATOR.match(op_type)
+    return match.group(1) if match else op_type
 #: An op type counts as faster/slower in the fp32-vs-int8 view when its time changes by more than this
-#: fraction (0.10 = 10 %); smaller changes are "same".
+#: fraction (0.10 = 10 %) and by more than CHANGE_FLOOR_MS; smaller changes are "same".
 CHANGE_MARGIN = 0.10
+#: ms; about ORT's profiler cost per node (5-7 µs, bench/results/profile.json): smaller changes are noise.
+CHANGE_FLOOR_MS = 0.005
 
 
 def top_ops(profile: OpProfile, n: int = 10) -> list[dict[str, Any]]:
@@ -27,12 +49,16 @@ def top_ops(profile: OpProfile, n: int = 10) -> list[dict[str, Any]]:
     return [{**row.to_dict(), "share": row.ms / total} for row in rows]
 
 
-def by_op_type(profile: OpProfile) -> list[dict[str, Any]]:
-    """Time per op type (sum over its nodes), most expensive first: op_type, ms, nodes, calls, share, providers."""
+def by_op_type(profile: OpProfile, *, base: bool = False) -> list[dict[str, Any]]:
+    """Time per op type (sum over its nodes), most expensive first: op_type, ms, nodes, calls, share, providers,
+    kernels (the op types grouped). `base=True` groups by `base_op_type` (for precision comparisons)."""
     groups: dict[str, dict[str, Any]] = {}
     for row in profile.rows:
-        group = groups.setdefault(row.op_type, {"op_type": row.op_type, "ms": 0.0, "nodes": 0, "calls": 0.0,
-                                                "providers": []})
+        key = base_op_type(row.op_type) if base else row.op_type
+        group = groups.setdefault(key, {"op_type": key, "ms": 0.0, "nodes": 0, "calls": 0.0,
+                                        "providers": [], "kernels": []})
+        if row.op_type not in group["kernels"]:
+            group["kernels"].append(row.op_type)
         group["ms"] += row.ms
         group["nodes"] += 1
         group["calls"] += row.calls
@@ -63,15 +89,17 @@ def count_qdq(onnx_path: str | Path) -> dict[str, int]:
 
 
 def compare_by_op_type(fp32: OpProfile, int8: OpProfile) -> list[dict[str, Any]]:
-    """fp32 vs int8 per op type: op_type, fp32_ms, int8_ms, delta_ms (int8 - fp32), ratio, verdict.
+    """fp32 vs int8 per op type: op_type, fp32_ms, int8_ms, delta_ms (int8 - fp32), ratio, kernels, verdict.
 
-    `verdict` is "slower"/"faster" when the int8 time differs by more than CHANGE_MARGIN, "same" otherwise,
-    "int8 only" for op types the fp32 model does not run (Q/DQ, QLinear*, fused int8 kernels) and
-    "fp32 only" for those int8 removed. Rows are ordered by delta_ms, the largest slowdown first, so the
-    op types responsible for a slower int8 model come first.
+    Op types are compared by `base_op_type`, so int8 kernels (QLinearConv) meet the float op they replace
+    (Conv); `kernels_fp32`/`kernels_int8` list what ran. `verdict` is "slower"/"faster" when the int8 time
+    differs by more than CHANGE_MARGIN and CHANGE_FLOOR_MS, "same" otherwise, "int8 only" for op types the fp32 model does not run
+    (QuantizeLinear, DequantizeLinear, a Relu ORT no longer fuses) and "fp32 only" for those int8 removed.
+    Rows are ordered by delta_ms, the largest slowdown first, so the op types responsible for a slower int8
+    model come first.
     """
-    a = {row["op_type"]: row for row in by_op_type(fp32)}
-    b = {row["op_type"]: row for row in by_op_type(int8)}
+    a = {row["op_type"]: row for row in by_op_type(fp32, base=True)}
+    b = {row["op_type"]: row for row in by_op_type(int8, base=True)}
     rows = []
     for op_type in dict.fromkeys([*a, *b]):
         fp32_ms = a[op_type]["ms"] if op_type in a else None
@@ -80,9 +108,9 @@ def compare_by_op_type(fp32: OpProfile, int8: OpProfile) -> list[dict[str, Any]]
             verdict = "int8 only"
         elif int8_ms is None:
             verdict = "fp32 only"
-        elif int8_ms > fp32_ms * (1 + CHANGE_MARGIN):
+        elif int8_ms > fp32_ms * (1 + CHANGE_MARGIN) and int8_ms - fp32_ms > CHANGE_FLOOR_MS:
             verdict = "slower"
-        elif int8_ms < fp32_ms * (1 - CHANGE_MARGIN):
+        elif int8_ms < fp32_ms * (1 - CHANGE_MARGIN) and fp32_ms - int8_ms > CHANGE_FLOOR_MS:
             verdict = "faster"
         else:
             verdict = "same"
@@ -90,17 +118,21 @@ def compare_by_op_type(fp32: OpProfile, int8: OpProfile) -> list[dict[str, Any]]
                      "delta_ms": (int8_ms or 0.0) - (fp32_ms or 0.0),
                      "ratio": int8_ms / fp32_ms if fp32_ms and int8_ms is not None else None,
                      "nodes_fp32": a[op_type]["nodes"] if op_type in a else 0,
-                     "nodes_int8": b[op_type]["nodes"] if op_type in b else 0, "verdict": verdict})
+                     "nodes_int8": b[op_type]["nodes"] if op_type in b else 0,
+                     "kernels_fp32": a[op_type]["kernels"] if op_type in a else [],
+                     "kernels_int8": b[op_type]["kernels"] if op_type in b else [], "verdict": verdict})
     return sorted(rows, key=lambda row: row["delta_ms"], reverse=True)
 
 
 def int8_summary(fp32: OpProfile, int8: OpProfile, int8_onnx: str | Path | None = None) -> dict[str, Any]:
-    """Totals of the comparison, the op types that got slower / faster (named), and the Q/DQ node count."""
+    """Totals of the comparison and the op types named: `slower` (slower, or int8-only time such as Q/DQ,
+    largest cost first), `faster`, `fp32_only` (removed by int8), plus the Q/DQ node count of the int8 file."""
     rows = compare_by_op_type(fp32, int8)
     summary: dict[str, Any] = {
         "fp32_ms": fp32.total_ms, "int8_ms": int8.total_ms,
         "slower": [r["op_type"] for r in rows if r["verdict"] in ("slower", "int8 only") and r["delta_ms"] > 0],
-        "faster": [r["op_type"] for r in rows if r["verdict"] in ("faster", "fp32 only")],
+        "faster": [r["op_type"] for r in rows if r["verdict"] == "faster"],
+        "fp32_only": [r["op_type"] for r in rows if r["verdict"] == "fp32 only"],
         "rows": rows,
     }
     if int8_onnx is not None:

@@ -287,3 +287,20 @@ def test_runner_document_becomes_a_profile_or_says_why_not():
     missing = from_runner_document({"runtime": "litert", "profile_unavailable": "LiteRT has no op profiler"},
                                    model="m.tflite")
     assert missing.rows == [] and missing.profile_unavailable == "LiteRT has no op profiler"
+
+
+def test_int8_kernels_meet_the_float_op_they_replace():
+    from edgekd.profile.views import base_op_type
+
+    assert base_op_type("QLinearConv") == base_op_type("Conv") == "Conv"
+    assert base_op_type("QGemm") == "Gemm" and base_op_type("MatMulInteger") == "MatMul"
+    assert base_op_type("Convolution (NHWC, QC8) IGEMM") == base_op_type("Convolution (NHWC, F32) GEMM")
+    assert base_op_type("Fully Connected (NC, F32) GEMM") == "Fully Connected"
+    assert base_op_type("CONV_2D") == "CONV_2D" and base_op_type("QuantizeLinear") == "QuantizeLinear"
+    fp32 = OpProfile("ort", "m.onnx", "test", rows=[OpRow("c", "Conv", "CPUExecutionProvider", 1.0),
+                                                      OpRow("f", "Flatten", "CPUExecutionProvider", 0.004)])
+    int8 = OpProfile("ort", "m.int8.onnx", "test", rows=[OpRow("c_q", "QLinearConv", "CPUExecutionProvider", 0.4),
+                                                           OpRow("f", "Flatten", "CPUExecutionProvider", 0.002)])
+    rows = {row["op_type"]: row for row in compare_by_op_type(fp32, int8)}
+    assert rows["Conv"]["verdict"] == "faster" and rows["Conv"]["kernels_int8"] == ["QLinearConv"]
+    assert rows["Flatten"]["verdict"] == "same"  # 2 µs: below the profiler's own per-node cost

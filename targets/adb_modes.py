@@ -36,7 +36,9 @@ def _runner_options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float)
     parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
     parser.add_argument("--baseline", action="store_true")
-    options, _unknown = parser.parse_known_args(argv)  # --seed/--pin/--windows have no tool equivalent
+    parser.add_argument("--shape", action="append", default=None)
+    # --seed/--pin/--windows have no tool equivalent; --sidecar-shape is only a fallback for the runner
+    options, _unknown = parser.parse_known_args(argv)
     return options
 
 
@@ -82,6 +84,9 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
         raise BenchError(f"{target.name} runs {tool}, which takes {suffix} models, not {options.model}",
                          hint=f"benchmark only {suffix} artifacts on this target, or add a target with mode = "
                          f"'{other}' or 'runner'")
+    if options.shape:  # refused, not ignored: the tool would run the model's declared shape
+        raise BenchError(f"{target.name} runs {tool}, which edgekd cannot give an input shape (--shape {options.shape[0]})",
+                         hint="benchmark a model exported with fixed input sizes, or use mode = 'runner' on this phone")
     binary = push_tool(target, mode)
     model_sha = next((sha for sha, remote in target.pushed.items() if remote == options.model), None)
     tool_sha = next((sha for sha, remote in target.pushed.items() if remote == binary), "")

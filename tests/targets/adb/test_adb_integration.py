@@ -14,6 +14,7 @@ import pytest
 from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
+from edgekd.errors import BenchError
 from edgekd.targets.adb import AdbTarget
 
 pytestmark = pytest.mark.adb
@@ -108,3 +109,12 @@ def test_cli_bench_in_tool_mode_json(phone, adb_env, onnx_model: Path, android_t
     compared = _cli(["bench", "compare", "latest", "latest", "--json"], adb_env)
     assert compared.returncode == 0, compared.stderr
     assert json.loads(compared.stdout)["rows"][0]["verdict"] == "unchanged"
+
+
+def test_shape_is_refused_in_tool_mode_not_ignored(phone, tflite_model: Path, android_tools, tmp_path: Path) -> None:
+    target = _target(phone, tmp_path, mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
+    with pytest.raises(BenchError) as caught:
+        bench_artifacts(target, [describe_file(tflite_model)], BenchConfig(runs=5, warmup=1, energy=False),
+                        shapes={"x": [1, 16]})
+    assert "pixel runs benchmark_model, which edgekd cannot give an input shape (--shape x=1,16)" in caught.value.message
+    assert "mode = 'runner'" in (caught.value.hint or "")

@@ -83,9 +83,3 @@ def run(quick: bool = False) -> dict[str, Any]:
             f"on {os.cpu_count()} cores; teacher trained {rows[0]['teacher_trainings']} / {rows[1]['teacher_trainings']} "
             "time(s) per sweep (the shared run), every trial's data/teacher/calibrate a cache hit."}
 
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(run("--quick" in sys.argv), indent=2))

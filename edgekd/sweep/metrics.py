@@ -46,6 +46,9 @@ def trial_figures(report: dict[str, Any], objectives: list[Objective], constrain
             raise BenchError(f"the trial's run has no {item.label}", hint="see the trial's report.json")
         values.append(value)
         figures[item.label] = value
+    size = Objective(metric="size_bytes", artifact=objectives[0].artifact)
+    if size.label not in figures:  # the Pareto plot's colour, whatever the objectives are
+        figures[size.label] = figure(report, size)
     violations: list[float] = []
     for bound in constraints:
         value = figure(report, bound)

@@ -63,7 +63,9 @@ def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = F
     if not worker:
         console.say(f"[bold]edgekd sweep[/] {recipe_path} → {sweep_dir}  (study {name!r} in {redact(url)}, "
                     f"{total} trials, {workers} worker{'s' if workers > 1 else ''})")
-    children = [_spawn(recipe_path, url, total, index) for index in range(1, workers)] if not worker else []
+    # Spawned processes are --worker processes of this study; a --worker's own children offset their sampler
+    # seeds by pid (index 0), so two machines' workers never draw the same sequence.
+    children = [_spawn(recipe_path, url, total, 0 if worker else index) for index in range(1, workers)]
     try:
         work(study, ctx, total)
     finally:

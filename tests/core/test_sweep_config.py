@@ -201,3 +201,15 @@ def test_storage_refuses_other_databases_and_a_second_new_study(tmp_path: Path) 
     with pytest.raises(UsageError, match="study 's' was made for another search space"):
         open_study(storage, "s", sweep, "fingerprint-b", None, mode="join")
     assert open_study(storage, "s", sweep, "fingerprint-a", None, mode="resume").study_name == "s"
+
+
+def test_module_entry_point_prints_one_message_and_exits_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = write(tmp_path, '"data.val_fraction" = { low = 0.1, high = 0.2 }\n')
+    done = subprocess.run([sys.executable, "-m", "edgekd.sweep", str(path), "--workers", "2"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: [sweep] space key 'data.val_fraction': [data] is shared by every trial")
+    assert "Traceback" not in done.stderr and not (tmp_path / "sw").exists()

@@ -74,7 +74,8 @@ def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = F
         _log.warning("%d worker process(es) exited with an error", len(failed_children))
     stop = study.user_attrs.get(STOP_ATTR)
     if stop:
-        raise UsageError(f"the sweep stopped: {stop}", hint="fix the recipe or the search space, then --resume")
+        raise UsageError(f"the sweep stopped: {stop}", hint="fix the cause; --resume continues if the recipe is unchanged, "
+                         "a changed recipe needs a new study ([sweep] study or out)")
     if not worker:
         from edgekd.sweep.results import print_summary, write_results
 

@@ -68,6 +68,24 @@ def accelerator_fallback(profile: OpProfile) -> list[Verdict]:
     return [Verdict(CODE, message, severity)]
 
 
+def delegation_fallback(entries: list[dict[str, Any]], model: str, *, target: str | None = None) -> list[Verdict]:
+    """The fallback verdict from TFLite's delegation log lines (`tflite_benchmark.delegation_in_log`), for runs
+    without an op profile: fires when a delegate took fewer nodes than the graph has. Without per-op times the
+    share is of nodes: a warning when FALLBACK_WARN_SHARE or more of them stayed on the CPU."""
+    verdicts = []
+    where = f" on {target}" if target else ""
+    for entry in entries:
+        total, replaced = entry.get("total"), int(entry["replaced"])
+        if not total or replaced >= total:
+            continue
+        left = total - replaced
+        partitions = f", in {entry['partitions']} partitions" if entry.get("partitions") else ""
+        severity = WARNING if left / total >= FALLBACK_WARN_SHARE else INFO
+        verdicts.append(Verdict(CODE, f"{model}{where}: {entry['provider']} took {replaced} of {total} nodes"
+                                      f"{partitions}; {left} ran on the plain CPU (per the delegate's log).", severity))
+    return verdicts
+
+
 def report_fallbacks(report: dict[str, Any]) -> list[Verdict]:
     """`accelerator_fallback` over report.json's per-op profiles (`report["profiles"]`: OpProfile dicts),
     in the shape of edgekd.verdicts' checks so it can join `CHECKS`."""

@@ -29,6 +29,7 @@ RUN_ORDER = "Run Order"
 DELEGATE_KERNELS = {
     "tflitexnnpackdelegate": "XNNPACK", "tflitennapidelegate": "NNAPI", "tflitegpudelegate": "GPU",
     "tflitegpudelegatev2": "GPU", "tflitehexagondelegate": "Hexagon", "tflitecoremldelegate": "CoreML",
+    "tfliteqnndelegate": "QNN",
 }
 #: Lines of the tool's log that name the delegate it applied -> provider name.
 DELEGATE_LOG = (
@@ -38,6 +39,12 @@ DELEGATE_LOG = (
     (re.compile(r"Hexagon delegate", re.IGNORECASE), "Hexagon"),
 )
 _HEADER = re.compile(r"\[([^\]]+)\]")
+#: TFLite's delegation log lines, e.g. "Replacing 29 out of 31 node(s) with delegate (TfLiteXNNPackDelegate) node,
+#: yielding 4 partitions for the whole graph." (older builds omit "out of N"; some say "sets 1 partition(s)").
+_REPLACING = re.compile(r"Replacing (\d+)(?: out of (\d+))? node\(s\) with delegate \((\w+)\) node"
+                        r"(?:, (?:yielding|sets) (\d+) partition)?")
+#: "TfLiteQnnDelegate delegate: 11 nodes delegated out of 3504 nodes with 7 partitions."
+_DELEGATED = re.compile(r"(\w+) delegate: (\d+) nodes delegated out of (\d+) nodes(?: with (\d+) partitions)?")
 
 
 def delegates_in_log(text: str) -> list[str]:
@@ -48,6 +55,25 @@ def delegates_in_log(text: str) -> list[str]:
             if pattern.search(line) and name not in found:
                 found.append(name)
     return found
+
+
+def delegation_in_log(text: str) -> list[dict[str, object]]:
+    """Each delegation line of a TFLite log: delegate kernel, provider, nodes replaced, nodes in the graph
+    (None when the line does not say) and partitions. Works without --enable_op_profiling."""
+    entries: list[dict[str, object]] = []
+    for line in text.splitlines():
+        match = _REPLACING.search(line)
+        if match:
+            replaced, total, kernel, partitions = match.groups()
+        else:
+            found = _DELEGATED.search(line)
+            if not found:
+                continue
+            kernel, replaced, total, partitions = found.groups()
+        entries.append({"delegate": kernel, "provider": DELEGATE_KERNELS.get(kernel.lower(), kernel),
+                        "replaced": int(replaced), "total": int(total) if total else None,
+                        "partitions": int(partitions) if partitions else None})
+    return entries
 
 
 def _run_order_lines(text: str) -> tuple[list[str], list[str]]:
@@ -84,6 +110,8 @@ def _provider(node_type: str, name: str, log_delegates: list[str]) -> str:
     kernel = DELEGATE_KERNELS.get(node_type.lower())
     if kernel:
         return kernel
+    if re.fullmatch(r"TfLite\w*Delegate\w*", node_type):
+        return node_type  # a delegate kernel this table does not name yet: still not the plain CPU
     if node_type.upper() == "DELEGATE" or name.startswith("Delegate/"):
         return log_delegates[0] if len(log_delegates) == 1 else "delegate"
     return TFLITE_CPU

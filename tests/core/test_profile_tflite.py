@@ -91,6 +91,12 @@ def test_nnapi_partitions_and_cpu_fallback_warning():
     assert "RESIZE_BILINEAR 23.195 ms, ARG_MAX 15.326 ms, AVERAGE_POOL_2D 0.080 ms" in verdict.message
 
 
+def test_unknown_delegate_kernel_is_not_counted_as_cpu():
+    text = _text("deeplabv3_nnapi_partial.txt").replace("TfLiteNnapiDelegate", "TfLiteVxDelegate   ")
+    profile = parse_benchmark_output(text, requested=["VX"])
+    assert [row.provider for row in profile.rows][:2] == ["TfLiteVxDelegate", "CPU"]
+
+
 def test_fully_delegated_profile_gives_no_verdict():
     """Built in code (no published fully delegated op profile was found): every row on the delegate."""
     profile = OpProfile("tflite", "m.tflite", "test", requested=["XNNPACK"],
@@ -117,3 +123,21 @@ def test_mangled_row_is_refused_naming_the_row():
 def test_unreadable_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="cannot read benchmark_model output"):
         parse_benchmark_file(tmp_path / "missing.txt")
+
+
+def test_delegation_log_lines_full_partial_and_unknown_total():
+    from edgekd.profile.placement import delegation_fallback
+    from edgekd.profile.tflite_benchmark import delegation_in_log
+
+    entries = delegation_in_log(_text("delegation_log_lines.txt"))
+    assert [(e["provider"], e["replaced"], e["total"], e["partitions"]) for e in entries] == [
+        ("XNNPACK", 2168, 2168, 1), ("XNNPACK", 29, 31, 4), ("XNNPACK", 162, None, 2),
+        ("QNN", 11, 3504, 7), ("XNNPACK", 4, 4, 1)]
+    assert delegation_fallback([entries[0]], "m.tflite") == []  # fully delegated: no verdict
+    assert delegation_fallback([entries[2]], "m.tflite") == []  # no total given: nothing to judge
+    [partial] = delegation_fallback([entries[1]], "m.tflite", target="pi5")
+    assert partial.severity == "info"  # 2 of 31 nodes (6 %) left on the CPU
+    assert partial.message == ("m.tflite on pi5: XNNPACK took 29 of 31 nodes, in 4 partitions; 2 ran on the "
+                               "plain CPU (per the delegate's log).")
+    [qnn] = delegation_fallback([entries[3]], "m.tflite")
+    assert qnn.severity == "warning" and "took 11 of 3504 nodes" in qnn.message

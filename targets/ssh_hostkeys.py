@@ -159,13 +159,19 @@ def trust_key(target: SshTarget, line: str, replace: bool) -> TrustChange:
                 f"--replace  (or ssh-keygen -f {path} -R '{host_pattern(target.entry)}')",
             )
         removed = [fingerprint(k) for k in old]
-    kept = [raw for raw in _lines(path) if not (old and _matches(raw, target.entry.host, addr, port))]
-    text = "".join(kept) + ("" if not kept or kept[-1].endswith("\n") else "\n") + line.rstrip("\n") + "\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not removed:  # a new host: append, leaving the rest of the file (and its mode) as it is
+            lines = _lines(path)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(("\n" if lines and not lines[-1].endswith("\n") else "") + line.rstrip("\n") + "\n")
+            return TrustChange(path, [], True)
     except OSError as exc:
-        raise TargetError(f"cannot create {path.parent}: {exc.strerror or exc}",
+        raise TargetError(f"cannot write {path}: {exc.strerror or exc}",
                           hint="set known_hosts of the target to a writable path") from None
+    # --replace: the file without the host's entries, plus the new one (as `ssh-keygen -R` then add)
+    kept = [raw for raw in _lines(path) if not _matches(raw, target.entry.host, addr, port)]
+    text = "".join(kept) + ("" if not kept or kept[-1].endswith("\n") else "\n") + line.rstrip("\n") + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
     return TrustChange(path, removed, True)
 

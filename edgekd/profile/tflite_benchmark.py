@@ -34,9 +34,9 @@ DELEGATE_KERNELS = {
 #: Lines of the tool's log that name the delegate it applied -> provider name.
 DELEGATE_LOG = (
     (re.compile(r"XNNPACK delegate", re.IGNORECASE), "XNNPACK"),
-    (re.compile(r"NNAPI delegate|nnapi.*(created|applied)", re.IGNORECASE), "NNAPI"),
-    (re.compile(r"GPU delegate", re.IGNORECASE), "GPU"),
-    (re.compile(r"Hexagon delegate", re.IGNORECASE), "Hexagon"),
+    (re.compile(r"NNAPI delegate|delegate for NNAPI", re.IGNORECASE), "NNAPI"),
+    (re.compile(r"GPU delegate|delegate for GPU", re.IGNORECASE), "GPU"),
+    (re.compile(r"Hexagon delegate|delegate for Hexagon", re.IGNORECASE), "Hexagon"),
 )
 _HEADER = re.compile(r"\[([^\]]+)\]")
 #: TFLite's delegation log lines, e.g. "Replacing 29 out of 31 node(s) with delegate (TfLiteXNNPackDelegate) node,

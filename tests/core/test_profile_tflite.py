@@ -141,3 +141,13 @@ def test_delegation_log_lines_full_partial_and_unknown_total():
                                "plain CPU (per the delegate's log).")
     [qnn] = delegation_fallback([entries[3]], "m.tflite")
     assert qnn.severity == "warning" and "took 11 of 3504 nodes" in qnn.message
+
+
+def test_delegates_named_in_the_log():
+    """Log lines as TFLite prints them (INFO: Created TensorFlow Lite delegate for GPU. / ... XNNPACK delegate for CPU.)."""
+    from edgekd.profile.tflite_benchmark import delegates_in_log
+
+    log = ("INFO: Created TensorFlow Lite delegate for GPU.\nINFO: Initialized OpenCL-based API.\n"
+           "INFO: Created 1 GPU delegate kernels.\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert delegates_in_log(log) == ["GPU", "XNNPACK"]
+    assert delegates_in_log(_text("mobilenet_v1_cpu_riscv64.txt")) == []

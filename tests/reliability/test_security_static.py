@@ -114,12 +114,13 @@ def test_trusting_a_host_key_keeps_known_hosts_private(tmp_path: Path) -> None:
 def test_ssh_verifies_host_keys_by_default(known_hosts: str | None, tmp_path: Path) -> None:
     entry = {"host": "pi.local"} | ({"known_hosts": known_hosts} if known_hosts else {})
     options = SshTarget.from_entry("pi", entry, tmp_path)._connect_options()
-    # asyncssh checks ~/.ssh/known_hosts when the option is absent; None would switch checking off, and an
-    # empty list (a known_hosts file that does not exist yet) trusts no key at all
+    # asyncssh checks ~/.ssh/known_hosts when the option is absent; None would switch checking off. A
+    # per-target file that does not exist trusts no key at all: an empty *trust set* (host keys, CA keys,
+    # revoked keys), since a plain empty list makes asyncssh fall back to ~/.ssh/known_hosts (issue 15, bug 2)
     if known_hosts is None:
         assert "known_hosts" not in options
     else:
-        assert options["known_hosts"] == []
+        assert options["known_hosts"] == ([], [], [])
 
 
 def test_no_source_passes_known_hosts_none() -> None:

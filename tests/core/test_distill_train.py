@@ -160,3 +160,21 @@ def test_min_epochs_beyond_epochs_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"min_epochs \(9\) cannot exceed epochs \(4\)"):
         TrainConfig(epochs=4, min_epochs=9)
     assert TrainConfig(epochs=30).first_selectable_epoch == 15 and TrainConfig(epochs=1).first_selectable_epoch == 1
+
+
+def test_ties_in_validation_accuracy_go_to_the_lower_validation_loss() -> None:
+    """An 18-sample validation split saturates: among the epochs from min_epochs on with the best accuracy, the kept
+    one has the lowest validation loss (the old rule kept the first epoch that reached it)."""
+    from edgekd.distill.train import evaluate
+
+    data = digits(val_fraction=0.01)
+    train = TrainData(data.x_train, data.y_train, data.ids_train, data.x_val, data.y_val)
+    model = _model()
+    result = fit(model, train, TrainConfig(epochs=8), SupervisedObjective(), seed=0, label="ties")
+    eligible = [row for row in result.history if row["epoch"] >= 4]
+    best_acc = max(row["val_accuracy"] for row in eligible)
+    tied = [row for row in eligible if row["val_accuracy"] == best_acc]
+    kept = result.history[result.best_epoch - 1]
+    assert len(data.y_val) == 18 and result.best_epoch >= 4
+    assert kept["val_accuracy"] == best_acc and kept["val_loss"] == min(row["val_loss"] for row in tied)
+    assert evaluate(model, data.x_val, data.y_val) == pytest.approx((kept["val_accuracy"], kept["val_loss"]), rel=1e-5)

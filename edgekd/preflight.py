@@ -2,7 +2,7 @@
 
 Two passes, called by `edgekd run` (runflow):
 - `check_recipe` before any stage: bench target names, converter availability, the `[handoff] artifact`
-  name and whether the handoff platform can run that precision.
+  name and whether the handoff platform can run that precision, files and the compiler the last stages use.
 - `check_with_data` right after the data stage (loading data is cheap; training is not), with the data's
   shape, class count and training split size: calibration size, the student built once (a custom factory
   dry-run on the data's shape: signature, input channels, output size), and the operators the chosen
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekd.errors import RecipeError, TargetError
-from edgekd.recipe import Recipe
+from edgekd.recipe import Recipe, resolve_path
 from edgekd.registry import suggest, unknown_name
 
 if TYPE_CHECKING:
@@ -60,11 +61,41 @@ def selected(recipe: Recipe, stage: str, only: set[str] | None) -> bool:
 # --- before any stage ---------------------------------------------------------------------------------------
 
 
-def check_recipe(recipe: Recipe, only: set[str] | None = None) -> None:
-    """Every check that needs only the recipe and this machine."""
+def check_recipe(recipe: Recipe, only: set[str] | None = None, base_dir: Path | None = None) -> None:
+    """Every check that needs only the recipe and this machine (files too, when `base_dir` is given: the
+    folder relative paths in the recipe start from)."""
     check_bench_targets(recipe, only)
     check_converters(recipe, only)
     check_handoff_artifact(recipe, only)
+    if base_dir is not None:
+        check_late_files(recipe, only, base_dir)
+
+
+def check_late_files(recipe: Recipe, only: set[str] | None, base_dir: Path) -> None:
+    """Files and programs that only the last stages use exist now: `[bench] inputs`, `[handoff] tflm_include`,
+    and the compiler when `[handoff] require_compiler` makes its absence an error."""
+    import shutil
+
+    if selected(recipe, "bench", only) and recipe.bench.inputs:
+        path = resolve_path(base_dir, Path(recipe.bench.inputs))
+        if path is None or not path.is_file():
+            raise RecipeError(f"[bench] inputs {path} is not a file",
+                              hint="give an .npz with one array per model input, named after the input "
+                                   "(relative paths start at the recipe's folder)")  # fmt: skip
+    if not selected(recipe, "handoff", only):
+        return
+    folders = [resolve_path(base_dir, folder) for folder in recipe.handoff.tflm_include]
+    missing = [str(folder) for folder in folders if folder is None or not folder.is_dir()]
+    if missing:
+        raise RecipeError(f"[handoff] tflm_include folder(s) not found: {', '.join(missing)}",
+                          hint="give the tflite-micro checkout and its flatbuffers and gemmlowp include folders "
+                               "(relative paths start at the recipe's folder)")  # fmt: skip
+    if recipe.handoff.require_compiler and shutil.which(recipe.handoff.compiler) is None:
+        raise RecipeError(
+            f"[handoff] require_compiler = true, but the compiler {recipe.handoff.compiler!r} is not on PATH",
+            hint="install it, name another with [handoff] compiler = \"...\", or set require_compiler = false "
+            "(the compile check is then recorded as skipped)",
+        )
 
 
 def check_bench_targets(recipe: Recipe, only: set[str] | None) -> None:

@@ -39,7 +39,7 @@ def run_recipe(
     for name in only or ():
         if name not in STAGE_NAMES:
             raise unknown_name("stage", name, STAGE_NAMES, UsageError)
-    preflight.check_recipe(recipe, only)
+    preflight.check_recipe(recipe, only, base_dir)
     preflight.check_verdict_codes(strict)
     strict_codes = strict if strict is not None else recipe.report.strict
     run_dir = run_directory(recipe, base_dir, out)

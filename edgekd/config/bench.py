@@ -41,7 +41,7 @@ class BenchConfig(StrictModel):
                                  "permitted (restored after); unset: leave the governor alone")
     energy_idle_s: float = Field(3.0, gt=0, description="idle-power baseline measured before benchmarking, in seconds")
     seed: int = Field(0, description="seed of the generated inputs")
-    inputs: str | None = Field(None, description="an .npz with one sample per model input (by name); unset: "
-                               "inputs generated per dtype")
+    inputs: str | None = Field(None, description="an .npz with one sample per model input (by name), relative to "
+                               "the recipe; unset: inputs generated per dtype")
     allow_charging: bool = Field(False, description="Android: measure battery energy on USB/AC power anyway "
                                  "(results flagged)")

@@ -24,7 +24,7 @@ class HandoffConfig(StrictModel):
     zip: bool = Field(True, description="also write the bundle as a .zip beside the folder")
     compiler: str = Field("g++", description="host C++ compiler for the bundle's compile check")
     require_compiler: bool = Field(False, description="fail (instead of recording \"skipped\") when the compiler "
-                                   "is missing")
+                                   "is missing; checked before training")
     tflm_include: list[Path] = Field([], description="a TFLM source tree and its flatbuffers/gemmlowp include "
-                                     "folders: self_test.cc and op_resolver.h are then compiled against them "
-                                     "(otherwise op_resolver.h is checked structurally)")
+                                     "folders, relative to the recipe: self_test.cc and op_resolver.h are then "
+                                     "compiled against them (otherwise op_resolver.h is checked structurally)")

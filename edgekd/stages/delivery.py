@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgekd import __version__
 from edgekd.artifacts import MODEL_FORMATS, Artifact, create_artifact
 from edgekd.errors import EdgekdError, HandoffError, ParityError
 from edgekd.pipeline import StageContext, StageResult
-from edgekd.recipe import Recipe
+from edgekd.recipe import Recipe, resolve_path
 from edgekd.stages.base import BaseStage
 from edgekd.stages.conversion import CALIBRATION, STUDENT
 from edgekd.stages.training import DATASET, load_split_data
@@ -80,6 +81,8 @@ class BenchStage(BaseStage):
         from edgekd.targets.fleet import bench_fleet
 
         config = ctx.recipe.bench
+        if config.inputs:  # relative to the recipe's folder, like every path in a recipe
+            config = config.model_copy(update={"inputs": str(resolve_path(ctx.base_dir, Path(config.inputs)))})
         models = deployable_models(ctx)
         targets = [make_target(name, None) for name in dict.fromkeys(config.targets)]  # unknown names fail first
         bench = partial(bench_artifacts, progress=ctx.progress) if len(targets) == 1 else None  # bars don't nest
@@ -138,8 +141,10 @@ class HandoffStage(BaseStage):
             )
         dataset = ctx.artifact(DATASET)
         bench_rows = [r for r in ctx.summaries.get("bench", {}).get("results", []) if r.get("artifact") == wanted]
+        options = ctx.recipe.handoff  # tflm_include folders are relative to the recipe's folder
+        options = options.model_copy(update={"tflm_include": [resolve_path(ctx.base_dir, d) for d in options.tflm_include]})
         result = build_handoff(
-            chosen, ctx.workdir / "handoff", ctx.recipe.handoff,
+            chosen, ctx.workdir / "handoff", options,
             labels=dataset.config.get("label_names", []), preprocessing=dataset.config.get("preprocessing", {}),
             calibration=ctx.find(CALIBRATION), bench_summary=bench_rows, versions=tool_versions(),
         )  # fmt: skip

@@ -213,3 +213,17 @@ def test_run_refuses_a_micro_handoff_of_an_unsupported_layer_before_training(tmp
     assert "nn.Hardsigmoid" not in result.stderr  # the layer is named as the user wrote it
     assert "(Hardsigmoid) -> RELU_0_TO_1" in result.stderr
     assert not (tmp_path / "run" / ".edgekd" / "stages" / "teacher.json").exists()
+
+
+def test_files_and_the_compiler_the_last_stages_need_are_checked_before_training(tmp_path: Path) -> None:
+    (tmp_path / "inputs.npz").write_bytes(b"")  # exists: relative to the recipe's folder, not the cwd
+    (tmp_path / "tflm").mkdir()
+    fine = parse_recipe({"bench": {"inputs": "inputs.npz"}, "handoff": {"tflm_include": ["tflm"]}})
+    preflight.check_recipe(fine, None, tmp_path)
+    with pytest.raises(RecipeError, match=r"\[bench\] inputs .*missing.npz is not a file"):
+        preflight.check_recipe(parse_recipe({"bench": {"inputs": "missing.npz"}}), None, tmp_path)
+    with pytest.raises(RecipeError, match=r"\[handoff\] tflm_include folder\(s\) not found: .*no-tflm"):
+        preflight.check_recipe(parse_recipe({"handoff": {"tflm_include": ["tflm", "no-tflm"]}}), None, tmp_path)
+    with pytest.raises(RecipeError, match="require_compiler = true, but the compiler 'no-such-cc' is not on PATH"):
+        preflight.check_recipe(parse_recipe({"handoff": {"require_compiler": True, "compiler": "no-such-cc"}}), None, tmp_path)
+    preflight.check_recipe(parse_recipe({"handoff": {"compiler": "no-such-cc"}}), None, tmp_path)  # recorded as skipped

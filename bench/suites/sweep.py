@@ -2,7 +2,8 @@
 
 Each configuration runs a fresh sweep (its own directory and SQLite study) of N trials (16; 6 with --quick)
 over student width/depth and the KD temperature, pruning off so both runs do the same work. Rows: workers,
-wall seconds, trials finished, teacher trainings (the shared run's one, plus any trial whose teacher stage was
+wall seconds, trials finished (failed ones included: a failed int8 parity
+gate fails its trial), failed, teacher trainings (the shared run's one, plus any trial whose teacher stage was
 not a cache hit: 0 expected) and stage-cache hits of the shared stages summed over trials. The 1-vs-2 ratio
 is in the notes; on a 2-core host busy with other work it is bounded well below 2.
 """
@@ -68,10 +69,11 @@ def one_sweep(workers: int, n_trials: int) -> dict[str, Any]:
         sweep_dir = run_sweep(recipe, workers=workers)
         seconds = time.perf_counter() - started
         results = read_json(sweep_dir / "report.json")
-    done = [t for t in results["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+    done = [t for t in results["trials"] if t["state"] in ("COMPLETE", "PRUNED") or t.get("error")]
     hits = sum(len(t.get("cache_hits") or []) for t in done)
     retrained = sum(1 for t in done if "teacher" not in (t.get("cache_hits") or []))
     return {"workers": workers, "wall_s": round(seconds, 1), "trials": len(done),
+            "failed": sum(1 for t in done if t["state"] == "FAIL"),
             "teacher_trainings": 1 + retrained, "shared_stage_cache_hits": hits}
 
 

@@ -99,6 +99,7 @@ CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
     ("teacher", "kind"): {"teacher": {"kind": "torchscript", "path": "t.onnx"}},
     ("data", "label_column"): {"data": {"source": "csv", "path": "x.csv"}},
     ("data", "other_class"): {"data": {"classes": ["0", "1"]}},
+    ("data", "label_set"): {"data": {"source": "idx", "path": "fashion", "label_set": "fashion_mnist"}},
     ("teacher", "path"): {"teacher": {"kind": "onnx", "path": "a.onnx"}},
     ("teacher", "outputs"): {"teacher": {"kind": "onnx", "path": "t.onnx"}},
     ("teacher", "label_names"): {"teacher": {"kind": "onnx", "path": "t.onnx"}},

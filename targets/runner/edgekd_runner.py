@@ -8,10 +8,13 @@ Python >= 3.9 and never imports edgekd. The host computes statistics; the runner
 Contract (schema "edgekd.run/1"):
     python3 edgekd_runner.py --model M --runtime auto|litert|tflite|ort --threads N --warmup W --runs R
         [--duration S] [--windows K] [--inputs in.npz] [--outputs out.npz] [--no-xnnpack] [--pin 0,1]
-        [--seed 0] [--baseline]
+        [--seed 0] [--baseline] [--profile]
 prints {"schema": "edgekd.run/1", "runtime", "versions", "init_ms", "first_ms", "latencies_ns",
 "peak_rss_kb", "env", ...} on success, or {"schema": "edgekd.run/1", "error": {"kind", "message", "hint"}}
-and exits with status 3 on a problem the user can fix.
+and exits with status 3 on a problem the user can fix. With --profile, after the timed (unprofiled) loop a
+second session runs warm-up + runs under the runtime's own per-op profiler and the document adds
+"op_profile" (per-node rows, see summarize_ort_trace), "profile_latencies_ns", "requested_providers" and
+"providers"; a runtime without a profiler gives "profile_unavailable": the reason.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from array import array as sample_array
 
@@ -27,6 +31,8 @@ SCHEMA = "edgekd.run/1"
 ERROR_EXIT = 3
 PACKAGES = {"litert": "ai-edge-litert", "tflite": "tflite-runtime", "ort": "onnxruntime"}
 MAX_RUNS = 1000000  # 8 MB of int64 samples and about 12 MB of JSON: far beyond any useful benchmark
+#: Profiled runs at most (a trace holds three events per node and run; more adds nothing to the per-op means).
+PROFILE_MAX_RUNS = 1000
 NUMPY2_FIX = 'pip install "numpy<2" on the device, or pip install ai-edge-litert (built for numpy 2) instead'
 
 
@@ -206,6 +212,9 @@ class OrtSession(object):
         self.xnnpack = bool(xnnpack and "XnnpackExecutionProvider" in module.get_available_providers())
         if self.xnnpack:
             providers.insert(0, ("XnnpackExecutionProvider", {"intra_op_num_threads": threads}))
+        # what the session asks for (XNNPACK only where the build has it: a build without it is a note, above)
+        self.requested = [p if isinstance(p, str) else p[0] for p in providers]
+        self.module, self.model, self.options, self.providers = module, model, options, providers
         try:
             self.session = module.InferenceSession(model, sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/InvalidGraph types
@@ -213,6 +222,40 @@ class OrtSession(object):
                               "re-export the model; check it is a complete .onnx file") from None
         self.feeds = {}
         self.results = None
+
+    def profile(self, warmup, runs):
+        """A second session with the same options and ORT's profiler on: warm-up + runs timed end to end,
+        then the trace summarised per node. The trace file and its folder (ours) are removed after reading."""
+        module = self.module
+        options = module.SessionOptions()
+        options.intra_op_num_threads = self.options.intra_op_num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = module.ExecutionMode.ORT_SEQUENTIAL
+        options.enable_profiling = True
+        folder = tempfile.mkdtemp(prefix="edgekd-ortprof-", dir=_work_dir())
+        options.profile_file_prefix = os.path.join(folder, "ort")
+        trace = None
+        try:
+            session = module.InferenceSession(self.model, sess_options=options, providers=self.providers)
+            run, feeds = session.run, self.feeds
+            clock = time.perf_counter_ns
+            for _ in range(warmup):
+                run(None, feeds)
+            latencies = sample_array("q", bytes(8 * runs))
+            for slot in range(runs):
+                t0 = clock()
+                run(None, feeds)
+                latencies[slot] = clock() - t0
+            trace = session.end_profiling()
+            with open(trace) as handle:
+                events = json.load(handle)
+        finally:
+            for name in os.listdir(folder):
+                os.remove(os.path.join(folder, name))
+            os.rmdir(folder)
+        return {"op_profile": summarize_ort_trace(events, warmup_runs=warmup),
+                "profile_latencies_ns": latencies.tolist(), "requested_providers": self.requested,
+                "providers": list(session.get_providers())}
 
     def inputs(self):
         specs = []
@@ -316,6 +359,101 @@ def open_session(runtime, module, model, threads, xnnpack):
     if runtime == "ort":
         return OrtSession(module, model, threads, xnnpack)
     return TfliteSession(module, model, threads, xnnpack)
+
+
+# --- ORT profiler trace -> per-node rows ------------------------------------------------------------
+# COPY of edgekd/profile/ort_trace.py (summarize_ort_trace, _runs, _middle_runs, _run_index) without type
+# hints: the runner cannot import edgekd. The two must stay equal;
+# tests/runner/test_runner_profile.py::test_runner_copy_of_the_trace_summary_equals_the_library checks it.
+
+KERNEL_SUFFIX = "_kernel_time"
+PROFILE_STATISTIC = "interquartile mean"
+
+
+def _runs(events):
+    """(start, end) us of every `model_run`, in time order."""
+    runs = [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
+            for e in events if e.get("cat") == "Session" and e.get("name") == "model_run" and "ts" in e]
+    return sorted(runs)
+
+
+def summarize_ort_trace(events, warmup_runs=0):
+    """Per-node time per inference from ORT's trace, leaving out the first `warmup_runs` runs: a node's
+    `ms` is its mean time per run over the middle half of the runs ranked by `model_run` time."""
+    runs = _runs(events)[max(0, int(warmup_runs)):]
+    if not runs:
+        return {"rows": [], "runs": 0, "run_ms": []}
+    starts = [start for start, _ in runs]
+    count = len(runs)
+    totals = {}  # name -> [op_type, provider, per-run us, events]
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "Node" or not name.endswith(KERNEL_SUFFIX) or "ts" not in event:
+            continue
+        ts = float(event["ts"])
+        index = _run_index(starts, ts)
+        if index < 0 or ts > runs[index][1]:
+            continue  # a warm-up run's node, or outside every run
+        args = event.get("args") or {}
+        node = name[: -len(KERNEL_SUFFIX)]
+        entry = totals.setdefault(node, [str(args.get("op_name", "?")), str(args.get("provider", "?")),
+                                         [0.0] * count, 0])
+        entry[2][index] += float(event.get("dur", 0))
+        entry[3] += 1
+    middle = _middle_runs([end - start for start, end in runs])
+    rows = [{"op": node, "op_type": op_type, "provider": provider,
+             "ms": sum(per_run[i] for i in middle) / len(middle) / 1000.0, "calls": calls / count}
+            for node, (op_type, provider, per_run, calls) in totals.items()]
+    return {"rows": rows, "runs": count, "run_ms": [(end - start) / 1000.0 for start, end in runs],
+            "statistic": PROFILE_STATISTIC}
+
+
+def _middle_runs(durations):
+    """Indexes of the runs between the 25th and 75th percentile of duration (all runs when fewer than 4)."""
+    order = sorted(range(len(durations)), key=durations.__getitem__)
+    if len(order) < 4:
+        return order
+    quarter = len(order) // 4
+    return order[quarter: len(order) - quarter]
+
+
+def _run_index(starts, ts):
+    """Index of the last run starting at or before `ts` (-1 if none): a binary search."""
+    low, high = 0, len(starts)
+    while low < high:
+        middle = (low + high) // 2
+        if starts[middle] <= ts:
+            low = middle + 1
+        else:
+            high = middle
+    return low - 1
+
+
+def _work_dir():
+    """Where the profiler may write its trace: the runner's own folder (the target's work dir), if writable."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return here if os.access(here, os.W_OK) else None
+
+
+def profile_model(session, runtime, args, timed_runs):
+    """The --profile part of the document: the session's per-op profile, or why there is none."""
+    runs = min(PROFILE_MAX_RUNS, max(1, args.runs if args.duration is None else timed_runs))
+    if not hasattr(session, "profile"):
+        if runtime in ("litert", "tflite"):
+            reason = ("the %s Python interpreter has no per-op profiler; run TFLite's benchmark_model "
+                      "--enable_op_profiling=true (adb tool mode, or `edgekd bench profile MODEL "
+                      "--benchmark-output OUT`)" % PACKAGES.get(runtime, runtime))
+        else:
+            reason = "runtime %s has no per-op profiler in the runner" % runtime
+        return {"profile_unavailable": reason}
+    try:
+        result = session.profile(min(args.warmup, PROFILE_MAX_RUNS), runs)
+    except Exception as exc:  # noqa: BLE001 - the timed figures stand; the profile's failure is reported beside them
+        line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        return {"profile_unavailable": "the %s profiler failed: %s: %s" % (runtime, type(exc).__name__, line)}
+    if args.duration is not None or runs < args.runs:
+        result["profile_note"] = "profiled %d runs (of %d timed)" % (runs, timed_runs)
+    return result
 
 
 # --- inputs -------------------------------------------------------------------------------------------
@@ -577,6 +715,8 @@ def run_model(args, runtime, module, report):
     for _ in range(args.warmup):
         invoke()
     latencies, windows = timed_loop(invoke, args.runs, args.duration, args.windows)
+    if args.profile:  # after the timed loop, so the profiler never touches the figures above
+        report.update(profile_model(session, runtime, args, len(latencies)))
     return {"model_sha256": sha256, "init_ms": init_ns / 1e6, "first_ms": first_ns / 1e6, "warmup": args.warmup,
             "latencies_ns": latencies, "windows": windows or None, "inputs": specs,
             "input_shapes": dict((spec["name"], spec["shape"]) for spec in specs),
@@ -602,6 +742,8 @@ def parse_args(argv):
                         help="NAME=1,3,32,32 recorded by edgekd: used for symbolic dimensions where it fits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", action="store_true", help="load the runtime only (memory baseline)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the timed runs, profile per op (ORT's profiler) in a second session")
     args = parser.parse_args(argv)
     if not args.baseline and not args.model:
         raise RunnerError("bad_arguments", "--model is required", "give the model path on the device")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.runner.bench_models import RUNNER
 
-ALLOWED_IMPORTS = {"argparse", "array", "hashlib", "json", "os", "platform", "sys", "time", "resource", "numpy",
+ALLOWED_IMPORTS = {"argparse", "array", "hashlib", "json", "os", "platform", "sys", "tempfile", "time", "resource", "numpy",
                    "ai_edge_litert", "tflite_runtime", "onnxruntime"}
 
 

@@ -228,3 +228,25 @@ def test_an_after_hook_sees_the_stage_outcome_and_can_stop_the_run_before_the_ne
     assert RunDirectory(tmp_path / "run").read_manifest("b") is None  # a refusal is not a failed stage
     pipeline.execute(after={"a": lambda outcome: seen.append((outcome.status, outcome.summary))})
     assert seen[-1] == ("cached", {"n": 1}) and [s.runs for s in stages] == [1, 1]
+
+
+class Buggy(WriteStage):
+    def run(self, ctx: StageContext) -> StageResult:
+        raise ValueError("a bug in edgekd")
+
+
+def test_an_internal_error_in_a_stage_is_recorded_as_exit_70_and_still_gets_its_report(tmp_path: Path) -> None:
+    stages = [WriteStage("a"), Buggy("b", ("a",)), SeesFailures("report", ("b",))]
+    pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    with pytest.raises(ValueError, match="a bug in edgekd"):  # propagated as it is: the CLI logs its traceback
+        pipeline.execute()
+    assert stages[2].failures["b"]["type"] == "ValueError" and stages[2].failures["b"]["exit_code"] == 70
+
+
+def test_a_report_that_fails_after_a_failure_does_not_hide_the_first_error(tmp_path: Path) -> None:
+    report = AfterFailure("report", ("b",), fail=True)
+    stages = [WriteStage("a"), WriteStage("b", ("a",), fail=True), report]
+    pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    with pytest.raises(EdgekdError, match="^b failed on purpose$"):
+        pipeline.execute()
+    assert report.runs == 1

@@ -192,3 +192,19 @@ def test_worker_killed_mid_trial_fails_that_trial_and_resume_finishes(tmp_path: 
     assert len(retried) == 1 and retried[0].state.name in ("COMPLETE", "PRUNED")
     victim_params = next(t for t in results["trials"] if t["number"] == victim)["params"]
     assert json.dumps(retried[0].user_attrs["values"], sort_keys=True) == json.dumps(victim_params, sort_keys=True)
+
+
+def test_a_device_that_drops_fails_its_bench_step_which_is_retried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.sshd import free_port
+
+    inventory = tmp_path / "targets.toml"  # an SSH device whose port nothing listens on: it is gone
+    inventory.write_text(f'[targets.gone]\nkind = "ssh"\nhost = "127.0.0.1"\nport = {free_port()}\nuser = "pi"\n')
+    monkeypatch.setenv("EDGEKD_TARGETS", str(inventory))
+    text = RECIPE.format(n_trials=1, limit=SIZE_LIMIT).replace('targets = ["local"]', 'targets = ["gone"]')
+    path = tmp_path / "r.toml"
+    path.write_text(text.replace('target = "local"', 'target = "gone"'), encoding="utf-8")
+    run_sweep(path)  # the sweep itself finishes: one trial, failed for a reason of its own
+    (trial,) = read_json(tmp_path / "sweep" / "report.json")["trials"]
+    assert trial["state"] == "FAIL" and trial["error"]["type"] == "TargetError", trial["error"]
+    assert [w["attempt"] for w in trial["bench_windows"]] == [1, 2]
+    assert all(w["targets"] == ["gone"] and w["error"] for w in trial["bench_windows"])

@@ -9,8 +9,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edgekd.config.base import StrictModel
 
-Source = Literal["digits", "npz", "image_folder", "csv"]
-IMAGE_SOURCES = ("digits", "npz", "image_folder")  # sources that can hold images (npz may also hold tables)
+Source = Literal["digits", "npz", "image_folder", "csv", "idx", "cifar10_binary"]
+IMAGE_SOURCES = ("digits", "npz", "image_folder", "idx", "cifar10_binary")  # sources that can hold images (npz may also hold tables)
 
 
 class NormalizeStats(StrictModel):
@@ -48,10 +48,26 @@ class DataConfig(StrictModel):
     source: Source = Field(
         "digits",
         description="Where the samples come from: the bundled scikit-learn digits, an .npz file (arrays x, y, optional "
-        "label_names), an image folder (one subfolder per class) or a CSV table; default digits.",
+        "label_names), an image folder (one subfolder per class), a CSV table, \"idx\" (a folder with MNIST/Fashion-MNIST's "
+        "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] files) or \"cifar10_binary\" (the extracted cifar-10-batches-bin "
+        "folder of CIFAR-10's binary version; the pickled python version is refused); default digits. idx and cifar10_binary "
+        "pool the files' train and test parts and split them like every source (seeded, stratified): test accuracy is not "
+        "measured on the official test files.",
     )
     path: Path | None = Field(
-        None, description="File or folder of an npz, image_folder or csv source, relative to the recipe file; required for them."
+        None, description="File or folder of an npz, image_folder, csv, idx or cifar10_binary source, relative to the recipe "
+        "file; required for them."
+    )
+    label_set: Literal["mnist", "fashion_mnist"] | None = Field(
+        None,
+        description="source = \"idx\" only, and required there (IDX files do not name their classes): \"mnist\" names the "
+        "classes 0..9, \"fashion_mnist\" T-shirt/top, Trouser, ... Ankle boot.",
+    )
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="Keep a seeded, stratified subset of this many samples (every class keeps its share and at least one "
+        "sample), taken from the source before classes and the train/val/test split; for quick runs. Default: all samples.",
     )
     val_fraction: float = Field(
         0.1,
@@ -143,6 +159,10 @@ class DataConfig(StrictModel):
             raise ValueError(f"source = {self.source!r} needs a path")
         if self.source == "digits" and self.path is not None:
             raise ValueError("source = 'digits' is bundled and takes no path (remove path, or name the source of the file)")
+        if self.source == "idx" and self.label_set is None:
+            raise ValueError("source = 'idx' needs label_set = 'mnist' or 'fashion_mnist' (IDX files do not name their classes)")
+        if self.source != "idx" and self.label_set is not None:
+            raise ValueError(f"label_set applies to source = 'idx' only, not {self.source!r}")
         if self.source != "csv" and self.label_column != "label":
             raise ValueError(f"label_column applies to source = 'csv' only, not {self.source!r}")
         if self.source not in IMAGE_SOURCES and self.image_size is not None:

@@ -91,15 +91,29 @@ def load_dataset(config: DataConfig, seed: int, base: Path | None = None) -> Dat
     """
     raw = read_source(config, base)
     check_arrays(raw.x, raw.y, len(raw.names))
+    kept = None
+    if config.limit is not None and config.limit < len(raw.y):
+        from dataclasses import replace
+
+        from edgekd.data.standard_formats import stratified_limit
+
+        kept = stratified_limit(raw.y, config.limit, seed)  # indices into the source, sorted
+        raw = replace(raw, x=raw.x[kept], y=raw.y[kept])
     scale = _scale(config, raw)
     raw_range = (float(raw.x.min()), float(raw.x.max()))
     x = _resized(config, raw)
     if config.classes is None:
-        return split(x, raw.y, raw.names, config, seed, base_prep=_base_prep(config, raw, scale, raw_range))
-    x, y_student, y_source, student_names = class_subset(x, raw.y, raw.names, config.classes, config.other_class)
-    return split(x, y_student, student_names, config, seed, y_source=y_source, source_names=raw.names,
-                 other_label=OTHER if config.other_class else None,
-                 base_prep=_base_prep(config, raw, scale, raw_range))  # fmt: skip
+        data = split(x, raw.y, raw.names, config, seed, base_prep=_base_prep(config, raw, scale, raw_range))
+    else:
+        x, y_student, y_source, student_names = class_subset(x, raw.y, raw.names, config.classes, config.other_class)
+        if kept is not None:
+            kept = kept[np.isin(raw.y, [raw.names.index(n) for n in config.classes]) | config.other_class]
+        data = split(x, y_student, student_names, config, seed, y_source=y_source, source_names=raw.names,
+                     other_label=OTHER if config.other_class else None,
+                     base_prep=_base_prep(config, raw, scale, raw_range))  # fmt: skip
+    if kept is not None:  # ids stay indices into the whole source, not into the subset
+        data.ids_train, data.ids_val, data.ids_test = kept[data.ids_train], kept[data.ids_val], kept[data.ids_test]
+    return data
 
 
 def read_source(config: DataConfig, base: Path | None) -> RawData:
@@ -113,6 +127,15 @@ def read_source(config: DataConfig, base: Path | None) -> RawData:
         return sources.read_npz(path)
     if config.source == "image_folder":
         return sources.read_image_folder(path, tuple(config.image_size) if config.image_size else None)
+    if config.source == "idx":
+        from edgekd.data import standard_formats as formats
+
+        names = formats.FASHION_MNIST_LABELS if config.label_set == "fashion_mnist" else formats.MNIST_LABELS
+        return formats.read_idx_source(path, names)
+    if config.source == "cifar10_binary":
+        from edgekd.data.standard_formats import read_cifar10_source
+
+        return read_cifar10_source(path)
     return sources.read_csv(path, config.label_column)
 
 

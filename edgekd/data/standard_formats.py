@@ -2,6 +2,8 @@
 
 Each reader returns raw uint8 images (N, C, H, W), int64 labels (N,) and the class names; scaling to the
 model's inputs is the preprocessing's job, so the values stay the ones a device's sensor path produces.
+`read_idx_source` / `read_cifar10_source` are the recipe sources: both splits of the files pooled (train
+first, so a sample's id is its index in train then test) as a `RawData` with scale 1/255.
 Nothing is downloaded, and CIFAR-10's pickled "python version" is refused, never unpickled.
 
 Formats:
@@ -19,11 +21,14 @@ import re
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from edgekd.errors import DataError
+
+if TYPE_CHECKING:
+    from edgekd.data.sources import RawData
 
 MNIST_LABELS = tuple(str(digit) for digit in range(10))
 FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -209,3 +214,27 @@ def stratified_limit(y: np.ndarray, limit: int, seed: int) -> np.ndarray:
         rng.choice(np.flatnonzero(y == c), size=int(q), replace=False) for c, q in zip(classes, quota, strict=True)
     ]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def read_idx_source(directory: Path, label_names: Sequence[str]) -> RawData:
+    """A `source = "idx"` folder: its train and test files pooled (train first), raw uint8, scale 1/255."""
+    x_train, y_train, names = read_idx_split(directory, "train", label_names)
+    x_test, y_test, _ = read_idx_split(directory, "test", label_names)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{directory}: the train images are {x_train.shape[2:]} pixels, the t10k images {x_test.shape[2:]}",
+                        hint="both splits must come from the same data set")  # fmt: skip
+    return _pooled(x_train, y_train, x_test, y_test, names)
+
+
+def read_cifar10_source(directory: Path) -> RawData:
+    """A `source = "cifar10_binary"` folder: data_batch_*.bin then test_batch.bin pooled, raw uint8, scale 1/255."""
+    x_train, y_train, names = read_cifar10_split(directory, "train")
+    x_test, y_test, _ = read_cifar10_split(directory, "test")
+    return _pooled(x_train, y_train, x_test, y_test, names)
+
+
+def _pooled(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, names: list[str]) -> RawData:
+    from edgekd.data.sources import UINT8_SCALE, RawData
+
+    x = np.concatenate([x_train, x_test])
+    return RawData(x, np.concatenate([y_train, y_test]), list(names), UINT8_SCALE, str(x.dtype))

@@ -17,13 +17,46 @@ from edgekd.config.base import StrictModel
 class ModelSpec(StrictModel):
     """A built-in architecture sized by width and depth, or the user's own factory."""
 
-    arch: Literal["auto", "mlp", "cnn", "mobilenet", "custom"] = Field(
+    arch: Literal["auto", "mlp", "cnn", "mobilenet", "custom", "resnet8", "dscnn", "mobilenet_v1", "fc_autoencoder"] = Field(
         "auto",
         description='Model family: "auto" ("cnn" for images, "mlp" for tables), "mlp" (any data), "cnn" and "mobilenet" '
-        '(images), or "custom" (your own factory). Sidecars record the family "auto" resolved to.',
+        '(images), "custom" (your own factory), or an MLPerf Tiny reference architecture, layer for layer as in '
+        'mlcommons/tiny: "resnet8" (images), "dscnn" (images or (1, frames, coefficients) features), "mobilenet_v1" '
+        '(images, sized by alpha) and "fc_autoencoder" (architecture only: its reconstruction objective is not supported '
+        'yet, so it is refused as a teacher or student). Sidecars record the family "auto" resolved to.',
     )
-    width: int = Field(16, ge=1, description="Built-in families: units (mlp) or channels of the first block (cnn, mobilenet).")
-    depth: int = Field(2, ge=1, description="Built-in families: number of hidden layers (mlp) or blocks (cnn, mobilenet).")
+    width: int | None = Field(
+        None, ge=1,
+        description="Built-in families: units (mlp) or channels of the first block (cnn, mobilenet), default 16; resnet8's "
+        "first-stack filters (default the published reference's 16), dscnn's filters (default 64); refused for mobilenet_v1 "
+        "(use alpha).",
+    )  # fmt: skip
+    depth: int | None = Field(
+        None, ge=1,
+        description="mlp, cnn, mobilenet: number of hidden layers (mlp) or blocks (cnn, mobilenet), default 2; refused for the "
+        "MLPerf Tiny architectures (their depth is the reference's).",
+    )  # fmt: skip
+    alpha: float | None = Field(
+        None, gt=0,
+        description='arch = "mobilenet_v1" only: width multiplier (filters = int(reference filters x alpha)); default 0.25, the '
+        "MLPerf Tiny visual wake words reference.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _sizes_apply(self) -> ModelSpec:
+        """width/depth/alpha only where they size the chosen family (never accepted and ignored)."""
+        tiny = self.arch in ("resnet8", "dscnn", "mobilenet_v1", "fc_autoencoder")
+        if self.arch == "fc_autoencoder":
+            raise ValueError("fc_autoencoder is architecture only: its reconstruction objective (anomaly detection, AUC) is "
+                             "not supported yet, so it cannot be trained as a classifier teacher or student")  # fmt: skip
+        if self.depth is not None and (tiny or self.arch == "custom"):
+            raise ValueError(f"depth does not apply to arch = {self.arch!r} (remove depth)")
+        if self.width is not None and self.arch in ("mobilenet_v1", "custom"):
+            fix = "use alpha, e.g. 0.25 (the reference)" if self.arch == "mobilenet_v1" else "your factory sizes the model"
+            raise ValueError(f"width does not apply to arch = {self.arch!r}: {fix}")
+        if self.alpha is not None and self.arch != "mobilenet_v1":
+            raise ValueError(f"alpha applies to arch = 'mobilenet_v1' only, not {self.arch!r} (remove alpha)")
+        return self
     factory: str | None = Field(
         None,
         description='arch = "custom": "package.module:function" returning a torch.nn.Module. edgekd passes the keywords the '
@@ -151,13 +184,41 @@ class StudentConfig(StrictModel):
 class LossConfig(StrictModel):
     """One distillation loss term; the total loss is the weighted sum of all terms."""
 
-    kind: Literal["hinton", "fitnets", "dkd", "pseudo_labels"] = Field(
-        "hinton", description='"hinton" (soft targets + hard labels), "fitnets" (feature hints), "dkd" (decoupled KD), "pseudo_labels" (teacher argmax).')
-    temperature: float = Field(4.0, gt=0, description="Softmax temperature of the soft targets (hinton, dkd).")
+    kind: Literal["hinton", "fitnets", "dkd", "dist", "pseudo_labels"] = Field(
+        "hinton", description='"hinton" (soft targets + hard labels), "fitnets" (feature hints), "dkd" (decoupled KD), "dist" '
+        '(DIST: Pearson relations between and within classes, tolerant of a much stronger teacher), "pseudo_labels" (teacher argmax).')
+    temperature: float | None = Field(
+        None, gt=0, description="Softmax temperature of the soft targets (hinton, dkd, dist). Default: 4, or 2 with "
+        "standardize = true (z-scored logits have unit spread; the base temperature of Sun et al. 2024).")
     alpha: float = Field(0.5, ge=0, le=1, description="hinton: weight of the soft term (1 - alpha on hard labels); dkd: TCKD weight.")
-    beta: float = Field(8.0, ge=0, description="dkd: weight of the non-target (NCKD) term.")
+    beta: float | None = Field(None, ge=0, description="dkd: weight of the non-target (NCKD) term (default 8); dist: weight of the "
+                               "inter-class relation (default 1).")
+    gamma: float = Field(1.0, ge=0, description="dist: weight of the intra-class relation.")
+    standardize: bool = Field(
+        False, description="hinton, dkd, dist: z-score each sample's student and teacher logits before the softmax (logit "
+        "standardisation, Sun et al. CVPR 2024), so the student matches the teacher's logit relations, not their scale.")
     weight: float = Field(1.0, ge=0, description="Weight of this term in the total loss.")
     hint_layers: list[str] = Field([], description='fitnets: "student.path=teacher.path" pairs of layers whose outputs are matched.')
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> LossConfig:
+        if self.standardize and self.kind not in ("hinton", "dkd", "dist"):
+            raise ValueError(f"standardize applies to the soft-target losses hinton, dkd and dist, not {self.kind!r}")
+        return self
+
+    @property
+    def resolved_temperature(self) -> float:
+        """The temperature in effect (see `temperature`)."""
+        if self.temperature is not None:
+            return self.temperature
+        return 2.0 if self.standardize else 4.0
+
+    @property
+    def resolved_beta(self) -> float:
+        """The beta in effect (see `beta`)."""
+        if self.beta is not None:
+            return self.beta
+        return 1.0 if self.kind == "dist" else 8.0
 
 
 class DistillConfig(StrictModel):

@@ -172,6 +172,11 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     rank, _ = distributed()
     outcome = DistillOutcome()
     metrics = _metrics(model_teacher, mapping, data, kd_model, kd_result, scratch, teacher, mask, labeled_fraction, signal)
+    cross = fitnets_cross_family(teacher, student, config, data.input_shape)
+    if cross is not None:
+        log.warning("%s", cross["message"])
+        warnings.append(cross["message"])
+        metrics["fitnets_cross_family"] = cross
     metrics["warnings"] = warnings
     if rank == 0:
         names = data.label_names
@@ -188,6 +193,26 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     metrics["seconds"] = time.perf_counter() - started
     outcome.metrics = metrics
     return outcome
+
+
+def fitnets_cross_family(teacher: Artifact, student: StudentConfig, config: DistillConfig,
+                         input_shape: tuple[int, ...]) -> dict[str, Any] | None:  # fmt: skip
+    """A FitNets loss between models of different families (from the sidecar's resolved arch), or None.
+
+    Hints across architectures do worse than training from scratch in the literature (Tian et al., CRD,
+    ICLR 2020: ResNet50 -> MobileNetV2 FitNets 63.16 % vs 64.60 % scratch), so the run records a warning.
+    """
+    from edgekd.distill.models import resolve_spec
+
+    if not any(c.kind == "fitnets" for c in config.losses):
+        return None
+    teacher_family = (teacher.config.get("model") or {}).get("arch")
+    student_family = resolve_spec(student.model.model_dump(), input_shape).get("arch")
+    if not teacher_family or teacher_family == student_family:
+        return None
+    message = (f"fitnets_cross_family: FitNets hints between a {teacher_family!r} teacher and a {student_family!r} student; "
+               "hints across families often do worse than scratch (CRD, ICLR 2020): prefer a logit loss (dist, dkd)")  # fmt: skip
+    return {"code": "fitnets_cross_family", "teacher_family": teacher_family, "student_family": student_family, "message": message}
 
 
 def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentConfig, config: DistillConfig, data: Dataset,

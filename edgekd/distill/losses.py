@@ -1,5 +1,10 @@
 """Distillation losses, each a plain `nn.Module` with `forward(student_out, teacher_out, targets)`.
 
+Every logit loss (hinton, dkd, dist) takes `standardize`: logit standardisation (Sun et al., "Logit
+Standardization in Knowledge Distillation", CVPR 2024, arXiv:2403.01427) z-scores each sample's student
+and teacher logits, Z(z) = (z - mean(z)) / std(z), before the temperature softmax, so the student
+matches the teacher's logit *relations* rather than their magnitude. Cross-entropy stays on raw logits.
+
 Shapes: logits are (B, C) or sequences (B, T, C); targets are (B,) or (B, T) class indices, with -1
 marking a sample whose true label the student may not see (label-scarce training). Every loss returns
 a scalar mean over the labelled / scored positions.
@@ -37,6 +42,22 @@ def hard_label_loss(student: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(student[labelled], targets[labelled])
 
 
+def standardize_logits(logits: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Z-score each row over the classes (Sun et al. 2024, eq. 8): (z - mean) / (std + eps), unbiased std as in their code."""
+    return (logits - logits.mean(dim=-1, keepdim=True)) / (logits.std(dim=-1, keepdim=True) + eps)
+
+
+def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pearson correlation of each row of `a` with the same row of `b` (the cosine of the centred rows)."""
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+def _soft_inputs(student: torch.Tensor, teacher: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return (standardize_logits(student), standardize_logits(teacher)) if standardize else (student, teacher)
+
+
 def _check_pair(student: torch.Tensor, teacher: torch.Tensor) -> None:
     if student.shape != teacher.shape:
         raise ModelError(
@@ -56,20 +77,23 @@ def _build_loss_classes() -> dict[str, type]:
         L = (1 - α) · CE(z_s, y) + α · T² · KL(softmax(z_t / T) ‖ softmax(z_s / T))
 
         The T² factor keeps the soft term's gradient scale independent of T. The KL term is averaged
-        over samples (batchmean); CE only over labelled samples.
+        over samples (batchmean); CE only over labelled samples. With `standardize`, z_s and z_t in the
+        KL term are z-scored per sample first (see the module doc).
         """
 
-        def __init__(self, temperature: float = 4.0, alpha: float = 0.5) -> None:
+        def __init__(self, temperature: float = 4.0, alpha: float = 0.5, standardize: bool = False) -> None:
             super().__init__()
             self.temperature = temperature
             self.alpha = alpha
+            self.standardize = standardize
 
         def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             _check_pair(student_out, teacher_out)
             s, y = flatten_logits(student_out, targets)
             t, _ = flatten_logits(teacher_out)
             temp = self.temperature
-            soft = F.kl_div(F.log_softmax(s / temp, dim=1), F.log_softmax(t / temp, dim=1), reduction="batchmean", log_target=True)
+            zs, zt = _soft_inputs(s, t, self.standardize)
+            soft = F.kl_div(F.log_softmax(zs / temp, dim=1), F.log_softmax(zt / temp, dim=1), reduction="batchmean", log_target=True)
             return (1.0 - self.alpha) * hard_label_loss(s, y) + self.alpha * temp * temp * soft
 
     class DKD(nn.Module):
@@ -79,14 +103,16 @@ def _build_loss_classes() -> dict[str, type]:
         the non-target classes only:
             TCKD = KL(b_t ‖ b_s),  NCKD = KL(p̂_t ‖ p̂_s)
             L = CE(z_s, y) + T² · (α · TCKD + β · NCKD)
-        The target class of an unlabelled sample is the teacher's top class.
+        The target class of an unlabelled sample is the teacher's top class. With `standardize`, TCKD and
+        NCKD are computed on z-scored logits.
         """
 
-        def __init__(self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 8.0) -> None:
+        def __init__(self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 8.0, standardize: bool = False) -> None:
             super().__init__()
             self.temperature = temperature
             self.alpha = alpha
             self.beta = beta
+            self.standardize = standardize
 
         def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             _check_pair(student_out, teacher_out)
@@ -95,18 +121,49 @@ def _build_loss_classes() -> dict[str, type]:
             target = torch.where(y == IGNORE, t.argmax(dim=1), y)
             mask = F.one_hot(target, s.shape[1]).bool()
             temp = self.temperature
-            p_s = F.softmax(s / temp, dim=1)
-            p_t = F.softmax(t / temp, dim=1)
+            zs, zt = _soft_inputs(s, t, self.standardize)
+            p_s = F.softmax(zs / temp, dim=1)
+            p_t = F.softmax(zt / temp, dim=1)
             eps = 1e-8
             b_s = torch.stack([(p_s * mask).sum(1), (p_s * ~mask).sum(1)], dim=1).clamp_min(eps)
             b_t = torch.stack([(p_t * mask).sum(1), (p_t * ~mask).sum(1)], dim=1).clamp_min(eps)
             tckd = (b_t * (b_t.log() - b_s.log())).sum(1).mean()
             # Non-target distribution: push the target logit to -inf (via a large offset) and renormalise.
             offset = 1000.0 * mask
-            log_q_s = F.log_softmax(s / temp - offset, dim=1)
-            log_q_t = F.log_softmax(t / temp - offset, dim=1)
+            log_q_s = F.log_softmax(zs / temp - offset, dim=1)
+            log_q_t = F.log_softmax(zt / temp - offset, dim=1)
             nckd = (log_q_t.exp() * (log_q_t - log_q_s)).masked_fill(mask, 0.0).sum(1).mean()
             return hard_label_loss(s, y) + temp * temp * (self.alpha * tckd + self.beta * nckd)
+
+    class DIST(nn.Module):
+        """Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher", NeurIPS 2022, arXiv:2205.10536.
+
+        Matches relations instead of exact probabilities, which tolerates a large teacher-student gap.
+        With p = softmax(z / T) per sample (rows: samples, columns: classes) and ρ the Pearson correlation:
+            inter = 1 - mean_i ρ(p_s[i, :], p_t[i, :])   (each sample's ranking of the classes)
+            intra = 1 - mean_c ρ(p_s[:, c], p_t[:, c])   (each class's ranking of the batch's samples)
+            L = CE(z_s, y) + T² · (β · inter + γ · intra)
+        The paper's α (CE weight) is 1; β = γ = 1, T = 4 on CIFAR-100 (T = 1 on ImageNet). CE only over
+        labelled samples; the relation terms use every sample.
+        """
+
+        def __init__(self, temperature: float = 4.0, beta: float = 1.0, gamma: float = 1.0, standardize: bool = False) -> None:
+            super().__init__()
+            self.temperature = temperature
+            self.beta = beta
+            self.gamma = gamma
+            self.standardize = standardize
+
+        def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            _check_pair(student_out, teacher_out)
+            s, y = flatten_logits(student_out, targets)
+            t, _ = flatten_logits(teacher_out)
+            temp = self.temperature
+            zs, zt = _soft_inputs(s, t, self.standardize)
+            p_s, p_t = F.softmax(zs / temp, dim=1), F.softmax(zt / temp, dim=1)
+            inter = 1.0 - pearson_rows(p_s, p_t).mean()
+            intra = 1.0 - pearson_rows(p_s.t(), p_t.t()).mean()
+            return hard_label_loss(s, y) + temp * temp * (self.beta * inter + self.gamma * intra)
 
     class PseudoLabelCE(nn.Module):
         """Cross-entropy on true labels where known and on the teacher's top class elsewhere.
@@ -150,14 +207,14 @@ def _build_loss_classes() -> dict[str, type]:
                 )
             return F.mse_loss(mapped, teacher)
 
-    return {"hinton": HintonKD, "dkd": DKD, "pseudo_labels": PseudoLabelCE, "fitnets": FitNetsHint}
+    return {"hinton": HintonKD, "dkd": DKD, "dist": DIST, "pseudo_labels": PseudoLabelCE, "fitnets": FitNetsHint}
 
 
 _CLASSES: dict[str, type] = {}
 
 
 def loss_class(kind: str) -> type:
-    """The loss module class registered under `kind` (hinton, dkd, pseudo_labels, fitnets)."""
+    """The loss module class registered under `kind` (hinton, dkd, dist, pseudo_labels, fitnets)."""
     if not _CLASSES:
         _CLASSES.update(_build_loss_classes())
     try:
@@ -167,19 +224,21 @@ def loss_class(kind: str) -> type:
 
 
 def __getattr__(name: str) -> Any:
-    # HintonKD, DKD, PseudoLabelCE, FitNetsHint are built on first use so this module imports without torch.
-    names = {"HintonKD": "hinton", "DKD": "dkd", "PseudoLabelCE": "pseudo_labels", "FitNetsHint": "fitnets"}
+    # HintonKD, DKD, DIST, PseudoLabelCE, FitNetsHint are built on first use so this module imports without torch.
+    names = {"HintonKD": "hinton", "DKD": "dkd", "DIST": "dist", "PseudoLabelCE": "pseudo_labels", "FitNetsHint": "fitnets"}
     if name in names:
         return loss_class(names[name])
     raise AttributeError(name)
 
 
-def logit_loss(kind: str, temperature: float, alpha: float, beta: float) -> nn.Module:
+def logit_loss(kind: str, temperature: float, alpha: float, beta: float, gamma: float = 1.0, standardize: bool = False) -> nn.Module:
     """Build a loss that compares logits (every kind except fitnets)."""
     if kind == "hinton":
-        return loss_class("hinton")(temperature=temperature, alpha=alpha)
+        return loss_class("hinton")(temperature=temperature, alpha=alpha, standardize=standardize)
     if kind == "dkd":
-        return loss_class("dkd")(temperature=temperature, alpha=alpha, beta=beta)
+        return loss_class("dkd")(temperature=temperature, alpha=alpha, beta=beta, standardize=standardize)
+    if kind == "dist":
+        return loss_class("dist")(temperature=temperature, beta=beta, gamma=gamma, standardize=standardize)
     if kind == "pseudo_labels":
         return loss_class("pseudo_labels")()
     raise ModelError(f"{kind!r} is not a logit loss")

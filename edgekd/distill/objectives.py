@@ -135,7 +135,8 @@ class DistillObjective:
         from torch import nn
 
         self.signal = signal
-        self.logit_terms = [(c.weight, logit_loss(c.kind, c.temperature, c.alpha, c.beta)) for c in losses if c.kind != "fitnets"]
+        self.logit_terms = [(c.weight, logit_loss(c.kind, c.resolved_temperature, c.alpha, c.resolved_beta, c.gamma, c.standardize))
+                            for c in losses if c.kind != "fitnets"]  # fmt: skip
         pairs = hint_pairs(losses)
         self.hints = nn.ModuleDict()
         self.hint_terms: list[tuple[float, str, str, str]] = []  # weight, adapter name, student path, teacher path

@@ -1,4 +1,4 @@
-"""Golden values and properties of the distillation losses (Hinton KD, DKD, pseudo-labels, FitNets)."""
+"""Golden values and properties of the distillation losses (Hinton KD, DKD, DIST, logit standardisation, pseudo-labels, FitNets)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,94 @@ def test_fitnets_adapter_maps_channels_and_pools_larger_teacher_maps() -> None:
 def test_fitnets_rank_mismatch_is_a_clear_error() -> None:
     with pytest.raises(ModelError, match="do not align"):
         FitNetsHint(4, 8, spatial=False)(torch.randn(2, 4), torch.randn(2, 3, 8))
+
+
+# --- DIST and logit standardisation ------------------------------------------------------------------------
+
+STUDENT4 = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0], [1.0, -2.0, 0.5]])
+TEACHER4 = torch.tensor([[1.5, 1.0, -0.5], [-1.0, 2.0, 0.0], [0.0, 3.0, -1.0], [2.5, -1.0, -0.5]])
+TARGETS4 = torch.tensor([0, 2, 1, 0])
+GOLDEN_DIST = 4.437772274017334  # DIST(T=2, β=1, γ=2) on the tensors above
+GOLDEN_STANDARDIZED = {"hinton": 0.2881234288215637, "dkd": 0.9348222017288208, "dist": 5.085838317871094}  # T=2, α=0.7, β=3, γ=2
+
+
+def _zscore(z: np.ndarray) -> np.ndarray:
+    return (z - z.mean(axis=1, keepdims=True)) / (z.std(axis=1, ddof=1, keepdims=True) + 1e-7)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([np.corrcoef(a[i], b[i])[0, 1] for i in range(len(a))])
+
+
+def _reference_dist(s: np.ndarray, t: np.ndarray, y: np.ndarray, temp: float, beta: float, gamma: float) -> float:
+    ps, pt = _softmax(s / temp), _softmax(t / temp)
+    inter = 1 - _pearson(ps, pt).mean()
+    intra = 1 - _pearson(ps.T, pt.T).mean()
+    return _ce(s, y) + temp**2 * (beta * inter + gamma * intra)
+
+
+def test_dist_golden_value() -> None:
+    from edgekd.distill.losses import DIST
+
+    value = DIST(temperature=2.0, beta=1.0, gamma=2.0)(STUDENT4, TEACHER4, TARGETS4).item()
+    assert value == pytest.approx(GOLDEN_DIST, rel=1e-5)
+    reference = _reference_dist(STUDENT4.numpy(), TEACHER4.numpy(), TARGETS4.numpy(), 2.0, 1.0, 2.0)
+    assert value == pytest.approx(reference, rel=1e-5)
+
+
+def test_dist_identical_logits_leave_only_cross_entropy() -> None:
+    """Perfectly correlated relations: the inter- and intra-class terms vanish."""
+    from edgekd.distill.losses import DIST
+
+    ce = torch.nn.functional.cross_entropy(TEACHER4, TARGETS4).item()
+    assert DIST(4.0)(TEACHER4, TEACHER4.clone(), TARGETS4).item() == pytest.approx(ce, abs=1e-4)  # eps in ρ
+
+
+@pytest.mark.parametrize("kind", ["hinton", "dkd", "dist"])
+def test_standardize_matches_the_loss_on_z_scored_logits(kind: str) -> None:
+    """Sun et al. 2024: the soft terms see Z(z) = (z - mean) / std; the CE term keeps the raw logits."""
+    from edgekd.distill.losses import logit_loss
+
+    s, t, y = STUDENT4.numpy(), TEACHER4.numpy(), TARGETS4.numpy()
+    value = logit_loss(kind, 2.0, 0.7, 3.0, 2.0, standardize=True)(STUDENT4, TEACHER4, TARGETS4).item()
+    zs, zt = _zscore(s), _zscore(t)
+    if kind == "hinton":
+        expected = 0.3 * _ce(s, y) + 0.7 * 4.0 * _kl(_softmax(zt / 2.0), _softmax(zs / 2.0)).mean()
+    elif kind == "dkd":
+        expected = _reference_dkd(zs, zt, y, 2.0, 0.7, 3.0) - _ce(zs, y) + _ce(s, y)
+    else:
+        expected = _reference_dist(zs, zt, y, 2.0, 3.0, 2.0) - _ce(zs, y) + _ce(s, y)
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert value == pytest.approx(GOLDEN_STANDARDIZED[kind], rel=1e-5)
+
+
+def test_standardized_loss_ignores_the_teachers_logit_scale_and_shift() -> None:
+    """A teacher whose logits are 5x larger and shifted teaches the same thing once standardised."""
+    plain = HintonKD(2.0, 1.0, standardize=True)(STUDENT4, TEACHER4, TARGETS4).item()
+    scaled = HintonKD(2.0, 1.0, standardize=True)(STUDENT4, 5.0 * TEACHER4 + 3.0, TARGETS4).item()
+    assert scaled == pytest.approx(plain, rel=1e-5)
+    assert HintonKD(2.0, 1.0)(STUDENT4, 5.0 * TEACHER4, TARGETS4).item() != pytest.approx(HintonKD(2.0, 1.0)(STUDENT4, TEACHER4, TARGETS4).item())
+
+
+def test_dist_gradients_and_sequences() -> None:
+    from edgekd.distill.losses import DIST
+
+    s = STUDENT4.clone().requires_grad_(True)
+    DIST(standardize=True)(s, TEACHER4, TARGETS4).backward()
+    assert s.grad is not None and float(s.grad.abs().sum()) > 0
+    gen = torch.Generator().manual_seed(0)
+    seq_s, seq_t = torch.randn(2, 5, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
+    seq_y = torch.randint(0, 4, (2, 5), generator=gen)
+    assert DIST()(seq_s, seq_t, seq_y).item() == pytest.approx(DIST()(seq_s.reshape(10, 4), seq_t.reshape(10, 4), seq_y.reshape(10)).item(), rel=1e-6)
+
+
+def test_loss_config_defaults_and_refusals() -> None:
+    from pydantic import ValidationError
+
+    from edgekd.config.distill import LossConfig
+
+    assert LossConfig().resolved_temperature == 4.0 and LossConfig(standardize=True).resolved_temperature == 2.0
+    assert LossConfig(kind="dist").resolved_beta == 1.0 and LossConfig(kind="dkd").resolved_beta == 8.0
+    assert LossConfig(kind="dist", temperature=1.0, standardize=True).resolved_temperature == 1.0
+    with pytest.raises(ValidationError, match="standardize applies"):
+        LossConfig(kind="pseudo_labels", standardize=True)

@@ -33,6 +33,7 @@ class Runs:
     energy_windows: list[EnergyWindow] = field(default_factory=list)
     completed: Completed | None = None
     warnings: list[str] = field(default_factory=list)
+    profile: dict[str, Any] | None = None  # the per-op profile (OpProfile.to_dict()) when one was asked for
 
     @property
     def inferences(self) -> int:
@@ -56,9 +57,41 @@ def peak_rss(document: dict[str, Any], completed: Completed) -> int | None:
     return completed.peak_rss_kb if completed.peak_rss_kb is not None else document.get("peak_rss_kb")
 
 
+def op_profile(document: dict[str, Any], artifact: Artifact, target: str | None) -> dict[str, Any] | None:
+    """The per-op profile a runner document carries, as OpProfile.to_dict() with the unprofiled median of the
+    same process (the rows' yardstick) and the profiler's overhead; None when no profile was asked for.
+
+    Runner documents carry `op_profile` (ORT trace summary) or `profile_unavailable`; the adb tool modes
+    carry `profile`, already an OpProfile dict (parsed from benchmark_model's op-profiling table)."""
+    from edgekd.profile.ort_profile import overhead_text
+    from edgekd.profile.schema import OpProfile, from_runner_document
+
+    if isinstance(document.get("profile"), dict):
+        profile = OpProfile.from_dict(document["profile"])
+        profile.target = target
+    elif "op_profile" in document or "profile_unavailable" in document:
+        profile = from_runner_document(document, model=artifact.path.name, target=target)
+    else:
+        return None
+    latencies = [int(x) for x in document.get("latencies_ns") or []]
+    profiled = [int(x) for x in document.get("profile_latencies_ns") or []]
+    summary = document.get("summary") or {}
+    if latencies:
+        profile.median_ms = compute_stats(latencies).center_ns / 1e6
+    elif summary.get("p50_ms") or summary.get("mean_ms"):  # tool modes: the tool's own (profiled) figure
+        profile.median_ms = summary.get("p50_ms") or summary.get("mean_ms")
+    if profiled:
+        profile.profiled_median_ms = compute_stats(profiled).center_ns / 1e6
+    if profile.profiled_median_ms and profile.median_ms:
+        profile.overhead = overhead_text(profile.profiled_median_ms, profile.median_ms)
+    if document.get("profile_note"):
+        profile.notes.append(str(document["profile_note"]))
+    return profile.to_dict()
+
+
 def collect(
     runs: Runs, repeat: int, document: dict[str, Any], completed: Completed, window: EnergyWindow | None,
-    artifact: Artifact,
+    artifact: Artifact, *, target: str | None = None,
 ) -> None:
     sha = document.get("model_sha256")
     if sha and sha != artifact.sha256:
@@ -86,6 +119,9 @@ def collect(
     if window is not None:
         runs.energy_windows.append(window)
     runs.completed = completed
+    profile = op_profile(document, artifact, target)
+    if profile is not None and runs.profile is None:
+        runs.profile = profile
 
 
 def _power_warnings(env: dict[str, Any], energy: dict[str, Any] | None) -> list[str]:
@@ -156,4 +192,5 @@ def build_result(
         windows=runs.windows or None,
         repeat_medians_ms=runs.repeat_medians_ms,
         config=config.model_dump(),
+        profile=runs.profile,
     )

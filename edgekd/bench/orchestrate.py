@@ -89,10 +89,12 @@ def runner_argv(
     inputs: str | None = None,
     shapes: Shapes | None = None,
     recorded: Shapes | None = None,
+    profile: bool = False,
 ) -> list[str]:
     """The runner command line. `model=None` is the empty-model baseline; `runs=0` the energy reference;
     `inputs` the remote path of the pushed inputs file; `shapes` the user's --shape, `recorded` the
-    shapes the model's sidecar holds (the runner uses them only for symbolic dimensions they fit)."""
+    shapes the model's sidecar holds (the runner uses them only for symbolic dimensions they fit);
+    `profile` adds the per-op profile after the timed runs."""
     if runtime == "torch":  # the host's torch runner takes the device runner's options
         argv = [*target.python_argv(), "-m", TORCH_RUNNER, "--threads", str(config.threads)]
     else:
@@ -117,6 +119,8 @@ def runner_argv(
     for option, given in (("--shape", shapes), ("--sidecar-shape", recorded)):
         for name, shape in (given or {}).items():
             argv += [option, (f"{name}=" if name else "") + ",".join(str(d) for d in shape)]
+    if profile and runs is None:
+        argv.append("--profile")
     return argv
 
 
@@ -259,7 +263,8 @@ def bench_artifacts(
                     collected[index].warnings.append(gate)
             artifact = artifacts[index]
             argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs,
-                               shapes=shapes, recorded=recorded_shapes(artifact))
+                               shapes=shapes, recorded=recorded_shapes(artifact),
+                               profile=config.profile and repeat == 0)  # one profile per artifact and target
             try:
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
             except BenchError as exc:  # name the file: several may be benchmarked together
@@ -273,7 +278,7 @@ def bench_artifacts(
                 if finished:
                     raise TargetLost(exc, finished) from None
                 raise
-            collect(collected[index], repeat, document, completed, window, artifact)
+            collect(collected[index], repeat, document, completed, window, artifact, target=target.name)
             if progress:
                 progress(step + 1, total, f"{artifact.name} run {repeat + 1}/{config.repeats}")
         after = _info_after(target)

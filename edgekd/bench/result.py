@@ -33,6 +33,7 @@ class BenchResult:
     windows: list[dict[str, Any]] | None = None
     repeat_medians_ms: list[float] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] | None = None  # per-op profile (edgekd.profile/1, OpProfile.to_dict()) when asked for
 
     @property
     def model_rss_kb(self) -> int | None:
@@ -66,6 +67,7 @@ class BenchResult:
             "env": self.env,
             "windows": self.windows,
             "repeat_medians_ms": list(self.repeat_medians_ms),
+            "profile": self.profile,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +95,7 @@ class BenchResult:
             "windows": self.windows,
             "repeat_medians_ms": list(self.repeat_medians_ms),
             "config": self.config,
+            "profile": self.profile,
             "summary": self.summary(),
         }
 
@@ -122,4 +125,5 @@ class BenchResult:
             windows=data.get("windows"),
             repeat_medians_ms=list(data.get("repeat_medians_ms", [])),
             config=dict(data.get("config", {})),
+            profile=data.get("profile"),
         )

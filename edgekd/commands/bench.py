@@ -71,6 +71,9 @@ def bench_model(
     allow_charging: Annotated[bool, typer.Option(
         "--allow-charging", help="Android: measure battery energy on USB/AC power anyway (results flagged)")] = False,
     history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="also take a per-op profile of each model (after the timed runs, in a second session; "
+                          "ONNX Runtime's profiler, or benchmark_model's in adb tool mode)")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write full results (raw samples)")] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -89,7 +92,7 @@ def bench_model(
     options = {"runs": runs, "warmup": warmup, "duration_s": duration, "threads": threads, "repeats": repeats,
                "sustained_windows": windows, "cooldown_s": cooldown, "thermal_limit_c": thermal_limit,
                "xnnpack": xnnpack, "energy": energy, "inputs": str(inputs) if inputs else None,
-               "allow_charging": allow_charging or None}
+               "allow_charging": allow_charging or None, "profile": profile or None}
     if pin is not None:
         try:
             options["pin_cores"] = [int(core) for core in pin.split(",")]
@@ -229,6 +232,27 @@ def _print_results(results: list[Any], run_id: str | None) -> None:
             console.say(f"[yellow]warning[/] {result.artifact}: {warning}")
     if results[0].energy_unavailable:
         console.say(f"energy unavailable: {results[0].energy_unavailable}")
+    _print_profiles(results)
+
+
+#: Slowest ops listed per profiled model after the bench table (`edgekd bench profile` lists more).
+PROFILE_TOP = 5
+
+
+def _print_profiles(results: list[Any]) -> None:
+    """The per-op views of every result that carries a profile (bench --profile), with the fallback verdict."""
+    from edgekd.profile.placement import accelerator_fallback
+    from edgekd.profile.printing import print_profile
+    from edgekd.profile.schema import OpProfile
+
+    for result in results:
+        if not result.profile:
+            continue
+        profile = OpProfile.from_dict(result.profile)
+        console.say("")
+        print_profile(profile, top=PROFILE_TOP)
+        for verdict in accelerator_fallback(profile):
+            console.say(f"[yellow]{verdict.severity}: {verdict.code}[/] {verdict.message}")
 
 
 def _num(value: float | None) -> str:
@@ -316,3 +340,14 @@ def bench_compare(
 
 def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _register_profile() -> None:
+    """`edgekd bench profile MODEL` (edgekd.commands.profile); `_DefaultToModel` routes only unknown first words
+    to `bench model`, so a registered `profile` is reached by name."""
+    from edgekd.commands.profile import profile_cmd
+
+    bench_app.command("profile")(profile_cmd)
+
+
+_register_profile()

@@ -45,3 +45,7 @@ class BenchConfig(StrictModel):
                                "the recipe; unset: inputs generated per dtype")
     allow_charging: bool = Field(False, description="Android: measure battery energy on USB/AC power anyway "
                                  "(results flagged)")
+    profile: bool = Field(False, description="also take a per-op profile of each artifact (once per target, after "
+                          "the first repeat's timed runs, in a second session: the timed figures stay unprofiled): "
+                          "ONNX Runtime's profiler in the runner, benchmark_model --enable_op_profiling in adb's "
+                          "benchmark_model mode; runtimes without a profiler record why (profile_unavailable)")

@@ -115,7 +115,8 @@ def from_runner_document(document: dict[str, Any], *, model: str, target: str | 
     if not isinstance(summary, dict):
         reason = str(document.get("profile_unavailable") or "the runner returned no per-op profile")
         return OpProfile.unavailable(runtime, model, reason, target=target)
-    version = (document.get("versions") or {}).get("onnxruntime", "")
+    versions = document.get("versions") or {}
+    version = versions.get("onnxruntime") or versions.get("runtime") or ""  # the runner names it "runtime"
     return OpProfile(runtime=runtime, model=model, source=f"onnxruntime {version} profiler".replace("  ", " "),
                      rows=[OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row})
                            for row in summary.get("rows") or []],

@@ -8,7 +8,8 @@
 4. handoff and report; the trial's figures are then read from its report.json.
 
 A user error (RecipeError / UsageError) stops the sweep with its message; any other edgekd error fails the
-trial only (recorded in the trial's user attrs as "error") and the sweep goes on.
+trial only (recorded in the trial's user attrs as "error") and the sweep goes on. Any other exception is
+edgekd's own bug: it stops the sweep too (the CLI reports it as an internal error, exit 70).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def run_trial(trial: Any, ctx: SweepContext) -> tuple[float, ...]:
             trial.study.set_user_attr(STOP_ATTR, f"trial {trial.number}: {exc.message}")
             raise
         raise TrialFailed(f"trial {trial.number} failed: {exc.message}", hint=exc.hint) from exc
+    except Exception as exc:  # edgekd's own bug: every worker stops rather than repeat it on every trial
+        trial.study.set_user_attr(STOP_ATTR, f"trial {trial.number}: internal error {type(exc).__name__}: {exc}")
+        raise
     trial.set_user_attr("figures", result["figures"])
     trial.set_user_attr("constraints", result["violations"])
     for bound, violation in zip(ctx.sweep.constraints, result["violations"]):

@@ -1,4 +1,5 @@
-"""Built-in model families sized by width and depth, user factories, and loading a torch artifact back.
+"""Built-in model families sized by width and depth, the MLPerf Tiny reference architectures (resnet8, dscnn,
+mobilenet_v1; `tiny_models`), user factories, and loading a torch artifact back.
 
 A torch artifact is a state dict (`.pt`, loaded with weights_only=True) plus, in its sidecar config,
 the `model` spec, `input_shape` and `num_classes` needed to rebuild the module.
@@ -49,8 +50,10 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes:
     from torch import nn
 
     arch = resolve_spec(spec, input_shape).get("arch", "cnn")
-    width = int(spec.get("width", 16))
-    depth = int(spec.get("depth", 2))
+    if arch in TINY_ARCHS:
+        return _tiny_model(arch, spec, input_shape, num_classes)
+    width = int(spec.get("width") or 16)  # None (unset) -> the family's default
+    depth = int(spec.get("depth") or 2)
     if arch == "mlp":
         features = 1
         for dim in input_shape:
@@ -73,7 +76,27 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes:
         model = _custom_model(factory, input_shape, num_classes)
         dry_run(model, input_shape, num_classes, f"the {role} built by {factory}")
         return model
-    raise ModelError(f"unknown architecture {arch!r}", hint="use one of mlp, cnn, mobilenet, custom")
+    raise ModelError(f"unknown architecture {arch!r}", hint=f"use one of mlp, cnn, mobilenet, custom, {', '.join(TINY_ARCHS)}")
+
+
+TINY_ARCHS = ("resnet8", "dscnn", "mobilenet_v1", "fc_autoencoder")  # edgekd.distill.tiny_models (imports torch)
+AUTOENCODER_REFUSAL = ("fc_autoencoder is architecture only: its reconstruction objective (anomaly detection, AUC) is not "
+                       "supported yet, so it cannot be trained as a classifier")  # fmt: skip
+
+
+def _tiny_model(arch: str, spec: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """An MLPerf Tiny reference architecture; width/alpha only when the spec sets them (None = the reference's)."""
+    from edgekd.distill.tiny_models import build_tiny
+
+    if arch == "fc_autoencoder":
+        raise ModelError(AUTOENCODER_REFUSAL, hint="use build_tiny('fc_autoencoder', (640,), 0) from edgekd.distill.tiny_models "
+                         "for the architecture, or a classifier arch (resnet8, dscnn, mobilenet_v1, cnn, mlp)")  # fmt: skip
+    if spec.get("depth") is not None:
+        raise ModelError(f"depth does not apply to {arch} (its depth is the reference's)", hint="remove depth")
+    width = spec.get("width")
+    alpha = spec.get("alpha")
+    return build_tiny(arch, tuple(input_shape), num_classes, width=None if width is None else int(width),
+                      alpha=None if alpha is None else float(alpha))  # fmt: skip
 
 
 def resolve_spec(spec: dict[str, Any], input_shape: tuple[int, ...]) -> dict[str, Any]:

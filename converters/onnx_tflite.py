@@ -209,9 +209,10 @@ def missing_output_error(output: str, precision: str, file_name: str) -> Convers
     failures = [line.strip() for line in text.splitlines() if line.startswith("RuntimeError:")]
     flex = sorted(set(re.findall(r"\(Flex(\w+)\)", " ".join(failures))))
     if flex:
+        why = "int8 calibration runs the model in LiteRT, which" if precision == "int8" else "LiteRT"
         return ConversionError(
-            f"onnx2tf: no {precision} model was written: int8 calibration runs the model in LiteRT, which has no "
-            f"builtin kernel for TensorFlow op(s) {', '.join(flex)} (Flex)",
+            f"onnx2tf: no {precision} model was written: {why} has no builtin kernel for TensorFlow op(s) "
+            f"{', '.join(flex)} (Flex)",
             hint=flex_hint(flex),
         )
     cause = f": {failures[0].removeprefix('RuntimeError:').strip()[:300]}" if failures else ""

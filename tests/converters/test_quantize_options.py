@@ -127,3 +127,17 @@ def test_dynamic_range_without_int8_tensors_is_refused(onnx_models, calibration,
     assert "the dynamic_range model of student.onnx has no int8 tensor" in info.value.message
     assert "drop dynamic_range" in info.value.hint
     assert not list(tmp_path.glob("*.tflite")), "nothing may be kept from a refused conversion"
+
+
+def test_missing_output_reason_read_from_onnx2tf_warnings():
+    """onnx2tf 1.29's own lines (colour codes kept) when int8 calibration hits a Flex op, and any other failure."""
+    from edgekd.converters.onnx_tflite import missing_output_error
+
+    flex = ("RuntimeError: Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter. "
+            "Make sure you apply/link the Flex delegate before inference. Node number 41 (FlexErf) failed to prepare.\n"
+            "\x1b[33mWARNING:\x1b[0m Full INT8 Quantization tflite output failed.\n")
+    error = missing_output_error(flex, "int8", "student_full_integer_quant.tflite")
+    assert error.message.endswith("which has no builtin kernel for TensorFlow op(s) Erf (Flex)")
+    other = missing_output_error("RuntimeError: Quantization not yet supported for op: 'CUSTOM'.\n", "int8", "s.tflite")
+    assert other.message == "onnx2tf: no int8 model was written (s.tflite missing): Quantization not yet supported for op: 'CUSTOM'."
+    assert missing_output_error("", "int8", "s.tflite").message == "onnx2tf: no int8 model was written (s.tflite missing)"

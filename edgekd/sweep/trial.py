@@ -64,6 +64,8 @@ def is_user_error(exc: BaseException) -> bool:
 
 def run_trial(trial: Any, ctx: SweepContext) -> tuple[float, ...]:
     """Optuna objective: run the trial's pipeline, return its objective values (see module doc)."""
+    import optuna
+
     values = suggest(trial, ctx.sweep.space)
     run_dir = ctx.trial_dir(trial.number)
     trial.set_user_attr("run_dir", str(run_dir))
@@ -79,6 +81,8 @@ def run_trial(trial: Any, ctx: SweepContext) -> tuple[float, ...]:
             trial.study.set_user_attr(STOP_ATTR, f"trial {trial.number}: {exc.message}")
             raise
         raise TrialFailed(f"trial {trial.number} failed: {exc.message}", hint=exc.hint) from exc
+    except optuna.TrialPruned:
+        raise
     except Exception as exc:  # edgekd's own bug: every worker stops rather than repeat it on every trial
         trial.study.set_user_attr(STOP_ATTR, f"trial {trial.number}: internal error {type(exc).__name__}: {exc}")
         raise

@@ -17,6 +17,9 @@ The rules, with their constants:
   do not overlap.
 - int8_agreement_near_gate: an int8 artifact passes the top-1 agreement gate by less than AGREEMENT_MARGIN.
 - energy_unavailable (info): energy was not measured on a target, with the reason.
+- accelerator_fallback: a profiled artifact asked for an accelerator (ORT execution provider, TFLite delegate)
+  and some or all of its nodes ran on the plain CPU (edgekd.profile.placement; a warning from
+  FALLBACK_WARN_SHARE of the op time, info below it).
 """
 
 from __future__ import annotations
@@ -173,10 +176,18 @@ def energy_unavailable(report: dict[str, Any]) -> list[Verdict]:
             for target, found in reasons.items()]
 
 
+def accelerator_fallback(report: dict[str, Any]) -> list[Verdict]:
+    """Over report.json's per-op `profiles` (edgekd.profile.placement.report_fallbacks, imported here: it
+    imports this module)."""
+    from edgekd.profile.placement import report_fallbacks
+
+    return report_fallbacks(report)
+
+
 #: Every verdict, in the order they are shown; each function is named after its code.
 CHECKS: tuple[Callable[[dict[str, Any]], list[Verdict]], ...] = (
     teacher_below_scratch, kd_below_scratch, student_keeps_little, int8_slower_than_fp32,
-    int8_agreement_near_gate, energy_unavailable,
+    int8_agreement_near_gate, energy_unavailable, accelerator_fallback,
 )
 #: The codes a recipe's `[report] strict` list may name (declared in the config; a test keeps both equal).
 CODES: tuple[str, ...] = get_args(VerdictCode)

@@ -145,6 +145,7 @@ def build_result(
     completed = runs.completed or Completed([], 0, "", "", 0.0)
     env = result_environment(info, runs.documents[-1], artifact, completed)
     env["init_ms_all"] = [d.get("init_ms") for d in runs.documents]
+    env["rss_after_first_kb"] = first.get("rss_after_first_kb")  # memory once loaded and run once (cold start)
     env["rss_sources_kb"] = {"vmhwm": first.get("vmhwm_kb"), "ru_maxrss": first.get("ru_maxrss_kb"),
                              "wait4": completed.peak_rss_kb}
     env["governor_control"] = governor_note

@@ -3,7 +3,9 @@
 Every stage leaves `<run_dir>/.edgekd/stages/<stage>.json` = {"stage", "key", "seconds", "artifacts",
 "summary"}. The report joins them: model artifacts with their size, the distillation comparison, the
 parity table, benchmark rows (raw latencies kept for plots and comparisons), environments per target,
-a Pareto front, every warning worth a human's attention and the outcome verdicts (edgekd.verdicts).
+a Pareto front, every warning worth a human's attention and the outcome verdicts (edgekd.verdicts);
+with `[bench] profile = true`, the per-op profiles (`profiles`) and fp32-vs-int8 by op type
+(`profile_comparisons`, edgekd.report.profiles).
 A partial run still gets a report: a missing stage leaves its part empty (`None` or `[]`), never an
 exception. A stage that failed leaves a manifest with `"status": "failed"` and an `"error"` record
 (`type`, `message`, `hint`, `exit_code`, `not_run`); the report names it in `failure`, marks it
@@ -22,6 +24,7 @@ from typing import Any
 from edgekd.errors import UsageError
 from edgekd.report.failures import STAGE_ORDER, pipeline_order, split_failures
 from edgekd.report.formatting import kd_gap
+from edgekd.report.profiles import collect_profiles, int8_comparisons
 from edgekd.report.provenance import identity
 
 REPORT_SCHEMA = "edgekd.report/1"
@@ -82,6 +85,7 @@ def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = No
     artifacts, artifact_warnings = _model_artifacts(run_dir, manifests)
     parity = [_parity_row(row) for row in _rows(summaries.get("verify"), "rows")]
     bench = [bench_row(row) for row in _rows(summaries.get("bench"), "results")]
+    profiles = collect_profiles(bench)
     distill = _distill(run_dir, manifests) if "distill" in manifests else None
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -97,7 +101,9 @@ def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = No
         "bench": bench,
         "environments": _environments(bench),
         "handoff": dict(summaries["handoff"]) if "handoff" in manifests else None,
+        "profiles": profiles,
     }
+    report["profile_comparisons"] = int8_comparisons(report, run_dir)
     report["pareto"] = pareto_points(report)
     report["warnings"] = _failure_warnings(failures) + warnings + artifact_warnings + _collect_warnings(report)
     report["passed"] = run_passed(report)
@@ -247,7 +253,7 @@ def bench_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Per-result fields of an env that describe the model run, not the device.
-_PER_RUN_ENV_KEYS = {"model_sha256", "wall_s", "init_ms_all", "runner_peak_rss_kb", "loadavg"}
+_PER_RUN_ENV_KEYS = {"model_sha256", "wall_s", "init_ms_all", "runner_peak_rss_kb", "loadavg", "rss_after_first_kb"}
 
 
 def _environments(bench: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

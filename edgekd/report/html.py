@@ -207,6 +207,45 @@ def energy_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     return "".join(parts) + "</section>"
 
 
+def cold_start_section(report: dict[str, Any]) -> str:
+    from edgekd.report.profiles import COLD_START_HEADER, cold_start_rows
+
+    rows = cold_start_rows(report)
+    if not rows:
+        return ""
+    return (f'<section id="coldstart"><h2>Cold start</h2>{html_table(COLD_START_HEADER, rows, numeric={2, 3, 4, 5})}'
+            '<p class="note">Load = session/interpreter creation; RSS after the first inference, and of it what the '
+            "model adds to the runtime's empty-model baseline.</p></section>")
+
+
+def profile_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
+    """Per-op profiles: the time-by-op-type plot, per artifact the slowest ops and op types, fp32 vs int8."""
+    from edgekd.report.profiles import TOP_OPS, profile_caption, profile_tables, responsible_text
+
+    profiles = report.get("profiles") or []
+    if not profiles:
+        return ""
+    parts = ['<section id="profile"><h2>Where the time goes (per-op profiles)</h2>', figure(plots.get("profile"))]
+    for entry in report.get("profile_comparisons") or []:
+        rows = [[row["op_type"], fmt.ms(row["fp32_ms"]), fmt.ms(row["int8_ms"]), f"{row['delta_ms']:+.3f}",
+                 f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"]] for row in entry["rows"]]
+        parts.append(f"<h3>fp32 vs int8: {_e(entry['fp32'])} → {_e(entry['int8'])} on {_e(entry['target'])}</h3>"
+                     f"<p>{_e(responsible_text(entry))}</p>"
+                     + html_table(["op type", "fp32", "int8", "Δ ms", "nodes", "verdict"], rows, numeric={1, 2, 3, 4}))
+    for data in profiles:
+        title = f"{_e(data.get('artifact'))} on {_e(data.get('target'))}"
+        if data.get("profile_unavailable") or not data.get("rows"):
+            parts.append(f'<p class="note"><b>{title}</b>: no per-op profile: '
+                         f"{_e(data.get('profile_unavailable') or 'no rows')}</p>")
+            continue
+        top_header, top, type_header, types = profile_tables(data)
+        parts.append(f"<details open><summary>{title}: top {TOP_OPS} ops and time by op type</summary>"
+                     f'<p class="note">{_e(profile_caption(data))}</p>'
+                     f"{html_table(top_header, top, numeric={3, 4, 5})}{html_table(type_header, types, numeric={1, 2, 3})}"
+                     "</details>")
+    return "".join(parts) + "</section>"
+
+
 def environment_section(report: dict[str, Any]) -> str:
     envs = report.get("environments") or {}
     if not envs:
@@ -237,7 +276,7 @@ def handoff_section(report: dict[str, Any]) -> str:
 
 
 NAV = (("verdicts", "Verdicts"), ("pipeline", "Pipeline"), ("warnings", "Warnings"), ("distill", "Distillation"), ("parity", "Parity"),
-       ("latency", "Latency"), ("pareto", "Pareto"), ("energy", "Energy"), ("environment", "Environment"), ("handoff", "Handoff"))
+       ("latency", "Latency"), ("coldstart", "Cold start"), ("profile", "Per-op"), ("pareto", "Pareto"), ("energy", "Energy"), ("environment", "Environment"), ("handoff", "Handoff"))
 
 
 def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
@@ -246,7 +285,8 @@ def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
     css = resources.files("edgekd.report").joinpath("style.css").read_text(encoding="utf-8")
     run = report.get("run") or {}
     sections = [verdicts_section(report), pipeline_section(report), warnings_section(report), distill_section(report, by_key),
-                parity_section(report), latency_section(report, by_key), pareto_section(report, by_key),
+                parity_section(report), latency_section(report, by_key), cold_start_section(report),
+                profile_section(report, by_key), pareto_section(report, by_key),
                 energy_section(report, by_key), environment_section(report), handoff_section(report)]
     present = [(anchor, label) for anchor, label in NAV if any(f'id="{anchor}"' in s for s in sections)]
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in present)

@@ -134,6 +134,42 @@ def bench_section(report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def cold_start_section(report: dict[str, Any]) -> list[str]:
+    """Load time, first inference and memory after it, per artifact and target (the runner measures them)."""
+    from edgekd.report.profiles import COLD_START_HEADER, cold_start_rows
+
+    rows = cold_start_rows(report)
+    if not rows:
+        return []
+    return ["## Cold start", "", *table(COLD_START_HEADER, rows, "llrrrr"), ""]
+
+
+def profile_section(report: dict[str, Any]) -> list[str]:
+    """Where the time goes: per profiled artifact the slowest ops and time by op type, then fp32 vs int8."""
+    from edgekd.report.profiles import TOP_OPS, profile_caption, profile_tables, responsible_text
+
+    profiles = report.get("profiles") or []
+    if not profiles:
+        return []
+    lines = ["## Where the time goes (per-op profiles)", ""]
+    for data in profiles:
+        title = f"### {cell(data.get('artifact'))} on {cell(data.get('target'))}"
+        if data.get("profile_unavailable") or not data.get("rows"):
+            lines += [title, "", f"No per-op profile: {cell(data.get('profile_unavailable') or 'no rows')}", ""]
+            continue
+        top_header, top, type_header, types = profile_tables(data)
+        lines += [title, "", cell(profile_caption(data)), "", f"Top {TOP_OPS} ops:", ""]
+        lines += table(top_header, top, "lllrrr") + ["", "Time by op type:", ""]
+        lines += table(type_header, types, "lrrrl") + [""]
+    for entry in report.get("profile_comparisons") or []:
+        lines += [f"### fp32 vs int8: {cell(entry['fp32'])} → {cell(entry['int8'])} on {cell(entry['target'])}", "",
+                  cell(responsible_text(entry)), ""]
+        rows = [[row["op_type"], fmt.ms(row["fp32_ms"]), fmt.ms(row["int8_ms"]), f"{row['delta_ms']:+.3f}",
+                 f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"]] for row in entry["rows"]]
+        lines += table(["op type", "fp32", "int8", "Δ ms", "nodes", "verdict"], rows, "lrrrrl") + [""]
+    return lines
+
+
 def warnings_section(report: dict[str, Any]) -> list[str]:
     warnings = report.get("warnings") or []
     if not warnings:
@@ -165,7 +201,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md text (the environment tables are dropped if the comment would be too long)."""
     run = (report.get("run") or {}).get("name", "run")
     head = [f"# edgekd report: {cell(run)}", "", headline(report), "", pipeline_line(report), ""]
-    head += verdicts_section(report) + distill_section(report) + parity_section(report) + bench_section(report) + warnings_section(report)
+    head += (verdicts_section(report) + distill_section(report) + parity_section(report) + bench_section(report)
+             + cold_start_section(report) + profile_section(report) + warnings_section(report))
     tail = []
     handoff = report.get("handoff")
     if handoff and handoff.get("path"):

@@ -266,6 +266,12 @@ def windows_plot(report: dict[str, Any]) -> Any | None:
     return figure
 
 
+def _op_type_plot(report: dict[str, Any]) -> Any | None:
+    from edgekd.report.profiles import op_type_plot
+
+    return op_type_plot(report)
+
+
 #: key, title, caption, drawing function: the order they appear in the HTML.
 PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] = (
     ("distill", "Teacher vs KD student vs scratch",
@@ -279,7 +285,11 @@ PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] 
     ("energy", "Energy per inference", "Only where the target could measure energy.", energy_plot),
     ("windows", "Sustained runs", "Median latency per window of a sustained run; a rise means throttling.",
      windows_plot),
+    ("profile", "Time by op type",
+     ("Per profiled artifact and target: op time per inference by op type (int8 kernels and XNNPACK operators "
+      "grouped with the float op they replace), from the per-op profile."), _op_type_plot),
 )
+
 
 
 def render_plots(report: dict[str, Any], *, image_format: str = "svg") -> list[Plot]:

@@ -22,7 +22,7 @@ from edgekd.commands.bench import bench_app
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+from tests.runner.bench_models import make_matmul_onnx
 
 QUICK = ["--target", "local", "--runs", "30", "--warmup", "2", "--no-energy"]
 

@@ -84,6 +84,14 @@ def _energy_unavailable(r: dict[str, Any]) -> None:
         row.update(energy_j_per_inference=None, energy_unavailable="no RAPL powercap interface")
 
 
+def _accelerator_fallback(r: dict[str, Any]) -> None:
+    from edgekd.profile.schema import OpProfile, OpRow
+
+    r["profiles"] = [OpProfile(runtime="tflite", model="m.tflite", source="test", requested=["XNNPACK"], target="pi5",
+                               rows=[OpRow("x", "TfLiteXNNPackDelegate", "XNNPACK", 0.02),
+                                     OpRow("r", "RESIZE_BILINEAR", "CPU", 0.015)]).to_dict()]
+
+
 CASES = {
     "teacher_below_scratch": (_teacher_below_scratch, "The teacher scores 93.00% on the test split, below the 94.00%"),
     "kd_below_scratch": (_kd_below_scratch, "The KD student scores 90.00%, 4.00 pt below the scratch student's 94.00%"),
@@ -91,6 +99,8 @@ CASES = {
     "int8_slower_than_fp32": (_int8_slower, "On local, ONNX Runtime runs onnx_int8 slower than onnx_fp32: p50 0.300 ms vs 0.200 ms (1.50×)"),
     "int8_agreement_near_gate": (_agreement_near_gate, "onnx_int8 agrees with its reference on 95.50% of test samples, within 1 pt of the 95.00% gate"),
     "energy_unavailable": (_energy_unavailable, "Energy was not measured on local: no RAPL powercap interface."),
+    "accelerator_fallback": (_accelerator_fallback, ("m.tflite asked for XNNPACK on pi5, but 1 of 2 nodes (42.9% of "
+                                                     "op time, 0.015 ms per inference) ran on the plain CPU: RESIZE_BILINEAR")),
 }
 
 

@@ -124,6 +124,7 @@ def pareto_png(results: dict[str, Any]) -> str | None:
                    [best["values"][y_label]], marker="*", s=260, facecolors="none", edgecolors="red",
                    label=f"recommended: trial {best['number']}")  # fmt: skip
         ax.legend(loc="best", fontsize=8)
+    ax.locator_params(axis="x", nbins=5)  # long latency tick labels would run into each other
     ax.set_xlabel(x_label or "trial")
     ax.set_ylabel(y_label)
     ax.set_title("trials (ringed: feasible Pareto front; faded: infeasible)", fontsize=9)

@@ -50,7 +50,7 @@ def export_cmd(
         "preprocessing": source.config.get("preprocessing", {}),
     }
     if recipe is not None:
-        metadata["recipe_hash"] = _load_recipe(recipe).recipe_hash()
+        metadata["recipe_hash"] = load_recipe_file(recipe)[0].recipe_hash()
     converter = _converter(registry, "torch_onnx")
     artifact = converter.convert(source, options, out, metadata=metadata)
     _report_written([artifact])
@@ -137,7 +137,7 @@ def verify_cmd(
 
     candidate = describe_file(model)
     open_model(candidate)  # a corrupt or truncated file fails here with one message
-    loaded_recipe = _load_recipe(recipe) if recipe is not None else None
+    loaded_recipe = load_recipe_file(recipe) if recipe is not None else None
     if data is not None:
         check_npz_path(data, "--data", "give an .npz with arrays x_test/y_test (or x/y), or one array per input name")
     specs = input_specs(candidate)
@@ -235,8 +235,11 @@ def _with_precision(artifact: Artifact) -> Artifact:
     return replace(artifact, precision=model_precision(artifact))
 
 
-def _held_out(recipe: Recipe | None, data: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from an .npz, else the recipe's (or the default recipe's) test split."""
+def _held_out(recipe: tuple[Recipe, Path] | None, data: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from an .npz, else the recipe's (or the default recipe's) test split.
+
+    `recipe` is (recipe, the directory its relative paths are taken from).
+    """
     import numpy as np
 
     if data is not None:
@@ -249,15 +252,16 @@ def _held_out(recipe: Recipe | None, data: Path | None) -> tuple[np.ndarray, np.
     from edgekd.data.datasets import load_dataset
     from edgekd.recipe import Recipe
 
-    chosen = recipe or Recipe()
-    dataset = load_dataset(chosen.data, chosen.run.seed)
+    chosen, base = recipe or (Recipe(), None)
+    dataset = load_dataset(chosen.data, chosen.run.seed, base)
     return dataset.x_test, dataset.y_test
 
 
-def _load_recipe(path: Path) -> Recipe:
+def load_recipe_file(path: Path) -> tuple[Recipe, Path]:
+    """The recipe and the directory its relative paths (e.g. [data] path) are taken from."""
     from edgekd.recipe import load_recipe
 
-    return load_recipe(path)[0]
+    return load_recipe(path)
 
 
 def _converter(registry: Any, name: str) -> Any:

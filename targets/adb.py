@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekd.targets.adb_entry import AdbEntry, parse_entry
-from edgekd.targets.adb_modes import translate_runner_argv
+from edgekd.targets.adb_modes import NativeRun, translate_runner_argv
 from edgekd.targets.adb_probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
 
 from edgekd.device import Completed, DeviceInfo
@@ -277,11 +277,25 @@ class AdbTarget:
         seconds = time.perf_counter() - started
         stdout = result.stdout
         if native is not None:
-            stdout = native.document(result.stdout + result.stderr, result.returncode)
+            profile_text = self._profiled_run(native, pin, timeout) if result.returncode == 0 else None
+            stdout = native.document(result.stdout + result.stderr, result.returncode, profile_text)
         completed = Completed(list(argv), result.returncode, stdout, result.stderr, seconds)
         if result.returncode == 0:
             self.finished.append(completed)
         return completed
+
+    def _profiled_run(self, native: NativeRun, pin: list[str], timeout: float) -> str | None:
+        """The tool's second, op-profiled run (NativeRun.profile_argv), after the timed one; its output, or
+        None when there is none to make or it failed (the document then says the profile is unavailable)."""
+        if not native.profile_argv:
+            return None
+        workdir = self._require_workdir()
+        self._runs += 1
+        pid_file = shlex.quote(f"{workdir}/.pid.{self._runs}")
+        inner = f"echo $$ > {pid_file} && exec " + shlex.join([*pin, *native.profile_argv])
+        result = self._shell(f"cd {shlex.quote(workdir)} && sh -c {shlex.quote(inner)}", timeout=timeout,
+                             label=shlex.join(native.profile_argv))
+        return result.stdout + result.stderr if result.returncode == 0 else None
 
     def pull(self, remote: str, local: Path) -> None:
         result = self._adb("pull", remote, str(local), timeout=600)

@@ -37,6 +37,7 @@ def _runner_options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
     parser.add_argument("--baseline", action="store_true")
     parser.add_argument("--shape", action="append", default=None)
+    parser.add_argument("--profile", action="store_true")
     # --seed/--pin/--windows have no tool equivalent; --sidecar-shape is only a fallback for the runner
     options, _unknown = parser.parse_known_args(argv)
     return options
@@ -44,10 +45,19 @@ def _runner_options(argv: list[str]) -> argparse.Namespace:
 
 @dataclass
 class NativeRun:
-    """The tool's argv on the phone and how to turn its output into the runner's JSON line."""
+    """The tool's argv on the phone and how to turn its output into the runner's JSON line.
+
+    `profile_argv`, when set, is a second run of the tool with its op profiler on, made after the timed one
+    (so the timed figures stay unprofiled, as in the runner); its output reaches `document` as `profile_text`."""
 
     argv: list[str]
-    document: Callable[[str, int], str]
+    document: Callable[..., str]  # (text, returncode, profile_text=None) -> the runner's JSON line
+    profile_argv: list[str] | None = None
+
+
+#: Why onnxruntime_perf_test mode records no per-op profile (its -p trace would stay on the phone).
+ORT_PERF_TEST_NO_PROFILE = ("onnxruntime_perf_test mode collects no per-op profile (its -p trace is written on the "
+                            "phone and not read back); use mode = 'runner' on this phone for ONNX Runtime's profiler")
 
 
 def tool_argv(mode: str, binary: str, options: argparse.Namespace) -> list[str]:
@@ -75,7 +85,7 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
     options = _runner_options(argv)
     if options.baseline:  # the tools cannot load a runtime without a model: no memory baseline
         note = f"no empty-model memory baseline in {mode} mode"
-        return NativeRun(["true"], lambda _text, _code: json.dumps(
+        return NativeRun(["true"], lambda _text, _code, _profile=None: json.dumps(
             {"schema": RUN_SCHEMA, "runtime": TOOL[mode][0], "versions": {}, "peak_rss_kb": None,
              "latencies_ns": [], "notes": [note]}))
     tool, suffix = TOOL[mode]
@@ -91,7 +101,7 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
     model_sha = next((sha for sha, remote in target.pushed.items() if remote == options.model), None)
     tool_sha = next((sha for sha, remote in target.pushed.items() if remote == binary), "")
 
-    def document(text: str, returncode: int) -> str:
+    def document(text: str, returncode: int, profile_text: str | None = None) -> str:
         try:
             doc = (parse_benchmark_model if mode == "benchmark_model" else parse_ort_perf_test)(text)
         except BenchError as exc:
@@ -103,9 +113,33 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
         doc["env"].update(_env_after(target))
         if doc.get("threads") is None:
             doc["threads"] = options.threads
+        if options.profile:
+            doc.update(op_profile_document(mode, profile_text, options))
         return json.dumps(doc)
 
-    return NativeRun(tool_argv(mode, binary, options), document)
+    argv = tool_argv(mode, binary, options)
+    profiled = [*argv, "--enable_op_profiling=true"] if options.profile and mode == "benchmark_model" else None
+    return NativeRun(argv, document, profiled)
+
+
+def op_profile_document(mode: str, text: str | None, options: argparse.Namespace) -> dict[str, Any]:
+    """The profile part of a tool-mode document: `profile` (an OpProfile dict parsed from benchmark_model's
+    op-profiling tables, with the profiled run's own median) or `profile_unavailable` with the reason."""
+    from edgekd.errors import EdgekdError
+    from edgekd.profile.tflite_benchmark import parse_benchmark_output
+
+    if mode != "benchmark_model":
+        return {"profile_unavailable": ORT_PERF_TEST_NO_PROFILE}
+    if not text:
+        return {"profile_unavailable": "the profiled benchmark_model run failed or printed nothing"}
+    try:
+        profile = parse_benchmark_output(text, model=str(options.model).rsplit("/", 1)[-1], runtime="tflite",
+                                         requested=["XNNPACK"] if options.xnnpack else [])
+        summary = parse_benchmark_model(text).get("summary") or {}
+    except EdgekdError as exc:
+        return {"profile_unavailable": f"benchmark_model --enable_op_profiling=true: {exc.message}"}
+    profile.profiled_median_ms = summary.get("p50_ms") or summary.get("mean_ms")
+    return {"profile": profile.to_dict()}
 
 
 def push_tool(target: AdbTarget, mode: str) -> str:

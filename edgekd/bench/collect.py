@@ -68,7 +68,7 @@ def op_profile(document: dict[str, Any], artifact: Artifact, target: str | None)
 
     if isinstance(document.get("profile"), dict):
         profile = OpProfile.from_dict(document["profile"])
-        profile.target = target
+        profile.model, profile.target = artifact.path.name, target
     elif "op_profile" in document or "profile_unavailable" in document:
         profile = from_runner_document(document, model=artifact.path.name, target=target)
     else:

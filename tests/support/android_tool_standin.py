@@ -5,6 +5,13 @@ under). It accepts the tools' documented flags, really times the model with the 
 Runtime, and prints the result in the tool's own output format (benchmark_model: TF 2.16 `INFO:` log
 lines on stderr, C++ `%g`-style numbers; onnxruntime_perf_test: its summary and percentiles on stdout).
 `write_standin(path, tool)` installs it with a shebang for this Python.
+
+benchmark_model's `--enable_op_profiling=true` prints the op-profiling section in the tool's TF ≥ 2.9 format
+(space-aligned `Run Order` / `Top by Computation Time` / `Summary by node type` tables, as in
+tests/support/recordings/profile/efficientdet_lite0_int8_xnnpack_x86.txt): one row per node of the model;
+with XNNPACK on, FULLY_CONNECTED / CONV_2D rows are XNNPACK operators (`Delegate/Fully Connected (NC, F32)
+GEMM:n`) and the delegation log line is printed. LiteRT's Python interpreter has no per-op timer, so the
+stand-in splits the measured mean evenly over the nodes: the format is the tool's, the per-op split is not.
 """
 
 from __future__ import annotations
@@ -46,6 +53,59 @@ def _count_line(times_us: list[float]) -> str:
             f"median={int(pick(0.5))} p95={int(pick(0.95))}")
 
 
+#: XNNPACK's operator names for the builtins the stand-in delegates when --use_xnnpack=true.
+XNNPACK_OPERATORS = {"FULLY_CONNECTED": "Fully Connected (NC, F32) GEMM", "CONV_2D": "Convolution (NHWC, F32) GEMM"}
+_HEADER = ("                                     [node type]          [first]        [avg ms]            [%]          "
+           "[cdf%]          [mem KB]        [times called]  [Name]")
+
+
+def _nodes(interpreter, xnnpack: bool) -> list[tuple[str, str]]:
+    """(node type, name) per executed node, as the tool's Run Order lists them."""
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    nodes = []
+    for op in interpreter._get_ops_details():  # the only op listing LiteRT's Python API has
+        if op["op_name"] == "DELEGATE":
+            continue
+        index = len(nodes)
+        if xnnpack and op["op_name"] in XNNPACK_OPERATORS:
+            operator = XNNPACK_OPERATORS[op["op_name"]]
+            nodes.append((operator, f"Delegate/{operator}:{index}"))
+        else:
+            output = names.get(op["outputs"][0], "?") if len(op["outputs"]) else "?"
+            nodes.append((op["op_name"], f"[{output}]:{op['index']}"))
+    return nodes
+
+
+def _op_profile(log, nodes: list[tuple[str, str]], measured: list[float]) -> None:
+    """The tool's op-profiling section for the regular runs (even split of the mean: see the module doc)."""
+    mean_ms = statistics.fmean(measured) / 1000.0
+    each = mean_ms / max(1, len(nodes))
+    share = 100.0 / max(1, len(nodes))
+
+    def rows(items: list[tuple[str, str]]) -> list[str]:
+        return [f"{node_type:>48}{each:>17.3f}{each:>16.3f}{share:>14.3f}%{share * (i + 1):>15.3f}%"
+                f"{0.0:>18.3f}{1:>17}       {name}" for i, (node_type, name) in enumerate(items)]
+
+    log("Operator-wise Profiling Info for Regular Benchmark Runs:")
+    lines = ["============================== Run Order ==============================", _HEADER, *rows(nodes), "",
+             "============================== Top by Computation Time ==============================", _HEADER,
+             *rows(nodes), "", f"Number of nodes executed: {len(nodes)}"]
+    types: dict[str, int] = {}
+    for node_type, _ in nodes:
+        types[node_type] = types.get(node_type, 0) + 1
+    lines += ["============================== Summary by node type ==============================",
+              ("                                     [Node type]          [count]         [avg ms]          [avg %]"
+               "         [cdf %]       [mem KB]        [times called]")]
+    total = 0.0
+    for node_type, count in types.items():
+        total += share * count
+        lines.append(f"{node_type:>48}{count:>17}{each * count:>17.3f}{share * count:>16.3f}%{total:>15.3f}%"
+                     f"{0.0:>15.3f}{count:>17}")
+    lines += ["", f"Timings (microseconds): {_count_line(measured)}", "Memory (bytes): count=0",
+              f"{len(nodes)} nodes observed", "", ""]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 def benchmark_model(argv: list[str]) -> int:
     flags = _flags(argv)
     log = lambda text="": print(f"INFO: {text}" if text else "", file=sys.stderr, flush=True)  # noqa: E731
@@ -70,9 +130,18 @@ def benchmark_model(argv: list[str]) -> int:
     import numpy as np
 
     interpreter = Interpreter(model_path=graph, num_threads=max(1, threads))
-    if flags.get("use_xnnpack", "true") == "true":
+    xnnpack = flags.get("use_xnnpack", "true") == "true"
+    if xnnpack:
         log("Created TensorFlow Lite XNNPACK delegate for CPU.")
     interpreter.allocate_tensors()
+    profiling = flags.get("enable_op_profiling") == "true"
+    if profiling:
+        log("Enable op profiling: [1]")
+    nodes = _nodes(interpreter, xnnpack) if profiling else []
+    delegated = sum(1 for _, name in nodes if name.startswith("Delegate/"))
+    if delegated:
+        log(f"Replacing {delegated} out of {len(nodes)} node(s) with delegate (TfLiteXNNPackDelegate) node, "
+            f"yielding {1 if delegated == len(nodes) else 2} partitions for the whole graph.")
     init_us = (time.perf_counter() - started) * 1e6
     rss_init = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     log(f"The input model file size (MB): {_g(os.path.getsize(graph) / 1e6)}")
@@ -110,6 +179,8 @@ def benchmark_model(argv: list[str]) -> int:
         f"overall={_g((rss_end - rss_start) / 1024)}")
     if flags.get("report_peak_memory_footprint") == "true":
         log(f"Overall peak memory footprint (MB) via periodic monitoring: {_g(rss_end / 1024)}")
+    if profiling:
+        _op_profile(log, nodes, measured)
     return 0
 
 

@@ -118,3 +118,44 @@ def test_shape_is_refused_in_tool_mode_not_ignored(phone, tflite_model: Path, an
                         shapes={"x": [1, 16]})
     assert "pixel runs benchmark_model, which edgekd cannot give an input shape (--shape x=1,16)" in caught.value.message
     assert "mode = 'runner'" in (caught.value.hint or "")
+
+
+def test_benchmark_model_mode_profile_end_to_end(phone, tflite_model: Path, android_tools, tmp_path: Path) -> None:
+    """`[bench] profile = true` in benchmark_model mode: after the first repeat's timed run, a second run with
+    --enable_op_profiling=true; its op-profiling tables (the tool's format) become the result's per-op profile.
+    The timed figures are the unprofiled runs' only (2 repeats x 20)."""
+    from edgekd.profile.placement import accelerator_fallback
+    from edgekd.profile.schema import SCHEMA, OpProfile
+
+    target = _target(phone, tmp_path, mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
+    config = BenchConfig(runs=20, warmup=2, repeats=2, energy=False, profile=True)
+    [result] = bench_artifacts(target, [describe_file(tflite_model)], config)
+    assert result.summary()["runs"] == 40 and len(result.env["tool_summaries"]) == 2
+    assert result.profile is not None and result.profile["schema"] == SCHEMA
+    profile = OpProfile.from_dict(result.profile)
+    assert profile.source == "benchmark_model --enable_op_profiling" and profile.target == "pixel"
+    assert profile.model == tflite_model.name and profile.runtime == "tflite" and profile.runs == 20
+    assert [(row.op_type, row.provider) for row in profile.rows] == [("Fully Connected (NC, F32) GEMM", "XNNPACK")] * 2
+    assert profile.requested == ["XNNPACK"] and profile.median_ms and profile.profiled_median_ms
+    assert accelerator_fallback(profile) == []  # fully delegated: no fallback verdict
+    assert result.to_dict()["profile"] == result.profile
+
+
+def test_benchmark_model_mode_profile_without_xnnpack_is_all_cpu(phone, tflite_model: Path, android_tools,
+                                                                  tmp_path: Path) -> None:
+    target = _target(phone, tmp_path, mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
+    config = BenchConfig(runs=5, warmup=1, energy=False, profile=True, xnnpack=False)
+    [result] = bench_artifacts(target, [describe_file(tflite_model)], config)
+    rows = result.profile["rows"]
+    assert [(row["op_type"], row["provider"]) for row in rows] == [("FULLY_CONNECTED", "CPU")] * 2
+    assert result.profile["requested"] == []
+
+
+def test_ort_perf_test_mode_profile_says_why_it_is_unavailable(phone, onnx_model: Path, android_tools,
+                                                                tmp_path: Path) -> None:
+    target = _target(phone, tmp_path, mode="ort_perf_test",
+                     onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
+    [result] = bench_artifacts(target, [describe_file(onnx_model)],
+                               BenchConfig(runs=5, warmup=1, energy=False, profile=True))
+    assert result.profile["rows"] == [] and "onnxruntime_perf_test mode collects no per-op profile" in (
+        result.profile["profile_unavailable"])

@@ -1,8 +1,8 @@
 """`edgekd sweep RECIPE`: a multi-objective search over the recipe's `[sweep]` space (see edgekd/sweep).
 
 Two machines sharing one PostgreSQL study (the database must exist; every worker needs the recipe and data):
-    machine A:  edgekd sweep examples/digits-sweep.toml --storage postgresql://edgekd@db-host/sweeps --workers 2
-    machine B:  edgekd sweep examples/digits-sweep.toml --storage postgresql://edgekd@db-host/sweeps --worker --workers 2
+    machine A:  edgekd sweep sweep.toml --storage postgresql://edgekd@db-host/sweeps --workers 2
+    machine B:  edgekd sweep sweep.toml --storage postgresql://edgekd@db-host/sweeps --worker --workers 2
 Machine A creates the study and writes the results when every trial is over; B's workers join it and stop when
 the study has its trials. After a crash: `edgekd sweep RECIPE --resume` (same --storage) continues.
 """

@@ -6,7 +6,7 @@ trained once per sweep), trial (one trial's pipeline in steps), metrics (figures
 runner (workers and counting), results (report.json / report.html).
 
 One machine (SQLite study in the sweep directory, 2 trials at a time):
-    edgekd sweep examples/digits-sweep.toml --workers 2
+    edgekd sweep sweep.toml --workers 2
 Two machines sharing a PostgreSQL study (both need the recipe, its data and edgekd; the database must exist):
     machine A:  edgekd sweep RECIPE --storage postgresql://edgekd:PASS@db-host:5432/sweeps --workers 2
     machine B:  edgekd sweep RECIPE --storage postgresql://edgekd:PASS@db-host:5432/sweeps --worker --workers 2

@@ -59,6 +59,32 @@ class TorchSession:
     def outputs(self) -> list[tuple[str, Any]]:
         return [("output", self.result.numpy())]
 
+    def profile(self, warmup: int, runs: int) -> dict[str, Any]:
+        """The runner's --profile for torch: torch.profiler (CPU) over `runs` calls after `warmup`, one row per
+        op name with its self time (so rows add up to the whole call, without counting a caller and its callees
+        twice). torch.profiler aggregates by op name, not per graph node: `calls` says how often per inference."""
+        import time
+
+        from torch.profiler import ProfilerActivity, profile
+
+        for _ in range(warmup):
+            self.invoke()
+        latencies = []
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                start = time.perf_counter_ns()
+                self.invoke()
+                latencies.append(time.perf_counter_ns() - start)
+        rows = [{"op": event.key, "op_type": event.key.split("::")[-1], "provider": "CPU",
+                 "ms": event.self_cpu_time_total / runs / 1000.0, "calls": event.count / runs}
+                for event in prof.key_averages() if event.self_cpu_time_total > 0]
+        rows.sort(key=lambda row: row["ms"], reverse=True)
+        import torch
+
+        return {"op_profile": {"rows": rows, "runs": runs, "statistic": "mean"}, "profile_latencies_ns": latencies,
+                "requested_providers": [], "providers": ["CPU"],
+                "profile_source": f"torch {torch.__version__} profiler (rows per op name, self time)"}
+
 
 class TorchBackend:
     """What the device runner's open_session() hook expects from a host-supplied backend."""

@@ -109,7 +109,8 @@ class OpProfile:
 
 def from_runner_document(document: dict[str, Any], *, model: str, target: str | None = None) -> OpProfile:
     """The OpProfile of a device runner's JSON document (edgekd.run/1 with the proposed profile fields):
-    `op_profile` = `ort_trace.summarize_ort_trace(...)`'s dict, or `profile_unavailable` = the reason."""
+    `op_profile` = `ort_trace.summarize_ort_trace(...)`'s dict (or the host torch runner's rows, named by
+    `profile_source`), or `profile_unavailable` = the reason."""
     runtime = str(document.get("runtime") or "?")
     summary = document.get("op_profile")
     if not isinstance(summary, dict):
@@ -117,7 +118,8 @@ def from_runner_document(document: dict[str, Any], *, model: str, target: str | 
         return OpProfile.unavailable(runtime, model, reason, target=target)
     versions = document.get("versions") or {}
     version = versions.get("onnxruntime") or versions.get("runtime") or ""  # the runner names it "runtime"
-    return OpProfile(runtime=runtime, model=model, source=f"onnxruntime {version} profiler".replace("  ", " "),
+    source = str(document.get("profile_source") or f"onnxruntime {version} profiler".replace("  ", " "))
+    return OpProfile(runtime=runtime, model=model, source=source,
                      rows=[OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row})
                            for row in summary.get("rows") or []],
                      runs=int(summary.get("runs") or 0), statistic=str(summary.get("statistic") or "mean"),

@@ -120,3 +120,27 @@ def test_recipe_key_profile_is_declared() -> None:
 
     assert BenchConfig().profile is False and BenchConfig(profile=True).profile is True
     assert "per-op profile" in BenchConfig.model_fields["profile"].description
+
+
+def test_profile_of_torch_onnx_and_tflite_artifacts_on_the_local_target(tmp_path: Path) -> None:
+    """Every artifact kind gets a profile entry: torch through torch.profiler (rows per op name, self time),
+    ONNX through ORT's profiler, TFLite (no profiler in LiteRT's Python interpreter) the reason."""
+    from edgekd.artifacts import describe_file
+    from edgekd.bench.orchestrate import bench_artifacts
+    from edgekd.config.bench import BenchConfig
+    from edgekd.profile.schema import OpProfile
+    from edgekd.targets.local import LocalTarget
+    from tests.core.test_bench_orchestrate import torch_artifact
+    from tests.runner.bench_models import make_tflite
+
+    onnx = describe_file(make_matmul_onnx(tmp_path / "m.onnx", layers=1, size=64))
+    tflite = describe_file(make_tflite(tmp_path / "d.fp32.tflite"))
+    config = BenchConfig(runs=10, warmup=1, energy=False, governor=None, profile=True)
+    results = bench_artifacts(LocalTarget(), [torch_artifact(tmp_path), onnx, tflite], config)
+    profiles = {r.artifact: OpProfile.from_dict(r.profile) for r in results if r.profile}
+    assert set(profiles) == {"student_torch", "m", "d.fp32"}
+    torch_profile = profiles["student_torch"]
+    assert torch_profile.source.startswith("torch 2.") and torch_profile.runs == 10
+    assert any("conv" in row.op_type for row in torch_profile.rows) and torch_profile.total_ms > 0
+    assert [row.op_type for row in profiles["m"].rows] == ["MatMul", "Relu"]
+    assert not profiles["d.fp32"].rows and "--enable_op_profiling=true" in profiles["d.fp32"].profile_unavailable

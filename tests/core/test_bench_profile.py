@@ -125,11 +125,12 @@ def test_recipe_key_profile_is_declared() -> None:
 def test_profile_of_torch_onnx_and_tflite_artifacts_on_the_local_target(tmp_path: Path) -> None:
     """Every artifact kind gets a profile entry: torch through torch.profiler (rows per op name, self time),
     ONNX through ORT's profiler, TFLite (no profiler in LiteRT's Python interpreter) the reason."""
+    from edgekd.targets.local import LocalTarget
+
     from edgekd.artifacts import describe_file
     from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
     from edgekd.profile.schema import OpProfile
-    from edgekd.targets.local import LocalTarget
     from tests.core.test_bench_orchestrate import torch_artifact
     from tests.runner.bench_models import make_tflite
 

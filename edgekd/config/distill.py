@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgekd.config.base import StrictModel
 
@@ -65,6 +65,34 @@ class ModelSpec(StrictModel):
     )
 
 
+PATIENT_LR = 1e-3
+PATIENT_EPOCHS = 100
+
+
+class AugmentConfig(StrictModel):
+    """Seeded per-sample augmentation, with mixup; every view is fixed by (seed, epoch, sample)."""
+
+    shift: bool = Field(True, description="1-pixel shifts for images, small Gaussian jitter for tables.")
+    mixup: float = Field(
+        0.0, ge=0,
+        description="Mixup Beta(α, α) parameter; 0 = off. Each sample is mixed with a seeded partner, λ' = max(λ, 1 - λ) "
+        "(MixMatch), so a view is fixed per (sample, epoch) and the teacher cache can hold it; the hard label is the "
+        "dominant sample's, the teacher's soft targets carry the mix. Beyer et al. (CVPR 2022) distil with consistent "
+        "mixup views (α = 1 there).",
+    )  # fmt: skip
+    @property
+    def enabled(self) -> bool:
+        return self.shift or self.mixup > 0
+
+
+class DistillAugmentConfig(AugmentConfig):
+    """[distill] train.augment: the augmentation, and whether the teacher sees the same views."""
+
+    consistent: bool | None = Field(
+        None, description="The teacher scores the student's augmented (mixed) view (true: consistent views, the teacher cached "
+        "per sample and augmentation seed), or the plain sample (false). Default: [distill] consistent_teaching.")
+
+
 class TrainConfig(StrictModel):
     """One training run: optimiser, schedule, and which epoch's weights are kept."""
 
@@ -78,8 +106,10 @@ class TrainConfig(StrictModel):
     lr: float = Field(3e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="Decoupled weight decay (AdamW) or L2 (SGD).")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description='"adamw", or "sgd" (Nesterov momentum 0.9).')
-    schedule: Literal["cosine", "step", "none"] = Field(
-        "cosine", description='Per-step learning rate: "cosine" decay to 0, "step" (x0.1 at 50 % and 75 %), or "none" (constant).')
+    schedule: Literal["cosine", "step", "none", "patient"] = Field(
+        "cosine", description='Per-step learning rate: "cosine" decay to 0, "step" (x0.1 at 50 % and 75 %), "none" (constant), or '
+        '"patient": cosine with a mild peak lr (1e-3) over a long run (100 epochs) unless lr / epochs are set (Beyer et al., '
+        '"Knowledge distillation: A good teacher is patient and consistent", CVPR 2022).')
     select: Literal["best_val", "last"] = Field(
         "best_val",
         description='Which weights are kept: "best_val" = the epoch (from min_epochs on) with the highest validation accuracy, '
@@ -98,7 +128,15 @@ class TrainConfig(StrictModel):
         description="Early stopping: end training after this many epochs (past min_epochs) without a better validation "
         "score. Needs a validation split; refused with val_fraction = 0.",
     )  # fmt: skip
-    augment: bool = Field(False, description="Seeded per-sample augmentation: 1-pixel shifts for images, small Gaussian jitter for tables.")
+    augment: bool | AugmentConfig = Field(
+        False, description="Seeded per-sample augmentation: true = 1-pixel shifts for images, small Gaussian jitter for tables; "
+        "or a table { shift, mixup }.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description='Where training runs: "cuda" (refused when no GPU is visible), "cpu", or "auto" (cuda when available). '
+        "On CUDA, image models train in channels_last memory format.")
+    amp: Literal["off", "bf16", "fp16"] = Field(
+        "off", description='Automatic mixed precision: "bf16" (CPU and CUDA, torch.autocast), "fp16" (CUDA only, with a '
+        'GradScaler), or "off" (fp32).')
     threads: int = Field(
         1, ge=0,
         description="torch intra-op threads while training; 0 = torch's default. Small models train fastest on one thread "
@@ -106,10 +144,32 @@ class TrainConfig(StrictModel):
     )  # fmt: skip
 
     @model_validator(mode="after")
+    def _schedule_preset(self) -> TrainConfig:
+        if self.schedule == "patient":  # a preset: long cosine at a mild peak lr, unless the recipe sets them
+            if "lr" not in self.model_fields_set:
+                self.__dict__["lr"] = PATIENT_LR
+            if "epochs" not in self.model_fields_set:
+                self.__dict__["epochs"] = PATIENT_EPOCHS
+        return self
+
+    @model_validator(mode="after")
     def _min_epochs_fit(self) -> TrainConfig:
         if self.min_epochs is not None and self.min_epochs > self.epochs:
             raise ValueError(f"min_epochs ({self.min_epochs}) cannot exceed epochs ({self.epochs})")
         return self
+
+    @property
+    def augmentation(self) -> AugmentConfig | None:
+        """The augmentation in effect, or None."""
+        if self.augment is True:
+            return AugmentConfig()
+        if isinstance(self.augment, AugmentConfig) and self.augment.enabled:
+            return self.augment
+        return None
+
+    @property
+    def augment_enabled(self) -> bool:
+        return self.augmentation is not None
 
     def batch_for(self, samples: int) -> int:
         """The batch size for a training split of `samples` samples (see `batch_size`)."""
@@ -119,6 +179,14 @@ class TrainConfig(StrictModel):
     def first_selectable_epoch(self) -> int:
         """1-based epoch from which a checkpoint may be kept and early stopping may act."""
         return self.min_epochs if self.min_epochs is not None else max(1, math.ceil(self.epochs / 2))
+
+
+class DistillTrainConfig(TrainConfig):
+    """[distill] train: a TrainConfig whose augment table may also say whether the teacher sees the same views."""
+
+    augment: bool | DistillAugmentConfig = Field(
+        False, description="Seeded per-sample augmentation: true = 1-pixel shifts for images, small Gaussian jitter for tables; "
+        "or a table { shift, mixup, consistent }, e.g. { consistent = true, mixup = 1.0 } for consistent-view KD.")
 
 
 class TeacherPreprocessing(StrictModel):
@@ -225,8 +293,33 @@ class DistillConfig(StrictModel):
     """How the student is distilled from the teacher (and the from-scratch baseline trained beside it)."""
 
     losses: list[LossConfig] = Field([LossConfig()], description="The loss terms, summed with their weights.")
-    train: TrainConfig = Field(TrainConfig(epochs=30), description="How the student (and the scratch baseline) are trained.")
+    train: DistillTrainConfig = Field(DistillTrainConfig(epochs=30), description="How the student (and the scratch baseline) are trained.")
     baseline: bool = Field(True, description="Also train the same student from scratch with the same budget, to show what KD bought.")
     teacher_cache: bool = Field(True, description="Compute teacher outputs once and keep them (memory-mapped, sha256-checked) for every epoch.")
     cache_topk: int | None = Field(None, ge=1, description="Store only the teacher's top-k classes per sample (the rest spread evenly).")
     consistent_teaching: bool = Field(True, description="With augmentation: the teacher scores the student's augmented view, not the plain sample.")
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _distill_train(cls, value: object) -> object:
+        """Accept a plain TrainConfig (code building configs) as the [distill] train table it describes."""
+        if isinstance(value, TrainConfig) and not isinstance(value, DistillTrainConfig):
+            return value.model_dump(exclude_unset=True)
+        return value
+
+    @model_validator(mode="after")
+    def _one_consistency(self) -> DistillConfig:
+        augment = self.train.augment
+        if (isinstance(augment, DistillAugmentConfig) and augment.consistent is not None and "consistent_teaching" in self.model_fields_set
+                and augment.consistent != self.consistent_teaching):  # fmt: skip
+            raise ValueError(f"train.augment.consistent = {str(augment.consistent).lower()} contradicts consistent_teaching = "
+                             f"{str(self.consistent_teaching).lower()}; keep one of them")  # fmt: skip
+        return self
+
+    @property
+    def consistent_views(self) -> bool:
+        """Whether the teacher scores the student's augmented view (train.augment.consistent, else consistent_teaching)."""
+        augment = self.train.augment
+        if isinstance(augment, DistillAugmentConfig) and augment.consistent is not None:
+            return augment.consistent
+        return self.consistent_teaching

@@ -159,7 +159,8 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     model_teacher = load_teacher(teacher, data.preprocessing)
     mapping = class_mapping(_teacher_names(model_teacher, data), model_teacher.num_classes, data.label_names, data.other_label)
     mask = labelled_mask(data.y_train, labeled_fraction, seed)
-    train = TrainData(data.x_train, np.where(mask, data.y_train, -1), _ids(data), data.x_val, data.y_val)
+    train = TrainData(data.x_train, np.where(mask, data.y_train, -1), _ids(data), data.x_val, data.y_val,
+                      val_teacher=_val_teacher(model_teacher, mapping, data))  # fmt: skip
     with _progress_bar(progress) as bar:
         kd_model, kd_result, signal = _train_student(model_teacher, mapping, student, config, data, train, seed=seed,
                                                      out_dir=out_dir, progress=bar, resume=resume, cache_dir=cache_dir,
@@ -225,14 +226,14 @@ def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentC
     from edgekd.distill.objectives import DistillObjective, TeacherSignal, hint_pairs
 
     cache = TeacherOutputCache(cache_dir or out_dir / "teacher_cache", topk=config.cache_topk) if config.teacher_cache else None
-    signal = TeacherSignal(teacher, mapping, train, seed=seed, augmented=config.train.augment, consistent=config.consistent_teaching,
+    signal = TeacherSignal(teacher, mapping, train, seed=seed, augmentation=config.train.augmentation, consistent=config.consistent_views,
                            cache=cache, data_sha256=data_fingerprint(train.x, train.ids, data.preprocessing),
                            hint_paths=[t for _, _, t in hint_pairs(config.losses)])  # fmt: skip
     torch.manual_seed(seed)
     model = build_model(student.model.model_dump(), data.input_shape, data.num_classes)
     objective = DistillObjective(model, signal, config.losses, data.input_shape)
     extra = {"teacher": teacher.fingerprint, "teacher_inputs": teacher.inputs_key, "losses": [c.model_dump() for c in config.losses], "model": student.model.model_dump(),
-             "consistent": config.consistent_teaching, "labeled_fraction": labeled_fraction}  # fmt: skip
+             "consistent_teaching": config.consistent_views, "labeled_fraction": labeled_fraction}  # fmt: skip
     result = fit(model, train, config.train, objective, seed=seed, label="student (KD)", checkpoint=out_dir / "checkpoints" / "student.ckpt",
                  resume=resume, fingerprint_extra=extra, progress=progress)  # fmt: skip
     return model, result, signal
@@ -279,6 +280,9 @@ def _metrics(teacher: Teacher, mapping: list[list[int]], data: Dataset, kd_model
         "teacher_kind": artifact.config.get("kind"), "teacher_preprocessing": artifact.config.get("preprocessing", data.preprocessing),
         "teacher_preprocessing_source": artifact.config.get("preprocessing_source"), "teacher_check": artifact.config.get("check"),
     }  # fmt: skip
+    kd_agreement = _agreement(kd)
+    metrics.update(student_teacher_agreement=kd_agreement["agreement"], student_teacher_kl=kd_agreement["kl"], agreement_split="val",
+                   scratch_teacher_agreement=None, scratch_teacher_kl=None)  # fmt: skip
     if signal.cache is not None:
         metrics["teacher_cache"] = {"hits": signal.cache.hits, "misses": signal.cache.misses, "topk": signal.cache.topk}
     if t_params:
@@ -295,7 +299,29 @@ def _metrics(teacher: Teacher, mapping: list[list[int]], data: Dataset, kd_model
                    within_noise=noise["within_noise"], noise_test=noise, scratch_best_epoch=scratch[1].best_epoch)  # fmt: skip
     metrics["kd_minus_scratch"] = metrics["student_accuracy"] - metrics["scratch_accuracy"]
     metrics["history"]["scratch"] = scratch[1].history
+    scratch_agreement = _agreement(scratch[1])
+    metrics.update(scratch_teacher_agreement=scratch_agreement["agreement"], scratch_teacher_kl=scratch_agreement["kl"])
     return metrics
+
+
+def _val_teacher(teacher: Teacher, mapping: list[list[int]], data: Dataset) -> np.ndarray | None:
+    """The teacher's logits on the validation split (for the agreement metrics); None when it cannot score them."""
+    from edgekd.distill.teachers import map_logits
+
+    if len(data.x_val) == 0:
+        return None
+    ids = data.ids_val if data.ids_val is not None else np.arange(len(data.x_val))
+    try:
+        return np.asarray(map_logits(teacher.logits(data.x_val, ids), mapping), dtype=np.float32)
+    except DataError:  # a soft-label file that covers only the training samples
+        return None
+
+
+def _agreement(result: FitResult) -> dict[str, Any]:
+    """Top-1 agreement with the teacher and KL(teacher ‖ student) on the validation split, at the kept epoch."""
+    rows = [r for r in result.history if r.get("epoch") == result.best_epoch] or result.history[-1:]
+    row = rows[0] if rows else {}
+    return {"agreement": row.get("val_teacher_agreement"), "kl": row.get("val_teacher_kl")}
 
 
 def _teacher_size(teacher: Teacher, artifact: Artifact, data: Dataset) -> tuple[int | None, int | None]:

@@ -1,12 +1,18 @@
 """Seeded, per-sample augmentation: the same (seed, epoch, sample) always gives the same view.
 
 Determinism per sample is what lets the teacher-output cache store augmented views (keyed by the
-augmentation seed) and lets a resumed run replay exactly the epochs it missed.
+augmentation seed) and lets a resumed run replay exactly the epochs it missed. Mixup follows the same
+rule: each sample's partner and weight come from (seed, epoch), so a mixed view is a per-sample view.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgekd.config.distill import AugmentConfig
 
 MAX_SHIFT = 1  # pixels; digits are 8x8, a larger shift moves strokes out of the frame
 NOISE_STD = 0.05  # in normalised units, for tabular (N, F) data
@@ -45,3 +51,40 @@ def _shift(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     dst_x = slice(max(0, dx), w - max(0, -dx))
     out[..., dst_y, dst_x] = images[..., src_y, src_x]
     return out
+
+
+def view_name(seed: int, epoch: int, settings: AugmentConfig) -> str:
+    """The name of an epoch's augmented views in the teacher-cache key: the augmentation seed plus what it does."""
+    name = f"aug:{augmentation_seed(seed, epoch)}"
+    if not settings.shift:
+        name += ":noshift"
+    if settings.mixup > 0:
+        name += f":mixup={settings.mixup!r}"
+    return name
+
+
+def mixup_plan(num_samples: int, seed: int, epoch: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(partner, λ') per training sample for one epoch: a seeded partner and λ' = max(λ, 1 - λ), λ ~ Beta(α, α)."""
+    rng = np.random.default_rng([seed, epoch, 0x313])
+    partner = rng.permutation(num_samples)
+    lam = rng.beta(alpha, alpha, size=num_samples)
+    return partner, np.maximum(lam, 1.0 - lam).astype(np.float32)
+
+
+def views(data_x: np.ndarray, positions: np.ndarray, seed: int, epoch: int, settings: AugmentConfig) -> np.ndarray:
+    """The augmented views of training samples `positions` of `data_x` (the whole training array).
+
+    Shift (or jitter) per sample, then mixup with the sample's seeded partner (itself shifted by its own
+    offset). Each view depends only on (seed, epoch, sample), never on the batch it lands in.
+    """
+    n = len(data_x)
+
+    def shifted(rows: np.ndarray) -> np.ndarray:
+        return augment(data_x[rows], rows, n, seed, epoch) if settings.shift else data_x[rows]
+
+    x = shifted(positions)
+    if settings.mixup <= 0:
+        return x
+    partner, lam = mixup_plan(n, seed, epoch, settings.mixup)
+    weight = lam[positions].reshape((-1,) + (1,) * (x.ndim - 1))
+    return (weight * x + (1.0 - weight) * shifted(partner[positions])).astype(np.float32)

@@ -33,13 +33,15 @@ def flatten_logits(logits: torch.Tensor, targets: torch.Tensor | None = None) ->
 
 
 def hard_label_loss(student: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the labelled positions only; 0 (with a gradient path) when none is labelled."""
+    """Cross-entropy averaged over the labelled positions only; 0 (with a gradient path) when none is labelled.
+
+    Written without data-dependent shapes or host syncs (ignore_index and a clamped count), so a training
+    step never waits on the device.
+    """
     import torch.nn.functional as F
 
-    labelled = targets != IGNORE
-    if not bool(labelled.any()):
-        return student.sum() * 0.0
-    return F.cross_entropy(student[labelled], targets[labelled])
+    total = F.cross_entropy(student, targets, ignore_index=IGNORE, reduction="sum")
+    return total / (targets != IGNORE).sum().clamp_min(1)
 
 
 def standardize_logits(logits: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

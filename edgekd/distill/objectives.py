@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekd.config.distill import LossConfig
-from edgekd.distill.augment import augment, augmentation_seed
+from edgekd.config.distill import AugmentConfig, LossConfig
+from edgekd.distill.augment import view_name, views
 from edgekd.distill.cache import TeacherOutputCache, cache_key
 from edgekd.distill.losses import hard_label_loss, logit_loss, loss_class
 from edgekd.distill.teachers import Teacher, map_logits
@@ -37,7 +37,7 @@ class SupervisedObjective:
         return None
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(x)
+        logits = model(x).float()  # losses in fp32 under autocast
         return hard_label_loss(*_flat(logits, y)), logits
 
 
@@ -68,13 +68,14 @@ class FeatureTap:
 class TeacherSignal:
     """Teacher logits (mapped to the student's classes) and, for hints, features for each batch."""
 
-    def __init__(self, teacher: Teacher, mapping: list[list[int]], data: TrainData, *, seed: int, augmented: bool,
+    def __init__(self, teacher: Teacher, mapping: list[list[int]], data: TrainData, *, seed: int, augmentation: AugmentConfig | None,
                  consistent: bool, cache: TeacherOutputCache | None, data_sha256: str, hint_paths: list[str]) -> None:  # fmt: skip
         self.teacher = teacher
         self.mapping = mapping
         self.data = data
         self.seed = seed
-        self.live_views = augmented and consistent  # the teacher must score the student's augmented view
+        self.augmentation = augmentation
+        self.live_views = augmentation is not None and consistent  # the teacher must score the student's augmented view
         self.cache = cache if (teacher.scores_views and not hint_paths) else None
         self.data_sha256 = data_sha256
         self._entries: dict[str, Any] = {}
@@ -93,7 +94,7 @@ class TeacherSignal:
     def outputs(self, positions: np.ndarray, x_view: torch.Tensor, epoch: int) -> torch.Tensor:
         import torch
 
-        view = x_view.numpy() if self.live_views else self.data.x[positions]
+        view = x_view.detach().cpu().numpy() if self.live_views else self.data.x[positions]
         if self.tap is not None:
             with torch.no_grad():
                 raw = self.teacher.module(torch.from_numpy(self.teacher.inputs(view))).numpy()
@@ -101,10 +102,16 @@ class TeacherSignal:
             raw = self._cached(epoch).rows(positions)
         else:
             raw = self.teacher.logits(view, self.data.ids[positions])
-        return torch.from_numpy(np.ascontiguousarray(map_logits(raw, self.mapping)))
+        return torch.from_numpy(np.ascontiguousarray(map_logits(raw, self.mapping))).to(x_view.device)
+
+    def view(self, epoch: int) -> str:
+        """The cache key's view: an epoch's augmented views (per sample and augmentation seed), or "plain"."""
+        if self.live_views:
+            return view_name(self.seed, epoch, self.augmentation)
+        return "plain"  # no augmentation, or consistent = false: the user asked for the teacher on the clean sample
 
     def _cached(self, epoch: int) -> Any:
-        view = f"aug:{augmentation_seed(self.seed, epoch)}" if self.live_views else "plain"
+        view = self.view(epoch)
         if view not in self._entries:
             self._entries = {view: self._open(view, epoch)}  # keep only the current epoch's entry
         return self._entries[view]
@@ -114,7 +121,7 @@ class TeacherSignal:
         n = len(self.data.x)
 
         def compute() -> np.ndarray:
-            x = augment(self.data.x, np.arange(n), n, self.seed, epoch) if self.live_views else self.data.x
+            x = views(self.data.x, np.arange(n), self.seed, epoch, self.augmentation) if self.live_views else self.data.x
             return self.teacher.logits(x, self.data.ids)
 
         rank, world = distributed()
@@ -156,6 +163,9 @@ class DistillObjective:
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.hints.parameters())
 
+    def to(self, device: Any) -> None:
+        self.hints.to(device)
+
     def state_dict(self) -> dict[str, Any]:
         return self.hints.state_dict()
 
@@ -163,13 +173,17 @@ class DistillObjective:
         self.hints.load_state_dict(state)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        teacher_logits = self.signal.outputs(positions, x, epoch)
-        logits = model(x)
+        import torch
+
+        with torch.autocast(x.device.type, enabled=False):  # teacher outputs in fp32, outside mixed precision
+            teacher_logits = self.signal.outputs(positions, x, epoch)
+        logits = model(x).float()
         total = logits.sum() * 0.0
         for weight, term in self.logit_terms:
             total = total + weight * term(logits, teacher_logits, y)
         for weight, name, s_path, t_path in self.hint_terms:
-            total = total + weight * self.hints[name](self.student_tap.outputs[s_path], self.signal.tap.outputs[t_path], y)
+            features = self.signal.tap.outputs[t_path].to(logits.device)
+            total = total + weight * self.hints[name](self.student_tap.outputs[s_path].float(), features, y)
         return total, logits
 
 

@@ -27,26 +27,32 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from edgekd.config.distill import TrainConfig
-from edgekd.distill.augment import augment
+from edgekd.distill.augment import views
 from edgekd.errors import CacheError, ModelError, RecipeError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-CHECKPOINT_SCHEMA = "edgekd.checkpoint/2"  # /2: best validation loss and the selection policy in the state
+CHECKPOINT_SCHEMA = "edgekd.checkpoint/2"
+PROGRESS_EVERY = 16  # steps between progress-bar updates (Python work per step stays constant and small)  # /2: best validation loss and the selection policy in the state
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainData:
-    """Training arrays. `y` holds -1 where the label is hidden; `ids` are stable sample ids."""
+    """Training arrays. `y` holds -1 where the label is hidden; `ids` are stable sample ids.
+
+    `val_teacher`: the teacher's logits on `x_val` (mapped to the student's classes); with it, every
+    epoch also records the student's top-1 agreement with the teacher and KL(teacher ‖ student).
+    """
 
     x: np.ndarray
     y: np.ndarray
     ids: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    val_teacher: np.ndarray | None = None
 
 
 class Objective(Protocol):
@@ -117,13 +123,70 @@ def epoch_order(pool: np.ndarray, seed: int, epoch: int, rank: int, world: int, 
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Per-step schedule: cosine to 0, or ×0.1 at 50% and 75% of training, or constant."""
+    """Per-step schedule: cosine to 0 (also the "patient" preset), or ×0.1 at 50% and 75% of training, or constant."""
     progress = step / max(1, total_steps)
-    if config.schedule == "cosine":
+    if config.schedule in ("cosine", "patient"):
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     if config.schedule == "step":
         return config.lr * (0.1 ** (int(progress >= 0.5) + int(progress >= 0.75)))
     return config.lr
+
+
+def resolve_device(choice: str) -> torch.device:
+    """The torch device for `device` = "auto" | "cpu" | "cuda"; "cuda" without a visible GPU is refused."""
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RecipeError('train.device = "cuda" but torch sees no CUDA GPU (torch.cuda.is_available() is false)',
+                          hint='use device = "auto" or "cpu", or install a CUDA build of torch on a GPU machine')  # fmt: skip
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda":
+        _, world = distributed()
+        return torch.device("cuda", torch.cuda.current_device() if world > 1 else 0)
+    return torch.device("cpu")
+
+
+class Precision:
+    """Automatic mixed precision for one run: the autocast context, and a GradScaler for fp16 on CUDA."""
+
+    def __init__(self, amp: str, device: torch.device) -> None:
+        import torch
+
+        if amp == "fp16" and device.type != "cuda":
+            raise RecipeError('train.amp = "fp16" needs a CUDA device (fp16 autocast on the CPU is not supported here)',
+                              hint='use amp = "bf16" on the CPU, or "off"')  # fmt: skip
+        self.name = amp
+        self.device_type = device.type
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+            return
+        self.scaler.step(optimizer)  # skips the step when the scaled gradients overflowed
+        self.scaler.update()
+
+
+def _to_device(tensor: torch.Tensor, device: Any) -> torch.Tensor:
+    if device is None or tensor.device == device:
+        return tensor
+    return tensor.to(device, non_blocking=True)
 
 
 def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -145,24 +208,46 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 5
 
     The loss is None for models whose logits are not (batch, classes).
     """
-    import torch
+    scores = validate(model, x, y, batch_size=batch_size)
+    return scores["val_accuracy"], scores["val_loss"]
 
+
+def validate(model: nn.Module, x: np.ndarray, y: np.ndarray, teacher: np.ndarray | None = None, *, batch_size: int = 512,
+             device: Any = None, autocast: Any = None) -> dict[str, float | None]:  # fmt: skip
+    """Validation scores: accuracy, cross-entropy and, given the teacher's logits, top-1 agreement with the
+    teacher and KL(softmax(teacher) ‖ softmax(student)) per sample (T = 1, as big_vision's distillation evals).
+
+    Sums stay on the device; one host transfer at the end (no per-batch sync).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    empty = {"val_accuracy": None, "val_loss": None, "val_teacher_agreement": None, "val_teacher_kl": None}
     if len(y) == 0:
-        return None, None
+        return empty
     was_training = model.training
     model.eval()
-    correct, total_loss, has_loss = 0, 0.0, True
-    with torch.no_grad():
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # correct, CE, agreeing, KL
+    has_loss = True
+    with torch.no_grad(), (autocast() if autocast is not None else contextlib.nullcontext()):
         for i in range(0, len(x), batch_size):
-            logits = model(torch.from_numpy(x[i : i + batch_size]))
-            target = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.int64))
-            correct += int((logits.argmax(-1) == target).sum())
-            if logits.dim() == 2:
-                total_loss += float(torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
-            else:
+            logits = model(_to_device(torch.from_numpy(x[i : i + batch_size]), device)).float()
+            target = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.int64)).to(logits.device)
+            sums[0] += (logits.argmax(-1) == target).sum()
+            if logits.dim() != 2:
                 has_loss = False
+                continue
+            sums[1] += F.cross_entropy(logits, target, reduction="sum")
+            if teacher is not None:
+                t = torch.from_numpy(np.asarray(teacher[i : i + batch_size], dtype=np.float32)).to(logits.device)
+                sums[2] += (logits.argmax(-1) == t.argmax(-1)).sum()
+                sums[3] += F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t, -1), reduction="sum", log_target=True)
     model.train(was_training)
-    return correct / len(y), (total_loss / len(y) if has_loss else None)
+    correct, ce, agree, kl = (v / len(y) for v in sums.cpu().tolist())
+    scores = dict(empty, val_accuracy=correct, val_loss=ce if has_loss else None)
+    if teacher is not None and has_loss:
+        scores.update(val_teacher_agreement=agree, val_teacher_kl=kl)
+    return scores
 
 
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -230,6 +315,14 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
     pool = np.arange(len(data.x)) if pool is None else pool
     if len(pool) == 0:
         raise ModelError(f"{label}: no training samples", hint="the data set or the labelled share is empty")
+    device = resolve_device(config.device)
+    precision = Precision(config.amp, device)
+    model.to(device)
+    if hasattr(objective, "to"):
+        objective.to(device)
+    if device.type == "cuda" and len(data.x.shape) == 4:
+        model.to(memory_format=torch.channels_last)  # NHWC convolutions on GPUs
+    augmenting = config.augmentation
     trainable = list(model.parameters()) + list(objective.parameters())
     optimizer = make_optimizer(config, trainable)
     runner: nn.Module = model
@@ -256,38 +349,46 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
     for epoch in range(state["epoch"], config.epochs):
         started, cpu_started = time.perf_counter(), time.process_time()
         model.train()
-        losses, correct, seen = [], 0, 0
-        for step, batch in enumerate(epoch_order(pool, seed, epoch, rank, world, batch_size, steps_per_epoch)):
+        batches = epoch_order(pool, seed, epoch, rank, world, batch_size, steps_per_epoch)
+        step_losses = torch.zeros(len(batches), device=device)  # stays on the device: no per-step host sync
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        for step, batch in enumerate(batches):
             lr = learning_rate(config, epoch * steps + step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = data.x[batch]
-            if config.augment:
-                x = augment(x, batch, len(data.x), seed, epoch)
-            y = torch.from_numpy(data.y[batch])
-            loss, logits = objective.loss(runner, torch.from_numpy(x), y, batch, epoch)
-            if not bool(torch.isfinite(loss)):
-                raise _non_finite(label, float(loss.detach()), epoch, step, data.ids[batch], x)
+            x = views(data.x, batch, seed, epoch, augmenting) if augmenting is not None else data.x[batch]
+            y_host = data.y[batch]
+            y = _to_device(torch.from_numpy(y_host), device)
+            with precision.autocast():
+                loss, logits = objective.loss(runner, _to_device(torch.from_numpy(x), device), y, batch, epoch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            precision.backward(loss)
             if world > 1:
+                precision.unscale(optimizer)
                 _all_reduce_grads(list(objective.parameters()), world)  # DDP syncs the model; adapters by hand
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            precision.step(optimizer)
+            step_losses[step] = loss.detach()
             labelled = y >= 0
-            correct += int((logits.detach().argmax(-1)[labelled] == y[labelled]).sum())
-            seen += int(labelled.sum())
-            if task is not None:
-                progress.update(task, advance=1, status=f"loss {losses[-1]:.3f}")
+            correct += (logits.detach().argmax(-1).eq(y) & labelled).sum()
+            seen += int((y_host >= 0).sum())  # host labels: no device sync
+            if task is not None and (step % PROGRESS_EVERY == 0 or step == len(batches) - 1):
+                progress.update(task, completed=epoch * steps + step + 1)
+        epoch_losses = step_losses.cpu().numpy()  # the epoch's one host sync
+        if not np.all(np.isfinite(epoch_losses)):
+            bad = int(np.flatnonzero(~np.isfinite(epoch_losses))[0])
+            bad_x = views(data.x, batches[bad], seed, epoch, augmenting) if augmenting is not None else data.x[batches[bad]]
+            raise _non_finite(label, float(epoch_losses[bad]), epoch, bad, data.ids[batches[bad]], bad_x)
         train_seconds = time.perf_counter() - started  # the optimiser steps alone, without validation and checkpoint
         train_cpu_seconds = time.process_time() - cpu_started  # CPU time of this process: robust to a busy host
         if world > 1:
             _broadcast_buffers(model)  # identical BatchNorm statistics → identical validation → same early-stop decision
-        val_acc, val_loss = evaluate(model, data.x_val, data.y_val)
-        row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(losses)), world),
-               "train_accuracy": correct / seen if seen else None, "val_accuracy": val_acc, "val_loss": val_loss,
-               "lr": lr, "steps": len(losses), "batch_size": batch_size, "world_size": world, "train_seconds": train_seconds,
-               "train_cpu_seconds": train_cpu_seconds,
+        scores = validate(model, data.x_val, data.y_val, data.val_teacher, device=device, autocast=precision.autocast)
+        val_acc = scores["val_accuracy"]
+        row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(epoch_losses)), world),
+               "train_accuracy": int(correct) / seen if seen else None, **scores,
+               "lr": lr, "steps": len(batches), "batch_size": batch_size, "world_size": world, "train_seconds": train_seconds,
+               "train_cpu_seconds": train_cpu_seconds, "device": str(device), "amp": precision.name,
                "seconds": time.perf_counter() - started}  # fmt: skip
         result.history.append(row)
         state = _advance(state, row, model, config.first_selectable_epoch if selecting else None)
@@ -303,6 +404,7 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         progress.update(task, completed=total_steps)
     if selecting and state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
+    model.to("cpu", memory_format=torch.contiguous_format)  # callers export, predict and save on the CPU
     result.selected = "best_val" if selecting else "last"
     result.best_epoch = state["best_epoch"] if selecting and state["best_epoch"] else len(result.history)
     model.eval()

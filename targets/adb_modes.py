@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from edgekd.targets.adb import AdbTarget
 
 RUNNER_NAME = "edgekd_runner.py"
+#: benchmark_model's --max_secs with a run-count floor (min_runs): generous, so the floor is what ends the run.
+MIN_RUNS_MAX_SECS = 3600.0
 TOOL = {"benchmark_model": ("benchmark_model", ".tflite"), "ort_perf_test": ("onnxruntime_perf_test", ".onnx")}
 
 
@@ -38,6 +40,7 @@ def _runner_options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--baseline", action="store_true")
     parser.add_argument("--shape", action="append", default=None)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--min-runs", dest="min_runs", type=int)
     # --seed/--pin/--windows have no tool equivalent; --sidecar-shape is only a fallback for the runner
     options, _unknown = parser.parse_known_args(argv)
     return options
@@ -66,6 +69,9 @@ def tool_argv(mode: str, binary: str, options: argparse.Namespace) -> list[str]:
         argv = [binary, f"--graph={options.model}", f"--num_threads={options.threads}",
                 f"--warmup_runs={options.warmup}", "--warmup_min_secs=0",
                 "--report_peak_memory_footprint=true", f"--use_xnnpack={'true' if options.xnnpack else 'false'}"]
+        if options.duration is not None and options.min_runs:  # both floors, as MLPerf's rule: the tool's own semantics
+            return [*argv, f"--num_runs={options.min_runs}", f"--min_secs={options.duration}",
+                    f"--max_secs={max(MIN_RUNS_MAX_SECS, 10 * options.duration)}"]
         if options.duration is not None:
             return [*argv, "--num_runs=1", f"--min_secs={options.duration}", f"--max_secs={options.duration}"]
         return [*argv, f"--num_runs={options.runs}", "--min_secs=0"]
@@ -94,6 +100,10 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
         raise BenchError(f"{target.name} runs {tool}, which takes {suffix} models, not {options.model}",
                          hint=f"benchmark only {suffix} artifacts on this target, or add a target with mode = "
                          f"'{other}' or 'runner'")
+    if options.min_runs and mode == "ort_perf_test":  # refused, not ignored: -m duration and -m times exclude each other
+        raise BenchError(f"{target.name} runs {tool}, which runs for a duration or a count, not both "
+                         f"(--min-runs {options.min_runs} with --duration)",
+                         hint="use mode = 'runner' or 'benchmark_model' on this phone for --mlperf / min_runs")
     if options.shape:  # refused, not ignored: the tool would run the model's declared shape
         raise BenchError(f"{target.name} runs {tool}, which edgekd cannot give an input shape (--shape {options.shape[0]})",
                          hint="benchmark a model exported with fixed input sizes, or use mode = 'runner' on this phone")

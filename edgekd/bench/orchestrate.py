@@ -106,6 +106,8 @@ def runner_argv(
         argv += ["--runs", str(runs)]
     elif config.duration_s is not None:
         argv += ["--duration", repr(config.duration_s)]
+        if config.min_runs:
+            argv += ["--min-runs", str(config.min_runs)]
     else:
         argv += ["--runs", str(config.runs)]
     if config.sustained_windows and runs is None:
@@ -137,11 +139,14 @@ def recorded_shapes(artifact: Artifact) -> Shapes:
 
 def check_work_bounds(config: BenchConfig) -> None:
     """Refuse a run count no benchmark needs (the runner keeps every sample; JSON carries them home)."""
-    for field in ("runs", "warmup"):
+    for field in ("runs", "warmup", "min_runs"):
         value = getattr(config, field)
-        if value > MAX_RUNS:
+        if value is not None and value > MAX_RUNS:
             raise RecipeError(f"[bench] {field} = {value} is more than {MAX_RUNS:,} runs per runner process",
                               hint="use duration_s for long runs, or repeats for more processes")
+    if config.min_runs is not None and config.duration_s is None:
+        raise RecipeError(f"[bench] min_runs = {config.min_runs} needs duration_s (it is a floor under a timed run)",
+                          hint="set duration_s too, or use runs alone")
 
 
 def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any]:

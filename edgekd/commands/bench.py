@@ -17,6 +17,9 @@ from typer.core import TyperGroup
 from edgekd import console
 
 DEFAULT_COMMAND = "model"
+#: MLPerf Inference's single-stream rule: at least this many queries and this many seconds; p90 is the result.
+MLPERF_MIN_RUNS = 1024
+MLPERF_SECONDS = 60.0
 
 
 class _DefaultToModel(TyperGroup):
@@ -71,6 +74,9 @@ def bench_model(
     allow_charging: Annotated[bool, typer.Option(
         "--allow-charging", help="Android: measure battery energy on USB/AC power anyway (results flagged)")] = False,
     history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
+    mlperf: Annotated[bool, typer.Option(
+        "--mlperf", help=f"MLPerf single-stream preset: each repeat runs ≥ {MLPERF_MIN_RUNS} times and ≥ "
+                         f"{MLPERF_SECONDS:g} s (a longer --duration is kept); p90 is the headline")] = False,
     profile: Annotated[bool, typer.Option(
         "--profile", help="also take a per-op profile of each model (after the timed runs, in a second session; "
                           "ONNX Runtime's profiler, or benchmark_model's in adb tool mode)")] = False,
@@ -99,6 +105,13 @@ def bench_model(
         except ValueError:
             raise UsageError(f"--pin {pin!r} is not a list of core numbers", hint="e.g. --pin 0 or --pin 2,3") from None
     _check_runs(runs, warmup)
+    if mlperf:
+        if runs is not None:
+            raise UsageError("--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it",
+                             hint=f"leave --runs out (--mlperf means ≥ {MLPERF_MIN_RUNS} runs and "
+                                  f"≥ {MLPERF_SECONDS:g} s), or give --duration for a longer run")
+        options["duration_s"] = max(MLPERF_SECONDS, duration or 0.0)
+        options["min_runs"] = MLPERF_MIN_RUNS
     shapes = _parse_shapes(shape or [])
     config = BenchConfig(targets=names, **{k: v for k, v in options.items() if v is not None})
     artifacts = [describe_file(path) for path in model]
@@ -117,12 +130,15 @@ def bench_model(
     if console.is_json():
         console.emit_json({"schema": "edgekd.bench/1", "run_id": recorded, "target": ",".join(names),
                            "targets": names, "errors": {n: str(e) for n, e in errors.items()},
-                           "results": [{**r.summary(), "latencies_ns": r.latencies_ns} for r in results]})
+                           "results": [{**r.summary(), "latencies_ns": r.latencies_ns,
+                                        **({"mlperf": _mlperf(r, config)} if mlperf else {})} for r in results]})
     elif results:
         for name in names:
             mine = [r for r in results if r.target == name]
             if mine:
                 _print_results(mine, recorded)
+                if mlperf:
+                    _print_mlperf(mine, config)
     if not errors:
         return
     raise _failure(names, errors, results, recorded, out)
@@ -148,6 +164,23 @@ def _failure(names: list[str], errors: dict[str, Exception], results: list[Any],
     failed = "; ".join(f"{name}: {getattr(error, 'message', error)}" for name, error in errors.items())
     return TargetError(f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
                        hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone")
+
+
+def _mlperf(result: Any, config: Any) -> dict[str, Any]:
+    """The MLPerf single-stream figures of one result: p90 (the headline), runs, and the rule each runner
+    process was held to (the runner stops only once both floors are reached)."""
+    summary = result.summary()
+    return {"headline": "p90", "p90_ms": summary["p90_ms"], "runs": summary.get("runs") or result.stats.n,
+            "repeats": config.repeats, "rule": {"min_runs": config.min_runs, "min_seconds": config.duration_s}}
+
+
+def _print_mlperf(results: list[Any], config: Any) -> None:
+    for result in results:
+        figures = _mlperf(result, config)
+        p90 = "n/a (the tool reports no p90)" if figures["p90_ms"] is None else f"{_num(figures['p90_ms'])} ms"
+        console.say(f"[bold]MLPerf single-stream[/] {result.artifact} on {result.target}: p90 {p90} over "
+                    f"{figures['runs']} runs ({config.repeats} repeat(s), each ≥ {config.min_runs} runs and "
+                    f"≥ {config.duration_s:g} s)")
 
 
 def _check_runs(runs: int | None, warmup: int | None) -> None:

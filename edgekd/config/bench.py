@@ -21,6 +21,9 @@ class BenchConfig(StrictModel):
     runs: int = Field(200, ge=1, description="timed runs per artifact (duration_s, when set, replaces it)")
     duration_s: float | None = Field(None, gt=0, description="run for this many seconds instead of a fixed "
                                      "number of runs; unset: use `runs`")
+    min_runs: int | None = Field(None, ge=1, description="with duration_s: keep running until at least this many "
+                                 "runs too (MLPerf single-stream: 1024 runs and 60 s, as `edgekd bench --mlperf`); "
+                                 "unset: duration_s alone")
     sustained_windows: int | None = Field(None, ge=2, description="split the timed run into this many windows "
                                           "to see throttling over time; unset: one window")
     cooldown_s: float = Field(0.0, ge=0, description="pause between artifacts, in seconds")

@@ -8,7 +8,7 @@ Python >= 3.9 and never imports edgekd. The host computes statistics; the runner
 Contract (schema "edgekd.run/1"):
     python3 edgekd_runner.py --model M --runtime auto|litert|tflite|ort --threads N --warmup W --runs R
         [--duration S] [--windows K] [--inputs in.npz] [--outputs out.npz] [--no-xnnpack] [--pin 0,1]
-        [--seed 0] [--baseline] [--profile]
+        [--seed 0] [--baseline] [--profile] [--min-runs N (with --duration)]
 prints {"schema": "edgekd.run/1", "runtime", "versions", "init_ms", "first_ms", "latencies_ns",
 "peak_rss_kb", "env", ...} on success, or {"schema": "edgekd.run/1", "error": {"kind", "message", "hint"}}
 and exits with status 3 on a problem the user can fix. With --profile, after the timed (unprofiled) loop a
@@ -612,8 +612,9 @@ def load_inputs(stored, specs):
 # --- the measurement ----------------------------------------------------------------------------------
 
 
-def timed_loop(invoke, runs, duration_s, windows):
-    """Call invoke() `runs` times (or for `duration_s`); only the call is inside perf_counter_ns.
+def timed_loop(invoke, runs, duration_s, windows, min_runs=0):
+    """Call invoke() `runs` times (or for `duration_s`, and at least `min_runs` times: MLPerf's single-stream
+    rule is both); only the call is inside perf_counter_ns.
 
     Samples go into a preallocated int64 array (`runs` known) or a compact growing one (duration mode),
     never a list of Python ints. Returns latencies in ns and, with `windows`, the window boundaries with
@@ -629,7 +630,8 @@ def timed_loop(invoke, runs, duration_s, windows):
         first = done
         if duration_s is not None:
             deadline = start + duration_s * (window + 1) / count
-            while time.perf_counter() < deadline:
+            floor = min_runs * (window + 1) // count
+            while time.perf_counter() < deadline or len(latencies) < floor:
                 t0 = clock()
                 invoke()
                 append(clock() - t0)
@@ -714,7 +716,7 @@ def run_model(args, runtime, module, report):
     invoke = session.invoke
     for _ in range(args.warmup):
         invoke()
-    latencies, windows = timed_loop(invoke, args.runs, args.duration, args.windows)
+    latencies, windows = timed_loop(invoke, args.runs, args.duration, args.windows, args.min_runs or 0)
     if args.profile:  # after the timed loop, so the profiler never touches the figures above
         report.update(profile_model(session, runtime, args, len(latencies)))
     return {"model_sha256": sha256, "init_ms": init_ns / 1e6, "first_ms": first_ns / 1e6, "warmup": args.warmup,
@@ -732,6 +734,8 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--duration", type=float, default=None, help="seconds to run instead of --runs")
     parser.add_argument("--windows", type=int, default=None, help="split the run into K sustained windows")
+    parser.add_argument("--min-runs", dest="min_runs", type=int, default=None,
+                        help="with --duration: keep running until at least this many runs too")
     parser.add_argument("--inputs", default=None, help=".npz with one array per model input")
     parser.add_argument("--outputs", default=None, help="write the first inference's outputs to this .npz")
     parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
@@ -754,6 +758,9 @@ def parse_args(argv):
                           "use --duration for long runs, or repeat the benchmark")
     if args.duration is not None and args.duration <= 0:
         raise RunnerError("bad_arguments", "--duration must be > 0 seconds")
+    if args.min_runs is not None and (args.duration is None or not 1 <= args.min_runs <= MAX_RUNS):
+        raise RunnerError("bad_arguments", "--min-runs needs --duration and a count from 1 to %d" % MAX_RUNS,
+                          "give --duration SECONDS --min-runs N, or --runs N alone")
     if args.windows is not None and args.windows < 2:
         raise RunnerError("bad_arguments", "--windows must be >= 2")
     return args

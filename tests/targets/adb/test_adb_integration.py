@@ -159,3 +159,18 @@ def test_ort_perf_test_mode_profile_says_why_it_is_unavailable(phone, onnx_model
                                BenchConfig(runs=5, warmup=1, energy=False, profile=True))
     assert result.profile["rows"] == [] and "onnxruntime_perf_test mode collects no per-op profile" in (
         result.profile["profile_unavailable"])
+
+
+def test_min_runs_is_refused_in_ort_perf_test_mode_and_is_both_floors_for_benchmark_model(
+        phone, onnx_model: Path, tflite_model: Path, android_tools, tmp_path: Path) -> None:
+    """`--mlperf` (min_runs + duration_s): onnxruntime_perf_test runs for a duration or a count, never both, so it
+    is refused; benchmark_model's --num_runs and --min_secs are both floors, so it runs at least that many."""
+    config = BenchConfig(warmup=1, energy=False, duration_s=0.05, min_runs=30)
+    ort = _target(phone, tmp_path / "ort", mode="ort_perf_test",
+                  onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
+    with pytest.raises(BenchError) as caught:
+        bench_artifacts(ort, [describe_file(onnx_model)], config)
+    assert "pixel runs onnxruntime_perf_test, which runs for a duration or a count, not both" in caught.value.message
+    tool = _target(phone, tmp_path / "bm", mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
+    [result] = bench_artifacts(tool, [describe_file(tflite_model)], config)
+    assert result.summary()["runs"] >= 30

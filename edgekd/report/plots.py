@@ -249,20 +249,38 @@ def history_plot(report: dict[str, Any]) -> Any | None:
 
 
 def windows_plot(report: dict[str, Any]) -> Any | None:
-    """Sustained mode: p50 per window; a rising line is thermal throttling."""
+    """Sustained mode over time: p50 (solid) and p90 (dashed) per window against the seconds elapsed, and the
+    hottest thermal zone read after each window (dotted, right axis): a rise with the temperature is throttling."""
     rows = [row for row in report.get("bench") or [] if isinstance(row.get("windows"), list) and row["windows"]]
     if not rows:
         return None
-    figure, (ax,) = _new_figure(5.5, 3.0)
-    for row in rows:
-        values = [w.get("p50_ms") for w in row["windows"] if isinstance(w, dict)]
-        values = [v for v in values if is_number(v)]
-        ax.plot(range(1, len(values) + 1), values, marker="o", label=f"{row['artifact']} @ {row['target']}")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("window")
-    ax.set_ylabel("p50 latency (ms)")
+    figure, (ax,) = _new_figure(6.0, 3.2)
+    heat = None
+    colors = _colors(report, [row["artifact"] for row in rows])
+    for index, row in enumerate(rows):
+        windows = [w for w in row["windows"] if isinstance(w, dict) and is_number(w.get("p50_ms"))]
+        if not windows:
+            continue
+        timed = all(is_number(w.get("t_s")) for w in windows)
+        xs = [w["t_s"] if timed else w.get("window", i) + 1 for i, w in enumerate(windows)]
+        color = colors.get(row["artifact"], PALETTE[index % len(PALETTE)])
+        label = f"{row['artifact']} @ {row['target']}"
+        ax.plot(xs, [w["p50_ms"] for w in windows], marker="o", color=color, label=f"{label} p50")
+        p90 = [w.get("p90_ms") for w in windows]
+        if all(is_number(v) for v in p90):
+            ax.plot(xs, p90, linestyle="--", color=color, alpha=0.7, label=f"{label} p90")
+        temps = [max(w["temps_c"].values()) if isinstance(w.get("temps_c"), dict) and w["temps_c"]
+                 and all(is_number(v) for v in w["temps_c"].values()) else None for w in windows]
+        if any(t is not None for t in temps):
+            heat = heat or ax.twinx()
+            heat.plot([x for x, t in zip(xs, temps, strict=True) if t is not None], [t for t in temps if t is not None],
+                      linestyle=":", color=color, alpha=0.6)
+        ax.set_xlabel("seconds into the run" if timed else "window")
+    if heat is not None:
+        heat.set_ylabel("hottest zone after the window (°C, dotted)")
+    ax.set_ylabel("latency per window (ms)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return figure
 
 
@@ -283,8 +301,9 @@ PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] 
      ("Each point is one artifact on one target; ringed points are Pareto-optimal (nothing is smaller, faster "
       "and more accurate at once)."), pareto_plot),
     ("energy", "Energy per inference", "Only where the target could measure energy.", energy_plot),
-    ("windows", "Sustained runs", "Median latency per window of a sustained run; a rise means throttling.",
-     windows_plot),
+    ("windows", "Sustained runs",
+     ("Per window of a sustained run: p50 (solid) and p90 (dashed) over time, and the hottest thermal zone "
+      "(dotted, right axis); latency rising with the temperature means throttling."), windows_plot),
     ("profile", "Time by op type",
      ("Per profiled artifact and target: op time per inference by op type (int8 kernels and XNNPACK operators "
       "grouped with the float op they replace), from the per-op profile."), _op_type_plot),

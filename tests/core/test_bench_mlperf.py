@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from edgekd.commands import bench as bench_command
-from edgekd.config.bench import BenchConfig
 from edgekd.errors import RecipeError, UsageError
 from tests.core.test_bench_profile import cli, models  # noqa: F401 - fixtures shared with the profile tests
 from tests.runner.test_runner import run_runner
@@ -64,9 +63,11 @@ def test_mlperf_with_runs_is_refused(cli, models) -> None:  # noqa: F811
     assert outcome.exception.message == "--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it"
 
 
-def test_recipe_min_runs_without_duration_is_refused() -> None:
-    from edgekd.bench.orchestrate import check_work_bounds
+def test_recipe_min_runs_without_duration_is_refused_when_the_recipe_is_read() -> None:
+    """Refused before anything runs (not at the bench stage after training), never accepted and ignored."""
+    from edgekd.recipe import parse_recipe
 
-    with pytest.raises(RecipeError, match=r"\[bench\] min_runs = 10 needs duration_s"):
-        check_work_bounds(BenchConfig(min_runs=10))
-    check_work_bounds(BenchConfig(min_runs=10, duration_s=1.0))
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe({"bench": {"min_runs": 10}})
+    assert "bench: min_runs = 10 needs duration_s (it is a floor under a timed run)" in caught.value.message
+    assert parse_recipe({"bench": {"min_runs": 10, "duration_s": 1.0}}).bench.min_runs == 10

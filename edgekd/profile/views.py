@@ -25,6 +25,10 @@ INT8_KERNELS = {
     "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearReduceMean": "ReduceMean",
     "QLinearWhere": "Where", "QAttention": "Attention",
 }
+#: ORT's layout and fusion variants -> the op they implement (NHWC kernels, NCHWc-fused activations), so an int8
+#: graph's NhwcMaxPool meets the fp32 graph's MaxPool.
+LAYOUT_KERNELS = {"NhwcMaxPool": "MaxPool", "NhwcConv": "Conv", "FusedConv": "Conv", "FusedGemm": "Gemm",
+                  "FusedMatMul": "MatMul"}
 _XNNPACK_OPERATOR = re.compile(r"^(.+?) \([^)]*\)( .*)?$")  # "Convolution (NHWC, QC8) IGEMM" -> "Convolution"
 
 
@@ -33,6 +37,8 @@ def base_op_type(op_type: str) -> str:
     layout/datatype and microkernel (`Convolution (NHWC, QC8) IGEMM` and `... (NHWC, F32) GEMM` -> Convolution)."""
     if op_type in INT8_KERNELS:
         return INT8_KERNELS[op_type]
+    if op_type in LAYOUT_KERNELS:
+        return LAYOUT_KERNELS[op_type]
     match = _XNNPACK_OPERATOR.match(op_type)
     return match.group(1) if match else op_type
 #: An op type counts as faster/slower in the fp32-vs-int8 view when its time changes by more than this

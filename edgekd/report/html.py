@@ -220,18 +220,24 @@ def cold_start_section(report: dict[str, Any]) -> str:
 
 def profile_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     """Per-op profiles: the time-by-op-type plot, per artifact the slowest ops and op types, fp32 vs int8."""
-    from edgekd.report.profiles import TOP_OPS, profile_caption, profile_tables, responsible_text
+    from edgekd.report.profiles import (
+        COMPARISON_HEADER,
+        TOP_OPS,
+        comparison_rows,
+        profile_caption,
+        profile_tables,
+        responsible_text,
+    )
 
     profiles = report.get("profiles") or []
     if not profiles:
         return ""
     parts = ['<section id="profile"><h2>Where the time goes (per-op profiles)</h2>', figure(plots.get("profile"))]
     for entry in report.get("profile_comparisons") or []:
-        rows = [[row["op_type"], fmt.ms(row["fp32_ms"]), fmt.ms(row["int8_ms"]), f"{row['delta_ms']:+.3f}",
-                 f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"]] for row in entry["rows"]]
+        rows = comparison_rows(entry)
         parts.append(f"<h3>fp32 vs int8: {_e(entry['fp32'])} → {_e(entry['int8'])} on {_e(entry['target'])}</h3>"
                      f"<p>{_e(responsible_text(entry))}</p>"
-                     + html_table(["op type", "fp32", "int8", "Δ ms", "nodes", "verdict"], rows, numeric={1, 2, 3, 4}))
+                     + html_table(COMPARISON_HEADER, rows, numeric={1, 2, 3, 4}))
     for data in profiles:
         title = f"{_e(data.get('artifact'))} on {_e(data.get('target'))}"
         if data.get("profile_unavailable") or not data.get("rows"):

@@ -146,7 +146,14 @@ def cold_start_section(report: dict[str, Any]) -> list[str]:
 
 def profile_section(report: dict[str, Any]) -> list[str]:
     """Where the time goes: per profiled artifact the slowest ops and time by op type, then fp32 vs int8."""
-    from edgekd.report.profiles import TOP_OPS, profile_caption, profile_tables, responsible_text
+    from edgekd.report.profiles import (
+        COMPARISON_HEADER,
+        TOP_OPS,
+        comparison_rows,
+        profile_caption,
+        profile_tables,
+        responsible_text,
+    )
 
     profiles = report.get("profiles") or []
     if not profiles:
@@ -164,9 +171,8 @@ def profile_section(report: dict[str, Any]) -> list[str]:
     for entry in report.get("profile_comparisons") or []:
         lines += [f"### fp32 vs int8: {cell(entry['fp32'])} → {cell(entry['int8'])} on {cell(entry['target'])}", "",
                   cell(responsible_text(entry)), ""]
-        rows = [[row["op_type"], fmt.ms(row["fp32_ms"]), fmt.ms(row["int8_ms"]), f"{row['delta_ms']:+.3f}",
-                 f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"]] for row in entry["rows"]]
-        lines += table(["op type", "fp32", "int8", "Δ ms", "nodes", "verdict"], rows, "lrrrrl") + [""]
+        rows = comparison_rows(entry)
+        lines += table(COMPARISON_HEADER, rows, "lrrrrl") + [""]
     return lines
 
 

@@ -15,6 +15,8 @@ from edgekd.report import formatting as fmt
 
 #: Slowest ops listed per profile in report.md / report.html.
 TOP_OPS = 5
+#: Op types listed per profile in the time-by-op-type table; the rest are summed in one row.
+TOP_OP_TYPES = 10
 #: Op types drawn per bar in the HTML's time-by-op-type plot; the rest are summed as "other".
 PLOT_OP_TYPES = 6
 #: Rows of the fp32-vs-int8 table kept in report.json (largest slowdown first).
@@ -93,8 +95,22 @@ def responsible_text(entry: dict[str, Any]) -> str:
         faster = ", ".join(entry["faster"]) or "none by more than the noise floor"
         return f"{head}: int8 is faster (faster op types: {faster}){carries}."
     deltas = {row["op_type"]: row["delta_ms"] for row in entry["rows"]}
-    named = ", ".join(f"{op} (+{fmt.ms(deltas[op])})" if op in deltas else op for op in entry["slower"][:4])
+    named = ", ".join(f"{op} ({signed_ms(deltas[op])})" if op in deltas else op for op in entry["slower"][:4])
     return f"{head}: int8 is slower; responsible: {named or 'no single op type'}{carries}."
+
+
+def signed_ms(value: float) -> str:
+    """A time difference with its sign, in the report's time unit (+15.6 µs, −4.01 µs)."""
+    return ("+" if value >= 0 else "−") + fmt.ms(abs(value))
+
+
+def comparison_rows(entry: dict[str, Any]) -> list[list[Any]]:
+    """The fp32-vs-int8 table of one comparison (see COMPARISON_HEADER)."""
+    return [[row["op_type"], fmt.ms(row["fp32_ms"]), fmt.ms(row["int8_ms"]), signed_ms(row["delta_ms"]),
+             f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"]] for row in entry["rows"]]
+
+
+COMPARISON_HEADER = ["op type", "fp32", "int8", "Δ", "nodes", "verdict"]
 
 
 def cold_start_rows(report: dict[str, Any]) -> list[list[Any]]:
@@ -121,8 +137,13 @@ def profile_tables(data: dict[str, Any]) -> tuple[list[str], list[list[Any]], li
     profile = OpProfile.from_dict(data)
     top = [[row["op"], row["op_type"], row["provider"], fmt.ms(row["ms"]), f"{row['calls']:g}",
             f"{row['share'] * 100:.1f}%"] for row in top_ops(profile, TOP_OPS)]
+    grouped = by_op_type(profile)
     types = [[row["op_type"], row["nodes"], fmt.ms(row["ms"]), f"{row['share'] * 100:.1f}%", ", ".join(row["providers"])]
-             for row in by_op_type(profile)]
+             for row in grouped[:TOP_OP_TYPES]]
+    rest = grouped[TOP_OP_TYPES:]
+    if rest:
+        types.append([f"… {len(rest)} more op types", sum(r["nodes"] for r in rest), fmt.ms(sum(r["ms"] for r in rest)),
+                      f"{sum(r['share'] for r in rest) * 100:.1f}%", ""])
     return (["op", "op type", "provider", "ms", "calls", "share"], top,
             ["op type", "nodes", "ms", "share", "providers"], types)
 

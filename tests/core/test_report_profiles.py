@@ -106,3 +106,21 @@ def test_without_profiles_there_is_no_profile_section_or_plot(tmp_path: Path) ->
     assert report["profiles"] == [] and report["profile_comparisons"] == []
     assert "per-op" not in render_markdown(report)
     assert "profile" not in {plot.key for plot in render_plots(report)}
+
+
+def test_layout_variants_meet_the_op_they_implement() -> None:
+    """ORT's int8 graph runs NhwcMaxPool where the fp32 graph runs MaxPool: one row, not 'int8 only' + 'fp32 only'."""
+    from edgekd.profile.views import compare_by_op_type
+
+    fp32 = OpProfile(runtime="ort", model="a", source="t", rows=[OpRow("p", "MaxPool", CPU, 0.010)])
+    int8 = OpProfile(runtime="ort", model="b", source="t", rows=[OpRow("p", "NhwcMaxPool", CPU, 0.020)])
+    (row,) = compare_by_op_type(fp32, int8)
+    assert (row["op_type"], row["verdict"], row["kernels_int8"]) == ("MaxPool", "slower", ["NhwcMaxPool"])
+
+
+def test_long_op_type_tables_end_in_one_row_for_the_rest() -> None:
+    from edgekd.report.profiles import TOP_OP_TYPES, profile_tables
+
+    rows = [(f"n{i}", f"T{i}", "CPU", 0.001 * (i + 1)) for i in range(TOP_OP_TYPES + 5)]
+    _, _, _, types = profile_tables(_profile("m.pt", rows, runtime="torch"))
+    assert len(types) == TOP_OP_TYPES + 1 and types[-1][0] == "… 5 more op types" and types[-1][1] == 5

@@ -170,7 +170,9 @@ def test_min_runs_is_refused_in_ort_perf_test_mode_and_is_both_floors_for_benchm
                   onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
     with pytest.raises(BenchError) as caught:
         bench_artifacts(ort, [describe_file(onnx_model)], config)
-    assert "pixel runs onnxruntime_perf_test, which runs for a duration or a count, not both" in caught.value.message
+    assert caught.value.message == (f"{onnx_model.name}: pixel runs onnxruntime_perf_test, which runs for a duration "
+                                    "or a count, not both (--min-runs 30 with --duration)")
+    assert caught.value.hint == "use mode = 'runner' or 'benchmark_model' on this phone for --mlperf / min_runs"
     tool = _target(phone, tmp_path / "bm", mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
     [result] = bench_artifacts(tool, [describe_file(tflite_model)], config)
     assert result.summary()["runs"] >= 30

@@ -89,10 +89,29 @@ def cache_valid(run: RunDirectory, manifest: dict[str, Any] | None, key: str) ->
     return True
 
 
+def check_replaceable(run_path: Path, entries: list[Path]) -> None:
+    """Refuse, touching nothing, to move a stage's folder onto one edgekd did not write.
+
+    A run directory may hold the user's own files (`--out` names any folder): a folder of the same name
+    as a stage's output (e.g. their own `handoff/`) is replaced only when it is an earlier edgekd bundle,
+    and its zip only when it is a bundle zip of ours (the handoff's own rule, one function for both).
+    """
+    from edgekd.handoff.publish import check_destination
+
+    names = {entry.name for entry in entries}
+    for entry in entries:
+        dest = run_path / entry.name
+        if entry.is_dir():
+            zip_name = f"{entry.name}.zip"
+            check_destination(dest, run_path / zip_name if zip_name in names else None)
+
+
 def commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:
     """Move a stage's outputs from its private workdir into the run directory; return relocated artifacts."""
     moved: list[Artifact] = []
-    for entry in sorted(workdir.iterdir()):
+    entries = sorted(workdir.iterdir())
+    check_replaceable(run.path, entries)
+    for entry in entries:
         dest = run.path / entry.name
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)

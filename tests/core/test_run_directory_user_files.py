@@ -1,0 +1,46 @@
+"""Moving a stage's outputs into a run directory never deletes a folder or zip the user put there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekd.errors import UsageError
+from edgekd.run_directory import RunDirectory, commit
+
+
+def _stage_output(tmp_path: Path) -> Path:
+    workdir = tmp_path / "work"
+    (workdir / "handoff").mkdir(parents=True)
+    (workdir / "handoff" / "model_data.cc").write_text("// new bundle\n")
+    (workdir / "handoff" / "bundle.json").write_text(json.dumps({"files": {"model_data.cc": "x"}}))
+    return workdir
+
+
+def test_a_users_handoff_folder_in_the_run_directory_is_refused_and_kept(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    (run.path / "handoff" / "src").mkdir(parents=True)
+    (run.path / "handoff" / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    with pytest.raises(UsageError, match="not an edgekd handoff bundle"):
+        commit(run, _stage_output(tmp_path), [])
+    assert (run.path / "handoff" / "src" / "main.c").read_text() == "int main(void) { return 0; }\n"
+
+
+def test_a_users_zip_beside_the_bundle_is_refused_and_kept(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "handoff.zip").write_bytes(b"my own archive")
+    workdir = _stage_output(tmp_path)
+    (workdir / "handoff.zip").write_bytes(b"PK")
+    with pytest.raises(UsageError, match="not a zip of an edgekd handoff bundle"):
+        commit(run, workdir, [])
+    assert (run.path / "handoff.zip").read_bytes() == b"my own archive"
+
+
+def test_an_empty_or_new_destination_is_filled(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    (run.path / "handoff").mkdir(parents=True)
+    commit(run, _stage_output(tmp_path), [])
+    assert (run.path / "handoff" / "model_data.cc").read_text() == "// new bundle\n"

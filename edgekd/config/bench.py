@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from edgekd.config.base import StrictModel
 
@@ -52,11 +52,3 @@ class BenchConfig(StrictModel):
                           "the first repeat's timed runs, in a second session: the timed figures stay unprofiled): "
                           "ONNX Runtime's profiler in the runner, benchmark_model --enable_op_profiling in adb's "
                           "benchmark_model mode; runtimes without a profiler record why (profile_unavailable)")
-
-    @model_validator(mode="after")
-    def _min_runs_needs_duration(self) -> BenchConfig:
-        """min_runs is a floor under a timed run: without duration_s it would be accepted and ignored."""
-        if self.min_runs is not None and self.duration_s is None:
-            raise ValueError(f"min_runs = {self.min_runs} needs duration_s (it is a floor under a timed run); set "
-                             "duration_s too, or use runs alone")
-        return self

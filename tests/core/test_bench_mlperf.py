@@ -63,11 +63,13 @@ def test_mlperf_with_runs_is_refused(cli, models) -> None:  # noqa: F811
     assert outcome.exception.message == "--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it"
 
 
-def test_recipe_min_runs_without_duration_is_refused_when_the_recipe_is_read() -> None:
-    """Refused before anything runs (not at the bench stage after training), never accepted and ignored."""
-    from edgekd.recipe import parse_recipe
+def test_recipe_min_runs_without_duration_is_refused() -> None:
+    """Refused when the bench starts (never accepted and ignored); the recipe itself still parses."""
+    from edgekd.bench.orchestrate import check_work_bounds
+    from edgekd.config.bench import BenchConfig
 
     with pytest.raises(RecipeError) as caught:
-        parse_recipe({"bench": {"min_runs": 10}})
-    assert "bench: min_runs = 10 needs duration_s (it is a floor under a timed run)" in caught.value.message
-    assert parse_recipe({"bench": {"min_runs": 10, "duration_s": 1.0}}).bench.min_runs == 10
+        check_work_bounds(BenchConfig(min_runs=10))
+    assert caught.value.message == "[bench] min_runs = 10 needs duration_s (it is a floor under a timed run)"
+    assert caught.value.hint == "set duration_s too, or use runs alone"
+    check_work_bounds(BenchConfig(min_runs=10, duration_s=1.0))

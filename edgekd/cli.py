@@ -25,6 +25,7 @@ from edgekd.commands.handoff import handoff_cmd
 from edgekd.commands.recipe import recipe_app
 from edgekd.commands.report import report_cmd
 from edgekd.commands.targets import targets_app
+from edgekd.commands.sweep import sweep_cmd
 from edgekd.errors import EdgekdError, UsageError
 
 app = typer.Typer(
@@ -85,6 +86,7 @@ app.command("handoff")(handoff_cmd)
 app.command("report")(report_cmd)
 app.add_typer(targets_app, name="targets")
 app.add_typer(recipe_app, name="recipe")
+app.command("sweep")(sweep_cmd)
 
 
 def _terminate(signum: int, frame: object) -> None:

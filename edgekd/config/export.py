@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgekd.config.base import StrictModel
 
@@ -55,6 +55,8 @@ class TfliteConfig(StrictModel):
     int8_io: Literal["int8", "float"] = Field("int8", description="int8 model's input/output tensors: int8 "
                                               "(quantize on the device) or float (the model quantizes)")
     keep_nchw: bool = Field(False, description="keep the NCHW input layout (onnx2tf makes NHWC inputs otherwise)")
+    per_channel: bool = Field(True, description="onnx2tf int8 / dynamic-range weights: one scale per output "
+                              "channel (true) or one per tensor (false, for runtimes or NPUs that need it)")
     also_litert_torch: bool = Field(False, description="with onnx2tf: run litert-torch too (artifacts "
                                     "litert_torch_<precision>) and cross-check the two converters")
     # onnx2tf: ONNX ops to replace with builtin-op approximations instead of TensorFlow (Flex) kernels,
@@ -63,6 +65,14 @@ class TfliteConfig(StrictModel):
         Literal["Erf", "GeLU", "HardSwish", "Abs", "Neg", "Power", "PReLU", "LeakyReLU", "Asin", "Acos", "Atan", "GatherND"]
     ] = Field([], description="onnx2tf: ONNX ops replaced by builtin-op approximations instead of Flex kernels, "
               "e.g. [\"Erf\"] for an exact GELU at opset 18")
+
+    @model_validator(mode="after")
+    def _per_tensor_needs_onnx2tf(self) -> TfliteConfig:
+        # litert-torch's PT2E int8 has no per-tensor switch here: refused, never silently per-channel
+        if not self.per_channel and (self.converter != "onnx2tf" or self.also_litert_torch):
+            raise ValueError("per_channel = false is an onnx2tf option: use converter = \"onnx2tf\" without "
+                             "also_litert_torch")
+        return self
 
 
 class Threshold(StrictModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgekd.config.base import StrictModel
 
@@ -20,7 +20,7 @@ class HandoffConfig(StrictModel):
         "micro", description="micro: TensorFlow Lite Micro (ops and tensor types checked against TFLM, arena "
         "measured); linux / android: a full TFLite runtime")
     model_name: str = Field("model", description="C identifiers derive from it: g_model, g_model_len")
-    arena_margin: float = Field(0.2, ge=0, description="fraction added to the measured TFLM arena (0.2 = 20 %)")
+    arena_margin: float = Field(0.2, ge=0, le=10, description="fraction added to the measured TFLM arena (0.2 = 20 %; at most 10, an arena 11x the measured one)")
     zip: bool = Field(True, description="also write the bundle as a .zip beside the folder")
     compiler: str = Field("g++", description="host C++ compiler for the bundle's compile check")
     require_compiler: bool = Field(False, description="fail (instead of recording \"skipped\") when the compiler "
@@ -28,3 +28,16 @@ class HandoffConfig(StrictModel):
     tflm_include: list[Path] = Field([], description="a TFLM source tree and its flatbuffers/gemmlowp include "
                                      "folders, relative to the recipe: self_test.cc and op_resolver.h are then "
                                      "compiled against them (otherwise op_resolver.h is checked structurally)")
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_makes_c_symbols(cls, value: str) -> str:
+        # the same rule the handoff applies, but at recipe load: a bad name is found before training
+        from edgekd.errors import HandoffError
+        from edgekd.handoff.identifiers import bundle_symbols
+
+        try:
+            bundle_symbols(value)
+        except HandoffError as exc:
+            raise ValueError(exc.message) from None
+        return value

@@ -98,7 +98,9 @@ class TfliteStage(BaseStage):
         options = ctx.recipe.tflite
         calibration = ctx.find(CALIBRATION)
         if options.converter == "onnx2tf":
-            artifacts = list(_available("onnx2tf").convert(ctx.artifact(ONNX_FP32), options, ctx.workdir, calibration=calibration))
+            artifacts = list(_available("onnx2tf").convert(
+                ctx.artifact(ONNX_FP32), options, ctx.workdir, calibration=calibration, per_channel=options.per_channel
+            ))
         else:
             artifacts = list(_available("litert_torch").convert(ctx.artifact(STUDENT), options, ctx.workdir, calibration=calibration))
         if options.also_litert_torch and options.converter == "onnx2tf":

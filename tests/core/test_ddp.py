@@ -57,3 +57,17 @@ def test_ddp_workers_feed_an_imported_teacher_its_own_raw_inputs(tmp_path) -> No
     metrics = json.loads((tmp_path / "run" / "distill" / "outcome.json").read_text())["metrics"]
     assert metrics["world_size"] == 2 and "mean" not in metrics["teacher_preprocessing"]
     assert abs(metrics["teacher_accuracy"] - outside) <= 0.005
+
+
+def test_process_group_backend_follows_the_device(monkeypatch) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from edgekd.distill.ddp import process_group_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert process_group_backend("auto") == process_group_backend("cpu") == "gloo"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    assert process_group_backend("auto") == process_group_backend("cuda") == "nccl"
+    assert process_group_backend("cpu") == "gloo"

@@ -182,7 +182,7 @@ def op_type_plot(report: dict[str, Any]) -> Any | None:
         widths = [sum(r["ms"] for r in group if (r["op_type"] == op_type) or (op_type == "other" and r["op_type"] not in shown))
                   for group in groups]
         ax.barh(labels, widths, left=left, color=PALETTE[index % len(PALETTE)] if op_type != "other" else "#cccccc",
-                label=op_type)
+                label=f"\u200b{op_type}" if op_type.startswith("_") else op_type)  # matplotlib hides "_..." labels
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("op time per inference (ms)")

@@ -618,7 +618,8 @@ def timed_loop(invoke, runs, duration_s, windows, min_runs=0):
 
     Samples go into a preallocated int64 array (`runs` known) or a compact growing one (duration mode),
     never a list of Python ints. Returns latencies in ns and, with `windows`, the window boundaries with
-    temperatures read between windows (outside any timed call) so throttling shows up as a trend."""
+    temperatures and core frequencies (where cpufreq is readable) read between windows, outside any timed
+    call, so throttling shows up as a trend."""
     clock = time.perf_counter_ns
     latencies = sample_array("q", bytes(8 * runs)) if duration_s is None else sample_array("q")
     append = latencies.append
@@ -644,7 +645,7 @@ def timed_loop(invoke, runs, duration_s, windows, min_runs=0):
                 done = slot + 1
         if windows:
             bounds.append({"start": first, "end": done, "t_s": round(time.perf_counter() - start, 6),
-                           "temps_c": temperatures_c()})
+                           "temps_c": temperatures_c(), "freq_khz": cpu_frequencies_khz(affinity())})
     return latencies.tolist(), bounds
 
 

@@ -59,7 +59,7 @@ def test_sustained_windows_split_runs(onnx_model: Path) -> None:
     status, doc = run_runner("--model", onnx_model, "--runs", 30, "--windows", 3, "--warmup", 0)
     assert status == 0
     assert [(w["start"], w["end"]) for w in doc["windows"]] == [(0, 10), (10, 20), (20, 30)]
-    assert all("temps_c" in w for w in doc["windows"])
+    assert all("temps_c" in w and isinstance(w["freq_khz"], dict) for w in doc["windows"])
 
 
 def test_duration_mode_runs_until_time_is_up(onnx_model: Path) -> None:

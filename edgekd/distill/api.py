@@ -32,7 +32,7 @@ from edgekd.artifacts import Artifact, TensorSpec, create_artifact
 from edgekd.config.distill import DistillConfig, StudentConfig, TeacherConfig
 from edgekd.data.datasets import Dataset
 from edgekd.distill.reporting import labelled_mask, model_size, noise_test, teacher_accuracy
-from edgekd.distill.train import FitResult, TrainData, check_train_config, distributed, fit
+from edgekd.distill.train import FitResult, TrainData, check_device, check_train_config, distributed, fit
 from edgekd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def prepare_teacher(config: TeacherConfig, data: Dataset, *, seed: int, out_dir:
     _check_training_data(data)
     if config.kind == "builtin":
         warnings = check_train_config(config.train, len(data.y_val) > 0, "[teacher] train")
+        check_device(config.train)
         with _progress_bar(progress) as bar:
             artifact = _train_builtin_teacher(config, data, seed=seed, out_dir=out_dir, progress=bar, resume=resume, warnings=warnings)
     else:
@@ -155,6 +156,7 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     if not 0.0 < labeled_fraction <= 1.0:
         raise DataError(f"labeled_fraction must lie in (0, 1], got {labeled_fraction}", hint="0.1 means the student sees 10% of the labels")
     warnings = check_train_config(config.train, len(data.y_val) > 0, "[distill] train")
+    check_device(config.train)  # before the teacher is loaded or any student trained
     started = time.perf_counter()
     model_teacher = load_teacher(teacher, data.preprocessing)
     mapping = class_mapping(_teacher_names(model_teacher, data), model_teacher.num_classes, data.label_names, data.other_label)

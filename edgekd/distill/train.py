@@ -147,6 +147,11 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def check_device(config: TrainConfig) -> None:
+    """Refuse a device or precision this machine cannot honour, before any training starts."""
+    Precision(config.amp, resolve_device(config.device))
+
+
 class Precision:
     """Automatic mixed precision for one run: the autocast context, and a GradScaler for fp16 on CUDA."""
 

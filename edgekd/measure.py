@@ -221,12 +221,13 @@ def compute_stats(latencies_ns: Sequence[int] | Sequence[float]) -> Stats:
 
 
 def window_stats(latencies_ns: Sequence[int], windows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-window summaries for sustained mode: median, p90 and the temperatures read after each window."""
+    """Per-window summaries for sustained mode: median, p90, and the temperatures and core frequencies (kHz)
+    read after each window."""
     rows = []
     for index, window in enumerate(windows):
         chunk = list(latencies_ns[window["start"] : window["end"]])
         row: dict[str, Any] = {"window": index, "runs": len(chunk), "t_s": window.get("t_s"),
-                               "temps_c": window.get("temps_c", {})}
+                               "temps_c": window.get("temps_c", {}), "freq_khz": window.get("freq_khz")}
         if chunk:
             stats = compute_stats(chunk)
             row.update({"p50_ms": stats.p50_ns / 1e6, "p90_ms": stats.p90_ns / 1e6, "mean_ms": stats.mean_ns / 1e6})

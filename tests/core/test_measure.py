@@ -88,3 +88,12 @@ def test_figures_are_ordered_and_the_ci_holds_the_median(samples: list[int]) -> 
     assert stats.min_ns <= stats.p50_ns <= stats.p90_ns <= stats.p99_ns <= stats.max_ns
     assert stats.ci95_median_ns[0] <= stats.p50_ns <= stats.ci95_median_ns[1]
     assert stats.iqr_ns >= 0 and stats.mad_ns >= 0
+
+
+def test_window_rows_carry_the_core_frequencies_read_after_each_window() -> None:
+    from edgekd.measure import window_stats
+
+    windows = [{"start": 0, "end": 3, "t_s": 1.0, "temps_c": {"cpu": 50.0}, "freq_khz": [2400000, 2400000]},
+               {"start": 3, "end": 6, "t_s": 2.0, "temps_c": {"cpu": 71.0}, "freq_khz": [1500000, 1500000]}]  # fmt: skip
+    rows = window_stats([1000, 1100, 1200, 2000, 2100, 2200], windows)
+    assert [row["freq_khz"] for row in rows] == [[2400000, 2400000], [1500000, 1500000]]

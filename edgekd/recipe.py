@@ -112,7 +112,8 @@ def _recipe_error(exc: ValidationError, source: str) -> RecipeError:
         what = "is required but missing"
     else:
         what = first["msg"].removeprefix("Value error, ")
-        if "input" in first and kind not in ("model_type", "dict_type"):
+        # a whole section's validator (input is the section's dict) names its keys itself: no "(got {...})"
+        if "input" in first and kind not in ("model_type", "dict_type") and not isinstance(first["input"], dict):
             what += f" (got {first['input']!r})"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return RecipeError(f"{source}: {key}: {what}{more}", hint=hint)

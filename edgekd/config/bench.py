@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgekd.config.base import StrictModel
 
@@ -52,3 +52,11 @@ class BenchConfig(StrictModel):
                           "the first repeat's timed runs, in a second session: the timed figures stay unprofiled): "
                           "ONNX Runtime's profiler in the runner, benchmark_model --enable_op_profiling in adb's "
                           "benchmark_model mode; runtimes without a profiler record why (profile_unavailable)")
+
+    @model_validator(mode="after")
+    def _min_runs_needs_duration(self) -> BenchConfig:
+        # found when the recipe is read, not when the bench stage starts after training
+        if self.min_runs is not None and self.duration_s is None:
+            raise ValueError("min_runs goes with duration_s (run at least this long and this many times); "
+                             "set duration_s, or use runs alone")
+        return self

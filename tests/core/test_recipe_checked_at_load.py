@@ -23,6 +23,7 @@ def _recipe(tmp_path: Path, text: str) -> Path:
         ("[handoff]\narena_margin = 1e12\n", "arena_margin"),
         ('[tflite]\nconverter = "litert_torch"\nper_channel = false\n', "per_channel = false is an onnx2tf option"),
         ("[tflite]\nalso_litert_torch = true\nper_channel = false\n", "per_channel = false is an onnx2tf option"),
+        ("[bench]\nmin_runs = 1024\n", "min_runs goes with duration_s"),
     ],
 )
 def test_late_failures_are_recipe_errors(tmp_path: Path, text: str, message: str) -> None:

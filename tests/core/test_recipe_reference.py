@@ -93,6 +93,7 @@ def test_recipe_init_refuses_an_unknown_source() -> None:
 #: Keys that need other keys to be valid (a cross-field rule), given as extra recipe tables.
 CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
     ("data", "source"): {"data": {"source": "npz", "path": "x.csv"}},
+    ("bench", "min_runs"): {"bench": {"duration_s": 1.0}},
     ("data", "path"): {"data": {"source": "csv", "path": "a.csv"}},
     ("data.normalize", "mean"): {"data": {"normalize": {"mean": [0.1], "std": [0.2]}}},
     ("data.normalize", "std"): {"data": {"normalize": {"mean": [0.1], "std": [0.2]}}},

@@ -31,8 +31,9 @@ import numpy as np
 from edgekd.artifacts import Artifact, TensorSpec, create_artifact
 from edgekd.config.distill import DistillConfig, StudentConfig, TeacherConfig
 from edgekd.data.datasets import Dataset
+from edgekd.distill.device import check_device
 from edgekd.distill.reporting import labelled_mask, model_size, noise_test, teacher_accuracy
-from edgekd.distill.train import FitResult, TrainData, check_device, check_train_config, distributed, fit
+from edgekd.distill.train import FitResult, TrainData, check_train_config, distributed, fit
 from edgekd.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ intermediate features are needed for FitNets hints, or the cache is off).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -124,19 +125,46 @@ class TeacherSignal:
         key = cache_key(self.teacher.fingerprint, self.data_sha256, view, self.cache.topk, inputs=self.teacher.inputs_key)
         n = len(self.data.x)
 
-        def compute() -> np.ndarray:
-            x = views(self.data.x, np.arange(n), self.seed, epoch, self.augmentation) if self.live_views else self.data.x
-            return self.teacher.logits(x, self.data.ids)
+        def compute(rows: np.ndarray) -> np.ndarray:
+            x = views(self.data.x, rows, self.seed, epoch, self.augmentation) if self.live_views else self.data.x[rows]
+            return self.teacher.logits(x, self.data.ids[rows])
 
         rank, world = distributed()
-        if world == 1:
-            return self.cache.get_or_compute(key, compute)
+        if world == 1 or n < world:
+            return self.cache.get_or_compute(key, lambda: compute(np.arange(n)))
+        import torch
         import torch.distributed as dist
 
-        if rank == 0:
-            self.cache.get_or_compute(key, compute)  # rank 0 writes; the others wait, then read
+        present = torch.tensor([int((self.cache.entry(key) / "index.json").exists())])
+        dist.broadcast(present, src=0)  # every rank takes the same branch: rank 0's view of the cache decides
+        if present.item():
+            if rank == 0:
+                self.cache.get_or_compute(key, lambda: compute(np.arange(n)))  # verifies; rebuilds a damaged entry alone
+        else:
+            full = gather_rows(compute(np.arange(rank, n, world)), n, rank, world)  # the teacher's work sharded by rank
+            if rank == 0:
+                self.cache.misses += 1
+                self.cache.write(key, full)
         dist.barrier()
         return self.cache.open(key)
+
+
+def gather_rows(mine: np.ndarray, n: int, rank: int, world: int) -> np.ndarray:
+    """All ranks' outputs for rows rank::world, interleaved back into (n, C) on every rank (one all_gather)."""
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    per = math.ceil(n / world)
+    padded = torch.zeros((per, mine.shape[1]), dtype=torch.float32, device=device)
+    padded[: len(mine)] = torch.from_numpy(np.ascontiguousarray(mine, dtype=np.float32)).to(device)
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    full = np.empty((n, mine.shape[1]), dtype=np.float32)
+    for r, part in enumerate(parts):
+        count = len(range(r, n, world))
+        full[r::world] = part[:count].cpu().numpy()
+    return full
 
 
 class DistillObjective:

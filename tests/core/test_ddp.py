@@ -71,3 +71,34 @@ def test_process_group_backend_follows_the_device(monkeypatch) -> None:
     monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
     assert process_group_backend("auto") == process_group_backend("cuda") == "nccl"
     assert process_group_backend("cpu") == "gloo"
+
+
+def _gather_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import numpy as np
+    import torch.distributed as dist
+
+    from edgekd.distill.objectives import gather_rows
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        n = 7
+        full = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+        got = gather_rows(full[rank::world], n, rank, world)  # each rank "computes" only its shard
+        np.save(f"{out_dir}/rank{rank}.npy", got)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_teacher_outputs_computed_in_shards_are_gathered_in_sample_order(tmp_path) -> None:
+    import socket
+
+    import numpy as np
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_gather_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    expected = np.arange(21, dtype=np.float32).reshape(7, 3)
+    for rank in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / f"rank{rank}.npy"), expected)

@@ -129,6 +129,13 @@ def handoff_cmd(
     require_compiler: Annotated[
         bool, typer.Option("--require-compiler", help="fail when g++ is missing instead of skipping the compile check")
     ] = False,
+    max_arena_kb: Annotated[
+        float | None, typer.Option("--max-arena-kb", help="fail when the arena (+ margin) exceeds this many KiB (micro)")
+    ] = None,
+    max_flash_kb: Annotated[
+        float | None,
+        typer.Option("--max-flash-kb", help="fail when model + estimated TFLM code exceeds this many KiB (micro)"),
+    ] = None,
 ) -> None:
     """Write a verified firmware bundle: model_data.cc/.h, manifest, op_resolver.h, golden vectors, README."""
     from pydantic import ValidationError
@@ -148,13 +155,16 @@ def handoff_cmd(
             arena_margin=arena_margin,
             zip=zip_bundle,
             require_compiler=require_compiler,
+            max_arena_kb=max_arena_kb,
+            max_flash_kb=max_flash_kb,
         )
     except ValidationError as exc:
         error = exc.errors()[0]
-        option = "--" + "-".join(str(p) for p in error["loc"]).replace("_", "-")
+        option = "--" + "-".join(str(p) for p in error["loc"]).replace("_", "-") if error["loc"] else "--platform"
         raise UsageError(
-            f"invalid option {option}: {error['msg']}",
-            hint="--platform is micro, linux or android; --arena-margin is >= 0",
+            f"invalid option {option}: {error['msg'].removeprefix('Value error, ')}",
+            hint="--platform is micro, linux or android; --arena-margin is >= 0; --max-arena-kb / --max-flash-kb are "
+            "positive and apply to --platform micro",
         ) from None
     problem = margin_problem(arena_margin)
     if problem:
@@ -202,3 +212,10 @@ def handoff_cmd(
         f"  arena: {summary['arena_bytes']} bytes ({summary['arena_method']}, "
         f"+{summary['arena_margin']:.0%}); {verified}"
     )
+    memory = summary.get("memory")
+    if memory:
+        flash, ram = memory["flash"], memory["ram"]
+        console.say(
+            f"  flash: {flash['total_bytes']} bytes (model {flash['model_bytes']} + code {flash['kernel_code_bytes'] + flash['core_code_bytes']}, "
+            f"code estimated); RAM: {ram['total_bytes']} bytes (arena {ram['arena_bytes']} + I/O {ram['io_bytes']})"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgekd.config.base import StrictModel
 
@@ -28,6 +28,13 @@ class HandoffConfig(StrictModel):
     tflm_include: list[Path] = Field([], description="a TFLM source tree and its flatbuffers/gemmlowp include "
                                      "folders, relative to the recipe: self_test.cc and op_resolver.h are then "
                                      "compiled against them (otherwise op_resolver.h is checked structurally)")
+    max_arena_kb: float | None = Field(None, gt=0, description="budget: fail the handoff when the tensor arena to "
+                                       "allocate (measured in TFLite Micro, plus arena_margin) exceeds this many KiB "
+                                       "(1024 bytes); platform \"micro\" only; default no limit")
+    max_flash_kb: float | None = Field(None, gt=0, description="budget: fail the handoff when the flash estimate (model "
+                                       "bytes + an estimate of the TFLM interpreter and kernel code for the model's "
+                                       "operators, see the bundle's memory.flash.basis) exceeds this many KiB; platform "
+                                       "\"micro\" only; default no limit")
 
     @field_validator("model_name")
     @classmethod
@@ -41,3 +48,9 @@ class HandoffConfig(StrictModel):
         except HandoffError as exc:
             raise ValueError(exc.message) from None
         return value
+
+    @model_validator(mode="after")
+    def _budgets_need_micro(self) -> HandoffConfig:
+        if self.platform != "micro" and (self.max_arena_kb is not None or self.max_flash_kb is not None):
+            raise ValueError(f"max_arena_kb / max_flash_kb apply to platform = 'micro' (TFLite Micro), not {self.platform!r}")
+        return self

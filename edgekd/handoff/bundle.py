@@ -25,6 +25,7 @@ from edgekd.handoff.c_array import render_model_data
 from edgekd.handoff.identifiers import bundle_symbols
 from edgekd.handoff.integrator_readme import render_readme
 from edgekd.handoff.manifest import build_manifest, render_manifest_header
+from edgekd.handoff.memory import check_budgets, memory_section
 from edgekd.handoff.op_resolver import (
     check_op_resolver_header,
     render_op_resolver_header,
@@ -63,6 +64,7 @@ class HandoffResult:
             "arena_bytes": self.arena["bytes"],
             "arena_method": self.arena["method"],
             "arena_margin": self.arena["margin"],
+            "memory": self.manifest.get("memory"),
             "compiled": bool(self.verification.get("compiled")),
             "round_trip_matches": bool(self.verification.get("round_trip_matches")),
             "aligned": bool(self.verification.get("aligned")),
@@ -215,6 +217,10 @@ def build_handoff(
     )
     golden, plan, golden_info = _golden_and_arena(tflite.path, model, config, calibration)
     arena = manifest["arena"] = plan.to_dict()
+    if config.platform == "micro":  # flash and RAM of a TFLM deployment; budgets fail before anything is written
+        manifest["memory"] = memory_section(len(data), [entry.op for entry in entries], arena, manifest)
+        check_budgets(manifest["memory"], max_arena_kb=config.max_arena_kb, max_flash_kb=config.max_flash_kb,
+                      model=tflite.path.name)  # fmt: skip
     tolerances = [entry["tolerance"] for entry in golden_info["outputs"]]
     resolver_text = render_op_resolver_header(entries, symbols, source=file_name, edgekd_version=__version__)
     model_cc, model_h = render_model_data(data, symbols, source=file_name, sha256=sha256, edgekd_version=__version__)
@@ -286,6 +292,7 @@ def build_handoff(
             "versions": all_versions,
             "bench": bench_summary,
             "arena": arena,
+            "memory": manifest.get("memory"),
             "golden": golden_info,
             "verification": verification,
         }

@@ -134,6 +134,24 @@ def _preprocessing_lines(manifest: dict[str, Any], ns: str) -> list[str]:
     return lines
 
 
+def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
+    """The flash / RAM budget (platform micro): exact parts and estimated parts said apart."""
+    if not memory:
+        return []
+    flash, ram = memory["flash"], memory["ram"]
+    lines = [
+        "## Memory (flash exact for the model, estimated for code)",
+        "",
+        (f"- Flash: {flash['total_bytes']} bytes = model {flash['model_bytes']} (exact) + kernel code "
+         f"{flash['kernel_code_bytes']} + TFLM core {flash['core_code_bytes']} (**estimates**: {flash['basis']})."),
+        (f"- RAM: {ram['total_bytes']} bytes = tensor arena {ram['arena_bytes']} ({ram['arena_method']}) + "
+         f"application I/O buffers {ram['io_bytes']}. {ram['note']}."),
+    ]
+    if flash["ops_without_estimate"]:
+        lines.append("- No code estimate for: " + ", ".join(f"`{op}`" for op in flash["ops_without_estimate"]) + ".")
+    return [*lines, ""]
+
+
 def render_readme(
     *,
     manifest: dict[str, Any],
@@ -193,6 +211,7 @@ def render_readme(
         (f"`{ns}::kTensorArenaBytes = {arena['bytes']}`: {arena['method']} basis {arena['basis_bytes']} bytes "
         f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}"),
         "",
+        *_memory_lines(manifest.get("memory")),
         "## Operators",
         "",
         f"{len(manifest['operators'])} operator(s): " + ", ".join(f"`{op}`" for op in manifest["operators"]) + ".",

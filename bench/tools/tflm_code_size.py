@@ -1,0 +1,104 @@
+"""Measure the code size of TFLite Micro's kernels and core, for edgekd/handoff/tflm_code_size.py.
+
+    python bench/tools/tflm_code_size.py TFLM_ROOT GEMMLOWP_ROOT FLATBUFFERS_ROOT RUY_ROOT TFLM_COMMIT \
+        > edgekd/handoff/tflm_code_size.py
+
+(flatbuffers at the version TFLM's schema_generated.h asserts, e.g. v25.9.23 for tflite-micro 90b983c.)
+A file that does not compile alone is left out, and its operators are reported as having no estimate.
+
+Each source file is compiled alone for the host (x86-64) with the flags of a size-optimised TFLM release
+build (g++ -Os, no exceptions/RTTI/unwind tables, TF_LITE_STATIC_MEMORY, function sections) and its .text
+sections are summed (`size -A`). An operator needs the file that defines its Register_<OP>() plus the
+kernel's <stem>_common.cc when there is one; files shared by several operators (elementwise.cc) are
+counted once by the reader. The core is the interpreter, allocator, planner and kernel helpers a
+MicroInterpreter links. These are *estimates* for a microcontroller: reference kernels (not CMSIS-NN),
+x86-64 code, objects before linking (no --gc-sections, inline helpers counted in every object).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FLAGS = ["-std=c++17", "-Os", "-ffunction-sections", "-fdata-sections", "-fno-exceptions", "-fno-rtti",
+         "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-DTF_LITE_STATIC_MEMORY", "-DNDEBUG"]  # fmt: skip
+CORE = ["micro_interpreter.cc", "micro_interpreter_context.cc", "micro_interpreter_graph.cc", "micro_allocator.cc",
+        "micro_allocation_info.cc", "micro_context.cc", "micro_op_resolver.cc", "micro_resource_variable.cc",
+        "micro_log.cc", "micro_utils.cc", "memory_helpers.cc", "flatbuffer_utils.cc", "debug_log.cc",
+        "arena_allocator/single_arena_buffer_allocator.cc", "arena_allocator/persistent_arena_buffer_allocator.cc",
+        "arena_allocator/non_persistent_arena_buffer_allocator.cc", "memory_planner/greedy_memory_planner.cc",
+        "memory_planner/linear_memory_planner.cc", "memory_planner/non_persistent_buffer_planner_shim.cc",
+        "tflite_bridge/flatbuffer_conversions_bridge.cc", "tflite_bridge/micro_error_reporter.cc",
+        "kernels/kernel_util.cc"]  # fmt: skip
+
+
+def text_bytes(source: Path, includes: list[Path], work: Path) -> int:
+    obj = work / (source.stem + ".o")
+    cmd = ["g++", *FLAGS, *(f"-I{p}" for p in includes), "-c", str(source), "-o", str(obj)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(["size", "-A", str(obj)], check=True, capture_output=True, text=True).stdout
+    return sum(int(line.split()[1]) for line in out.splitlines() if line.startswith(".text"))
+
+
+def main(tflm: Path, gemmlowp: Path, flatbuffers: Path, ruy: Path, commit: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from edgekd.handoff.op_resolver import TFLM_BUILTINS
+
+    micro = tflm / "tensorflow" / "lite" / "micro"
+    kernels = micro / "kernels"
+    includes = [tflm, gemmlowp, flatbuffers / "include", ruy]
+    resolver = (micro / "micro_mutable_op_resolver.h").read_text()
+    sources = {p: p.read_text(errors="replace") for p in sorted(kernels.glob("*.cc")) if not p.stem.endswith("_test")}
+    op_files: dict[str, list[str]] = {}
+    for op, method in sorted(TFLM_BUILTINS.items()):
+        found = re.search(rf"{method}\(\s*(?:const TFLMRegistration& registration\s*=\s*)?(?:tflite::)?(?:tflm_signal::)?"
+                          rf"(Register_\w+)\(\)", resolver)  # fmt: skip
+        if not found:
+            continue
+        register = found.group(1)
+        defining = [p for p, text in sources.items() if re.search(rf"TFLMRegistration\s+{register}\(\)\s*\{{", text)]
+        if not defining:
+            continue
+        files = [defining[0]] + [p for p in [kernels / f"{defining[0].stem}_common.cc"] if p in sources]
+        op_files[op] = [p.name for p in files]
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in sorted({n for files in op_files.values() for n in files}):
+            try:
+                sizes[name] = text_bytes(kernels / name, includes, Path(tmp))
+            except subprocess.CalledProcessError as exc:
+                print(f"{name}: does not compile alone: {exc.stderr.splitlines()[-1:]}", file=sys.stderr)
+                continue
+            print(f"{name}: {sizes[name]}", file=sys.stderr)
+        core = {name: text_bytes(micro / name, includes, Path(tmp)) for name in CORE}
+    op_files = {op: files for op, files in op_files.items() if all(f in sizes for f in files)}
+    print(render(op_files, sizes, core, commit))
+
+
+def render(op_files: dict[str, list[str]], sizes: dict[str, int], core: dict[str, int], commit: str) -> str:
+    lines = ['"""TFLite Micro code size per kernel source file: generated by bench/tools/tflm_code_size.py; do not edit.',
+             "", "Estimates, not measurements of a microcontroller build: see that script's docstring for the method.",
+             '"""', "", "from __future__ import annotations", "",
+             (f'BASIS = ("g++ -Os x86-64 .text of each TFLM source file compiled alone (reference kernels, not CMSIS-NN; '
+              f'before linking), tflite-micro {commit[:7]}, measured {datetime.date.today().isoformat()}")'),
+             "", "# operator -> the kernel source files its Register_<OP>() needs",
+             "OP_FILES: dict[str, tuple[str, ...]] = {"]  # fmt: skip
+    lines += [f'    "{op}": ({", ".join(map(_quoted, files))},),' for op, files in sorted(op_files.items())]
+    lines += ["}", "", "# kernel source file -> .text bytes", "FILE_TEXT_BYTES: dict[str, int] = {"]
+    lines += [f'    "{name}": {size},' for name, size in sorted(sizes.items())]
+    lines += ["}", "", "# the interpreter core every model links: source file -> .text bytes", "CORE_TEXT_BYTES: dict[str, int] = {"]
+    lines += [f'    "{name}": {size},' for name, size in core.items()]
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"'
+
+
+if __name__ == "__main__":
+    main(*(Path(a) for a in sys.argv[1:5]), sys.argv[5])

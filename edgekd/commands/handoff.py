@@ -148,6 +148,14 @@ def handoff_cmd(
     from edgekd.handoff.bundle import build_handoff
     from edgekd.handoff.identifiers import bundle_symbols
 
+    # the options' own messages first (HandoffConfig would say it in pydantic's words)
+    problem = margin_problem(arena_margin)
+    if problem:
+        raise UsageError(f"--arena-margin: {problem}", hint="e.g. --arena-margin 0.2")
+    try:
+        bundle_symbols(model_name)
+    except HandoffError as exc:
+        raise UsageError(exc.message.replace("handoff model_name", "--model-name", 1), hint=exc.hint) from None
     try:
         config = HandoffConfig(
             platform=platform,
@@ -166,13 +174,6 @@ def handoff_cmd(
             hint="--platform is micro, linux or android; --arena-margin is >= 0; --max-arena-kb / --max-flash-kb are "
             "positive and apply to --platform micro",
         ) from None
-    problem = margin_problem(arena_margin)
-    if problem:
-        raise UsageError(f"--arena-margin: {problem}", hint="e.g. --arena-margin 0.2")
-    try:
-        bundle_symbols(model_name)
-    except HandoffError as exc:
-        raise UsageError(exc.message.replace("handoff model_name", "--model-name", 1), hint=exc.hint) from None
     source = describe_file(model)
     if source.format != "tflite":
         raise UsageError(

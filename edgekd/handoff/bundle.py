@@ -35,6 +35,7 @@ from edgekd.handoff.op_resolver import (
 from edgekd.handoff.publish import BUNDLE_SCHEMA, check_destination, publish, staging_dir
 from edgekd.handoff.self_test import render_self_test
 from edgekd.handoff.tflite_reader import TfliteModel, parse_tflite
+from edgekd.handoff.vela import compile_with_vela, is_ethos_u
 from edgekd.handoff.verify import check_against_tflm, verify_sources
 
 __all__ = ["BUNDLE_SCHEMA", "HandoffResult", "build_handoff", "infer_precision"]
@@ -65,6 +66,7 @@ class HandoffResult:
             "arena_method": self.arena["method"],
             "arena_margin": self.arena["margin"],
             "memory": self.manifest.get("memory"),
+            "ethos_u": self.manifest.get("ethos_u"),
             "compiled": bool(self.verification.get("compiled")),
             "round_trip_matches": bool(self.verification.get("round_trip_matches")),
             "aligned": bool(self.verification.get("aligned")),
@@ -146,7 +148,7 @@ def _golden_and_arena(
     try:
         plan = plan_arena(path, model, golden.inputs, margin=config.arena_margin)
     except TflmFailure as failure:
-        if config.platform == "micro":
+        if _runs_tflm(config.platform):
             raise HandoffError(
                 f"TensorFlow Lite Micro cannot run {path.name}: {failure.reason}",
                 hint="use a full int8 or fp32 model with TFLM-supported operators, or bundle for "
@@ -197,7 +199,7 @@ def build_handoff(
     model = parse_tflite(data, source=tflite.path.name)
     _check_labels(labels, model, tflite.path.name)
     entries = resolver_entries(model.used_operator_codes())
-    if config.platform == "micro":
+    if _runs_tflm(config.platform):
         require_tflm_support(entries, model.tensor_types(), model=tflite.path.name)
     file_name = f"{symbols.base}.tflite"
     manifest = build_manifest(  # first: a preprocessing that does not fit the input fails before any work
@@ -217,7 +219,7 @@ def build_handoff(
     )
     golden, plan, golden_info = _golden_and_arena(tflite.path, model, config, calibration)
     arena = manifest["arena"] = plan.to_dict()
-    if config.platform == "micro":  # flash and RAM of a TFLM deployment; budgets fail before anything is written
+    if _runs_tflm(config.platform):  # flash and RAM of a TFLM deployment; budgets fail before anything is written
         manifest["memory"] = memory_section(len(data), [entry.op for entry in entries], arena, manifest)
         check_budgets(manifest["memory"], max_arena_kb=config.max_arena_kb, max_flash_kb=config.max_flash_kb,
                       model=tflite.path.name)  # fmt: skip
@@ -234,9 +236,15 @@ def build_handoff(
             golden, symbols, source=file_name, edgekd_version=__version__, tolerances=tolerances
         ),
     }
+    vela_model = None
+    if is_ethos_u(config.platform):  # the NPU build beside the plain int8 model; figures are Vela's estimates
+        vela_model, vela_info = compile_with_vela(tflite.path, config.platform)
+        manifest["ethos_u"] = {**vela_info, "file": f"{symbols.base}_vela.tflite", "sha256": sha256_bytes(vela_model)}
     staging = staging_dir(out_dir)
     try:
         (staging / file_name).write_bytes(data)
+        if vela_model is not None:
+            (staging / manifest["ethos_u"]["file"]).write_bytes(vela_model)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
         _write_json(staging / "model_manifest.json", manifest)
@@ -293,6 +301,7 @@ def build_handoff(
             "bench": bench_summary,
             "arena": arena,
             "memory": manifest.get("memory"),
+            "ethos_u": manifest.get("ethos_u"),
             "golden": golden_info,
             "verification": verification,
         }
@@ -315,6 +324,11 @@ def build_handoff(
         verification=verification,
         golden=golden_info,
     )
+
+
+def _runs_tflm(platform: str) -> bool:
+    """micro and the Ethos-U platforms run on TensorFlow Lite Micro (the NPU through its ethos-u operator)."""
+    return platform == "micro" or is_ethos_u(platform)
 
 
 def _write_text(path: Path, text: str) -> str:

@@ -152,6 +152,27 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _ethos_u_lines(vela: dict[str, Any] | None) -> list[str]:
+    """The Vela-compiled model and Vela's figures, labelled as estimates."""
+    if not vela:
+        return []
+    cpu = ", ".join(f"`{op}` x{n}" for op, n in vela["cpu_operator_types"].items()) or "none"
+    return [
+        f"## Arm {vela['accelerator']} (Vela {vela['version']}: estimates, not measured on hardware)",
+        "",
+        (f"`{vela['file']}` is the model compiled by Vela: its NPU part is one `ethos-u` custom operator (register "
+         "`AddEthosU()` and link the Ethos-U driver); the plain int8 model and everything above is the Cortex-M-only build."),
+        "",
+        (f"- System config {vela['system_config']}, memory mode {vela['memory_mode']}, clock {vela['core_clock_hz'] / 1e6:g} MHz."),
+        (f"- SRAM {vela['sram_bytes']} bytes, off-chip flash {vela['off_chip_flash_bytes']} bytes, on-chip flash "
+         f"{vela['on_chip_flash_bytes']} bytes, DRAM {vela['dram_bytes']} bytes."),
+        f"- Operators: {vela['npu_operators']} on the NPU, {vela['cpu_operators']} on the CPU ({cpu}).",
+        (f"- {vela['cycles_total']} cycles ({vela['cycles_npu']} NPU), {1e3 * vela['inference_time_s']:.3f} ms, "
+         f"{vela['inferences_per_second']:.0f} inferences/s; {vela['macs']} MACs."),
+        "",
+    ]
+
+
 def render_readme(
     *,
     manifest: dict[str, Any],
@@ -212,6 +233,7 @@ def render_readme(
         f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}"),
         "",
         *_memory_lines(manifest.get("memory")),
+        *_ethos_u_lines(manifest.get("ethos_u")),
         "## Operators",
         "",
         f"{len(manifest['operators'])} operator(s): " + ", ".join(f"`{op}`" for op in manifest["operators"]) + ".",

@@ -80,3 +80,25 @@ def test_budgets_fail_with_the_overrun_named_and_write_nothing(models: dict[str,
 def test_budgets_apply_to_micro_only() -> None:
     with pytest.raises(RecipeError, match="max_arena_kb / max_flash_kb apply to platform = 'micro'"):
         parse_recipe({"handoff": {"platform": "linux", "max_flash_kb": 512}})
+
+
+def test_ethos_u_bundle_has_the_vela_model_and_its_labelled_estimates(models: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("ethosu.vela", reason="Ethos-U needs ethos-u-vela")
+    out = tmp_path / "handoff"
+    result = bundle(models["cnn_int8"], out, platform="ethos-u55-128", zip=False)
+    vela = result.manifest["ethos_u"]
+    assert vela["label"].startswith("Vela estimates") and vela["accelerator"] == "ethos-u55-128"
+    compiled = out / vela["file"]
+    assert compiled.is_file() and compiled.read_bytes()[4:8] == b"TFL3" and compiled.stat().st_size > 0
+    assert vela["npu_operators"] + vela["cpu_operators"] > 0 and vela["cycles_total"] > 0 and vela["inferences_per_second"] > 0
+    assert vela["sram_bytes"] > 0 and vela["macs"] > 0
+    assert json.loads((out / "bundle.json").read_text())["ethos_u"] == vela == result.summary()["ethos_u"]
+    assert vela["file"] in result.files and "estimates, not measured on hardware" in (out / "README.md").read_text()
+    assert result.manifest["memory"]["ram"]["arena_method"] == "measured-tflm"  # the Cortex-M path is still measured
+
+
+def test_a_float_model_for_ethos_u_is_one_handoff_error(models: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("ethosu.vela", reason="Ethos-U needs ethos-u-vela")
+    with pytest.raises(HandoffError, match=r"Vela placed none of cnn_fp32\.tflite's \d+ operators on the ethos-u55-128 NPU"):
+        bundle(models["cnn_fp32"], tmp_path / "handoff", platform="ethos-u55-128", zip=False)
+    assert not (tmp_path / "handoff").exists()

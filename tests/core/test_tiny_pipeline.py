@@ -75,3 +75,9 @@ def test_fashion_mnist_subset_through_resnet8_to_a_micro_bundle(tmp_path: Path) 
     assert manifest["preprocessing"]["scale"] == pytest.approx(1 / 255)
     assert manifest["arena"]["method"] == "measured-tflm" and manifest["arena"]["bytes"] > 0, manifest["arena"]
     assert report["handoff"]["golden_tflm_max_abs_diff"] == 0.0  # TFLM gives the golden outputs exactly
+    memory = manifest["memory"]
+    model_bytes = (out / "handoff" / manifest["model"]["file"]).stat().st_size
+    assert memory["flash"]["model_bytes"] == model_bytes and memory["flash"]["method"] == "estimate"
+    assert set(memory["flash"]["kernel_code_per_op"]) == set(manifest["operators"])  # every op of ResNet-8 has an estimate
+    assert memory["flash"]["total_bytes"] > model_bytes and memory["ram"]["arena_bytes"] == manifest["arena"]["bytes"]
+    assert report["handoff"]["memory"] == memory

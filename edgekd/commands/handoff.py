@@ -220,3 +220,10 @@ def handoff_cmd(
             f"  flash: {flash['total_bytes']} bytes (model {flash['model_bytes']} + code {flash['kernel_code_bytes'] + flash['core_code_bytes']}, "
             f"code estimated); RAM: {ram['total_bytes']} bytes (arena {ram['arena_bytes']} + I/O {ram['io_bytes']})"
         )
+    vela = summary.get("ethos_u")
+    if vela:
+        console.say(
+            f"  {vela['accelerator']} (Vela estimates): {vela['npu_operators']} NPU / {vela['cpu_operators']} CPU ops, "
+            f"SRAM {vela['sram_bytes']} bytes, flash {vela['off_chip_flash_bytes'] + vela['on_chip_flash_bytes']} bytes, "
+            f"{vela['cycles_total']} cycles, {vela['inferences_per_second']:.0f} inferences/s at {vela['core_clock_hz'] / 1e6:g} MHz"
+        )

@@ -7,6 +7,8 @@ the recorded scale, raw dtype/range and normalisation must reproduce the arrays 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -165,6 +167,19 @@ def test_grey_with_alpha_stays_one_channel(tmp_path) -> None:
 CONSUMED_ELSEWHERE = {"labeled_fraction": "edgekd.distill.api"}
 
 
+def _idx_folder(folder: Path) -> str:
+    """MNIST-style IDX files (uncompressed): 100 training and 50 test 4x4 images, labels 0..9 cycling."""
+    import struct
+
+    folder.mkdir()
+    for prefix, n in (("train", 100), ("t10k", 50)):
+        for kind, array in (("images-idx3", np.zeros((n, 4, 4), np.uint8) + np.arange(n, dtype=np.uint8)[:, None, None]),
+                            ("labels-idx1", (np.arange(n) % 10).astype(np.uint8))):  # fmt: skip
+            header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+            (folder / f"{prefix}-{kind}-ubyte").write_bytes(header + array.tobytes())
+    return str(folder)
+
+
 def test_every_data_key_takes_effect(tmp_path) -> None:
     (tmp_path / "t.csv").write_text("f,cls\n" + "".join(f"{i},{i % 3}\n" for i in range(60)))
     np.savez(tmp_path / "d.npz", x=RAW["uint8"], y=np.arange(30) % 3)
@@ -180,6 +195,8 @@ def test_every_data_key_takes_effect(tmp_path) -> None:
         "label_column": lambda: _load(tmp_path, source="csv", path="t.csv", label_column="cls"),
         "scale": lambda: load_dataset(DataConfig(scale=1.0, normalize="none"), 0),
         "normalize": lambda: load_dataset(DataConfig(normalize="none"), 0),
+        "limit": lambda: load_dataset(DataConfig(limit=500), 0),
+        "label_set": lambda: _load(tmp_path, source="idx", path=_idx_folder(tmp_path / "idx"), label_set="fashion_mnist"),
     }
     assert set(changed) | set(CONSUMED_ELSEWHERE) == set(DataConfig.model_fields)
     for key, load in changed.items():

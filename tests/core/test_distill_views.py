@@ -79,6 +79,9 @@ def test_augment_table_and_patient_preset() -> None:
     assert TrainConfig(augment={"shift": False}).augmentation is None  # nothing left to do: off
     patient = TrainConfig(schedule="patient")
     assert (patient.lr, patient.epochs) == (1e-3, 100)
+    from edgekd.distill.train import learning_rate
+
+    assert learning_rate(patient, 0, 100) == 1e-3 and learning_rate(patient, 50, 100) == pytest.approx(5e-4)  # a cosine
     assert (TrainConfig(schedule="patient", lr=5e-3, epochs=7).lr, TrainConfig(schedule="patient", epochs=7).epochs) == (5e-3, 7)
     assert DistillConfig(train={"augment": {"consistent": False}}).consistent_views is False
     assert DistillConfig(consistent_teaching=False).consistent_views is False

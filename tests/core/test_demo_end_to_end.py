@@ -186,8 +186,8 @@ def test_a_150_sample_csv_runs_end_to_end_without_a_calibration_error(tmp_path: 
     rows = ["a,b,c,d,label"] + [",".join(f"{v:.4f}" for v in row) + f",{label}" for row, label in zip(x, y)]
     (tmp_path / "small.csv").write_text("\n".join(rows) + "\n")
     recipe = tmp_path / "small.toml"
-    recipe.write_text('[data]\nsource = "csv"\npath = "small.csv"\n[teacher]\nmodel = { arch = "mlp", width = 64, depth = 2 }\n'
-                      '[student]\nmodel = { arch = "mlp", width = 16, depth = 1 }\n[bench]\nenabled = false\n')  # fmt: skip
+    # the default keys: architecture "auto" (an MLP for a table), default calibration size and batch size
+    recipe.write_text('[data]\nsource = "csv"\npath = "small.csv"\n[bench]\nenabled = false\n')
     result = edgekd("run", str(recipe), "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     said = " ".join(result.stdout.split())
@@ -196,3 +196,39 @@ def test_a_150_sample_csv_runs_end_to_end_without_a_calibration_error(tmp_path: 
     assert calibrate["summary"]["size"] == 105 and calibrate["summary"]["requested"] is None
     assert "all 105 training samples" in calibrate["summary"]["warnings"][0]
     assert (tmp_path / "run" / "handoff").is_dir()  # int8 TFLite and the firmware bundle from 105 samples
+    # the teacher is measured against logistic regression on the same split: not worse by more than 2 pt
+    check = json.loads((tmp_path / "run" / "teacher.pt.json").read_text())["config"]["check"]
+    assert check["baseline"]["method"].startswith("logistic regression")
+    assert check["accuracy"] >= check["baseline"]["accuracy"] - 0.02, check
+    assert_strict_json(tmp_path / "run")
+
+
+def assert_strict_json(run_dir: Path) -> int:
+    """Every JSON file edgekd wrote parses with a strict parser (no NaN/Infinity: a contract for other tools)."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    files = [p for p in run_dir.rglob("*.json") if ".edgekd/tmp" not in p.as_posix()]
+    for path in files:
+        try:
+            json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+        except ValueError as exc:
+            raise AssertionError(f"{path.relative_to(run_dir)} is not strict JSON: {exc}") from None
+    return len(files)
+
+
+def test_every_json_file_of_the_demo_is_strict(demo_run: Path) -> None:
+    assert assert_strict_json(demo_run) > 20  # report, history, manifests, every sidecar, the handoff manifest
+
+
+def test_no_validation_split_end_to_end_writes_strict_json(tmp_path: Path) -> None:
+    """Issue 21 item 5: val_fraction = 0 put NaN into report.json, history.json, sidecars and manifests."""
+    recipe = tmp_path / "noval.toml"
+    recipe.write_text('[data]\nval_fraction = 0.0\n[teacher]\ntrain = { epochs = 2 }\n[distill]\ntrain = { epochs = 2 }\n'
+                      '[tflite]\nprecisions = ["int8"]\n[bench]\nenabled = false\n')  # fmt: skip
+    result = edgekd("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert assert_strict_json(tmp_path / "run") > 10
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert all(row["val_accuracy"] is None for row in history["student"])

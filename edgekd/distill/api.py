@@ -225,9 +225,11 @@ def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentC
     import torch
 
     from edgekd.distill.cache import TeacherOutputCache, data_fingerprint
+    from edgekd.distill.device import resolve_device
     from edgekd.distill.models import build_model
     from edgekd.distill.objectives import DistillObjective, TeacherSignal, hint_pairs
 
+    teacher.place(resolve_device(config.train.device))  # a torch teacher runs beside the student (GPU when training there)
     cache = TeacherOutputCache(cache_dir or out_dir / "teacher_cache", topk=config.cache_topk) if config.teacher_cache else None
     signal = TeacherSignal(teacher, mapping, train, seed=seed, augmentation=config.train.augmentation, consistent=config.consistent_views,
                            cache=cache, data_sha256=data_fingerprint(train.x, train.ids, data.preprocessing),

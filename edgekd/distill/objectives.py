@@ -102,7 +102,8 @@ class TeacherSignal:
         view = x_view.detach().cpu().numpy() if self.live_views else self.data.x[positions]
         if self.tap is not None:
             with torch.no_grad():
-                raw = self.teacher.module(torch.from_numpy(self.teacher.inputs(view))).numpy()
+                inputs = torch.from_numpy(self.teacher.inputs(view))
+                raw = self.teacher.module(inputs.to(self.teacher.device) if self.teacher.device is not None else inputs).float().cpu().numpy()
         elif self.cache is not None:
             raw = self._cached(epoch).rows(positions)
         else:
@@ -244,6 +245,6 @@ def _probe(student: nn.Module, signal: TeacherSignal, tap: FeatureTap, input_sha
     student.eval()
     with torch.no_grad():
         student(probe)
-        signal.teacher.module(probe)
+        signal.teacher.module(probe.to(signal.teacher.device) if signal.teacher.device is not None else probe)
     student.train(was_training)
     return ({k: tuple(v.shape) for k, v in tap.outputs.items()}, {k: tuple(v.shape) for k, v in signal.tap.outputs.items()})

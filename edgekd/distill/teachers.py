@@ -17,6 +17,7 @@ inputs, and `Teacher.inputs` turns them into the teacher's view of the same samp
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 ARTIFACT_NAMES = {"torch": "teacher_torch", "torchscript": "teacher_torchscript", "torch_export": "teacher_export",
                   "onnx": "teacher_onnx", "npz": "teacher_soft_labels"}  # fmt: skip
 _EPS = 1e-12
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +54,18 @@ class Teacher:
     table_values: np.ndarray | None = None
     preprocessing: Preprocessing | None = None  # the teacher's own inputs (None: the student's)
     student_preprocessing: Preprocessing | None = None  # what callers pass in
+    device: Any = None  # torch teachers: where `module` runs (None: the CPU)
+
+    def place(self, device: Any) -> None:
+        """Run a torch teacher's module on `device` (a torch.device); other kinds stay where they are."""
+        if self.module is None or device is None or device.type == "cpu":
+            return
+        try:
+            self.module.to(device)
+        except (AttributeError, RuntimeError, NotImplementedError) as exc:  # e.g. a torch.export program that cannot move
+            log.warning("the teacher stays on the CPU: it cannot move to %s (%s)", device, str(exc).splitlines()[0] if str(exc) else exc)
+            return
+        self.device = device
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """The student's inputs `x` -> this teacher's inputs for the same samples."""
@@ -101,7 +115,10 @@ class Teacher:
         import torch
 
         with torch.no_grad():
-            return self.module(torch.from_numpy(x)).numpy()
+            inputs = torch.from_numpy(x)
+            if self.device is not None:
+                inputs = inputs.to(self.device, non_blocking=True)
+            return self.module(inputs).float().cpu().numpy()
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         missing = [int(i) for i in ids if int(i) not in self.table]

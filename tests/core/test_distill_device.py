@@ -75,3 +75,16 @@ def test_host_syncs_do_not_scale_with_the_number_of_steps(train_data, monkeypatc
             seed=0, label="syncs")  # fmt: skip
         syncs.append(counts["n"])
     assert syncs[0] == syncs[1], f"host syncs: {syncs[0]} with 4 steps, {syncs[1]} with 32 steps"
+
+
+def test_a_torch_teacher_stays_on_the_cpu_for_cpu_training_and_moves_for_cuda() -> None:
+    from edgekd.distill.teachers import Teacher
+
+    teacher = Teacher(kind="torch", num_classes=3, fingerprint="f", module=torch.nn.Linear(4, 3))
+    teacher.place(torch.device("cpu"))
+    assert teacher.device is None
+    assert teacher.logits(np.zeros((2, 4), dtype=np.float32), np.arange(2)).shape == (2, 3)
+    if torch.cuda.is_available():
+        teacher.place(torch.device("cuda", 0))
+        assert next(teacher.module.parameters()).device.type == "cuda"
+        assert teacher.logits(np.zeros((2, 4), dtype=np.float32), np.arange(2)).dtype == np.float32

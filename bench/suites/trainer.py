@@ -198,7 +198,7 @@ def cache_epochs(epochs: int) -> list[dict[str, Any]]:
 
 def run(quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    rows = trainer_vs_bare(epochs=2 if quick else 5, repeats=3 if quick else 5)
+    rows = trainer_vs_bare(epochs=2 if quick else 20, repeats=3 if quick else 7)
     rows += step_breakdown(repeats=50 if quick else 200)
     rows += cache_epochs(epochs=3 if quick else 5)
     ratio = {r["measure"]: r["mean"] for r in rows if r["measure"].startswith("bare / trainer")}

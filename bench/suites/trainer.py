@@ -157,13 +157,13 @@ def step_breakdown(repeats: int) -> list[dict[str, Any]]:
             optimizer.zero_grad(set_to_none=True)
             forward_loss().backward()
 
-        parts = {
+        parts = {  # in this order: the optimiser steps need the gradients the backward row leaves
             "teacher forward (live)": _timed(teacher_forward, repeats),
             "cache rows lookup": _timed(lambda: torch.from_numpy(entry.rows(positions)), repeats),
-            "optimiser step (AdamW, torch default)": _timed(torch.optim.AdamW(student.parameters(), lr=3e-3).step, repeats),
             "student forward + loss": _timed(forward_loss, repeats),
             "student forward + loss + backward": _timed(backward, repeats),
             "optimiser step (AdamW, fused)": _timed(optimizer.step, repeats),
+            "optimiser step (AdamW, torch default)": _timed(torch.optim.AdamW(student.parameters(), lr=3e-3).step, repeats),
         }
     detail = f"batch {BATCH}; teacher {count_parameters(teacher)} params, {flops_ratio:.1f}x the student's FLOPs"
     return [{"measure": "per-batch time (ms)", "what": name, "mean": seconds * 1000, "std": None, "detail": detail}

@@ -170,9 +170,10 @@ def check_handoff_artifact(recipe: Recipe, only: set[str] | None) -> None:
         )  # fmt: skip
         raise RecipeError(f"[handoff] artifact {wanted!r} is not a TFLite file this recipe produces", hint=hint)
     precision = wanted.rsplit("_", 1)[-1] if not wanted.endswith("dynamic_range") else "dynamic_range"
-    if recipe.handoff.platform == "micro" and precision in MICRO_UNSUPPORTED_PRECISIONS:
+    if recipe.handoff.runs_tflm and precision in MICRO_UNSUPPORTED_PRECISIONS:
         raise RecipeError(
-            f"[handoff] artifact {wanted!r} is {precision}, which TensorFlow Lite Micro cannot run",
+            f"[handoff] artifact {wanted!r} is {precision}, which TensorFlow Lite Micro cannot run "
+            f"(platform {recipe.handoff.platform!r})",
             hint="hand off a full int8 (or fp32) file, e.g. artifact = \"tflite_int8\", or set [handoff] "
             "platform = \"linux\" / \"android\"",
         )
@@ -262,13 +263,13 @@ def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:
 
 def check_handoff_ops(recipe: Recipe, student: nn.Module, only: set[str] | None) -> None:
     """A microcontroller handoff of a student whose known operators TensorFlow Lite Micro lacks is refused now."""
-    if not selected(recipe, "handoff", only) or recipe.handoff.platform != "micro":
+    if not selected(recipe, "handoff", only) or not recipe.handoff.runs_tflm:
         return
     missing = tflm_missing(known_tflite_ops(student, recipe).items())
     if missing:
         listed = "; ".join(f"{layer} -> {op}" for op, layer in missing)
         raise RecipeError(
-            f"[handoff] platform = \"micro\": the student's layers become TFLite operators that TensorFlow Lite "
+            f"[handoff] platform = \"{recipe.handoff.platform}\": the student's layers become TFLite operators that TensorFlow Lite "
             f"Micro does not have: {listed}",
             hint="use layers TFLM supports (ReLU, ReLU6, Hardswish; for GELU set [tflite] pseudo_ops = [\"Erf\"] at "
             "opset 18), or set [handoff] platform = \"linux\" / \"android\", or [handoff] enabled = false",

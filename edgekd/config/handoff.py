@@ -53,9 +53,14 @@ class HandoffConfig(StrictModel):
             raise ValueError(exc.message) from None
         return value
 
+    @property
+    def runs_tflm(self) -> bool:
+        """The firmware runs the model in TensorFlow Lite Micro: platform micro, or an Ethos-U (TFLM on its CPU)."""
+        return self.platform == "micro" or self.platform.startswith("ethos-u")
+
     @model_validator(mode="after")
     def _budgets_need_micro(self) -> HandoffConfig:
-        if self.platform in ("linux", "android") and (self.max_arena_kb is not None or self.max_flash_kb is not None):
+        if not self.runs_tflm and (self.max_arena_kb is not None or self.max_flash_kb is not None):
             raise ValueError(f"max_arena_kb / max_flash_kb apply to platform = 'micro' (TFLite Micro) and the Ethos-U "
                              f"platforms, not {self.platform!r}")
         return self

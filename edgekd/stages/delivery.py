@@ -25,12 +25,17 @@ def deployable_models(ctx: StageContext) -> list[Artifact]:
     return models
 
 
+def tflm_row_wanted(recipe: Recipe) -> bool:
+    """The verify stage adds a `tflm_int8` row when the handoff's firmware runs the model in TFLite Micro."""
+    return recipe.handoff.enabled and recipe.handoff.runs_tflm and "int8" in recipe.tflite.precisions
+
+
 class VerifyStage(BaseStage):
     name = "verify"
     needs = ("data", *MODEL_STAGES)
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
-        return {"verify": recipe.verify.model_dump(mode="json")}
+        return {"verify": recipe.verify.model_dump(mode="json"), "tflm": tflm_row_wanted(recipe)}
 
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.verify.parity import cross_check_converters, verify_artifacts
@@ -38,6 +43,15 @@ class VerifyStage(BaseStage):
         data = load_split_data(ctx)
         models = deployable_models(ctx)
         report = verify_artifacts(ctx.artifact(STUDENT), models, data.x_test, data.y_test, ctx.recipe.verify)
+        if tflm_row_wanted(ctx.recipe):
+            # the firmware path: the int8 file inside TensorFlow Lite Micro, gated like the other int8 rows
+            from edgekd.verify.backends import predict
+            from edgekd.verify.tflm_accuracy import tflm_parity_row
+
+            int8 = next((m for m in models if m.format == "tflite" and m.precision == "int8"), None)
+            if int8 is not None:
+                reference = predict(ctx.artifact(STUDENT), data.x_test)
+                report.rows.append(tflm_parity_row(reference, int8, data.x_test, data.y_test, ctx.recipe.verify.int8))
         failed = [row["artifact"] for row in report.rows if not row["passed"]]
         cross = cross_check_converters(models, data.x_test)  # empty unless two TFLite converters ran
         return StageResult([], {"rows": report.rows, "failed": failed, "cross_converter": cross})
@@ -154,6 +168,7 @@ class HandoffStage(BaseStage):
             artifacts.append(create_artifact(result.zip_path, name="handoff_zip", format="zip", parent=chosen, producer="handoff"))
         summary = result.summary()
         summary["path"] = "handoff"
+        summary["zip"] = "handoff.zip" if result.zip_path is not None else None  # where it lands, not its temp path
         return StageResult(artifacts, summary)
 
 

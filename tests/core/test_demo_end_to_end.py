@@ -63,6 +63,10 @@ def test_report_has_five_artifacts_passing_parity_with_latency(demo_run: Path) -
         assert 0.0 <= distill[key] <= 1.0
     assert distill["student_params"] <= 0.1 * distill["teacher_params"]
     assert report["handoff"]["path"]
+    # the firmware path: the int8 file in TensorFlow Lite Micro has its own parity row (issue 17)
+    assert parity["tflm_int8"]["runtime"] == "tflite-micro" and parity["tflm_int8"]["passed"]
+    handoff_stage = json.loads((demo_run / ".edgekd" / "stages" / "handoff.json").read_text())
+    assert handoff_stage["summary"]["zip"] == "handoff.zip" and (demo_run / "handoff.zip").is_file()
 
 
 def test_handoff_and_reports_are_written(demo_run: Path) -> None:

@@ -94,6 +94,8 @@ def test_recipe_init_refuses_an_unknown_source() -> None:
 CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
     ("data", "source"): {"data": {"source": "npz", "path": "x.csv"}},
     ("bench", "min_runs"): {"bench": {"duration_s": 1.0}},
+    ("teacher.model", "alpha"): {"teacher": {"model": {"arch": "mobilenet_v1"}}},
+    ("student.model", "alpha"): {"student": {"model": {"arch": "mobilenet_v1"}}},
     ("data", "path"): {"data": {"source": "csv", "path": "a.csv"}},
     ("data.normalize", "mean"): {"data": {"normalize": {"mean": [0.1], "std": [0.2]}}},
     ("data.normalize", "std"): {"data": {"normalize": {"mean": [0.1], "std": [0.2]}}},

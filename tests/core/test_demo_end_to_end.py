@@ -222,6 +222,16 @@ def assert_strict_json(run_dir: Path) -> int:
     return len(files)
 
 
+def test_the_demo_judges_itself_and_fires_no_outcome_verdict(demo_run: Path) -> None:
+    """Distillation helped beyond noise (label-scarce demo); no teacher/KD/agreement verdict fires. Int8 being
+    slower than fp32 on this machine is a true finding for a 6k-param model (per-op overhead dominates) and
+    may fire; energy is unavailable on a machine without a meter."""
+    report = json.loads((demo_run / "report.json").read_text())
+    fired = {verdict["code"] for verdict in report["verdicts"]}
+    assert fired <= {"int8_slower_than_fp32", "energy_unavailable"}, report["verdicts"]
+    assert report["distill"]["within_noise"] is False and report["distill"]["kd_minus_scratch"] > 0
+
+
 def test_every_json_file_of_the_demo_is_strict(demo_run: Path) -> None:
     assert assert_strict_json(demo_run) > 20  # report, history, manifests, every sidecar, the handoff manifest
 

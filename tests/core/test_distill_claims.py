@@ -1,4 +1,8 @@
-"""The issue's claims on the demo recipes, seed 0 (the 3-seed figures live in bench/results/distill.json)."""
+"""The demo's claims, seed 0 (the 3-seed figures live in bench/results/distill_methods.json).
+
+The demo is label-scarce: the teacher sees every training label, the student and the scratch baseline 10 %
+of them. There distillation measurably helps; with every label it must at least not hurt.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,18 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.slow
-def test_demo_and_label_scarce_claims(tmp_path) -> None:
+def test_demo_gains_beyond_noise_and_full_labels_lose_nothing(tmp_path) -> None:
     demo, base = load_recipe(EXAMPLES / "digits.toml")
-    scarce, _ = load_recipe(EXAMPLES / "digits_scarce.toml")
-    assert scarce.teacher == demo.teacher and scarce.student == demo.student  # one teacher serves both
+    assert demo.data.labeled_fraction == 0.1 and [loss.kind for loss in demo.distill.losses] == ["dist"]
     data = load_dataset(demo.data, demo.run.seed, base)
     teacher = prepare_teacher(demo.teacher, data, seed=demo.run.seed, out_dir=tmp_path / "teacher", base_dir=base)
 
-    full = distill(teacher, demo.student, demo.distill, data, seed=demo.run.seed, out_dir=tmp_path / "full").metrics
-    assert full["student_params"] <= 0.10 * full["teacher_params"]
-    assert full["student_accuracy"] >= 0.97 * full["teacher_accuracy"]
-    assert full["kd_minus_scratch"] >= -0.01
+    few = distill(teacher, demo.student, demo.distill, data, seed=demo.run.seed, out_dir=tmp_path / "scarce",
+                  labeled_fraction=demo.data.labeled_fraction).metrics  # fmt: skip
+    assert few["student_params"] <= 0.10 * few["teacher_params"]
+    assert few["kd_minus_scratch"] >= 0.03 and few["within_noise"] is False  # the report's verdict: KD helped
+    assert few["student_accuracy"] >= 0.97 * few["teacher_accuracy"]
 
-    few = distill(teacher, scarce.student, scarce.distill, data, seed=scarce.run.seed, out_dir=tmp_path / "scarce",
-                  labeled_fraction=scarce.data.labeled_fraction).metrics  # fmt: skip
-    assert scarce.data.labeled_fraction == 0.1
-    assert few["kd_minus_scratch"] >= 0.03 and few["within_noise"] is False
+    full = distill(teacher, demo.student, demo.distill, data, seed=demo.run.seed, out_dir=tmp_path / "full",
+                   labeled_fraction=1.0).metrics  # fmt: skip
+    assert full["kd_minus_scratch"] >= -0.01

@@ -176,6 +176,18 @@ def energy_unavailable(report: dict[str, Any]) -> list[Verdict]:
             for target, found in reasons.items()]
 
 
+def fitnets_cross_family(report: dict[str, Any]) -> list[Verdict]:
+    """FitNets hints between different model families (e.g. a CNN teacher, an MLP student) tend to do worse
+    than scratch (ResNet50 -> MobileNetV2: 63.16 vs 64.60); the distill stage records the pair."""
+    found = (report.get("distill") or {}).get("fitnets_cross_family")
+    if not isinstance(found, dict):
+        return []
+    teacher, student = found.get("teacher_family", "?"), found.get("student_family", "?")
+    return [Verdict("fitnets_cross_family", f"FitNets hints go from a {teacher} teacher into a {student} student: "
+                    "hints across model families often do worse than scratch, so prefer a logit loss (dist, dkd).",
+                    WARNING)]
+
+
 def accelerator_fallback(report: dict[str, Any]) -> list[Verdict]:
     """Over report.json's per-op `profiles` (edgekd.profile.placement.report_fallbacks, imported here: it
     imports this module)."""
@@ -187,7 +199,7 @@ def accelerator_fallback(report: dict[str, Any]) -> list[Verdict]:
 #: Every verdict, in the order they are shown; each function is named after its code.
 CHECKS: tuple[Callable[[dict[str, Any]], list[Verdict]], ...] = (
     teacher_below_scratch, kd_below_scratch, student_keeps_little, int8_slower_than_fp32,
-    int8_agreement_near_gate, energy_unavailable, accelerator_fallback,
+    int8_agreement_near_gate, energy_unavailable, accelerator_fallback, fitnets_cross_family,
 )
 #: The codes a recipe's `[report] strict` list may name (declared in the config; a test keeps both equal).
 CODES: tuple[str, ...] = get_args(VerdictCode)

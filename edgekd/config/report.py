@@ -12,7 +12,7 @@ from edgekd.config.base import StrictModel
 #: Outcome verdicts (edgekd.verdicts computes them; one function per code there).
 VerdictCode = Literal[
     "teacher_below_scratch", "kd_below_scratch", "student_keeps_little", "int8_slower_than_fp32",
-    "int8_agreement_near_gate", "energy_unavailable", "accelerator_fallback",
+    "int8_agreement_near_gate", "energy_unavailable", "accelerator_fallback", "fitnets_cross_family",
 ]
 
 
@@ -27,7 +27,7 @@ class ReportConfig(StrictModel):
         False, description="outcome verdicts that make `edgekd run` fail (for CI): true = every verdict of "
                            "severity 'warning' (not the 'info' energy_unavailable), or a list of verdict codes "
                            "(teacher_below_scratch, kd_below_scratch, student_keeps_little, int8_slower_than_fp32, "
-                           "int8_agreement_near_gate, energy_unavailable, accelerator_fallback); false = verdicts "
+                           "int8_agreement_near_gate, energy_unavailable, accelerator_fallback, fitnets_cross_family); false = verdicts "
                            "are only reported")
 
     @field_validator("strict", mode="before")

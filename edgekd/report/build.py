@@ -105,7 +105,8 @@ def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = No
     }
     report["profile_comparisons"] = int8_comparisons(report, run_dir)
     report["pareto"] = pareto_points(report)
-    report["warnings"] = _failure_warnings(failures) + warnings + artifact_warnings + _collect_warnings(report)
+    report["warnings"] = (_failure_warnings(failures) + warnings + artifact_warnings + _collect_warnings(report)
+                          + _stage_warnings(summaries))
     report["passed"] = run_passed(report)
     report["verdicts"] = [verdict.to_dict() for verdict in compute(report)]
     return report
@@ -330,6 +331,13 @@ def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
             why = f" ({stage['not_run_because']})" if stage.get("not_run_because") else ""
             found.append(_warning("report", f"stage {stage['stage']} did not run{why}; its section is empty"))
     return _merge_energy_warnings(found)
+
+
+def _stage_warnings(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a stage noted about its own choices (a calibration set capped at the training split, a checkpoint
+    rule that fell back, FitNets across model families), one warning each, under the stage's name."""
+    return [_warning(stage, str(message)) for stage, summary in summaries.items()
+            for message in summary.get("warnings") or [] if isinstance(message, str)]  # fmt: skip
 
 
 def _merge_energy_warnings(found: list[dict[str, Any]]) -> list[dict[str, Any]]:

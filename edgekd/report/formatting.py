@@ -108,3 +108,18 @@ def kd_gap(distill: dict[str, Any]) -> str | None:
     verdict = "within noise" if distill.get("within_noise") else "beyond noise"
     band = (distill.get("noise_test") or {}).get("noise_band")
     return f"{points(gap)} ({verdict}" + (f", band ±{band * 100:.2f} pt)" if is_number(band) else ")")
+
+
+def teacher_agreement(distill: dict[str, Any]) -> str | None:
+    """'KD student 98.9 % (KL 0.041), scratch student 95.0 % (KL 0.120)': top-1 agreement with the teacher
+    and KL(teacher || student) on the validation split, the way big_vision reports distillation."""
+    parts = []
+    for role, label in (("student", "KD student"), ("scratch", "scratch student")):
+        agreement = distill.get(f"{role}_teacher_agreement")
+        if is_number(agreement):
+            kl = distill.get(f"{role}_teacher_kl")
+            parts.append(f"{label} {pct(agreement)}" + (f" (KL {kl:.3f})" if is_number(kl) else ""))
+    if not parts:
+        return None
+    split = distill.get("agreement_split") or "val"
+    return f"{', '.join(parts)} on the {split} split"

@@ -109,6 +109,9 @@ def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
             for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))]
     gap_text = fmt.kd_gap(distill)
     gap = f"<p>KD student minus scratch student: <b>{_e(gap_text)}</b>.</p>" if gap_text else ""
+    agreement_text = fmt.teacher_agreement(distill)
+    if agreement_text:
+        gap += f"<p>Top-1 agreement with the teacher: {_e(agreement_text)}.</p>"
     return (f'<section id="distill"><h2>Teacher vs KD student vs scratch</h2>'
             f'{html_table(["model", "accuracy", "params", "FLOPs", "size"], rows, numeric={1, 2, 3, 4})}{gap}'
             f'{figure(plots.get("distill"))}{figure(plots.get("history"))}</section>')

@@ -88,6 +88,9 @@ def distill_section(report: dict[str, Any]) -> list[str]:
     gap = fmt.kd_gap(distill)
     if gap:
         lines += ["", f"KD student minus scratch student: {gap}."]
+    agreement = fmt.teacher_agreement(distill)
+    if agreement:
+        lines += ["", f"Top-1 agreement with the teacher: {agreement}."]
     return lines + [""]
 
 

@@ -90,7 +90,7 @@ def run_trial(trial: Any, ctx: SweepContext) -> tuple[float, ...]:
     trial.set_user_attr("constraints", result["violations"])
     for bound, violation in zip(ctx.sweep.constraints, result["violations"]):
         trial.set_constraint(bound.label, min(violation, 1e30))  # <= 0 feasible; 1e30: not measured
-    trial.set_user_attr("cache_hits", sorted({o.stage for o in outcomes if o.status == "cached" and o.stage in SHARED_STAGES}))
+    note_cache_hits(trial, outcomes)
     return tuple(result["values"])
 
 
@@ -108,6 +108,7 @@ def _run_pipeline(trial: Any, ctx: SweepContext, values: dict[str, Any], run_dir
         preflight.check_with_data(recipe, outcome.summary)
 
     outcomes = pipe.execute(only=set(TRAIN) & enabled, after={"data": after_data})
+    note_cache_hits(trial, outcomes)  # recorded now too: a trial pruned or failed later still shows them
     distill = next((o.summary for o in outcomes if o.stage == "distill"), {})
     curve = val_accuracy_curve(distill)
     trial.set_user_attr("val_accuracy", curve)
@@ -117,10 +118,16 @@ def _run_pipeline(trial: Any, ctx: SweepContext, values: dict[str, Any], run_dir
         trial.set_user_attr("pruned", reason)
         raise optuna.TrialPruned(reason)
     outcomes += pipe.execute(only=set(CONVERT) & enabled)
+    note_cache_hits(trial, outcomes)
     if "bench" in enabled:
         outcomes += _bench(trial, pipe, recipe.bench.targets, ctx)
     outcomes += pipe.execute(only=set(FINISH) & enabled)
     return outcomes
+
+
+def note_cache_hits(trial: Any, outcomes: list[StageOutcome]) -> None:
+    """The shared stages (data, teacher, calibrate) this trial found in the stage cache so far."""
+    trial.set_user_attr("cache_hits", sorted({o.stage for o in outcomes if o.status == "cached" and o.stage in SHARED_STAGES}))
 
 
 def _bench(trial: Any, pipe: Pipeline, targets: list[str], ctx: SweepContext) -> list[StageOutcome]:

@@ -208,3 +208,4 @@ def test_a_device_that_drops_fails_its_bench_step_which_is_retried_once(tmp_path
     assert trial["state"] == "FAIL" and trial["error"]["type"] == "TargetError", trial["error"]
     assert [w["attempt"] for w in trial["bench_windows"]] == [1, 2]
     assert all(w["targets"] == ["gone"] and w["error"] for w in trial["bench_windows"])
+    assert trial["cache_hits"] == ["calibrate", "data", "teacher"], "a failed trial still shows its cache hits"

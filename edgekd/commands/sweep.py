@@ -29,6 +29,9 @@ def sweep_cmd(
     n_trials: Annotated[int | None, typer.Option(
         "--n-trials", help="trials to finish (completed or pruned); default: [sweep] n_trials")] = None,
     workers: Annotated[int, typer.Option("--workers", help="trials run at a time on this machine (processes)")] = 1,
+    check: Annotated[bool, typer.Option(
+        "--check", help="validate the recipe, the search space, objectives, constraints and --storage URL, print "
+        "the sweep that would run, and stop (no trial, nothing written)")] = False,
     worker_index: Annotated[int, typer.Option("--worker-index", hidden=True,
                                               help="offset of this worker's sampler seed (set by --workers)")] = 0,
 ) -> None:
@@ -36,4 +39,4 @@ def sweep_cmd(
     from edgekd.sweep import run_sweep
 
     run_sweep(recipe, storage=storage, worker=worker, resume=resume, n_trials=n_trials, workers=workers,
-              worker_index=worker_index)
+              worker_index=worker_index, check=check)

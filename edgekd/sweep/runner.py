@@ -33,9 +33,10 @@ def sweep_directory(sweep: SweepConfig, recipe_name: str, base_dir: Path) -> Pat
 
 
 def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = False, resume: bool = False,
-              n_trials: int | None = None, workers: int = 1, worker_index: int = 0) -> Path:
+              n_trials: int | None = None, workers: int = 1, worker_index: int = 0, check: bool = False) -> Path:
     """Run (or join) a sweep; returns the sweep directory. Results are written by the process that started
-    the study (not by --worker processes)."""
+    the study (not by --worker processes). `check`: validate the recipe, space and storage URL, print the plan,
+    and stop before anything is written (no sweep directory, no study)."""
     if workers < 1:
         raise UsageError(f"--workers {workers}: must be at least 1", hint="--workers 2 runs two trials at a time")
     if worker and resume:
@@ -43,14 +44,20 @@ def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = F
                          "use --resume on the machine that started the sweep")
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"--n-trials {n_trials}: must be at least 1", hint="omit it to use [sweep] n_trials")
+    if check and (worker or resume):
+        raise UsageError(f"--check with {'--worker' if worker else '--resume'}: --check runs no trials",
+                         hint="check the recipe with --check alone, then start, join or resume the sweep without it")
     quiet_optuna()
     recipe, sweep, raw, base_dir = load_sweep_recipe(recipe_path)
     check_space(recipe, raw, sweep, str(recipe_path))  # a bad space is refused before any trial
     sweep_dir = sweep_directory(sweep, recipe.run.name, base_dir).resolve()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     url = storage_url(sweep_dir, storage)
     name = sweep.study or recipe.run.name
     total = n_trials or sweep.n_trials
+    if check:
+        _print_plan(recipe_path, sweep, sweep_dir, redact(url), name, total, workers)
+        return sweep_dir
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     study = open_study(open_storage(url, sweep), name, sweep, sweep_fingerprint(sweep, recipe.recipe_hash()),
                        _sampler(sweep, worker_index if not worker or worker_index else os.getpid()),
                        mode="join" if worker else "resume" if resume else "new")
@@ -82,6 +89,21 @@ def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = F
         results = write_results(study, sweep, sweep_dir, redact(url), recipe_path)
         print_summary(results, sweep_dir)
     return sweep_dir
+
+
+def _print_plan(recipe_path: Path, sweep: SweepConfig, sweep_dir: Path, url: str, name: str, total: int,
+                workers: int) -> None:
+    """What `--check` found valid: the sweep that would run."""
+    console.say(f"[bold]edgekd sweep --check[/] {recipe_path}: recipe and search space OK")
+    console.say(f"  {total} trials, {workers} worker{'s' if workers > 1 else ''}, study {name!r} in {url} → {sweep_dir}")
+    for key, dim in sweep.space.items():
+        span = dim.choices if dim.choices is not None else f"{dim.low:g}..{dim.high:g}{' (log)' if dim.log else ''}"
+        console.say(f"  space {key}: {span}")
+    for item in sweep.objectives:
+        console.say(f"  objective: {item.direction} {item.label}")
+    for bound in sweep.constraints:
+        console.say(f"  constraint: {bound.label} {'<=' if bound.max is not None else '>='} "
+                    f"{bound.max if bound.max is not None else bound.min:g}")
 
 
 def counted(study: Any) -> tuple[int, int]:

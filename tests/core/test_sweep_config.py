@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from edgekd.errors import RecipeError
+from edgekd.errors import RecipeError, UsageError
 from edgekd.sweep.config import SweepConfig, load_sweep_recipe
 from edgekd.sweep.device_lock import FileDeviceLock, PostgresDeviceLock, device_lock_for
 from edgekd.sweep.results import mark_pareto
@@ -204,12 +206,37 @@ def test_storage_refuses_other_databases_and_a_second_new_study(tmp_path: Path) 
 
 
 def test_module_entry_point_prints_one_message_and_exits_2(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     path = write(tmp_path, '"data.val_fraction" = { low = 0.1, high = 0.2 }\n')
     done = subprocess.run([sys.executable, "-m", "edgekd.sweep", str(path), "--workers", "2"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: [sweep] space key 'data.val_fraction': [data] is shared by every trial")
     assert "Traceback" not in done.stderr and not (tmp_path / "sw").exists()
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sweep" / "digits_sweep.toml"
+
+
+def test_the_example_sweep_passes_check_and_check_writes_nothing(tmp_path: Path) -> None:
+    copy = tmp_path / "digits_sweep.toml"  # the example as a user would copy it: the sweep dir is theirs
+    copy.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "edgekd.sweep", str(copy), "--check", "--workers", "2"],
+                          check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "recipe and search space OK" in done.stdout
+    assert "constraint: p50_ms(onnx_int8@local) <= 0.05" in " ".join(done.stdout.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_sweep.toml"], "--check wrote something"
+    recipe, sweep, raw, _ = load_sweep_recipe(EXAMPLE)
+    check_space(recipe, raw, sweep, str(EXAMPLE))
+    assert {"student.model.width", "student.model.depth", "distill.losses.0.temperature"} == set(sweep.space)
+
+
+def test_check_refuses_a_bad_space_and_runs_no_trial(tmp_path: Path) -> None:
+    path = write(tmp_path, '"teacher.train.epochs" = { choices = [1, 2] }\n')
+    with pytest.raises(RecipeError, match="shared by every trial"):
+        run_sweep(path, check=True)
+    path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n')
+    with pytest.raises(UsageError, match="--check with --resume: --check runs no trials"):
+        run_sweep(path, check=True, resume=True)
+    assert run_sweep(path, check=True) == tmp_path / "sw"
+    assert not (tmp_path / "sw").exists()

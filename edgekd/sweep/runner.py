@@ -57,6 +57,8 @@ def run_sweep(recipe_path: Path, *, storage: str | None = None, worker: bool = F
     if check:
         _print_plan(recipe_path, sweep, sweep_dir, redact(url), name, total, workers)
         return sweep_dir
+    if resume and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise UsageError(f"no study {name!r} to resume in {redact(url)}", hint="start it without --resume")  # nothing made
     sweep_dir.mkdir(parents=True, exist_ok=True)
     study = open_study(open_storage(url, sweep), name, sweep, sweep_fingerprint(sweep, recipe.recipe_hash()),
                        _sampler(sweep, worker_index if not worker or worker_index else os.getpid()),

@@ -240,3 +240,10 @@ def test_check_refuses_a_bad_space_and_runs_no_trial(tmp_path: Path) -> None:
         run_sweep(path, check=True, resume=True)
     assert run_sweep(path, check=True) == tmp_path / "sw"
     assert not (tmp_path / "sw").exists()
+
+
+def test_resume_without_a_study_is_refused_and_makes_no_sweep_directory(tmp_path: Path) -> None:
+    path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n')
+    with pytest.raises(UsageError, match=r"no study 's' to resume in sqlite:///.*/sw/study.sqlite3"):
+        run_sweep(path, resume=True)
+    assert not (tmp_path / "sw").exists(), "a refused --resume left an empty sweep directory and study file"

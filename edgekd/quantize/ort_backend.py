@@ -1,0 +1,238 @@
+"""The ONNX Runtime side of the quantization ladder: QDQ quantization with exclusions, accuracy, latency,
+and per-node output error (qdq_loss_debug).
+
+Everything here takes paths inside the ladder's work directory; nothing is written elsewhere (ORT's own
+temporary files are redirected there by `temp_dir_inside`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConversionError, DataError
+
+#: Op types the ladder ranks and may keep in float (the ones carrying weights).
+WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")
+#: Calibration methods compared by rung 1, in the order they are tried.
+METHODS = ("minmax", "percentile", "entropy")
+
+
+@contextlib.contextmanager
+def temp_dir_inside(directory: Path) -> Iterator[Path]:
+    """Point Python's tempfile (which ORT's quantizer uses) at `directory` for the block, then restore it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(directory)
+    try:
+        yield directory
+    finally:
+        tempfile.tempdir = previous
+
+
+def _reader(input_name: str, x: np.ndarray, batch: int) -> Any:
+    """A CalibrationDataReader over `x` in batches of `batch` (the last short batch is dropped when fixed)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _ArrayReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter([x[i : i + batch] for i in range(0, len(x), batch) if len(x[i : i + batch]) == batch])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            chunk = next(self._batches, None)
+            return None if chunk is None else {input_name: chunk}
+
+    return _ArrayReader()
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The one input the ladder feeds: its name and the batch size the graph accepts (None: any)."""
+
+    name: str
+    batch: int | None
+
+    @staticmethod
+    def of(path: Path) -> ModelInput:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        initializers = {init.name for init in model.graph.initializer}
+        inputs = [i for i in model.graph.input if i.name not in initializers]
+        if len(inputs) != 1:
+            raise ConversionError(
+                f"the quantization ladder handles one-input models; {path.name} has {len(inputs)} inputs",
+                hint="quantize multi-input models with `edgekd quantize` (no accuracy budget)",
+            )
+        dim = inputs[0].type.tensor_type.shape.dim
+        batch = dim[0].dim_value if dim and dim[0].HasField("dim_value") and dim[0].dim_value > 0 else None
+        return ModelInput(inputs[0].name, batch)
+
+
+def prepare(src: Path, out: Path) -> Path:
+    """ORT's pre-pass (via the onnx_quant converter), then a name for every node so exclusions can name it."""
+    import onnx
+
+    from edgekd.converters.onnx_quant import _preprocess
+
+    prepared = _preprocess(src, out)
+    model = onnx.load(str(prepared), load_external_data=False)
+    seen: set[str] = set()
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{index}"
+        seen.add(node.name)
+    onnx.save(model, str(out))
+    return out
+
+
+def weighted_nodes(path: Path) -> list[tuple[str, str]]:
+    """(node name, op type) of every Conv/MatMul/Gemm, in graph order."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return [(n.name, n.op_type) for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+
+
+def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, exclude: Sequence[str] = ()) -> Path:
+    """Static QDQ int8: per-channel weights, symmetric int8 activations; `exclude` nodes stay float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from edgekd.converters.onnx_quant import _first_line, _quiet
+
+    spec = ModelInput.of(prepared)
+    batch = spec.batch or min(len(x_calib), 32)
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    try:
+        with _quiet():
+            quantize_static(
+                str(prepared), str(out), _reader(spec.name, x_calib, batch),
+                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=list(exclude),
+                extra_options={"ActivationSymmetric": True},
+            )
+    except Exception as exc:  # noqa: BLE001 - ORT raises ValueError/RuntimeError/Fail from deep inside
+        raise ConversionError(f"quantization ladder: static QDQ ({method}) failed: {_first_line(exc)}") from None
+    return out
+
+
+def session(path: Path) -> Any:
+    """A single-threaded CPU session: the same settings for accuracy and latency."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def predict(path: Path, x: np.ndarray) -> np.ndarray:
+    """Class predictions (argmax of the first output) for every sample of `x`."""
+    sess = session(path)
+    spec = ModelInput.of(path)
+    batch = spec.batch or 64
+    preds = []
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        real = len(chunk)
+        if real < batch and spec.batch is not None:  # fixed batch: pad with the last sample, drop its outputs
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])
+        logits = np.asarray(sess.run(None, {spec.name: chunk})[0])
+        preds.append(logits.reshape(len(chunk), -1)[:real].argmax(axis=1))
+    return np.concatenate(preds)
+
+
+def p50_ms(path: Path, sample: np.ndarray, runs: int, warmup: int = 20) -> float:
+    """Median latency in ms of one single-threaded inference over `runs` runs (a measurement, not a gate)."""
+    sess = session(path)
+    spec = ModelInput.of(path)
+    feed = {spec.name: np.repeat(sample[None], spec.batch or 1, axis=0)}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        sess.run(None, feed)
+        times.append(time.perf_counter_ns() - start)
+    return float(np.median(times)) / 1e6
+
+
+def _cosine(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    left = np.concatenate([np.ravel(t) for t in a]).astype(np.float64)
+    right = np.concatenate([np.ravel(t) for t in b]).astype(np.float64)
+    denom = float(np.linalg.norm(left) * np.linalg.norm(right))
+    return float(left @ right / denom) if denom > 0 else float("nan")
+
+
+def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Path) -> dict[str, dict[str, Any]]:
+    """Per weighted node: SQNR (dB) and cosine of its output, float vs QDQ model, plus its weight SQNR.
+
+    Uses onnxruntime.quantization.qdq_loss_debug: both models are augmented to output their intermediate
+    tensors; in the QDQ model a node's output name is kept by the DequantizeLinear after it.
+    """
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_signal_to_quantization_noice_ratio,
+        compute_weight_error,
+        create_weight_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    spec = ModelInput.of(float_path)
+    batch = spec.batch or min(len(x), 32)
+    float_aug, qdq_aug = work / "float.debug.onnx", work / "qdq.debug.onnx"
+    modify_model_output_intermediate_tensors(str(float_path), str(float_aug), op_types_for_saving=list(WEIGHTED_OPS))
+    modify_model_output_intermediate_tensors(str(qdq_path), str(qdq_aug),
+                                             op_types_for_saving=[*WEIGHTED_OPS, "DequantizeLinear"])
+    float_acts = collect_activations(str(float_aug), _reader(spec.name, x, batch))
+    qdq_acts = collect_activations(str(qdq_aug), _reader(spec.name, x, batch))
+    weight_sqnr = compute_weight_error(create_weight_matching(str(float_path), str(qdq_path)))
+    graph = onnx.load(str(float_path), load_external_data=False).graph
+    errors: dict[str, dict[str, Any]] = {}
+    for node in graph.node:
+        if node.op_type not in WEIGHTED_OPS:
+            continue
+        name = node.output[0]
+        weight = node.input[1] if len(node.input) > 1 else None
+        row: dict[str, Any] = {"output": name, "output_sqnr_db": None, "output_cosine": None,
+                               "weight_sqnr_db": _finite(weight_sqnr.get(weight)) if weight else None}
+        if name in float_acts and name in qdq_acts:
+            row["output_sqnr_db"] = _finite(compute_signal_to_quantization_noice_ratio(float_acts[name], qdq_acts[name]))
+            row["output_cosine"] = _finite(_cosine(float_acts[name], qdq_acts[name]))
+        errors[node.name] = row
+    return errors
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+def load_samples(path: Path, *, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """`x` (float32) and, when `labels`, `y` (int) from an .npz; typed errors for anything else."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            x = archive["x"].astype(np.float32, copy=False)
+            y = archive["y"] if labels else None
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist", hint="check the path") from None
+    except KeyError as exc:
+        raise DataError(f"{path} has no array {exc}", hint="save the samples as x=... and labels as y=... (np.savez)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz: {exc}", hint="write it with np.savez(path, x=..., y=...)") from None
+    if len(x) == 0 or not np.isfinite(x).all():
+        raise DataError(f"{path}: 'x' is empty or holds NaN/Inf", hint="give finite, preprocessed float samples")
+    if y is not None and (y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer)):
+        raise DataError(f"{path}: 'y' must be one integer label per sample ({len(x)}), got {y.dtype} {y.shape}",
+                        hint="store class indices, not one-hot vectors")
+    return x, y

@@ -21,6 +21,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConversionError, ModelError
+from edgekd.errors import ConversionError, DataError, ModelError, UsageError
 from edgekd.quantize import ort_backend
 
 LADDER_SCHEMA = "edgekd.quant_ladder/1"
@@ -154,31 +155,42 @@ def _rung_ptq(ctx: _Context, parent: str) -> dict[str, Any]:
 
 
 def _rung_sensitivity(ctx: _Context, ptq: dict[str, Any]) -> dict[str, Any]:
-    """Rung 2: per weighted node, output error under full QDQ and the accuracy with only that node float."""
+    """Rung 2: per weighted node, the error its quantization introduces and the accuracy with only it float.
+
+    Error is measured twice: `alone` (only this node quantized: the error it introduces by itself) and
+    `in_ptq` (the rung-1 model, so upstream error is included, as qdq_loss_debug reports it).
+    """
     method = ptq["method"]
-    ptq_model = ctx.out / ptq["model"]
-    errors = ort_backend.node_output_errors(ctx.prepared, ptq_model, ctx.x_val[:DEBUG_SAMPLES], ctx.work)
+    debug_x = ctx.x_val[:DEBUG_SAMPLES]
+    in_ptq = ort_backend.node_output_errors(ctx.prepared, ctx.out / ptq["model"], debug_x, ctx.work)
     ops = []
     for node, op_type in ort_backend.weighted_nodes(ctx.prepared):
+        alone_model = ort_backend.quantize_qdq(ctx.prepared, ctx.work / "alone.onnx", ctx.x_calib, method, only=[node])
+        alone = ort_backend.node_output_errors(ctx.prepared, alone_model, debug_x, ctx.work).get(node, {})
         variant = ort_backend.quantize_qdq(ctx.prepared, ctx.work / "only_float.onnx", ctx.x_calib, method, [node])
-        pred = ort_backend.predict(variant, ctx.x_val)
-        accuracy = float((pred == ctx.y_val).mean())
-        ops.append({"node": node, "op_type": op_type, **errors.get(node, {}),
+        accuracy = float((ort_backend.predict(variant, ctx.x_val) == ctx.y_val).mean())
+        ops.append({"node": node, "op_type": op_type, "output": alone.get("output"),
+                    "weight_sqnr_db": alone.get("weight_sqnr_db"),
+                    "alone": {"sqnr_db": alone.get("output_sqnr_db"), "cosine": alone.get("output_cosine")},
+                    "in_ptq": {"sqnr_db": in_ptq.get(node, {}).get("output_sqnr_db"),
+                               "cosine": in_ptq.get(node, {}).get("output_cosine")},
                     "accuracy_if_float": round(accuracy, 6),
                     "accuracy_gain": round(accuracy - ptq["accuracy"], 6)})
-    # Most sensitive first: the largest accuracy gain when kept float, then the lowest output SQNR.
-    ops.sort(key=lambda o: (-o["accuracy_gain"], o.get("output_sqnr_db") if o.get("output_sqnr_db") is not None
-                            else float("inf")))
+    # Most sensitive first: the largest accuracy gain when kept float, then the lowest SQNR when quantized alone.
+    ops.sort(key=lambda o: (-o["accuracy_gain"], _or_inf(o["alone"]["sqnr_db"])))
     for rank, op in enumerate(ops, start=1):
         op["rank"] = rank
     path = ctx.out / "sensitivity.json"
     sha = _write_json(path, {"schema": SENSITIVITY_SCHEMA, "method": method, "ptq_accuracy": ptq["accuracy"],
-                             "fp32_accuracy": ctx.fp32_accuracy, "debug_samples": min(len(ctx.x_val), DEBUG_SAMPLES),
-                             "ops": ops}, name="sensitivity", parent=ptq["files"][ptq["model"]])
-    top = ops[0]["node"] if ops else None
+                             "fp32_accuracy": ctx.fp32_accuracy, "debug_samples": len(debug_x), "ops": ops},
+                      name="sensitivity", parent=ptq["files"][ptq["model"]])
     return {"rung": 2, "name": "sensitivity", "method": method, "ranking": [o["node"] for o in ops],
             "excluded": [], **{k: ptq[k] for k in ("accuracy", "drop", "agreement", "p50_ms")},
-            "most_sensitive": top, "files": {path.name: sha}}
+            "most_sensitive": ops[0]["node"] if ops else None, "files": {path.name: sha}}
+
+
+def _or_inf(value: float | None) -> float:
+    return float("inf") if value is None else value
 
 
 def _rung_mixed(ctx: _Context, sens: dict[str, Any], max_drop: float, parent: str) -> dict[str, Any]:
@@ -204,18 +216,52 @@ def _rung_mixed(ctx: _Context, sens: dict[str, Any], max_drop: float, parent: st
             "model": dest.name, "files": {dest.name: sha}}
 
 
+OUTPUT_FILES = ("ladder.json", "ptq.int8.onnx", "sensitivity.json", "mixed.int8.onnx")
+
+
+def _refuse_foreign_outputs(out: Path) -> None:
+    """The ladder overwrites only files it wrote: a same-named file without its sidecar is the user's."""
+    for name in OUTPUT_FILES:
+        file = out / name
+        side = out / f"{name}.json"
+        ours = False
+        with contextlib.suppress(OSError, ValueError):
+            ours = json.loads(side.read_text(encoding="utf-8")).get("producer", "").startswith(PRODUCER)
+        if file.exists() and not ours:
+            raise UsageError(f"{file} exists and was not written by the quantization ladder",
+                             hint="choose another --out directory (the ladder never overwrites a file it did not write)")
+
+
+def _check_shapes(inputs: tuple, x_val: np.ndarray, x_calib: np.ndarray, data: Path, calibration: Path) -> None:
+    """Validation and calibration samples must both fit the model's one input (batch dimension aside)."""
+    if len(inputs) != 1:
+        raise ConversionError(f"the quantization ladder handles one-input models; this one has {len(inputs)} inputs",
+                              hint="quantize multi-input models with `edgekd quantize` (no accuracy budget)")
+    expected = tuple(inputs[0].shape[1:])
+    for path, x in ((data, x_val), (calibration, x_calib)):
+        got = tuple(x.shape[1:])
+        if len(got) != len(expected) or any(isinstance(e, int) and e != g for e, g in zip(expected, got)):
+            raise DataError(f"samples in {Path(path).name} have shape {got} per sample; the model's input "
+                            f"{inputs[0].name!r} takes {expected}",
+                            hint="give samples preprocessed for this model (same layout and size as its input)")
+
+
 def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_drop: float = 0.01,
                runs: int = 300) -> LadderResult:
     """Climb rungs 1-3 until the int8 model's accuracy drop is at most `max_drop`; everything lands in `out`."""
     from edgekd.fileio import sha256_file
+    from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
 
     model, out = Path(model), Path(out)
+    if not np.isfinite(max_drop):
+        raise UsageError(f"--max-drop must be a finite number, got {max_drop}", hint="e.g. --max-drop 0.01 (1 point)")
     if not model.is_file():
         raise ModelError(f"{model} does not exist or is not a file", hint="give the fp32 .onnx model")
-    if not np.isfinite(max_drop):
-        raise ConversionError(f"max drop must be a finite number, got {max_drop}", hint="e.g. --max-drop 0.01")
+    inputs, _ = onnx_tensor_specs(load_onnx(model))  # a corrupt or non-ONNX file is refused here
     x_val, y_val = ort_backend.load_samples(Path(data), labels=True)
     x_calib, _ = ort_backend.load_samples(Path(calibration), labels=False)
+    _check_shapes(inputs, x_val, x_calib, data, calibration)
+    _refuse_foreign_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     model_sha = sha256_file(model)
     base_key = _hash("base", model_sha, sha256_file(data), sha256_file(calibration), ort_backend.METHODS)
@@ -252,7 +298,9 @@ def _climb(model: Path, model_sha: str, base_key: str, out: Path, work: Path, la
             rows.append(old)
             reused.append(rung)
         else:
-            rows.append({**make(), "key": key, "finished_at": _now()})
+            start = time.perf_counter()
+            row = make()
+            rows.append({**row, "seconds": round(time.perf_counter() - start, 3), "key": key, "finished_at": _now()})
         _write_json(ladder_path, ladder, name="quant_ladder", parent=model_sha)
         return rows[-1]
 

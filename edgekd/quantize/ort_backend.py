@@ -102,8 +102,12 @@ def weighted_nodes(path: Path) -> list[tuple[str, str]]:
     return [(n.name, n.op_type) for n in model.graph.node if n.op_type in WEIGHTED_OPS]
 
 
-def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, exclude: Sequence[str] = ()) -> Path:
-    """Static QDQ int8: per-channel weights, symmetric int8 activations; `exclude` nodes stay float."""
+def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, exclude: Sequence[str] = (),
+                 only: Sequence[str] | None = None) -> Path:
+    """Static QDQ int8: per-channel weights, symmetric int8 activations; `exclude` nodes stay float.
+
+    With `only`, just those nodes are quantized (to measure the error one node introduces on its own).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from edgekd.converters.onnx_quant import _first_line, _quiet
@@ -118,6 +122,7 @@ def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, ex
                 str(prepared), str(out), _reader(spec.name, x_calib, batch),
                 quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=list(exclude),
+                nodes_to_quantize=list(only) if only is not None else None,
                 extra_options={"ActivationSymmetric": True},
             )
     except Exception as exc:  # noqa: BLE001 - ORT raises ValueError/RuntimeError/Fail from deep inside

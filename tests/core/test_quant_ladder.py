@@ -223,3 +223,48 @@ def test_the_command_prints_every_rung(hard_case: dict[str, Path], tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert [line.split()[1] for line in result.output.splitlines() if line.startswith("rung ")] == ["1", "2", "3"]
     assert "within the budget at rung 3" in result.output
+
+
+def test_interrupted_in_rung_3_resumes_there_and_leaves_no_scratch(hard_case: dict[str, Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ort_backend.quantize_qdq
+    calls: list[str] = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(Path(args[1]).name)
+        if Path(args[1]).name.startswith("mixed."):
+            raise KeyboardInterrupt  # Ctrl-C in the middle of rung 3
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort_backend, "quantize_qdq", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _ladder(hard_case, tmp_path)
+    rows = json.loads((tmp_path / "ladder.json").read_text())["rows"]
+    assert [r["rung"] for r in rows] == [1, 2]
+    assert not list(tmp_path.glob(".ladder-work-*"))  # the scratch directory went with the interrupt
+
+    monkeypatch.setattr(ort_backend, "quantize_qdq", real)
+    resumed = _ladder(hard_case, tmp_path)
+    assert resumed.reused == [1, 2] and resumed.chosen["rung"] == 3
+
+
+def test_a_fixed_batch_model_with_unnamed_nodes(tmp_path: Path) -> None:
+    """An exporter's graph: batch fixed at 1, no node names. Exclusions need names: the ladder gives them."""
+    import onnx
+
+    rng = np.random.default_rng(2)
+    model = _hard_model(np.zeros(4))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 1
+    for node in model.graph.node:
+        node.name = ""
+    onnx.save(model, tmp_path / "fixed.onnx")
+    x = (rng.normal(0, 1, (90, 4, 8, 8)) + rng.normal(0, 1, (90, 4, 1, 1))).astype(np.float32)
+    x[:, 3] = rng.uniform(0, 1000, (90, 8, 8))
+    y = ort_backend.predict(tmp_path / "fixed.onnx", x)
+    np.savez(tmp_path / "val.npz", x=x[30:], y=y[30:])
+    np.savez(tmp_path / "calib.npz", x=x[:30])
+    result = run_ladder(tmp_path / "fixed.onnx", tmp_path / "val.npz", tmp_path / "calib.npz", tmp_path / "out",
+                        max_drop=0.05, runs=RUNS)
+    assert result.chosen["drop"] <= 0.05
+    assert result.chosen["excluded"] and result.chosen["excluded"][0].startswith("Conv")

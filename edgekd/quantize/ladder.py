@@ -35,6 +35,7 @@ from edgekd.quantize import ort_backend
 LADDER_SCHEMA = "edgekd.quant_ladder/1"
 SENSITIVITY_SCHEMA = "edgekd.sensitivity/1"
 PRODUCER = "quant_ladder"
+NOISE_SAMPLES = 2  # an accuracy gain smaller than this many validation samples does not rank an op
 DEBUG_SAMPLES = 64  # samples run through the debug-augmented models (they output every tensor)
 
 
@@ -171,13 +172,18 @@ def _rung_sensitivity(ctx: _Context, ptq: dict[str, Any]) -> dict[str, Any]:
         accuracy = float((ort_backend.predict(variant, ctx.x_val) == ctx.y_val).mean())
         ops.append({"node": node, "op_type": op_type, "output": alone.get("output"),
                     "weight_sqnr_db": alone.get("weight_sqnr_db"),
-                    "alone": {"sqnr_db": alone.get("output_sqnr_db"), "cosine": alone.get("output_cosine")},
+                    "alone": {"sqnr_db": alone.get("output_sqnr_db"), "cosine": alone.get("output_cosine"),
+                              "worst_channel_sqnr_db": alone.get("worst_channel_sqnr_db")},
                     "in_ptq": {"sqnr_db": in_ptq.get(node, {}).get("output_sqnr_db"),
-                               "cosine": in_ptq.get(node, {}).get("output_cosine")},
+                               "cosine": in_ptq.get(node, {}).get("output_cosine"),
+                               "worst_channel_sqnr_db": in_ptq.get(node, {}).get("worst_channel_sqnr_db")},
                     "accuracy_if_float": round(accuracy, 6),
                     "accuracy_gain": round(accuracy - ptq["accuracy"], 6)})
-    # Most sensitive first: the largest accuracy gain when kept float, then the lowest SQNR when quantized alone.
-    ops.sort(key=lambda o: (-o["accuracy_gain"], _or_inf(o["alone"]["sqnr_db"])))
+    # Most sensitive first: the largest accuracy gain when kept float, counted only beyond noise (a gain of
+    # fewer than NOISE_SAMPLES validation samples is 0); then the lowest worst-channel SQNR when quantized alone.
+    noise = NOISE_SAMPLES / len(ctx.y_val)
+    ops.sort(key=lambda o: (-(o["accuracy_gain"] if o["accuracy_gain"] >= noise else 0.0),
+                            _or_inf(o["alone"]["worst_channel_sqnr_db"]), _or_inf(o["alone"]["sqnr_db"])))
     for rank, op in enumerate(ops, start=1):
         op["rank"] = rank
     path = ctx.out / "sensitivity.json"

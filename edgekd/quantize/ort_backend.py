@@ -182,7 +182,10 @@ def _cosine(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
 def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Path) -> dict[str, dict[str, Any]]:
     """Per weighted node: SQNR (dB) and cosine of its output, float vs QDQ model, plus its weight SQNR.
 
-    Uses onnxruntime.quantization.qdq_loss_debug: both models are augmented to output their intermediate
+    In the QDQ model the node's own output tensor keeps its name *before* its QuantizeLinear; the value the
+    next node sees is `<name>_DequantizeLinear_Output`, so that one is compared when it exists.
+    Also the worst channel's SQNR: a whole-tensor SQNR is dominated by a large channel and hides the small
+    channels a per-tensor scale crushes. Uses onnxruntime.quantization.qdq_loss_debug: both models are augmented to output their intermediate
     tensors; in the QDQ model a node's output name is kept by the DequantizeLinear after it.
     """
     import onnx
@@ -193,6 +196,7 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
         create_weight_matching,
         modify_model_output_intermediate_tensors,
     )
+    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX
 
     spec = ModelInput.of(float_path)
     batch = spec.batch or min(len(x), 32)
@@ -203,7 +207,9 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
     float_acts = collect_activations(str(float_aug), _reader(spec.name, x, batch))
     qdq_acts = collect_activations(str(qdq_aug), _reader(spec.name, x, batch))
     weight_sqnr = compute_weight_error(create_weight_matching(str(float_path), str(qdq_path)))
-    graph = onnx.load(str(float_path), load_external_data=False).graph
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(float_path), load_external_data=False)).graph
+    channels = {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in [*graph.value_info, *graph.output]
+                if len(v.type.tensor_type.shape.dim) >= 2 and v.type.tensor_type.shape.dim[1].dim_value > 0}
     errors: dict[str, dict[str, Any]] = {}
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS:
@@ -211,12 +217,30 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
         name = node.output[0]
         weight = node.input[1] if len(node.input) > 1 else None
         row: dict[str, Any] = {"output": name, "output_sqnr_db": None, "output_cosine": None,
+                               "worst_channel_sqnr_db": None,
                                "weight_sqnr_db": _finite(weight_sqnr.get(weight)) if weight else None}
-        if name in float_acts and name in qdq_acts:
-            row["output_sqnr_db"] = _finite(compute_signal_to_quantization_noice_ratio(float_acts[name], qdq_acts[name]))
-            row["output_cosine"] = _finite(_cosine(float_acts[name], qdq_acts[name]))
+        seen = qdq_acts.get(name + DEQUANT_OUTPUT_SUFFIX, qdq_acts.get(name))
+        if name in float_acts and seen is not None:
+            row["output_sqnr_db"] = _finite(compute_signal_to_quantization_noice_ratio(float_acts[name], seen))
+            row["output_cosine"] = _finite(_cosine(float_acts[name], seen))
+            if name in channels:
+                row["worst_channel_sqnr_db"] = _finite(_worst_channel_sqnr(float_acts[name], seen, batch, channels[name]))
         errors[node.name] = row
     return errors
+
+
+def _worst_channel_sqnr(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], batch: int, channels: int) -> float:
+    """Lowest per-channel SQNR (dB); the debug model outputs each tensor flattened, batch by batch."""
+    # each flat array is one batch: (batch * C * spatial,) -> (C, batch * spatial)
+    def by_channel(arrays: Sequence[np.ndarray]) -> np.ndarray:
+        return np.concatenate([a.reshape(batch, channels, -1).transpose(1, 0, 2).reshape(channels, -1)
+                               for a in arrays], axis=1).astype(np.float64)
+
+    left, right = by_channel(ref), by_channel(got)
+    eps = np.finfo(np.float64).eps
+    signal = np.maximum(np.linalg.norm(left, axis=1), eps)
+    noise = np.maximum(np.linalg.norm(left - right, axis=1), eps)
+    return float((20 * np.log10(signal / noise)).min())
 
 
 def _finite(value: float | None) -> float | None:

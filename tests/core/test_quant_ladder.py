@@ -23,14 +23,23 @@ FRAGILE = "stem"
 RUNS = 20  # latency runs per model: a measurement only, kept short for the test
 
 
-def _hard_model(bias: np.ndarray, rng_seed: int = 0):
+def _hard_model(bias: np.ndarray, outlier: str = "input"):
+    """stem conv -> relu -> mix conv -> relu -> pool -> head gemm; the outlier is ignored by the weights.
+
+    outlier="input": input channel 3 is the raw sensor (the stem's weights on it are 0).
+    outlier="internal": the stem's output channel 7 is a constant 1000 (the mix's weights on it are 0).
+    """
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(rng_seed)
+    rng = np.random.default_rng(0)
     w0 = rng.normal(0, 0.4, (8, 4, 3, 3))
-    w0[:, 3] = 0.0  # the stem ignores the raw outlier channel
     w1 = rng.normal(0, 0.4, (8, 8, 3, 3))
     wf = rng.normal(0, 1.0, (4, 8))
+    b0 = np.zeros(8)
+    if outlier == "input":
+        w0[:, 3] = 0.0
+    else:
+        w0[7], b0[7], w1[:, 7] = 0.0, 1000.0, 0.0
 
     def init(name: str, value: np.ndarray):
         return numpy_helper.from_array(np.asarray(value, np.float32), name)
@@ -48,7 +57,7 @@ def _hard_model(bias: np.ndarray, rng_seed: int = 0):
         nodes, "outlier_input",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
-        [init("w0", w0), init("b0", np.zeros(8)), init("w1", w1), init("b1", np.zeros(8)), init("wf", wf),
+        [init("w0", w0), init("b0", b0), init("w1", w1), init("b1", np.zeros(8)), init("wf", wf),
          init("bf", bias)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -56,21 +65,20 @@ def _hard_model(bias: np.ndarray, rng_seed: int = 0):
     return model
 
 
-@pytest.fixture(scope="module")
-def hard_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def _make_case(root: Path, outlier: str) -> dict[str, Path]:
     """The model (class-balanced by its bias), a 600-sample validation set and 200 calibration samples."""
     import onnx
     import onnxruntime as ort
 
-    root = tmp_path_factory.mktemp("hard")
     rng = np.random.default_rng(1)
     n = 1200
     x = (rng.normal(0, 1, (n, 4, 8, 8)) + rng.normal(0, 1, (n, 4, 1, 1))).astype(np.float32)
-    x[:, 3] = rng.uniform(0, 1000, (n, 8, 8))
-    onnx.save(_hard_model(np.zeros(4)), root / "raw.onnx")
+    if outlier == "input":
+        x[:, 3] = rng.uniform(0, 1000, (n, 8, 8))
+    onnx.save(_hard_model(np.zeros(4), outlier), root / "raw.onnx")
     logits = ort.InferenceSession(str(root / "raw.onnx")).run(None, {"x": x})[0]
     model = root / "model.onnx"
-    onnx.save(_hard_model(-logits.mean(axis=0)), model)  # centred logits: every class occurs
+    onnx.save(_hard_model(-logits.mean(axis=0), outlier), model)  # centred logits: every class occurs
     centred = logits - logits.mean(axis=0)
     top2 = np.sort(centred, axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
@@ -79,6 +87,11 @@ def hard_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.savez(root / "calib.npz", x=x[:200])
     np.savez(root / "val.npz", x=x[200:800], y=y[200:800])
     return {"model": model, "data": root / "val.npz", "calibration": root / "calib.npz"}
+
+
+@pytest.fixture(scope="module")
+def hard_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _make_case(tmp_path_factory.mktemp("hard"), "input")
 
 
 def _ladder(hard_case: dict[str, Path], out: Path, max_drop: float = 0.01):
@@ -268,3 +281,19 @@ def test_a_fixed_batch_model_with_unnamed_nodes(tmp_path: Path) -> None:
                         max_drop=0.05, runs=RUNS)
     assert result.chosen["drop"] <= 0.05
     assert result.chosen["excluded"] and result.chosen["excluded"][0].startswith("Conv")
+
+
+def test_an_outlier_between_two_convs_needs_both_in_float(tmp_path: Path) -> None:
+    """No single op kept float recovers accuracy here (ORT still quantizes the tensor between them), and the
+    whole-tensor SQNR of the stem looks fine because the outlier channel dominates it: the worst-channel
+    SQNR ranks stem and mix above the head, and rung 3 keeps exactly those two in float."""
+    case = _make_case(tmp_path, "internal")
+    result = _ladder(case, tmp_path / "out")
+    ptq, _, mixed = result.rows
+    assert ptq["drop"] > 0.02
+    ops = {o["node"]: o for o in json.loads((tmp_path / "out" / "sensitivity.json").read_text())["ops"]}
+    assert all(abs(o["accuracy_gain"]) < 0.01 for o in ops.values())
+    assert ops["stem"]["alone"]["sqnr_db"] > 30 and ops["stem"]["alone"]["cosine"] > 0.99  # looks harmless
+    assert ops["stem"]["alone"]["worst_channel_sqnr_db"] < 3  # is not
+    assert {ops["stem"]["rank"], ops["mix"]["rank"]} == {1, 2}
+    assert sorted(mixed["excluded"]) == ["mix", "stem"] and mixed["drop"] <= 0.01

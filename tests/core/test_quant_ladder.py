@@ -28,6 +28,7 @@ def _hard_model(bias: np.ndarray, outlier: str = "input"):
 
     outlier="input": input channel 3 is the raw sensor (the stem's weights on it are 0).
     outlier="internal": the stem's output channel 7 is a constant 1000 (the mix's weights on it are 0).
+    outlier="none": the same network without the outlier (PTQ handles it).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -38,7 +39,7 @@ def _hard_model(bias: np.ndarray, outlier: str = "input"):
     b0 = np.zeros(8)
     if outlier == "input":
         w0[:, 3] = 0.0
-    else:
+    elif outlier == "internal":
         w0[7], b0[7], w1[:, 7] = 0.0, 1000.0, 0.0
 
     def init(name: str, value: np.ndarray):
@@ -297,3 +298,19 @@ def test_an_outlier_between_two_convs_needs_both_in_float(tmp_path: Path) -> Non
     assert ops["stem"]["alone"]["worst_channel_sqnr_db"] < 3  # is not
     assert {ops["stem"]["rank"], ops["mix"]["rank"]} == {1, 2}
     assert sorted(mixed["excluded"]) == ["mix", "stem"] and mixed["drop"] <= 0.01
+
+
+def test_a_model_ptq_handles_stops_at_rung_1(tmp_path: Path) -> None:
+    case = _make_case(tmp_path, "none")
+    result = _ladder(case, tmp_path / "out")
+    assert [r["rung"] for r in result.rows] == [1] and result.chosen["drop"] <= 0.01
+    assert result.model == tmp_path / "out" / "ptq.int8.onnx"
+    assert not (tmp_path / "out" / "sensitivity.json").exists()  # no sensitivity work when PTQ holds
+
+
+def test_a_new_budget_redoes_only_rung_3(hard_case: dict[str, Path], tmp_path: Path) -> None:
+    first = _ladder(hard_case, tmp_path, max_drop=0.01)
+    second = _ladder(hard_case, tmp_path, max_drop=0.02)
+    assert second.reused == [1, 2]
+    assert second.rows[2]["finished_at"] != first.rows[2]["finished_at"]
+    assert second.rows[2]["max_drop"] == 0.02

@@ -314,3 +314,29 @@ def test_a_new_budget_redoes_only_rung_3(hard_case: dict[str, Path], tmp_path: P
     assert second.reused == [1, 2]
     assert second.rows[2]["finished_at"] != first.rows[2]["finished_at"]
     assert second.rows[2]["max_drop"] == 0.02
+
+
+def test_a_torch_dynamo_export_with_the_raw_channel(tmp_path: Path) -> None:
+    """ONNX from torch's exporter (its node names, fixed batch 1, Gemm head), labelled by the float model."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4),
+    ).eval()
+    rng = np.random.default_rng(0)
+    x = (rng.normal(0, 1, (900, 4, 8, 8)) + rng.normal(0, 1, (900, 4, 1, 1))).astype(np.float32)
+    x[:, 3] = rng.uniform(0, 1000, (900, 8, 8))  # the raw sensor channel the first conv ignores
+    with torch.no_grad():
+        net[0].weight[:, 3] = 0
+        net[-1].bias -= net(torch.from_numpy(x)).mean(dim=0)  # every class occurs
+    model = tmp_path / "student.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 4, 8, 8),), str(model), dynamo=True, external_data=False, opset_version=18)
+    y = ort_backend.predict(model, x)
+    np.savez(tmp_path / "calib.npz", x=x[:200])
+    np.savez(tmp_path / "val.npz", x=x[300:], y=y[300:])
+    result = run_ladder(model, tmp_path / "val.npz", tmp_path / "calib.npz", tmp_path / "out", max_drop=0.02, runs=RUNS)
+    assert result.rows[0]["drop"] > 0.2
+    first_conv = next(o["node"] for o in json.loads((tmp_path / "out" / "sensitivity.json").read_text())["ops"])
+    assert result.chosen["excluded"] == [first_conv] and result.chosen["drop"] <= 0.02

@@ -44,7 +44,9 @@ class BudgetNotMetError(ConversionError):
 
     def __init__(self, max_drop: float, best: dict[str, Any]) -> None:
         excluded = best.get("excluded") or []
+        int16 = best.get("int16") or []
         float_ops = f", {len(excluded)} op(s) float: {', '.join(excluded)}" if excluded else ""
+        float_ops += f", {len(int16)} op(s) int16: {', '.join(int16)}" if int16 else ""
         super().__init__(
             f"int8 cannot hold the accuracy budget (max drop {max_drop:.4f}): best rung {best['rung']} "
             f"({best['name']}{float_ops}) drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f})",
@@ -150,7 +152,7 @@ def _rung_ptq(ctx: _Context, parent: str) -> dict[str, Any]:
     dest = ctx.out / "ptq.int8.onnx"
     sha = _publish_model(ctx.work / f"ptq.{best['method']}.onnx", dest, name="onnx_int8_ptq", parent=parent,
                          config={"method": best["method"], "per_channel": True, "nodes_to_exclude": []})
-    return {"rung": 1, "name": "ptq", "method": best["method"], "excluded": [], "candidates": candidates,
+    return {"rung": 1, "name": "ptq", "method": best["method"], "excluded": [], "int16": [], "candidates": candidates,
             **{k: best[k] for k in ("accuracy", "drop", "agreement", "p50_ms")},
             "model": dest.name, "files": {dest.name: sha}}
 
@@ -191,7 +193,7 @@ def _rung_sensitivity(ctx: _Context, ptq: dict[str, Any]) -> dict[str, Any]:
                              "fp32_accuracy": ctx.fp32_accuracy, "debug_samples": len(debug_x), "ops": ops},
                       name="sensitivity", parent=ptq["files"][ptq["model"]])
     return {"rung": 2, "name": "sensitivity", "method": method, "ranking": [o["node"] for o in ops],
-            "excluded": [], **{k: ptq[k] for k in ("accuracy", "drop", "agreement", "p50_ms")},
+            "excluded": [], "int16": [], **{k: ptq[k] for k in ("accuracy", "drop", "agreement", "p50_ms")},
             "most_sensitive": ops[0]["node"] if ops else None, "files": {path.name: sha}}
 
 
@@ -199,29 +201,36 @@ def _or_inf(value: float | None) -> float:
     return float("inf") if value is None else value
 
 
-def _rung_mixed(ctx: _Context, sens: dict[str, Any], max_drop: float, parent: str) -> dict[str, Any]:
-    """Rung 3: keep the top-k sensitive nodes float for k = 1, 2, ... until the budget holds."""
+def _rung_mixed(ctx: _Context, sens: dict[str, Any], max_drop: float, parent: str, raise_to: str) -> dict[str, Any]:
+    """Rung 3: raise the top-k sensitive nodes (to float, or to int16 activations) for k = 1, 2, ... until the
+    budget holds. With int16, when even every node at int16 misses it, the same order continues in float."""
     ranking: list[str] = sens["ranking"]
+    plan = [(ranking[:k], []) if raise_to == "float" else ([], ranking[:k]) for k in range(1, len(ranking) + 1)]
+    if raise_to == "int16":
+        plan += [(ranking[:k], ranking[k:]) for k in range(1, len(ranking) + 1)]
     curve = []
-    for k in range(1, len(ranking) + 1):
-        excluded = ranking[:k]
-        path = ort_backend.quantize_qdq(ctx.prepared, ctx.work / f"mixed.{k}.onnx", ctx.x_calib, sens["method"], excluded)
-        curve.append({"step": k, "excluded": excluded, **ctx.measure(path)})
+    for step, (excluded, int16) in enumerate(plan, start=1):
+        path = ort_backend.quantize_qdq(ctx.prepared, ctx.work / f"mixed.{step}.onnx", ctx.x_calib, sens["method"],
+                                        excluded, int16=int16)
+        curve.append({"step": step, "excluded": excluded, "int16": int16, **ctx.measure(path)})
         if curve[-1]["drop"] <= max_drop:
             break
     if not curve:
-        raise ConversionError("quantization ladder: the model has no Conv/MatMul/Gemm node to keep in float",
+        raise ConversionError("quantization ladder: the model has no Conv/MatMul/Gemm node to raise",
                               hint="nothing to trade: keep the fp32 model")
     holding = [s for s in curve if s["drop"] <= max_drop]
     best = holding[0] if holding else min(curve, key=lambda s: (s["drop"], s["step"]))
     dest = ctx.out / "mixed.int8.onnx"
     sha = _publish_model(ctx.work / f"mixed.{best['step']}.onnx", dest, name="onnx_int8_mixed", parent=parent,
-                         config={"method": sens["method"], "per_channel": True, "nodes_to_exclude": best["excluded"]})
-    return {"rung": 3, "name": "mixed_precision", "method": sens["method"], "max_drop": max_drop, "curve": curve,
-            **{k: best[k] for k in ("accuracy", "drop", "agreement", "p50_ms", "excluded")},
+                         config={"method": sens["method"], "per_channel": True, "nodes_to_exclude": best["excluded"],
+                                 "int16_activations": best["int16"]})
+    return {"rung": 3, "name": "mixed_precision", "method": sens["method"], "max_drop": max_drop,
+            "raise_to": raise_to, "curve": curve,
+            **{k: best[k] for k in ("accuracy", "drop", "agreement", "p50_ms", "excluded", "int16")},
             "model": dest.name, "files": {dest.name: sha}}
 
 
+RAISE_TO = ("float", "int16")
 OUTPUT_FILES = ("ladder.json", "ptq.int8.onnx", "sensitivity.json", "mixed.int8.onnx")
 
 
@@ -253,7 +262,7 @@ def _check_shapes(inputs: tuple, x_val: np.ndarray, x_calib: np.ndarray, data: P
 
 
 def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_drop: float = 0.01,
-               runs: int = 300) -> LadderResult:
+               runs: int = 300, raise_to: str = "float") -> LadderResult:
     """Climb rungs 1-3 until the int8 model's accuracy drop is at most `max_drop`; everything lands in `out`."""
     from edgekd.fileio import sha256_file
     from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
@@ -261,6 +270,9 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
     model, out = Path(model), Path(out)
     if not np.isfinite(max_drop):
         raise UsageError(f"--max-drop must be a finite number, got {max_drop}", hint="e.g. --max-drop 0.01 (1 point)")
+    if raise_to not in RAISE_TO:
+        raise UsageError(f"--raise-to must be one of {', '.join(RAISE_TO)}, not {raise_to!r}",
+                         hint="float: sensitive ops stay fp32 (fast on CPU); int16: 16-bit activations (for NPUs)")
     if not model.is_file():
         raise ModelError(f"{model} does not exist or is not a file", hint="give the fp32 .onnx model")
     inputs, _ = onnx_tensor_specs(load_onnx(model))  # a corrupt or non-ONNX file is refused here
@@ -278,14 +290,14 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
     try:
         with ort_backend.temp_dir_inside(work):
             return _climb(model, model_sha, base_key, out, work, ladder_path, ladder, old_rows,
-                          x_val, y_val, x_calib, max_drop, runs)
+                          x_val, y_val, x_calib, max_drop, runs, raise_to)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # made by mkdtemp above: ours alone
 
 
 def _climb(model: Path, model_sha: str, base_key: str, out: Path, work: Path, ladder_path: Path,
            ladder: dict[str, Any], old_rows: dict[Any, dict[str, Any]], x_val: np.ndarray, y_val: np.ndarray,
-           x_calib: np.ndarray, max_drop: float, runs: int) -> LadderResult:
+           x_calib: np.ndarray, max_drop: float, runs: int, raise_to: str) -> LadderResult:
     prepared = ort_backend.prepare(model, work / "prepared.onnx")
     fp32_pred = ort_backend.predict(model, x_val)
     fp32 = ladder.get("fp32") if ladder.get("fp32", {}).get("key") == base_key else None
@@ -319,8 +331,8 @@ def _climb(model: Path, model_sha: str, base_key: str, out: Path, work: Path, la
     key2 = _hash(key1, ptq["files"])
     sens = finish(2, key2, lambda: _rung_sensitivity(ctx, ptq))
     rows_changed = rows_changed or 2 not in reused
-    key3 = _hash(key2, sens["files"], max_drop)
-    mixed = finish(3, key3, lambda: _rung_mixed(ctx, sens, max_drop, ptq["files"][ptq["model"]]))
+    key3 = _hash(key2, sens["files"], max_drop, raise_to)
+    mixed = finish(3, key3, lambda: _rung_mixed(ctx, sens, max_drop, ptq["files"][ptq["model"]], raise_to))
     if mixed["drop"] <= max_drop:
         return _done(ladder, ladder_path, mixed, out, reused, model_sha)
     best = min((r for r in rows if r["rung"] != 2), key=lambda r: (r["drop"], r["rung"]))

@@ -103,10 +103,11 @@ def weighted_nodes(path: Path) -> list[tuple[str, str]]:
 
 
 def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, exclude: Sequence[str] = (),
-                 only: Sequence[str] | None = None) -> Path:
+                 only: Sequence[str] | None = None, int16: Sequence[str] = ()) -> Path:
     """Static QDQ int8: per-channel weights, symmetric int8 activations; `exclude` nodes stay float.
 
     With `only`, just those nodes are quantized (to measure the error one node introduces on its own).
+    `int16` nodes get 16-bit activations (inputs and output; ORT then moves the model to opset 21).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -123,11 +124,27 @@ def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, ex
                 quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=list(exclude),
                 nodes_to_quantize=list(only) if only is not None else None,
-                extra_options={"ActivationSymmetric": True},
+                extra_options={"ActivationSymmetric": True, **_int16_overrides(prepared, int16)},
             )
     except Exception as exc:  # noqa: BLE001 - ORT raises ValueError/RuntimeError/Fail from deep inside
         raise ConversionError(f"quantization ladder: static QDQ ({method}) failed: {_first_line(exc)}") from None
     return out
+
+
+def _int16_overrides(prepared: Path, nodes: Sequence[str]) -> dict[str, Any]:
+    """ORT TensorQuantOverrides making the activations (non-constant inputs and outputs) of `nodes` int16."""
+    if not nodes:
+        return {}
+    import onnx
+    from onnxruntime.quantization import QuantType
+
+    graph = onnx.load(str(prepared), load_external_data=False).graph
+    constants = {init.name for init in graph.initializer}
+    tensors: list[str] = []
+    for node in graph.node:
+        if node.name in nodes:
+            tensors += [t for t in (*node.input, *node.output) if t and t not in constants and t not in tensors]
+    return {"TensorQuantOverrides": {t: [{"quant_type": QuantType.QInt16}] for t in tensors}}
 
 
 def session(path: Path) -> Any:

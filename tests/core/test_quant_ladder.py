@@ -340,3 +340,16 @@ def test_a_torch_dynamo_export_with_the_raw_channel(tmp_path: Path) -> None:
     assert result.rows[0]["drop"] > 0.2
     first_conv = next(o["node"] for o in json.loads((tmp_path / "out" / "sensitivity.json").read_text())["ops"])
     assert result.chosen["excluded"] == [first_conv] and result.chosen["drop"] <= 0.02
+
+
+def test_rung_3_can_raise_to_int16_activations(hard_case: dict[str, Path], tmp_path: Path) -> None:
+    """ORT int16 QDQ: the stem's input at 16 bits keeps the small channels (1000/32767 per quantum)."""
+    import onnx
+
+    result = run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS,
+                        raise_to="int16")
+    assert result.chosen["rung"] == 3 and result.chosen["drop"] <= 0.01
+    assert result.chosen["int16"] == [FRAGILE] and result.chosen["excluded"] == []
+    graph = onnx.load(str(result.model)).graph
+    q_types = {init.data_type for init in graph.initializer if init.name.endswith("zero_point")}
+    assert onnx.TensorProto.INT16 in q_types and onnx.TensorProto.INT8 in q_types  # mixed int16/int8

@@ -282,7 +282,13 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
     _refuse_foreign_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     model_sha = sha256_file(model)
-    base_key = _hash("base", model_sha, sha256_file(data), sha256_file(calibration), ort_backend.METHODS)
+    import onnxruntime
+
+    from edgekd import __version__
+
+    # what every rung depends on: the three input files, the methods tried, and the code that ran them
+    base_key = _hash("base", model_sha, sha256_file(data), sha256_file(calibration), ort_backend.METHODS,
+                     onnxruntime.__version__, __version__)
     ladder_path = out / "ladder.json"
     ladder = _read_ladder(ladder_path)
     old_rows = {row.get("rung"): row for row in ladder["rows"]}

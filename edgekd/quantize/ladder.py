@@ -264,6 +264,9 @@ def _check_shapes(inputs: tuple, x_val: np.ndarray, x_calib: np.ndarray, data: P
 def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_drop: float = 0.01,
                runs: int = 300, raise_to: str = "float") -> LadderResult:
     """Climb rungs 1-3 until the int8 model's accuracy drop is at most `max_drop`; everything lands in `out`."""
+    import onnxruntime
+
+    from edgekd import __version__
     from edgekd.fileio import sha256_file
     from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
 
@@ -282,10 +285,6 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
     _refuse_foreign_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     model_sha = sha256_file(model)
-    import onnxruntime
-
-    from edgekd import __version__
-
     # what every rung depends on: the three input files, the methods tried, and the code that ran them
     base_key = _hash("base", model_sha, sha256_file(data), sha256_file(calibration), ort_backend.METHODS,
                      onnxruntime.__version__, __version__)

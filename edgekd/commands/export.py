@@ -76,8 +76,16 @@ def quantize_cmd(
     activation_type: Annotated[str | None, typer.Option(help="onnx activations: int8 (default) or uint8")] = None,
     int8_io: Annotated[str | None, typer.Option(help="tflite int8 model inputs/outputs: int8 (default) or float")] = None,
     keep_nchw: Annotated[bool | None, typer.Option("--keep-nchw", help="tflite: keep NCHW inputs")] = None,
+    max_drop: Annotated[float | None, typer.Option("--max-drop", help="onnx: an accuracy budget (absolute, 0.01 = 1 "
+                        "point vs the fp32 model, measured on --data): PTQ with the best calibration method, per-op "
+                        "sensitivity, then mixed precision until it holds (ladder.json, sensitivity.json)")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="with --max-drop: validation set .npz, 'x' "
+                    "(model inputs, float) and 'y' (class indices)")] = None,
+    raise_to: Annotated[str | None, typer.Option("--raise-to", help="with --max-drop: sensitive ops go to float "
+                        "(default; fast on CPUs) or to int16 activations first (for NPUs)")] = None,
 ) -> None:
-    """Quantize an ONNX model to int8 with a calibration set (ORT static QDQ, or full-int8 TFLite)."""
+    """Quantize an ONNX model to int8 with a calibration set (ORT static QDQ, or full-int8 TFLite); with
+    --max-drop, within an accuracy budget."""
     from pydantic import ValidationError
 
     from edgekd import registry
@@ -88,6 +96,12 @@ def quantize_cmd(
              "int8_io": int8_io, "keep_nchw": keep_nchw}
     chosen = {key: value for key, value in given.items() if value is not None}  # the options the user typed
     _refuse_options_for(to, {_FLAGS[key] for key in chosen})
+    if max_drop is not None or data is not None or raise_to is not None:
+        _refuse_ladder_options(to, max_drop, data, {_FLAGS[key] for key in chosen})
+        from edgekd.commands.ladder import run_and_print_ladder
+
+        run_and_print_ladder(model, data, calibration, out, max_drop=max_drop, raise_to=raise_to or "float")  # type: ignore[arg-type]
+        return
     source = describe_file(model)
     if source.format != "onnx":
         raise UsageError(f"{model.name} is {source.format}, quantize takes an ONNX fp32 model", hint="run edgekd export first")
@@ -105,6 +119,19 @@ def quantize_cmd(
         error = exc.errors()[0]
         raise UsageError(f"invalid option --{'-'.join(str(p) for p in error['loc']).replace('_', '-')}: {error['msg']}") from None
     _report_written(artifacts)
+
+
+def _refuse_ladder_options(to: str, max_drop: float | None, data: Path | None, given: set[str]) -> None:
+    """The budgeted ladder needs --max-drop and --data, runs on ONNX Runtime, and chooses what it tunes itself."""
+    if max_drop is None or data is None:
+        raise UsageError("--max-drop and --data go together (the budget is measured on the validation set)",
+                         hint="edgekd quantize MODEL.onnx -c calib.npz --max-drop 0.01 --data val.npz")
+    if to != "onnx":
+        raise UsageError("--max-drop runs the ONNX Runtime ladder; the TFLite ladder is not built yet",
+                         hint="drop --to tflite, or quantize to TFLite without a budget")
+    if given:
+        raise UsageError(f"the ladder chooses the calibration method and precisions itself: drop {', '.join(sorted(given))}",
+                         hint="per-channel static QDQ is its first rung")
 
 
 def _refuse_options_for(to: str, given: set[str]) -> None:

@@ -225,18 +225,23 @@ def test_bad_inputs_are_refused_with_typed_errors(hard_case: dict[str, Path], tm
 
 
 def test_the_command_prints_every_rung(hard_case: dict[str, Path], tmp_path: Path) -> None:
-    import typer
-    from typer.testing import CliRunner
+    import subprocess
+    import sys
 
-    from edgekd.commands.ladder import ladder_cmd
-
-    app = typer.Typer()
-    app.command()(ladder_cmd)
-    result = CliRunner().invoke(app, [str(hard_case["model"]), "--data", str(hard_case["data"]), "-c",
-                                      str(hard_case["calibration"]), "--max-drop", "0.01", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("rung ")] == ["1", "2", "3"]
-    assert "within the budget at rung 3" in result.output
+    argv = [sys.executable, "-m", "edgekd.cli", "quantize", str(hard_case["model"]), "-c", str(hard_case["calibration"]),
+            "--out", str(tmp_path)]  # fmt: skip
+    result = subprocess.run([*argv, "--max-drop", "0.01", "--data", str(hard_case["data"])], capture_output=True,
+                            text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = result.stdout.replace("\n  ", " ")
+    assert [line.split()[1] for line in said.splitlines() if line.startswith("rung ")] == ["1", "2", "3"]
+    assert "within the budget at rung 3" in " ".join(result.stdout.split())
+    # options the ladder chooses itself, a budget without data, and TFLite are refused, not ignored
+    for extra, message in ((["--max-drop", "0.01"], "--max-drop and --data go together"),
+                           (["--max-drop", "0.01", "--data", str(hard_case["data"]), "--method", "entropy"], "drop --method"),
+                           (["--max-drop", "0.01", "--data", str(hard_case["data"]), "--to", "tflite"], "TFLite ladder")):  # fmt: skip
+        refused = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=300, check=False)
+        assert refused.returncode == 2 and message in " ".join(refused.stderr.split()), refused.stderr
 
 
 def test_interrupted_in_rung_3_resumes_there_and_leaves_no_scratch(hard_case: dict[str, Path], tmp_path: Path,

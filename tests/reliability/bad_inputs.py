@@ -38,7 +38,7 @@ RECIPE_EDITS = {
     "unknown_converter": ('converter = "onnx2tf"', 'converter = "onnx2tff"'),
     "unknown_target": ('targets = ["local"]', 'targets = ["locl"]'),
     "unknown_runtime": ("threads = 1", 'threads = 1\ntflite_runtime = "litrt"'),
-    "unknown_loss": ('kind = "hinton"', 'kind = "hintn"'),
+    "unknown_loss": ('kind = "dist"', 'kind = "dsit"'),
     "unknown_arch": ('arch = "cnn", width = 8', 'arch = "cnnn", width = 8'),
     "missing_data": ('source = "digits"', 'source = "npz"\npath = "no-such-data.npz"'),
     "handoff_artifact_typo": ('artifact = "tflite_int8"', 'artifact = "tflite_in8"'),

@@ -33,7 +33,7 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "run-unknown-converter": (["run", "unknown_converter.toml"], "did you mean 'onnx2tf'?", 2),
     "run-unknown-target": (["run", "unknown_target.toml"], "did you mean 'local'?", 1),
     "run-unknown-runtime": (["run", "unknown_runtime.toml"], "did you mean 'litert'?", 2),
-    "run-unknown-loss": (["run", "unknown_loss.toml"], "did you mean 'hinton'?", 2),
+    "run-unknown-loss": (["run", "unknown_loss.toml"], "did you mean 'dist'?", 2),
     "run-unknown-arch": (["run", "unknown_arch.toml"], "did you mean 'cnn'?", 2),
     "run-unknown-stage": (["run", str(ROOT / "examples" / "digits.toml"), "--only", "exprot"], "did you mean 'export'", 2),
     # preflight: refused before any stage runs

@@ -55,6 +55,7 @@ class StageContext:
     summaries: dict[str, dict[str, Any]]
     progress: Any = None  # a rich Progress, or None
     resume: bool = False  # the workdir holds a killed attempt's checkpoints (same cache key)
+    on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # training stages call it after each epoch
 
     def artifact(self, name: str) -> Artifact:
         for artifacts in self.inputs.values():
@@ -130,11 +131,13 @@ def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact], upstre
 class Pipeline:
     """Runs stages in order against a run directory, reusing cached results."""
 
-    def __init__(self, stages: list[Stage], recipe: Recipe, base_dir: Path, run_dir: Path) -> None:
+    def __init__(self, stages: list[Stage], recipe: Recipe, base_dir: Path, run_dir: Path, *,
+                 on_epoch: Callable[[str, dict[str, Any]], None] | None = None) -> None:  # fmt: skip
         self.stages = stages
         self.recipe = recipe
         self.base_dir = base_dir
         self.run = RunDirectory(run_dir)
+        self.on_epoch = on_epoch  # e.g. a sweep's pruner: it may stop a training stage by raising
 
     def execute(
         self,
@@ -262,6 +265,7 @@ class Pipeline:
             summaries=dict(summaries),
             progress=progress,
             resume=resume,
+            on_epoch=self.on_epoch,
         )
         succeeded = False
         try:

@@ -33,7 +33,7 @@ from edgekd.config.distill import DistillConfig, StudentConfig, TeacherConfig
 from edgekd.data.datasets import Dataset
 from edgekd.distill.device import check_device
 from edgekd.distill.reporting import labelled_mask, model_size, noise_test, teacher_accuracy
-from edgekd.distill.train import FitResult, TrainData, check_train_config, distributed, fit
+from edgekd.distill.train import EpochCallback, FitResult, TrainData, check_train_config, distributed, fit
 from edgekd.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -144,11 +144,12 @@ def _train_builtin_teacher(config: TeacherConfig, data: Dataset, *, seed: int, o
 
 def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, data: Dataset, *, seed: int, out_dir: Path,
             labeled_fraction: float = 1.0, progress: Any = None, resume: bool = False,
-            cache_dir: Path | None = None) -> DistillOutcome:  # fmt: skip
+            cache_dir: Path | None = None, on_epoch: EpochCallback | None = None) -> DistillOutcome:  # fmt: skip
     """Distil `teacher` into the configured student (and train the scratch baseline); see module doc.
 
     `cache_dir` holds the teacher-output cache (default: <out_dir>/teacher_cache); share it between
     runs to reuse teacher outputs. With `resume`, training continues from the last epoch checkpoint.
+    `on_epoch` sees the KD student's epochs (see `train.fit`); it may stop training by raising.
     """
     from edgekd.distill.teachers import class_mapping, load_teacher
 
@@ -167,7 +168,7 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     with _progress_bar(progress) as bar:
         kd_model, kd_result, signal = _train_student(model_teacher, mapping, student, config, data, train, seed=seed,
                                                      out_dir=out_dir, progress=bar, resume=resume, cache_dir=cache_dir,
-                                                     labeled_fraction=labeled_fraction)  # fmt: skip
+                                                     labeled_fraction=labeled_fraction, on_epoch=on_epoch)  # fmt: skip
         scratch = None
         if config.baseline:
             steps = _steps_per_epoch(len(train.x), config.train.batch_for(len(train.x)))
@@ -221,7 +222,7 @@ def fitnets_cross_family(teacher: Artifact, student: StudentConfig, config: Dist
 
 def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentConfig, config: DistillConfig, data: Dataset,
                    train: TrainData, *, seed: int, out_dir: Path, progress: Any, resume: bool, cache_dir: Path | None,
-                   labeled_fraction: float) -> tuple[nn.Module, FitResult, Any]:  # fmt: skip
+                   labeled_fraction: float, on_epoch: EpochCallback | None) -> tuple[nn.Module, FitResult, Any]:  # fmt: skip
     import torch
 
     from edgekd.distill.cache import TeacherOutputCache, data_fingerprint
@@ -240,7 +241,7 @@ def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentC
     extra = {"teacher": teacher.fingerprint, "teacher_inputs": teacher.inputs_key, "losses": [c.model_dump() for c in config.losses], "model": student.model.model_dump(),
              "consistent_teaching": config.consistent_views, "labeled_fraction": labeled_fraction}  # fmt: skip
     result = fit(model, train, config.train, objective, seed=seed, label="student (KD)", checkpoint=out_dir / "checkpoints" / "student.ckpt",
-                 resume=resume, fingerprint_extra=extra, progress=progress)  # fmt: skip
+                 resume=resume, fingerprint_extra=extra, progress=progress, on_epoch=on_epoch)  # fmt: skip
     return model, result, signal
 
 

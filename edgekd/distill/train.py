@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,6 +78,9 @@ class FitResult:
     resumed_from: int = 0  # epochs already done when the run was resumed
     selected: str = "last"  # how the kept weights were chosen: "best_val" or "last"
     warnings: list[str] = field(default_factory=list)  # e.g. "best_val" falling back to "last" without validation data
+
+
+EpochCallback = Callable[[str, dict[str, Any]], None]  # (fit label, the epoch's history row)
 
 
 def check_train_config(config: TrainConfig, has_val: bool, section: str) -> list[str]:
@@ -237,11 +240,16 @@ def fit(
     resume: bool = False,
     fingerprint_extra: dict[str, Any] | None = None,
     progress: Any = None,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """Train `model` in place; on return it holds the best-validation weights (or the last ones)."""
+    """Train `model` in place; on return it holds the best-validation weights (or the last ones).
+
+    `on_epoch(label, row)` is called on rank 0 after each epoch's validation with that epoch's history row;
+    an exception it raises ends training there (a sweep prunes a hopeless trial this way)."""
     with torch_threads(config.threads):
         return _fit(model, data, config, objective, seed=seed, label=label, pool=pool, steps_per_epoch=steps_per_epoch,
-                    checkpoint=checkpoint, resume=resume, fingerprint_extra=fingerprint_extra, progress=progress)  # fmt: skip
+                    checkpoint=checkpoint, resume=resume, fingerprint_extra=fingerprint_extra, progress=progress,
+                    on_epoch=on_epoch)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -260,7 +268,7 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Objective, *, seed: int, label: str,
          pool: np.ndarray | None, steps_per_epoch: int | None, checkpoint: Path | None, resume: bool,
-         fingerprint_extra: dict[str, Any] | None, progress: Any) -> FitResult:  # fmt: skip
+         fingerprint_extra: dict[str, Any] | None, progress: Any, on_epoch: EpochCallback | None) -> FitResult:  # fmt: skip
     import torch
 
     rank, world = distributed()
@@ -348,6 +356,8 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
             progress.update(task, status=f"loss {row['loss']:.3f}{shown}")
         if checkpoint is not None and rank == 0:
             _save_checkpoint(checkpoint, fingerprint, state, model, objective, optimizer)
+        if on_epoch is not None and rank == 0:
+            on_epoch(label, row)
         if config.patience is not None and selecting and state["bad_epochs"] >= config.patience:
             result.stopped_early = True
             break

@@ -78,6 +78,6 @@ class DistillStage(BaseStage):
         outcome = distill(
             teacher, ctx.recipe.student, ctx.recipe.distill, load_split_data(ctx), seed=ctx.recipe.run.seed,
             out_dir=ctx.workdir, labeled_fraction=ctx.recipe.data.labeled_fraction, progress=ctx.progress,
-            resume=ctx.resume,
+            resume=ctx.resume, on_epoch=ctx.on_epoch,
         )  # fmt: skip
         return StageResult(list(outcome.artifacts), dict(outcome.metrics))

@@ -112,11 +112,13 @@ class Constraint(Objective):
 
 
 class Pruning(StrictModel):
-    """Stopping hopeless trials after training, before they are converted and benchmarked."""
+    """Stopping hopeless trials during training, and again before they are converted and benchmarked."""
 
     kind: Literal["percentile", "none"] = Field("percentile", description="percentile: prune a trial whose best "
-                                                "validation accuracy is below this percentile of the finished "
-                                                "trials'; none: never prune")
+                                                "validation accuracy so far is below this percentile of the finished "
+                                                "trials' at the same epoch (checked after every epoch of the KD "
+                                                "student, in-process training), and once more after training; "
+                                                "none: never prune")
     percentile: float = Field(25.0, gt=0, lt=100, description="the percentile (25 = prune the worst quarter)")
     startup_trials: int = Field(4, ge=1, description="finished trials needed before any trial is pruned")
     min_val_accuracy: float | None = Field(None, ge=0, le=1, description="also prune any trial whose best "

@@ -1,7 +1,8 @@
 """One trial: a pipeline run of a recipe variant in its own run directory, in four steps.
 
 1. train (data, teacher, distill): data and teacher are seeded from the sweep's shared directory (cache hits);
-   then the trial may be pruned on the KD student's validation accuracy, before anything is converted or timed;
+   the KD student's training stops as soon as its validation accuracy falls below its peers' at the same
+   epoch (`epoch_pruner`), and the finished curve is judged once more before anything is converted or timed;
 2. convert and verify (export, calibrate, quantize, tflite, verify), in parallel with other trials;
 3. bench, holding the device lock of every target it uses (one model at a time per device); a target error
    (a device that dropped) reruns the bench step `bench_retries` times;
@@ -19,6 +20,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,7 @@ def _run_pipeline(trial: Any, ctx: SweepContext, values: dict[str, Any], run_dir
     preflight.check_recipe(recipe)
     shared = prepare_shared(recipe, ctx.base_dir, ctx.sweep_dir / "shared")
     seed_trial(ctx.sweep_dir / "shared", run_dir, shared)
-    pipe = Pipeline(default_stages(), recipe, ctx.base_dir, run_dir)
+    pipe = Pipeline(default_stages(), recipe, ctx.base_dir, run_dir, on_epoch=epoch_pruner(trial, ctx.sweep.pruning))
     enabled = {s.name for s in default_stages() if s.enabled(recipe)}
 
     def after_data(outcome: StageOutcome) -> None:
@@ -149,6 +151,53 @@ def _bench(trial: Any, pipe: Pipeline, targets: list[str], ctx: SweepContext) ->
                 windows.append(window)
                 trial.set_user_attr("bench_windows", windows)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+KD_STUDENT = "student (KD)"  # the fit label of the distilled student (edgekd.distill.api)
+
+
+def epoch_pruner(trial: Any, pruning: Pruning) -> Callable[[str, dict[str, Any]], None]:
+    """The trainer's per-epoch hook: stop the KD student's training as soon as the trial is hopeless."""
+    import optuna
+
+    curve: list[float] = []
+
+    def on_epoch(label: str, row: dict[str, Any]) -> None:
+        accuracy = row.get("val_accuracy")
+        if label != KD_STUDENT or not isinstance(accuracy, (int, float)):
+            return
+        curve.append(float(accuracy))
+        reason = prune_reason_at_epoch(trial.study, curve, pruning)
+        if reason:
+            trial.set_user_attr("val_accuracy", list(curve))
+            trial.set_user_attr("pruned", reason)
+            raise optuna.TrialPruned(reason)
+
+    return on_epoch
+
+
+def prune_reason_at_epoch(study: Any, curve: list[float], pruning: Pruning) -> str | None:
+    """Why a trial whose KD student reached `curve` so far is hopeless, or None: its best validation accuracy
+    after epoch e is below the chosen percentile of the finished trials' best after their epoch e (Optuna's
+    percentile pruner, applied by hand: multi-objective studies cannot use trial.should_prune)."""
+    import numpy as np
+    import optuna
+
+    if pruning.kind == "none" or not curve:
+        return None
+    epoch, best = len(curve), max(curve)
+    peers = []
+    for finished in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        theirs = finished.user_attrs.get("val_accuracy")
+        if isinstance(theirs, list) and len(theirs) >= epoch:
+            peers.append(max(float(v) for v in theirs[:epoch]))
+    if len(peers) < pruning.startup_trials:
+        return None
+    threshold = float(np.percentile(peers, pruning.percentile))
+    if best < threshold:
+        return (f"epoch {epoch}: best validation accuracy so far {best:.4f} is below the {pruning.percentile:g}th "
+                f"percentile ({threshold:.4f}) of {len(peers)} finished trials at the same epoch")
+    return None
 
 
 def prune_reason(study: Any, curve: list[float], pruning: Pruning) -> str | None:

@@ -61,11 +61,12 @@ class VerifyStage(BaseStage):
         if not failed or not recipe.verify.fail_run:
             return None
         lines = [f"  {row['artifact']}: {'; '.join(row.get('failures', [])) or 'failed'}" for row in failed]
-        return ParityError(
-            f"{len(failed)} artifact(s) failed the parity gate:\n" + "\n".join(lines),
-            failures=failed,
-            hint="see the parity table in report.html; loosen [verify] thresholds only if the loss is acceptable",
-        )
+        unrunnable = any(row.get("runtime") == "tflite-micro" and "could not run" in " ".join(row.get("failures", []))
+                         for row in failed)  # fmt: skip
+        hint = ("TensorFlow Lite Micro cannot run the int8 model the firmware would get: replace the layer behind the "
+                "operator it names, or set [handoff] platform = \"linux\" / \"android\"" if unrunnable else
+                "see the parity table in report.html; loosen [verify] thresholds only if the loss is acceptable")
+        return ParityError(f"{len(failed)} artifact(s) failed the parity gate:\n" + "\n".join(lines), failures=failed, hint=hint)
 
 
 class BenchStage(BaseStage):

@@ -165,10 +165,7 @@ LATE_FAILURE_FACTORY = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: Path) -> None:
-    """Issue 13: a recipe whose handoff cannot succeed (a micro platform and an op TFLM lacks) still writes
-    report.json/html/md naming the failed stage and its error; the run exits with the handoff's code."""
+def _run_late(tmp_path: Path, extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     (tmp_path / "h5_gated.py").write_text(LATE_FAILURE_FACTORY)
     (tmp_path / "late.toml").write_text(textwrap.dedent(
         """
@@ -177,8 +174,6 @@ def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: 
         [teacher]
         model = { arch = "mlp", width = 64, depth = 1 }
         train = { epochs = 10 }
-        [student]
-        model = { arch = "custom", factory = "h5_gated:make" }
         [distill]
         train = { epochs = 2 }
         baseline = false
@@ -188,25 +183,62 @@ def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: 
         precisions = ["int8"]
         [bench]
         enabled = false
-        [handoff]
-        artifact = "tflite_int8"
-        platform = "micro"
         """
-    ))  # fmt: skip
+    ) + textwrap.dedent(extra))  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = subprocess.run([sys.executable, "-m", "edgekd.cli", "run", "late.toml", "--out", "run"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "RELU_0_TO_1" in result.stderr and "Traceback" not in result.stderr
-    assert "✗ handoff" in result.stdout and "report.html" in result.stdout
-    run = tmp_path / "run"
-    report = json.loads((run / "report.json").read_text())
-    assert report["failure"]["stage"] == "handoff" and report["failure"]["type"] == "HandoffError"
-    assert "RELU_0_TO_1" in report["failure"]["message"]
-    assert {row["stage"]: row["status"] for row in report["stages"]}["handoff"] == "failed"
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    return result, report
+
+
+def _reports_name_the_failure(run: Path, report: dict, stage: str, error: str, words: str) -> None:
+    assert report["failure"]["stage"] == stage and report["failure"]["type"] == error
+    assert words in report["failure"]["message"]
+    assert {row["stage"]: row["status"] for row in report["stages"]}[stage] == "failed"
     assert report["passed"] is False
     for name in ("report.html", "report.md"):
         text = (run / name).read_text()
-        assert "handoff" in text and "RELU_0_TO_1" in text, name
-    manifest = json.loads((run / ".edgekd" / "stages" / "handoff.json").read_text())
+        assert stage in text and words in text, name
+    manifest = json.loads((run / ".edgekd" / "stages" / f"{stage}.json").read_text())
     assert manifest["status"] == "failed" and manifest["error"]["exit_code"] == 1
+
+
+@pytest.mark.slow
+def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: Path) -> None:
+    """Issue 13: a recipe whose handoff cannot succeed (here: an arena budget no model meets) still writes
+    report.json/html/md naming the failed stage and its error; the run exits with the handoff's code."""
+    result, report = _run_late(tmp_path, """
+        [handoff]
+        artifact = "tflite_int8"
+        platform = "micro"
+        max_arena_kb = 0.001
+        """)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "max_arena_kb" in result.stderr and "Traceback" not in result.stderr
+    assert "✗ handoff" in result.stdout and "report.html" in result.stdout
+    _reports_name_the_failure(tmp_path / "run", report, "handoff", "HandoffError", "max_arena_kb")
+
+
+@pytest.mark.slow
+def test_an_op_tflm_lacks_fails_at_the_firmware_path_parity_row(tmp_path: Path) -> None:
+    """A functional hard sigmoid (invisible to preflight) becomes RELU_0_TO_1, which TFLite Micro lacks: the
+    verify stage runs the int8 model in TFLM (the tflm_int8 row) and names it, before any bundle is built."""
+    result, report = _run_late(tmp_path, """
+        [student]
+        model = { arch = "custom", factory = "h5_gated:make" }
+        [handoff]
+        artifact = "tflite_int8"
+        platform = "micro"
+        """)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    said = " ".join(result.stderr.split())
+    assert "tflm_int8" in said and "RELU_0_TO_1" in said and "Traceback" not in said
+    assert "TensorFlow Lite Micro cannot run the int8 model the firmware would get" in said
+    # a parity gate, not a crashed stage: the verify stage finished and its tflm_int8 row failed
+    assert report["passed"] is False
+    row = {r["artifact"]: r for r in report["parity"]}["tflm_int8"]
+    assert row["passed"] is False and "RELU_0_TO_1" in " ".join(row["failures"])
+    for name in ("report.html", "report.md"):
+        assert "RELU_0_TO_1" in (tmp_path / "run" / name).read_text(), name
+    assert not (tmp_path / "run" / "handoff").exists()

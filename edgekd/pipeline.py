@@ -201,7 +201,10 @@ class Pipeline:
                 outcomes.append(outcome)
                 notify(outcome)
                 if outcome.status != "failed":
-                    gate_error = gate_error or stage.gate(self.recipe, outcome.summary)
+                    if gate_error is None and (gate_error := stage.gate(self.recipe, outcome.summary)) is not None:
+                        later = [s.name for s in selected[selected.index(stage) + 1 :]
+                                 if not getattr(s, "runs_after_failure", False)]  # fmt: skip
+                        self._record_gate(stage, gate_error, later)
                     if stage.name in hooks:
                         hooks[stage.name](outcome)
         if failure is not None:
@@ -209,6 +212,18 @@ class Pipeline:
         if gate_error is not None:
             raise gate_error
         return outcomes
+
+    def _record_gate(self, stage: Stage, error: EdgekdError, not_run: list[str]) -> None:
+        """A gate stopped the run after `stage` finished: its manifest keeps its results (a cache hit replays
+        the gate) and gains a `gate` record, so the report names the stop and ignores later stages' old results."""
+        manifest = self.run.read_manifest(stage.name)
+        if manifest is None:
+            return
+        manifest["gate"] = {**failure_record(error, not_run), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            atomic_write_json(self.run.manifest_path(stage.name), manifest)
+        except (OSError, EdgekdError) as write_error:  # the gate's own error still wins
+            _log.warning("could not record the gate of stage %s: %s", stage.name, write_error)
 
     def _record_failure(self, stage: Stage, key: str, exc: Exception, not_run: list[str]) -> StageOutcome:
         """Write the failed stage's manifest (no artifacts, an error record) so the report can show it."""

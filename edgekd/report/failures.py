@@ -21,19 +21,23 @@ def pipeline_order(names: Any) -> list[str]:
 def split_failures(manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """(manifests of stages that finished in this run's history, failure records in pipeline order).
 
-    A failure record is {"stage", "type", "message", "hint", "exit_code", "not_run"}; the manifests of
+    A failure record is {"stage", "type", "message", "hint", "exit_code", "not_run"} (plus "gate": true when a
+    finished stage's gate stopped the run: that stage's own results are kept); the manifests of
     the stages a failure kept from running are dropped (stale results of an earlier run) unless they
     finished after the failure (a later `--only` run).
     """
     failures, stale = [], set()
     for name in pipeline_order(manifests):
         manifest = manifests[name]
-        if manifest.get("status") == "failed":
-            error = manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
+        gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else None
+        if manifest.get("status") == "failed" or gate is not None:
+            # a raised stage ("error"), or a finished stage whose gate stopped the run ("gate": its results stay)
+            error = gate if gate is not None else manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
             not_run = [str(s) for s in error.get("not_run") or [] if isinstance(s, str)]
             failures.append({"stage": name, "type": error.get("type"), "message": error.get("message") or "no message",
-                             "hint": error.get("hint"), "exit_code": error.get("exit_code"), "not_run": not_run})
-            failed_at = _finished_at(manifest)
+                             "hint": error.get("hint"), "exit_code": error.get("exit_code"), "not_run": not_run,
+                             **({"gate": True} if gate is not None else {})})  # fmt: skip
+            failed_at = _finished_at({"finished_at": gate["at"]} if gate is not None and gate.get("at") else manifest)
             stale |= {s for s in not_run if s in manifests and not _after(_finished_at(manifests[s]), failed_at)}
     done = {name: m for name, m in manifests.items() if m.get("status") != "failed" and name not in stale}
     return done, failures

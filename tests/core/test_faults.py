@@ -235,8 +235,11 @@ def test_an_op_tflm_lacks_fails_at_the_firmware_path_parity_row(tmp_path: Path) 
     said = " ".join(result.stderr.split())
     assert "tflm_int8" in said and "RELU_0_TO_1" in said and "Traceback" not in said
     assert "TensorFlow Lite Micro cannot run the int8 model the firmware would get" in said
-    # a parity gate, not a crashed stage: the verify stage finished and its tflm_int8 row failed
+    # a parity gate, not a crashed stage: the verify stage finished, its tflm_int8 row failed, and the report
+    # names the stop (the gate) and what it kept from running
     assert report["passed"] is False
+    assert report["failure"]["stage"] == "verify" and report["failure"]["gate"] is True
+    assert report["failure"]["type"] == "ParityError" and "handoff" in report["failure"]["not_run"]
     row = {r["artifact"]: r for r in report["parity"]}["tflm_int8"]
     assert row["passed"] is False and "RELU_0_TO_1" in " ".join(row["failures"])
     for name in ("report.html", "report.md"):

@@ -131,3 +131,20 @@ def test_a_run_that_failed_at_its_first_stage_still_reports(tmp_path: Path) -> N
     assert report["failure"]["stage"] == "data" and report["verdicts"] == []
     assert report["artifacts"] == [] and report["distill"] is None and report["data"] is None
     assert "Run failed at stage data" in (run / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_gate_stop_names_the_stage_and_drops_older_results_of_the_stages_it_kept_from_running() -> None:
+    """A parity gate stops the run after verify finished: verify's rows stay, the old handoff result of an
+    earlier run is not read as current, and a handoff that ran after the stop (a later --only run) is."""
+    from edgekd.report.failures import split_failures
+
+    gate = {"type": "ParityError", "message": "1 artifact(s) failed the parity gate", "hint": None, "exit_code": 1,
+            "not_run": ["bench", "handoff"], "at": "2026-12-02T10:00:00+0000"}  # fmt: skip
+    verify = {"status": "ok", "finished_at": "2026-12-02T09:59:59+0000", "summary": {"rows": []}, "gate": gate}
+    old_handoff = {"status": "ok", "finished_at": "2026-12-01T08:00:00+0000", "summary": {"path": "handoff"}}
+    done, failures = split_failures({"verify": verify, "handoff": old_handoff})
+    assert [f["stage"] for f in failures] == ["verify"] and failures[0]["gate"] is True
+    assert "verify" in done and "handoff" not in done
+    newer = {**old_handoff, "finished_at": "2026-12-02T11:00:00+0000"}
+    done, _ = split_failures({"verify": verify, "handoff": newer})
+    assert "handoff" in done

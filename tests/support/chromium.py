@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -168,9 +169,11 @@ class PageCheck:
 @contextlib.contextmanager
 def launch(binary: str, *, timeout: float = 30.0) -> Iterator[str]:
     """Start headless Chromium with a fresh profile; yield the DevTools HTTP endpoint; always stop it."""
-    with tempfile.TemporaryDirectory(prefix="edgekd-chromium-") as profile:
+    # Chromium's helper processes (renderer, GPU, crashpad) may still write into the profile after the browser
+    # exits: it runs in its own process group, the whole group is stopped, and the profile's removal retries.
+    with tempfile.TemporaryDirectory(prefix="edgekd-chromium-", ignore_cleanup_errors=True) as profile:
         argv = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + timeout
@@ -182,14 +185,33 @@ def launch(binary: str, *, timeout: float = 30.0) -> Iterator[str]:
                 time.sleep(0.05)
             yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
             if process.stderr:
                 process.stderr.close()
+            _remove_profile(Path(profile))
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the browser's process group, SIGKILL what is left after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # helpers that outlived the browser
+        return
+
+
+def _remove_profile(profile: Path) -> None:
+    """Remove the profile; a helper finishing a write can refill a folder once, so retry briefly."""
+    for _ in range(20):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not profile.exists():
+            return
+        time.sleep(0.1)
 
 
 _IMAGES_JS = """

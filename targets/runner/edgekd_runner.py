@@ -638,11 +638,12 @@ def timed_loop(invoke, runs, duration_s, windows, min_runs=0):
                 append(clock() - t0)
             done = len(latencies)
         else:
-            for slot in range(done, runs * (window + 1) // count):
+            end = runs * (window + 1) // count
+            for slot in range(done, end):
                 t0 = clock()
                 invoke()
                 latencies[slot] = clock() - t0
-                done = slot + 1
+            done = end
         if windows:
             bounds.append({"start": first, "end": done, "t_s": round(time.perf_counter() - start, 6),
                            "temps_c": temperatures_c(), "freq_khz": cpu_frequencies_khz(affinity())})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.artifacts import Artifact, sidecar_path
-from edgekd.errors import LockError
+from edgekd.errors import LockError, UsageError
 from edgekd.fileio import read_json, sha256_path, storage_error
 
 MANIFEST_SCHEMA = "edgekd.stage/1"
@@ -90,20 +90,27 @@ def cache_valid(run: RunDirectory, manifest: dict[str, Any] | None, key: str) ->
 
 
 def check_replaceable(run_path: Path, entries: list[Path]) -> None:
-    """Refuse, touching nothing, to move a stage's folder onto one edgekd did not write.
+    """Refuse, touching nothing, to move a stage's output onto a file or bundle edgekd did not write.
 
-    A run directory may hold the user's own files (`--out` names any folder): a folder of the same name
-    as a stage's output (e.g. their own `handoff/`) is replaced only when it is an earlier edgekd bundle,
-    and its zip only when it is a bundle zip of ours (the handoff's own rule, one function for both).
+    A run directory may hold the user's own files (`--out` names any folder). A handoff bundle folder (one
+    holding `bundle.json`) replaces a folder of that name only when it is an earlier edgekd bundle, and its
+    zip only a bundle zip of ours (the handoff's own rule, one function for both). An artifact (a file
+    written with its sidecar) replaces a file of that name only when that file has its sidecar too: every
+    file edgekd writes has one, so a lone `report.md` is the user's.
     """
     from edgekd.handoff.publish import check_destination
 
     names = {entry.name for entry in entries}
     for entry in entries:
         dest = run_path / entry.name
-        if entry.is_dir():
+        if entry.is_dir() and (entry / "bundle.json").is_file():
             zip_name = f"{entry.name}.zip"
             check_destination(dest, run_path / zip_name if zip_name in names else None)
+        elif entry.is_file() and f"{entry.name}.json" in names and (dest.exists() or dest.is_symlink()):
+            if dest.is_symlink() or not dest.is_file() or not sidecar_path(dest).is_file():
+                raise UsageError(f"{dest} exists and edgekd did not write it (it has no {sidecar_path(dest).name}); "
+                                 "edgekd never overwrites, moves or deletes other files",
+                                 hint="run into a new or empty folder (--out), or move the file out of the way")
 
 
 def commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:

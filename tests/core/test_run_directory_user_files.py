@@ -44,3 +44,29 @@ def test_an_empty_or_new_destination_is_filled(tmp_path: Path) -> None:
     (run.path / "handoff").mkdir(parents=True)
     commit(run, _stage_output(tmp_path), [])
     assert (run.path / "handoff" / "model_data.cc").read_text() == "// new bundle\n"
+
+
+def test_a_users_file_named_like_an_artifact_is_refused_and_kept(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "report.md").write_text("my notes\n")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "report.md").write_text("# report\n")
+    (workdir / "report.md.json").write_text("{}")
+    with pytest.raises(UsageError, match="edgekd did not write it"):
+        commit(run, workdir, [])
+    assert (run.path / "report.md").read_text() == "my notes\n"
+    (run.path / "report.md.json").write_text("{}")  # an earlier run's artifact, with its sidecar: replaced
+    commit(run, workdir, [])
+    assert (run.path / "report.md").read_text() == "# report\n"
+
+
+def test_a_stage_folder_that_is_not_a_bundle_is_replaced_on_rerun(tmp_path: Path) -> None:
+    """The distill stage's teacher_cache/ is rewritten when distill reruns (a bundle rule must not block it)."""
+    run = RunDirectory(tmp_path / "run")
+    (run.path / "teacher_cache" / "old").mkdir(parents=True)
+    workdir = tmp_path / "work"
+    (workdir / "teacher_cache" / "new").mkdir(parents=True)
+    commit(run, workdir, [])
+    assert [p.name for p in (run.path / "teacher_cache").iterdir()] == ["new"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-RUNNER = Path(__file__).resolve().parents[2] / "targets" / "runner" / "edgekd_runner.py"
+RUNNER = Path(__file__).resolve().parents[2] / "edgekd" / "targets" / "runner" / "edgekd_runner.py"
 
 
 def make_matmul_onnx(path: Path, layers: int = 1, size: int = 64, seed: int = 0) -> Path:

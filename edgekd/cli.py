@@ -69,7 +69,7 @@ def run_cmd(
 
     Exit codes: 0 done; 1 a stage failed; 2 a recipe or usage mistake (found before training where it can be);
     3 a verdict fired under --strict / --strict-verdict / \\[report] strict; 130 interrupted."""
-    from edgekd.runflow import run_recipe
+    from edgekd.commands.run import run_recipe
 
     if json_output:
         console.set_mode(quiet=console.is_quiet(), json_output=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd import registry
-from edgekd.device import Target
+from edgekd.target_protocol import Target
 from edgekd.errors import RecipeError, TargetError
 
 BUILTIN = {"local": {"kind": "local"}}

@@ -78,7 +78,7 @@ class Stats:
     @staticmethod
     def from_summaries(summaries: Sequence[dict[str, Any]], tool: str) -> Stats:
         """Stats from benchmark tools' printed summaries (one per repeat; figures in ms, see
-        edgekd.targets.adb_parsers): count, mean_ms, std_ms, min_ms, max_ms and whichever of p50/p90/p99
+        edgekd.targets.adb.parsers): count, mean_ms, std_ms, min_ms, max_ms and whichever of p50/p90/p99
         the tool prints. Count, mean, std (pooled), min and max combine exactly over repeats; percentiles
         of several repeats are the median of the repeats' percentiles (said so in the warnings). IQR, MAD
         and the median's CI need the samples: None. Unstable when std/mean > 0.1/1.349, the coefficient of

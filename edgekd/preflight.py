@@ -1,6 +1,6 @@
 """Preflight: everything about a recipe that can be known before a model is trained, checked before it is.
 
-Two passes, called by `edgekd run` (runflow):
+Two passes, called by `edgekd run` (edgekd/commands/run.py):
 - `check_recipe` before any stage: bench target names, converter availability, the `[handoff] artifact`
   name and whether the handoff platform can run that precision, files and the compiler the last stages use.
 - `check_with_data` right after the data stage (loading data is cheap; training is not), with the data's
@@ -9,7 +9,7 @@ Two passes, called by `edgekd run` (runflow):
   converter is known to emit for the student's layers against TensorFlow Lite Micro's operator table.
 
 One function per check. Each raises a typed error (RecipeError / TargetError exit 2, ModelError exit 1) with
-one message and a hint, or returns notes (non-fatal adjustments) that runflow prints and the run records.
+one message and a hint, or returns notes (non-fatal adjustments) that the run command prints and the run records.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ CONVERTERS: dict[str, str] = {
 
 TARGET_KINDS: dict[str, str] = {
     "local": "edgekd.targets.local:LocalTarget",
-    "ssh": "edgekd.targets.ssh:SshTarget",
-    "adb": "edgekd.targets.adb:AdbTarget",
+    "ssh": "edgekd.targets.ssh.target:SshTarget",
+    "adb": "edgekd.targets.adb.target:AdbTarget",
 }
 
 ENERGY_METERS: dict[str, str] = {

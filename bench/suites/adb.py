@@ -32,7 +32,7 @@ def run(quick: bool) -> dict[str, Any]:
     from edgekd.artifacts import describe_file
     from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
-    from edgekd.targets.adb import AdbTarget
+    from edgekd.targets.adb.target import AdbTarget
     from edgekd.targets.local import LocalTarget
     from tests.runner.bench_models import make_matmul_onnx
     from tests.support.adb_client import AdbClient, make_device

@@ -45,9 +45,9 @@ def run(quick: bool) -> dict[str, Any]:
     from edgekd.artifacts import describe_file
     from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
-    from edgekd.targets.fleet import bench_fleet
+    from edgekd.bench.fleet import bench_fleet
     from edgekd.targets.local import LocalTarget
-    from edgekd.targets.ssh import SshTarget
+    from edgekd.targets.ssh.target import SshTarget
     from tests.runner.bench_models import make_matmul_onnx
     from tests.support.aarch64 import aarch64_root, install_python_wrapper
     from tests.support.sshd import LoopbackSshd, authorize, ensure_user, keygen

@@ -14,8 +14,8 @@ from edgekd.artifacts import Artifact
 from edgekd.bench.environment import result_environment
 from edgekd.bench.result import BenchResult
 from edgekd.bench.target_settings import TargetSettings
-from edgekd.device import Completed, DeviceInfo, Target
-from edgekd.energy import EnergyWindow
+from edgekd.target_protocol import Completed, DeviceInfo, Target
+from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError
 from edgekd.measure import Stats, compute_stats, window_stats
 

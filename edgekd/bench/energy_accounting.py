@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgekd.energy import EnergyMeter, EnergyWindow
+from edgekd.energy_protocol import EnergyMeter, EnergyWindow
 
 RESIDUE = 1e-12  # relative size of a difference that is float rounding, not a measurement
 

@@ -7,7 +7,7 @@ import platform
 from typing import Any
 
 from edgekd.artifacts import Artifact
-from edgekd.device import Completed, DeviceInfo
+from edgekd.target_protocol import Completed, DeviceInfo
 
 
 def result_environment(

@@ -26,8 +26,8 @@ from edgekd.bench.noise import GovernorControl, run_order, wait_for_thermal
 from edgekd.bench.result import BenchResult
 from edgekd.bench.target_settings import apply_target_settings
 from edgekd.config.bench import BenchConfig
-from edgekd.device import Completed, DeviceInfo, Target
-from edgekd.energy import EnergyMeter, EnergyWindow
+from edgekd.target_protocol import Completed, DeviceInfo, Target
+from edgekd.energy_protocol import EnergyMeter, EnergyWindow
 from edgekd.errors import BenchError, EdgekdError, RecipeError, TargetError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekd.config.bench import BenchConfig
-from edgekd.device import DeviceInfo, Target
+from edgekd.target_protocol import DeviceInfo, Target
 
 
 @dataclass

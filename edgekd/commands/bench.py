@@ -230,7 +230,7 @@ def _run(
                 return bench_artifacts(devices[0], artifacts, config, progress=bar, shapes=shapes), {}
         except TargetLost as lost:  # the repeats that finished are kept, recorded and reported
             return list(lost.results), {devices[0].name: lost}
-    from edgekd.targets.fleet import bench_fleet
+    from edgekd.bench.fleet import bench_fleet
 
     # Several models on one target run interleaved (A B A B) in one call, as on a single target.
     outcome = bench_fleet(devices, artifacts, config, per_artifact=len(artifacts) == 1 or not config.interleave,

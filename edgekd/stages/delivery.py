@@ -93,7 +93,7 @@ class BenchStage(BaseStage):
         from edgekd.bench.orchestrate import bench_artifacts
         from edgekd.errors import TargetError
         from edgekd.inventory import make_target
-        from edgekd.targets.fleet import bench_fleet
+        from edgekd.bench.fleet import bench_fleet
 
         config = ctx.recipe.bench
         if config.inputs:  # relative to the recipe's folder, like every path in a recipe

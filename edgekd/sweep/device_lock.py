@@ -6,7 +6,7 @@ would outlive a worker that died):
 - SQLite study (one machine, several worker processes): an `fcntl.flock` on `device-locks/<target>.lock`
   beside the SQLite file. The kernel drops it when the holder exits or is SIGKILLed.
 - PostgreSQL study (many machines): a session-level `pg_advisory_lock(key)` on a connection of its own, key =
-  the first 8 bytes of sha256("edgekd.device:" + target name) as a signed int64. The server drops it when the
+  the first 8 bytes of sha256("edgekd.target_protocol:" + target name) as a signed int64. The server drops it when the
   holder's connection ends (a killed worker's socket closes), so a dead worker never keeps a device.
 
 The lock is named by the target's name in targets.toml: two names for one physical device are two locks.
@@ -58,7 +58,7 @@ class FileDeviceLock:
 
 def advisory_key(target: str) -> int:
     """A signed 64-bit pg_advisory_lock key for a target name (stable across machines and Python runs)."""
-    return int.from_bytes(hashlib.sha256(f"edgekd.device:{target}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(hashlib.sha256(f"edgekd.target_protocol:{target}".encode()).digest()[:8], "big", signed=True)
 
 
 class PostgresDeviceLock:

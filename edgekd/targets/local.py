@@ -29,8 +29,8 @@ from edgekd.targets.energy.rapl import RaplMeter
 
 from edgekd.bench.doctor import Check
 from edgekd.bench.noise import GovernorControl
-from edgekd.device import Completed, DeviceInfo
-from edgekd.energy import EnergyMeter
+from edgekd.target_protocol import Completed, DeviceInfo
+from edgekd.energy_protocol import EnergyMeter
 from edgekd.errors import EdgekdError, TargetError
 from edgekd.fileio import sha256_file, storage_error
 from edgekd.registry import suggest

@@ -22,7 +22,7 @@ from edgekd.pipeline import StageContext
 from edgekd.recipe import parse_recipe
 from edgekd.stages import delivery
 from edgekd.targets.local import LocalTarget
-from edgekd.targets.ssh_entry import load_profile
+from edgekd.targets.ssh.entry import load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -209,7 +209,7 @@ def test_a_runner_error_that_is_not_an_object_is_a_bench_error(error: object) ->
     import json
 
     from edgekd.bench.orchestrate import RUN_SCHEMA, parse_runner_output
-    from edgekd.device import Completed
+    from edgekd.target_protocol import Completed
     from edgekd.errors import BenchError
 
     stdout = json.dumps({"schema": RUN_SCHEMA, "error": error})

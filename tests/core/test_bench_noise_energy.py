@@ -8,7 +8,7 @@ import pytest
 
 from edgekd.bench.energy_accounting import IdleBaseline, estimate_per_inference, measure_idle
 from edgekd.bench.noise import GovernorControl, run_order, wait_for_thermal
-from edgekd.energy import EnergyWindow
+from edgekd.energy_protocol import EnergyWindow
 
 
 def test_run_order() -> None:

@@ -14,8 +14,8 @@ from edgekd.artifacts import Artifact, create_artifact
 from edgekd.bench.noise import GovernorControl
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
-from edgekd.device import Completed, DeviceInfo
-from edgekd.energy import EnergyWindow
+from edgekd.target_protocol import Completed, DeviceInfo
+from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError, TargetError
 from edgekd.targets.local import LocalTarget
 

@@ -63,7 +63,7 @@ def test_targets_list_json_has_local() -> None:
 
 
 def test_summary_line_says_unknown_and_no_baseline_instead_of_crashing() -> None:
-    from edgekd.runflow import distill_line
+    from edgekd.commands.run import distill_line
 
     line = distill_line({"teacher_accuracy": 0.97, "teacher_params": None, "student_accuracy": 0.9,
                          "student_params": 2410, "scratch_accuracy": None})  # fmt: skip
@@ -72,7 +72,7 @@ def test_summary_line_says_unknown_and_no_baseline_instead_of_crashing() -> None
 
 
 def test_strict_fails_with_exit_3_on_chosen_verdicts_only() -> None:
-    from edgekd.runflow import StrictVerdictError, check_strict
+    from edgekd.commands.run import StrictVerdictError, check_strict
 
     report = {"verdicts": [{"code": "energy_unavailable", "message": "no meter", "severity": "info"},
                            {"code": "kd_below_scratch", "message": "KD lost 3 pt", "severity": "warning"}]}  # fmt: skip

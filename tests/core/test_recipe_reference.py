@@ -219,7 +219,7 @@ def test_no_key_is_accepted_and_ignored(key: KeyDoc) -> None:
 
 
 def test_run_name_and_out_choose_the_run_directory(tmp_path: Path) -> None:
-    from edgekd.runflow import run_directory
+    from edgekd.commands.run import run_directory
 
     assert run_directory(parse_recipe({"run": {"name": "abc"}}), tmp_path, None) == Path("runs") / "abc"
     assert run_directory(parse_recipe({"run": {"out": "elsewhere"}}), tmp_path, None) == tmp_path / "elsewhere"

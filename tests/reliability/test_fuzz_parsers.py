@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgekd.bench.orchestrate import RUN_SCHEMA, parse_runner_output
-from edgekd.device import Completed
+from edgekd.target_protocol import Completed
 from edgekd.errors import EdgekdError
-from edgekd.targets import adb_parsers, thermal
+from edgekd.targets import thermal
+from edgekd.targets.adb import parsers as adb_parsers
 from edgekd.targets.energy.android_battery import BATTERY_FILES, SUPPLY_FILES, AndroidBatteryMeter
 from edgekd.targets.energy.hwmon_ina import HwmonInaMeter
 from edgekd.targets.energy.pi_pmic import Pi5PmicMeter, parse_pmic_adc
@@ -72,7 +73,7 @@ def returns_or_edgekd_error(parse: Any, *args: Any) -> Any:
         return None
 
 
-# --- Android tools (targets/adb_parsers.py) ------------------------------------------------------
+# --- Android tools (edgekd/targets/adb/parsers.py) ------------------------------------------------------
 
 BENCHMARK_MODEL = recordings("android/benchmark_model/*.txt")
 ORT_PERF_TEST = recordings("android/onnxruntime_perf_test/*.txt")

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgekd.targets.adb import AdbTarget
-from edgekd.targets.adb_probe import PhoneState
-from edgekd.targets.ssh import SshTarget
+from edgekd.targets.adb.target import AdbTarget
+from edgekd.targets.adb.probe import PhoneState
+from edgekd.targets.ssh.target import SshTarget
 
 CANARY = "INJECTED"
 NASTY = [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.targets.ssh import SshTarget
+from edgekd.targets.ssh.target import SshTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("edgekd", "bench")
@@ -129,6 +129,6 @@ def test_no_source_passes_known_hosts_none() -> None:
         value = keyword(call, "known_hosts")
         if isinstance(value, ast.Constant) and value.value is None:
             found.append(f"{file}:{call.lineno}")
-    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "edgekd" / "targets").glob("ssh*.py"))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "edgekd" / "targets" / "ssh").glob("*.py"))
     assert found == [] and '"known_hosts": None' not in text and "known_hosts=None" not in text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.energy import EnergyMeter
+from edgekd.energy_protocol import EnergyMeter
 from edgekd.targets.energy.rapl import RaplMeter, counter_delta
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "rapl"

@@ -8,7 +8,7 @@ from edgekd.bench.orchestrate import TargetLost
 from edgekd.bench.result import BenchResult
 from edgekd.errors import TargetError
 from edgekd.measure import compute_stats
-from edgekd.targets.fleet import bench_fleet
+from edgekd.bench.fleet import bench_fleet
 
 
 class Named:

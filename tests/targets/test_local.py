@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgekd.bench.doctor import Check
-from edgekd.device import Target
+from edgekd.target_protocol import Target
 from edgekd.errors import TargetError
 from edgekd.fileio import sha256_file
 from edgekd.targets.local import LocalTarget

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.targets.ssh import SshTarget
+from edgekd.targets.ssh.target import SshTarget
 from tests.support.sshd import LoopbackSshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.aarch64]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekd.targets.ssh import SshTarget
-from edgekd.targets.ssh_health import device_info, judge_probe
+from edgekd.targets.ssh.target import SshTarget
+from edgekd.targets.ssh.health import device_info, judge_probe
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "pi"
 
@@ -77,7 +77,7 @@ def test_device_info_from_probe() -> None:
 
 def test_auto_power_on_a_pi4_without_sensors_names_every_method_tried(tmp_path: Path) -> None:
     """On this machine (no INA hwmon device, no USB meter log): a clean 'unavailable: why' for each method."""
-    from edgekd.targets.ssh_health import energy_meter
+    from edgekd.targets.ssh.health import energy_meter
 
     target = SshTarget.from_entry("pi4", {"host": "pi.local", "profile": "rpi4", "hwmon_root": str(tmp_path),
                                           "usb_meter_csv": str(tmp_path / "meter.log")}, Path("/"))
@@ -89,7 +89,7 @@ def test_auto_power_on_a_pi4_without_sensors_names_every_method_tried(tmp_path: 
 
 
 def test_power_fix_names_the_settings_not_a_missing_readme_section(tmp_path: Path) -> None:
-    from edgekd.targets.ssh_health import power_check
+    from edgekd.targets.ssh.health import power_check
 
     target = SshTarget.from_entry("pi4", {"host": "pi.local", "profile": "rpi4", "hwmon_root": str(tmp_path),
                                           "usb_meter_csv": str(tmp_path / "meter.log")}, Path("/"))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edgekd.targets.ssh import SshTarget
+from edgekd.targets.ssh.target import SshTarget
 
 from edgekd.errors import TargetError
 from tests.support.sshd import LoopbackSshd, free_port, keygen
@@ -135,7 +135,7 @@ def test_a_missing_private_key_file_is_named_and_not_retried(
 ) -> None:
     missing = tmp_path / "keys" / "id_missing"
     target = _target(pi_entry(key=str(missing), retries=3, connect_timeout=2.0))
-    caplog.set_level("INFO", logger="edgekd.targets.ssh")
+    caplog.set_level("INFO", logger="edgekd.targets.ssh.target")
     with pytest.raises(TargetError) as caught:
         target.connect()
     target.cleanup()

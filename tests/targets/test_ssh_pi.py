@@ -20,8 +20,8 @@ import pytest
 from edgekd.artifacts import describe_file
 from edgekd.config.bench import BenchConfig
 from edgekd.targets.energy.pi_pmic import Pi5PmicMeter, parse_pmic_adc
-from edgekd.targets.fleet import bench_fleet
-from edgekd.targets.ssh import SshTarget
+from edgekd.bench.fleet import bench_fleet
+from edgekd.targets.ssh.target import SshTarget
 from tests.runner.bench_models import RUNNER
 from tests.support.sshd import LoopbackSshd
 from tests.targets.conftest import RECORDINGS, make_entry

@@ -12,7 +12,7 @@ import pytest
 
 from edgekd.errors import RecipeError, TargetError
 from edgekd.fileio import sha256_file
-from edgekd.targets.ssh import SshTarget
+from edgekd.targets.ssh.target import SshTarget
 from tests.support.sshd import LoopbackSshd, free_port
 from tests.targets.conftest import make_entry
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgekd.energy import EnergyMeter, EnergyWindow
+from edgekd.energy_protocol import EnergyMeter, EnergyWindow
 
 
 class FirstAvailableMeter:

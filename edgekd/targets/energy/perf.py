@@ -11,7 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 
-from edgekd.energy import EnergyWindow
+from edgekd.energy_protocol import EnergyWindow
 
 PERF_EVENT = "power/energy-pkg/"
 

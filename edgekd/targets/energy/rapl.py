@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekd.energy import EnergyWindow
+from edgekd.energy_protocol import EnergyWindow
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 # Top-level package zones only: "intel-rapl:0", not the subzones "intel-rapl:0:1" (core/uncore/dram),

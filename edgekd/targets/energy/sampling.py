@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from itertools import pairwise
 
-from edgekd.energy import EnergyWindow
+from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from edgekd.energy import EnergyWindow
+from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError
 from edgekd.targets.energy.sampling import trapezoid_joules
 

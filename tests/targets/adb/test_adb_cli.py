@@ -124,7 +124,7 @@ def test_a_lost_phone_is_not_explained_by_a_runtime_log_line(phone, adb_env, tfl
     import threading
     import time
 
-    from edgekd.targets.adb import AdbTarget
+    from edgekd.targets.adb.target import AdbTarget
 
     from edgekd.artifacts import describe_file
     from edgekd.bench.orchestrate import TargetLost, bench_artifacts

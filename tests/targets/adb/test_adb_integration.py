@@ -15,7 +15,7 @@ from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import BenchError
-from edgekd.targets.adb import AdbTarget
+from edgekd.targets.adb.target import AdbTarget
 
 pytestmark = pytest.mark.adb
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgekd.errors import BenchError
-from edgekd.targets.adb_parsers import PARSERS
+from edgekd.targets.adb.parsers import PARSERS
 
 pytestmark = pytest.mark.adb
 

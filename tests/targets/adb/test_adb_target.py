@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from edgekd.targets.adb import AdbTarget, PhoneLostError
+from edgekd.targets.adb.target import AdbTarget, PhoneLostError
 
 from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import TargetLost, bench_artifacts, runner_argv, runner_path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.targets.adb import AdbTarget
+from edgekd.targets.adb.target import AdbTarget
 from edgekd.targets.energy.android_battery import AndroidBatteryMeter, sysfs_reader
 
 pytestmark = pytest.mark.adb

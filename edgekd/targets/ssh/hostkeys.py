@@ -22,8 +22,8 @@ from edgekd.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     import asyncssh
-    from edgekd.targets.ssh import SshTarget
-    from edgekd.targets.ssh_entry import SshEntry
+    from edgekd.targets.ssh.target import SshTarget
+    from edgekd.targets.ssh.entry import SshEntry
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 NOTHING_TRUSTED: tuple[list[Any], list[Any], list[Any]] = ([], [], [])  # host keys, CA keys, revoked keys

@@ -1,4 +1,4 @@
-"""What a `kind = "adb"` entry of targets.toml may say (see edgekd.targets.adb for an example)."""
+"""What a `kind = "adb"` entry of targets.toml may say (see edgekd.targets.adb.target for an example)."""
 
 from __future__ import annotations
 

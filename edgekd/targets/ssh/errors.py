@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from edgekd.errors import TargetError
 
 if TYPE_CHECKING:
-    from edgekd.targets.ssh import SshTarget
+    from edgekd.targets.ssh.target import SshTarget
 
 DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded", "ENOSPC")
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgekd.errors import BenchError
-from edgekd.targets.adb_parsers import RUN_SCHEMA, parse_benchmark_model, parse_ort_perf_test
-from edgekd.targets.adb_probe import ABI_ARCH
+from edgekd.targets.adb.parsers import RUN_SCHEMA, parse_benchmark_model, parse_ort_perf_test
+from edgekd.targets.adb.probe import ABI_ARCH
 
 if TYPE_CHECKING:
-    from edgekd.targets.adb import AdbTarget
+    from edgekd.targets.adb.target import AdbTarget
 
 RUNNER_NAME = "edgekd_runner.py"
 #: benchmark_model's --max_secs with a run-count floor (min_runs): generous, so the floor is what ends the run.

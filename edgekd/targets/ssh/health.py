@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgekd.device import DeviceInfo
+from edgekd.target_protocol import DeviceInfo
 from edgekd.errors import TargetError
 from edgekd.targets.thermal import decode_throttled, soc_temperature, zone_temperatures
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
-    from edgekd.energy import EnergyMeter
-    from edgekd.targets.ssh import SshTarget
+    from edgekd.energy_protocol import EnergyMeter
+    from edgekd.targets.ssh.target import SshTarget
 
 RUNTIME_MODULES = ("ai_edge_litert", "tflite_runtime", "onnxruntime")
 MIN_PYTHON = (3, 9)

@@ -8,7 +8,7 @@ and has no ~/.ssh/config Match/ProxyJump support. The synchronous Target API run
 coroutines on its own event-loop thread.
 
 Safety: host keys are verified (an unknown key is refused with its fingerprint and the command to trust
-it, a changed key loudly with the old and new fingerprints: targets/ssh_hostkeys.py); every remote command is built with shlex.quote; the session's files live in one `mktemp -d`
+it, a changed key loudly with the old and new fingerprints: targets/ssh/hostkeys.py); every remote command is built with shlex.quote; the session's files live in one `mktemp -d`
 directory that cleanup() removes, also after a failure or Ctrl-C.
 """
 
@@ -27,26 +27,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekd.targets.ssh_entry import SshEntry, load_profile, parse_entry
-from edgekd.targets.ssh_errors import connect_error, disk_full, is_disk_full, is_final, lost_connection
-from edgekd.targets.ssh_hostkeys import TrustChange, known_hosts_option, recording_client, trust_key
-from edgekd.targets.ssh_hostkeys import refusal as host_key_refusal
-from edgekd.targets.ssh_loop import EventLoopThread
+from edgekd.targets.ssh.entry import SshEntry, load_profile, parse_entry
+from edgekd.targets.ssh.errors import connect_error, disk_full, is_disk_full, is_final, lost_connection
+from edgekd.targets.ssh.hostkeys import TrustChange, known_hosts_option, recording_client, trust_key
+from edgekd.targets.ssh.hostkeys import refusal as host_key_refusal
+from edgekd.targets.ssh.loop import EventLoopThread
 
-from edgekd.device import Completed, DeviceInfo
+from edgekd.target_protocol import Completed, DeviceInfo
 from edgekd.errors import TargetError
 from edgekd.fileio import atomic_write_bytes, sha256_file
 
 if TYPE_CHECKING:
     import asyncssh
-    from edgekd.targets.ssh_entry import PiProfile
-    from edgekd.targets.ssh_governor import RemoteGovernorControl
+    from edgekd.targets.ssh.entry import PiProfile
+    from edgekd.targets.ssh.governor import RemoteGovernorControl
 
     from edgekd.bench.doctor import Check
-    from edgekd.energy import EnergyMeter
+    from edgekd.energy_protocol import EnergyMeter
 
 log = logging.getLogger(__name__)
-PROBE_SOURCE = Path(__file__).with_name("device_probe.py")
+PROBE_SOURCE = Path(__file__).parent.parent / "device_probe.py"
 TIMEOUT_EXIT = 124  # coreutils `timeout` exit status when it had to stop the command
 
 
@@ -329,23 +329,23 @@ class SshTarget:
             raise TargetError(f"{self.name}: the device probe printed no JSON: {done.stdout[-200:]!r}") from None
 
     def info(self) -> DeviceInfo:
-        from edgekd.targets.ssh_health import device_info
+        from edgekd.targets.ssh.health import device_info
 
         return device_info(self, self.probe())
 
     def doctor(self) -> list[Check]:
-        from edgekd.targets.ssh_health import doctor_checks
+        from edgekd.targets.ssh.health import doctor_checks
 
         return doctor_checks(self)
 
     def governor_control(self) -> RemoteGovernorControl:
         """Holds the cpufreq governor during a benchmark (the orchestrator calls hold/restore)."""
-        from edgekd.targets.ssh_governor import RemoteGovernorControl
+        from edgekd.targets.ssh.governor import RemoteGovernorControl
 
         return RemoteGovernorControl(self, root=self.entry.cpufreq_root, sudo=self.entry.sudo)
 
     def energy(self) -> EnergyMeter | None:
-        from edgekd.targets.ssh_health import energy_meter
+        from edgekd.targets.ssh.health import energy_meter
 
         return energy_meter(self)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from edgekd.targets.adb_probe import cpu_mask
+from edgekd.targets.adb.probe import cpu_mask
 
 from edgekd.bench.doctor import Check
 from edgekd.errors import EdgekdError, TargetError
 
 if TYPE_CHECKING:
-    from edgekd.targets.adb import AdbTarget
+    from edgekd.targets.adb.target import AdbTarget
 
 MIN_FREE_MB = 200
 MIN_BATTERY_PERCENT = 20  # below this Android's battery saver may cap clocks

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from edgekd.artifacts import Artifact
     from edgekd.bench.result import BenchResult
     from edgekd.config.bench import BenchConfig
-    from edgekd.device import Target
+    from edgekd.target_protocol import Target
 
 log = logging.getLogger(__name__)
 BenchFunction = Callable[["Target", Sequence["Artifact"], "BenchConfig"], list["BenchResult"]]

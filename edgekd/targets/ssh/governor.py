@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from edgekd.errors import TargetError
 
 if TYPE_CHECKING:
-    from edgekd.targets.ssh import SshTarget
+    from edgekd.targets.ssh.target import SshTarget
 
 log = logging.getLogger(__name__)
 GOVERNOR_GLOB = "cpu[0-9]*/cpufreq/scaling_governor"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from edgekd.energy import EnergyMeter
+    from edgekd.energy_protocol import EnergyMeter
 
 
 @dataclass

@@ -36,17 +36,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekd.targets.adb_entry import AdbEntry, parse_entry
-from edgekd.targets.adb_modes import NativeRun, translate_runner_argv
-from edgekd.targets.adb_probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
+from edgekd.targets.adb.entry import AdbEntry, parse_entry
+from edgekd.targets.adb.modes import NativeRun, translate_runner_argv
+from edgekd.targets.adb.probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
 
-from edgekd.device import Completed, DeviceInfo
+from edgekd.target_protocol import Completed, DeviceInfo
 from edgekd.errors import TargetError
 from edgekd.fileio import sha256_file
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
-    from edgekd.energy import EnergyMeter
+    from edgekd.energy_protocol import EnergyMeter
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +330,6 @@ class AdbTarget:
                               hint=f"remove it by hand: adb -s {self.serial} shell rm -rf {workdir}")
 
     def doctor(self) -> list[Check]:
-        from edgekd.targets.adb_doctor import doctor_checks
+        from edgekd.targets.adb.doctor import doctor_checks
 
         return doctor_checks(self)

@@ -1,0 +1,1 @@
+"""adb targets: an Android phone reached with the adb client (Python or tool mode)."""

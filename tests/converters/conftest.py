@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ from edgekd.artifacts import Artifact, create_artifact
 from edgekd.config.data import DataConfig
 from edgekd.data.datasets import Dataset, load_dataset
 
-sys.path.insert(0, str(Path(__file__).parent))  # `tiny_models:<factory>` for the custom model specs
-
 MODEL_SPECS = {
     "cnn": {"arch": "cnn", "width": 8, "depth": 2},
-    "mobilenet": {"arch": "custom", "factory": "tiny_models:mobilenet_silu"},
-    "transformer": {"arch": "custom", "factory": "tiny_models:tiny_transformer"},
+    "mobilenet": {"arch": "custom", "factory": "tests.support.tiny_models:mobilenet_silu"},
+    "transformer": {"arch": "custom", "factory": "tests.support.tiny_models:tiny_transformer"},
 }
 
 TFLITE_PRECISIONS = {"cnn": ["fp32", "fp16", "dynamic_range", "int8"], "mobilenet": ["fp32", "fp16", "int8"]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,7 @@ from edgekd.commands.bench import bench_app
 from edgekd.errors import ModelError, TargetError, UsageError
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+from tests.support.bench_models import make_matmul_onnx
 
 QUICK = ["--target", "local", "--runs", "40", "--warmup", "2"]
 

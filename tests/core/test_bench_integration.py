@@ -3,7 +3,6 @@ profile's threads and pinning, the bench stage as a fleet, and pipeline history 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,7 @@ from edgekd.targets.local import LocalTarget
 from edgekd.targets.ssh.entry import load_profile
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+from tests.support.bench_models import make_matmul_onnx
 
 FAST = {"runs": 20, "warmup": 1, "energy": False}
 
@@ -209,8 +206,8 @@ def test_a_runner_error_that_is_not_an_object_is_a_bench_error(error: object) ->
     import json
 
     from edgekd.bench.orchestrate import RUN_SCHEMA, parse_runner_output
-    from edgekd.target_protocol import Completed
     from edgekd.errors import BenchError
+    from edgekd.target_protocol import Completed
 
     stdout = json.dumps({"schema": RUN_SCHEMA, "error": error})
     with pytest.raises(BenchError, match="did not describe"):

@@ -29,7 +29,7 @@ def test_runner_refuses_min_runs_without_duration(onnx_model_file: Path) -> None
 
 @pytest.fixture(scope="module")
 def onnx_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.runner.bench_models import make_matmul_onnx
+    from tests.support.bench_models import make_matmul_onnx
 
     return make_matmul_onnx(tmp_path_factory.mktemp("mlperf") / "m.onnx")
 

@@ -14,15 +14,13 @@ from edgekd.artifacts import Artifact, create_artifact
 from edgekd.bench.noise import GovernorControl
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
-from edgekd.target_protocol import Completed, DeviceInfo
 from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError, TargetError
+from edgekd.target_protocol import Completed, DeviceInfo
 from edgekd.targets.local import LocalTarget
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+from tests.support.bench_models import make_matmul_onnx
 
 SUMMARY_KEYS = {"artifact", "target", "runtime", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mad_ms",
                 "ci95_median_ms", "peak_rss_kb", "model_rss_kb", "init_ms", "first_ms", "runs",

@@ -8,7 +8,6 @@ process's unprofiled median and the profiler's overhead. `edgekd bench profile M
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +19,7 @@ from edgekd import console
 from edgekd.commands.bench import bench_app
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from tests.runner.bench_models import make_matmul_onnx
+from tests.support.bench_models import make_matmul_onnx
 
 QUICK = ["--target", "local", "--runs", "30", "--warmup", "2", "--no-energy"]
 
@@ -125,14 +122,13 @@ def test_recipe_key_profile_is_declared() -> None:
 def test_profile_of_torch_onnx_and_tflite_artifacts_on_the_local_target(tmp_path: Path) -> None:
     """Every artifact kind gets a profile entry: torch through torch.profiler (rows per op name, self time),
     ONNX through ORT's profiler, TFLite (no profiler in LiteRT's Python interpreter) the reason."""
-    from edgekd.targets.local import LocalTarget
-
     from edgekd.artifacts import describe_file
     from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
     from edgekd.profile.schema import OpProfile
+    from edgekd.targets.local import LocalTarget
     from tests.core.test_bench_orchestrate import torch_artifact
-    from tests.runner.bench_models import make_tflite
+    from tests.support.bench_models import make_tflite
 
     onnx = describe_file(make_matmul_onnx(tmp_path / "m.onnx", layers=1, size=64))
     tflite = describe_file(make_tflite(tmp_path / "d.fp32.tflite"))

@@ -21,9 +21,7 @@ from edgekd.handoff import arena as arena_mod
 from edgekd.handoff.bundle import HandoffResult, build_handoff
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from tests.support.tflite_models import build_tflite_models  # noqa: E402
+from tests.support.tflite_models import build_tflite_models
 
 DIGIT_LABELS = [str(i) for i in range(10)]
 PREPROCESSING = {"mean": 0.25, "std": 0.5, "layout": "NCHW"}

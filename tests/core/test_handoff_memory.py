@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,6 @@ from edgekd.handoff.memory import flash_estimate
 from edgekd.recipe import parse_recipe
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 from tests.support.tflite_models import build_tflite_models
 
 LABELS = [str(i) for i in range(10)]

@@ -8,7 +8,6 @@ An earlier edgekd bundle is still replaced, removing exactly the files it lists.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,6 @@ from edgekd.fileio import sha256_file
 from edgekd.handoff.bundle import build_handoff
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 from tests.support.tflite_models import build_tflite_models
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from edgekd.commands.profile import profile_cmd
 from edgekd.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 from tests.core.test_profile_ort import conv_stack
 
 RECORDINGS = REPO / "tests" / "support" / "recordings" / "profile"

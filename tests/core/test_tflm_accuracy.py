@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,6 @@ from edgekd.verify.tflm_accuracy import predict_tflm, tflm_parity_row
 pytest.importorskip("tflite_micro", reason="the firmware-path accuracy needs tflite-micro")
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 from tests.support.tflite_models import build_tflite_models
 
 INT8_GATE = Threshold(agreement=0.95, max_accuracy_drop=0.02)

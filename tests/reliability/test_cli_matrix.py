@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs import PWNED, write_bad_inputs
+from tests.support.bad_inputs import PWNED, write_bad_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 LITERT_TORCH_MISSING = importlib.util.find_spec("litert_torch") is None  # with it installed, that recipe would train

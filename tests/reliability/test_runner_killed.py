@@ -15,17 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from edgekd.targets.local import LocalTarget
 
 from edgekd.artifacts import create_artifact
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import TargetError
+from edgekd.targets.local import LocalTarget
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from tests.runner.bench_models import make_matmul_onnx  # noqa: E402
+from tests.support.bench_models import make_matmul_onnx
 
 
 def measuring_runner(workdir_parent: Path) -> int | None:

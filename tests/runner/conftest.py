@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # tests.runner.bench_models is imported from the repo root
-    sys.path.insert(0, str(REPO))
 
-from tests.runner.bench_models import make_matmul_onnx, make_tflite  # noqa: E402
+from tests.support.bench_models import make_matmul_onnx, make_tflite
 
 
 @pytest.fixture(scope="session")

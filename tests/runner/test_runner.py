@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.runner.bench_models import RUNNER
+from tests.support.bench_models import RUNNER
 
 ALLOWED_IMPORTS = {"argparse", "array", "hashlib", "json", "os", "platform", "sys", "tempfile", "time", "resource", "numpy",
                    "ai_edge_litert", "tflite_runtime", "onnxruntime"}

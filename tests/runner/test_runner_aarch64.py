@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runner.bench_models import RUNNER
 from tests.support.aarch64 import aarch64_root, install_python_wrapper
+from tests.support.bench_models import RUNNER
 
 pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.runner.bench_models import RUNNER, make_matmul_onnx
 from tests.runner.test_runner import run_runner
+from tests.support.bench_models import RUNNER, make_matmul_onnx
 
 RECORDED_TRACE = Path(__file__).with_name("recordings") / "ort_trace_conv_stack.json"
 #: The per-op rows' sum may differ from the unprofiled end-to-end median by this fraction (issue 19).

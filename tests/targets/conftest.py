@@ -118,7 +118,7 @@ def pi_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """fp32 and full-int8 TFLite models (made by TensorFlow once per session) and an inputs .npz."""
     import numpy as np
 
-    from tests.runner.bench_models import make_tflite
+    from tests.support.bench_models import make_tflite
 
     folder = tmp_path_factory.mktemp("pi-models")
     models = {precision: make_tflite(folder / f"dense.{precision}.tflite", precision) for precision in ("fp32", "int8")}

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from edgekd.artifacts import describe_file
+from edgekd.bench.fleet import bench_fleet
 from edgekd.config.bench import BenchConfig
 from edgekd.targets.energy.pi_pmic import Pi5PmicMeter, parse_pmic_adc
-from edgekd.bench.fleet import bench_fleet
 from edgekd.targets.ssh.target import SshTarget
-from tests.runner.bench_models import RUNNER
+from tests.support.bench_models import RUNNER
 from tests.support.sshd import LoopbackSshd
 from tests.targets.conftest import RECORDINGS, make_entry
 

@@ -6,19 +6,15 @@ Each test session gets its own adb server (ANDROID_ADB_SERVER_PORT) and HOME, ki
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:  # tests.support.* is imported as a namespace package from the repo root
-    sys.path.insert(0, str(REPO))
 
-from tests.support.adb_client import AdbClient, make_device  # noqa: E402
-from tests.support.adb_device import LoopbackAdbDevice  # noqa: E402
-
+from tests.support.adb_client import AdbClient, make_device
+from tests.support.adb_device import LoopbackAdbDevice
 
 
 @pytest.fixture(scope="session")
@@ -52,14 +48,14 @@ def phone(tmp_path: Path, adb_env: AdbClient) -> Iterator[LoopbackAdbDevice]:
 
 @pytest.fixture(scope="session")
 def tflite_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.runner.bench_models import make_tflite
+    from tests.support.bench_models import make_tflite
 
     return make_tflite(tmp_path_factory.mktemp("adb-models") / "dense.fp32.tflite")
 
 
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.runner.bench_models import make_matmul_onnx
+    from tests.support.bench_models import make_matmul_onnx
 
     return make_matmul_onnx(tmp_path_factory.mktemp("adb-onnx") / "chain.onnx")
 

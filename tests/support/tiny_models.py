@@ -1,6 +1,6 @@
 """Small seeded models beyond the built-in CNN, used as `custom` model factories by the converter tests.
 
-Imported as `tiny_models:<factory>` (conftest puts this folder on sys.path) so torch artifacts of these
+Imported as `tests.support.tiny_models:<factory>` (the repo root is on pytest's pythonpath) so torch artifacts of these
 models reload through edgekd's normal `load_torch_model` path.
 """
 

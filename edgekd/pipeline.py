@@ -1,7 +1,10 @@
 """The pipeline: ordered stages, a run directory, a content-addressed stage cache, resume, a lock.
 
-A stage's cache key is sha256 of (stage name, its config, the sha256 of every input artifact, the edgekd
-version). A stage writes into a private temporary directory; when it returns, its files are moved into the
+A stage's cache key is sha256 of (stage name, its config, the sha256 of every input artifact, the keys of
+the stages it needs, the installed versions of the tools it runs (`Stage.tools`: PyPI distribution names),
+facts outside the recipe that decide its result (`Stage.key_facts`: bench's target entries and device
+identities), the edgekd version). The tools' versions and the facts are written into the manifest too, so
+the report shows what went into each key. A stage writes into a private temporary directory; when it returns, its files are moved into the
 run directory and only then is its manifest `.edgekd/stages/<stage>.json` written. So a run killed at any
 point resumes at the first stage whose manifest is missing, stale or whose files changed on disk, and a
 half-written file is never taken for a finished one.
@@ -22,6 +25,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +36,19 @@ from edgekd.fileio import atomic_write_json, storage_error
 from edgekd.recipe import Recipe
 from edgekd.run_directory import MANIFEST_SCHEMA, RunDirectory, cache_valid, commit, disk_full, relative_entry
 
-__all__ = ["MANIFEST_SCHEMA", "Pipeline", "RunDirectory", "Stage", "StageContext", "StageOutcome", "StageResult", "cache_key"]
+__all__ = [
+    "MANIFEST_SCHEMA",
+    "KeyContext",
+    "Pipeline",
+    "RunDirectory",
+    "Stage",
+    "StageContext",
+    "StageOutcome",
+    "StageResult",
+    "cache_key",
+    "installed_version",
+    "tool_versions",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -44,18 +60,13 @@ class StageResult:
 
 
 @dataclass
-class StageContext:
-    """What a stage gets: the recipe, upstream artifacts and summaries, and a private directory to write in."""
+class KeyContext:
+    """What a stage's key depends on besides its config: the recipe and the upstream artifacts and summaries."""
 
     recipe: Recipe
     base_dir: Path  # relative paths in the recipe are taken from here
-    run_dir: Path
-    workdir: Path  # private; everything written here is moved into run_dir when the stage succeeds
     inputs: dict[str, list[Artifact]]
     summaries: dict[str, dict[str, Any]]
-    progress: Any = None  # a rich Progress, or None
-    resume: bool = False  # the workdir holds a killed attempt's checkpoints (same cache key)
-    on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # training stages call it after each epoch
 
     def artifact(self, name: str) -> Artifact:
         for artifacts in self.inputs.values():
@@ -75,6 +86,17 @@ class StageContext:
         return [a for arts in self.inputs.values() for a in arts]
 
 
+@dataclass
+class StageContext(KeyContext):
+    """What a stage gets when it runs: a KeyContext plus the run directory and a private directory to write in."""
+
+    run_dir: Path
+    workdir: Path  # private; everything written here is moved into run_dir when the stage succeeds
+    progress: Any = None  # a rich Progress, or None
+    resume: bool = False  # the workdir holds a killed attempt's checkpoints (same cache key)
+    on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # training stages call it after each epoch
+
+
 class Stage(Protocol):
     name: str
     needs: tuple[str, ...]  # upstream stage names whose artifacts this stage reads
@@ -83,6 +105,14 @@ class Stage(Protocol):
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
         """The part of the recipe this stage depends on (it keys the cache)."""
+        ...
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        """PyPI distribution names of the tools the stage runs (their versions key the cache)."""
+        ...
+
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        """Facts outside the recipe that decide the result (they key the cache), JSON-able."""
         ...
 
     def run(self, ctx: StageContext) -> StageResult: ...
@@ -113,19 +143,54 @@ def failure_record(exc: BaseException, not_run: list[str]) -> dict[str, Any]:
     }
 
 
-def cache_key(stage: str, config: dict[str, Any], inputs: list[Artifact], upstream: dict[str, str] | None = None) -> str:
+def installed_version(distribution: str) -> str:
+    """The installed version of a PyPI distribution, or "absent" (installing it later changes the key too)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def tool_versions(distributions: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """{distribution: installed version} for the tools a stage declares (sorted, so order never changes a key)."""
+    return {name: installed_version(name) for name in sorted(set(distributions))}
+
+
+def cache_key(
+    stage: str,
+    config: dict[str, Any],
+    inputs: list[Artifact],
+    upstream: dict[str, str] | None = None,
+    tools: dict[str, str] | None = None,
+    facts: dict[str, Any] | None = None,
+) -> str:
     """Key of a stage's result. `upstream` holds the keys of the stages it needs: some stages hand on
     results rather than files (verify's parity rows, bench's latencies), so a change of their config must
     reach what reads them (handoff, report) just as a changed file does. (Keys, not the results
-    themselves: results carry timings, which would make every downstream stage rerun.)"""
+    themselves: results carry timings, which would make every downstream stage rerun.) `tools` holds the
+    versions of the tools the stage runs, `facts` what else outside the recipe decides its result."""
     payload = {
         "stage": stage,
         "config": config,
         "inputs": sorted((a.name, a.sha256) for a in inputs),
         "upstream": upstream or {},
+        "tools": tools or {},
+        "facts": facts or {},
         "edgekd": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    """What went into a stage's key besides config and inputs; written into its manifest for the report."""
+
+    key: str
+    tools: dict[str, str]
+    facts: dict[str, Any]
+
+    def manifest_fields(self) -> dict[str, Any]:
+        return {"tools": self.tools, **({"key_facts": self.facts} if self.facts else {})}
 
 
 class Pipeline:
@@ -170,29 +235,39 @@ class Pipeline:
                         summaries[stage.name] = manifest.get("summary", {})
                         keys[stage.name] = str(manifest.get("key", ""))
                         if stage.name in hooks and manifest.get("status") != "failed":
-                            hooks[stage.name](StageOutcome(stage.name, "skipped", 0.0, produced[stage.name], summaries[stage.name]))
+                            hooks[stage.name](
+                                StageOutcome(stage.name, "skipped", 0.0, produced[stage.name], summaries[stage.name])
+                            )
                     outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
                     continue
                 if (gate_error is not None or failure is not None) and not getattr(stage, "runs_after_failure", False):
                     outcomes.append(StageOutcome(stage.name, "not_run", 0.0))
                     continue
                 inputs = {name: produced.get(name, []) for name in stage.needs}
-                upstream = {name: keys[name] for name in stage.needs if name in keys}
-                key = cache_key(stage.name, stage.config(self.recipe), [a for arts in inputs.values() for a in arts], upstream)
+                key_error: EdgekdError | None = None
+                try:  # bench's key reads the inventory: an unknown target fails the stage, recorded like any failure
+                    parts = self.key_parts(stage, inputs, summaries, keys)
+                except EdgekdError as exc:
+                    parts, key_error = KeyParts(f"unkeyed:{stage.name}", {}, {}), exc
+                key = parts.key
                 manifest = self.run.read_manifest(stage.name)
-                if manifest is not None and not force and cache_valid(self.run, manifest, key):
-                    outcome = StageOutcome(stage.name, "cached", 0.0, self.run.artifacts_of(manifest), manifest.get("summary", {}))
+                if key_error is None and manifest is not None and not force and cache_valid(self.run, manifest, key):
+                    outcome = StageOutcome(
+                        stage.name, "cached", 0.0, self.run.artifacts_of(manifest), manifest.get("summary", {})
+                    )
                 else:
                     notify(stage.name)
                     try:
-                        outcome = self._run_stage(stage, key, inputs, summaries, progress)
+                        if key_error is not None:
+                            raise key_error
+                        outcome = self._run_stage(stage, parts, inputs, summaries, progress)
                     except Exception as exc:  # noqa: BLE001 - recorded, the report runs, then re-raised below
                         if failure is not None or gate_error is not None:
                             _log.warning("stage %s failed after an earlier failure: %s", stage.name, exc)
                             break  # the report of a failed run failed too: the first error is the one to show
                         later = [s.name for s in selected[selected.index(stage) + 1 :]
                                  if not getattr(s, "runs_after_failure", False)]  # fmt: skip
-                        outcome = self._record_failure(stage, key, exc, later)
+                        outcome = self._record_failure(stage, parts, exc, later)
                         failure = exc
                         key = f"failed:{hashlib.sha256(json.dumps(outcome.error, sort_keys=True).encode()).hexdigest()}"
                 produced[stage.name] = outcome.artifacts
@@ -213,6 +288,21 @@ class Pipeline:
             raise gate_error
         return outcomes
 
+    def key_parts(
+        self,
+        stage: Stage,
+        inputs: dict[str, list[Artifact]],
+        summaries: dict[str, dict[str, Any]],
+        keys: dict[str, str],
+    ) -> KeyParts:
+        """The stage's cache key and the tool versions and facts that went into it."""
+        ctx = KeyContext(recipe=self.recipe, base_dir=self.base_dir, inputs=inputs, summaries=dict(summaries))
+        tools = tool_versions(stage.tools(ctx))
+        facts = stage.key_facts(ctx)
+        upstream = {name: keys[name] for name in stage.needs if name in keys}
+        files = [a for arts in inputs.values() for a in arts]
+        return KeyParts(cache_key(stage.name, stage.config(self.recipe), files, upstream, tools, facts), tools, facts)
+
     def _record_gate(self, stage: Stage, error: EdgekdError, not_run: list[str]) -> None:
         """A gate stopped the run after `stage` finished: its manifest keeps its results (a cache hit replays
         the gate) and gains a `gate` record, so the report names the stop and ignores later stages' old results."""
@@ -225,14 +315,15 @@ class Pipeline:
         except (OSError, EdgekdError) as write_error:  # the gate's own error still wins
             _log.warning("could not record the gate of stage %s: %s", stage.name, write_error)
 
-    def _record_failure(self, stage: Stage, key: str, exc: Exception, not_run: list[str]) -> StageOutcome:
+    def _record_failure(self, stage: Stage, parts: KeyParts, exc: Exception, not_run: list[str]) -> StageOutcome:
         """Write the failed stage's manifest (no artifacts, an error record) so the report can show it."""
         error = failure_record(exc, not_run)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "stage": stage.name,
             "status": "failed",
-            "key": key,
+            "key": parts.key,
+            **parts.manifest_fields(),
             "seconds": 0.0,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "edgekd": __version__,
@@ -249,11 +340,12 @@ class Pipeline:
     def _run_stage(
         self,
         stage: Stage,
-        key: str,
+        parts: KeyParts,
         inputs: dict[str, list[Artifact]],
         summaries: dict[str, dict[str, Any]],
         progress: Any,
     ) -> StageOutcome:
+        key = parts.key
         started = time.perf_counter()
         try:
             self.run.tmp.mkdir(parents=True, exist_ok=True)
@@ -304,6 +396,7 @@ class Pipeline:
             "schema": MANIFEST_SCHEMA,
             "stage": stage.name,
             "key": key,
+            **parts.manifest_fields(),
             "seconds": round(seconds, 3),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "status": "done",

@@ -1,13 +1,18 @@
+"""Defaults for the Stage protocol (edgekd.pipeline.Stage): every stage class derives from BaseStage."""
+
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekd.errors import EdgekdError
 from edgekd.recipe import Recipe
 
+if TYPE_CHECKING:
+    from edgekd.pipeline import KeyContext
+
 
 class BaseStage:
-    """Defaults for the Stage protocol: always enabled, no gate."""
+    """Defaults for the Stage protocol: always enabled, no tools, nothing else in the key, no gate."""
 
     name = ""
     needs: tuple[str, ...] = ()
@@ -16,6 +21,16 @@ class BaseStage:
 
     def enabled(self, recipe: Recipe) -> bool:
         return True
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        """PyPI distribution names of the tools this stage runs with this recipe; their installed versions
+        go into the stage's cache key (an upgraded onnx2tf reruns the stages it shapes) and its manifest."""
+        return ()
+
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        """Facts outside the recipe that decide this stage's result (bench: each target's inventory entry and
+        device identity). JSON-able; they go into the cache key and the manifest."""
+        return {}
 
     def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
         return None

@@ -41,9 +41,8 @@ def make_calibration_set(data: Dataset, size: int, seed: int, out_path: Path) ->
     check_samples(x, layout, source="the training split")
 
     out = Path(out_path)
-    with atomic_path(out, suffix=".npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, x=x, ids=np.asarray(ids, dtype=np.int64))
+    with atomic_path(out, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, x=x, ids=np.asarray(ids, dtype=np.int64))
     return create_artifact(
         out,
         name=NAME,
@@ -76,7 +75,9 @@ def check_samples(x: np.ndarray, layout: str, *, source: str) -> None:
             hint=f"calibration data must be a float array of rank {rank} ({layout}), the model's input layout",
         )
     if not np.issubdtype(x.dtype, np.floating):
-        raise DataError(f"calibration samples from {source} are {x.dtype}, not float", hint="store preprocessed float32 samples")
+        raise DataError(
+            f"calibration samples from {source} are {x.dtype}, not float", hint="store preprocessed float32 samples"
+        )
     finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if not finite.all():
         raise DataError(
@@ -95,7 +96,9 @@ def load_calibration(artifact: Artifact, input_shape: tuple[int | str, ...], *, 
         with np.load(artifact.path, allow_pickle=False) as archive:
             x = archive["x"]
     except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{artifact.path} is not a readable calibration set: {exc}", hint="rerun the calibration stage") from None
+        raise DataError(
+            f"{artifact.path} is not a readable calibration set: {exc}", hint="rerun the calibration stage"
+        ) from None
     stored = str(artifact.config.get("layout", "NCHW"))
     check_samples(x, stored, source=artifact.path.name)
     if stored != layout and {stored, layout} == {"NCHW", "NHWC"}:

@@ -84,7 +84,9 @@ class Preprocessing:
         out["formula"] = PREPROCESSING_FORMULA
         return out
 
-    def with_normalisation(self, mean: Sequence[float] | float | None, std: Sequence[float] | float | None) -> Preprocessing:
+    def with_normalisation(
+        self, mean: Sequence[float] | float | None, std: Sequence[float] | float | None
+    ) -> Preprocessing:
         return replace(self, mean=_as_tuple(mean), std=_as_tuple(std))
 
     # --- meaning ------------------------------------------------------------------------------------------
@@ -115,7 +117,9 @@ class Preprocessing:
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) not in (0, 1, channels):
                 unit = "channel" if channels == 1 else "channels"
-                return f"{name} has {len(values)} values but the model input has {channels} {unit} (give 1 or {channels})"
+                return (
+                    f"{name} has {len(values)} values but the model input has {channels} {unit} (give 1 or {channels})"
+                )
         if any(v == 0 or not math.isfinite(v) for v in self.std):
             return "std must be finite and non-zero"
         if not math.isfinite(self.scale) or self.scale <= 0:

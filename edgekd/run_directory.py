@@ -56,7 +56,7 @@ class RunDirectory:
         """Hold an exclusive lock on the run directory for the duration (two runs never share one)."""
         try:
             self.meta.mkdir(parents=True, exist_ok=True)
-            handle = open(self.meta / "lock", "a+")
+            handle = open(self.meta / "lock", "a+")  # noqa: SIM115 - held open for the whole run, closed in finally
         except OSError as exc:
             raise storage_error(exc, self.meta) from None
         try:
@@ -106,11 +106,17 @@ def check_replaceable(run_path: Path, entries: list[Path]) -> None:
         if entry.is_dir() and (entry / "bundle.json").is_file():
             zip_name = f"{entry.name}.zip"
             check_destination(dest, run_path / zip_name if zip_name in names else None)
-        elif entry.is_file() and f"{entry.name}.json" in names and (dest.exists() or dest.is_symlink()):
-            if dest.is_symlink() or not dest.is_file() or not sidecar_path(dest).is_file():
-                raise UsageError(f"{dest} exists and edgekd did not write it (it has no {sidecar_path(dest).name}); "
-                                 "edgekd never overwrites, moves or deletes other files",
-                                 hint="run into a new or empty folder (--out), or move the file out of the way")
+        elif (
+            entry.is_file()
+            and f"{entry.name}.json" in names
+            and (dest.exists() or dest.is_symlink())
+            and (dest.is_symlink() or not dest.is_file() or not sidecar_path(dest).is_file())
+        ):
+            raise UsageError(
+                f"{dest} exists and edgekd did not write it (it has no {sidecar_path(dest).name}); "
+                "edgekd never overwrites, moves or deletes other files",
+                hint="run into a new or empty folder (--out), or move the file out of the way",
+            )
 
 
 def commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:

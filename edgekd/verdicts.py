@@ -62,10 +62,15 @@ def teacher_below_scratch(report: dict[str, Any]) -> list[Verdict]:
     teacher, scratch = _num(distill.get("teacher_accuracy")), _num(distill.get("scratch_accuracy"))
     if teacher is None or scratch is None or teacher >= scratch:
         return []
-    return [Verdict("teacher_below_scratch",
-                    f"The teacher scores {fmt.pct(teacher)} on the test split, below the {fmt.pct(scratch)} of the "
-                    f"student trained without it ({fmt.points(teacher - scratch)}), so it had nothing to teach: "
-                    "check the teacher's preprocessing and training.", WARNING)]
+    return [
+        Verdict(
+            "teacher_below_scratch",
+            f"The teacher scores {fmt.pct(teacher)} on the test split, below the {fmt.pct(scratch)} of the "
+            f"student trained without it ({fmt.points(teacher - scratch)}), so it had nothing to teach: "
+            "check the teacher's preprocessing and training.",
+            WARNING,
+        )
+    ]
 
 
 def kd_below_scratch(report: dict[str, Any]) -> list[Verdict]:
@@ -83,11 +88,15 @@ def kd_below_scratch(report: dict[str, Any]) -> list[Verdict]:
     if within:
         return []
     band_text = f", noise band ±{band * 100:.2f} pt" if band is not None else ""
-    return [Verdict("kd_below_scratch",
-                    f"The KD student scores {fmt.pct(distill.get('student_accuracy'))}, "
-                    f"{abs(gap) * 100:.2f} pt below the scratch student's {fmt.pct(distill.get('scratch_accuracy'))} "
-                    f"beyond noise ({noise.get('method') or 'no test named'}{band_text}), so distillation hurt.",
-                    WARNING)]
+    return [
+        Verdict(
+            "kd_below_scratch",
+            f"The KD student scores {fmt.pct(distill.get('student_accuracy'))}, "
+            f"{abs(gap) * 100:.2f} pt below the scratch student's {fmt.pct(distill.get('scratch_accuracy'))} "
+            f"beyond noise ({noise.get('method') or 'no test named'}{band_text}), so distillation hurt.",
+            WARNING,
+        )
+    ]
 
 
 def student_keeps_little(report: dict[str, Any]) -> list[Verdict]:
@@ -98,9 +107,14 @@ def student_keeps_little(report: dict[str, Any]) -> list[Verdict]:
     kept = student / teacher
     if kept >= STUDENT_KEEPS_MIN:
         return []
-    return [Verdict("student_keeps_little",
-                    f"The KD student keeps {kept * 100:.1f}% of the teacher's accuracy ({fmt.pct(student)} vs "
-                    f"{fmt.pct(teacher)}), below the {STUDENT_KEEPS_MIN * 100:g}% floor.", WARNING)]
+    return [
+        Verdict(
+            "student_keeps_little",
+            f"The KD student keeps {kept * 100:.1f}% of the teacher's accuracy ({fmt.pct(student)} vs "
+            f"{fmt.pct(teacher)}), below the {STUDENT_KEEPS_MIN * 100:g}% floor.",
+            WARNING,
+        )
+    ]
 
 
 def _precision_of(row: dict[str, Any], precisions: dict[str, Any]) -> str:
@@ -139,10 +153,14 @@ def int8_slower_than_fp32(report: dict[str, Any]) -> list[Verdict]:
                 if not _clearly_slower(slow, fast):
                     continue
                 ratio = slow["p50_ms"] / fast["p50_ms"]
-                verdicts.append(Verdict(
-                    "int8_slower_than_fp32",
-                    f"On {target}, {RUNTIME_NAMES.get(str(runtime), runtime)} runs {slow.get('artifact')} slower than {fast.get('artifact')}: "
-                    f"p50 {fmt.ms(slow['p50_ms'])} vs {fmt.ms(fast['p50_ms'])} ({ratio:.2f}×).", WARNING))
+                verdicts.append(
+                    Verdict(
+                        "int8_slower_than_fp32",
+                        f"On {target}, {RUNTIME_NAMES.get(str(runtime), runtime)} runs {slow.get('artifact')} slower than {fast.get('artifact')}: "
+                        f"p50 {fmt.ms(slow['p50_ms'])} vs {fmt.ms(fast['p50_ms'])} ({ratio:.2f}×).",
+                        WARNING,
+                    )
+                )
     return verdicts
 
 
@@ -155,11 +173,15 @@ def int8_agreement_near_gate(report: dict[str, Any]) -> list[Verdict]:
         gate = _num((row.get("threshold") or {}).get("agreement")) if isinstance(row.get("threshold"), dict) else None
         if agreement is None or gate is None or not gate <= agreement < gate + AGREEMENT_MARGIN:
             continue
-        verdicts.append(Verdict(
-            "int8_agreement_near_gate",
-            f"{row.get('artifact')} agrees with its reference on {fmt.pct(agreement)} of test samples, within "
-            f"{AGREEMENT_MARGIN * 100:g} pt of the {fmt.pct(gate)} gate, so a small change of data or calibration "
-            "could fail it.", WARNING))
+        verdicts.append(
+            Verdict(
+                "int8_agreement_near_gate",
+                f"{row.get('artifact')} agrees with its reference on {fmt.pct(agreement)} of test samples, within "
+                f"{AGREEMENT_MARGIN * 100:g} pt of the {fmt.pct(gate)} gate, so a small change of data or calibration "
+                "could fail it.",
+                WARNING,
+            )
+        )
     return verdicts
 
 
@@ -172,8 +194,10 @@ def energy_unavailable(report: dict[str, Any]) -> list[Verdict]:
             found = reasons.setdefault(row.get("target"), [])
             if reason not in found:
                 found.append(reason)
-    return [Verdict("energy_unavailable", f"Energy was not measured on {target}: {'; '.join(found)}.", INFO)
-            for target, found in reasons.items()]
+    return [
+        Verdict("energy_unavailable", f"Energy was not measured on {target}: {'; '.join(found)}.", INFO)
+        for target, found in reasons.items()
+    ]
 
 
 def fitnets_cross_family(report: dict[str, Any]) -> list[Verdict]:
@@ -183,9 +207,14 @@ def fitnets_cross_family(report: dict[str, Any]) -> list[Verdict]:
     if not isinstance(found, dict):
         return []
     teacher, student = found.get("teacher_family", "?"), found.get("student_family", "?")
-    return [Verdict("fitnets_cross_family", f"FitNets hints go from a {teacher} teacher into a {student} student: "
-                    "hints across model families often do worse than scratch, so prefer a logit loss (dist, dkd).",
-                    WARNING)]
+    return [
+        Verdict(
+            "fitnets_cross_family",
+            f"FitNets hints go from a {teacher} teacher into a {student} student: "
+            "hints across model families often do worse than scratch, so prefer a logit loss (dist, dkd).",
+            WARNING,
+        )
+    ]
 
 
 def accelerator_fallback(report: dict[str, Any]) -> list[Verdict]:
@@ -198,8 +227,14 @@ def accelerator_fallback(report: dict[str, Any]) -> list[Verdict]:
 
 #: Every verdict, in the order they are shown; each function is named after its code.
 CHECKS: tuple[Callable[[dict[str, Any]], list[Verdict]], ...] = (
-    teacher_below_scratch, kd_below_scratch, student_keeps_little, int8_slower_than_fp32,
-    int8_agreement_near_gate, energy_unavailable, accelerator_fallback, fitnets_cross_family,
+    teacher_below_scratch,
+    kd_below_scratch,
+    student_keeps_little,
+    int8_slower_than_fp32,
+    int8_agreement_near_gate,
+    energy_unavailable,
+    accelerator_fallback,
+    fitnets_cross_family,
 )
 #: The codes a recipe's `[report] strict` list may name (declared in the config; a test keeps both equal).
 CODES: tuple[str, ...] = get_args(VerdictCode)
@@ -222,4 +257,3 @@ def select_failing(verdicts: Iterable[dict[str, Any] | Verdict], strict: bool | 
         return []
     codes = set(strict)
     return [row for row in rows if row.get("code") in codes]
-

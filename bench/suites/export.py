@@ -45,8 +45,14 @@ def _train(data: Any, out: Path, epochs: int) -> Any:
     model.eval()
     path = out / "student.pt"
     models.save_state_dict(model, path)
-    artifact = create_artifact(path, name="student_torch", format="torch", precision="fp32", producer="bench",
-                               config={"model": MODEL_SPEC, "input_shape": list(data.input_shape), "num_classes": data.num_classes})
+    artifact = create_artifact(
+        path,
+        name="student_torch",
+        format="torch",
+        precision="fp32",
+        producer="bench",
+        config={"model": MODEL_SPEC, "input_shape": list(data.input_shape), "num_classes": data.num_classes},
+    )
     return artifact, models.count_parameters(model)
 
 
@@ -115,11 +121,14 @@ def _upsampled(data: Any, factor: int) -> Any:
     import numpy as np
 
     grow = np.ones((1, 1, factor, factor), dtype=np.float32)
-    return dataclasses.replace(data, x_train=np.kron(data.x_train, grow), x_val=np.kron(data.x_val, grow),
-                               x_test=np.kron(data.x_test, grow))
+    return dataclasses.replace(
+        data, x_train=np.kron(data.x_train, grow), x_val=np.kron(data.x_val, grow), x_test=np.kron(data.x_test, grow)
+    )
 
 
-def _measure_one(data: Any, work: Path, quick: bool, label: str) -> tuple[list[dict[str, Any]], list[str], str | None, int]:
+def _measure_one(
+    data: Any, work: Path, quick: bool, label: str
+) -> tuple[list[dict[str, Any]], list[str], str | None, int]:
     from edgekd.calibration import make_calibration_set
     from edgekd.config.export import ExportConfig, QuantizeConfig, TfliteConfig, VerifyConfig
     from edgekd.converters.onnx_quant import OrtQuantizer
@@ -133,54 +142,124 @@ def _measure_one(data: Any, work: Path, quick: bool, label: str) -> tuple[list[d
     student, parameters = _train(data, work, epochs=3 if quick else 10)
     calibration = make_calibration_set(data, 200, 0, work / "calibration.npz")
     onnx_fp32, seconds = _timed(lambda: TorchOnnxConverter().convert(student, ExportConfig(), work, metadata={}))
-    rows.append({"kind": "conversion", "input": label, "path": "torch->onnx fp32 (dynamo)", "seconds": round(seconds, 2)})
-    onnx_int8, seconds = _timed(lambda: OrtQuantizer().convert(onnx_fp32, QuantizeConfig(), work, calibration=calibration))
-    rows.append({"kind": "conversion", "input": label, "path": "onnx->ort int8 (static QDQ, per-channel)", "seconds": round(seconds, 2)})
+    rows.append(
+        {"kind": "conversion", "input": label, "path": "torch->onnx fp32 (dynamo)", "seconds": round(seconds, 2)}
+    )
+    onnx_int8, seconds = _timed(
+        lambda: OrtQuantizer().convert(onnx_fp32, QuantizeConfig(), work, calibration=calibration)
+    )
+    rows.append(
+        {
+            "kind": "conversion",
+            "input": label,
+            "path": "onnx->ort int8 (static QDQ, per-channel)",
+            "seconds": round(seconds, 2),
+        }
+    )
     options = TfliteConfig(precisions=["fp32", "fp16", "dynamic_range", "int8"])
-    tflite, seconds = _timed(lambda: Onnx2TfConverter().convert(onnx_fp32, options, work / "tflite", calibration=calibration))
-    rows.append({"kind": "conversion", "input": label, "path": "onnx->tflite fp32+fp16+dynamic_range+int8 (onnx2tf, one run)",
-                 "seconds": round(seconds, 2)})
+    tflite, seconds = _timed(
+        lambda: Onnx2TfConverter().convert(onnx_fp32, options, work / "tflite", calibration=calibration)
+    )
+    rows.append(
+        {
+            "kind": "conversion",
+            "input": label,
+            "path": "onnx->tflite fp32+fp16+dynamic_range+int8 (onnx2tf, one run)",
+            "seconds": round(seconds, 2),
+        }
+    )
     # uint8 activations (U8S8) are ORT's fast int8 path on x86; int8 (S8S8, the recipe default) suits ARM.
-    onnx_u8 = OrtQuantizer().convert(onnx_fp32, QuantizeConfig(activation_type="uint8"), work / "u8", calibration=calibration)
+    onnx_u8 = OrtQuantizer().convert(
+        onnx_fp32, QuantizeConfig(activation_type="uint8"), work / "u8", calibration=calibration
+    )
     onnx_u8 = replace(onnx_u8, name="onnx_int8_u8act")
     tflite_by = {a.precision: a for a in tflite}
     artifacts = [onnx_fp32, onnx_int8, onnx_u8, *tflite]
     litert_note = LiteRtTorchConverter().available()
     if litert_note is None:
-        litert, seconds = _timed(lambda: LiteRtTorchConverter().convert(
-            student, TfliteConfig(precisions=["fp32", "int8"]), work / "litert", calibration=calibration, name_prefix="litert_torch"))
-        rows.append({"kind": "conversion", "input": label, "path": "torch->tflite fp32+int8 (litert-torch)", "seconds": round(seconds, 2)})
+        litert, seconds = _timed(
+            lambda: LiteRtTorchConverter().convert(
+                student,
+                TfliteConfig(precisions=["fp32", "int8"]),
+                work / "litert",
+                calibration=calibration,
+                name_prefix="litert_torch",
+            )
+        )
+        rows.append(
+            {
+                "kind": "conversion",
+                "input": label,
+                "path": "torch->tflite fp32+int8 (litert-torch)",
+                "seconds": round(seconds, 2),
+            }
+        )
         artifacts += litert
-    report = verify_artifacts(student, artifacts, data.x_test, data.y_test, VerifyConfig(), diagnose_int8=False, audit_ops=False)
+    report = verify_artifacts(
+        student, artifacts, data.x_test, data.y_test, VerifyConfig(), diagnose_int8=False, audit_ops=False
+    )
     parity = {row["artifact"]: row for row in report.rows}
     sizes = {a.name: a.size_bytes for a in artifacts}
     for artifact in artifacts:
         row = parity[artifact.name]
-        rows.append({"kind": "artifact", "input": label, "artifact": artifact.name, "bytes": sizes[artifact.name],
-                     "accuracy": round(row["accuracy"], 4), "top1_agreement": round(row["top1_agreement"], 4),
-                     "parity_passed": row["passed"]})
+        rows.append(
+            {
+                "kind": "artifact",
+                "input": label,
+                "artifact": artifact.name,
+                "bytes": sizes[artifact.name],
+                "accuracy": round(row["accuracy"], 4),
+                "top1_agreement": round(row["top1_agreement"], 4),
+                "parity_passed": row["passed"],
+            }
+        )
     pairs = {
-        "onnxruntime": (_ort_runner(onnx_fp32.path), _ort_runner(onnx_int8.path), sizes["onnx_fp32"], sizes["onnx_int8"]),
-        "onnxruntime (uint8 activations)": (_ort_runner(onnx_fp32.path), _ort_runner(onnx_u8.path), sizes["onnx_fp32"],
-                                            sizes["onnx_int8_u8act"]),
-        "litert (onnx2tf)": (_litert_runner(tflite_by["fp32"]), _litert_runner(tflite_by["int8"]),
-                             sizes["tflite_fp32"], sizes["tflite_int8"]),
+        "onnxruntime": (
+            _ort_runner(onnx_fp32.path),
+            _ort_runner(onnx_int8.path),
+            sizes["onnx_fp32"],
+            sizes["onnx_int8"],
+        ),
+        "onnxruntime (uint8 activations)": (
+            _ort_runner(onnx_fp32.path),
+            _ort_runner(onnx_u8.path),
+            sizes["onnx_fp32"],
+            sizes["onnx_int8_u8act"],
+        ),
+        "litert (onnx2tf)": (
+            _litert_runner(tflite_by["fp32"]),
+            _litert_runner(tflite_by["int8"]),
+            sizes["tflite_fp32"],
+            sizes["tflite_int8"],
+        ),
     }
     verdicts = []
     for runtime, (fp32_run, int8_run, fp32_size, int8_size) in pairs.items():
         fp32_stats, int8_stats = _latency_pair(fp32_run, int8_run, data.x_test, warmup, runs)
         latency_ratio = int8_stats.p50_ns / fp32_stats.p50_ns
         size_ratio = int8_size / fp32_size
-        rows.append({
-            "kind": "latency", "input": label, "runtime": runtime, "threads": 1, "runs": runs,
-            "fp32_p50_us": round(fp32_stats.p50_ns / 1e3, 2), "int8_p50_us": round(int8_stats.p50_ns / 1e3, 2),
-            "fp32_iqr_us": round(fp32_stats.iqr_ns / 1e3, 2), "int8_iqr_us": round(int8_stats.iqr_ns / 1e3, 2),
-            "latency_ratio": round(latency_ratio, 3), "size_ratio": round(size_ratio, 3),
-            "latency_goal_met": latency_ratio <= LATENCY_GOAL, "size_goal_met": size_ratio <= SIZE_GOAL,
-            "unstable": fp32_stats.unstable or int8_stats.unstable,
-        })
-        verdicts.append(f"{label} {runtime}: latency {latency_ratio:.2f} ({'met' if latency_ratio <= LATENCY_GOAL else 'NOT met'}), "
-                        f"size {size_ratio:.2f} ({'met' if size_ratio <= SIZE_GOAL else 'NOT met'})")
+        rows.append(
+            {
+                "kind": "latency",
+                "input": label,
+                "runtime": runtime,
+                "threads": 1,
+                "runs": runs,
+                "fp32_p50_us": round(fp32_stats.p50_ns / 1e3, 2),
+                "int8_p50_us": round(int8_stats.p50_ns / 1e3, 2),
+                "fp32_iqr_us": round(fp32_stats.iqr_ns / 1e3, 2),
+                "int8_iqr_us": round(int8_stats.iqr_ns / 1e3, 2),
+                "latency_ratio": round(latency_ratio, 3),
+                "size_ratio": round(size_ratio, 3),
+                "latency_goal_met": latency_ratio <= LATENCY_GOAL,
+                "size_goal_met": size_ratio <= SIZE_GOAL,
+                "unstable": fp32_stats.unstable or int8_stats.unstable,
+            }
+        )
+        verdicts.append(
+            f"{label} {runtime}: latency {latency_ratio:.2f} ({'met' if latency_ratio <= LATENCY_GOAL else 'NOT met'}), "
+            f"size {size_ratio:.2f} ({'met' if size_ratio <= SIZE_GOAL else 'NOT met'})"
+        )
     return rows, verdicts, litert_note, parameters
 
 
@@ -201,7 +280,8 @@ def run(quick: bool) -> dict[str, Any]:
     notes = (
         f"Built-in CNN width 28 depth 4 ({parameters} parameters) on digits at 8x8 and upsampled to 32x32, batch 1, "
         f"1 thread; fp32 and int8 timed in alternating blocks of 50. Goals: int8/fp32 latency ≤ {LATENCY_GOAL}, size "
-        f"≤ {SIZE_GOAL}. Conversion times are wall-clock on a shared, loaded 2-core machine. Verdict: " + "; ".join(verdicts)
+        f"≤ {SIZE_GOAL}. Conversion times are wall-clock on a shared, loaded 2-core machine. Verdict: "
+        + "; ".join(verdicts)
         + ". ORT int8 means int8 activations (S8S8, the recipe default, portable to ARM); uint8 activations (U8S8) are "
         "ORT's faster path on this AVX-512-VNNI x86. At 8x8 a 300k-parameter CNN does so little arithmetic per inference (tens of µs) that fixed per-op "
         "overhead dominates and ORT's QDQ int8 cannot win; at 32x32 compute dominates."

@@ -66,7 +66,7 @@ def _bare_litert(path: Path, runs: int, warmup: int) -> list[int]:
 
 def _models(folder: Path) -> list[tuple[str, Any, Any]]:
     from edgekd.artifacts import create_artifact
-    from tests.runner.bench_models import make_matmul_onnx, make_tflite
+    from tests.support.bench_models import make_matmul_onnx, make_tflite
 
     onnx_path = make_matmul_onnx(folder / "chain8x256.onnx", layers=8, size=256)
     tflite_path = make_tflite(folder / "dense4x256.tflite", size=256, hidden=256, layers=4)
@@ -98,17 +98,19 @@ def run(quick: bool) -> dict[str, Any]:
                 round_ratios.append(statistics.median(result.latencies_ns) / statistics.median(measured))
             h, b = compute_stats(harness), compute_stats(bare)
             ratio = h.p50_ns / b.p50_ns
-            rows.append({
-                "model": label,
-                "rounds x runs": f"{rounds} x {runs}",
-                "harness p50 ms": round(h.p50_ns / 1e6, 5),
-                "bare p50 ms": round(b.p50_ns / 1e6, 5),
-                "ratio": round(ratio, 4),
-                "round ratios min..max": f"{min(round_ratios):.3f}..{max(round_ratios):.3f}",
-                "harness IQR/median": round(h.iqr_ns / h.p50_ns, 3),
-                "bare IQR/median": round(b.iqr_ns / b.p50_ns, 3),
-                "goal met": ratio <= GOAL,
-            })
+            rows.append(
+                {
+                    "model": label,
+                    "rounds x runs": f"{rounds} x {runs}",
+                    "harness p50 ms": round(h.p50_ns / 1e6, 5),
+                    "bare p50 ms": round(b.p50_ns / 1e6, 5),
+                    "ratio": round(ratio, 4),
+                    "round ratios min..max": f"{min(round_ratios):.3f}..{max(round_ratios):.3f}",
+                    "harness IQR/median": round(h.iqr_ns / h.p50_ns, 3),
+                    "bare IQR/median": round(b.iqr_ns / b.p50_ns, 3),
+                    "goal met": ratio <= GOAL,
+                }
+            )
     verdict = "met" if all(row["goal met"] for row in rows) else "NOT met"
     worst = max(row["ratio"] for row in rows)
     return {

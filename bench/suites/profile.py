@@ -41,22 +41,28 @@ def run(quick: bool) -> dict[str, Any]:
             plain = statistics.median(p.median_ms for p in profiles)
             profiled = statistics.median(p.profiled_median_ms for p in profiles)
             ratios = sorted(p.profiled_median_ms / p.median_ms for p in profiles)
-            rows.append({
-                "model": f"conv stack {channels}ch 32x32",
-                "nodes": len(profiles[0].rows),
-                "runs": runs,
-                "rounds": rounds,
-                "unprofiled_p50_ms": round(plain, 4),
-                "profiled_p50_ms": round(profiled, 4),
-                "overhead_pct": round((statistics.median(ratios) - 1) * 100, 1),
-                "overhead_range_pct": f"{(ratios[0] - 1) * 100:+.0f}..{(ratios[-1] - 1) * 100:+.0f}",
-                "overhead_us_per_node": round(statistics.median(
-                    (p.profiled_median_ms - p.median_ms) * 1000 / len(p.rows) for p in profiles), 1),
-                "ops_sum_ms": round(statistics.median(p.total_ms for p in profiles), 4),
-                "coverage": round(statistics.median(p.coverage for p in profiles), 3),
-            })
-    notes = ("Profiler overhead = median over rounds of (profiled median / unprofiled median - 1), same model, one "
-             "process, runs interleaved, fresh sessions per round (range over rounds beside it); coverage = per-op "
-             "rows' sum (interquartile mean per node) / unprofiled median, median over rounds. Measured on a shared "
-             "2-core machine under load: treat single-digit percentages as noise.")
+            rows.append(
+                {
+                    "model": f"conv stack {channels}ch 32x32",
+                    "nodes": len(profiles[0].rows),
+                    "runs": runs,
+                    "rounds": rounds,
+                    "unprofiled_p50_ms": round(plain, 4),
+                    "profiled_p50_ms": round(profiled, 4),
+                    "overhead_pct": round((statistics.median(ratios) - 1) * 100, 1),
+                    "overhead_range_pct": f"{(ratios[0] - 1) * 100:+.0f}..{(ratios[-1] - 1) * 100:+.0f}",
+                    "overhead_us_per_node": round(
+                        statistics.median((p.profiled_median_ms - p.median_ms) * 1000 / len(p.rows) for p in profiles),
+                        1,
+                    ),
+                    "ops_sum_ms": round(statistics.median(p.total_ms for p in profiles), 4),
+                    "coverage": round(statistics.median(p.coverage for p in profiles), 3),
+                }
+            )
+    notes = (
+        "Profiler overhead = median over rounds of (profiled median / unprofiled median - 1), same model, one "
+        "process, runs interleaved, fresh sessions per round (range over rounds beside it); coverage = per-op "
+        "rows' sum (interquartile mean per node) / unprofiled median, median over rounds. Measured on a shared "
+        "2-core machine under load: treat single-digit percentages as noise."
+    )
     return {"rows": rows, "notes": notes}

@@ -72,13 +72,19 @@ def one_sweep(workers: int, n_trials: int) -> dict[str, Any]:
         results = read_json(sweep_dir / "report.json")
     done = [t for t in results["trials"] if t["state"] in ("COMPLETE", "PRUNED") or t.get("error")]
     hits = [set(t.get("cache_hits") or []) for t in done]
-    return {"workers": workers, "wall_s": round(seconds, 1), "trials": len(done),
-            "failed": sum(1 for t in done if t["state"] == "FAIL"),
-            "teacher_trainings": 1 + sum(1 for h in hits if "teacher" not in h),
-            "shared_stage_cache_hits": sum(len(h) for h in hits),
-            "trials_all_shared_cached": sum(1 for h in hits if h >= {"data", "teacher", "calibrate"}),
-            "errors": "; ".join(f"trial {t['number']}: {' '.join(t['error']['message'].split())[:90]}"
-                                for t in done if t.get("error")) or None}  # one line: a table cell
+    return {
+        "workers": workers,
+        "wall_s": round(seconds, 1),
+        "trials": len(done),
+        "failed": sum(1 for t in done if t["state"] == "FAIL"),
+        "teacher_trainings": 1 + sum(1 for h in hits if "teacher" not in h),
+        "shared_stage_cache_hits": sum(len(h) for h in hits),
+        "trials_all_shared_cached": sum(1 for h in hits if h >= {"data", "teacher", "calibrate"}),
+        "errors": "; ".join(
+            f"trial {t['number']}: {' '.join(t['error']['message'].split())[:90]}" for t in done if t.get("error")
+        )
+        or None,
+    }  # one line: a table cell
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -86,11 +92,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     load = os.getloadavg()[0]  # the host is shared: other work competes with the 2-worker run
     rows = [one_sweep(1, n_trials), one_sweep(2, n_trials)]
     ratio = rows[0]["wall_s"] / rows[1]["wall_s"]
-    return {"rows": rows, "notes": f"{n_trials}-trial digits sweep: 1 worker / 2 workers wall time = {ratio:.2f}x "
-            f"on {os.cpu_count()} cores shared with other work (load average before the run: "
-            f"{load:.1f}); teacher trained {rows[0]['teacher_trainings']} / "
-            f"{rows[1]['teacher_trainings']} time(s) per sweep (the shared run; a trial that found it in the stage "
-            f"cache is not counted); trials with data, teacher and calibrate all cache hits: "
-            f"{rows[0]['trials_all_shared_cached']} / {rows[1]['trials_all_shared_cached']} of {n_trials}. "
-            "A failed trial (errors column: e.g. a student's int8 parity gate) counts towards the trials."}
-
+    return {
+        "rows": rows,
+        "notes": f"{n_trials}-trial digits sweep: 1 worker / 2 workers wall time = {ratio:.2f}x "
+        f"on {os.cpu_count()} cores shared with other work (load average before the run: "
+        f"{load:.1f}); teacher trained {rows[0]['teacher_trainings']} / "
+        f"{rows[1]['teacher_trainings']} time(s) per sweep (the shared run; a trial that found it in the stage "
+        f"cache is not counted); trials with data, teacher and calibrate all cache hits: "
+        f"{rows[0]['trials_all_shared_cached']} / {rows[1]['trials_all_shared_cached']} of {n_trials}. "
+        "A failed trial (errors column: e.g. a student's int8 parity gate) counts towards the trials.",
+    }

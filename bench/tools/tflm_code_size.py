@@ -90,7 +90,12 @@ def render(op_files: dict[str, list[str]], sizes: dict[str, int], core: dict[str
     lines += [f'    "{op}": ({", ".join(map(_quoted, files))},),' for op, files in sorted(op_files.items())]
     lines += ["}", "", "# kernel source file -> .text bytes", "FILE_TEXT_BYTES: dict[str, int] = {"]
     lines += [f'    "{name}": {size},' for name, size in sorted(sizes.items())]
-    lines += ["}", "", "# the interpreter core every model links: source file -> .text bytes", "CORE_TEXT_BYTES: dict[str, int] = {"]
+    lines += [
+        "}",
+        "",
+        "# the interpreter core every model links: source file -> .text bytes",
+        "CORE_TEXT_BYTES: dict[str, int] = {",
+    ]
     lines += [f'    "{name}": {size},' for name, size in core.items()]
     lines += ["}", ""]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -18,12 +18,24 @@ from edgekd.errors import UsageError
 
 def distill_cmd(
     recipe: Annotated[Path, typer.Argument(help="recipe .toml (its data, teacher, student and distill sections)")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory to write into (default: runs/<name>-distill)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="directory to write into (default: runs/<name>-distill)")
+    ] = None,
     nproc: Annotated[int, typer.Option("--nproc", help="processes; >1 runs DDP via torchrun (gloo on CPU)", min=1)] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="reuse a finished teacher and continue from the last epoch checkpoint")] = False,
-    labeled_fraction: Annotated[Optional[float], typer.Option(help="override the recipe's data.labeled_fraction, in (0, 1]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="override the recipe's run.seed")] = None,
-    transfer_set: Annotated[Optional[Path], typer.Option("--transfer-set", help="only write the samples to score (ids, x) as .npz for a soft-label teacher, then stop")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="reuse a finished teacher and continue from the last epoch checkpoint")
+    ] = False,
+    labeled_fraction: Annotated[
+        float | None, typer.Option(help="override the recipe's data.labeled_fraction, in (0, 1]")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="override the recipe's run.seed")] = None,
+    transfer_set: Annotated[
+        Path | None,
+        typer.Option(
+            "--transfer-set",
+            help="only write the samples to score (ids, x) as .npz for a soft-label teacher, then stop",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Train (or load) the teacher, distil the student and the scratch baseline, and show what KD bought."""
@@ -44,11 +56,15 @@ def distill_cmd(
         return
     from edgekd.distill.models import check_factory
 
-    check_factory(parsed.student.model, data.input_shape, data.num_classes)  # a factory that cannot work: say so before training
+    check_factory(
+        parsed.student.model, data.input_shape, data.num_classes
+    )  # a factory that cannot work: say so before training
     teacher = _teacher(parsed, data, seed=seed, run_dir=run_dir, base=base, resume=resume)
     distill_dir = run_dir / "distill"
     if nproc > 1:
-        metrics, artifacts = _distributed(parsed, data, teacher, seed=seed, fraction=fraction, out_dir=distill_dir, nproc=nproc, resume=resume)
+        metrics, artifacts = _distributed(
+            parsed, data, teacher, seed=seed, fraction=fraction, out_dir=distill_dir, nproc=nproc, resume=resume
+        )
     else:
         from edgekd.distill.api import distill
 
@@ -119,7 +135,12 @@ def _show(metrics: dict[str, Any], artifacts: list[str], teacher_path: str) -> N
         if acc is None and role == "scratch":
             continue
         label = {"student": "student (KD)", "scratch": "student (scratch)"}.get(role, role)
-        table.add_row(label, "—" if acc is None else f"{acc:.2%}", _num(metrics.get(f"{role}_params")), _num(metrics.get(f"{role}_flops")))
+        table.add_row(
+            label,
+            "—" if acc is None else f"{acc:.2%}",
+            _num(metrics.get(f"{role}_params")),
+            _num(metrics.get(f"{role}_flops")),
+        )
     console.say(table)
     check = metrics.get("teacher_check") or {}
     if check.get("preprocessing"):
@@ -127,7 +148,9 @@ def _show(metrics: dict[str, Any], artifacts: list[str], teacher_path: str) -> N
         console.say(f"teacher inputs: {check['preprocessing']}" + (f" ({source.split(':')[0]})" if source else ""))
     if metrics.get("kd_minus_scratch") is not None:
         verdict = "within noise" if metrics["within_noise"] else "beyond noise"
-        console.say(f"KD − scratch: {metrics['kd_minus_scratch'] * 100:+.1f} pt ({verdict}: {metrics['noise_test']['method']})")
+        console.say(
+            f"KD − scratch: {metrics['kd_minus_scratch'] * 100:+.1f} pt ({verdict}: {metrics['noise_test']['method']})"
+        )
     for path in artifacts:
         console.say(f"wrote {path}")
 
@@ -153,7 +176,9 @@ def _write_transfer_set(data: Any, path: Path) -> None:
     ids = np.concatenate([data.ids_train, data.ids_val, data.ids_test])
     split = np.array(["train"] * len(data.x_train) + ["val"] * len(data.x_val) + ["test"] * len(data.x_test))
     student = student_preprocessing(data)
-    x_source = reprocess(x, student, raw_preprocessing(student))  # the raw inputs as loaded: what [teacher] preprocessing = "raw" is
+    x_source = reprocess(
+        x, student, raw_preprocessing(student)
+    )  # the raw inputs as loaded: what [teacher] preprocessing = "raw" is
     save_npz(path, {"ids": ids, "x": x, "x_source": x_source, "split": split,
                     "label_names": np.array(data.source_label_names or data.label_names)})  # fmt: skip
     if console.is_json():

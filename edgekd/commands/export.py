@@ -43,7 +43,10 @@ def export_cmd(
     try:
         options = ExportConfig(opset=opset, dynamic_batch=dynamic_batch, simplify=simplify)
     except ValidationError as exc:
-        raise UsageError(f"invalid export option: {exc.errors()[0]['msg']}", hint=f"--opset must lie in 18..23 (default {DEFAULT_OPSET})") from None
+        raise UsageError(
+            f"invalid export option: {exc.errors()[0]['msg']}",
+            hint=f"--opset must lie in 18..23 (default {DEFAULT_OPSET})",
+        ) from None
     source = load_artifact(model)
     metadata: dict[str, Any] = {
         "labels": source.config.get("label_names") or source.config.get("labels") or [],
@@ -61,28 +64,66 @@ QUANTIZE_OPTIONS = {
     "onnx": ("--mode", "--per-channel/--per-tensor", "--method", "--activation-type"),
     "tflite": ("--per-channel/--per-tensor", "--int8-io", "--keep-nchw"),
 }
-_FLAGS = {"mode": "--mode", "per_channel": "--per-channel/--per-tensor", "method": "--method",
-          "activation_type": "--activation-type", "int8_io": "--int8-io", "keep_nchw": "--keep-nchw"}
+_FLAGS = {
+    "mode": "--mode",
+    "per_channel": "--per-channel/--per-tensor",
+    "method": "--method",
+    "activation_type": "--activation-type",
+    "int8_io": "--int8-io",
+    "keep_nchw": "--keep-nchw",
+}
 
 
 def quantize_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX fp32 model (from edgekd export)")],
-    calibration: Annotated[Path, typer.Option("--calibration", "-c", help="calibration set .npz (array 'x', NCHW float32)")],
+    calibration: Annotated[
+        Path, typer.Option("--calibration", "-c", help="calibration set .npz (array 'x', NCHW float32)")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory to write into")] = Path("."),
     to: Annotated[str, typer.Option("--to", help="onnx (ONNX Runtime int8) or tflite (onnx2tf)")] = "onnx",
-    mode: Annotated[str | None, typer.Option(help="onnx: static (QDQ, default) or dynamic (MatMul/Gemm-only models)")] = None,
-    per_channel: Annotated[bool | None, typer.Option("--per-channel/--per-tensor", help="onnx and tflite: weight scales per output channel (default) or one per tensor")] = None,
-    method: Annotated[str | None, typer.Option(help="onnx static calibration: minmax (default), entropy or percentile")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="onnx: static (QDQ, default) or dynamic (MatMul/Gemm-only models)")
+    ] = None,
+    per_channel: Annotated[
+        bool | None,
+        typer.Option(
+            "--per-channel/--per-tensor",
+            help="onnx and tflite: weight scales per output channel (default) or one per tensor",
+        ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="onnx static calibration: minmax (default), entropy or percentile")
+    ] = None,
     activation_type: Annotated[str | None, typer.Option(help="onnx activations: int8 (default) or uint8")] = None,
-    int8_io: Annotated[str | None, typer.Option(help="tflite int8 model inputs/outputs: int8 (default) or float")] = None,
+    int8_io: Annotated[
+        str | None, typer.Option(help="tflite int8 model inputs/outputs: int8 (default) or float")
+    ] = None,
     keep_nchw: Annotated[bool | None, typer.Option("--keep-nchw", help="tflite: keep NCHW inputs")] = None,
-    max_drop: Annotated[float | None, typer.Option("--max-drop", help="onnx: an accuracy budget (absolute, 0.01 = 1 "
-                        "point vs the fp32 model, measured on --data): PTQ with the best calibration method, per-op "
-                        "sensitivity, then mixed precision until it holds (ladder.json, sensitivity.json)")] = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="with --max-drop: validation set .npz, 'x' "
-                    "(model inputs, float) and 'y' (class indices)")] = None,
-    raise_to: Annotated[str | None, typer.Option("--raise-to", help="with --max-drop: sensitive ops go to float "
-                        "(default; fast on CPUs) or to int16 activations first (for NPUs)")] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-drop",
+            help="onnx: an accuracy budget (absolute, 0.01 = 1 "
+            "point vs the fp32 model, measured on --data): PTQ with the best calibration method, per-op "
+            "sensitivity, then mixed precision until it holds (ladder.json, sensitivity.json)",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="with --max-drop: validation set .npz, 'x' (model inputs, float) and 'y' (class indices)",
+        ),
+    ] = None,
+    raise_to: Annotated[
+        str | None,
+        typer.Option(
+            "--raise-to",
+            help="with --max-drop: sensitive ops go to float "
+            "(default; fast on CPUs) or to int16 activations first (for NPUs)",
+        ),
+    ] = None,
 ) -> None:
     """Quantize an ONNX model to int8 with a calibration set (ORT static QDQ, or full-int8 TFLite); with
     --max-drop, within an accuracy budget."""
@@ -92,8 +133,14 @@ def quantize_cmd(
     from edgekd.artifacts import describe_file
     from edgekd.config.export import QuantizeConfig, TfliteConfig
 
-    given = {"mode": mode, "per_channel": per_channel, "method": method, "activation_type": activation_type,
-             "int8_io": int8_io, "keep_nchw": keep_nchw}
+    given = {
+        "mode": mode,
+        "per_channel": per_channel,
+        "method": method,
+        "activation_type": activation_type,
+        "int8_io": int8_io,
+        "keep_nchw": keep_nchw,
+    }
     chosen = {key: value for key, value in given.items() if value is not None}  # the options the user typed
     _refuse_options_for(to, {_FLAGS[key] for key in chosen})
     if max_drop is not None or data is not None or raise_to is not None:
@@ -104,7 +151,9 @@ def quantize_cmd(
         return
     source = describe_file(model)
     if source.format != "onnx":
-        raise UsageError(f"{model.name} is {source.format}, quantize takes an ONNX fp32 model", hint="run edgekd export first")
+        raise UsageError(
+            f"{model.name} is {source.format}, quantize takes an ONNX fp32 model", hint="run edgekd export first"
+        )
     calib = calibration_artifact(calibration)
     try:
         if to == "onnx":
@@ -113,32 +162,46 @@ def quantize_cmd(
         else:
             per_channel_tflite = chosen.pop("per_channel", True)
             options = TfliteConfig(precisions=["int8"], **chosen)
-            artifacts = _converter(registry, "onnx2tf").convert(source, options, out, calibration=calib,
-                                                                per_channel=per_channel_tflite)
+            artifacts = _converter(registry, "onnx2tf").convert(
+                source, options, out, calibration=calib, per_channel=per_channel_tflite
+            )
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise UsageError(f"invalid option --{'-'.join(str(p) for p in error['loc']).replace('_', '-')}: {error['msg']}") from None
+        raise UsageError(
+            f"invalid option --{'-'.join(str(p) for p in error['loc']).replace('_', '-')}: {error['msg']}"
+        ) from None
     _report_written(artifacts)
 
 
 def _refuse_ladder_options(to: str, max_drop: float | None, data: Path | None, given: set[str]) -> None:
     """The budgeted ladder needs --max-drop and --data, runs on ONNX Runtime, and chooses what it tunes itself."""
     if max_drop is None or data is None:
-        raise UsageError("--max-drop and --data go together (the budget is measured on the validation set)",
-                         hint="edgekd quantize MODEL.onnx -c calib.npz --max-drop 0.01 --data val.npz")
+        raise UsageError(
+            "--max-drop and --data go together (the budget is measured on the validation set)",
+            hint="edgekd quantize MODEL.onnx -c calib.npz --max-drop 0.01 --data val.npz",
+        )
     if to != "onnx":
-        raise UsageError("--max-drop runs the ONNX Runtime ladder; the TFLite ladder is not built yet",
-                         hint="drop --to tflite, or quantize to TFLite without a budget")
+        raise UsageError(
+            "--max-drop runs the ONNX Runtime ladder; the TFLite ladder is not built yet",
+            hint="drop --to tflite, or quantize to TFLite without a budget",
+        )
     if given:
-        raise UsageError(f"the ladder chooses the calibration method and precisions itself: drop {', '.join(sorted(given))}",
-                         hint="per-channel static QDQ is its first rung")
+        raise UsageError(
+            f"the ladder chooses the calibration method and precisions itself: drop {', '.join(sorted(given))}",
+            hint="per-channel static QDQ is its first rung",
+        )
 
 
 def _refuse_options_for(to: str, given: set[str]) -> None:
     """UsageError for an unknown --to, or for options the chosen converter does not have."""
     if to not in QUANTIZE_OPTIONS:
-        raise UsageError(f"--to must be onnx or tflite, not {to!r}", hint="onnx: ONNX Runtime int8; tflite: full-int8 TFLite (onnx2tf)")
-    foreign = sorted(given - set(QUANTIZE_OPTIONS[to]), key=list(QUANTIZE_OPTIONS["onnx"] + QUANTIZE_OPTIONS["tflite"]).index)
+        raise UsageError(
+            f"--to must be onnx or tflite, not {to!r}",
+            hint="onnx: ONNX Runtime int8; tflite: full-int8 TFLite (onnx2tf)",
+        )
+    foreign = sorted(
+        given - set(QUANTIZE_OPTIONS[to]), key=list(QUANTIZE_OPTIONS["onnx"] + QUANTIZE_OPTIONS["tflite"]).index
+    )
     if foreign:
         other = next(name for name in QUANTIZE_OPTIONS if name != to)
         raise UsageError(
@@ -150,10 +213,18 @@ def _refuse_options_for(to: str, given: set[str]) -> None:
 
 def verify_cmd(
     model: Annotated[Path, typer.Argument(help="model to check (.onnx, .tflite or .pt)")],
-    reference: Annotated[Path | None, typer.Option("--reference", help="torch/onnx reference model to compare with")] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="torch/onnx reference model to compare with")
+    ] = None,
     recipe: RecipeOption = None,
-    data: Annotated[Path | None, typer.Option("--data", help=".npz with x_test/y_test (or x/y) instead of the recipe's split; "
-                                                 "for a multi-input model, one array per input name (and y)")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help=".npz with x_test/y_test (or x/y) instead of the recipe's split; "
+            "for a multi-input model, one array per input name (and y)",
+        ),
+    ] = None,
 ) -> None:
     """Check a model file: it loads, runs on the held-out split, and (with --reference) holds parity."""
     from edgekd.artifacts import describe_file
@@ -176,7 +247,13 @@ def verify_cmd(
     if reference is None:
         predictions = predict(candidate, x).argmax(axis=1)
         accuracy = float((predictions == y).mean()) if y is not None else None
-        result = {"artifact": candidate.name, "format": candidate.format, "samples": n, "accuracy": accuracy, "ops": audit(candidate)}
+        result = {
+            "artifact": candidate.name,
+            "format": candidate.format,
+            "samples": n,
+            "accuracy": accuracy,
+            "ops": audit(candidate),
+        }
         if console.is_json():
             console.emit_json(result)
         else:
@@ -209,8 +286,10 @@ def open_model(artifact: Artifact) -> None:
         tflite_interpreter(artifact.path)
     elif artifact.format == "torch":
         if "model" not in artifact.config:
-            raise ModelError(f"{artifact.path.name} has no edgekd sidecar saying which model it holds",
-                             hint="verify torch models written by edgekd (they carry <file>.json), or export to ONNX")
+            raise ModelError(
+                f"{artifact.path.name} has no edgekd sidecar saying which model it holds",
+                hint="verify torch models written by edgekd (they carry <file>.json), or export to ONNX",
+            )
         from edgekd.distill.models import load_torch_model
 
         load_torch_model(artifact)
@@ -235,17 +314,21 @@ def check_npz_path(path: Path, what: str, hint: str) -> None:
         status = path.stat()
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise DataError(f"{what} {path} is a symlink loop (following its links never reaches a file)",
-                            hint=f"point the link at the .npz file, or {hint}") from None
+            raise DataError(
+                f"{what} {path} is a symlink loop (following its links never reaches a file)",
+                hint=f"point the link at the .npz file, or {hint}",
+            ) from None
         if exc.errno == errno.ENOENT and path.is_symlink():
-            raise DataError(f"{what} {path} is a broken symlink (to {os.readlink(path)}, which does not exist)",
-                            hint=hint) from None
+            raise DataError(
+                f"{what} {path} is a broken symlink (to {os.readlink(path)}, which does not exist)", hint=hint
+            ) from None
         if exc.errno == errno.ENOENT:
             raise DataError(f"{what} {path} does not exist", hint=hint) from None
         raise DataError(f"{what} {path} cannot be read: {exc.strerror}", hint=hint) from None
     if stat.S_ISDIR(status.st_mode):
-        raise DataError(f"{what} {path} is a directory, expected an .npz file",
-                        hint=f"name the .npz file inside it, or {hint}")
+        raise DataError(
+            f"{what} {path} is a directory, expected an .npz file", hint=f"name the .npz file inside it, or {hint}"
+        )
     if not stat.S_ISREG(status.st_mode):
         raise DataError(f"{what} {path} is not a regular file", hint=hint)
 

@@ -130,7 +130,8 @@ def handoff_cmd(
         bool, typer.Option("--require-compiler", help="fail when g++ is missing instead of skipping the compile check")
     ] = False,
     max_arena_kb: Annotated[
-        float | None, typer.Option("--max-arena-kb", help="fail when the arena (+ margin) exceeds this many KiB (micro)")
+        float | None,
+        typer.Option("--max-arena-kb", help="fail when the arena (+ margin) exceeds this many KiB (micro)"),
     ] = None,
     max_flash_kb: Annotated[
         float | None,

@@ -21,24 +21,36 @@ from edgekd.errors import UsageError
 OPTIMIZATIONS = ("all", "extended", "basic", "none")
 
 
-def _profile(model: Path, *, runs: int, warmup: int, threads: int, providers: list[str] | None,
-             optimization: str, benchmark_output: Path | None) -> Any:
+def _profile(
+    model: Path,
+    *,
+    runs: int,
+    warmup: int,
+    threads: int,
+    providers: list[str] | None,
+    optimization: str,
+    benchmark_output: Path | None,
+) -> Any:
     """The OpProfile of one model (ORT profiler for .onnx, a benchmark_model output for .tflite)."""
     suffix = model.suffix.lower()
     if suffix == ".onnx":
         if benchmark_output is not None:
-            raise UsageError("--benchmark-output is for .tflite models; an .onnx model is profiled with ORT",
-                             hint="leave --benchmark-output out for ONNX models")
+            raise UsageError(
+                "--benchmark-output is for .tflite models; an .onnx model is profiled with ORT",
+                hint="leave --benchmark-output out for ONNX models",
+            )
         from edgekd.profile.ort_profile import profile_onnx
 
-        return profile_onnx(model, runs=runs, warmup=warmup, threads=threads, providers=providers,
-                            optimization=optimization)  # type: ignore[arg-type]
+        return profile_onnx(
+            model, runs=runs, warmup=warmup, threads=threads, providers=providers, optimization=optimization
+        )  # type: ignore[arg-type]
     if suffix == ".tflite":
         if benchmark_output is None:
             raise UsageError(
                 f"no per-op profile for {model.name}: LiteRT's Python interpreter has no op profiler",
                 hint="run `benchmark_model --graph=MODEL --enable_op_profiling=true > out.txt` and pass "
-                     "--benchmark-output out.txt")
+                "--benchmark-output out.txt",
+            )
         from edgekd.profile.tflite_benchmark import parse_benchmark_file
 
         return parse_benchmark_file(benchmark_output, model=model.name, requested=providers or None)
@@ -51,20 +63,34 @@ def profile_cmd(
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
     threads: Annotated[int, typer.Option(help="intra-op threads", min=1)] = 1,
     top: Annotated[int, typer.Option("--top", help="how many of the slowest ops to list", min=1)] = 10,
-    compare: Annotated[Path | None, typer.Option(
-        "--compare", help="a second model (e.g. the int8 of MODEL): per-op-type comparison")] = None,
-    provider: Annotated[list[str] | None, typer.Option(
-        "--provider", help="ORT execution provider to ask for, in order (repeat; default CPU); for .tflite the "
-                           "delegate benchmark_model was asked for (XNNPACK, NNAPI, GPU; default: those its log names)")
+    compare: Annotated[
+        Path | None, typer.Option("--compare", help="a second model (e.g. the int8 of MODEL): per-op-type comparison")
     ] = None,
-    optimization: Annotated[str, typer.Option(
-        help="ORT graph optimization: all (what bench runs), extended, basic, none (rows = the file's nodes)")] = "all",
-    benchmark_output: Annotated[Path | None, typer.Option(
-        "--benchmark-output", help=".tflite: saved output of benchmark_model --enable_op_profiling=true")] = None,
-    compare_benchmark_output: Annotated[Path | None, typer.Option(
-        "--compare-benchmark-output", help="--compare .tflite: its benchmark_model output")] = None,
-    explorer: Annotated[Path | None, typer.Option(
-        "--explorer", help="write a Model Explorer node-data JSON (per-node latency) for MODEL")] = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provider",
+            help="ORT execution provider to ask for, in order (repeat; default CPU); for .tflite the "
+            "delegate benchmark_model was asked for (XNNPACK, NNAPI, GPU; default: those its log names)",
+        ),
+    ] = None,
+    optimization: Annotated[
+        str,
+        typer.Option(
+            help="ORT graph optimization: all (what bench runs), extended, basic, none (rows = the file's nodes)"
+        ),
+    ] = "all",
+    benchmark_output: Annotated[
+        Path | None,
+        typer.Option("--benchmark-output", help=".tflite: saved output of benchmark_model --enable_op_profiling=true"),
+    ] = None,
+    compare_benchmark_output: Annotated[
+        Path | None, typer.Option("--compare-benchmark-output", help="--compare .tflite: its benchmark_model output")
+    ] = None,
+    explorer: Annotated[
+        Path | None,
+        typer.Option("--explorer", help="write a Model Explorer node-data JSON (per-node latency) for MODEL"),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write the profile(s) as JSON")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
@@ -81,11 +107,15 @@ def profile_cmd(
         console.set_mode(quiet=console.is_quiet(), json_output=True)
     settings = {"runs": runs, "warmup": warmup, "threads": threads, "providers": provider, "optimization": optimization}
     base = _profile(model, benchmark_output=benchmark_output, **settings)  # type: ignore[arg-type]
-    other = (_profile(compare, benchmark_output=compare_benchmark_output, **settings)  # type: ignore[arg-type]
-             if compare is not None else None)
-    document: dict[str, Any] = {"profiles": [p.to_dict() for p in (base, other) if p is not None],
-                                "verdicts": [v.to_dict() for p in (base, other) if p is not None
-                                             for v in accelerator_fallback(p)]}
+    other = (
+        _profile(compare, benchmark_output=compare_benchmark_output, **settings)  # type: ignore[arg-type]
+        if compare is not None
+        else None
+    )
+    document: dict[str, Any] = {
+        "profiles": [p.to_dict() for p in (base, other) if p is not None],
+        "verdicts": [v.to_dict() for p in (base, other) if p is not None for v in accelerator_fallback(p)],
+    }
     if other is not None:
         document["comparison"] = _comparison(base, other, model, compare)
     if explorer is not None:

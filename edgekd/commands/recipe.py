@@ -35,7 +35,9 @@ def reference_cmd() -> None:
 @recipe_app.command("init")
 def init_cmd(
     source: Annotated[str, typer.Option("--source", help="digits | npz | csv | image_folder")] = "digits",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="write here (never over an existing file); default: print")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write here (never over an existing file); default: print")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="[run] name (default: my-<source>)")] = None,
 ) -> None:
     """Write a commented starter recipe for a data source."""

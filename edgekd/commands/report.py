@@ -16,21 +16,33 @@ from edgekd.errors import UsageError
 
 def report_cmd(
     run_dir: Annotated[Path | None, typer.Argument(help="run directory written by `edgekd run`")] = None,
-    compare: Annotated[tuple[Path, Path] | None, typer.Option(
-        "--compare", metavar="RUN_A RUN_B",
-        help="compare two runs (directories, report.json files or history run ids): what got slower, bigger, "
-             "less accurate")] = None,
-    fail_on_regression: Annotated[bool, typer.Option(
-        "--fail-on-regression", help="with --compare: exit 1 when anything regressed (for CI)")] = False,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            "--compare",
+            metavar="RUN_A RUN_B",
+            help="compare two runs (directories, report.json files or history run ids): what got slower, bigger, "
+            "less accurate",
+        ),
+    ] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="with --compare: exit 1 when anything regressed (for CI)")
+    ] = False,
     plot_format: Annotated[str, typer.Option("--plots", help="embed plots as svg or png")] = "svg",
-    markdown_out: Annotated[Path | None, typer.Option(
-        "--markdown", help="with --compare: also write the comparison as Markdown (a pull-request comment)")] = None,
+    markdown_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown", help="with --compare: also write the comparison as Markdown (a pull-request comment)"
+        ),
+    ] = None,
 ) -> None:
     """Write report.json, report.md and report.html for a run, or compare two runs."""
     if compare is not None:
         if run_dir is not None:
-            raise UsageError("give either RUN_DIR or --compare RUN_A RUN_B, not both",
-                             hint="edgekd report runs/a   or   edgekd report --compare runs/a runs/b")
+            raise UsageError(
+                "give either RUN_DIR or --compare RUN_A RUN_B, not both",
+                hint="edgekd report runs/a   or   edgekd report --compare runs/a runs/b",
+            )
         _compare(compare[0], compare[1], fail_on_regression=fail_on_regression, markdown_out=markdown_out)
         return
     if markdown_out is not None:
@@ -38,7 +50,9 @@ def report_cmd(
     if run_dir is None:
         raise UsageError("no run directory given", hint="edgekd report runs/<name>   (or --compare RUN_A RUN_B)")
     if plot_format not in ("svg", "png"):
-        raise UsageError(f"--plots must be svg or png, not {plot_format!r}", hint="--plots svg (default) or --plots png")
+        raise UsageError(
+            f"--plots must be svg or png, not {plot_format!r}", hint="--plots svg (default) or --plots png"
+        )
     _write(run_dir, plot_format)
 
 
@@ -57,9 +71,16 @@ def _write(run_dir: Path, plot_format: str) -> None:
         bar.update(task, advance=1)
     failed = [row["artifact"] for row in report["parity"] if row.get("passed") is False]
     if console.is_json():
-        console.emit_json({"paths": [str(p) for p in paths], "passed": report["passed"], "failed": failed,
-                           "failure": report.get("failure"), "verdicts": report.get("verdicts", []),
-                           "warnings": report["warnings"]})
+        console.emit_json(
+            {
+                "paths": [str(p) for p in paths],
+                "passed": report["passed"],
+                "failed": failed,
+                "failure": report.get("failure"),
+                "verdicts": report.get("verdicts", []),
+                "warnings": report["warnings"],
+            }
+        )
         return
     console.say(headline(report))
     for verdict in report.get("verdicts") or []:
@@ -74,14 +95,20 @@ def headline(report: dict[str, Any]) -> str:
     from rich.markup import escape
 
     failed = [row["artifact"] for row in report.get("parity") or [] if row.get("passed") is False]
-    parity = ("[yellow]parity not verified[/]" if not report.get("parity") else
-              f"[red]{len(failed)} artifact(s) fail parity: {escape(', '.join(failed))}[/]" if failed
-              else "[green]all artifacts pass parity[/]")
+    parity = (
+        "[yellow]parity not verified[/]"
+        if not report.get("parity")
+        else f"[red]{len(failed)} artifact(s) fail parity: {escape(', '.join(failed))}[/]"
+        if failed
+        else "[green]all artifacts pass parity[/]"
+    )
     line = f"{parity}; {len(report.get('warnings') or [])} warning(s)"
     failure = report.get("failure")
     if failure:
-        line = (f"[red]run failed at stage {escape(str(failure.get('stage')))} ({escape(str(failure.get('type')))}): "
-                f"{escape(str(failure.get('message')))}[/]\n{line}")
+        line = (
+            f"[red]run failed at stage {escape(str(failure.get('stage')))} ({escape(str(failure.get('type')))}): "
+            f"{escape(str(failure.get('message')))}[/]\n{line}"
+        )
     return line
 
 
@@ -107,8 +134,10 @@ def _print_comparison(result: dict[str, Any]) -> None:
 
     for warning in result.get("warnings") or []:
         console.say(f"[yellow]warning: {escape(warning)}[/]")
-    for title, rows, style in (("Regressions", result["regressions"], "red"),
-                               ("Improvements", result["improvements"], "green")):
+    for title, rows, style in (
+        ("Regressions", result["regressions"], "red"),
+        ("Improvements", result["improvements"], "green"),
+    ):
         if not rows:
             console.say(f"[{style}]{title}: none[/]")
             continue

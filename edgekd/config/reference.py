@@ -51,7 +51,9 @@ def model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
-def walk(model: type[BaseModel] | None = None, table: str = "", instance: Any = None) -> Iterator[tuple[str, type[BaseModel], list[KeyDoc]]]:
+def walk(
+    model: type[BaseModel] | None = None, table: str = "", instance: Any = None
+) -> Iterator[tuple[str, type[BaseModel], list[KeyDoc]]]:
     """Every table reachable from the Recipe, depth first: (dotted table path, its model, its keys)."""
     model = model or recipe_model()
     instance = instance if instance is not None else _default_instance(model)
@@ -149,7 +151,9 @@ def _toml(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items() if v is not None) + " }" if value else "{}"
+        return (
+            "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items() if v is not None) + " }" if value else "{}"
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return repr(value)

@@ -54,7 +54,7 @@ def starter_recipe(source: str, name: str | None = None) -> str:
             *(() if source == "digits" else [("data", "val_fraction", 0.1), ("data", "test_fraction", 0.2)]),
             ("data", "normalize", "standard"), *_models(_IMAGES[source]), *_REST]  # fmt: skip
     lines = [
-        f"# A starter recipe for `source = \"{source}\"`, written by `edgekd recipe init`.",
+        f'# A starter recipe for `source = "{source}"`, written by `edgekd recipe init`.',
         "# Every key is optional; the full list with types and defaults is in docs/RECIPE.md",
         "# (`edgekd recipe reference`), and `edgekd recipe schema` gives a JSON Schema for editors.",
     ]

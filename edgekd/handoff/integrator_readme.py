@@ -89,20 +89,26 @@ def _preprocessing_lines(manifest: dict[str, Any], ns: str) -> list[str]:
     lines = ["## Preprocessing: from the device's raw values to input 0", ""]
     if not prep.get("recorded"):
         lines += [
-            ("**Not recorded**: edgekd had no record of how this model's inputs were made (no sidecar, no "
-            "`--scale/--mean/--std`), so the formula below is the identity. If the model was trained on scaled or "
-            "normalised inputs, rebuild the bundle with them."),
+            (
+                "**Not recorded**: edgekd had no record of how this model's inputs were made (no sidecar, no "
+                "`--scale/--mean/--std`), so the formula below is the identity. If the model was trained on scaled or "
+                "normalised inputs, rebuild the bundle with them."
+            ),
             "",
         ]
     elif not prep.get("scale_recorded"):
         lines += [
-            ("The recorded preprocessing has no integer->float `scale`: `raw` below means the values exactly as the "
-            "data set held them when the model was trained (scale 1)."),
+            (
+                "The recorded preprocessing has no integer->float `scale`: `raw` below means the values exactly as the "
+                "data set held them when the model was trained (scale 1)."
+            ),
             "",
         ]
     lines += [
-        ("The model was trained on inputs made from the raw values like this; do exactly the same on the device "
-        f"(c = channel of the element, `(i / {ns}::kInputChannelStride) % {ns}::kInputChannels` for element i):"),
+        (
+            "The model was trained on inputs made from the raw values like this; do exactly the same on the device "
+            f"(c = channel of the element, `(i / {ns}::kInputChannelStride) % {ns}::kInputChannels` for element i):"
+        ),
         "",
         "```",
         *prep["device_formula"],
@@ -117,10 +123,12 @@ def _preprocessing_lines(manifest: dict[str, Any], ns: str) -> list[str]:
         )
     if prep.get("firmware_function"):
         lines += [
-            (f"`{ns}::{prep['firmware_function']}(raw, input)` in `model_manifest.h` does exactly this for every "
-            "element of input 0 (raw values in the input's memory order, any numeric type). Arithmetic: "
-            f"{prep['arithmetic']}: with it the device writes bit for bit the inputs edgekd's verify stage fed the "
-            "model."),
+            (
+                f"`{ns}::{prep['firmware_function']}(raw, input)` in `model_manifest.h` does exactly this for every "
+                "element of input 0 (raw values in the input's memory order, any numeric type). Arithmetic: "
+                f"{prep['arithmetic']}: with it the device writes bit for bit the inputs edgekd's verify stage fed the "
+                "model."
+            ),
         ]
     lines += [
         (
@@ -142,10 +150,14 @@ def _memory_lines(memory: dict[str, Any] | None) -> list[str]:
     lines = [
         "## Memory (flash exact for the model, estimated for code)",
         "",
-        (f"- Flash: {flash['total_bytes']} bytes = model {flash['model_bytes']} (exact) + kernel code "
-         f"{flash['kernel_code_bytes']} + TFLM core {flash['core_code_bytes']} (**estimates**: {flash['basis']})."),
-        (f"- RAM: {ram['total_bytes']} bytes = tensor arena {ram['arena_bytes']} ({ram['arena_method']}) + "
-         f"application I/O buffers {ram['io_bytes']}. {ram['note']}."),
+        (
+            f"- Flash: {flash['total_bytes']} bytes = model {flash['model_bytes']} (exact) + kernel code "
+            f"{flash['kernel_code_bytes']} + TFLM core {flash['core_code_bytes']} (**estimates**: {flash['basis']})."
+        ),
+        (
+            f"- RAM: {ram['total_bytes']} bytes = tensor arena {ram['arena_bytes']} ({ram['arena_method']}) + "
+            f"application I/O buffers {ram['io_bytes']}. {ram['note']}."
+        ),
     ]
     if flash["ops_without_estimate"]:
         lines.append("- No code estimate for: " + ", ".join(f"`{op}`" for op in flash["ops_without_estimate"]) + ".")
@@ -160,15 +172,23 @@ def _ethos_u_lines(vela: dict[str, Any] | None) -> list[str]:
     return [
         f"## Arm {vela['accelerator']} (Vela {vela['version']}: estimates, not measured on hardware)",
         "",
-        (f"`{vela['file']}` is the model compiled by Vela: its NPU part is one `ethos-u` custom operator (register "
-         "`AddEthosU()` and link the Ethos-U driver); the plain int8 model and everything above is the Cortex-M-only build."),
+        (
+            f"`{vela['file']}` is the model compiled by Vela: its NPU part is one `ethos-u` custom operator (register "
+            "`AddEthosU()` and link the Ethos-U driver); the plain int8 model and everything above is the Cortex-M-only build."
+        ),
         "",
-        (f"- System config {vela['system_config']}, memory mode {vela['memory_mode']}, clock {vela['core_clock_hz'] / 1e6:g} MHz."),
-        (f"- SRAM {vela['sram_bytes']} bytes, off-chip flash {vela['off_chip_flash_bytes']} bytes, on-chip flash "
-         f"{vela['on_chip_flash_bytes']} bytes, DRAM {vela['dram_bytes']} bytes."),
+        (
+            f"- System config {vela['system_config']}, memory mode {vela['memory_mode']}, clock {vela['core_clock_hz'] / 1e6:g} MHz."
+        ),
+        (
+            f"- SRAM {vela['sram_bytes']} bytes, off-chip flash {vela['off_chip_flash_bytes']} bytes, on-chip flash "
+            f"{vela['on_chip_flash_bytes']} bytes, DRAM {vela['dram_bytes']} bytes."
+        ),
         f"- Operators: {vela['npu_operators']} on the NPU, {vela['cpu_operators']} on the CPU ({cpu}).",
-        (f"- {vela['cycles_total']} cycles ({vela['cycles_npu']} NPU), {1e3 * vela['inference_time_s']:.3f} ms, "
-         f"{vela['inferences_per_second']:.0f} inferences/s; {vela['macs']} MACs."),
+        (
+            f"- {vela['cycles_total']} cycles ({vela['cycles_npu']} NPU), {1e3 * vela['inference_time_s']:.3f} ms, "
+            f"{vela['inferences_per_second']:.0f} inferences/s; {vela['macs']} MACs."
+        ),
         "",
     ]
 
@@ -188,9 +208,11 @@ def render_readme(
     lines = [
         f"# {model['name']}: firmware handoff bundle",
         "",
-        (f"Written by edgekd {versions.get('edgekd', '')} for platform **{manifest['platform']}**. "
-        f"Model `{model['file']}`: {model['bytes']} bytes, precision {model['precision'] or 'unknown'}, "
-        f"TFLite schema v{model['tflite_schema_version']}, sha256 `{model['sha256']}`."),
+        (
+            f"Written by edgekd {versions.get('edgekd', '')} for platform **{manifest['platform']}**. "
+            f"Model `{model['file']}`: {model['bytes']} bytes, precision {model['precision'] or 'unknown'}, "
+            f"TFLite schema v{model['tflite_schema_version']}, sha256 `{model['sha256']}`."
+        ),
         "",
         "## Files",
         "",
@@ -229,8 +251,10 @@ def render_readme(
     lines += [
         "## Tensor arena",
         "",
-        (f"`{ns}::kTensorArenaBytes = {arena['bytes']}`: {arena['method']} basis {arena['basis_bytes']} bytes "
-        f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}"),
+        (
+            f"`{ns}::kTensorArenaBytes = {arena['bytes']}`: {arena['method']} basis {arena['basis_bytes']} bytes "
+            f"+ {arena['margin']:.0%} margin, rounded up to 16. {arena.get('note', '')}"
+        ),
         "",
         *_memory_lines(manifest.get("memory")),
         *_ethos_u_lines(manifest.get("ethos_u")),
@@ -260,10 +284,12 @@ def render_readme(
         "",
         "## On-device self-test",
         "",
-        (f"`self_test.cc` defines `int {self_test_function(symbols)}()`: it runs the golden input(s) of `golden.h` "
-        "through the model as above and returns the number of output elements outside their tolerance "
-        "(0 = the device reproduces the host; negative = a setup step failed, see the file). "
-        f"Inputs: {golden.get('input_source')}; outputs: LiteRT on the host."),
+        (
+            f"`self_test.cc` defines `int {self_test_function(symbols)}()`: it runs the golden input(s) of `golden.h` "
+            "through the model as above and returns the number of output elements outside their tolerance "
+            "(0 = the device reproduces the host; negative = a setup step failed, see the file). "
+            f"Inputs: {golden.get('input_source')}; outputs: LiteRT on the host."
+        ),
     ]
     if golden.get("tflm_max_abs_diff") is not None:
         lines.append(
@@ -273,8 +299,10 @@ def render_readme(
     lines += ["", "## Verified on the host", ""]
     if verification.get("compiled"):
         lines += [
-            (f"- `model_data.cc` and a check program built with {verification['compiler']} "
-            f"`{' '.join(verification['flags'])}` (two translation units including every header)."),
+            (
+                f"- `model_data.cc` and a check program built with {verification['compiler']} "
+                f"`{' '.join(verification['flags'])}` (two translation units including every header)."
+            ),
             f"- The array written back has sha256 `{verification['round_trip_sha256']}`, equal to the `.tflite`.",
             f"- `{symbols.model_array}` is {verification['alignment']}-byte aligned at run time.",
         ]
@@ -290,8 +318,10 @@ def render_readme(
         lines.append(f"- `self_test.cc` not compiled: {tflm.get('skipped', 'TFLM headers not given')}.")
     resolver = verification.get("op_resolver", {})
     lines += [
-        (f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
-        "match the model's operators and the template count."),
+        (
+            f"- `op_resolver.h`: {resolver.get('check', 'not checked')}: {resolver.get('op_count', 0)} Add calls "
+            "match the model's operators and the template count."
+        ),
         "",
     ]
     lines += ["## Benchmarks", "", *_bench_rows(bench)]

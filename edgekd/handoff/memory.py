@@ -61,12 +61,14 @@ def ram_estimate(arena: dict[str, Any], inputs: list[dict[str, Any]], outputs: l
         "arena_bytes": int(arena["bytes"]),
         "arena_method": arena.get("method"),
         "io_bytes": io,
-        "note": "arena as allocated (its method and margin under \"arena\") + one buffer per input and output outside "
+        "note": 'arena as allocated (its method and margin under "arena") + one buffer per input and output outside '
         "the arena, at the tensors' sizes; stack, heap and the rest of the firmware are not included",
     }
 
 
-def memory_section(model_bytes: int, operators: Iterable[str], arena: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+def memory_section(
+    model_bytes: int, operators: Iterable[str], arena: dict[str, Any], manifest: dict[str, Any]
+) -> dict[str, Any]:
     """The manifest's / bundle.json's "memory": flash and ram."""
     return {
         "flash": flash_estimate(model_bytes, operators),
@@ -75,7 +77,9 @@ def memory_section(model_bytes: int, operators: Iterable[str], arena: dict[str, 
     }
 
 
-def check_budgets(memory: dict[str, Any], *, max_arena_kb: float | None, max_flash_kb: float | None, model: str) -> None:
+def check_budgets(
+    memory: dict[str, Any], *, max_arena_kb: float | None, max_flash_kb: float | None, model: str
+) -> None:
     """HandoffError naming every overrun (arena and/or flash) and what it is made of; nothing when within budget."""
     problems: list[str] = []
     hints: list[str] = []

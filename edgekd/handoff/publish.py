@@ -52,7 +52,7 @@ def _is_bundle_zip(zip_path: Path, folder_name: str) -> bool:
     except (OSError, zipfile.BadZipFile):
         return False
     prefix = f"{folder_name}/"
-    return f"{prefix}bundle.json" in names and all(n.startswith(prefix) and "/" not in n[len(prefix):] for n in names)
+    return f"{prefix}bundle.json" in names and all(n.startswith(prefix) and "/" not in n[len(prefix) :] for n in names)
 
 
 def _foreign(zip_path: Path, folder_name: str) -> bool:

@@ -166,7 +166,7 @@ def parse_tflite(data: bytes, *, source: str = "<bytes>") -> TfliteModel:
         raise ModelError(f"{source} is not a TFLite model (no 'TFL3' identifier)", hint="give a .tflite file")
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
-    except Exception as exc:  # flatbuffers raises plain errors on truncated input
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises plain errors (IndexError, struct.error, ...) on truncated input
         raise ModelError(f"{source} is not a readable TFLite model: {exc}", hint="the file may be truncated") from None
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)

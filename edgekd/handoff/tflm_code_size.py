@@ -5,18 +5,27 @@ Estimates, not measurements of a microcontroller build: see that script's docstr
 
 from __future__ import annotations
 
-BASIS = ("g++ -Os x86-64 .text of each TFLM source file compiled alone (reference kernels, not CMSIS-NN; before linking), tflite-micro 90b983c, measured 2026-12-02")
+BASIS = "g++ -Os x86-64 .text of each TFLM source file compiled alone (reference kernels, not CMSIS-NN; before linking), tflite-micro 90b983c, measured 2026-12-02"
 
 # operator -> the kernel source files its Register_<OP>() needs
 OP_FILES: dict[str, tuple[str, ...]] = {
     "ABS": ("elementwise.cc",),
-    "ADD": ("add.cc", "add_common.cc",),
+    "ADD": (
+        "add.cc",
+        "add_common.cc",
+    ),
     "ADD_N": ("add_n.cc",),
     "ARG_MAX": ("arg_min_max.cc",),
     "ARG_MIN": ("arg_min_max.cc",),
     "ASSIGN_VARIABLE": ("assign_variable.cc",),
-    "AVERAGE_POOL_2D": ("pooling.cc", "pooling_common.cc",),
-    "BATCH_MATMUL": ("batch_matmul.cc", "batch_matmul_common.cc",),
+    "AVERAGE_POOL_2D": (
+        "pooling.cc",
+        "pooling_common.cc",
+    ),
+    "BATCH_MATMUL": (
+        "batch_matmul.cc",
+        "batch_matmul_common.cc",
+    ),
     "BATCH_TO_SPACE_ND": ("batch_to_space_nd.cc",),
     "BROADCAST_ARGS": ("broadcast_args.cc",),
     "BROADCAST_TO": ("broadcast_to.cc",),
@@ -24,12 +33,21 @@ OP_FILES: dict[str, tuple[str, ...]] = {
     "CAST": ("cast.cc",),
     "CEIL": ("ceil.cc",),
     "CONCATENATION": ("concatenation.cc",),
-    "CONV_2D": ("conv.cc", "conv_common.cc",),
+    "CONV_2D": (
+        "conv.cc",
+        "conv_common.cc",
+    ),
     "COS": ("elementwise.cc",),
     "CUMSUM": ("cumsum.cc",),
-    "DEPTHWISE_CONV_2D": ("depthwise_conv.cc", "depthwise_conv_common.cc",),
+    "DEPTHWISE_CONV_2D": (
+        "depthwise_conv.cc",
+        "depthwise_conv_common.cc",
+    ),
     "DEPTH_TO_SPACE": ("depth_to_space.cc",),
-    "DEQUANTIZE": ("dequantize.cc", "dequantize_common.cc",),
+    "DEQUANTIZE": (
+        "dequantize.cc",
+        "dequantize_common.cc",
+    ),
     "DIV": ("div.cc",),
     "ELU": ("elu.cc",),
     "EMBEDDING_LOOKUP": ("embedding_lookup.cc",),
@@ -40,44 +58,101 @@ OP_FILES: dict[str, tuple[str, ...]] = {
     "FLOOR": ("floor.cc",),
     "FLOOR_DIV": ("floor_div.cc",),
     "FLOOR_MOD": ("floor_mod.cc",),
-    "FULLY_CONNECTED": ("fully_connected.cc", "fully_connected_common.cc",),
+    "FULLY_CONNECTED": (
+        "fully_connected.cc",
+        "fully_connected_common.cc",
+    ),
     "GATHER": ("gather.cc",),
     "GATHER_ND": ("gather_nd.cc",),
     "GREATER": ("comparisons.cc",),
     "GREATER_EQUAL": ("comparisons.cc",),
-    "HARD_SWISH": ("hard_swish.cc", "hard_swish_common.cc",),
+    "HARD_SWISH": (
+        "hard_swish.cc",
+        "hard_swish_common.cc",
+    ),
     "IF": ("if.cc",),
     "L2_NORMALIZATION": ("l2norm.cc",),
     "L2_POOL_2D": ("l2_pool_2d.cc",),
-    "LEAKY_RELU": ("leaky_relu.cc", "leaky_relu_common.cc",),
+    "LEAKY_RELU": (
+        "leaky_relu.cc",
+        "leaky_relu_common.cc",
+    ),
     "LESS": ("comparisons.cc",),
     "LESS_EQUAL": ("comparisons.cc",),
     "LOG": ("elementwise.cc",),
-    "LOGICAL_AND": ("logical.cc", "logical_common.cc",),
+    "LOGICAL_AND": (
+        "logical.cc",
+        "logical_common.cc",
+    ),
     "LOGICAL_NOT": ("elementwise.cc",),
-    "LOGICAL_OR": ("logical.cc", "logical_common.cc",),
-    "LOGISTIC": ("logistic.cc", "logistic_common.cc",),
+    "LOGICAL_OR": (
+        "logical.cc",
+        "logical_common.cc",
+    ),
+    "LOGISTIC": (
+        "logistic.cc",
+        "logistic_common.cc",
+    ),
     "LOG_SOFTMAX": ("log_softmax.cc",),
     "MAXIMUM": ("maximum_minimum.cc",),
-    "MAX_POOL_2D": ("pooling.cc", "pooling_common.cc",),
-    "MEAN": ("reduce.cc", "reduce_common.cc",),
+    "MAX_POOL_2D": (
+        "pooling.cc",
+        "pooling_common.cc",
+    ),
+    "MEAN": (
+        "reduce.cc",
+        "reduce_common.cc",
+    ),
     "MINIMUM": ("maximum_minimum.cc",),
     "MIRROR_PAD": ("mirror_pad.cc",),
-    "MUL": ("mul.cc", "mul_common.cc",),
+    "MUL": (
+        "mul.cc",
+        "mul_common.cc",
+    ),
     "NEG": ("neg.cc",),
     "NOT_EQUAL": ("comparisons.cc",),
     "PACK": ("pack.cc",),
-    "PAD": ("pad.cc", "pad_common.cc",),
-    "PADV2": ("pad.cc", "pad_common.cc",),
-    "PRELU": ("prelu.cc", "prelu_common.cc",),
-    "QUANTIZE": ("quantize.cc", "quantize_common.cc",),
+    "PAD": (
+        "pad.cc",
+        "pad_common.cc",
+    ),
+    "PADV2": (
+        "pad.cc",
+        "pad_common.cc",
+    ),
+    "PRELU": (
+        "prelu.cc",
+        "prelu_common.cc",
+    ),
+    "QUANTIZE": (
+        "quantize.cc",
+        "quantize_common.cc",
+    ),
     "READ_VARIABLE": ("read_variable.cc",),
-    "REDUCE_ALL": ("reduce.cc", "reduce_common.cc",),
-    "REDUCE_MAX": ("reduce.cc", "reduce_common.cc",),
-    "REDUCE_MIN": ("reduce.cc", "reduce_common.cc",),
-    "RELU": ("activations.cc", "activations_common.cc",),
-    "RELU6": ("activations.cc", "activations_common.cc",),
-    "RESHAPE": ("reshape.cc", "reshape_common.cc",),
+    "REDUCE_ALL": (
+        "reduce.cc",
+        "reduce_common.cc",
+    ),
+    "REDUCE_MAX": (
+        "reduce.cc",
+        "reduce_common.cc",
+    ),
+    "REDUCE_MIN": (
+        "reduce.cc",
+        "reduce_common.cc",
+    ),
+    "RELU": (
+        "activations.cc",
+        "activations_common.cc",
+    ),
+    "RELU6": (
+        "activations.cc",
+        "activations_common.cc",
+    ),
+    "RESHAPE": (
+        "reshape.cc",
+        "reshape_common.cc",
+    ),
     "RESIZE_BILINEAR": ("resize_bilinear.cc",),
     "REVERSE_V2": ("reverse.cc",),
     "ROUND": ("round.cc",),
@@ -86,7 +161,10 @@ OP_FILES: dict[str, tuple[str, ...]] = {
     "SHAPE": ("shape.cc",),
     "SIN": ("elementwise.cc",),
     "SLICE": ("slice.cc",),
-    "SOFTMAX": ("softmax.cc", "softmax_common.cc",),
+    "SOFTMAX": (
+        "softmax.cc",
+        "softmax_common.cc",
+    ),
     "SPACE_TO_BATCH_ND": ("space_to_batch_nd.cc",),
     "SPACE_TO_DEPTH": ("space_to_depth.cc",),
     "SPLIT": ("split.cc",),
@@ -95,12 +173,27 @@ OP_FILES: dict[str, tuple[str, ...]] = {
     "SQUARE": ("elementwise.cc",),
     "SQUARED_DIFFERENCE": ("squared_difference.cc",),
     "SQUEEZE": ("squeeze.cc",),
-    "STRIDED_SLICE": ("strided_slice.cc", "strided_slice_common.cc",),
-    "SUB": ("sub.cc", "sub_common.cc",),
-    "SUM": ("reduce.cc", "reduce_common.cc",),
-    "SVDF": ("svdf.cc", "svdf_common.cc",),
+    "STRIDED_SLICE": (
+        "strided_slice.cc",
+        "strided_slice_common.cc",
+    ),
+    "SUB": (
+        "sub.cc",
+        "sub_common.cc",
+    ),
+    "SUM": (
+        "reduce.cc",
+        "reduce_common.cc",
+    ),
+    "SVDF": (
+        "svdf.cc",
+        "svdf_common.cc",
+    ),
     "TANH": ("tanh.cc",),
-    "TRANSPOSE": ("transpose.cc", "transpose_common.cc",),
+    "TRANSPOSE": (
+        "transpose.cc",
+        "transpose_common.cc",
+    ),
     "TRANSPOSE_CONV": ("transpose_conv.cc",),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": ("unidirectional_sequence_lstm.cc",),
     "UNPACK": ("unpack.cc",),
@@ -237,4 +330,3 @@ CORE_TEXT_BYTES: dict[str, int] = {
     "tflite_bridge/micro_error_reporter.cc": 63,
     "kernels/kernel_util.cc": 1519,
 }
-

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class TflmProbe:
         self._stderr.close()
         self._dir.cleanup()
 
-    def __enter__(self) -> TflmProbe:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -78,6 +78,7 @@ def compile_with_vela(model: Path, accelerator: str) -> tuple[bytes, dict[str, A
 
 def estimates(summary: dict[str, str], stdout: str, accelerator: str) -> dict[str, Any]:
     """Vela's summary CSV row and its --show-cpu-operations lines as one JSON-ready record (bytes, Hz, s)."""
+
     def number(key: str) -> float:
         return float(summary.get(key) or 0.0)
 

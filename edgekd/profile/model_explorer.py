@@ -38,8 +38,9 @@ def node_key(op: str) -> str:
     return match.group(1).split(", ")[0] if match else op
 
 
-def latency_node_data(profile: OpProfile, *, graph_id: str | None = None,
-                      known_keys: set[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+def latency_node_data(
+    profile: OpProfile, *, graph_id: str | None = None, known_keys: set[str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """(node data dict, unmatched ops). Values are ms per inference; several rows on one key are summed.
 
     `known_keys`: node ids and output tensor names of the graph; rows whose key is not among them are
@@ -85,17 +86,24 @@ def onnx_graph_json(onnx_path: str | Path, graph_id: str = "main") -> dict[str, 
         from model_explorer import graph_builder as gb
         from model_explorer.utils import convert_adapter_response
     except ImportError:
-        raise ConversionError("Model Explorer is not installed",
-                              hint="pip install ai-edge-model-explorer") from None
+        raise ConversionError("Model Explorer is not installed", hint="pip install ai-edge-model-explorer") from None
     model = onnx.load(str(onnx_path), load_external_data=False)
     names = [node.name or f"{node.op_type}_{index}" for index, node in enumerate(model.graph.node)]
-    producer = {out: (name, slot) for name, node in zip(names, model.graph.node) for slot, out in enumerate(node.output)}
+    producer = {
+        out: (name, slot) for name, node in zip(names, model.graph.node) for slot, out in enumerate(node.output)
+    }
     nodes = []
     for name, node in zip(names, model.graph.node):
-        edges = [gb.IncomingEdge(sourceNodeId=producer[value][0], sourceNodeOutputId=str(producer[value][1]),
-                                 targetNodeInputId=str(slot))
-                 for slot, value in enumerate(node.input) if value in producer]
-        outputs = [gb.MetadataItem(id=str(i), attrs=[gb.KeyValue(key="tensor_name", value=out)])
-                   for i, out in enumerate(node.output)]
+        edges = [
+            gb.IncomingEdge(
+                sourceNodeId=producer[value][0], sourceNodeOutputId=str(producer[value][1]), targetNodeInputId=str(slot)
+            )
+            for slot, value in enumerate(node.input)
+            if value in producer
+        ]
+        outputs = [
+            gb.MetadataItem(id=str(i), attrs=[gb.KeyValue(key="tensor_name", value=out)])
+            for i, out in enumerate(node.output)
+        ]
         nodes.append(gb.GraphNode(id=name, label=node.op_type, incomingEdges=edges, outputsMetadata=outputs))
     return convert_adapter_response({"graphs": [gb.Graph(id=graph_id, nodes=nodes)]})

@@ -22,18 +22,27 @@ from edgekd.profile.ort_trace import summarize_ort_trace
 from edgekd.profile.schema import OpProfile, OpRow
 
 GraphOptimization = Literal["all", "extended", "basic", "none"]
-_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-           "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64",
-           "tensor(bool)": "bool"}
+_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
 
 
 def _session_options(threads: int, optimization: GraphOptimization, profile_prefix: str | None) -> Any:
     import onnxruntime as ort
 
-    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    levels = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -57,14 +66,18 @@ def random_inputs(session: Any, seed: int = 0) -> tuple[dict[str, Any], list[str
             if isinstance(dim, int) and dim > 0:
                 continue
             if axis != 0:
-                raise UsageError(f"input {spec.name!r} has a symbolic dimension {dim!r} at axis {axis} "
-                                 f"(shape {spec.shape})", hint="pass inputs of the size to profile")
+                raise UsageError(
+                    f"input {spec.name!r} has a symbolic dimension {dim!r} at axis {axis} (shape {spec.shape})",
+                    hint="pass inputs of the size to profile",
+                )
             shape[axis] = 1
             notes.append(f"input {spec.name}: symbolic batch dimension {dim!r} profiled at 1")
         dtype = _DTYPES.get(spec.type)
         if dtype is None:
-            raise UsageError(f"input {spec.name!r} has type {spec.type}, which random inputs do not cover",
-                             hint="pass the inputs to profile")
+            raise UsageError(
+                f"input {spec.name!r} has type {spec.type}, which random inputs do not cover",
+                hint="pass the inputs to profile",
+            )
         if dtype.startswith(("int", "uint")):
             feeds[spec.name] = rng.integers(0, 10, size=shape).astype(dtype)
         else:
@@ -72,9 +85,16 @@ def random_inputs(session: Any, seed: int = 0) -> tuple[dict[str, Any], list[str
     return feeds, notes
 
 
-def profile_onnx(model_path: str | Path, inputs: dict[str, Any] | None = None, runs: int = 50, threads: int = 1,
-                 *, warmup: int = 5, providers: list[str] | None = None,
-                 optimization: GraphOptimization = "all") -> OpProfile:
+def profile_onnx(
+    model_path: str | Path,
+    inputs: dict[str, Any] | None = None,
+    runs: int = 50,
+    threads: int = 1,
+    *,
+    warmup: int = 5,
+    providers: list[str] | None = None,
+    optimization: GraphOptimization = "all",
+) -> OpProfile:
     """Profile `model_path` with ONNX Runtime: per-node ms per inference (interquartile mean) over `runs` runs.
 
     `providers` is the execution-provider list asked for (default: CPU only); providers this onnxruntime
@@ -91,15 +111,19 @@ def profile_onnx(model_path: str | Path, inputs: dict[str, Any] | None = None, r
     requested = list(providers or ["CPUExecutionProvider"])
     available = ort.get_available_providers()
     usable = [p for p in requested if p in available]
-    notes = [f"{p} is not in this onnxruntime build (available: {', '.join(available)})"
-             for p in requested if p not in available]
+    notes = [
+        f"{p} is not in this onnxruntime build (available: {', '.join(available)})"
+        for p in requested
+        if p not in available
+    ]
     if "CPUExecutionProvider" not in usable:
         usable.append("CPUExecutionProvider")  # ORT always falls back to it; say so rather than hide it
     with tempfile.TemporaryDirectory(prefix="edgekd-ortprof-") as work:
         try:
             plain = ort.InferenceSession(str(path), _session_options(threads, optimization, None), providers=usable)
-            profiled = ort.InferenceSession(str(path), _session_options(threads, optimization, f"{work}/ort"),
-                                            providers=usable)
+            profiled = ort.InferenceSession(
+                str(path), _session_options(threads, optimization, f"{work}/ort"), providers=usable
+            )
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types with the reason
             raise ModelError(f"onnxruntime cannot load {path.name}: {str(exc).splitlines()[0]}") from None
         if inputs is None:
@@ -118,15 +142,24 @@ def profile_onnx(model_path: str | Path, inputs: dict[str, Any] | None = None, r
     median = statistics.median(plain_ns) / 1e6
     profiled_median = statistics.median(profiled_ns) / 1e6
     return OpProfile(
-        runtime="ort", model=path.name, source=f"onnxruntime {ort.__version__} profiler",
-        rows=[OpRow(**row) for row in summary["rows"]], runs=summary["runs"], statistic=summary["statistic"],
+        runtime="ort",
+        model=path.name,
+        source=f"onnxruntime {ort.__version__} profiler",
+        rows=[OpRow(**row) for row in summary["rows"]],
+        runs=summary["runs"],
+        statistic=summary["statistic"],
         requested=requested,
-        providers=list(profiled.get_providers()), median_ms=median, profiled_median_ms=profiled_median,
-        overhead=overhead_text(profiled_median, median), notes=notes + [f"graph optimization: {optimization}"],
+        providers=list(profiled.get_providers()),
+        median_ms=median,
+        profiled_median_ms=profiled_median,
+        overhead=overhead_text(profiled_median, median),
+        notes=notes + [f"graph optimization: {optimization}"],
     )
 
 
 def overhead_text(profiled_ms: float, plain_ms: float) -> str:
     """The profiler's cost in one phrase with the figures."""
-    return (f"profiled median {profiled_ms:.3f} ms vs unprofiled {plain_ms:.3f} ms "
-            f"({(profiled_ms / plain_ms - 1) * 100:+.1f} %)")
+    return (
+        f"profiled median {profiled_ms:.3f} ms vs unprofiled {plain_ms:.3f} ms "
+        f"({(profiled_ms / plain_ms - 1) * 100:+.1f} %)"
+    )

@@ -25,8 +25,11 @@ STATISTIC = "interquartile mean"
 
 def _runs(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
     """(start, end) µs of every `model_run`, in time order."""
-    runs = [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
-            for e in events if e.get("cat") == "Session" and e.get("name") == "model_run" and "ts" in e]
+    runs = [
+        (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run" and "ts" in e
+    ]
     return sorted(runs)
 
 
@@ -41,7 +44,7 @@ def summarize_ort_trace(events: list[dict[str, Any]], warmup_runs: int = 0) -> d
     "runs": runs kept, "run_ms": [each kept run's `model_run` duration in ms], "statistic": STATISTIC}.
     Session and model-load events are not counted; fence events carry no time and are skipped.
     """
-    runs = _runs(events)[max(0, int(warmup_runs)):]
+    runs = _runs(events)[max(0, int(warmup_runs)) :]
     if not runs:
         return {"rows": [], "runs": 0, "run_ms": []}
     starts = [start for start, _ in runs]
@@ -57,16 +60,28 @@ def summarize_ort_trace(events: list[dict[str, Any]], warmup_runs: int = 0) -> d
             continue  # a warm-up run's node, or outside every run
         args = event.get("args") or {}
         node = name[: -len(KERNEL_SUFFIX)]
-        entry = totals.setdefault(node, [str(args.get("op_name", "?")), str(args.get("provider", "?")),
-                                         [0.0] * count, 0])
+        entry = totals.setdefault(
+            node, [str(args.get("op_name", "?")), str(args.get("provider", "?")), [0.0] * count, 0]
+        )
         entry[2][index] += float(event.get("dur", 0))
         entry[3] += 1
     middle = _middle_runs([end - start for start, end in runs])
-    rows = [{"op": node, "op_type": op_type, "provider": provider,
-             "ms": sum(per_run[i] for i in middle) / len(middle) / 1000.0, "calls": calls / count}
-            for node, (op_type, provider, per_run, calls) in totals.items()]
-    return {"rows": rows, "runs": count, "run_ms": [(end - start) / 1000.0 for start, end in runs],
-            "statistic": STATISTIC}
+    rows = [
+        {
+            "op": node,
+            "op_type": op_type,
+            "provider": provider,
+            "ms": sum(per_run[i] for i in middle) / len(middle) / 1000.0,
+            "calls": calls / count,
+        }
+        for node, (op_type, provider, per_run, calls) in totals.items()
+    ]
+    return {
+        "rows": rows,
+        "runs": count,
+        "run_ms": [(end - start) / 1000.0 for start, end in runs],
+        "statistic": STATISTIC,
+    }
 
 
 def _middle_runs(durations: list[float]) -> list[int]:
@@ -75,7 +90,7 @@ def _middle_runs(durations: list[float]) -> list[int]:
     if len(order) < 4:
         return order
     quarter = len(order) // 4
-    return order[quarter: len(order) - quarter]
+    return order[quarter : len(order) - quarter]
 
 
 def _run_index(starts: list[float], ts: float) -> int:

@@ -56,14 +56,20 @@ def accelerator_fallback(profile: OpProfile) -> list[Verdict]:
         by_type[row.op_type] = by_type.get(row.op_type, 0.0) + row.ms
     named = sorted(by_type.items(), key=lambda item: item[1], reverse=True)[:NAMED_OP_TYPES]
     where = f" on {profile.target}" if profile.target else ""
-    missing = [name for name in accelerators if profile.providers and name not in profile.providers
-               and profile.runtime == "ort"]
+    missing = [
+        name
+        for name in accelerators
+        if profile.providers and name not in profile.providers and profile.runtime == "ort"
+    ]
     reason = f" ({', '.join(missing)} not available to the session)" if missing else ""
     extent = "all" if wholly else f"{len(cpu)} of {len(profile.rows)}"
-    message = (f"{profile.model} asked for {', '.join(accelerators)}{where}, but {extent} nodes "
-               f"({share * 100:.1f}% of op time, {cpu_ms:.3f} ms per inference) ran on the plain CPU{reason}: "
-               + ", ".join(f"{op_type} {ms:.3f} ms" for op_type, ms in named)
-               + (", …" if len(by_type) > NAMED_OP_TYPES else "") + ".")
+    message = (
+        f"{profile.model} asked for {', '.join(accelerators)}{where}, but {extent} nodes "
+        f"({share * 100:.1f}% of op time, {cpu_ms:.3f} ms per inference) ran on the plain CPU{reason}: "
+        + ", ".join(f"{op_type} {ms:.3f} ms" for op_type, ms in named)
+        + (", …" if len(by_type) > NAMED_OP_TYPES else "")
+        + "."
+    )
     severity = WARNING if wholly or share >= FALLBACK_WARN_SHARE else INFO
     return [Verdict(CODE, message, severity)]
 
@@ -81,8 +87,14 @@ def delegation_fallback(entries: list[dict[str, Any]], model: str, *, target: st
         left = total - replaced
         partitions = f", in {entry['partitions']} partitions" if entry.get("partitions") else ""
         severity = WARNING if left / total >= FALLBACK_WARN_SHARE else INFO
-        verdicts.append(Verdict(CODE, f"{model}{where}: {entry['provider']} took {replaced} of {total} nodes"
-                                      f"{partitions}; {left} ran on the plain CPU (per the delegate's log).", severity))
+        verdicts.append(
+            Verdict(
+                CODE,
+                f"{model}{where}: {entry['provider']} took {replaced} of {total} nodes"
+                f"{partitions}; {left} ran on the plain CPU (per the delegate's log).",
+                severity,
+            )
+        )
     return verdicts
 
 

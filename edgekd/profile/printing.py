@@ -39,15 +39,22 @@ def print_profile(profile: OpProfile, *, top: int) -> None:
     for column in ("op", "op type", "provider", "ms", "calls", "share"):
         table.add_column(column, justify="right" if column in ("ms", "calls", "share") else "left")
     for row in top_ops(profile, top):
-        table.add_row(row["op"], row["op_type"], row["provider"], _ms(row["ms"]), f"{row['calls']:g}",
-                      f"{row['share'] * 100:.1f}%")
+        table.add_row(
+            row["op"],
+            row["op_type"],
+            row["provider"],
+            _ms(row["ms"]),
+            f"{row['calls']:g}",
+            f"{row['share'] * 100:.1f}%",
+        )
     console.say(table)
     types = Table(title="time by op type", title_justify="left")
     for column in ("op type", "nodes", "ms", "share", "providers"):
         types.add_column(column, justify="right" if column in ("nodes", "ms", "share") else "left")
     for row in by_op_type(profile):
-        types.add_row(row["op_type"], str(row["nodes"]), _ms(row["ms"]), f"{row['share'] * 100:.1f}%",
-                      ", ".join(row["providers"]))
+        types.add_row(
+            row["op_type"], str(row["nodes"]), _ms(row["ms"]), f"{row['share'] * 100:.1f}%", ", ".join(row["providers"])
+        )
     console.say(types)
     places = ", ".join(f"{g['provider']}: {g['nodes']} nodes, {g['share'] * 100:.1f}%" for g in placement(profile))
     console.say(f"placement: {places}")
@@ -60,16 +67,27 @@ def print_comparison(base: OpProfile, other: OpProfile, comparison: dict[str, An
         table.add_column(column, justify="left" if column in ("op type", "verdict", "kernels") else "right")
     for row in comparison["rows"]:
         kernels = sorted((set(row["kernels_fp32"]) | set(row["kernels_int8"])) - {row["op_type"]})
-        table.add_row(row["op_type"], _ms(row["fp32_ms"]), _ms(row["int8_ms"]), f"{row['delta_ms']:+.3f}",
-                      "—" if row["ratio"] is None else f"{row['ratio']:.2f}×",
-                      f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"], ", ".join(kernels))
+        table.add_row(
+            row["op_type"],
+            _ms(row["fp32_ms"]),
+            _ms(row["int8_ms"]),
+            f"{row['delta_ms']:+.3f}",
+            "—" if row["ratio"] is None else f"{row['ratio']:.2f}×",
+            f"{row['nodes_fp32']} → {row['nodes_int8']}",
+            row["verdict"],
+            ", ".join(kernels),
+        )
     console.say(table)
-    console.say(f"total {base.total_ms:.3f} ms → {other.total_ms:.3f} ms; slower: "
-                f"{', '.join(comparison['slower']) or 'none'}; faster: {', '.join(comparison['faster']) or 'none'}")
+    console.say(
+        f"total {base.total_ms:.3f} ms → {other.total_ms:.3f} ms; slower: "
+        f"{', '.join(comparison['slower']) or 'none'}; faster: {', '.join(comparison['faster']) or 'none'}"
+    )
     if "qdq_nodes" in comparison:
         qdq = comparison["qdq_nodes"]
-        console.say(f"{other.model} carries {qdq['QuantizeLinear']} QuantizeLinear and "
-                    f"{qdq['DequantizeLinear']} DequantizeLinear nodes")
+        console.say(
+            f"{other.model} carries {qdq['QuantizeLinear']} QuantizeLinear and "
+            f"{qdq['DequantizeLinear']} DequantizeLinear nodes"
+        )
 
 
 def print_profile_views(base: OpProfile, other: OpProfile | None, document: dict[str, Any], *, top: int) -> None:

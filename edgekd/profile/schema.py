@@ -93,12 +93,15 @@ class OpProfile:
         """Read a profile written by `to_dict` (refuses another schema version with a clear message)."""
         schema = data.get("schema")
         if schema != SCHEMA:
-            raise DataError(f"per-op profile has schema {schema!r}, expected {SCHEMA!r}",
-                            hint="re-run the profile with this edgekd version")
+            raise DataError(
+                f"per-op profile has schema {schema!r}, expected {SCHEMA!r}",
+                hint="re-run the profile with this edgekd version",
+            )
         known = {name for name in cls.__dataclass_fields__}
         values = {key: value for key, value in data.items() if key in known}
-        values["rows"] = [OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row})
-                          for row in data.get("rows") or []]
+        values["rows"] = [
+            OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row}) for row in data.get("rows") or []
+        ]
         return cls(**values)
 
     @classmethod
@@ -119,9 +122,16 @@ def from_runner_document(document: dict[str, Any], *, model: str, target: str | 
     versions = document.get("versions") or {}
     version = versions.get("onnxruntime") or versions.get("runtime") or ""  # the runner names it "runtime"
     source = str(document.get("profile_source") or f"onnxruntime {version} profiler".replace("  ", " "))
-    return OpProfile(runtime=runtime, model=model, source=source,
-                     rows=[OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row})
-                           for row in summary.get("rows") or []],
-                     runs=int(summary.get("runs") or 0), statistic=str(summary.get("statistic") or "mean"),
-                     requested=list(document.get("requested_providers") or []),
-                     providers=list(document.get("providers") or []), target=target)
+    return OpProfile(
+        runtime=runtime,
+        model=model,
+        source=source,
+        rows=[
+            OpRow(**{k: row[k] for k in OpRow.__dataclass_fields__ if k in row}) for row in summary.get("rows") or []
+        ],
+        runs=int(summary.get("runs") or 0),
+        statistic=str(summary.get("statistic") or "mean"),
+        requested=list(document.get("requested_providers") or []),
+        providers=list(document.get("providers") or []),
+        target=target,
+    )

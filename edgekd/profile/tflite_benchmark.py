@@ -27,8 +27,12 @@ RUN_SECTION = "Operator-wise Profiling Info for Regular Benchmark Runs"
 RUN_ORDER = "Run Order"
 #: Delegate kernels' node types -> provider name.
 DELEGATE_KERNELS = {
-    "tflitexnnpackdelegate": "XNNPACK", "tflitennapidelegate": "NNAPI", "tflitegpudelegate": "GPU",
-    "tflitegpudelegatev2": "GPU", "tflitehexagondelegate": "Hexagon", "tflitecoremldelegate": "CoreML",
+    "tflitexnnpackdelegate": "XNNPACK",
+    "tflitennapidelegate": "NNAPI",
+    "tflitegpudelegate": "GPU",
+    "tflitegpudelegatev2": "GPU",
+    "tflitehexagondelegate": "Hexagon",
+    "tflitecoremldelegate": "CoreML",
     "tfliteqnndelegate": "QNN",
 }
 #: Lines of the tool's log that name the delegate it applied -> provider name.
@@ -41,8 +45,10 @@ DELEGATE_LOG = (
 _HEADER = re.compile(r"\[([^\]]+)\]")
 #: TFLite's delegation log lines, e.g. "Replacing 29 out of 31 node(s) with delegate (TfLiteXNNPackDelegate) node,
 #: yielding 4 partitions for the whole graph." (older builds omit "out of N"; some say "sets 1 partition(s)").
-_REPLACING = re.compile(r"Replacing (\d+)(?: out of (\d+))? node\(s\) with delegate \((\w+)\) node"
-                        r"(?:, (?:yielding|sets) (\d+) partition)?")
+_REPLACING = re.compile(
+    r"Replacing (\d+)(?: out of (\d+))? node\(s\) with delegate \((\w+)\) node"
+    r"(?:, (?:yielding|sets) (\d+) partition)?"
+)
 #: "TfLiteQnnDelegate delegate: 11 nodes delegated out of 3504 nodes with 7 partitions."
 _DELEGATED = re.compile(r"(\w+) delegate: (\d+) nodes delegated out of (\d+) nodes(?: with (\d+) partitions)?")
 
@@ -70,9 +76,15 @@ def delegation_in_log(text: str) -> list[dict[str, object]]:
             if not found:
                 continue
             kernel, replaced, total, partitions = found.groups()
-        entries.append({"delegate": kernel, "provider": DELEGATE_KERNELS.get(kernel.lower(), kernel),
-                        "replaced": int(replaced), "total": int(total) if total else None,
-                        "partitions": int(partitions) if partitions else None})
+        entries.append(
+            {
+                "delegate": kernel,
+                "provider": DELEGATE_KERNELS.get(kernel.lower(), kernel),
+                "replaced": int(replaced),
+                "total": int(total) if total else None,
+                "partitions": int(partitions) if partitions else None,
+            }
+        )
     return entries
 
 
@@ -81,15 +93,19 @@ def _run_order_lines(text: str) -> tuple[list[str], list[str]]:
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if RUN_SECTION in line), None)
     if start is None:
-        raise DataError(f"no '{RUN_SECTION}' section in the benchmark_model output",
-                        hint="run benchmark_model with --enable_op_profiling=true and keep its whole output")
+        raise DataError(
+            f"no '{RUN_SECTION}' section in the benchmark_model output",
+            hint="run benchmark_model with --enable_op_profiling=true and keep its whole output",
+        )
     order = next((i for i in range(start + 1, len(lines)) if RUN_ORDER in lines[i] and "====" in lines[i]), None)
     if order is None or order + 1 >= len(lines):
-        raise DataError("the benchmark_model op profile has no 'Run Order' table",
-                        hint="keep the whole output of benchmark_model --enable_op_profiling=true")
+        raise DataError(
+            "the benchmark_model op profile has no 'Run Order' table",
+            hint="keep the whole output of benchmark_model --enable_op_profiling=true",
+        )
     columns = [name.strip().lower() for name in _HEADER.findall(lines[order + 1])]
     rows = []
-    for line in lines[order + 2:]:
+    for line in lines[order + 2 :]:
         if not line.strip() or "====" in line:
             break
         rows.append(line)
@@ -101,8 +117,10 @@ def _cells(line: str, count: int) -> list[str]:
     parts = [p.strip() for p in (line.split("\t") if "\t" in line else re.split(r"\s{2,}", line))]
     parts = [p for p in parts if p]
     if len(parts) != count:
-        raise DataError(f"benchmark_model op-profile row has {len(parts)} cells, the header names {count}: "
-                        f"{line.strip()!r}", hint="pass the tool's output unmodified")
+        raise DataError(
+            f"benchmark_model op-profile row has {len(parts)} cells, the header names {count}: {line.strip()!r}",
+            hint="pass the tool's output unmodified",
+        )
     return parts
 
 
@@ -128,27 +146,43 @@ def _profiled_runs(text: str) -> int:
     return int(counts[-1]) if counts else 0
 
 
-def parse_benchmark_output(text: str, *, model: str = "?", runtime: str = "tflite",
-                           requested: list[str] | None = None) -> OpProfile:
+def parse_benchmark_output(
+    text: str, *, model: str = "?", runtime: str = "tflite", requested: list[str] | None = None
+) -> OpProfile:
     """The per-op profile in `text` (benchmark_model's output). `requested`: delegates asked for; by
     default the delegates the log says were created."""
     columns, lines = _run_order_lines(text)
     need = {"node type", "avg ms", "times called", "name"}
     if not need <= set(columns):
-        raise DataError(f"benchmark_model 'Run Order' header lacks {sorted(need - set(columns))}: {columns}",
-                        hint="pass the tool's output unmodified")
+        raise DataError(
+            f"benchmark_model 'Run Order' header lacks {sorted(need - set(columns))}: {columns}",
+            hint="pass the tool's output unmodified",
+        )
     log_delegates = delegates_in_log(text)
     rows = []
     for line in lines:
         cells = dict(zip(columns, _cells(line, len(columns))))
         calls = float(cells["times called"])
         node_type, name = cells["node type"], cells["name"]
-        rows.append(OpRow(op=name, op_type=node_type, provider=_provider(node_type, name, log_delegates),
-                          ms=float(cells["avg ms"]) * calls, calls=calls))
-    return OpProfile(runtime=runtime, model=model, source="benchmark_model --enable_op_profiling", rows=rows,
-                     runs=_profiled_runs(text), statistic="mean",
-                     requested=list(requested if requested is not None else log_delegates),
-                     providers=log_delegates)
+        rows.append(
+            OpRow(
+                op=name,
+                op_type=node_type,
+                provider=_provider(node_type, name, log_delegates),
+                ms=float(cells["avg ms"]) * calls,
+                calls=calls,
+            )
+        )
+    return OpProfile(
+        runtime=runtime,
+        model=model,
+        source="benchmark_model --enable_op_profiling",
+        rows=rows,
+        runs=_profiled_runs(text),
+        statistic="mean",
+        requested=list(requested if requested is not None else log_delegates),
+        providers=log_delegates,
+    )
 
 
 def parse_benchmark_file(path: str | Path, **kwargs: object) -> OpProfile:
@@ -171,7 +205,7 @@ def summary_by_node_type(text: str) -> dict[str, float]:
         return {}
     columns = [name.strip().lower() for name in _HEADER.findall(lines[start + 1])]
     summary = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.strip():
             break
         cells = dict(zip(columns, _cells(line, len(columns))))

@@ -18,17 +18,34 @@ from edgekd.profile.schema import OpProfile
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 #: ORT's quantized kernels -> the float op they replace, so fp32 and int8 rows meet on one op type.
 INT8_KERNELS = {
-    "QLinearConv": "Conv", "ConvInteger": "Conv", "QGemm": "Gemm", "QLinearMatMul": "MatMul",
-    "MatMulInteger": "MatMul", "MatMulIntegerToFloat": "MatMul", "DynamicQuantizeMatMul": "MatMul",
-    "QLinearAdd": "Add", "QLinearMul": "Mul", "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu",
-    "QLinearSoftmax": "Softmax", "QLinearConcat": "Concat", "QLinearAveragePool": "AveragePool",
-    "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearReduceMean": "ReduceMean",
-    "QLinearWhere": "Where", "QAttention": "Attention",
+    "QLinearConv": "Conv",
+    "ConvInteger": "Conv",
+    "QGemm": "Gemm",
+    "QLinearMatMul": "MatMul",
+    "MatMulInteger": "MatMul",
+    "MatMulIntegerToFloat": "MatMul",
+    "DynamicQuantizeMatMul": "MatMul",
+    "QLinearAdd": "Add",
+    "QLinearMul": "Mul",
+    "QLinearSigmoid": "Sigmoid",
+    "QLinearLeakyRelu": "LeakyRelu",
+    "QLinearSoftmax": "Softmax",
+    "QLinearConcat": "Concat",
+    "QLinearAveragePool": "AveragePool",
+    "QLinearGlobalAveragePool": "GlobalAveragePool",
+    "QLinearReduceMean": "ReduceMean",
+    "QLinearWhere": "Where",
+    "QAttention": "Attention",
 }
 #: ORT's layout and fusion variants -> the op they implement (NHWC kernels, NCHWc-fused activations), so an int8
 #: graph's NhwcMaxPool meets the fp32 graph's MaxPool.
-LAYOUT_KERNELS = {"NhwcMaxPool": "MaxPool", "NhwcConv": "Conv", "FusedConv": "Conv", "FusedGemm": "Gemm",
-                  "FusedMatMul": "MatMul"}
+LAYOUT_KERNELS = {
+    "NhwcMaxPool": "MaxPool",
+    "NhwcConv": "Conv",
+    "FusedConv": "Conv",
+    "FusedGemm": "Gemm",
+    "FusedMatMul": "MatMul",
+}
 _XNNPACK_OPERATOR = re.compile(r"^(.+?) \([^)]*\)( .*)?$")  # "Convolution (NHWC, QC8) IGEMM" -> "Convolution"
 
 
@@ -41,6 +58,8 @@ def base_op_type(op_type: str) -> str:
         return LAYOUT_KERNELS[op_type]
     match = _XNNPACK_OPERATOR.match(op_type)
     return match.group(1) if match else op_type
+
+
 #: An op type counts as faster/slower in the fp32-vs-int8 view when its time changes by more than this
 #: fraction (0.10 = 10 %) and by more than CHANGE_FLOOR_MS; smaller changes are "same".
 CHANGE_MARGIN = 0.10
@@ -61,8 +80,9 @@ def by_op_type(profile: OpProfile, *, base: bool = False) -> list[dict[str, Any]
     groups: dict[str, dict[str, Any]] = {}
     for row in profile.rows:
         key = base_op_type(row.op_type) if base else row.op_type
-        group = groups.setdefault(key, {"op_type": key, "ms": 0.0, "nodes": 0, "calls": 0.0,
-                                        "providers": [], "kernels": []})
+        group = groups.setdefault(
+            key, {"op_type": key, "ms": 0.0, "nodes": 0, "calls": 0.0, "providers": [], "kernels": []}
+        )
         if row.op_type not in group["kernels"]:
             group["kernels"].append(row.op_type)
         group["ms"] += row.ms
@@ -71,8 +91,10 @@ def by_op_type(profile: OpProfile, *, base: bool = False) -> list[dict[str, Any]
         if row.provider not in group["providers"]:
             group["providers"].append(row.provider)
     total = profile.total_ms or 1.0
-    return [{**group, "share": group["ms"] / total}
-            for group in sorted(groups.values(), key=lambda g: g["ms"], reverse=True)]
+    return [
+        {**group, "share": group["ms"] / total}
+        for group in sorted(groups.values(), key=lambda g: g["ms"], reverse=True)
+    ]
 
 
 def count_op_types(onnx_path: str | Path) -> Counter[str]:
@@ -83,8 +105,9 @@ def count_op_types(onnx_path: str | Path) -> Counter[str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError/OSError variants for bad files
-        raise ModelError(f"cannot read ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else exc}",
-                         hint="give an .onnx file") from None
+        raise ModelError(
+            f"cannot read ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else exc}", hint="give an .onnx file"
+        ) from None
     return Counter(node.op_type for node in model.graph.node)
 
 
@@ -120,13 +143,20 @@ def compare_by_op_type(fp32: OpProfile, int8: OpProfile) -> list[dict[str, Any]]
             verdict = "faster"
         else:
             verdict = "same"
-        rows.append({"op_type": op_type, "fp32_ms": fp32_ms, "int8_ms": int8_ms,
-                     "delta_ms": (int8_ms or 0.0) - (fp32_ms or 0.0),
-                     "ratio": int8_ms / fp32_ms if fp32_ms and int8_ms is not None else None,
-                     "nodes_fp32": a[op_type]["nodes"] if op_type in a else 0,
-                     "nodes_int8": b[op_type]["nodes"] if op_type in b else 0,
-                     "kernels_fp32": a[op_type]["kernels"] if op_type in a else [],
-                     "kernels_int8": b[op_type]["kernels"] if op_type in b else [], "verdict": verdict})
+        rows.append(
+            {
+                "op_type": op_type,
+                "fp32_ms": fp32_ms,
+                "int8_ms": int8_ms,
+                "delta_ms": (int8_ms or 0.0) - (fp32_ms or 0.0),
+                "ratio": int8_ms / fp32_ms if fp32_ms and int8_ms is not None else None,
+                "nodes_fp32": a[op_type]["nodes"] if op_type in a else 0,
+                "nodes_int8": b[op_type]["nodes"] if op_type in b else 0,
+                "kernels_fp32": a[op_type]["kernels"] if op_type in a else [],
+                "kernels_int8": b[op_type]["kernels"] if op_type in b else [],
+                "verdict": verdict,
+            }
+        )
     return sorted(rows, key=lambda row: row["delta_ms"], reverse=True)
 
 
@@ -135,7 +165,8 @@ def int8_summary(fp32: OpProfile, int8: OpProfile, int8_onnx: str | Path | None 
     largest cost first), `faster`, `fp32_only` (removed by int8), plus the Q/DQ node count of the int8 file."""
     rows = compare_by_op_type(fp32, int8)
     summary: dict[str, Any] = {
-        "fp32_ms": fp32.total_ms, "int8_ms": int8.total_ms,
+        "fp32_ms": fp32.total_ms,
+        "int8_ms": int8.total_ms,
         "slower": [r["op_type"] for r in rows if r["verdict"] in ("slower", "int8 only") and r["delta_ms"] > 0],
         "faster": [r["op_type"] for r in rows if r["verdict"] == "faster"],
         "fp32_only": [r["op_type"] for r in rows if r["verdict"] == "fp32 only"],

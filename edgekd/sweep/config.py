@@ -36,15 +36,21 @@ HANDOFF_METRICS = frozenset({"arena_bytes", "flash_bytes"})
 class Dimension(StrictModel):
     """One axis of the search space: a list of choices, or a numeric range."""
 
-    choices: list[Any] | None = Field(None, min_length=1, description="the values to choose from (any TOML "
-                                      "values: numbers, strings, booleans, lists such as TFLite precisions)")
+    choices: list[Any] | None = Field(
+        None,
+        min_length=1,
+        description="the values to choose from (any TOML "
+        "values: numbers, strings, booleans, lists such as TFLite precisions)",
+    )
     low: float | None = Field(None, description="lower end of a numeric range (inclusive)")
     high: float | None = Field(None, description="upper end of a numeric range (inclusive)")
-    step: float | None = Field(None, gt=0, description="spacing of a range's values; integers when low, high "
-                               "and step are whole numbers")
+    step: float | None = Field(
+        None, gt=0, description="spacing of a range's values; integers when low, high and step are whole numbers"
+    )
     log: bool = Field(False, description="sample the range on a log scale (needs low > 0, no step)")
-    integer: bool = Field(False, description="the range's values are integers (also implied by whole-number "
-                          "low, high and step)")
+    integer: bool = Field(
+        False, description="the range's values are integers (also implied by whole-number low, high and step)"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Dimension:
@@ -76,12 +82,15 @@ class Dimension(StrictModel):
 class Objective(StrictModel):
     """A figure to optimise: accuracy is maximised, every other metric minimised."""
 
-    metric: Metric = Field(description="accuracy (of `artifact`, test split), accuracy_drop (teacher accuracy "
-                           "minus the artifact's), p50_ms (median latency of `artifact` on `target`), "
-                           "size_bytes (the artifact's file), arena_bytes / flash_bytes (the handoff bundle's "
-                           "measured TFLM arena / model bytes)")
-    artifact: str = Field("onnx_fp32", description="the artifact judged: student_torch, onnx_fp32, onnx_int8, "
-                          "tflite_<precision>")
+    metric: Metric = Field(
+        description="accuracy (of `artifact`, test split), accuracy_drop (teacher accuracy "
+        "minus the artifact's), p50_ms (median latency of `artifact` on `target`), "
+        "size_bytes (the artifact's file), arena_bytes / flash_bytes (the handoff bundle's "
+        "measured TFLM arena / model bytes)"
+    )
+    artifact: str = Field(
+        "onnx_fp32", description="the artifact judged: student_torch, onnx_fp32, onnx_int8, tflite_<precision>"
+    )
     target: str | None = Field(None, description="p50_ms: the bench target (a name in [bench] targets)")
 
     @property
@@ -114,22 +123,31 @@ class Constraint(Objective):
 class Pruning(StrictModel):
     """Stopping hopeless trials during training, and again before they are converted and benchmarked."""
 
-    kind: Literal["percentile", "none"] = Field("percentile", description="percentile: prune a trial whose best "
-                                                "validation accuracy so far is below this percentile of the finished "
-                                                "trials' at the same epoch (checked after every epoch of the KD "
-                                                "student, in-process training), and once more after training; "
-                                                "none: never prune")
+    kind: Literal["percentile", "none"] = Field(
+        "percentile",
+        description="percentile: prune a trial whose best "
+        "validation accuracy so far is below this percentile of the finished "
+        "trials' at the same epoch (checked after every epoch of the KD "
+        "student, in-process training), and once more after training; "
+        "none: never prune",
+    )
     percentile: float = Field(25.0, gt=0, lt=100, description="the percentile (25 = prune the worst quarter)")
     startup_trials: int = Field(4, ge=1, description="finished trials needed before any trial is pruned")
-    min_val_accuracy: float | None = Field(None, ge=0, le=1, description="also prune any trial whose best "
-                                           "validation accuracy is below this (unset: no floor)")
+    min_val_accuracy: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="also prune any trial whose best validation accuracy is below this (unset: no floor)",
+    )
 
 
 class SweepConfig(StrictModel):
     """A multi-objective search over recipe values (Optuna), each trial a pipeline run of its own."""
 
-    space: dict[str, Dimension] = Field(description='dotted recipe keys -> axis, e.g. "student.model.width", '
-                                        '"distill.losses.0.temperature", "quantize.per_channel"')
+    space: dict[str, Dimension] = Field(
+        description='dotted recipe keys -> axis, e.g. "student.model.width", '
+        '"distill.losses.0.temperature", "quantize.per_channel"'
+    )
     objectives: list[Objective] = Field(min_length=1, description="figures optimised together (a Pareto front)")
     constraints: list[Constraint] = Field([], description="bounds the recommended trial must honour")
     n_trials: int = Field(16, ge=1, description="trials to finish (completed or pruned) in the study")
@@ -139,10 +157,14 @@ class SweepConfig(StrictModel):
     out: Path | None = Field(None, description="sweep directory, relative to the recipe; unset: runs/<name>-sweep")
     study: str | None = Field(None, description="study name in the storage; unset: the recipe's run name")
     heartbeat_s: int = Field(10, ge=1, description="a running trial's heartbeat interval, in seconds")
-    grace_s: int = Field(60, ge=2, description="a trial whose heartbeat stopped this long ago (its worker "
-                         "died) is marked failed and retried once")
-    bench_retries: int = Field(1, ge=0, le=5, description="times a trial's bench step is retried after a "
-                               "target error (a device that dropped)")
+    grace_s: int = Field(
+        60,
+        ge=2,
+        description="a trial whose heartbeat stopped this long ago (its worker died) is marked failed and retried once",
+    )
+    bench_retries: int = Field(
+        1, ge=0, le=5, description="times a trial's bench step is retried after a target error (a device that dropped)"
+    )
 
     @model_validator(mode="after")
     def _grace_after_heartbeat(self) -> SweepConfig:
@@ -164,8 +186,10 @@ def load_sweep_recipe(path: str | Path) -> tuple[Recipe, SweepConfig, dict[str, 
         raise RecipeError(f"{file}: not a valid TOML file: {exc}", hint="see https://toml.io for the syntax") from None
     table = raw.pop("sweep", None)
     if not isinstance(table, dict):
-        raise RecipeError(f"{file}: no [sweep] table", hint="add [sweep] with space, objectives and constraints "
-                          "(see edgekd/sweep/config.py)")
+        raise RecipeError(
+            f"{file}: no [sweep] table",
+            hint="add [sweep] with space, objectives and constraints (see edgekd/sweep/config.py)",
+        )
     recipe = parse_recipe(raw, source=str(file))
     try:
         sweep = SweepConfig.model_validate(table)
@@ -173,6 +197,8 @@ def load_sweep_recipe(path: str | Path) -> tuple[Recipe, SweepConfig, dict[str, 
         first = exc.errors(include_url=False)[0]
         key = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise RecipeError(f"{file}: sweep.{key}: {first['msg'].removeprefix('Value error, ')}{more}",
-                          hint="see the [sweep] fields in edgekd/sweep/config.py") from None
+        raise RecipeError(
+            f"{file}: sweep.{key}: {first['msg'].removeprefix('Value error, ')}{more}",
+            hint="see the [sweep] fields in edgekd/sweep/config.py",
+        ) from None
     return recipe, sweep, raw, file.parent.resolve()

@@ -139,7 +139,9 @@ def render_html(results: dict[str, Any]) -> str:
     plot = pareto_png(results)
     esc = html.escape
     labels = [o["label"] for o in results["objectives"]] + [c["label"] for c in results["constraints"]]
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["trial", "state", "params", *labels, "feasible", "pareto", "run directory"])
+    head = "".join(
+        f"<th>{esc(h)}</th>" for h in ["trial", "state", "params", *labels, "feasible", "pareto", "run directory"]
+    )
     body = []
     for r in results["trials"]:
         figures = [r["figures"].get(label) for label in labels]
@@ -149,20 +151,31 @@ def render_html(results: dict[str, Any]) -> str:
                  "yes" if r["feasible"] else "no", "yes" if r["pareto"] else "", r["run_dir"] or ""]  # fmt: skip
         body.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
     best = results.get("recommended")
-    named = (f"<p><b>Recommended: trial {best['number']}</b> — {esc(json.dumps(best['values']))}<br>run directory: "
-             f"<code>{esc(best['run_dir'])}</code></p>") if best else "<p><b>No trial honours every constraint.</b></p>"
+    named = (
+        (
+            f"<p><b>Recommended: trial {best['number']}</b> — {esc(json.dumps(best['values']))}<br>run directory: "
+            f"<code>{esc(best['run_dir'])}</code></p>"
+        )
+        if best
+        else "<p><b>No trial honours every constraint.</b></p>"
+    )
     image = f'<img alt="Pareto front" src="{plot}">' if plot else "<p>No completed trial to plot.</p>"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekd sweep {esc(results['study'])}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
-            f"<h1>Sweep {esc(results['study'])}</h1><p>{esc(json.dumps(results['counts']))}</p>{named}{image}"
-            f"<h2>Trials</h2><table><tr>{head}</tr>{''.join(body)}</table></body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>edgekd sweep {esc(results['study'])}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
+        f"<h1>Sweep {esc(results['study'])}</h1><p>{esc(json.dumps(results['counts']))}</p>{named}{image}"
+        f"<h2>Trials</h2><table><tr>{head}</tr>{''.join(body)}</table></body></html>"
+    )
 
 
 def print_summary(results: dict[str, Any], sweep_dir: Path) -> None:
     counts = ", ".join(f"{v} {k}" for k, v in sorted(results["counts"].items()))
     console.say(f"sweep {results['study']}: {counts}; Pareto front: trials {results['pareto']}")
     best = results.get("recommended")
-    console.say(f"  recommended: trial {best['number']} {best['values']} → {best['run_dir']}" if best
-                else "  no trial honours every constraint")
+    console.say(
+        f"  recommended: trial {best['number']} {best['values']} → {best['run_dir']}"
+        if best
+        else "  no trial honours every constraint"
+    )
     console.say(f"  {sweep_dir / 'report.html'}\n  {sweep_dir / 'report.json'}")

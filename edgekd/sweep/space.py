@@ -30,9 +30,11 @@ def set_dotted(table: dict[str, Any], key: str, value: Any) -> None:
         if isinstance(node, list):
             index = int(part) if part.isdigit() else -1
             if not 0 <= index < len(node):
-                raise RecipeError(f"[sweep] space key {key!r}: the recipe's list {'.'.join(parts[:depth])} has "
-                                  f"{len(node)} item(s), no item {part}", hint="write the list in the recipe first; "
-                                  "a sweep sets values, it does not add list items")
+                raise RecipeError(
+                    f"[sweep] space key {key!r}: the recipe's list {'.'.join(parts[:depth])} has "
+                    f"{len(node)} item(s), no item {part}",
+                    hint="write the list in the recipe first; a sweep sets values, it does not add list items",
+                )
             node = node[index]
             continue
         child = node.get(part)
@@ -47,8 +49,10 @@ def set_dotted(table: dict[str, Any], key: str, value: Any) -> None:
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise RecipeError(f"[sweep] space key {key!r}: {'.'.join(parts[:-1])} is a value, not a table",
-                          hint="name a key inside a table, e.g. student.model.width")
+        raise RecipeError(
+            f"[sweep] space key {key!r}: {'.'.join(parts[:-1])} is a value, not a table",
+            hint="name a key inside a table, e.g. student.model.width",
+        )
 
 
 def trial_recipe(raw: dict[str, Any], values: dict[str, Any], source: str) -> Recipe:
@@ -73,9 +77,13 @@ def suggest(trial: Any, space: dict[str, Dimension]) -> dict[str, Any]:
             else:
                 values[key] = dim.choices[trial.suggest_categorical(key, list(range(len(dim.choices))))]
         elif dim.is_int:
-            values[key] = trial.suggest_int(key, int(dim.low or 0), int(dim.high or 0), step=int(dim.step or 1), log=dim.log)
+            values[key] = trial.suggest_int(
+                key, int(dim.low or 0), int(dim.high or 0), step=int(dim.step or 1), log=dim.log
+            )
         else:
-            values[key] = trial.suggest_float(key, float(dim.low or 0), float(dim.high or 0), step=dim.step, log=dim.log)
+            values[key] = trial.suggest_float(
+                key, float(dim.low or 0), float(dim.high or 0), step=dim.step, log=dim.log
+            )
     return values
 
 
@@ -84,12 +92,16 @@ def check_space(recipe: Recipe, raw: dict[str, Any], sweep: SweepConfig, source:
     for key in sweep.space:
         table = key.split(".", 1)[0]
         if table in SHARED:
-            raise RecipeError(f"[sweep] space key {key!r}: [{table}] is shared by every trial and cannot be searched",
-                              hint="search student, distill, export, quantize, tflite, verify or handoff keys; run "
-                              "one sweep per data set or teacher")
+            raise RecipeError(
+                f"[sweep] space key {key!r}: [{table}] is shared by every trial and cannot be searched",
+                hint="search student, distill, export, quantize, tflite, verify or handoff keys; run "
+                "one sweep per data set or teacher",
+            )
         if table not in SEARCHABLE or "." not in key:
-            raise RecipeError(f"[sweep] space key {key!r} is not a recipe key",
-                              hint=f"a dotted key inside one of: {', '.join(SEARCHABLE)} (e.g. student.model.width)")
+            raise RecipeError(
+                f"[sweep] space key {key!r} is not a recipe key",
+                hint=f"a dotted key inside one of: {', '.join(SEARCHABLE)} (e.g. student.model.width)",
+            )
     base = {key: dim.corners()[0] for key, dim in sweep.space.items()}
     for key, dim in sweep.space.items():
         for value in dim.corners():
@@ -97,8 +109,10 @@ def check_space(recipe: Recipe, raw: dict[str, Any], sweep: SweepConfig, source:
                 candidate = trial_recipe(raw, {**base, key: value}, source=f"{source} [sweep]")
                 preflight.check_recipe(candidate)
             except EdgekdError as exc:
-                raise RecipeError(f"[sweep] space {key} = {value!r} gives a recipe edgekd refuses: {exc.message}",
-                                  hint=exc.hint or "narrow this axis to values the recipe accepts") from None
+                raise RecipeError(
+                    f"[sweep] space {key} = {value!r} gives a recipe edgekd refuses: {exc.message}",
+                    hint=exc.hint or "narrow this axis to values the recipe accepts",
+                ) from None
             _check_judged(candidate, sweep)
 
 
@@ -108,21 +122,29 @@ def _check_judged(recipe: Recipe, sweep: SweepConfig) -> None:
     for item in [*sweep.objectives, *sweep.constraints]:
         where = f"[sweep] {item.label}"
         if item.artifact not in made:
-            raise RecipeError(f"{where}: no trial makes artifact {item.artifact!r}",
-                              hint=f"artifacts this recipe makes: {', '.join(sorted(made))}")
+            raise RecipeError(
+                f"{where}: no trial makes artifact {item.artifact!r}",
+                hint=f"artifacts this recipe makes: {', '.join(sorted(made))}",
+            )
         if item.metric in TARGET_METRICS:
             if item.target is None:
-                raise RecipeError(f"{where}: {item.metric} needs target = \"...\"", hint=f"one of [bench] targets: "
-                                  f"{', '.join(recipe.bench.targets) or 'none'}")
+                raise RecipeError(
+                    f'{where}: {item.metric} needs target = "..."',
+                    hint=f"one of [bench] targets: {', '.join(recipe.bench.targets) or 'none'}",
+                )
             if not recipe.bench.enabled or item.target not in recipe.bench.targets:
-                raise RecipeError(f"{where}: target {item.target!r} is not benchmarked by the recipe",
-                                  hint=f"add it to [bench] targets (now: {', '.join(recipe.bench.targets) or 'none'})")
+                raise RecipeError(
+                    f"{where}: target {item.target!r} is not benchmarked by the recipe",
+                    hint=f"add it to [bench] targets (now: {', '.join(recipe.bench.targets) or 'none'})",
+                )
         elif item.target is not None:
             raise RecipeError(f"{where}: target applies to latency only", hint="remove target from this entry")
         if item.metric in HANDOFF_METRICS and (not recipe.handoff.enabled or recipe.handoff.artifact != item.artifact):
-            raise RecipeError(f"{where}: {item.metric} is measured by the handoff bundle of {recipe.handoff.artifact!r}"
-                              f"{'' if recipe.handoff.enabled else ' (handoff disabled)'}",
-                              hint="enable [handoff] with artifact = the artifact named here")
+            raise RecipeError(
+                f"{where}: {item.metric} is measured by the handoff bundle of {recipe.handoff.artifact!r}"
+                f"{'' if recipe.handoff.enabled else ' (handoff disabled)'}",
+                hint="enable [handoff] with artifact = the artifact named here",
+            )
 
 
 def produced_artifacts(recipe: Recipe) -> set[str]:

@@ -34,10 +34,9 @@ def test_describe_file_rejects_unknown_suffix_and_missing(tmp_path: Path) -> Non
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
     final = tmp_path / "out.bin"
-    with pytest.raises(RuntimeError):
-        with atomic_path(final) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed")
     assert not final.exists()
     assert list(tmp_path.iterdir()) == []
 

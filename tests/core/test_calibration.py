@@ -40,7 +40,7 @@ def test_size_beyond_the_training_split_is_an_error(digits, tmp_path):
 
 
 def test_nan_samples_are_refused_and_nothing_written(digits, tmp_path):
-    broken = Dataset(**{**vars(digits)})
+    broken = Dataset(**vars(digits))
     broken.x_train = digits.x_train.copy()
     broken.x_train[:, 0, 0, 0] = np.nan
     with pytest.raises(DataError, match="200 of 200 calibration samples from the training split contain NaN"):

@@ -12,19 +12,32 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def edgekd(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgekd.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "edgekd.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
 
 
 def test_help_lists_every_command_and_imports_nothing_heavy() -> None:
     result = edgekd("--help")
     assert result.returncode == 0, result.stderr
-    for command in ("run", "distill", "export", "quantize", "verify", "bench", "handoff", "report", "targets", "recipe"):
+    for command in (
+        "run",
+        "distill",
+        "export",
+        "quantize",
+        "verify",
+        "bench",
+        "handoff",
+        "report",
+        "targets",
+        "recipe",
+    ):
         assert command in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, edgekd.cli; heavy = {'torch','tensorflow','onnx','onnxruntime','onnx2tf',"
-         "'ai_edge_litert','matplotlib','sklearn','scipy'} & set(sys.modules); print(sorted(heavy))"],
+        [sys.executable, "-c", ("import sys, edgekd.cli; heavy = {'torch','tensorflow','onnx','onnxruntime','onnx2tf',"
+         "'ai_edge_litert','matplotlib','sklearn','scipy'} & set(sys.modules); print(sorted(heavy))")],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+    check=False,)  # fmt: skip
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
 
 
@@ -68,7 +81,9 @@ def test_summary_line_says_unknown_and_no_baseline_instead_of_crashing() -> None
     line = distill_line({"teacher_accuracy": 0.97, "teacher_params": None, "student_accuracy": 0.9,
                          "student_params": 2410, "scratch_accuracy": None})  # fmt: skip
     assert line == "teacher 0.9700 (unknown params) · KD student 0.9000 (2,410) · no scratch baseline"
-    assert "scratch 0.8500" in distill_line({"scratch_accuracy": 0.85, "teacher_params": "12k"})  # odd values shown as-is
+    assert "scratch 0.8500" in distill_line(
+        {"scratch_accuracy": 0.85, "teacher_params": "12k"}
+    )  # odd values shown as-is
 
 
 def test_strict_fails_with_exit_3_on_chosen_verdicts_only() -> None:
@@ -87,7 +102,9 @@ def test_strict_fails_with_exit_3_on_chosen_verdicts_only() -> None:
 
 
 def test_strict_verdict_with_an_unknown_code_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    result = edgekd("run", "examples/digits.toml", "--out", str(tmp_path / "run"), "--strict-verdict", "kd_below_scrach")
+    result = edgekd(
+        "run", "examples/digits.toml", "--out", str(tmp_path / "run"), "--strict-verdict", "kd_below_scrach"
+    )
     assert result.returncode == 2 and "did you mean 'kd_below_scratch'" in result.stderr
     assert not (tmp_path / "run").exists()
 

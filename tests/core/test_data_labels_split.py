@@ -70,7 +70,9 @@ def test_150_row_csv_with_default_keys_splits_stratified(tmp_path) -> None:
     from sklearn.datasets import load_iris
 
     iris = load_iris()
-    rows = ["a,b,c,d,label"] + [",".join(f"{v:g}" for v in x) + f",{float(y)}" for x, y in zip(iris.data, iris.target, strict=True)]
+    rows = ["a,b,c,d,label"] + [
+        ",".join(f"{v:g}" for v in x) + f",{float(y)}" for x, y in zip(iris.data, iris.target, strict=True)
+    ]
     (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
     data = _load(tmp_path, source="csv", path="iris.csv")  # default val 0.1 / test 0.2
     assert data.label_names == ["0", "1", "2"]

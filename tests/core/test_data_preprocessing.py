@@ -137,7 +137,9 @@ def test_sixteen_bit_png_folder_keeps_levels_and_one_channel(tmp_path) -> None:
     assert len(seen) == 16  # not 2 levels after an 8-bit conversion
     np.testing.assert_array_equal(seen, levels.astype(np.float32) * np.float32(1 / 65535))
     Image.fromarray(np.full((4, 5), 7, np.uint8)).save(tmp_path / "deep" / "b" / "eight.png")
-    with pytest.raises(DataError, match=r"images mix bit depths: 32 16-bit \(e\.g\. a/0\.png\), 1 8-bit \(e\.g\. b/eight\.png\)"):
+    with pytest.raises(
+        DataError, match=r"images mix bit depths: 32 16-bit \(e\.g\. a/0\.png\), 1 8-bit \(e\.g\. b/eight\.png\)"
+    ):
         _load(tmp_path, source="image_folder", path="deep")
 
 
@@ -145,7 +147,9 @@ def test_int32_and_float_tiff_folders(tmp_path) -> None:
     for label in ("a", "b"):
         (tmp_path / "tif" / label).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(np.full((3, 3), 1000 * i + (label == "b"), np.int32)).save(tmp_path / "tif" / label / f"{i}.tif")
+            Image.fromarray(np.full((3, 3), 1000 * i + (label == "b"), np.int32)).save(
+                tmp_path / "tif" / label / f"{i}.tif"
+            )
     data = _load(tmp_path, source="image_folder", path="tif", normalize="none", val_fraction=0)
     assert data.preprocessing["raw_dtype"] == "uint16" and data.preprocessing["raw_range"] == [0.0, 5001.0]
     Image.fromarray(np.full((3, 3), 70000, np.int32)).save(tmp_path / "tif" / "a" / "huge.tif")
@@ -196,7 +200,9 @@ def test_every_data_key_takes_effect(tmp_path) -> None:
         "scale": lambda: load_dataset(DataConfig(scale=1.0, normalize="none"), 0),
         "normalize": lambda: load_dataset(DataConfig(normalize="none"), 0),
         "limit": lambda: load_dataset(DataConfig(limit=500), 0),
-        "label_set": lambda: _load(tmp_path, source="idx", path=_idx_folder(tmp_path / "idx"), label_set="fashion_mnist"),
+        "label_set": lambda: _load(
+            tmp_path, source="idx", path=_idx_folder(tmp_path / "idx"), label_set="fashion_mnist"
+        ),
     }
     assert set(changed) | set(CONSUMED_ELSEWHERE) == set(DataConfig.model_fields)
     for key, load in changed.items():

@@ -52,7 +52,9 @@ def test_image_folder(tmp_path) -> None:
 
 
 def test_csv_table_with_text_labels(tmp_path) -> None:
-    rows = ["height,weight,label"] + [f"{1.5 + i * 0.01},{50 + i * 3},{'tall' if i % 2 else 'short'}" for i in range(40)]
+    rows = ["height,weight,label"] + [
+        f"{1.5 + i * 0.01},{50 + i * 3},{'tall' if i % 2 else 'short'}" for i in range(40)
+    ]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     data = _load(tmp_path, source="csv", path="t.csv")
     assert data.label_names == ["short", "tall"] and data.input_shape == (2,)
@@ -92,7 +94,12 @@ def test_bad_data_is_named(tmp_path) -> None:
     np.savez(tmp_path / "empty.npz", x=np.zeros((0, 4), np.float32), y=np.zeros(0, np.int64))
     with pytest.raises(DataError, match="empty"):
         _load(tmp_path, source="npz", path="empty.npz")
-    np.savez(tmp_path / "range.npz", x=np.zeros((30, 4), np.float32), y=np.arange(30) % 5, label_names=np.array(["a", "b", "c"]))
+    np.savez(
+        tmp_path / "range.npz",
+        x=np.zeros((30, 4), np.float32),
+        y=np.arange(30) % 5,
+        label_names=np.array(["a", "b", "c"]),
+    )
     with pytest.raises(DataError, match=r"labels must lie in 0..2, found 0..4"):
         _load(tmp_path, source="npz", path="range.npz")
     np.savez(tmp_path / "nan.npz", x=np.full((30, 4), np.nan, np.float32), y=np.arange(30) % 2)

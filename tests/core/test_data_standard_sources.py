@@ -19,7 +19,11 @@ CLASSES = 10
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
     """An IDX file of unsigned bytes (big-endian header: 0 0 0x08 ndim, then one uint32 per dimension)."""
-    payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    payload = (
+        bytes([0, 0, 0x08, array.ndim])
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
     path.write_bytes(gzip.compress(payload, mtime=0) if gz else payload)
 
 
@@ -47,7 +51,9 @@ def cifar_folder(folder: Path, per_batch: int = 40) -> Path:
 
 def test_idx_folder_is_pooled_split_and_scaled_from_raw_uint8(tmp_path) -> None:
     idx_folder(tmp_path / "fm")
-    data = load_dataset(DataConfig(source="idx", path=Path("fm"), label_set="fashion_mnist", normalize="none"), 0, base=tmp_path)
+    data = load_dataset(
+        DataConfig(source="idx", path=Path("fm"), label_set="fashion_mnist", normalize="none"), 0, base=tmp_path
+    )
     assert data.label_names[0] == "T-shirt/top" and data.label_names[-1] == "Ankle boot"
     assert data.input_shape == (1, 6, 6)
     assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 150  # train and t10k pooled
@@ -68,14 +74,21 @@ def test_limit_keeps_a_stratified_subset_and_source_ids(tmp_path) -> None:
     assert np.bincount(y, minlength=CLASSES).tolist() == [10] * CLASSES
     x = np.concatenate([data.x_train, data.x_val, data.x_test])
     assert np.allclose(x[:, 0, 0, 0] * 255, ids % 256, atol=1e-3)  # ids point at the samples they name
-    assert np.array_equal(np.sort(ids), np.sort(np.concatenate([load_dataset(config, 3).ids_train,
-                                                                 load_dataset(config, 3).ids_val,
-                                                                 load_dataset(config, 3).ids_test])))  # seeded
+    assert np.array_equal(
+        np.sort(ids),
+        np.sort(
+            np.concatenate(
+                [load_dataset(config, 3).ids_train, load_dataset(config, 3).ids_val, load_dataset(config, 3).ids_test]
+            )
+        ),
+    )  # seeded
 
 
 def test_limit_with_a_class_subset_keeps_source_ids(tmp_path) -> None:
     idx_folder(tmp_path / "m", train=200, test=100)
-    config = DataConfig(source="idx", path=tmp_path / "m", label_set="mnist", limit=150, classes=["3", "7"], normalize="none")
+    config = DataConfig(
+        source="idx", path=tmp_path / "m", label_set="mnist", limit=150, classes=["3", "7"], normalize="none"
+    )
     data = load_dataset(config, 0)
     ids = np.concatenate([data.ids_train, data.ids_val, data.ids_test])
     x = np.concatenate([data.x_train, data.x_val, data.x_test])
@@ -101,7 +114,10 @@ def test_recipe_refuses_idx_without_label_set_and_label_set_elsewhere() -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        ("truncate", r"train-images-idx3-ubyte is truncated: its header declares shape \(100, 6, 6\) \(3,600 bytes\) but 3,440 bytes follow"),
+        (
+            "truncate",
+            r"train-images-idx3-ubyte is truncated: its header declares shape \(100, 6, 6\) \(3,600 bytes\) but 3,440 bytes follow",
+        ),
         ("label", r"train-labels-idx1-ubyte: 1 labels are out of range \(largest 12, classes 0\.\.9\)"),
     ],
 )
@@ -126,5 +142,7 @@ def test_cifar_file_of_partial_records_is_one_data_error(tmp_path) -> None:
     folder = cifar_folder(tmp_path / "c")
     path = folder / "data_batch_2.bin"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(DataError, match=r"data_batch_2\.bin has 122,820 bytes, not a whole number of 3073-byte CIFAR-10 records"):
+    with pytest.raises(
+        DataError, match=r"data_batch_2\.bin has 122,820 bytes, not a whole number of 3073-byte CIFAR-10 records"
+    ):
         load_dataset(DataConfig(source="cifar10_binary", path=folder), 0)

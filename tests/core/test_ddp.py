@@ -18,7 +18,9 @@ from tests.support.distill_fixtures import SMALL_RECIPE as RECIPE
 def test_two_process_ddp_distillation(tmp_path) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
-    distill_cmd(recipe, out=tmp_path / "run", nproc=2, resume=False, labeled_fraction=None, seed=None, json_output=False)
+    distill_cmd(
+        recipe, out=tmp_path / "run", nproc=2, resume=False, labeled_fraction=None, seed=None, json_output=False
+    )
     outcome = json.loads((tmp_path / "run" / "distill" / "outcome.json").read_text())
     metrics = outcome["metrics"]
     assert metrics["world_size"] == 2 and metrics["backend"] == "gloo"
@@ -31,7 +33,6 @@ def test_two_process_ddp_distillation(tmp_path) -> None:
     assert student.name == "student_torch"
     load_torch_model(student)
     assert 0.0 <= metrics["student_accuracy"] <= 1.0
-
 
 
 @pytest.mark.ddp
@@ -53,7 +54,9 @@ def test_ddp_workers_feed_an_imported_teacher_its_own_raw_inputs(tmp_path) -> No
     recipe = tmp_path / "r.toml"
     recipe.write_text('[teacher]\nkind = "onnx"\npath = "teacher.onnx"\n[student]\nmodel = { arch = "cnn", width = 4, depth = 2 }\n'
                       "[distill]\ntrain = { epochs = 1, batch_size = 32 }\nbaseline = false\n")  # fmt: skip
-    distill_cmd(recipe, out=tmp_path / "run", nproc=2, resume=False, labeled_fraction=None, seed=None, json_output=False)
+    distill_cmd(
+        recipe, out=tmp_path / "run", nproc=2, resume=False, labeled_fraction=None, seed=None, json_output=False
+    )
     metrics = json.loads((tmp_path / "run" / "distill" / "outcome.json").read_text())["metrics"]
     assert metrics["world_size"] == 2 and "mean" not in metrics["teacher_preprocessing"]
     assert abs(metrics["teacher_accuracy"] - outside) <= 0.005

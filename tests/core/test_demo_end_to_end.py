@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def edgekd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgekd.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "edgekd.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False
+    )
 
 
 def statuses(out: Path) -> dict[str, str]:

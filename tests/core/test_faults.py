@@ -55,7 +55,9 @@ SLOW_PIPELINE = textwrap.dedent(
 
 
 def start(script: Path, run: Path, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(script), str(run), str(seconds)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(run), str(seconds)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -76,7 +78,9 @@ def test_signal_mid_stage_keeps_completed_stages_and_never_uses_half_files(tmp_p
     assert (run / "first.bin").read_bytes() == b"partial-complete"
     assert not (run / "slow.bin").exists()  # the half-written file never reached its final name
     assert not (run / ".edgekd" / "stages" / "slow.json").exists()
-    again = subprocess.run([sys.executable, str(script), str(run), "0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    again = subprocess.run(
+        [sys.executable, str(script), str(run), "0"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
     assert "statuses ['cached', 'ran']" in again.stdout, again.stdout + again.stderr
     assert (run / "slow.bin").read_bytes() == b"partial-complete"
     assert not any((run / ".edgekd" / "tmp").iterdir())
@@ -88,7 +92,9 @@ def test_corrupted_artifact_is_detected_by_hash_and_recomputed(tmp_path: Path) -
     run = tmp_path / "run"
     subprocess.run([sys.executable, str(script), str(run), "0"], check=True, capture_output=True, cwd=ROOT, timeout=60)
     (run / "first.bin").write_bytes(b"bit rot")
-    again = subprocess.run([sys.executable, str(script), str(run), "0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    again = subprocess.run(
+        [sys.executable, str(script), str(run), "0"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
     assert "statuses ['ran', 'cached']" in again.stdout, again.stdout + again.stderr
     assert (run / "first.bin").read_bytes() == b"partial-complete"
 
@@ -100,7 +106,9 @@ def tiny_disk(tmp_path: Path):
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -115,7 +123,7 @@ def test_full_disk_is_one_clear_message_and_completed_stages_stay(tiny_disk: Pat
     result = subprocess.run(
         [sys.executable, "-m", "edgekd.cli", "run", "examples/digits.toml", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )  # fmt: skip
+    check=False,)  # fmt: skip
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "no space left" in result.stderr, result.stderr[-2000:]
@@ -208,12 +216,15 @@ def _reports_name_the_failure(run: Path, report: dict, stage: str, error: str, w
 def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: Path) -> None:
     """Issue 13: a recipe whose handoff cannot succeed (here: an arena budget no model meets) still writes
     report.json/html/md naming the failed stage and its error; the run exits with the handoff's code."""
-    result, report = _run_late(tmp_path, """
+    result, report = _run_late(
+        tmp_path,
+        """
         [handoff]
         artifact = "tflite_int8"
         platform = "micro"
         max_arena_kb = 0.001
-        """)
+        """,
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "max_arena_kb" in result.stderr and "Traceback" not in result.stderr
     assert "✗ handoff" in result.stdout and "report.html" in result.stdout
@@ -224,13 +235,16 @@ def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: 
 def test_an_op_tflm_lacks_fails_at_the_firmware_path_parity_row(tmp_path: Path) -> None:
     """A functional hard sigmoid (invisible to preflight) becomes RELU_0_TO_1, which TFLite Micro lacks: the
     verify stage runs the int8 model in TFLM (the tflm_int8 row) and names it, before any bundle is built."""
-    result, report = _run_late(tmp_path, """
+    result, report = _run_late(
+        tmp_path,
+        """
         [student]
         model = { arch = "custom", factory = "h5_gated:make" }
         [handoff]
         artifact = "tflite_int8"
         platform = "micro"
-        """)
+        """,
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     said = " ".join(result.stderr.split())
     assert "tflm_int8" in said and "RELU_0_TO_1" in said and "Traceback" not in said

@@ -67,7 +67,7 @@ def litert(model: Path, inputs: list[np.ndarray]) -> tuple[list[dict], list[np.n
 
 
 def c_array_values(text: str, name: str) -> list[str]:
-    body = re.search(rf"{re.escape(name)}\[\d*\] = \{{(.*?)\}};", text, re.S)
+    body = re.search(rf"{re.escape(name)}\[\d*\] = \{{(.*?)\}};", text, re.DOTALL)
     assert body, name
     return [item.strip() for item in body.group(1).replace("\n", " ").split(",") if item.strip()]
 
@@ -413,9 +413,9 @@ def test_self_test_compiles_and_passes_on_a_real_tflm(models: dict[str, Path], t
             ["g++", *flags, *(f"-I{d}" for d in folders), str(main), str(result.path / "self_test.cc"),
              str(result.path / "model_data.cc"), library, "-o", str(program)],
             capture_output=True, text=True,
-        )  # fmt: skip
+        check=False,)  # fmt: skip
         assert build.returncode == 0, build.stderr[-2000:]
-        assert subprocess.run([str(program)], timeout=60).returncode == 0  # 0 outputs outside tolerance
+        assert subprocess.run([str(program)], timeout=60, check=False).returncode == 0  # 0 outputs outside tolerance
 
 
 def test_a_killed_build_leaves_the_previous_bundle_and_its_leftovers_are_cleaned(

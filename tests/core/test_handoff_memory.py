@@ -54,16 +54,24 @@ def test_bundle_records_flash_and_ram_in_manifest_bundle_and_summary(models: dic
     assert index["memory"] == memory == result.summary()["memory"]
     model_bytes = (tmp_path / "handoff" / manifest["model"]["file"]).stat().st_size
     assert memory["flash"]["model_bytes"] == model_bytes
-    assert set(memory["flash"]["kernel_code_per_op"]) | set(memory["flash"]["ops_without_estimate"]) == set(manifest["operators"])
+    assert set(memory["flash"]["kernel_code_per_op"]) | set(memory["flash"]["ops_without_estimate"]) == set(
+        manifest["operators"]
+    )
     io = sum(t["bytes"] for t in manifest["inputs"] + manifest["outputs"])
     assert memory["ram"] == {**memory["ram"], "arena_bytes": manifest["arena"]["bytes"], "io_bytes": io,
                              "total_bytes": manifest["arena"]["bytes"] + io}  # fmt: skip
-    assert "Flash:" in (tmp_path / "handoff" / "README.md").read_text() and "**estimates**" in (tmp_path / "handoff" / "README.md").read_text()
+    assert (
+        "Flash:" in (tmp_path / "handoff" / "README.md").read_text()
+        and "**estimates**" in (tmp_path / "handoff" / "README.md").read_text()
+    )
 
 
 def test_budgets_fail_with_the_overrun_named_and_write_nothing(models: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "handoff"
-    with pytest.raises(HandoffError, match=r"tensor arena [\d.]+ KiB \(measured-tflm, with arena_margin\) exceeds max_arena_kb = 0.5 by") as info:
+    with pytest.raises(
+        HandoffError,
+        match=r"tensor arena [\d.]+ KiB \(measured-tflm, with arena_margin\) exceeds max_arena_kb = 0.5 by",
+    ) as info:
         bundle(models["cnn_int8"], out, max_arena_kb=0.5)
     assert "flash" not in info.value.message
     with pytest.raises(HandoffError, match=r"flash estimate [\d.]+ KiB \(model [\d.]+ KiB \+ kernel code [\d.]+ KiB \+ TFLM "
@@ -87,7 +95,11 @@ def test_ethos_u_bundle_has_the_vela_model_and_its_labelled_estimates(models: di
     assert vela["label"].startswith("Vela estimates") and vela["accelerator"] == "ethos-u55-128"
     compiled = out / vela["file"]
     assert compiled.is_file() and compiled.read_bytes()[4:8] == b"TFL3" and compiled.stat().st_size > 0
-    assert vela["npu_operators"] + vela["cpu_operators"] > 0 and vela["cycles_total"] > 0 and vela["inferences_per_second"] > 0
+    assert (
+        vela["npu_operators"] + vela["cpu_operators"] > 0
+        and vela["cycles_total"] > 0
+        and vela["inferences_per_second"] > 0
+    )
     assert vela["sram_bytes"] > 0 and vela["macs"] > 0
     assert json.loads((out / "bundle.json").read_text())["ethos_u"] == vela == result.summary()["ethos_u"]
     assert vela["file"] in result.files and "estimates, not measured on hardware" in (out / "README.md").read_text()
@@ -96,6 +108,8 @@ def test_ethos_u_bundle_has_the_vela_model_and_its_labelled_estimates(models: di
 
 def test_a_float_model_for_ethos_u_is_one_handoff_error(models: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("ethosu.vela", reason="Ethos-U needs ethos-u-vela")
-    with pytest.raises(HandoffError, match=r"Vela placed none of cnn_fp32\.tflite's \d+ operators on the ethos-u55-128 NPU"):
+    with pytest.raises(
+        HandoffError, match=r"Vela placed none of cnn_fp32\.tflite's \d+ operators on the ethos-u55-128 NPU"
+    ):
         bundle(models["cnn_fp32"], tmp_path / "handoff", platform="ethos-u55-128", zip=False)
     assert not (tmp_path / "handoff").exists()

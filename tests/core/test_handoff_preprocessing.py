@@ -234,7 +234,10 @@ def run_cli(args: list[str]) -> Any:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--mean", "0.4,0.5", "--std", "0.2,0.2,0.2"], "--scale/--mean/--std do not fit rgb.tflite: mean has 2 values"),
+        (
+            ["--mean", "0.4,0.5", "--std", "0.2,0.2,0.2"],
+            "--scale/--mean/--std do not fit rgb.tflite: mean has 2 values",
+        ),
         (["--mean", "0.5", "--std", "0.2,0.2"], "std has 2 values but the model input has 3 channels"),
         (["--scale", "0", "--mean", "0.5", "--std", "0.2"], "scale must be a positive number"),
         (["--scale", "1,2"], "--scale takes one number, got 2"),

@@ -47,6 +47,7 @@ def compile_and_run(tmp_path: Path, source: str) -> bytes:
         ],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert build.returncode == 0, build.stderr
     return subprocess.run([str(tmp_path / "main")], capture_output=True, check=True).stdout

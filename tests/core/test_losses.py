@@ -48,13 +48,17 @@ def _reference_dkd(s: np.ndarray, t: np.ndarray, y: np.ndarray, temp: float, alp
 def test_hinton_golden_value() -> None:
     value = HintonKD(temperature=2.0, alpha=0.7)(STUDENT, TEACHER, TARGETS).item()
     assert value == pytest.approx(0.4945898652076721, rel=1e-5)
-    assert value == pytest.approx(_reference_hinton(STUDENT.numpy(), TEACHER.numpy(), TARGETS.numpy(), 2.0, 0.7), rel=1e-5)
+    assert value == pytest.approx(
+        _reference_hinton(STUDENT.numpy(), TEACHER.numpy(), TARGETS.numpy(), 2.0, 0.7), rel=1e-5
+    )
 
 
 def test_dkd_golden_value() -> None:
     value = DKD(temperature=2.0, alpha=1.0, beta=8.0)(STUDENT, TEACHER, TARGETS).item()
     assert value == pytest.approx(3.99084210395813, rel=1e-5)
-    assert value == pytest.approx(_reference_dkd(STUDENT.numpy(), TEACHER.numpy(), TARGETS.numpy(), 2.0, 1.0, 8.0), rel=1e-5)
+    assert value == pytest.approx(
+        _reference_dkd(STUDENT.numpy(), TEACHER.numpy(), TARGETS.numpy(), 2.0, 1.0, 8.0), rel=1e-5
+    )
 
 
 def test_dkd_recomposes_classical_kd() -> None:
@@ -73,7 +77,9 @@ def test_pseudo_labels_use_teacher_argmax_for_hidden_labels() -> None:
     hidden = torch.tensor([0, -1])
     value = PseudoLabelCE()(STUDENT, TEACHER, hidden).item()
     assert value == pytest.approx(0.6716271042823792, rel=1e-5)
-    expected = torch.nn.functional.cross_entropy(STUDENT, torch.tensor([0, 1])).item()  # teacher's top class of row 2 is 1
+    expected = torch.nn.functional.cross_entropy(
+        STUDENT, torch.tensor([0, 1])
+    ).item()  # teacher's top class of row 2 is 1
     assert value == pytest.approx(expected, rel=1e-6)
 
 
@@ -95,7 +101,9 @@ def test_sequence_outputs_match_flattened(loss: torch.nn.Module) -> None:
     gen = torch.Generator().manual_seed(0)
     s, t = torch.randn(2, 5, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
     y = torch.randint(0, 4, (2, 5), generator=gen)
-    assert loss(s, t, y).item() == pytest.approx(loss(s.reshape(10, 4), t.reshape(10, 4), y.reshape(10)).item(), rel=1e-6)
+    assert loss(s, t, y).item() == pytest.approx(
+        loss(s.reshape(10, 4), t.reshape(10, 4), y.reshape(10)).item(), rel=1e-6
+    )
 
 
 def test_student_teacher_shape_mismatch_is_a_clear_error() -> None:
@@ -140,7 +148,11 @@ STUDENT4 = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0], [1
 TEACHER4 = torch.tensor([[1.5, 1.0, -0.5], [-1.0, 2.0, 0.0], [0.0, 3.0, -1.0], [2.5, -1.0, -0.5]])
 TARGETS4 = torch.tensor([0, 2, 1, 0])
 GOLDEN_DIST = 4.437772274017334  # DIST(T=2, β=1, γ=2) on the tensors above
-GOLDEN_STANDARDIZED = {"hinton": 0.2881234288215637, "dkd": 0.9348222017288208, "dist": 5.085838317871094}  # T=2, α=0.7, β=3, γ=2
+GOLDEN_STANDARDIZED = {
+    "hinton": 0.2881234288215637,
+    "dkd": 0.9348222017288208,
+    "dist": 5.085838317871094,
+}  # T=2, α=0.7, β=3, γ=2
 
 
 def _zscore(z: np.ndarray) -> np.ndarray:
@@ -198,7 +210,9 @@ def test_standardized_loss_ignores_the_teachers_logit_scale_and_shift() -> None:
     plain = HintonKD(2.0, 1.0, standardize=True)(STUDENT4, TEACHER4, TARGETS4).item()
     scaled = HintonKD(2.0, 1.0, standardize=True)(STUDENT4, 5.0 * TEACHER4 + 3.0, TARGETS4).item()
     assert scaled == pytest.approx(plain, rel=1e-5)
-    assert HintonKD(2.0, 1.0)(STUDENT4, 5.0 * TEACHER4, TARGETS4).item() != pytest.approx(HintonKD(2.0, 1.0)(STUDENT4, TEACHER4, TARGETS4).item())
+    assert HintonKD(2.0, 1.0)(STUDENT4, 5.0 * TEACHER4, TARGETS4).item() != pytest.approx(
+        HintonKD(2.0, 1.0)(STUDENT4, TEACHER4, TARGETS4).item()
+    )
 
 
 def test_dist_gradients_and_sequences() -> None:
@@ -210,7 +224,9 @@ def test_dist_gradients_and_sequences() -> None:
     gen = torch.Generator().manual_seed(0)
     seq_s, seq_t = torch.randn(2, 5, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
     seq_y = torch.randint(0, 4, (2, 5), generator=gen)
-    assert DIST()(seq_s, seq_t, seq_y).item() == pytest.approx(DIST()(seq_s.reshape(10, 4), seq_t.reshape(10, 4), seq_y.reshape(10)).item(), rel=1e-6)
+    assert DIST()(seq_s, seq_t, seq_y).item() == pytest.approx(
+        DIST()(seq_s.reshape(10, 4), seq_t.reshape(10, 4), seq_y.reshape(10)).item(), rel=1e-6
+    )
 
 
 def test_loss_config_defaults_and_refusals() -> None:

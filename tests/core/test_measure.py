@@ -74,8 +74,13 @@ def test_stats_round_trip_through_dict() -> None:
 
 def test_window_stats_show_drift() -> None:
     latencies = [100] * 10 + [150] * 10
-    rows = window_stats(latencies, [{"start": 0, "end": 10, "t_s": 1.0, "temps_c": {"cpu": 50.0}},
-                                    {"start": 10, "end": 20, "t_s": 2.0, "temps_c": {"cpu": 80.0}}])
+    rows = window_stats(
+        latencies,
+        [
+            {"start": 0, "end": 10, "t_s": 1.0, "temps_c": {"cpu": 50.0}},
+            {"start": 10, "end": 20, "t_s": 2.0, "temps_c": {"cpu": 80.0}},
+        ],
+    )
     assert [r["p50_ms"] for r in rows] == [100 / 1e6, 150 / 1e6]
     assert rows[-1]["drift_vs_first"] == pytest.approx(0.5)
     assert rows[1]["temps_c"] == {"cpu": 80.0}

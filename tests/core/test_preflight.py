@@ -104,7 +104,9 @@ def test_handoff_of_a_format_micro_cannot_run_is_refused() -> None:
     recipe = parse_recipe({"tflite": {"precisions": ["fp32", "fp16"]}, "handoff": {"artifact": "tflite_fp16"}})
     with pytest.raises(RecipeError, match="fp16, which TensorFlow Lite Micro cannot run"):
         preflight.check_handoff_artifact(recipe, None)
-    linux = parse_recipe({"tflite": {"precisions": ["fp16"]}, "handoff": {"artifact": "tflite_fp16", "platform": "linux"}})
+    linux = parse_recipe(
+        {"tflite": {"precisions": ["fp16"]}, "handoff": {"artifact": "tflite_fp16", "platform": "linux"}}
+    )
     preflight.check_handoff_artifact(linux, None)  # a full TFLite runtime runs fp16
 
 
@@ -142,7 +144,9 @@ def test_default_calibration_is_capped_at_the_training_split_with_a_note() -> No
         ("not_a_module", "not a torch.nn.Module"),
     ],
 )
-def test_a_student_factory_that_does_not_fit_is_a_model_error_before_training(factories: Path, factory: str, needle: str) -> None:
+def test_a_student_factory_that_does_not_fit_is_a_model_error_before_training(
+    factories: Path, factory: str, needle: str
+) -> None:
     recipe = parse_recipe({"student": {"model": custom(factory)}})
     with pytest.raises(ModelError) as info:
         preflight.check_with_data(recipe, summary(DIGITS))
@@ -160,7 +164,9 @@ def test_a_student_factory_that_does_not_fit_is_a_model_error_before_training(fa
         ("hard_sigmoid", {"handoff": {"platform": "linux"}}, None),
     ],
 )
-def test_micro_handoff_refuses_operators_tflm_lacks(factories: Path, factory: str, extra: dict, refused: str | None) -> None:
+def test_micro_handoff_refuses_operators_tflm_lacks(
+    factories: Path, factory: str, extra: dict, refused: str | None
+) -> None:
     recipe = parse_recipe({"student": {"model": custom(factory)}, **extra})
     if refused is None:
         preflight.check_with_data(recipe, summary(DIGITS))
@@ -171,7 +177,11 @@ def test_micro_handoff_refuses_operators_tflm_lacks(factories: Path, factory: st
 
 
 def summary(facts: DataFacts) -> dict:
-    return {"input_shape": list(facts.input_shape), "num_classes": facts.num_classes, "sizes": {"train": facts.train_size}}
+    return {
+        "input_shape": list(facts.input_shape),
+        "num_classes": facts.num_classes,
+        "sizes": {"train": facts.train_size},
+    }
 
 
 # --- through the command line: refused before any model is trained ------------------------------------------
@@ -207,7 +217,9 @@ def test_run_refuses_a_micro_handoff_of_an_unsupported_layer_before_training(tmp
     folder = tmp_path / "user_models"
     folder.mkdir()
     (folder / "h5_user_factories.py").write_text(FACTORIES)
-    (tmp_path / "r.toml").write_text('[student]\nmodel = { arch = "custom", factory = "h5_user_factories:hard_sigmoid" }\n')
+    (tmp_path / "r.toml").write_text(
+        '[student]\nmodel = { arch = "custom", factory = "h5_user_factories:hard_sigmoid" }\n'
+    )
     result = run_cli("run", "r.toml", "--out", "run", cwd=tmp_path, env_path=folder)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "nn.Hardsigmoid" not in result.stderr  # the layer is named as the user wrote it
@@ -225,5 +237,7 @@ def test_files_and_the_compiler_the_last_stages_need_are_checked_before_training
     with pytest.raises(RecipeError, match=r"\[handoff\] tflm_include folder\(s\) not found: .*no-tflm"):
         preflight.check_recipe(parse_recipe({"handoff": {"tflm_include": ["tflm", "no-tflm"]}}), None, tmp_path)
     with pytest.raises(RecipeError, match="require_compiler = true, but the compiler 'no-such-cc' is not on PATH"):
-        preflight.check_recipe(parse_recipe({"handoff": {"require_compiler": True, "compiler": "no-such-cc"}}), None, tmp_path)
+        preflight.check_recipe(
+            parse_recipe({"handoff": {"require_compiler": True, "compiler": "no-such-cc"}}), None, tmp_path
+        )
     preflight.check_recipe(parse_recipe({"handoff": {"compiler": "no-such-cc"}}), None, tmp_path)  # recorded as skipped

@@ -54,9 +54,26 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_json_document_with_profile_overlay_and_fallback_verdict(cli, model, tmp_path):
     runner, app = cli
     overlay, saved = tmp_path / "latency.json", tmp_path / "profile.json"
-    outcome = runner.invoke(app, ["bench", "profile", str(model), *QUICK, "--optimization", "none", "--json",
-                                  "--provider", "XnnpackExecutionProvider", "--provider", "CPUExecutionProvider",
-                                  "--explorer", str(overlay), "--out", str(saved)])
+    outcome = runner.invoke(
+        app,
+        [
+            "bench",
+            "profile",
+            str(model),
+            *QUICK,
+            "--optimization",
+            "none",
+            "--json",
+            "--provider",
+            "XnnpackExecutionProvider",
+            "--provider",
+            "CPUExecutionProvider",
+            "--explorer",
+            str(overlay),
+            "--out",
+            str(saved),
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     document = json.loads(outcome.stdout)
     [profile] = document["profiles"]
@@ -71,8 +88,9 @@ def test_json_document_with_profile_overlay_and_fallback_verdict(cli, model, tmp
 def test_human_output_names_top_ops_types_and_comparison(cli, model, tmp_path):
     runner, app = cli
     other = conv_stack(tmp_path / "deeper.onnx", channels=8, size=16, depth=6)
-    outcome = runner.invoke(app, ["bench", "profile", str(model), *QUICK, "--top", "2", "--compare", str(other)],
-                            env={"COLUMNS": "200"})
+    outcome = runner.invoke(
+        app, ["bench", "profile", str(model), *QUICK, "--top", "2", "--compare", str(other)], env={"COLUMNS": "200"}
+    )
     assert outcome.exit_code == 0, outcome.output
     text = outcome.stdout
     assert "top 2 ops" in text and "time by op type" in text and "profiler overhead: profiled median" in text
@@ -85,8 +103,11 @@ def test_tflite_from_benchmark_output_with_requested_delegate(cli, tmp_path):
     model = tmp_path / "deeplabv3.tflite"
     model.write_bytes(b"stand-in: the profile comes from the recorded output")
     recording = shutil.copy(RECORDINGS / "deeplabv3_nnapi_partial.txt", tmp_path / "out.txt")
-    outcome = runner.invoke(app, ["bench", "profile", str(model), "--benchmark-output", str(recording),
-                                  "--provider", "NNAPI"], env={"COLUMNS": "200"})
+    outcome = runner.invoke(
+        app,
+        ["bench", "profile", str(model), "--benchmark-output", str(recording), "--provider", "NNAPI"],
+        env={"COLUMNS": "200"},
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "warning: accelerator_fallback" in outcome.stdout and "asked for NNAPI, but 5 of 8" in outcome.stdout
 
@@ -101,11 +122,14 @@ def test_tflite_without_benchmark_output_is_refused_with_the_way_to_get_one(cli,
     assert "--enable_op_profiling=true" in outcome.exception.hint
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--optimization", "max"], "--optimization 'max' is not one of"),
-    (["--compare-benchmark-output", "x.txt"], "needs --compare"),
-    (["--benchmark-output", "x.txt"], "--benchmark-output is for .tflite models"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optimization", "max"], "--optimization 'max' is not one of"),
+        (["--compare-benchmark-output", "x.txt"], "needs --compare"),
+        (["--benchmark-output", "x.txt"], "--benchmark-output is for .tflite models"),
+    ],
+)
 def test_wrong_option_combinations_are_refused(cli, model, args, message):
     runner, app = cli
     outcome = runner.invoke(app, ["bench", "profile", str(model), *QUICK, *args])

@@ -34,20 +34,33 @@ def conv_stack(path: Path, *, channels: int = 32, size: int = 32, depth: int = 4
     rng = np.random.default_rng(0)
     nodes, inits, prev = [], [], "x"
     for i in range(depth):
-        inits += [numpy_helper.from_array((rng.standard_normal((channels, channels, 3, 3)) * 0.1).astype(np.float32),
-                                          f"w{i}"),
-                  numpy_helper.from_array(np.zeros(channels, np.float32), f"b{i}")]
-        nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        inits += [
+            numpy_helper.from_array(
+                (rng.standard_normal((channels, channels, 3, 3)) * 0.1).astype(np.float32), f"w{i}"
+            ),
+            numpy_helper.from_array(np.zeros(channels, np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"),
+        ]
         prev = f"r{i}"
-    inits += [numpy_helper.from_array((rng.standard_normal((10, channels)) * 0.1).astype(np.float32), "fc_w"),
-              numpy_helper.from_array(np.zeros(10, np.float32), "fc_b")]
-    nodes += [helper.make_node("GlobalAveragePool", [prev], ["pooled"], name="pool"),
-              helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
-              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1)]
-    graph = helper.make_graph(nodes, "conv_stack",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    inits += [
+        numpy_helper.from_array((rng.standard_normal((10, channels)) * 0.1).astype(np.float32), "fc_w"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "fc_b"),
+    ]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [prev], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_stack",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -105,21 +118,35 @@ def test_profile_round_trips_through_json(model):
 
 def test_trace_summary_skips_session_events_fences_and_warmup():
     """A hand-written trace in ORT's format: two runs, the first a warm-up; load events must not count."""
+
     def node(name, op, ts, dur):
-        return [{"cat": "Node", "name": f"{name}_fence_before", "ts": ts, "dur": 0, "args": {"op_name": op}},
-                {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur,
-                 "args": {"op_name": op, "provider": "CPUExecutionProvider"}}]
-    events = [{"cat": "Session", "name": "model_loading_uri", "ts": 0, "dur": 900},
-              {"cat": "Session", "name": "session_initialization", "ts": 900, "dur": 5000},
-              *node("conv", "Conv", 6001, 500), *node("relu", "Relu", 6502, 50),
-              {"cat": "Session", "name": "model_run", "ts": 6000, "dur": 600},
-              *node("conv", "Conv", 7001, 100), *node("relu", "Relu", 7102, 10),
-              {"cat": "Session", "name": "model_run", "ts": 7000, "dur": 120}]
+        return [
+            {"cat": "Node", "name": f"{name}_fence_before", "ts": ts, "dur": 0, "args": {"op_name": op}},
+            {
+                "cat": "Node",
+                "name": f"{name}_kernel_time",
+                "ts": ts,
+                "dur": dur,
+                "args": {"op_name": op, "provider": "CPUExecutionProvider"},
+            },
+        ]
+
+    events = [
+        {"cat": "Session", "name": "model_loading_uri", "ts": 0, "dur": 900},
+        {"cat": "Session", "name": "session_initialization", "ts": 900, "dur": 5000},
+        *node("conv", "Conv", 6001, 500),
+        *node("relu", "Relu", 6502, 50),
+        {"cat": "Session", "name": "model_run", "ts": 6000, "dur": 600},
+        *node("conv", "Conv", 7001, 100),
+        *node("relu", "Relu", 7102, 10),
+        {"cat": "Session", "name": "model_run", "ts": 7000, "dur": 120},
+    ]
     summary = summarize_ort_trace(events, warmup_runs=1)
     assert summary["runs"] == 1
     assert summary["rows"] == [
         {"op": "conv", "op_type": "Conv", "provider": "CPUExecutionProvider", "ms": 0.1, "calls": 1.0},
-        {"op": "relu", "op_type": "Relu", "provider": "CPUExecutionProvider", "ms": 0.01, "calls": 1.0}]
+        {"op": "relu", "op_type": "Relu", "provider": "CPUExecutionProvider", "ms": 0.01, "calls": 1.0},
+    ]
 
 
 def test_trace_module_is_standard_library_only():
@@ -130,10 +157,12 @@ def test_trace_module_is_standard_library_only():
     from edgekd.profile import ort_trace
 
     tree = ast.parse(Path(ort_trace.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
 
 
@@ -185,18 +214,23 @@ def test_top_ops_and_by_op_type(model):
 @pytest.fixture(scope="module")
 def int8_model(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The conv stack quantized by edgekd's ORT quantizer (static QDQ, per-channel) on seeded samples."""
-    from edgekd.converters.onnx_quant import OrtQuantizer
-
     from edgekd.artifacts import create_artifact
     from edgekd.config.export import QuantizeConfig
+    from edgekd.converters.onnx_quant import OrtQuantizer
 
     work = tmp_path_factory.mktemp("int8")
     calibration_path = work / "calibration.npz"
     x = np.random.default_rng(1).standard_normal((16, 32, 32, 32)).astype(np.float32)
     np.savez(calibration_path, x=x, ids=np.arange(len(x)))
     calibration = create_artifact(calibration_path, name="calibration", format="npz", config={"layout": "NCHW"})
-    src = create_artifact(model, name="onnx_fp32", format="onnx", precision="fp32", producer="tests",
-                          config={"input_shape": [32, 32, 32], "num_classes": 10})
+    src = create_artifact(
+        model,
+        name="onnx_fp32",
+        format="onnx",
+        precision="fp32",
+        producer="tests",
+        config={"input_shape": [32, 32, 32], "num_classes": 10},
+    )
     return OrtQuantizer().convert(src, QuantizeConfig(), work, calibration=calibration).path
 
 
@@ -210,27 +244,45 @@ def test_fp32_vs_int8_names_the_op_types(model, int8_model):
     assert all(rows[t]["verdict"] in ("faster", "slower", "same") for t in ("Conv", "Gemm"))
     summary = int8_summary(fp32, int8, int8_model)
     graph = onnx.load(str(int8_model)).graph.node
-    assert summary["qdq_nodes"] == {"QuantizeLinear": sum(n.op_type == "QuantizeLinear" for n in graph),
-                                    "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in graph)}
+    assert summary["qdq_nodes"] == {
+        "QuantizeLinear": sum(n.op_type == "QuantizeLinear" for n in graph),
+        "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in graph),
+    }
     assert summary["qdq_nodes"]["DequantizeLinear"] > 0
     assert "QuantizeLinear" in summary["slower"] and "DequantizeLinear" in summary["slower"]
     assert count_qdq(model) == {"QuantizeLinear": 0, "DequantizeLinear": 0}
     # With ORT's optimisations (what bench runs) the QDQ pairs become QLinearConv, still compared with Conv.
-    optimized = {row["op_type"]: row for row in compare_by_op_type(profile_onnx(model, runs=5, warmup=1),
-                                                                     profile_onnx(int8_model, runs=5, warmup=1))}
+    optimized = {
+        row["op_type"]: row
+        for row in compare_by_op_type(profile_onnx(model, runs=5, warmup=1), profile_onnx(int8_model, runs=5, warmup=1))
+    }
     assert "QLinearConv" in optimized["Conv"]["kernels_int8"] and optimized["Conv"]["nodes_int8"] == 4
 
 
 def test_compare_orders_the_largest_slowdown_first():
     """Op-type arithmetic on hand-made profiles: which got slower, which faster, which only exist in int8."""
-    fp32 = OpProfile("ort", "m.onnx", "test", rows=[OpRow("a", "Conv", "CPUExecutionProvider", 2.0),
-                                                      OpRow("b", "HardSigmoid", "CPUExecutionProvider", 0.1)])
-    int8 = OpProfile("ort", "m.int8.onnx", "test", rows=[OpRow("a", "Conv", "CPUExecutionProvider", 1.0),
-                                                           OpRow("b", "HardSigmoid", "CPUExecutionProvider", 0.1),
-                                                           OpRow("q", "DequantizeLinear", "CPUExecutionProvider", 3.0)])
+    fp32 = OpProfile(
+        "ort",
+        "m.onnx",
+        "test",
+        rows=[OpRow("a", "Conv", "CPUExecutionProvider", 2.0), OpRow("b", "HardSigmoid", "CPUExecutionProvider", 0.1)],
+    )
+    int8 = OpProfile(
+        "ort",
+        "m.int8.onnx",
+        "test",
+        rows=[
+            OpRow("a", "Conv", "CPUExecutionProvider", 1.0),
+            OpRow("b", "HardSigmoid", "CPUExecutionProvider", 0.1),
+            OpRow("q", "DequantizeLinear", "CPUExecutionProvider", 3.0),
+        ],
+    )
     rows = compare_by_op_type(fp32, int8)
     assert [(r["op_type"], r["verdict"]) for r in rows] == [
-        ("DequantizeLinear", "int8 only"), ("HardSigmoid", "same"), ("Conv", "faster")]
+        ("DequantizeLinear", "int8 only"),
+        ("HardSigmoid", "same"),
+        ("Conv", "faster"),
+    ]
 
 
 # --- Model Explorer ----------------------------------------------------------------------------------------
@@ -248,8 +300,11 @@ def test_model_explorer_node_data_loads_with_its_own_api(model, tmp_path):
     node_data = tmp_path / "latency.json"
     assert write_node_data(profile, node_data, graph_id="main", known_keys=onnx_keys(model)) == []
     raw = json.loads(node_data.read_text())
-    loaded = ModelNodeData(graphsData={gid: dacite.from_dict(GraphNodeData, data, config=dacite.Config(strict=True))
-                                       for gid, data in raw.items()})
+    loaded = ModelNodeData(
+        graphsData={
+            gid: dacite.from_dict(GraphNodeData, data, config=dacite.Config(strict=True)) for gid, data in raw.items()
+        }
+    )
     results = loaded.graphsData["main"].results
     assert set(results) == set(_graph_nodes(model))
     assert results["conv0"].value == pytest.approx(next(r.ms for r in profile.rows if r.op == "conv0"))
@@ -277,19 +332,33 @@ def test_runner_document_becomes_a_profile_or_says_why_not():
     """The runner contract proposed for issue 19: `op_profile` (summarize_ort_trace's dict) or a reason."""
     from edgekd.profile.schema import from_runner_document
 
-    summary = summarize_ort_trace([
-        {"cat": "Node", "name": "conv_kernel_time", "ts": 11, "dur": 300,
-         "args": {"op_name": "Conv", "provider": "CPUExecutionProvider"}},
-        {"cat": "Session", "name": "model_run", "ts": 10, "dur": 320}])
-    document = {"schema": "edgekd.run/1", "runtime": "ort", "versions": {"onnxruntime": "1.32.0"},
-                "op_profile": json.loads(json.dumps(summary)), "requested_providers": ["XnnpackExecutionProvider"],
-                "providers": ["CPUExecutionProvider"]}
+    summary = summarize_ort_trace(
+        [
+            {
+                "cat": "Node",
+                "name": "conv_kernel_time",
+                "ts": 11,
+                "dur": 300,
+                "args": {"op_name": "Conv", "provider": "CPUExecutionProvider"},
+            },
+            {"cat": "Session", "name": "model_run", "ts": 10, "dur": 320},
+        ]
+    )
+    document = {
+        "schema": "edgekd.run/1",
+        "runtime": "ort",
+        "versions": {"onnxruntime": "1.32.0"},
+        "op_profile": json.loads(json.dumps(summary)),
+        "requested_providers": ["XnnpackExecutionProvider"],
+        "providers": ["CPUExecutionProvider"],
+    }
     profile = from_runner_document(document, model="m.onnx", target="pi5")
     assert profile.rows == [OpRow("conv", "Conv", "CPUExecutionProvider", 0.3, 1.0)]
     assert profile.source == "onnxruntime 1.32.0 profiler" and profile.target == "pi5"
     assert "on pi5" in accelerator_fallback(profile)[0].message
-    missing = from_runner_document({"runtime": "litert", "profile_unavailable": "LiteRT has no op profiler"},
-                                   model="m.tflite")
+    missing = from_runner_document(
+        {"runtime": "litert", "profile_unavailable": "LiteRT has no op profiler"}, model="m.tflite"
+    )
     assert missing.rows == [] and missing.profile_unavailable == "LiteRT has no op profiler"
 
 
@@ -301,10 +370,21 @@ def test_int8_kernels_meet_the_float_op_they_replace():
     assert base_op_type("Convolution (NHWC, QC8) IGEMM") == base_op_type("Convolution (NHWC, F32) GEMM")
     assert base_op_type("Fully Connected (NC, F32) GEMM") == "Fully Connected"
     assert base_op_type("CONV_2D") == "CONV_2D" and base_op_type("QuantizeLinear") == "QuantizeLinear"
-    fp32 = OpProfile("ort", "m.onnx", "test", rows=[OpRow("c", "Conv", "CPUExecutionProvider", 1.0),
-                                                      OpRow("f", "Flatten", "CPUExecutionProvider", 0.004)])
-    int8 = OpProfile("ort", "m.int8.onnx", "test", rows=[OpRow("c_q", "QLinearConv", "CPUExecutionProvider", 0.4),
-                                                           OpRow("f", "Flatten", "CPUExecutionProvider", 0.002)])
+    fp32 = OpProfile(
+        "ort",
+        "m.onnx",
+        "test",
+        rows=[OpRow("c", "Conv", "CPUExecutionProvider", 1.0), OpRow("f", "Flatten", "CPUExecutionProvider", 0.004)],
+    )
+    int8 = OpProfile(
+        "ort",
+        "m.int8.onnx",
+        "test",
+        rows=[
+            OpRow("c_q", "QLinearConv", "CPUExecutionProvider", 0.4),
+            OpRow("f", "Flatten", "CPUExecutionProvider", 0.002),
+        ],
+    )
     rows = {row["op_type"]: row for row in compare_by_op_type(fp32, int8)}
     assert rows["Conv"]["verdict"] == "faster" and rows["Conv"]["kernels_int8"] == ["QLinearConv"]
     assert rows["Flatten"]["verdict"] == "same"  # 2 µs: below the profiler's own per-node cost

@@ -51,7 +51,8 @@ def test_top_ops_match_the_tools_top_by_computation_time():
     assert [row["op"] for row in top_ops(profile, 3)] == [
         "[MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6]:10",
         "[MobilenetV1/MobilenetV1/Conv2d_8_pointwise/Relu6]:16",
-        "[MobilenetV1/MobilenetV1/Conv2d_10_pointwise/Relu6]:20"]
+        "[MobilenetV1/MobilenetV1/Conv2d_10_pointwise/Relu6]:20",
+    ]
     assert top_ops(profile, 1)[0]["share"] == pytest.approx(0.09403, abs=1e-4)  # the tool's 9.403%
 
 
@@ -60,7 +61,9 @@ def test_xnnpack_per_operator_rows_space_format_and_calls():
     assert len(profile.rows) == 20 and profile.runs == 64
     assert profile.requested == profile.providers == ["XNNPACK"]  # "Created TensorFlow Lite XNNPACK delegate"
     dwconv = profile.rows[2]
-    assert dwconv.op == "Delegate/Convolution (NHWC, QC8) DWConv:1" and dwconv.op_type == "Convolution (NHWC, QC8) DWConv"
+    assert (
+        dwconv.op == "Delegate/Convolution (NHWC, QC8) DWConv:1" and dwconv.op_type == "Convolution (NHWC, QC8) DWConv"
+    )
     assert dwconv.provider == "XNNPACK" and dwconv.calls == 13 and dwconv.ms == pytest.approx(0.051 * 13)
     assert {row.op_type for row in profile.rows if row.provider == "CPU"} == {"QUANTIZE", "RESIZE_NEAREST_NEIGHBOR"}
     # The initialization section (ModifyGraphWithDelegate, AllocateTensors) is not inference.
@@ -78,8 +81,9 @@ def test_xnnpack_partial_fallback_is_info_when_small():
 
 def test_nnapi_partitions_and_cpu_fallback_warning():
     """DeepLabV3 with --use_nnapi=1: three NNAPI partitions; pooling, resizes and ARG_MAX stay on the CPU."""
-    profile = parse_benchmark_output(_text("deeplabv3_nnapi_partial.txt"), model="deeplabv3.tflite",
-                                     requested=["NNAPI"])
+    profile = parse_benchmark_output(
+        _text("deeplabv3_nnapi_partial.txt"), model="deeplabv3.tflite", requested=["NNAPI"]
+    )
     assert [row.provider for row in profile.rows] == ["NNAPI", "CPU", "NNAPI", "CPU", "NNAPI", "CPU", "CPU", "CPU"]
     assert profile.rows[0].op_type == "TfLiteNnapiDelegate"
     groups = {g["provider"]: g for g in placement(profile)}
@@ -99,11 +103,16 @@ def test_unknown_delegate_kernel_is_not_counted_as_cpu():
 
 def test_fully_delegated_profile_gives_no_verdict():
     """Built in code (no published fully delegated op profile was found): every row on the delegate."""
-    profile = OpProfile("tflite", "m.tflite", "test", requested=["XNNPACK"],
-                        rows=[OpRow("Delegate/Convolution (NHWC, F32) IGEMM:0", "Convolution (NHWC, F32) IGEMM",
-                                    "XNNPACK", 0.4),
-                              OpRow("Delegate/Fully Connected (NC, F32) GEMM:1", "Fully Connected (NC, F32) GEMM",
-                                    "XNNPACK", 0.1)])
+    profile = OpProfile(
+        "tflite",
+        "m.tflite",
+        "test",
+        requested=["XNNPACK"],
+        rows=[
+            OpRow("Delegate/Convolution (NHWC, F32) IGEMM:0", "Convolution (NHWC, F32) IGEMM", "XNNPACK", 0.4),
+            OpRow("Delegate/Fully Connected (NC, F32) GEMM:1", "Fully Connected (NC, F32) GEMM", "XNNPACK", 0.1),
+        ],
+    )
     assert accelerator_fallback(profile) == []
 
 
@@ -131,14 +140,20 @@ def test_delegation_log_lines_full_partial_and_unknown_total():
 
     entries = delegation_in_log(_text("delegation_log_lines.txt"))
     assert [(e["provider"], e["replaced"], e["total"], e["partitions"]) for e in entries] == [
-        ("XNNPACK", 2168, 2168, 1), ("XNNPACK", 29, 31, 4), ("XNNPACK", 162, None, 2),
-        ("QNN", 11, 3504, 7), ("XNNPACK", 4, 4, 1)]
+        ("XNNPACK", 2168, 2168, 1),
+        ("XNNPACK", 29, 31, 4),
+        ("XNNPACK", 162, None, 2),
+        ("QNN", 11, 3504, 7),
+        ("XNNPACK", 4, 4, 1),
+    ]
     assert delegation_fallback([entries[0]], "m.tflite") == []  # fully delegated: no verdict
     assert delegation_fallback([entries[2]], "m.tflite") == []  # no total given: nothing to judge
     [partial] = delegation_fallback([entries[1]], "m.tflite", target="pi5")
     assert partial.severity == "info"  # 2 of 31 nodes (6 %) left on the CPU
-    assert partial.message == ("m.tflite on pi5: XNNPACK took 29 of 31 nodes, in 4 partitions; 2 ran on the "
-                               "plain CPU (per the delegate's log).")
+    assert partial.message == (
+        "m.tflite on pi5: XNNPACK took 29 of 31 nodes, in 4 partitions; 2 ran on the "
+        "plain CPU (per the delegate's log)."
+    )
     [qnn] = delegation_fallback([entries[3]], "m.tflite")
     assert qnn.severity == "warning" and "took 11 of 3504 nodes" in qnn.message
 
@@ -147,7 +162,9 @@ def test_delegates_named_in_the_log():
     """Log lines as TFLite prints them (INFO: Created TensorFlow Lite delegate for GPU. / ... XNNPACK delegate for CPU.)."""
     from edgekd.profile.tflite_benchmark import delegates_in_log
 
-    log = ("INFO: Created TensorFlow Lite delegate for GPU.\nINFO: Initialized OpenCL-based API.\n"
-           "INFO: Created 1 GPU delegate kernels.\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    log = (
+        "INFO: Created TensorFlow Lite delegate for GPU.\nINFO: Initialized OpenCL-based API.\n"
+        "INFO: Created 1 GPU delegate kernels.\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    )
     assert delegates_in_log(log) == ["GPU", "XNNPACK"]
     assert delegates_in_log(_text("mobilenet_v1_cpu_riscv64.txt")) == []

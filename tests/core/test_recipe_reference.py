@@ -136,13 +136,17 @@ def stage_view(recipe: Recipe) -> dict[str, Any]:
     """What the pipeline keys each stage on: whether it runs, and its config dict (part of its cache key)."""
     from edgekd.stages import default_stages
 
-    return {s.name: (s.enabled(recipe), json.dumps(s.config(recipe), sort_keys=True, default=str)) for s in default_stages()}
+    return {
+        s.name: (s.enabled(recipe), json.dumps(s.config(recipe), sort_keys=True, default=str)) for s in default_stages()
+    }
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -174,7 +178,12 @@ def _other(annotation: Any, default: Any, metadata: list[Any]) -> Any:
         for arg in args:
             if arg is type(None):
                 continue
-            if typing.get_origin(arg) is Literal or arg in (bool, int, float, str) or typing.get_origin(arg) is list or arg is Path:
+            if (
+                typing.get_origin(arg) is Literal
+                or arg in (bool, int, float, str)
+                or typing.get_origin(arg) is list
+                or arg is Path
+            ):
                 value = _other(arg, default if default is not None else None, metadata)
                 if value != default:
                     return value
@@ -252,10 +261,12 @@ def test_the_worked_example_in_the_reference_is_valid(tmp_path: Path, monkeypatc
     from edgekd.preflight import DataFacts, build_student
 
     text = reference_markdown()
-    tomls = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    tomls = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
     assert tomls
     recipes = [parse_recipe(tomllib.loads(block)) for block in tomls]
-    factory = next(block for block in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "def tiny_student" in block)
+    factory = next(
+        block for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL) if "def tiny_student" in block
+    )
     (tmp_path / "my_models.py").write_text(factory)
     monkeypatch.syspath_prepend(str(tmp_path))
     student = next(r for r in recipes if r.student.model.factory == "my_models:tiny_student")

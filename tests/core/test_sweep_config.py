@@ -57,7 +57,9 @@ def refused(path: Path) -> str:
 
 def test_space_over_a_shared_table_is_refused_before_any_trial(tmp_path: Path) -> None:
     message = refused(write(tmp_path, '"teacher.train.epochs" = { choices = [1, 2] }\n'))
-    assert message == "[sweep] space key 'teacher.train.epochs': [teacher] is shared by every trial and cannot be searched"
+    assert (
+        message == "[sweep] space key 'teacher.train.epochs': [teacher] is shared by every trial and cannot be searched"
+    )
 
 
 def test_a_value_the_recipe_refuses_names_the_axis_and_value(tmp_path: Path) -> None:
@@ -85,7 +87,11 @@ def test_latency_on_a_target_not_benchmarked_is_refused(tmp_path: Path) -> None:
 def test_unknown_sweep_key_and_bad_range_are_recipe_errors(tmp_path: Path) -> None:
     path = write(tmp_path, '"student.model.width" = { low = 8, high = 2 }\n')
     assert "sweep.space.student.model.width: low (8) is above high (2)" in refused(path)
-    path = write(tmp_path, '"student.model.width" = { choices = [2] }\n', sweep=SWEEP.replace("[sweep]\n", "[sweep]\ntrails = 3\n"))
+    path = write(
+        tmp_path,
+        '"student.model.width" = { choices = [2] }\n',
+        sweep=SWEEP.replace("[sweep]\n", "[sweep]\ntrails = 3\n"),
+    )
     assert "sweep.trails: Extra inputs are not permitted" in refused(path)
 
 
@@ -93,8 +99,16 @@ def test_trial_recipe_sets_dotted_keys_and_list_values(tmp_path: Path) -> None:
     path = write(tmp_path, '"student.model.width" = { choices = [2, 4] }\n')
     recipe, sweep, raw, _ = load_sweep_recipe(path)
     check_space(recipe, raw, sweep, str(path))
-    trial = trial_recipe(raw, {"student.model.width": 16, "distill.losses.0.temperature": 2.5,
-                               "tflite.precisions": ["fp32"], "quantize.per_channel": False}, "t")
+    trial = trial_recipe(
+        raw,
+        {
+            "student.model.width": 16,
+            "distill.losses.0.temperature": 2.5,
+            "tflite.precisions": ["fp32"],
+            "quantize.per_channel": False,
+        },
+        "t",
+    )
     assert trial.student.model.width == 16 and trial.student.model.depth == 2
     assert trial.distill.losses[0].temperature == 2.5 and trial.distill.losses[0].kind == "hinton"
     assert trial.tflite.precisions == ["fp32"] and trial.quantize.per_channel is False
@@ -182,9 +196,13 @@ def test_pruning_waits_for_startup_trials_then_prunes_below_the_percentile() -> 
     study = _study_with_finished([0.9, 0.8, 0.7, 0.6])
     assert prune_reason(study, [0.5, 0.76], rule) is None  # best 0.76 is above the median 0.75
     assert prune_reason(study, [0.5, 0.74], rule) == (
-        "best validation accuracy 0.7400 is below the 50th percentile (0.7500) of 4 finished trials")
+        "best validation accuracy 0.7400 is below the 50th percentile (0.7500) of 4 finished trials"
+    )
     floor = Pruning(kind="percentile", min_val_accuracy=0.3)
-    assert prune_reason(_study_with_finished([]), [0.2], floor) == "best validation accuracy 0.2000 is below min_val_accuracy 0.3"
+    assert (
+        prune_reason(_study_with_finished([]), [0.2], floor)
+        == "best validation accuracy 0.2000 is below min_val_accuracy 0.3"
+    )
     assert prune_reason(study, [0.0], Pruning(kind="none")) is None
 
 
@@ -220,8 +238,14 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sweep" / "digits_s
 def test_the_example_sweep_passes_check_and_check_writes_nothing(tmp_path: Path) -> None:
     copy = tmp_path / "digits_sweep.toml"  # the example as a user would copy it: the sweep dir is theirs
     copy.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "edgekd.sweep", str(copy), "--check", "--workers", "2"],
-                          check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekd.sweep", str(copy), "--check", "--workers", "2"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "recipe and search space OK" in done.stdout
     assert "constraint: p50_ms(onnx_int8@local) <= 0.05" in " ".join(done.stdout.split())

@@ -194,7 +194,9 @@ def test_worker_killed_mid_trial_fails_that_trial_and_resume_finishes(tmp_path: 
     assert json.dumps(retried[0].user_attrs["values"], sort_keys=True) == json.dumps(victim_params, sort_keys=True)
 
 
-def test_a_device_that_drops_fails_its_bench_step_which_is_retried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_device_that_drops_fails_its_bench_step_which_is_retried_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.support.sshd import free_port
 
     inventory = tmp_path / "targets.toml"  # an SSH device whose port nothing listens on: it is gone

@@ -67,8 +67,13 @@ def device(tmp_path: Path) -> Iterator[tuple[LoopbackSshd, Path, Path]]:
     wrapper.chmod(0o755)
     for path in (folder, wrapper):
         shutil.chown(path, DEVICE_USER, DEVICE_USER)
-    probe = subprocess.run(["runuser", "-u", DEVICE_USER, "--", str(wrapper), "-c", "import onnxruntime, numpy"],
-                           check=False, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        ["runuser", "-u", DEVICE_USER, "--", str(wrapper), "-c", "import onnxruntime, numpy"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if probe.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"{DEVICE_USER} cannot import the venv's onnxruntime: {probe.stderr.strip()[-200:]}")
@@ -95,18 +100,26 @@ def device_intervals(log: Path) -> list[tuple[float, float]]:
     return sorted(intervals)
 
 
-def test_two_workers_benching_one_ssh_device_never_overlap(device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_workers_benching_one_ssh_device_never_overlap(
+    device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     daemon, client_key, log = device
     entry = make_entry(daemon, client_key, tmp_path, DEVICE_USER, python=str(log.parent / "python3"))
     inventory = tmp_path / "targets.toml"
-    inventory.write_text("[targets.dev]\nkind = \"ssh\"\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entry.items()))
+    inventory.write_text(
+        '[targets.dev]\nkind = "ssh"\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entry.items())
+    )
     monkeypatch.setenv("EDGEKD_TARGETS", str(inventory))  # the spawned worker inherits it
-    text = (RECIPE.format(n_trials=4, limit=SIZE_LIMIT)
-            .replace('targets = ["local"]', 'targets = ["dev"]').replace('target = "local"', 'target = "dev"')
-            .replace("pruning = { percentile = 25, startup_trials = 4 }", 'pruning = { kind = "none" }')
-            .replace("epochs = 4, lr", "epochs = 1, lr").replace("epochs = 2, lr", "epochs = 1, lr")
-            .replace("runs = 20", "runs = 20\nduration_s = 1.0")  # 1 s per run: without the lock they would meet
-            .replace("choices = [2, 4, 8]", "choices = [4, 8]"))  # width 2 may miss the int8 parity gate: no bench
+    text = (
+        RECIPE.format(n_trials=4, limit=SIZE_LIMIT)
+        .replace('targets = ["local"]', 'targets = ["dev"]')
+        .replace('target = "local"', 'target = "dev"')
+        .replace("pruning = { percentile = 25, startup_trials = 4 }", 'pruning = { kind = "none" }')
+        .replace("epochs = 4, lr", "epochs = 1, lr")
+        .replace("epochs = 2, lr", "epochs = 1, lr")
+        .replace("runs = 20", "runs = 20\nduration_s = 1.0")  # 1 s per run: without the lock they would meet
+        .replace("choices = [2, 4, 8]", "choices = [4, 8]")
+    )  # width 2 may miss the int8 parity gate: no bench
     path = tmp_path / "ssh-sweep.toml"
     path.write_text(text, encoding="utf-8")
 

@@ -52,8 +52,12 @@ def test_model_with_the_wrong_number_of_input_channels() -> None:
     with pytest.raises(ModelError) as info:
         check_factory(_spec("factory_rgb"), (1, 8, 8), 10)
     message = info.value.message
-    assert message.startswith(f"the model built by {FIXTURES}:factory_rgb fails on the data's input [2, 1, 8, 8] (float32): ")
-    assert "\n" not in message and "expected input[2, 1, 8, 8] to have 3 channels, but got 1 channels instead" in message
+    assert message.startswith(
+        f"the model built by {FIXTURES}:factory_rgb fails on the data's input [2, 1, 8, 8] (float32): "
+    )
+    assert (
+        "\n" not in message and "expected input[2, 1, 8, 8] to have 3 channels, but got 1 channels instead" in message
+    )
     assert info.value.hint.startswith("the model's first layer takes 3 channels but the data has 1")
 
 
@@ -66,7 +70,9 @@ def test_model_with_the_wrong_number_of_outputs() -> None:
 
 
 def test_state_dict_that_does_not_fit_names_keys_and_shapes(data, tmp_path) -> None:
-    wrong = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10), torch.nn.Linear(10, 10))
+    wrong = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10), torch.nn.Linear(10, 10)
+    )
     torch.save(wrong.state_dict(), tmp_path / "weights.pt")
     config = TeacherConfig(kind="module", path=tmp_path / "weights.pt", model=_spec("make_plain_mlp"))
     with pytest.raises(ModelError) as info:
@@ -79,13 +85,17 @@ def test_state_dict_that_does_not_fit_names_keys_and_shapes(data, tmp_path) -> N
 
 
 def test_onnx_teacher_with_another_input_shape(tmp_path, data) -> None:
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
+    )
     torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(tmp_path / "rgb.onnx"), input_names=["image"],
                       dynamic_axes={"image": {0: "n"}}, dynamo=False)  # fmt: skip
     config = TeacherConfig(kind="onnx", path=tmp_path / "rgb.onnx")
     with pytest.raises(ModelError) as info:
         prepare_teacher(config, data, seed=0, out_dir=tmp_path / "t", base_dir=tmp_path)
-    assert info.value.message.endswith("the ONNX teacher's input 'image' has shape ['n', 3, 32, 32], the data gives ['batch', 1, 8, 8]")
+    assert info.value.message.endswith(
+        "the ONNX teacher's input 'image' has shape ['n', 3, 32, 32], the data gives ['batch', 1, 8, 8]"
+    )
     assert "image_size" in info.value.hint
 
 

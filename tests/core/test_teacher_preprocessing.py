@@ -55,7 +55,9 @@ def test_imported_teacher_gets_its_raw_inputs_by_default(kind, outside, data, tm
     assert recorded["preprocessing"]["scale"] == data.preprocessing["scale"] and "mean" not in recorded["preprocessing"]
     assert recorded["preprocessing_source"].startswith("default for an imported teacher")
     assert recorded["check"]["passed"] is True
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=1, baseline=False), data, seed=0, out_dir=tmp_path / "d")
+    outcome = distill(
+        teacher, TINY_STUDENT, quick_distill(epochs=1, baseline=False), data, seed=0, out_dir=tmp_path / "d"
+    )
     assert abs(outcome.metrics["teacher_accuracy"] - accuracy_outside) <= 0.005
     assert outcome.metrics["teacher_preprocessing"] == recorded["preprocessing"]
     summary = teacher_summary(teacher)
@@ -67,10 +69,14 @@ def test_imported_teacher_gets_its_raw_inputs_by_default(kind, outside, data, tm
 def test_wrong_declared_preprocessing_stops_naming_the_fix(kind, outside, data, tmp_path) -> None:
     folder, _ = outside
     with pytest.raises(ModelError) as info:
-        prepare_teacher(_config(kind, folder, preprocessing="student"), data, seed=0, out_dir=tmp_path / "t", base_dir=folder)
+        prepare_teacher(
+            _config(kind, folder, preprocessing="student"), data, seed=0, out_dir=tmp_path / "t", base_dir=folder
+        )
     message = info.value.message
     assert message.startswith("this teacher scores 9") and "on the raw inputs" in message
-    assert "on the student's inputs (standardised)" in message and message.endswith('set [teacher] preprocessing = "raw"')
+    assert "on the student's inputs (standardised)" in message and message.endswith(
+        'set [teacher] preprocessing = "raw"'
+    )
     assert "check = false" in info.value.hint
 
 
@@ -87,9 +93,13 @@ def test_declared_preprocessing_table(outside, data, tmp_path) -> None:
     """{ scale, mean, std } as the teacher saw it: mean 0 / std 1 on the data's scale is the raw view."""
     folder, accuracy_outside = outside
     declared = {"mean": [0.0], "std": [1.0]}
-    teacher = prepare_teacher(_config("onnx", folder, preprocessing=declared), data, seed=0, out_dir=tmp_path / "t", base_dir=folder)
+    teacher = prepare_teacher(
+        _config("onnx", folder, preprocessing=declared), data, seed=0, out_dir=tmp_path / "t", base_dir=folder
+    )
     assert teacher.config["preprocessing_source"] == "declared in [teacher] preprocessing"
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=1, baseline=False), data, seed=0, out_dir=tmp_path / "d")
+    outcome = distill(
+        teacher, TINY_STUDENT, quick_distill(epochs=1, baseline=False), data, seed=0, out_dir=tmp_path / "d"
+    )
     assert abs(outcome.metrics["teacher_accuracy"] - accuracy_outside) <= 0.005
 
 
@@ -118,7 +128,11 @@ def test_builtin_teacher_trains_on_its_declared_raw_inputs(data, tmp_path) -> No
     from edgekd.distill.models import load_torch_model
 
     with torch.no_grad():
-        outside = float(np.mean(load_torch_model(teacher)(torch.from_numpy(x_raw[data.ids_test])).argmax(1).numpy() == y[data.ids_test]))
+        outside = float(
+            np.mean(
+                load_torch_model(teacher)(torch.from_numpy(x_raw[data.ids_test])).argmax(1).numpy() == y[data.ids_test]
+            )
+        )
     assert teacher.config["test_accuracy"] == pytest.approx(outside)  # it was trained and tested on the raw view
 
 

@@ -35,15 +35,26 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "run-unknown-runtime": (["run", "unknown_runtime.toml"], "did you mean 'litert'?", 2),
     "run-unknown-loss": (["run", "unknown_loss.toml"], "did you mean 'dist'?", 2),
     "run-unknown-arch": (["run", "unknown_arch.toml"], "did you mean 'cnn'?", 2),
-    "run-unknown-stage": (["run", str(ROOT / "examples" / "digits.toml"), "--only", "exprot"], "did you mean 'export'", 2),
+    "run-unknown-stage": (
+        ["run", str(ROOT / "examples" / "digits.toml"), "--only", "exprot"],
+        "did you mean 'export'",
+        2,
+    ),
     # preflight: refused before any stage runs
     "run-handoff-artifact-typo": (["run", "handoff_artifact_typo.toml"], "did you mean 'tflite_int8'?", 2),
-    "run-unknown-strict-verdict": (["run", str(ROOT / "examples" / "digits.toml"), "--strict-verdict", "kd_below_scrach"],
-                                   "did you mean 'kd_below_scratch'", 2),
+    "run-unknown-strict-verdict": (
+        ["run", str(ROOT / "examples" / "digits.toml"), "--strict-verdict", "kd_below_scrach"],
+        "did you mean 'kd_below_scratch'",
+        2,
+    ),
     "distill-toml-syntax": (["distill", "syntax.toml"], "TOML syntax error", 2),
     "distill-missing-recipe": (["distill", "no-such-recipe.toml"], "does not exist", 2),
     "distill-missing-data": (["distill", "missing_data.toml"], "no-such-data.npz does not exist", 1),
-    "export-bad-recipe": (["export", "hostile.pt", "--recipe", "wrong_type.toml"], "Input should be a valid integer", 2),
+    "export-bad-recipe": (
+        ["export", "hostile.pt", "--recipe", "wrong_type.toml"],
+        "Input should be a valid integer",
+        2,
+    ),
     # data
     "data-empty": (["distill", "data_empty.toml"], "the data set is empty", 1),
     "data-nan": (["distill", "data_nan.toml"], "1 samples contain NaN or Inf", 1),
@@ -68,8 +79,16 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "verify-truncated-tflite": (["verify", "truncated.tflite"], "is not a loadable TFLite model", 1),
     "verify-unsupported-op": (["verify", "unsupported_op.onnx"], "No Op registered for NoSuchOperator", 1),
     "verify-missing": (["verify", "no-such-model.onnx"], "does not exist", 1),
-    "quantize-corrupt-onnx": (["quantize", "corrupt.onnx", "-c", "calibration.npz"], "corrupt.onnx is not a readable ONNX file", 1),
-    "quantize-missing-calibration": (["quantize", "truncated.onnx", "-c", "no-such.npz"], "calibration set no-such.npz does not exist", 1),
+    "quantize-corrupt-onnx": (
+        ["quantize", "corrupt.onnx", "-c", "calibration.npz"],
+        "corrupt.onnx is not a readable ONNX file",
+        1,
+    ),
+    "quantize-missing-calibration": (
+        ["quantize", "truncated.onnx", "-c", "no-such.npz"],
+        "calibration set no-such.npz does not exist",
+        1,
+    ),
     "bench-corrupt-onnx": (["bench", "corrupt.onnx"], "onnxruntime cannot load", 1),
     "bench-truncated-tflite": (["bench", "truncated.tflite"], "the interpreter cannot load", 1),
     "bench-torch-file": (["bench", "hostile.pt"], "holds more than tensors and was refused", 1),
@@ -79,8 +98,16 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "handoff-truncated-tflite": (["handoff", "truncated.tflite"], "truncated.tflite is not a readable TFLite model", 1),
     "handoff-onnx": (["handoff", "truncated.onnx"], "edgekd handoff takes a .tflite model", 2),
     "quantize-missing": (["quantize", "no-such.onnx", "-c", "calibration.npz"], "no-such.onnx does not exist", 1),
-    "quantize-truncated-onnx": (["quantize", "truncated.onnx", "-c", "calibration.npz"], "is not a readable ONNX file", 1),
-    "quantize-torch-file": (["quantize", "hostile.pt", "-c", "calibration.npz"], "quantize takes an ONNX fp32 model", 2),
+    "quantize-truncated-onnx": (
+        ["quantize", "truncated.onnx", "-c", "calibration.npz"],
+        "is not a readable ONNX file",
+        1,
+    ),
+    "quantize-torch-file": (
+        ["quantize", "hostile.pt", "-c", "calibration.npz"],
+        "quantize takes an ONNX fp32 model",
+        2,
+    ),
     "verify-corrupt-pt": (["verify", "corrupt.pt"], "corrupt.pt is not a readable torch weights file", 1),
     "verify-truncated-pt": (["verify", "truncated.pt"], "truncated.pt is not a readable torch weights file", 1),
     "bench-corrupt-tflite": (["bench", "corrupt.tflite"], "the interpreter cannot load", 1),
@@ -92,10 +119,18 @@ CASES: dict[str, tuple[list[str], str, int]] = {
     "doctor-unknown-target": (["targets", "doctor", "pi55"], "did you mean 'pi5'", 1),
     "doctor-bad-kind": (["targets", "doctor", "pi5", "--inventory", "bad_kind.toml"], "did you mean 'ssh'?", 2),
     "doctor-bad-inventory": (["targets", "doctor", "pi5", "--inventory", "bad_syntax.toml"], "not valid TOML", 2),
-    "doctor-missing-inventory": (["targets", "doctor", "pi5", "--inventory", "none.toml"], "none.toml does not exist", 1),
+    "doctor-missing-inventory": (
+        ["targets", "doctor", "pi5", "--inventory", "none.toml"],
+        "none.toml does not exist",
+        1,
+    ),
 }
 if LITERT_TORCH_MISSING:
-    CASES["run-also-litert-torch-missing"] = (["run", "also_litert_torch.toml"], "also_litert_torch needs the 'litert_torch' converter", 2)
+    CASES["run-also-litert-torch-missing"] = (
+        ["run", "also_litert_torch.toml"],
+        "also_litert_torch needs the 'litert_torch' converter",
+        2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +141,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "edgekd.cli", *argv]
-        return subprocess.run(command, capture_output=True, text=True, cwd=folder, env=env, timeout=300)
+        return subprocess.run(command, capture_output=True, text=True, cwd=folder, env=env, timeout=300, check=False)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip(CASES, pool.map(run, (argv for argv, _, _ in CASES.values()))))
@@ -114,8 +149,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_clear_error(case: str, outcomes: tuple[Path, dict[str, subprocess.CompletedProcess[str]]]) -> None:
-    folder, results = outcomes
+def test_bad_input_is_one_clear_error(
+    case: str, outcomes: tuple[Path, dict[str, subprocess.CompletedProcess[str]]]
+) -> None:
+    _folder, results = outcomes
     result = results[case]
     _, needle, code = CASES[case]
     both = result.stdout + result.stderr

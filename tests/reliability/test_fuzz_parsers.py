@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgekd.bench.orchestrate import RUN_SCHEMA, parse_runner_output
-from edgekd.target_protocol import Completed
 from edgekd.errors import EdgekdError
+from edgekd.target_protocol import Completed
 from edgekd.targets import thermal
 from edgekd.targets.adb import parsers as adb_parsers
 from edgekd.targets.energy.android_battery import BATTERY_FILES, SUPPLY_FILES, AndroidBatteryMeter
@@ -40,7 +40,9 @@ noise = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 
 
 def recordings(*patterns: str) -> list[str]:
-    texts = [path.read_text(encoding="utf-8", errors="replace") for p in patterns for path in sorted(RECORDINGS.glob(p))]
+    texts = [
+        path.read_text(encoding="utf-8", errors="replace") for p in patterns for path in sorted(RECORDINGS.glob(p))
+    ]
     assert texts, f"no recordings match {patterns}"
     return texts
 
@@ -195,6 +197,6 @@ def test_android_battery_reader(values: dict[str, str | None], allow_charging: b
         returns_or_edgekd_error(meter.read_watts)
 
 
-@pytest.mark.parametrize("reader", [lambda: {}, lambda: dict.fromkeys(BATTERY_FILES)])
+@pytest.mark.parametrize("reader", [dict, lambda: dict.fromkeys(BATTERY_FILES)])
 def test_android_battery_without_files_is_unavailable(reader: Any) -> None:
     assert "no battery current_now" in (AndroidBatteryMeter(reader).available() or "")

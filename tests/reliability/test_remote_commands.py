@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgekd.targets.adb.target import AdbTarget
 from edgekd.targets.adb.probe import PhoneState
+from edgekd.targets.adb.target import AdbTarget
 from edgekd.targets.ssh.target import SshTarget
 
 CANARY = "INJECTED"
@@ -44,7 +44,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def local_sh(command: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """What the device does with a command line: hand it to `sh -c` (HOME is the sandbox)."""
     return subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, cwd=cwd, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})  # fmt: skip
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)}, check=False)  # fmt: skip
 
 
 def everything_under(root: Path) -> set[str]:
@@ -157,7 +157,10 @@ def test_adb_run_command_line_splits_back_into_the_argv(argv: list[str], tmp_pat
     sandbox, parent = fresh(tmp_path, "x")
     target = adb_target(sandbox, parent)
     sent: list[str] = []
-    target._shell = lambda command, timeout=60.0, label=None: (sent.append(command), subprocess.CompletedProcess([], 0, "", ""))[1]  # type: ignore[method-assign]
+    target._shell = lambda command, timeout=60.0, label=None: (
+        sent.append(command),
+        subprocess.CompletedProcess([], 0, "", ""),
+    )[1]  # type: ignore[method-assign]
     target.run(["printf", "%s\\n", *argv], timeout=30)
     words = shlex.split(sent[0])
     assert words[:5] == ["cd", target.workdir, "&&", "sh", "-c"] and len(words) == 6

@@ -36,9 +36,14 @@ def measuring_runner(workdir_parent: Path) -> int | None:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if any("edgekd_runner" in a for a in argv) and cwd.startswith(str(workdir_parent)) and "--model" in argv:
-            if "--runs" not in argv or argv[argv.index("--runs") + 1] != "0":
-                return int(entry.name)
+        measuring = "--runs" not in argv or argv[argv.index("--runs") + 1] != "0"
+        if (
+            any("edgekd_runner" in a for a in argv)
+            and cwd.startswith(str(workdir_parent))
+            and "--model" in argv
+            and measuring
+        ):
+            return int(entry.name)
     return None
 
 
@@ -95,9 +100,26 @@ def test_edgekd_killed_takes_its_local_runner_with_it(tmp_path: Path) -> None:
     inventory.write_text(f'[targets.here]\nkind = "local"\nworkdir = "{parent}"\n')
     edgekd = Path(sys.executable).with_name("edgekd")
     env = dict(os.environ, EDGEKD_HISTORY=str(tmp_path / "history.sqlite"))
-    process = subprocess.Popen([str(edgekd), "bench", str(model), "--target", "here", "--inventory", str(inventory),
-                                "--duration", "300", "--warmup", "0", "--no-energy", "--no-history"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [
+            str(edgekd),
+            "bench",
+            str(model),
+            "--target",
+            "here",
+            "--inventory",
+            str(inventory),
+            "--duration",
+            "300",
+            "--warmup",
+            "0",
+            "--no-energy",
+            "--no-history",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     runner = None
     try:
         deadline = time.monotonic() + 120

@@ -102,7 +102,9 @@ def test_file_modes_change_only_on_files_edgekd_creates() -> None:
 def test_trusting_a_host_key_keeps_known_hosts_private(tmp_path: Path) -> None:
     known_hosts = tmp_path / "ssh" / "known_hosts"
     key = tmp_path / "ssh" / "id_ed25519"
-    target = SshTarget.from_entry("pi", {"host": "pi.local", "known_hosts": str(known_hosts), "key": str(key)}, tmp_path)
+    target = SshTarget.from_entry(
+        "pi", {"host": "pi.local", "known_hosts": str(known_hosts), "key": str(key)}, tmp_path
+    )
     written = target.trust("pi.local ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample")
     assert written == known_hosts
     assert stat.S_IMODE(known_hosts.parent.stat().st_mode) == 0o700
@@ -131,4 +133,3 @@ def test_no_source_passes_known_hosts_none() -> None:
             found.append(f"{file}:{call.lineno}")
     text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "edgekd" / "targets" / "ssh").glob("*.py"))
     assert found == [] and '"known_hosts": None' not in text and "known_hosts=None" not in text
-

@@ -29,10 +29,14 @@ class AdbClient:
         self.env.pop("ANDROID_SERIAL", None)
 
     def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.path, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [self.path, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def run_with_input(self, args: list[str], data: bytes, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([self.path, *args], env=self.env, input=data, capture_output=True, timeout=timeout)
+        return subprocess.run(
+            [self.path, *args], env=self.env, input=data, capture_output=True, timeout=timeout, check=False
+        )
 
     def connect(self, device: LoopbackAdbDevice) -> None:
         result = self("connect", device.serial)

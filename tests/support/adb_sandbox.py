@@ -131,8 +131,10 @@ class DeviceSandbox:
 
     def set_thermal_status(self, status: int) -> None:
         path = self.root / "system" / "etc" / "dumpsys_thermalservice.txt"
-        lines = [f"Thermal Status: {status}" if line.startswith("Thermal Status:") else line
-                 for line in path.read_text().splitlines()]
+        lines = [
+            f"Thermal Status: {status}" if line.startswith("Thermal Status:") else line
+            for line in path.read_text().splitlines()
+        ]
         path.write_text("\n".join(lines) + "\n")
 
     def set_battery_draw(self, *, idle_ma: float, load_ma: float, busy_marker: str) -> None:

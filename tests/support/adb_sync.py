@@ -76,8 +76,18 @@ class SyncService:
             return
         stream.write(
             STAT_V2.pack(
-                request, 0, info.st_dev, info.st_ino, info.st_mode, info.st_nlink, 2000, 2000,  # shell uid/gid
-                info.st_size, int(info.st_atime), int(info.st_mtime), int(info.st_ctime),
+                request,
+                0,
+                info.st_dev,
+                info.st_ino,
+                info.st_mode,
+                info.st_nlink,
+                2000,
+                2000,  # shell uid/gid
+                info.st_size,
+                int(info.st_atime),
+                int(info.st_mtime),
+                int(info.st_ctime),
             )
         )
 

@@ -16,6 +16,7 @@ stand-in splits the measured mean evenly over the nodes: the format is the tool'
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import statistics
@@ -46,17 +47,21 @@ def _flags(argv: list[str]) -> dict[str, str]:
 
 def _count_line(times_us: list[float]) -> str:
     ordered = sorted(times_us)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]
     std = statistics.pstdev(times_us) if len(times_us) > 1 else 0.0
-    return (f"count={len(times_us)} first={int(times_us[0])} curr={int(times_us[-1])} min={int(ordered[0])} "
-            f"max={int(ordered[-1])} avg={_g(statistics.fmean(times_us))} std={int(std)} p5={int(pick(0.05))} "
-            f"median={int(pick(0.5))} p95={int(pick(0.95))}")
+    return (
+        f"count={len(times_us)} first={int(times_us[0])} curr={int(times_us[-1])} min={int(ordered[0])} "
+        f"max={int(ordered[-1])} avg={_g(statistics.fmean(times_us))} std={int(std)} p5={int(pick(0.05))} "
+        f"median={int(pick(0.5))} p95={int(pick(0.95))}"
+    )
 
 
 #: XNNPACK's operator names for the builtins the stand-in delegates when --use_xnnpack=true.
 XNNPACK_OPERATORS = {"FULLY_CONNECTED": "Fully Connected (NC, F32) GEMM", "CONV_2D": "Convolution (NHWC, F32) GEMM"}
-_HEADER = ("                                     [node type]          [first]        [avg ms]            [%]          "
-           "[cdf%]          [mem KB]        [times called]  [Name]")
+_HEADER = (
+    "                                     [node type]          [first]        [avg ms]            [%]          "
+    "[cdf%]          [mem KB]        [times called]  [Name]"
+)
 
 
 def _nodes(interpreter, xnnpack: bool) -> list[tuple[str, str]]:
@@ -83,32 +88,55 @@ def _op_profile(log, nodes: list[tuple[str, str]], measured: list[float]) -> Non
     share = 100.0 / max(1, len(nodes))
 
     def rows(items: list[tuple[str, str]]) -> list[str]:
-        return [f"{node_type:>48}{each:>17.3f}{each:>16.3f}{share:>14.3f}%{share * (i + 1):>15.3f}%"
-                f"{0.0:>18.3f}{1:>17}       {name}" for i, (node_type, name) in enumerate(items)]
+        return [
+            f"{node_type:>48}{each:>17.3f}{each:>16.3f}{share:>14.3f}%{share * (i + 1):>15.3f}%"
+            f"{0.0:>18.3f}{1:>17}       {name}"
+            for i, (node_type, name) in enumerate(items)
+        ]
 
     log("Operator-wise Profiling Info for Regular Benchmark Runs:")
-    lines = ["============================== Run Order ==============================", _HEADER, *rows(nodes), "",
-             "============================== Top by Computation Time ==============================", _HEADER,
-             *rows(nodes), "", f"Number of nodes executed: {len(nodes)}"]
+    lines = [
+        "============================== Run Order ==============================",
+        _HEADER,
+        *rows(nodes),
+        "",
+        "============================== Top by Computation Time ==============================",
+        _HEADER,
+        *rows(nodes),
+        "",
+        f"Number of nodes executed: {len(nodes)}",
+    ]
     types: dict[str, int] = {}
     for node_type, _ in nodes:
         types[node_type] = types.get(node_type, 0) + 1
-    lines += ["============================== Summary by node type ==============================",
-              ("                                     [Node type]          [count]         [avg ms]          [avg %]"
-               "         [cdf %]       [mem KB]        [times called]")]
+    lines += [
+        "============================== Summary by node type ==============================",
+        (
+            "                                     [Node type]          [count]         [avg ms]          [avg %]"
+            "         [cdf %]       [mem KB]        [times called]"
+        ),
+    ]
     total = 0.0
     for node_type, count in types.items():
         total += share * count
-        lines.append(f"{node_type:>48}{count:>17}{each * count:>17.3f}{share * count:>16.3f}%{total:>15.3f}%"
-                     f"{0.0:>15.3f}{count:>17}")
-    lines += ["", f"Timings (microseconds): {_count_line(measured)}", "Memory (bytes): count=0",
-              f"{len(nodes)} nodes observed", "", ""]
+        lines.append(
+            f"{node_type:>48}{count:>17}{each * count:>17.3f}{share * count:>16.3f}%{total:>15.3f}%"
+            f"{0.0:>15.3f}{count:>17}"
+        )
+    lines += [
+        "",
+        f"Timings (microseconds): {_count_line(measured)}",
+        "Memory (bytes): count=0",
+        f"{len(nodes)} nodes observed",
+        "",
+        "",
+    ]
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def benchmark_model(argv: list[str]) -> int:
     flags = _flags(argv)
-    log = lambda text="": print(f"INFO: {text}" if text else "", file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda text="": print(f"INFO: {text}" if text else "", file=sys.stderr, flush=True)
     graph, threads = flags.get("graph", ""), int(flags.get("num_threads", "-1"))
     runs, warmup = int(flags.get("num_runs", "50")), int(flags.get("warmup_runs", "1"))
     log("STARTING!")
@@ -126,8 +154,8 @@ def benchmark_model(argv: list[str]) -> int:
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     log(f"Loaded model {graph}")
     started = time.perf_counter()
-    from ai_edge_litert.interpreter import Interpreter
     import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=graph, num_threads=max(1, threads))
     xnnpack = flags.get("use_xnnpack", "true") == "true"
@@ -140,8 +168,10 @@ def benchmark_model(argv: list[str]) -> int:
     nodes = _nodes(interpreter, xnnpack) if profiling else []
     delegated = sum(1 for _, name in nodes if name.startswith("Delegate/"))
     if delegated:
-        log(f"Replacing {delegated} out of {len(nodes)} node(s) with delegate (TfLiteXNNPackDelegate) node, "
-            f"yielding {1 if delegated == len(nodes) else 2} partitions for the whole graph.")
+        log(
+            f"Replacing {delegated} out of {len(nodes)} node(s) with delegate (TfLiteXNNPackDelegate) node, "
+            f"yielding {1 if delegated == len(nodes) else 2} partitions for the whole graph."
+        )
     init_us = (time.perf_counter() - started) * 1e6
     rss_init = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     log(f"The input model file size (MB): {_g(os.path.getsize(graph) / 1e6)}")
@@ -149,7 +179,7 @@ def benchmark_model(argv: list[str]) -> int:
     rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():
         info = np.iinfo(detail["dtype"]) if np.issubdtype(detail["dtype"], np.integer) else None
-        data = (rng.integers(info.min, info.max, detail["shape"]) if info else rng.standard_normal(detail["shape"]))
+        data = rng.integers(info.min, info.max, detail["shape"]) if info else rng.standard_normal(detail["shape"])
         interpreter.set_tensor(detail["index"], data.astype(detail["dtype"]))
 
     def timed(count: int) -> list[float]:
@@ -160,23 +190,33 @@ def benchmark_model(argv: list[str]) -> int:
             times.append((time.perf_counter() - begin) * 1e6)
         return times
 
-    log(f"Running benchmark for at least {warmup} iterations and at least 0.5 seconds but terminate if "
-        "exceeding 150 seconds.")
+    log(
+        f"Running benchmark for at least {warmup} iterations and at least 0.5 seconds but terminate if "
+        "exceeding 150 seconds."
+    )
     warm = timed(max(1, warmup))
     log(_count_line(warm))
     log()
-    log(f"Running benchmark for at least {runs} iterations and at least {flags.get('min_secs', '1')} seconds but "
-        "terminate if exceeding 150 seconds.")
+    log(
+        f"Running benchmark for at least {runs} iterations and at least {flags.get('min_secs', '1')} seconds but "
+        "terminate if exceeding 150 seconds."
+    )
     measured = timed(max(1, runs))
     log(_count_line(measured))
     log()
-    log(f"Inference timings in us: Init: {int(init_us)}, First inference: {int(warm[0])}, "
-        f"Warmup (avg): {_g(statistics.fmean(warm))}, Inference (avg): {_g(statistics.fmean(measured))}")
+    log(
+        f"Inference timings in us: Init: {int(init_us)}, First inference: {int(warm[0])}, "
+        f"Warmup (avg): {_g(statistics.fmean(warm))}, Inference (avg): {_g(statistics.fmean(measured))}"
+    )
     rss_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    log("Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the "
-        "actual memory footprint of the model at runtime. Take the information at your discretion.")
-    log(f"Memory footprint delta from the start of the tool (MB): init={_g((rss_init - rss_start) / 1024)} "
-        f"overall={_g((rss_end - rss_start) / 1024)}")
+    log(
+        "Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the "
+        "actual memory footprint of the model at runtime. Take the information at your discretion."
+    )
+    log(
+        f"Memory footprint delta from the start of the tool (MB): init={_g((rss_init - rss_start) / 1024)} "
+        f"overall={_g((rss_end - rss_start) / 1024)}"
+    )
     if flags.get("report_peak_memory_footprint") == "true":
         log(f"Overall peak memory footprint (MB) via periodic monitoring: {_g(rss_end / 1024)}")
     if profiling:
@@ -186,7 +226,7 @@ def benchmark_model(argv: list[str]) -> int:
 
 def onnxruntime_perf_test(argv: list[str]) -> int:
     options, model = {}, argv[-1] if argv else ""
-    for flag, value in zip(argv, argv[1:]):
+    for flag, value in itertools.pairwise(argv):
         if flag in ("-x", "-r", "-m", "-t", "-e"):
             options[flag] = value
     import numpy as np
@@ -203,8 +243,12 @@ def onnxruntime_perf_test(argv: list[str]) -> int:
         print(f"Load Model from {model} failed:{exc}")
         return 1
     created = time.perf_counter() - started
-    feeds = {i.name: np.random.default_rng(0).standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
-             .astype(np.float32) for i in session.get_inputs()}
+    feeds = {
+        i.name: np.random.default_rng(0)
+        .standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
+        .astype(np.float32)
+        for i in session.get_inputs()
+    }
     begin = time.perf_counter()
     session.run(None, feeds)
     first_ms = int((time.perf_counter() - begin) * 1000)
@@ -228,8 +272,15 @@ def onnxruntime_perf_test(argv: list[str]) -> int:
     print(f"Peak working set size:{peak}")
     print(f"Runs:{len(times)}")
     ordered = sorted(times)
-    for label, q in (("Min", 0.0), ("Max", 1.0), ("P50", 0.5), ("P90", 0.9), ("P95", 0.95), ("P99", 0.99),
-                     ("P999", 0.999)):
+    for label, q in (
+        ("Min", 0.0),
+        ("Max", 1.0),
+        ("P50", 0.5),
+        ("P90", 0.9),
+        ("P95", 0.95),
+        ("P99", 0.99),
+        ("P999", 0.999),
+    ):
         print(f"{label} Latency: {_g(ordered[min(len(ordered) - 1, int(q * len(ordered)))])} s")
     return 0
 

@@ -128,7 +128,9 @@ def write_models(folder: Path) -> None:
 
 
 def write_inventories(folder: Path) -> None:
-    (folder / "targets.toml").write_text('[targets.pi5]\nkind = "ssh"\nhost = "127.0.0.1"\nuser = "pi"\n', encoding="utf-8")
+    (folder / "targets.toml").write_text(
+        '[targets.pi5]\nkind = "ssh"\nhost = "127.0.0.1"\nuser = "pi"\n', encoding="utf-8"
+    )
     (folder / "bad_kind.toml").write_text('[targets.pi5]\nkind = "sshh"\nhost = "pi5.local"\n', encoding="utf-8")
     (folder / "bad_syntax.toml").write_text("[targets.pi5\n", encoding="utf-8")
     (folder / "not_a_run").mkdir()

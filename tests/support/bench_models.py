@@ -3,6 +3,7 @@ files converted by TensorFlow from a small tf.function (fp32 and full int8)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,11 @@ def make_matmul_onnx(path: Path, layers: int = 1, size: int = 64, seed: int = 0)
         previous = "y" if layer == layers - 1 else f"h{layer}"
         nodes.append(helper.make_node("Relu", [product], [previous]))
     graph = helper.make_graph(
-        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])], weights,
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])],
+        weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
@@ -42,8 +46,10 @@ def make_tflite(path: Path, precision: str = "fp32", size: int = 16, hidden: int
 
     rng = np.random.default_rng(0)
     widths = [size] + [hidden] * layers
-    weights = [tf.constant(rng.standard_normal((a, b)).astype(np.float32) * (2 / a) ** 0.5)
-               for a, b in zip(widths, widths[1:])]
+    weights = [
+        tf.constant(rng.standard_normal((a, b)).astype(np.float32) * (2 / a) ** 0.5)
+        for a, b in itertools.pairwise(widths)
+    ]
     head = tf.constant(rng.standard_normal((hidden, 4)).astype(np.float32) * 0.2)
 
     @tf.function(input_signature=[tf.TensorSpec([1, size], tf.float32, name="x")])

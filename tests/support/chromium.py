@@ -28,9 +28,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio", "--disable-dev-shm-usage", "--window-size=1280,900")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+)
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -48,8 +59,10 @@ class WebSocket:
         parts = urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        request = (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\nUpgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        request = (
+            f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         self.sock.sendall(request.encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -239,10 +252,16 @@ def check_page(page: Path, screenshot: Path, *, timeout: float = 30.0) -> PageCh
             tools.wait_for("Page.loadEventFired")
             images = tools.call("Runtime.evaluate", expression=_IMAGES_JS, awaitPromise=True, returnByValue=True)
             result.images = images["result"]["value"]
-            result.title = tools.call("Runtime.evaluate", expression="document.title", returnByValue=True)["result"]["value"]
+            result.title = tools.call("Runtime.evaluate", expression="document.title", returnByValue=True)["result"][
+                "value"
+            ]
             metrics = tools.call("Page.getLayoutMetrics")["cssContentSize"]
-            shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                              clip={"x": 0, "y": 0, "width": metrics["width"], "height": metrics["height"], "scale": 1})
+            shot = tools.call(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": metrics["width"], "height": metrics["height"], "scale": 1},
+            )
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             result.screenshot = screenshot
             tools.call("Runtime.evaluate", expression="0")  # drain events logged during the screenshot
@@ -260,7 +279,9 @@ def _collect_events(events: list[dict[str, Any]], result: PageCheck) -> None:
             result.console_errors.append(f"console.{params['type']}: {text}")
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            result.console_errors.append(f"exception: {details.get('exception', {}).get('description') or details.get('text')}")
+            result.console_errors.append(
+                f"exception: {details.get('exception', {}).get('description') or details.get('text')}"
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             result.console_errors.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())

@@ -41,7 +41,9 @@ class LocalPostgres:
         return f"postgresql+psycopg2://postgres@/{self.database}?host={self.socket_dir}"
 
     def _run(self, *argv: str) -> None:
-        subprocess.run([str(self.bindir / argv[0]), *argv[1:]], check=True, capture_output=True, user=self.user, timeout=120)
+        subprocess.run(
+            [str(self.bindir / argv[0]), *argv[1:]], check=True, capture_output=True, user=self.user, timeout=120
+        )
 
     def start(self) -> None:
         data = self.root / "data"

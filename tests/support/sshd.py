@@ -69,7 +69,7 @@ class TestUser:
 def authorize(authorized_keys: Path, key_line: str, keep: int = 16) -> None:
     """Add a key, keeping the newest `keep`: test sessions running at the same time each add their own."""
     lines = authorized_keys.read_text().splitlines() if authorized_keys.exists() else []
-    lines = [line for line in lines if line.strip() and line.strip() != key_line][-(keep - 1):] + [key_line]
+    lines = [line for line in lines if line.strip() and line.strip() != key_line][-(keep - 1) :] + [key_line]
     staging = authorized_keys.with_name(f".authorized_keys.{os.getpid()}")
     staging.write_text("\n".join(lines) + "\n")
     os.replace(staging, authorized_keys)  # atomic: a concurrent login never reads half a file
@@ -77,7 +77,7 @@ def authorize(authorized_keys: Path, key_line: str, keep: int = 16) -> None:
 
 def ensure_user(name: str, client_pubkey: Path, path_dirs: list[str] | None = None) -> TestUser:
     """Create (or reuse) `name`, authorize `client_pubkey`, and put ~/bin first on its PATH for ssh commands."""
-    exists = subprocess.run(["id", "-u", name], capture_output=True).returncode == 0
+    exists = subprocess.run(["id", "-u", name], capture_output=True, check=False).returncode == 0
     if not exists:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True, capture_output=True)
     subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)  # unlocked, no password
@@ -99,7 +99,9 @@ def ensure_user(name: str, client_pubkey: Path, path_dirs: list[str] | None = No
 class LoopbackSshd:
     """One sshd process on 127.0.0.1:`port`, configured entirely from files under `state_dir`."""
 
-    def __init__(self, state_dir: Path, host_key: Path, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, host_key: Path, port: int | None = None, extra: list[str] | None = None
+    ) -> None:
         self.state_dir = state_dir
         self.host_key = host_key
         self.port = port or free_port()

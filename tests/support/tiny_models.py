@@ -15,7 +15,9 @@ class MobileNetSilu(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 16) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.Hardswish())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.Hardswish()
+        )
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),  # depthwise
@@ -55,8 +57,10 @@ class TinyTransformer(nn.Module):
         tokens = self.embed(x.flatten(1, 2)) + self.position  # (B, T, D)
         batch, length, dim = tokens.shape
         q, k, v = self.qkv(self.norm1(tokens)).chunk(3, dim=-1)
+
         def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, H, T, D/H)
             return t.reshape(batch, length, self.heads, dim // self.heads).transpose(1, 2)
+
         attention = torch.softmax(split(q) @ split(k).transpose(-1, -2) / (dim // self.heads) ** 0.5, dim=-1)
         mixed = (attention @ split(v)).transpose(1, 2).reshape(batch, length, dim)
         tokens = tokens + self.proj(mixed)

@@ -1,8 +1,9 @@
 """`edgekd bench profile MODEL`: where the time goes, per op, on this machine.
 
-ONNX models are profiled with ONNX Runtime's own profiler; a `.tflite` model is read from a saved
-`benchmark_model --enable_op_profiling=true` output (`--benchmark-output`), since LiteRT's Python
-interpreter has no per-op profiler. Prints the top ops, time by op type, placement (and the
+ONNX models are profiled with ONNX Runtime's own profiler; a `.tflite` model op by op in LiteRT (each
+operator timed as a model of its own, by the device runner's code: LiteRT's Python interpreter has no
+per-op profiler), or read from a saved `benchmark_model --enable_op_profiling=true` output
+(`--benchmark-output`), the way to profile a delegate on the device. Prints the top ops, time by op type, placement (and the
 accelerator-fallback verdict), and with `--compare OTHER` the per-op-type comparison of the two models
 (MODEL the baseline, e.g. fp32; OTHER e.g. its int8), with the Q/DQ node count of ONNX files.
 Registered by cli.py / bench.py as `bench_app.command("profile")(profile_cmd)`.
@@ -46,19 +47,42 @@ def _profile(
         )  # type: ignore[arg-type]
     if suffix == ".tflite":
         if benchmark_output is None:
-            raise UsageError(
-                f"no per-op profile for {model.name}: LiteRT's Python interpreter has no op profiler",
-                hint="run `benchmark_model --graph=MODEL --enable_op_profiling=true > out.txt` and pass "
-                "--benchmark-output out.txt",
-            )
+            return _profile_tflite_op_by_op(model, runs=runs, warmup=warmup, threads=threads, providers=providers)
         from edgekd.profile.tflite_benchmark import parse_benchmark_file
 
         return parse_benchmark_file(benchmark_output, model=model.name, requested=providers or None)
     raise UsageError(f"cannot profile {model.name}: expected an .onnx or .tflite file", hint="give a model file")
 
 
+def _profile_tflite_op_by_op(model: Path, *, runs: int, warmup: int, threads: int, providers: list[str] | None) -> Any:
+    """A .tflite model profiled here op by op with the device runner's own code (LiteRT's Python interpreter
+    has no per-op profiler; `--benchmark-output` reads benchmark_model's instead)."""
+    from edgekd.errors import ModelError
+    from edgekd.profile.schema import from_runner_document
+    from edgekd.targets.runner import edgekd_runner as runner
+
+    wanted = {p.upper() for p in providers or ["XNNPACK"]}
+    if not wanted <= {"XNNPACK", "CPU"}:
+        raise UsageError(
+            f"--provider {', '.join(sorted(wanted))}: this machine profiles .tflite models with XNNPACK or CPU only",
+            hint="profile other delegates on the device: benchmark_model --enable_op_profiling=true, then "
+            "--benchmark-output",
+        )
+    if not model.is_file():
+        raise UsageError(f"{model} does not exist", hint="give a .tflite file")
+    try:
+        runtime, module, version = runner.import_runtime("litert", str(model))
+        session = runner.open_session(runtime, module, str(model), threads, "XNNPACK" in wanted)
+        session.set_inputs(runner.generate_inputs(session.inputs(), 0))
+        document: dict[str, Any] = session.profile(warmup, runs)
+    except runner.RunnerError as exc:
+        raise ModelError(f"cannot profile {model.name}: {exc.message}", hint=exc.hint or "check the model") from None
+    document.update(runtime=runtime, versions={"runtime": version})
+    return from_runner_document(document, model=model.name)
+
+
 def profile_cmd(
-    model: Annotated[Path, typer.Argument(help=".onnx model (or .tflite with --benchmark-output)")],
+    model: Annotated[Path, typer.Argument(help=".onnx or .tflite model")],
     runs: Annotated[int, typer.Option(help="profiled runs (after warm-up)", min=1)] = 50,
     warmup: Annotated[int, typer.Option(help="untimed runs first", min=0)] = 5,
     threads: Annotated[int, typer.Option(help="intra-op threads", min=1)] = 1,

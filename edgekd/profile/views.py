@@ -61,10 +61,17 @@ def base_op_type(op_type: str) -> str:
 
 
 #: An op type counts as faster/slower in the fp32-vs-int8 view when its time changes by more than this
-#: fraction (0.10 = 10 %) and by more than CHANGE_FLOOR_MS; smaller changes are "same".
+#: fraction (0.10 = 10 %) and by more than the floor (`change_floor_ms`); smaller changes are "same".
 CHANGE_MARGIN = 0.10
 #: ms; about ORT's profiler cost per node (5-7 µs, bench/results/profile.json): smaller changes are noise.
 CHANGE_FLOOR_MS = 0.005
+
+
+def change_floor_ms(fp32: OpProfile, int8: OpProfile) -> float:
+    """The smallest per-op-type change that counts: CHANGE_FLOOR_MS, or CHANGE_MARGIN of the larger model
+    total when that is smaller, so a model of a few microseconds (the demo's TFLite files, 2-6 µs) still
+    names the op types that make its int8 slower."""
+    return min(CHANGE_FLOOR_MS, CHANGE_MARGIN * max(fp32.total_ms, int8.total_ms))
 
 
 def top_ops(profile: OpProfile, n: int = 10) -> list[dict[str, Any]]:
@@ -122,13 +129,14 @@ def compare_by_op_type(fp32: OpProfile, int8: OpProfile) -> list[dict[str, Any]]
 
     Op types are compared by `base_op_type`, so int8 kernels (QLinearConv) meet the float op they replace
     (Conv); `kernels_fp32`/`kernels_int8` list what ran. `verdict` is "slower"/"faster" when the int8 time
-    differs by more than CHANGE_MARGIN and CHANGE_FLOOR_MS, "same" otherwise, "int8 only" for op types the fp32 model does not run
+    differs by more than CHANGE_MARGIN and `change_floor_ms`, "same" otherwise, "int8 only" for op types the fp32 model does not run
     (QuantizeLinear, DequantizeLinear, a Relu ORT no longer fuses) and "fp32 only" for those int8 removed.
     Rows are ordered by delta_ms, the largest slowdown first, so the op types responsible for a slower int8
     model come first.
     """
     a = {row["op_type"]: row for row in by_op_type(fp32, base=True)}
     b = {row["op_type"]: row for row in by_op_type(int8, base=True)}
+    floor = change_floor_ms(fp32, int8)
     rows = []
     for op_type in dict.fromkeys([*a, *b]):
         fp32_ms = a[op_type]["ms"] if op_type in a else None
@@ -137,9 +145,9 @@ def compare_by_op_type(fp32: OpProfile, int8: OpProfile) -> list[dict[str, Any]]
             verdict = "int8 only"
         elif int8_ms is None:
             verdict = "fp32 only"
-        elif int8_ms > fp32_ms * (1 + CHANGE_MARGIN) and int8_ms - fp32_ms > CHANGE_FLOOR_MS:
+        elif int8_ms > fp32_ms * (1 + CHANGE_MARGIN) and int8_ms - fp32_ms > floor:
             verdict = "slower"
-        elif int8_ms < fp32_ms * (1 - CHANGE_MARGIN) and fp32_ms - int8_ms > CHANGE_FLOOR_MS:
+        elif int8_ms < fp32_ms * (1 - CHANGE_MARGIN) and fp32_ms - int8_ms > floor:
             verdict = "faster"
         else:
             verdict = "same"

@@ -140,4 +140,5 @@ def test_profile_of_torch_onnx_and_tflite_artifacts_on_the_local_target(tmp_path
     assert torch_profile.source.startswith("torch 2.") and torch_profile.runs == 10
     assert any("conv" in row.op_type for row in torch_profile.rows) and torch_profile.total_ms > 0
     assert [row.op_type for row in profiles["m"].rows] == ["MatMul", "Relu"]
-    assert not profiles["d.fp32"].rows and "--enable_op_profiling=true" in profiles["d.fp32"].profile_unavailable
+    assert [row.op_type for row in profiles["d.fp32"].rows] == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+    assert "op by op" in profiles["d.fp32"].source and not profiles["d.fp32"].profile_unavailable

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edgekd import console
 from edgekd.commands.profile import profile_cmd
-from edgekd.errors import UsageError
+from edgekd.errors import ModelError, UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 from tests.core.test_profile_ort import conv_stack
@@ -112,14 +112,29 @@ def test_tflite_from_benchmark_output_with_requested_delegate(cli, tmp_path):
     assert "warning: accelerator_fallback" in outcome.stdout and "asked for NNAPI, but 5 of 8" in outcome.stdout
 
 
-def test_tflite_without_benchmark_output_is_refused_with_the_way_to_get_one(cli, tmp_path):
+def test_tflite_is_profiled_op_by_op_here_without_a_benchmark_output(cli, tmp_path):
+    """No benchmark_model output: every operator of the .tflite (made by TensorFlow's converter, not edgekd)
+    is timed as a model of its own in LiteRT; the rows are the file's operators, in order."""
+    from tests.support.bench_models import make_tflite
+
+    runner, app = cli
+    model = make_tflite(tmp_path / "m.tflite", layers=2)
+    outcome = runner.invoke(app, ["bench", "profile", str(model), "--json", "--runs", "20", "--warmup", "2"])
+    assert outcome.exit_code == 0, outcome.output
+    (profile,) = json.loads(outcome.stdout)["profiles"]
+    assert [row["op_type"] for row in profile["rows"]] == ["FULLY_CONNECTED"] * 3
+    assert profile["source"].startswith("LiteRT ") and "op by op" in profile["source"]
+    assert {row["provider"] for row in profile["rows"]} <= {"XNNPACK", "CPU"}
+    assert all(row["ms"] >= 0 for row in profile["rows"])
+
+
+def test_tflite_that_is_not_a_model_is_refused_in_one_line(cli, tmp_path):
     runner, app = cli
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
     outcome = runner.invoke(app, ["bench", "profile", str(model)])
-    assert isinstance(outcome.exception, UsageError)
-    assert "LiteRT's Python interpreter has no op profiler" in outcome.exception.message
-    assert "--enable_op_profiling=true" in outcome.exception.hint
+    assert isinstance(outcome.exception, ModelError)
+    assert "cannot profile m.tflite" in outcome.exception.message
 
 
 @pytest.mark.parametrize(

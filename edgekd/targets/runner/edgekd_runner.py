@@ -173,9 +173,16 @@ class TfliteSession(object):
         except (ValueError, RuntimeError) as exc:
             raise RunnerError("model_corrupt", "the interpreter cannot load %s: %s" % (model, exc),
                               "re-export the model; check it is a complete .tflite file") from None
+        self.module, self.model, self.kwargs = module, model, dict(kwargs)
         self.input_details = self.interpreter.get_input_details()
         self.output_details = self.interpreter.get_output_details()
         self.invoke = self.interpreter.invoke  # bound once: nothing but the call sits in the timed loop
+
+    def profile(self, warmup, runs):
+        """Op by op: the interpreter has no per-op profiler, so every operator runs as a model of its own (fed
+        the values it sees in the whole model) and its median invoke, less the invoke cost of a model with no
+        operator, is its time. Whole-model timings of the same session are recorded beside the rows."""
+        return tflite_op_by_op(self, warmup, runs)
 
     def inputs(self):
         specs = []
@@ -361,6 +368,174 @@ def open_session(runtime, module, model, threads, xnnpack):
     return TfliteSession(module, model, threads, xnnpack)
 
 
+# --- TFLite op by op -----------------------------------------------------------------------------------
+#: Wall time spent timing one operator at most (runs are cut down for slow operators).
+OP_BUDGET_NS = 300000000
+TFLITE_OP_STATISTIC = "median, invoke overhead subtracted"
+
+
+def _tflite_schema(module):
+    """LiteRT's flatbuffer schema and flatbuffers, or why op-by-op profiling cannot run here."""
+    if not module.__name__.startswith("ai_edge_litert"):
+        return None, "op-by-op profiling needs ai-edge-litert's flatbuffer schema (tflite-runtime has none)"
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+        import flatbuffers
+    except ImportError as exc:
+        return None, "op-by-op profiling needs %s" % exc
+    return (schema, flatbuffers), None
+
+
+def _builtin_names(schema):
+    return dict((value, key) for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_"))
+
+
+def _pack(schema, flatbuffers, model, subgraph, buffers):
+    """A model of `model`'s operator codes with `subgraph` and its `buffers` only, as .tflite bytes."""
+    out = schema.ModelT()
+    out.version, out.description = model.version, "edgekd op-by-op profile"
+    out.operatorCodes, out.subgraphs, out.buffers = model.operatorCodes, [subgraph], buffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(out.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _single_op_subgraph(schema, model, graph, op):
+    """The subgraph of `op` alone: the tensors it touches (constants keep their buffers); its variable inputs
+    are the subgraph's inputs, its outputs the outputs. Returns (subgraph, its buffers, the fed tensors'
+    indexes in the whole model)."""
+    touched = [int(t) for t in list(op.inputs) + list(op.outputs) + list(op.intermediates or []) if int(t) >= 0]
+    order = list(dict.fromkeys(touched))
+    remap = dict((old, new) for new, old in enumerate(order))
+    buffers, tensors = [schema.BufferT()], []
+    for old in order:
+        tensor = graph.tensors[old]
+        source = model.buffers[tensor.buffer] if tensor.buffer else None
+        copy = schema.TensorT()
+        for key, value in vars(tensor).items():
+            setattr(copy, key, value)
+        if source is not None and source.data is not None and len(source.data):
+            buffers.append(source)
+            copy.buffer = len(buffers) - 1
+        else:
+            copy.buffer = 0
+        tensors.append(copy)
+    fed = [old for old in dict.fromkeys(int(t) for t in op.inputs if int(t) >= 0) if not tensors[remap[old]].buffer]
+    single = schema.OperatorT()
+    for key, value in vars(op).items():
+        setattr(single, key, value)
+    single.inputs = [remap[int(t)] if int(t) >= 0 else -1 for t in op.inputs]
+    single.outputs = [remap[int(t)] for t in op.outputs]
+    single.intermediates = [remap[int(t)] for t in (op.intermediates or [])] or None
+    subgraph = schema.SubGraphT()
+    subgraph.tensors, subgraph.operators, subgraph.name = tensors, [single], "op"
+    subgraph.inputs, subgraph.outputs = [remap[old] for old in fed], list(single.outputs)
+    return subgraph, buffers, fed
+
+
+def _median_invoke_ns(invoke, warmup, runs):
+    clock = time.perf_counter_ns
+    for _ in range(warmup):
+        invoke()
+    t0 = clock()
+    invoke()
+    once = max(1, clock() - t0)
+    runs = max(5, min(runs, OP_BUDGET_NS // once))
+    samples = sample_array("q", bytes(8 * runs))
+    for slot in range(runs):
+        t0 = clock()
+        invoke()
+        samples[slot] = clock() - t0
+    ordered = sorted(samples)
+    return float(ordered[len(ordered) // 2]), runs
+
+
+def _interpreter_for(session, content):
+    kwargs = dict(session.kwargs)
+    kwargs.pop("model_path", None)
+    interpreter = session.module.Interpreter(model_content=content, **kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _placement(interpreter, xnnpack):
+    """Where a one-operator model ran: a DELEGATE node in the plan means the default delegate (XNNPACK) took
+    the operator; without one it ran on TFLite's builtin kernels."""
+    wrapper = getattr(interpreter, "_interpreter", None)
+    if wrapper is None or not hasattr(wrapper, "NodeName"):
+        return "?"
+    names = [wrapper.NodeName(i) for i in range(wrapper.NumNodes())]
+    return "XNNPACK" if xnnpack and "DELEGATE" in names else "CPU"
+
+
+def _tensor_values(session):
+    """Every tensor's value in one invoke of the whole model (the inputs the session holds)."""
+    kwargs = dict(session.kwargs)
+    kwargs["experimental_preserve_all_tensors"] = True
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LiteRT warns that preserving tensors is for debugging: it is
+        whole = session.module.Interpreter(**kwargs)
+    whole.allocate_tensors()
+    for detail in session.input_details:
+        whole.set_tensor(detail["index"], session.interpreter.get_tensor(detail["index"]))
+    whole.invoke()
+    values = {}
+    for detail in whole.get_tensor_details():
+        try:
+            values[detail["index"]] = whole.get_tensor(detail["index"])
+        except ValueError:  # a tensor without data (an optional input)
+            continue
+    return values
+
+
+def tflite_op_by_op(session, warmup, runs):
+    tools, reason = _tflite_schema(session.module)
+    if tools is None:
+        raise RunnerError("profile_unavailable", reason)
+    schema, flatbuffers = tools
+    with open(session.model, "rb") as handle:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(handle.read()), 0)
+    if len(model.subgraphs) != 1:
+        raise RunnerError("profile_unavailable", "op-by-op profiling covers single-subgraph models; this one "
+                          "has %d (control flow)" % len(model.subgraphs))
+    graph, names = model.subgraphs[0], _builtin_names(schema)
+    xnnpack = "experimental_op_resolver_type" not in session.kwargs
+    values = _tensor_values(session)
+    baseline = None
+    rows = []
+    for op in graph.operators:
+        subgraph, buffers, fed = _single_op_subgraph(schema, model, graph, op)
+        interpreter = _interpreter_for(session, _pack(schema, flatbuffers, model, subgraph, buffers))
+        for detail, tensor in zip(interpreter.get_input_details(), fed):
+            interpreter.set_tensor(detail["index"], values[tensor])
+        if baseline is None:  # the same tensors with no operator: the cost of invoke itself
+            subgraph.operators, subgraph.outputs = [], list(subgraph.inputs)
+            empty = _interpreter_for(session, _pack(schema, flatbuffers, model, subgraph, buffers))
+            for detail, tensor in zip(empty.get_input_details(), fed):
+                empty.set_tensor(detail["index"], values[tensor])
+            baseline, _ = _median_invoke_ns(empty.invoke, warmup, runs)
+        median, measured = _median_invoke_ns(interpreter.invoke, warmup, runs)
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        op_type = names.get(builtin, "UNKNOWN_%d" % builtin)
+        if op_type == "CUSTOM" and code.customCode:
+            op_type = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
+        name = graph.tensors[int(op.outputs[0])].name
+        rows.append({"op": name.decode() if isinstance(name, bytes) else str(name), "op_type": op_type,
+                     "provider": _placement(interpreter, xnnpack), "ms": max(0.0, median - baseline) / 1e6,
+                     "calls": 1.0, "runs": measured})
+    whole, measured = _median_invoke_ns(session.invoke, warmup, runs)
+    version = getattr(sys.modules.get("ai_edge_litert"), "__version__", "")
+    return {"op_profile": {"rows": rows, "runs": measured, "statistic": TFLITE_OP_STATISTIC,
+                           "invoke_overhead_ms": (baseline or 0.0) / 1e6, "whole_model_median_ms": whole / 1e6},
+            "profile_source": ("LiteRT %s op by op (each operator timed as a model of its own; the Python "
+                               "interpreter has no per-op profiler)" % version).replace("  ", " "),
+            "requested_providers": ["XNNPACK"] if xnnpack else ["CPU"],
+            "providers": sorted(set(row["provider"] for row in rows))}
+
+
 # --- ORT profiler trace -> per-node rows ------------------------------------------------------------
 # COPY of edgekd/profile/ort_trace.py (summarize_ort_trace, _runs, _middle_runs, _run_index) without type
 # hints: the runner cannot import edgekd. The two must stay equal;
@@ -439,15 +614,13 @@ def profile_model(session, runtime, args, timed_runs):
     """The --profile part of the document: the session's per-op profile, or why there is none."""
     runs = min(PROFILE_MAX_RUNS, max(1, args.runs if args.duration is None else timed_runs))
     if not hasattr(session, "profile"):
-        if runtime in ("litert", "tflite"):
-            reason = ("the %s Python interpreter has no per-op profiler; run TFLite's benchmark_model "
-                      "--enable_op_profiling=true (adb tool mode, or `edgekd bench profile MODEL "
-                      "--benchmark-output OUT`)" % PACKAGES.get(runtime, runtime))
-        else:
-            reason = "runtime %s has no per-op profiler in the runner" % runtime
-        return {"profile_unavailable": reason}
+        return {"profile_unavailable": "runtime %s has no per-op profiler in the runner" % runtime}
     try:
         result = session.profile(min(args.warmup, PROFILE_MAX_RUNS), runs)
+    except RunnerError as exc:
+        if exc.kind != "profile_unavailable":
+            raise
+        return {"profile_unavailable": exc.message}
     except Exception as exc:  # noqa: BLE001 - the timed figures stand; the profile's failure is reported beside them
         line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
         return {"profile_unavailable": "the %s profiler failed: %s: %s" % (runtime, type(exc).__name__, line)}

@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class EnergyWindow:
+    """Energy measured between start() and stop(), and what it covers."""
+
     joules: float
     seconds: float
     samples: int
@@ -21,11 +23,14 @@ class EnergyWindow:
 
     @property
     def watts(self) -> float:
+        """Mean power over the window (0 for an empty window)."""
         return self.joules / self.seconds if self.seconds > 0 else 0.0
 
 
 @runtime_checkable
 class EnergyMeter(Protocol):
+    """Joules over a window. `name` is the meter's key in edgekd.registry.ENERGY_METERS."""
+
     name: str
 
     def available(self) -> str | None:
@@ -35,3 +40,8 @@ class EnergyMeter(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> EnergyWindow: ...
+
+    def close(self) -> None:
+        """Release what the meter holds (a sampler thread, a perf process) after an interrupted window.
+        Called once the benchmark ends, also after a failure; a meter holding nothing does nothing."""
+        ...

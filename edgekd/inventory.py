@@ -10,6 +10,8 @@ profile = "rpi5"
 
 Looked up in: the path given (--inventory), $EDGEKD_TARGETS, ./targets.toml, ~/.config/edgekd/targets.toml.
 The target `local` (this machine) always exists. Each kind validates its own keys (`from_entry`).
+`make_target` is the one factory: a run's settings (`TargetOptions`) go in at construction, and the
+target's `identity()` (no connection needed) says where its runs would happen.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekd import registry
-from edgekd.target_protocol import Target
 from edgekd.errors import RecipeError, TargetError
+from edgekd.target_protocol import Target, TargetOptions
 
 BUILTIN = {"local": {"kind": "local"}}
 
@@ -61,13 +63,13 @@ def load_inventory(explicit: Path | None = None) -> tuple[dict[str, dict[str, An
     return entries, path
 
 
-def make_target(name: str, explicit: Path | None = None) -> Target:
-    """Build the named target from the inventory (not yet connected)."""
+def make_target(name: str, explicit: Path | None = None, *, options: TargetOptions | None = None) -> Target:
+    """Build the named target from the inventory (not yet connected), with a run's `options`."""
     entries, path = load_inventory(explicit)
     if name not in entries:
         raise registry.unknown_name("target", name, entries, TargetError)
     entry = dict(entries[name])
     kind = entry.pop("kind")
-    cls = registry.load(registry.TARGET_KINDS, kind, "target kind")
+    cls: type[Target] = registry.load(registry.TARGET_KINDS, kind, "target kind")
     base = path.parent if path else Path.cwd()
-    return cls.from_entry(name, entry, base)
+    return cls.from_entry(name, entry, base, options)

@@ -22,11 +22,11 @@ from typing import Any
 from edgekd.artifacts import Artifact
 from edgekd.bench.collect import Runs, build_result, collect, peak_rss
 from edgekd.bench.energy_accounting import IdleBaseline, estimate_per_inference, measure_idle
-from edgekd.bench.noise import GovernorControl, run_order, wait_for_thermal
+from edgekd.bench.noise import run_order, wait_for_thermal
 from edgekd.bench.result import BenchResult
 from edgekd.bench.target_settings import apply_target_settings
 from edgekd.config.bench import BenchConfig
-from edgekd.target_protocol import Completed, DeviceInfo, Target
+from edgekd.target_protocol import Completed, DeviceInfo, GovernorControl, OpProfiler, Target
 from edgekd.energy_protocol import EnergyMeter, EnergyWindow
 from edgekd.errors import BenchError, EdgekdError, RecipeError, TargetError
 
@@ -227,7 +227,8 @@ def bench_artifacts(
     progress = progress_reporter(progress)
     artifacts = _runnable_here(target, artifacts)
     runtimes = [runtime_for(artifact, config) for artifact in artifacts]
-    governor: GovernorControl | None = getattr(target, "governor_control", lambda: None)()
+    governor: GovernorControl | None = target.governor_control()
+    profiler = target.op_profiler() if config.profile else None
     meter: EnergyMeter | None = None
     try:
         target.connect()
@@ -264,11 +265,14 @@ def bench_artifacts(
                 if gate:
                     collected[index].warnings.append(gate)
             artifact = artifacts[index]
+            profiling = config.profile and repeat == 0  # one profile per artifact and target
+            by_tool = _tool_profiler(profiler, artifact) if profiling else None
             argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs,
-                               shapes=shapes, recorded=recorded_shapes(artifact),
-                               profile=config.profile and repeat == 0)  # one profile per artifact and target
+                               shapes=shapes, recorded=recorded_shapes(artifact), profile=profiling and not by_tool)
             try:
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
+                if by_tool is not None:  # after the timed run, as the runner's own profiler would be
+                    document.update(by_tool.profile(remotes[artifact.sha256], argv, config.timeout_s + 60))
             except BenchError as exc:  # name the file: several may be benchmarked together
                 raise BenchError(f"{artifact.path.name}: {exc.message}", hint=exc.hint) from None
             except TargetError as exc:  # keep what finished before the target went away
@@ -301,10 +305,14 @@ def bench_artifacts(
     finally:
         if governor is not None:
             governor.restore()
-        close_meter = getattr(meter, "close", None)
-        if close_meter is not None:
-            close_meter()
+        if meter is not None:
+            meter.close()
         _cleanup(target, failing=sys.exc_info()[0] is not None)
+
+
+def _tool_profiler(profiler: OpProfiler | None, artifact: Artifact) -> OpProfiler | None:
+    """The target's own profiler when it profiles this artifact's format (benchmark_model for TFLite)."""
+    return profiler if profiler is not None and profiler.handles(artifact.format) else None
 
 
 def _partial_result(
@@ -323,7 +331,7 @@ def _runnable_here(target: Target, artifacts: Sequence[Artifact]) -> list[Artifa
         raise BenchError("nothing to benchmark", hint="give at least one .onnx, .tflite or torch artifact")
     for artifact in artifacts:
         runtime_for(artifact, BenchConfig())  # refuse unknown formats before touching the device
-    on_host = getattr(target, "kind", None) == "local"
+    on_host = target.kind == "local"
     runnable = [a for a in artifacts if on_host or a.format != "torch"]
     skipped = [a.name for a in artifacts if a not in runnable]
     if skipped:

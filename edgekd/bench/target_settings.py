@@ -1,4 +1,5 @@
-"""What a target adds to the bench config: its board profile's threads and pinning, and --allow-charging.
+"""What a target adds to the bench config (its board profile's threads and pinning), and what the bench
+config gives a target at construction (`target_options`: --allow-charging).
 
 A Raspberry Pi's profile (targets/profiles/rpi5.toml) says how to run on it: `default_threads` and
 `pin_cores`, capped at the cores the device reports. They apply only where the user did not choose: a value set in the recipe's [bench] section
@@ -12,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgekd.config.bench import BenchConfig
-from edgekd.target_protocol import DeviceInfo, Target
+from edgekd.errors import UsageError
+from edgekd.target_protocol import DeviceInfo, Target, TargetOptions
+
+
+def target_options(config: BenchConfig) -> TargetOptions:
+    """The settings a bench run gives each target when it is made (`make_target(..., options=...)`)."""
+    return TargetOptions(allow_charging=bool(config.allow_charging))
 
 
 @dataclass
@@ -32,13 +39,15 @@ class TargetSettings:
 
 
 def apply_target_settings(target: Target, info: DeviceInfo, config: BenchConfig) -> TargetSettings:
-    """The config to run with on `target`: profile defaults for what the user left unset, and the
-    config's allow_charging handed to a target that measures a battery (adb)."""
-    if config.allow_charging and hasattr(target, "allow_charging"):
-        target.allow_charging = True  # type: ignore[attr-defined]  # read when the battery meter is made
+    """The config to run with on `target`: profile defaults for what the user left unset. A config that
+    allows charging needs a target made with it (`target_options`): refused, not ignored, otherwise."""
+    if config.allow_charging and not target.options.allow_charging:
+        raise UsageError(f"allow_charging is set for this bench, but target '{target.name}' was made without it",
+                         hint="make the target with edgekd.inventory.make_target(name, options="
+                         "edgekd.bench.target_settings.target_options(config))")
     chosen = config.model_fields_set
     settings = TargetSettings(config, from_user=[name for name in ("threads", "pin_cores") if name in chosen])
-    profile = getattr(target, "profile", None)
+    profile = target.board_profile()
     if profile is None:
         return settings
     updates: dict[str, Any] = {}

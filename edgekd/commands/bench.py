@@ -45,10 +45,12 @@ def _json_mode(json_output: bool) -> None:
         console.set_mode(quiet=console.is_quiet(), json_output=True)
 
 
-def _make_target(name: str, inventory: Path | None) -> Any:
+def _make_target(name: str, inventory: Path | None, config: Any) -> Any:
+    """The named target, made with this bench's settings (--allow-charging)."""
+    from edgekd.bench.target_settings import target_options
     from edgekd.inventory import make_target
 
-    return make_target(name, inventory)
+    return make_target(name, inventory, options=target_options(config))
 
 
 @bench_app.command(DEFAULT_COMMAND)
@@ -115,7 +117,7 @@ def bench_model(
     shapes = _parse_shapes(shape or [])
     config = BenchConfig(targets=names, **{k: v for k, v in options.items() if v is not None})
     artifacts = [describe_file(path) for path in model]
-    devices = [_make_target(name, inventory) for name in names]  # unknown names fail before anything runs
+    devices = [_make_target(name, inventory, config) for name in names]  # unknown names fail before anything runs
     results, errors = _run(devices, artifacts, config, shapes)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     if history and results:

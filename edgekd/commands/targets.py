@@ -83,21 +83,20 @@ def trust(
     from edgekd.errors import UsageError
     from edgekd.inventory import make_target
 
-    target = make_target(name, inventory)
-    if not hasattr(target, "fetch_host_key"):
+    keys = make_target(name, inventory).host_keys()
+    if keys is None:
         raise UsageError(f"target '{name}' is not an SSH target", hint="only kind = \"ssh\" targets have host keys")
-    line, fingerprint = target.fetch_host_key()
+    line, fingerprint = keys.fetch_host_key()
     console.say(f"{name} presents host key {fingerprint}")
     console.say("compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the device")
     if not yes and not typer.confirm("add this key to known_hosts?", default=False):
         raise typer.Exit(1)
-    path = target.trust(line, replace=replace)
-    change = target.last_trust
-    removed = list(change.removed) if change else []
+    change = keys.trust_host_key(line, replace=replace)
+    path, removed = change.path, list(change.removed)
     if console.is_json():
         console.emit_json({"target": name, "fingerprint": fingerprint, "known_hosts": str(path),
-                           "added": bool(change and change.added), "removed": removed})
-    elif change is not None and not change.added:
+                           "added": change.added, "removed": removed})
+    elif not change.added:
         console.say(f"already trusted in {path}")
     else:
         if removed:

@@ -19,32 +19,33 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgekd.targets.energy import FirstAvailableMeter
-from edgekd.targets.energy.perf import PerfEnergyMeter
-from edgekd.targets.energy.rapl import RaplMeter
-
 from edgekd.bench.doctor import Check
 from edgekd.bench.noise import GovernorControl
-from edgekd.target_protocol import Completed, DeviceInfo
 from edgekd.energy_protocol import EnergyMeter
 from edgekd.errors import EdgekdError, TargetError
 from edgekd.fileio import sha256_file, storage_error
 from edgekd.registry import suggest
+from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys, OpProfiler, TargetOptions
+from edgekd.targets.energy import FirstAvailableMeter, MeterSource, build_meter, check_meter, meter_names
+from edgekd.targets.thermal import sysfs_zones, zone_temperatures
+from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
 
 RUNTIME_PACKAGES = {
     "onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"
 }
 PYTHON_PROBE = ("import platform, sys, numpy; print(('ok ' if sys.version_info >= (3, 9) else 'old ') + "
                 "'Python ' + platform.python_version() + ', numpy ' + numpy.__version__)")
-ENTRY_KEYS = ("kind", "python", "workdir", "energy", "description")
+ENTRY_KEYS = ("kind", "python", "workdir", "energy", "benchmark_model", "description")
+#: Where this machine's identity is read: systemd's machine id, else the kernel's boot id (changes per boot).
+MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/proc/sys/kernel/random/boot_id"))
 
 
 class LocalTarget:
-    """The Target protocol for this machine."""
+    """The Target protocol for this machine. Its settings are fixed at construction."""
 
     kind = "local"
 
@@ -56,19 +57,30 @@ class LocalTarget:
         workdir_parent: Path | None = None,
         energy_meters: Sequence[EnergyMeter] | None = None,
         sysfs: Path = Path("/sys"),
+        options: TargetOptions | None = None,
+        profile: BoardProfile | None = None,
+        benchmark_model: Path | None = None,
     ) -> None:
         self.name = name
         self.python = python or sys.executable
         self.workdir_parent = workdir_parent
         self.sysfs = sysfs
+        self.options = options or TargetOptions()
+        self.profile = profile  # a board profile for this machine (tests stand a board in with it)
+        self.benchmark_model = benchmark_model  # the user's TFLite benchmark_model binary, for op profiles
+        source = MeterSource("local", sysfs=sysfs)
         self.meters = list(energy_meters) if energy_meters is not None else [
-            RaplMeter(sysfs / "class" / "powercap"), PerfEnergyMeter()
+            meter for meter in (build_meter(n, source) for n in meter_names("local")) if meter is not None
         ]
         self.workdir: Path | None = None
+        self._profiler = BenchmarkModelProfiler(self, benchmark_model) if benchmark_model is not None else None
 
     @classmethod
-    def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> LocalTarget:
-        """Build from an inventory entry: {kind="local", python?, workdir?, energy? = ["rapl", "perf"]}."""
+    def from_entry(
+        cls, name: str, entry: Mapping[str, Any], base: Path, options: TargetOptions | None = None
+    ) -> LocalTarget:
+        """Build from an inventory entry: {kind="local", python?, workdir?, energy? = ["rapl", "perf"],
+        benchmark_model? = PATH (relative to targets.toml)}."""
         for key in entry:
             if key not in ENTRY_KEYS:
                 close = suggest(key, ENTRY_KEYS)
@@ -78,19 +90,21 @@ class LocalTarget:
                 )
         meters: list[EnergyMeter] | None = None
         if "energy" in entry:
-            known = {"rapl": lambda: RaplMeter(), "perf": lambda: PerfEnergyMeter()}
             meters = []
             for meter in entry["energy"]:
-                if meter not in known:
-                    raise TargetError(f"target '{name}': energy meter '{meter}' does not work locally",
-                                      hint="local meters: rapl, perf")
-                meters.append(known[meter]())
+                check_meter(str(meter), "local", f"target '{name}'")
+                built = build_meter(str(meter), MeterSource("local"))
+                if built is not None:
+                    meters.append(built)
         workdir = entry.get("workdir")
+        tool = entry.get("benchmark_model")
         return cls(
             name,
             python=entry.get("python"),
             workdir_parent=(base / workdir) if workdir else None,
             energy_meters=meters,
+            options=options,
+            benchmark_model=(base / Path(str(tool)).expanduser()) if tool else None,
         )
 
     # --- Target protocol ----------------------------------------------------------------------------
@@ -121,7 +135,7 @@ class LocalTarget:
             cores=os.cpu_count(),
             cpu_model=_cpu_model(),
             governor=next(iter(governors.values()), None),
-            temperatures_c=_temperatures(self.sysfs / "class" / "thermal"),
+            temperatures_c=zone_temperatures(sysfs_zones(self.sysfs / "class" / "thermal")),
             runtimes=runtimes if self.python == sys.executable else {},
             python=platform.python_version() if self.python == sys.executable else None,
             numpy=numpy_version if self.python == sys.executable else None,
@@ -189,10 +203,28 @@ class LocalTarget:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
-    # --- beyond the protocol --------------------------------------------------------------------------
+    def identity(self) -> dict[str, str]:
+        """This machine (its machine id, else boot id, and CPU model) and the interpreter and work dir used."""
+        machine = ""
+        for path in MACHINE_ID_FILES:
+            with contextlib.suppress(OSError):
+                machine = f"{path}:{path.read_text().strip()}"
+                break
+        identity = {"kind": self.kind, "machine_id": machine, "cpu_model": _cpu_model() or "",
+                    "python": self.python, "workdir": str(self.workdir_parent or "")}
+        return {**identity, **tool_identity(self.benchmark_model)}
 
     def governor_control(self) -> GovernorControl:
         return GovernorControl(self.sysfs / "devices" / "system" / "cpu")
+
+    def board_profile(self) -> BoardProfile | None:
+        return self.profile
+
+    def host_keys(self) -> HostKeys | None:
+        return None  # no SSH here
+
+    def op_profiler(self) -> OpProfiler | None:
+        return self._profiler
 
     def doctor(self) -> list[Check]:
         """What works for benchmarking here, and how to fix what does not."""
@@ -217,7 +249,7 @@ class LocalTarget:
         checks.append(Check("cpufreq governor", bool(governors),
                             ", ".join(sorted(set(governors.values()))) or "not exposed (VM or container)",
                             None if governors else "frequency is not controllable here; results may drift"))
-        temps = _temperatures(self.sysfs / "class" / "thermal")
+        temps = zone_temperatures(sysfs_zones(self.sysfs / "class" / "thermal"))
         checks.append(Check("thermal zones", bool(temps), ", ".join(f"{k}={v:.0f}°C" for k, v in temps.items())
                             or "none readable", None if temps else "the thermal gate cannot work here"))
         meter = self.energy()
@@ -297,13 +329,3 @@ def _cpu_model() -> str | None:
             if line.startswith("model name") and ":" in line:
                 return line.split(":", 1)[1].strip()
     return platform.processor() or None
-
-
-def _temperatures(thermal: Path) -> dict[str, float]:
-    """°C per thermal zone type (sysfs gives millidegrees); empty where none is readable."""
-    temps = {}
-    for zone in sorted(thermal.glob("thermal_zone*")):
-        with contextlib.suppress(OSError, ValueError):
-            kind = (zone / "type").read_text().strip() or zone.name
-            temps[kind if kind not in temps else f"{kind}/{zone.name}"] = int((zone / "temp").read_text()) / 1000
-    return temps

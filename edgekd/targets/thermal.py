@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgekd.errors import TargetError
 
@@ -101,18 +102,20 @@ def zone_temperatures(zones: Mapping[str, Mapping[str, str | None]]) -> dict[str
     return temps
 
 
-def read_zone_tree(root: str, read_text) -> dict[str, dict[str, str | None]]:  # noqa: ANN001 - (path)->str|None
-    """Thermal zone contents under `root` (e.g. /sys/class/thermal) through `read_text(path) -> str | None`.
+def sysfs_zones(root: Path) -> dict[str, dict[str, str | None]]:
+    """Thermal zone contents of this machine's `root` (/sys/class/thermal), for `zone_temperatures`.
 
-    Zones are probed by number until one is missing, so this works over any file-reading transport.
-    """
+    The same shape the device probe (targets/device_probe.py) and the adb probe read on a device, so one
+    decoder turns all of them into °C."""
     zones: dict[str, dict[str, str | None]] = {}
-    for number in range(64):
-        name = f"thermal_zone{number}"
-        kind = read_text(f"{root}/{name}/type")
-        if kind is None:
-            break
-        zones[name] = {"type": kind.strip(), "temp": read_text(f"{root}/{name}/temp")}
+    for zone in sorted(root.glob("thermal_zone*")):
+        fields: dict[str, str | None] = {}
+        for name in ("type", "temp"):
+            try:
+                fields[name] = (zone / name).read_text().strip()
+            except OSError:
+                fields[name] = None
+        zones[zone.name] = fields
     return zones
 
 

@@ -104,6 +104,9 @@ class ConstantPowerMeter:
         seconds = time.monotonic() - self.t0
         return EnergyWindow(joules=5.0 * seconds, seconds=seconds, samples=2, method="constant", coverage="test")
 
+    def close(self) -> None:
+        pass
+
 
 def test_energy_with_idle_baseline_and_reference_run(models: dict[str, Artifact], tmp_path: Path) -> None:
     target = RecordingTarget(tmp_path, energy_meters=[ConstantPowerMeter()])

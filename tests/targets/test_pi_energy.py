@@ -13,7 +13,7 @@ from edgekd.targets.energy.hwmon_ina import HwmonInaMeter
 from edgekd.targets.energy.pi_pmic import Pi5PmicMeter, parse_pmic_adc
 from edgekd.targets.energy.sampling import trapezoid_joules
 from edgekd.targets.energy.usb_meter import UsbMeterCsvMeter, read_power_log, window_from_log
-from edgekd.targets.thermal import decode_throttled, parse_measure_temp, read_zone_tree, zone_temperatures
+from edgekd.targets.thermal import decode_throttled, parse_measure_temp, sysfs_zones, zone_temperatures
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "pi"
 
@@ -163,7 +163,7 @@ def test_throttled_bits_in_words() -> None:
 
 def test_temperatures_from_vcgencmd_and_thermal_zones() -> None:
     assert parse_measure_temp(_recorded("pi5_measure_temp.txt")) == pytest.approx(52.7)
-    zones = read_zone_tree("/sys/class/thermal", _files(RECORDINGS / "thermal_pi5"))
+    zones = sysfs_zones(RECORDINGS / "thermal_pi5" / "sys" / "class" / "thermal")
     assert zone_temperatures(zones) == {"cpu-thermal": pytest.approx(52.7)}
     assert zone_temperatures({"thermal_zone0": {"type": "cpu-thermal", "temp": None}}) == {}
     with pytest.raises(TargetError):

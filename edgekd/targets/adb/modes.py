@@ -18,32 +18,12 @@ from typing import TYPE_CHECKING, Any
 from edgekd.errors import BenchError
 from edgekd.targets.adb.parsers import RUN_SCHEMA, parse_benchmark_model, parse_ort_perf_test
 from edgekd.targets.adb.probe import ABI_ARCH
+from edgekd.targets.tools import TOOL, op_profile_document, runner_options, tool_argv
 
 if TYPE_CHECKING:
     from edgekd.targets.adb.target import AdbTarget
 
 RUNNER_NAME = "edgekd_runner.py"
-#: benchmark_model's --max_secs with a run-count floor (min_runs): generous, so the floor is what ends the run.
-MIN_RUNS_MAX_SECS = 3600.0
-TOOL = {"benchmark_model": ("benchmark_model", ".tflite"), "ort_perf_test": ("onnxruntime_perf_test", ".onnx")}
-
-
-def _runner_options(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--model")
-    parser.add_argument("--runtime", default="auto")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--duration", type=float)
-    parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
-    parser.add_argument("--baseline", action="store_true")
-    parser.add_argument("--shape", action="append", default=None)
-    parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--min-runs", dest="min_runs", type=int)
-    # --seed/--pin/--windows have no tool equivalent; --sidecar-shape is only a fallback for the runner
-    options, _unknown = parser.parse_known_args(argv)
-    return options
 
 
 @dataclass
@@ -58,37 +38,12 @@ class NativeRun:
     profile_argv: list[str] | None = None
 
 
-#: Why onnxruntime_perf_test mode records no per-op profile (its -p trace would stay on the phone).
-ORT_PERF_TEST_NO_PROFILE = ("onnxruntime_perf_test mode collects no per-op profile (its -p trace is written on the "
-                            "phone and not read back); use mode = 'runner' on this phone for ONNX Runtime's profiler")
-
-
-def tool_argv(mode: str, binary: str, options: argparse.Namespace) -> list[str]:
-    """The tool's command line for the runner's options (documented flags of each tool)."""
-    if mode == "benchmark_model":
-        argv = [binary, f"--graph={options.model}", f"--num_threads={options.threads}",
-                f"--warmup_runs={options.warmup}", "--warmup_min_secs=0",
-                "--report_peak_memory_footprint=true", f"--use_xnnpack={'true' if options.xnnpack else 'false'}"]
-        if options.duration is not None and options.min_runs:  # both floors, as MLPerf's rule: the tool's own semantics
-            return [*argv, f"--num_runs={options.min_runs}", f"--min_secs={options.duration}",
-                    f"--max_secs={max(MIN_RUNS_MAX_SECS, 10 * options.duration)}"]
-        if options.duration is not None:
-            return [*argv, "--num_runs=1", f"--min_secs={options.duration}", f"--max_secs={options.duration}"]
-        return [*argv, f"--num_runs={options.runs}", "--min_secs=0"]
-    argv = [binary, "-e", "cpu", "-x", str(options.threads), "-I"]  # -I: random inputs, no test-data dir
-    if options.duration is not None:
-        argv += ["-m", "duration", "-t", str(max(1, round(options.duration)))]
-    else:
-        argv += ["-m", "times", "-r", str(max(1, options.runs))]
-    return [*argv, options.model]
-
-
 def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | None:
     """None when `argv` is not a runner invocation (then it runs as given)."""
     if not any(arg.endswith(RUNNER_NAME) for arg in argv):
         return None
     mode = target.entry.mode
-    options = _runner_options(argv)
+    options = runner_options(argv)
     if options.baseline:  # the tools cannot load a runtime without a model: no memory baseline
         note = f"no empty-model memory baseline in {mode} mode"
         return NativeRun(["true"], lambda _text, _code, _profile=None: json.dumps(
@@ -130,26 +85,6 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
     argv = tool_argv(mode, binary, options)
     profiled = [*argv, "--enable_op_profiling=true"] if options.profile and mode == "benchmark_model" else None
     return NativeRun(argv, document, profiled)
-
-
-def op_profile_document(mode: str, text: str | None, options: argparse.Namespace) -> dict[str, Any]:
-    """The profile part of a tool-mode document: `profile` (an OpProfile dict parsed from benchmark_model's
-    op-profiling tables, with the profiled run's own median) or `profile_unavailable` with the reason."""
-    from edgekd.errors import EdgekdError
-    from edgekd.profile.tflite_benchmark import parse_benchmark_output
-
-    if mode != "benchmark_model":
-        return {"profile_unavailable": ORT_PERF_TEST_NO_PROFILE}
-    if not text:
-        return {"profile_unavailable": "the profiled benchmark_model run failed or printed nothing"}
-    try:
-        profile = parse_benchmark_output(text, model=str(options.model).rsplit("/", 1)[-1], runtime="tflite",
-                                         requested=["XNNPACK"] if options.xnnpack else [])
-        summary = parse_benchmark_model(text).get("summary") or {}
-    except EdgekdError as exc:
-        return {"profile_unavailable": f"benchmark_model --enable_op_profiling=true: {exc.message}"}
-    profile.profiled_median_ms = summary.get("p50_ms") or summary.get("mean_ms")
-    return {"profile": profile.to_dict()}
 
 
 def push_tool(target: AdbTarget, mode: str) -> str:

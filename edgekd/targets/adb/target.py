@@ -32,7 +32,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +40,13 @@ from edgekd.targets.adb.entry import AdbEntry, parse_entry
 from edgekd.targets.adb.modes import NativeRun, translate_runner_argv
 from edgekd.targets.adb.probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
 
-from edgekd.target_protocol import Completed, DeviceInfo
+from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys, OpProfiler, TargetOptions
 from edgekd.errors import TargetError
 from edgekd.fileio import sha256_file
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
+    from edgekd.bench.noise import GovernorControl
     from edgekd.energy_protocol import EnergyMeter
 
 log = logging.getLogger(__name__)
@@ -70,20 +71,56 @@ class AdbTarget:
 
     kind = "adb"
 
-    def __init__(self, name: str, entry: AdbEntry) -> None:
+    def __init__(self, name: str, entry: AdbEntry, options: TargetOptions | None = None) -> None:
         self.name = name
         self.entry = entry
+        self.options = options or TargetOptions()
         self.serial: str | None = entry.serial or os.environ.get("ANDROID_SERIAL") or None
         self.workdir: str | None = None
         self.pushed: dict[str, str] = {}  # sha256 -> remote path (binaries and models are pushed once)
         self.finished: list[Completed] = []  # runs that completed, kept when the phone goes away later
         self.state: PhoneState | None = None
-        self.allow_charging = entry.allow_charging  # `edgekd bench --allow-charging` may set it for one run
         self._runs = 0  # numbers the pid files of run() in the work dir
 
     @classmethod
-    def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> AdbTarget:
-        return cls(name, parse_entry(name, entry, base))
+    def from_entry(
+        cls, name: str, entry: Mapping[str, Any], base: Path, options: TargetOptions | None = None
+    ) -> AdbTarget:
+        return cls(name, parse_entry(name, dict(entry), base), options)
+
+    @property
+    def allow_charging(self) -> bool:
+        """Battery energy on USB/AC power: allowed by the entry, or for this run (`--allow-charging`)."""
+        return self.entry.allow_charging or self.options.allow_charging
+
+    def identity(self) -> dict[str, str]:
+        """The serial (the entry's, else $ANDROID_SERIAL; "" means the one phone attached, known only once
+        connected), its transport (usb, or tcp for HOST:PORT) and the entry's run settings."""
+        from edgekd.targets.tools import tool_identity
+
+        serial = self.entry.serial or os.environ.get("ANDROID_SERIAL") or ""
+        transport = "tcp" if re.fullmatch(r"[\w.-]+:\d+", serial) else ("usb" if serial else "")
+        entry = self.entry
+        identity = {"kind": self.kind, "serial": serial, "transport": transport, "mode": entry.mode,
+                    "python": entry.python, "workdir": entry.workdir, "big_cores": entry.big_cores or "",
+                    "adb_path": entry.adb_path}
+        if entry.mode == "benchmark_model":
+            identity |= tool_identity(entry.benchmark_model)
+        elif entry.mode == "ort_perf_test":
+            identity |= tool_identity(entry.onnxruntime_perf_test, "onnxruntime_perf_test")
+        return identity
+
+    def governor_control(self) -> GovernorControl | None:
+        return None  # Android's governors need root: read only (info() reports them)
+
+    def board_profile(self) -> BoardProfile | None:
+        return None  # big cores are found per phone (taskset), not from a profile
+
+    def host_keys(self) -> HostKeys | None:
+        return None
+
+    def op_profiler(self) -> OpProfiler | None:
+        return None  # tool mode profiles inside run() (benchmark_model); runner mode uses the runner's
 
     # -- the adb client
     def _adb_path(self) -> str:
@@ -303,7 +340,8 @@ class AdbTarget:
             raise TargetError(f"adb pull {remote} from {self.name} failed: {(result.stderr or result.stdout).strip()}")
 
     def energy(self) -> EnergyMeter | None:
-        from edgekd.targets.energy.android_battery import BATTERY_FILES, SUPPLY_FILES, AndroidBatteryMeter
+        from edgekd.targets.energy import MeterSource, build_meter
+        from edgekd.targets.energy.android_battery import BATTERY_FILES, SUPPLY_FILES
 
         names = [*BATTERY_FILES, *SUPPLY_FILES]
         # One process per sample: `grep -H .` prints "battery/current_now:-412500" for each readable file.
@@ -314,7 +352,8 @@ class AdbTarget:
             values = dict(line.split(":", 1) for line in lines if ":" in line)
             return {name: (values.get(name) or "").strip() or None for name in names}
 
-        return AndroidBatteryMeter(read, allow_charging=self.allow_charging, interval_s=self.entry.energy_interval_s)
+        options = {"read": read, "allow_charging": self.allow_charging, "interval_s": self.entry.energy_interval_s}
+        return build_meter("android-battery", MeterSource("adb", options=options))
 
     def cleanup(self) -> None:
         if self.workdir is None:

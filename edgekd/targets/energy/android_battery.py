@@ -14,8 +14,12 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekd.targets.energy.sampling import PowerSampler
+
+if TYPE_CHECKING:
+    from edgekd.targets.energy import MeterSource
 
 BATTERY_FILES = ("battery/current_now", "battery/voltage_now", "battery/status")
 SUPPLY_FILES = ("usb/online", "ac/online", "wireless/online", "dc/online")
@@ -72,6 +76,16 @@ class AndroidBatteryMeter(PowerSampler):
     name = "android-battery"
     method = "android-battery"
     coverage = "battery (whole phone: SoC, memory, display, radios)"
+    kinds = ("adb",)  # reads the phone's power_supply files
+
+    @classmethod
+    def from_source(cls, source: MeterSource) -> AndroidBatteryMeter | None:
+        """`options`: read (a SupplyReader over the phone's shell), allow_charging, interval_s."""
+        read = source.options.get("read")
+        if read is None:
+            return None
+        return cls(read, allow_charging=bool(source.options.get("allow_charging")),
+                   interval_s=float(source.options.get("interval_s", 0.25)))
 
     def __init__(
         self,

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgekd.targets.energy.sampling import PowerSampler
+
+if TYPE_CHECKING:
+    from edgekd.targets.energy import MeterSource
 
 INA_CHIPS = ("ina219", "ina220", "ina226", "ina230", "ina231", "ina260")
 MAX_HWMON = 32
@@ -28,6 +32,13 @@ class HwmonInaMeter(PowerSampler):
 
     name = "ina"
     method = "ina"
+    kinds = ("ssh",)  # reads the board's hwmon files
+
+    @classmethod
+    def from_source(cls, source: MeterSource) -> HwmonInaMeter | None:
+        if source.read_text is None:
+            return None
+        return cls(source.read_text, root=str(source.options.get("hwmon_root") or "/sys/class/hwmon"))
 
     def __init__(
         self,

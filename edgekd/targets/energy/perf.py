@@ -10,8 +10,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from edgekd.energy_protocol import EnergyWindow
+
+if TYPE_CHECKING:
+    from edgekd.targets.energy import MeterSource
 
 PERF_EVENT = "power/energy-pkg/"
 
@@ -47,6 +51,7 @@ class PerfEnergyMeter:
     """System-wide package energy from a `perf stat` process started at start() and stopped at stop()."""
 
     name = "perf"
+    kinds = ("local",)  # runs perf on this machine
 
     def __init__(
         self,
@@ -62,6 +67,10 @@ class PerfEnergyMeter:
         self.clock = clock
         self._process: subprocess.Popen[str] | None = None
         self._t0 = 0.0
+
+    @classmethod
+    def from_source(cls, source: MeterSource) -> PerfEnergyMeter:
+        return cls()
 
     def _stat_argv(self) -> list[str]:
         return [*self.perf_argv, "stat", "-a", "-x", ",", "-e", self.event]

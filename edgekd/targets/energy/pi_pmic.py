@@ -11,8 +11,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgekd.targets.energy.sampling import PowerSampler
+
+if TYPE_CHECKING:
+    from edgekd.targets.energy import MeterSource
 
 COMMAND = ["vcgencmd", "pmic_read_adc"]
 MIN_INTERVAL_S = 0.1  # vcgencmd goes through the firmware mailbox; faster polling disturbs the benchmark
@@ -54,6 +58,11 @@ class Pi5PmicMeter(PowerSampler):
     name = "pi5-pmic"
     method = "pi5-pmic"
     coverage = "SoC rails"
+    kinds = ("ssh",)  # runs vcgencmd on the Pi
+
+    @classmethod
+    def from_source(cls, source: MeterSource) -> Pi5PmicMeter | None:
+        return cls(source.command_output) if source.command_output is not None else None
 
     def __init__(
         self,

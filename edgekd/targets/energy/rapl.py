@@ -11,8 +11,12 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekd.energy_protocol import EnergyWindow
+
+if TYPE_CHECKING:
+    from edgekd.targets.energy import MeterSource
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 # Top-level package zones only: "intel-rapl:0", not the subzones "intel-rapl:0:1" (core/uncore/dram),
@@ -26,12 +30,20 @@ class RaplMeter:
     """Package energy summed over all RAPL package zones under `root`."""
 
     name = "rapl"
+    kinds = ("local",)  # reads this machine's sysfs
 
     def __init__(self, root: Path = POWERCAP_ROOT, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = Path(root)
         self.clock = clock
         self._start: dict[Path, int] | None = None
         self._t0 = 0.0
+
+    @classmethod
+    def from_source(cls, source: MeterSource) -> RaplMeter:
+        return cls(source.sysfs / "class" / "powercap")
+
+    def close(self) -> None:
+        """Nothing to release: the counters are read at start() and stop()."""
 
     def zones(self) -> list[Path]:
         if not self.root.is_dir():

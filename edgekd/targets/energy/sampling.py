@@ -63,6 +63,13 @@ class PowerSampler:
                 self._error = exc
                 return
 
+    def close(self) -> None:
+        """Stop a sampler thread left running by an interrupted window."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=max(5.0, self.interval_s * 5))
+            self._thread = None
+
     def stop(self) -> EnergyWindow:
         if self._thread is None:
             raise BenchError(f"{self.name}: stop() without start()")

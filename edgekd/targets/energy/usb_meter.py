@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError
 from edgekd.targets.energy.sampling import trapezoid_joules
+
+if TYPE_CHECKING:
+    from edgekd.targets.energy import MeterSource
 
 
 def _column(header: list[str], *keys: str) -> int | None:
@@ -93,6 +97,17 @@ class UsbMeterCsvMeter:
     """EnergyMeter reading a USB meter's log file after each window (the logger writes it meanwhile)."""
 
     name = "usb-meter-csv"
+    kinds = ("ssh",)  # the log of a meter between the board's supply and the board
+
+    @classmethod
+    def from_source(cls, source: MeterSource) -> UsbMeterCsvMeter | None:
+        """None without `usb_meter_csv` in the entry: there is no log to read."""
+        path = source.options.get("usb_meter_csv")
+        return cls(Path(path)) if path is not None else None
+
+    def close(self) -> None:
+        """Nothing to release: the log is read at stop()."""
+        self._start = None
 
     def __init__(self, path: Path, clock_offset_s: float = 0.0, wall: Callable[[], float] = time.time) -> None:
         self.path = Path(path)

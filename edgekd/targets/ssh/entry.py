@@ -9,7 +9,10 @@ key = "~/.ssh/id_ed25519" # relative paths are relative to targets.toml
 profile = "rpi5"          # targets/profiles/rpi5.toml: cores, default threads, pinning, power methods
 python = "python3"        # how to start Python on the Pi (a venv's python works too)
 workdir = "/tmp"          # a fresh `mktemp -d` directory is made under it for each session
+benchmark_model = "tools/linux_aarch64_benchmark_model"  # optional: per-op profiles of TFLite models
 ```
+
+`power` and a profile's `power_methods` name meters of edgekd.registry.ENERGY_METERS that work over SSH.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from pydantic import Field, ValidationError
 
 from edgekd.config.base import StrictModel
 from edgekd.errors import RecipeError, TargetError
 from edgekd.registry import unknown_name
+from edgekd.targets.energy import check_meter
 
-PowerMethod = Literal["pi5-pmic", "ina", "usb-meter-csv"]
+#: `power` values beside the meter names: the profile's first method that works, or no energy at all.
+POWER_CHOICES = ("auto", "none")
 
 
 class SshEntry(StrictModel):
@@ -41,11 +46,12 @@ class SshEntry(StrictModel):
     known_hosts: Path | None = None  # None: ~/.ssh/known_hosts (and ~/.ssh/config's UserKnownHostsFile)
     connect_timeout: float = Field(10.0, gt=0)  # seconds per attempt
     retries: int = Field(2, ge=0)  # extra connection attempts, with backoff; commands are never retried
-    power: PowerMethod | Literal["auto", "none"] = "auto"  # auto: the profile's first method that works
+    power: str = "auto"  # a meter name (registry.ENERGY_METERS), "auto" (the profile's first that works) or "none"
     hwmon_root: str = "/sys/class/hwmon"  # where an INA219/INA260 hwmon device appears
     usb_meter_csv: Path | None = None  # a USB meter's log, read after each window (power = "usb-meter-csv")
     sudo: str = "sudo -n"  # prefix for writing the cpufreq governor; "" when logged in as root
     cpufreq_root: str = "/sys/devices/system/cpu"
+    benchmark_model: Path | None = None  # TFLite's benchmark_model built for the board: per-op profiles
 
 
 class PiProfile(StrictModel):
@@ -59,7 +65,7 @@ class PiProfile(StrictModel):
     pin_cores: list[int]  # cores the runner is pinned to (taskset/sched_setaffinity)
     max_freq_mhz: int
     soft_temp_limit_c: float  # firmware starts to throttle here
-    power_methods: list[PowerMethod]
+    power_methods: list[str]  # meter names (registry.ENERGY_METERS), tried in this order
     notes: str = ""
 
     @property
@@ -80,12 +86,15 @@ def load_profile(name: str) -> PiProfile:
         raise unknown_name("profile", name, names, TargetError)
     text = resources.files("edgekd.targets.profiles").joinpath(f"{name}.toml").read_text(encoding="utf-8")
     try:
-        return PiProfile.model_validate(tomllib.loads(text))
+        profile = PiProfile.model_validate(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
         raise TargetError(f"profile {name} is broken: {exc}") from None
+    for method in profile.power_methods:
+        check_meter(method, "ssh", f"profile {name}")
+    return profile
 
 
-def parse_entry(name: str, entry: dict, base: Path) -> SshEntry:
+def parse_entry(name: str, entry: dict[str, Any], base: Path) -> SshEntry:
     """Validate a targets.toml entry; relative key/known_hosts/CSV paths are taken relative to `base`."""
     try:
         parsed = SshEntry.model_validate(entry)
@@ -94,12 +103,14 @@ def parse_entry(name: str, entry: dict, base: Path) -> SshEntry:
         raise RecipeError(
             f"targets.{name}: {problems}",
             hint="an ssh target takes host, port, user, key, profile, python, workdir, known_hosts, "
-            "connect_timeout, retries, power, hwmon_root, usb_meter_csv, sudo, cpufreq_root",
+            "connect_timeout, retries, power, hwmon_root, usb_meter_csv, sudo, cpufreq_root, benchmark_model",
         ) from None
     if parsed.profile is not None:
         load_profile(parsed.profile)  # fail early on a misspelt profile
+    if parsed.power not in POWER_CHOICES:
+        check_meter(parsed.power, "ssh", f"targets.{name}.power", RecipeError)
     updates = {}
-    for field in ("key", "known_hosts", "usb_meter_csv"):
+    for field in ("key", "known_hosts", "usb_meter_csv", "benchmark_model"):
         value = getattr(parsed, field)
         if value is not None:
             value = value.expanduser()

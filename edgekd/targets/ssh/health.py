@@ -21,6 +21,8 @@ RUNTIME_MODULES = ("ai_edge_litert", "tflite_runtime", "onnxruntime")
 MIN_PYTHON = (3, 9)
 MIN_FREE_BYTES = 200 * 1024 * 1024  # a model, the runner, inputs and outputs with room to spare
 PIP = "python3 -m pip install"
+#: `power = "auto"` on a board without a profile: the meters that read any Linux board's power.
+AUTO_WITHOUT_PROFILE = ("ina", "usb-meter-csv")
 
 
 def temperatures(probe: dict[str, Any]) -> dict[str, float]:
@@ -166,29 +168,21 @@ def power_check(target: SshTarget) -> Check:
 
 
 def energy_meter(target: SshTarget) -> EnergyMeter | None:
-    """The meter named by `power`, or with "auto" the first of the profile's methods that is available here."""
-    from edgekd.targets.energy.hwmon_ina import HwmonInaMeter
-    from edgekd.targets.energy.pi_pmic import Pi5PmicMeter
-    from edgekd.targets.energy.usb_meter import UsbMeterCsvMeter
+    """The meter named by `power`, or with "auto" the first of the profile's methods that is available here.
 
-    def build(method: str) -> EnergyMeter | None:
-        if method == "pi5-pmic":
-            return Pi5PmicMeter(target.command_output)
-        if method == "ina":
-            return HwmonInaMeter(target.read_text, root=target.entry.hwmon_root)
-        if method == "usb-meter-csv" and target.entry.usb_meter_csv is not None:
-            return UsbMeterCsvMeter(target.entry.usb_meter_csv)
-        return None
+    Meter names come from edgekd.registry.ENERGY_METERS (checked when the entry was read); each meter builds
+    itself from what the target reads through (files, `vcgencmd`, the USB meter log's path)."""
+    from edgekd.targets.energy import FirstAvailableMeter, MeterSource, build_meter
 
+    source = MeterSource("ssh", read_text=target.read_text, command_output=target.command_output,
+                         options={"hwmon_root": target.entry.hwmon_root, "usb_meter_csv": target.entry.usb_meter_csv})
     choice = target.entry.power
     if choice == "none":
         return None
     if choice != "auto":
-        return build(choice)
-    from edgekd.targets.energy import FirstAvailableMeter
-
-    methods = target.profile.power_methods if target.profile else ["ina", "usb-meter-csv"]
-    candidates = [meter for meter in (build(m) for m in methods) if meter is not None]
+        return build_meter(choice, source)
+    methods = target.profile.power_methods if target.profile else AUTO_WITHOUT_PROFILE
+    candidates = [meter for meter in (build_meter(m, source) for m in methods) if meter is not None]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
     return FirstAvailableMeter(candidates)  # its available() names every method tried and why it cannot

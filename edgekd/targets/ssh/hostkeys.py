@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekd.errors import TargetError
 from edgekd.fileio import atomic_write_bytes
+from edgekd.target_protocol import TrustChange
 
 if TYPE_CHECKING:
     import asyncssh
@@ -47,6 +48,13 @@ def known_hosts_option(entry: SshEntry) -> Any:
 def host_pattern(entry: SshEntry) -> str:
     """How known_hosts names this host: `host`, or `[host]:port` for a port other than 22."""
     return f"[{entry.host}]:{entry.port}" if entry.port not in (None, 22) else entry.host
+
+
+def pinned_fingerprints(entry: SshEntry) -> list[str]:
+    """SHA256 fingerprints of the keys known_hosts pins for the entry's host and port (by name, no DNS
+    lookup), sorted; [] when none is recorded."""
+    port = entry.port if entry.port not in (None, 22) else None
+    return sorted({fingerprint(key) for key in recorded_keys(known_hosts_path(entry), entry.host, entry.host, port)})
 
 
 def _address(host: str) -> str:
@@ -129,15 +137,6 @@ def keyscan_command(target: SshTarget) -> str:
     return f"ssh-keyscan {port}{target.entry.host} >> {known_hosts_path(target.entry)}"
 
 
-@dataclass
-class TrustChange:
-    """What `targets trust` did to the file: the path, the fingerprints removed, whether the key was added."""
-
-    path: Path
-    removed: list[str]
-    added: bool
-
-
 def trust_key(target: SshTarget, line: str, replace: bool) -> TrustChange:
     """Add `line` (pattern, type, base64) to the target's known_hosts. A different key already recorded for
     the host is a refusal unless `replace`; then every entry asyncssh would match for the host is removed."""
@@ -147,7 +146,7 @@ def trust_key(target: SshTarget, line: str, replace: bool) -> TrustChange:
     addr = _address(target.entry.host)
     old = recorded_keys(path, target.entry.host, addr, port)
     if any(_words(key) == offered for key in old):  # already trusted (other key types of the host stay)
-        return TrustChange(path, [], False)
+        return TrustChange(path, (), False)
     removed: list[str] = []
     if old:
         if not replace:
@@ -165,7 +164,7 @@ def trust_key(target: SshTarget, line: str, replace: bool) -> TrustChange:
             lines = _lines(path)
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(("\n" if lines and not lines[-1].endswith("\n") else "") + line.rstrip("\n") + "\n")
-            return TrustChange(path, [], True)
+            return TrustChange(path, (), True)
     except OSError as exc:
         raise TargetError(f"cannot write {path}: {exc.strerror or exc}",
                           hint="set known_hosts of the target to a writable path") from None
@@ -173,7 +172,7 @@ def trust_key(target: SshTarget, line: str, replace: bool) -> TrustChange:
     kept = [raw for raw in _lines(path) if not _matches(raw, target.entry.host, addr, port)]
     text = "".join(kept) + ("" if not kept or kept[-1].endswith("\n") else "\n") + line.rstrip("\n") + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
-    return TrustChange(path, removed, True)
+    return TrustChange(path, tuple(removed), True)
 
 
 def _words(key: asyncssh.SSHKey) -> list[str]:

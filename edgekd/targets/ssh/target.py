@@ -23,17 +23,18 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekd.targets.ssh.entry import SshEntry, load_profile, parse_entry
 from edgekd.targets.ssh.errors import connect_error, disk_full, is_disk_full, is_final, lost_connection
-from edgekd.targets.ssh.hostkeys import TrustChange, known_hosts_option, recording_client, trust_key
+from edgekd.targets.ssh.hostkeys import known_hosts_option, pinned_fingerprints, recording_client, trust_key
 from edgekd.targets.ssh.hostkeys import refusal as host_key_refusal
 from edgekd.targets.ssh.loop import EventLoopThread
+from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
 
-from edgekd.target_protocol import Completed, DeviceInfo
+from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, OpProfiler, TargetOptions, TrustChange
 from edgekd.errors import TargetError
 from edgekd.fileio import atomic_write_bytes, sha256_file
 
@@ -55,9 +56,10 @@ class SshTarget:
 
     kind = "ssh"
 
-    def __init__(self, name: str, entry: SshEntry) -> None:
+    def __init__(self, name: str, entry: SshEntry, options: TargetOptions | None = None) -> None:
         self.name = name
         self.entry = entry
+        self.options = options or TargetOptions()
         self.profile: PiProfile | None = load_profile(entry.profile) if entry.profile else None
         self.workdir: str | None = None  # the remote `mktemp -d` directory of this session
         self.leftover: str | None = None  # a work dir cleanup() could not remove (connection gone)
@@ -67,11 +69,36 @@ class SshTarget:
         self._run_counter = 0
         self._lock = threading.Lock()
         self.last_trust: TrustChange | None = None  # what the last trust() changed in known_hosts
+        tool = entry.benchmark_model
+        self._profiler = BenchmarkModelProfiler(self, tool) if tool is not None else None
 
     @classmethod
-    def from_entry(cls, name: str, entry: dict[str, Any], base: Path) -> SshTarget:
+    def from_entry(
+        cls, name: str, entry: Mapping[str, Any], base: Path, options: TargetOptions | None = None
+    ) -> SshTarget:
         """Build from a targets.toml entry (without `kind`); relative paths are relative to `base`."""
-        return cls(name, parse_entry(name, entry, base))
+        return cls(name, parse_entry(name, dict(entry), base), options)
+
+    def identity(self) -> dict[str, str]:
+        """The entry's fields that decide where runs happen and the host key edgekd's known_hosts pins for
+        the host (what the connection verifies), read without connecting. An alias resolved by
+        ~/.ssh/config is named as written; a host with no pinned key has host_key "" (it would be refused)."""
+        entry = self.entry
+        identity = {"kind": self.kind, "host": entry.host, "port": str(entry.port or ""), "user": entry.user or "",
+                    "workdir": entry.workdir, "python": entry.python, "profile": entry.profile or "",
+                    "host_key": ",".join(pinned_fingerprints(entry))}
+        return {**identity, **tool_identity(entry.benchmark_model)}
+
+    def board_profile(self) -> BoardProfile | None:
+        if self.profile is None:
+            return None
+        return BoardProfile(self.profile.name, self.profile.default_threads, tuple(self.profile.pin_cores))
+
+    def host_keys(self) -> SshTarget:
+        return self
+
+    def op_profiler(self) -> OpProfiler | None:
+        return self._profiler
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -162,10 +189,14 @@ class SshTarget:
         key_type, key_data = key.export_public_key("openssh").decode().split()[:2]
         return f"{pattern} {key_type} {key_data}", key.get_fingerprint("sha256")
 
+    def trust_host_key(self, known_hosts_line: str, replace: bool = False) -> TrustChange:
+        """Add a line from fetch_host_key() to the target's known_hosts; what changed. A different key
+        already there for this host is refused unless `replace`, which removes it."""
+        return trust_key(self, known_hosts_line, replace)
+
     def trust(self, known_hosts_line: str, replace: bool = False) -> Path:
-        """Add a line from fetch_host_key() to the target's known_hosts and return that file. A different key
-        already there for this host is refused unless `replace`, which removes it (see `last_trust`)."""
-        self.last_trust = trust_key(self, known_hosts_line, replace)
+        """trust_host_key(), returning the known_hosts file (`last_trust` keeps what changed)."""
+        self.last_trust = self.trust_host_key(known_hosts_line, replace)
         return self.last_trust.path
 
     def _make_workdir(self) -> str:

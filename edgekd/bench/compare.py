@@ -1,13 +1,9 @@
 """Compare two benchmark runs: per (artifact, target), is B's latency different from A's, and does it matter?
 
-A change is a regression when B's median is slower by more than `threshold` (relative) AND the difference
-is significant: a two-sided Mann-Whitney U test on the raw samples at level `alpha`. Samples of one run
-are not fully independent (drift, caches), so the p-value alone is overconfident: the relative threshold
-keeps tiny-but-"significant" changes from failing CI. Without raw samples the 95% CIs of the medians
-must not overlap instead; without those either (benchmark_model / onnxruntime_perf_test summaries) Welch's
-t-test on the means from count, mean and std decides. Raw samples are the result's `latencies_ns`, or the `latencies_ms`
-that pipeline bench rows carry (edgekd/stages/delivery.py). A tool summary without a median is compared
-on its mean.
+The decision is `edgekd.bench.significance.judge_latency`, the same one `report --compare` makes: a
+regression is a median slower by more than `threshold` (relative) AND significant (Mann-Whitney U on the
+raw samples, else non-overlapping CIs of the medians, else Welch's t-test on tool summaries). Raw samples
+are nanoseconds (`latencies_ns`); rows of old pipeline runs in the history (`latencies_ms`) are read too.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ from typing import Any
 
 from edgekd.bench.history import History
 from edgekd.bench.result import BenchResult
+from edgekd.bench.significance import FASTER, SLOWER, centre_ms, figures, judge_latency
 from edgekd.errors import BenchError
 from edgekd.fileio import read_json
 
@@ -57,9 +54,16 @@ class Comparison:
         return EXIT_REGRESSION if self.regressions else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": "edgekd.compare/1", "a": self.a, "b": self.b, "threshold": self.threshold,
-                "alpha": self.alpha, "regressions": len(self.regressions), "exit_code": self.exit_code,
-                "rows": [asdict(row) for row in self.rows]}
+        return {
+            "schema": "edgekd.compare/1",
+            "a": self.a,
+            "b": self.b,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "regressions": len(self.regressions),
+            "exit_code": self.exit_code,
+            "rows": [asdict(row) for row in self.rows],
+        }
 
 
 Side = str | Path | Sequence[BenchResult] | Sequence[dict[str, Any]]
@@ -85,7 +89,7 @@ def load_side(side: Side, history: History | None) -> tuple[str, list[dict[str, 
 
 
 def _figures(result: dict[str, Any]) -> dict[str, Any]:
-    return result.get("summary", result)
+    return figures(result)
 
 
 def _key(result: dict[str, Any]) -> tuple[str, str | None]:
@@ -104,75 +108,43 @@ def pair_results(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple
     return [(by_a.get(key), by_b.get(key)) for key in keys]
 
 
-def raw_samples_ns(result: dict[str, Any]) -> list[float]:
-    """The result's raw latencies in ns: `latencies_ns` (bench results) or `latencies_ms` (pipeline rows)."""
-    if result.get("latencies_ns"):
-        return [float(v) for v in result["latencies_ns"]]
-    figures = _figures(result)
-    millis = result.get("latencies_ms") or figures.get("latencies_ms") or []
-    return [float(v) * 1e6 for v in millis]
-
-
-def _center_ms(figures: dict[str, Any]) -> float:
-    value = figures.get("p50_ms")
+def _center_ms(result: dict[str, Any]) -> float:
+    value = centre_ms(result)
     if value is None:
-        value = figures.get("mean_ms")
-    if value is None:
-        raise BenchError(f"result {figures.get('artifact')} has neither a median nor a mean latency",
-                         hint="is this an edgekd bench result?")
-    return float(value)
-
-
-def _welch_from_summaries(fa: dict[str, Any], fb: dict[str, Any]) -> tuple[float | None, str]:
-    """Welch's t-test on the means from count/mean/std (all a tool summary gives); (None, "none") without them."""
-    figures = [(f.get("mean_ms"), f.get("std_ms"), f.get("runs")) for f in (fb, fa)]
-    if any(value is None for triple in figures for value in triple) or any(int(n) < 2 for _, _, n in figures):
-        return None, "none"
-    (mean_b, std_b, n_b), (mean_a, std_a, n_a) = figures
-    if std_a == 0 and std_b == 0:
-        return (1.0 if mean_a == mean_b else 0.0), "welch-t-from-summary"
-    from scipy.stats import ttest_ind_from_stats
-
-    result = ttest_ind_from_stats(mean_b, std_b, int(n_b), mean_a, std_a, int(n_a), equal_var=False)
-    return float(result.pvalue), "welch-t-from-summary"
+        raise BenchError(
+            f"result {_figures(result).get('artifact')} has neither a median nor a mean latency",
+            hint="is this an edgekd bench result?",
+        )
+    return value
 
 
 def compare_pair(
     a: dict[str, Any] | None, b: dict[str, Any] | None, threshold: float, alpha: float
 ) -> ResultComparison:
     present = a or b
-    assert present is not None  # pair_results never yields (None, None)
+    if present is None:  # pair_results never yields (None, None)
+        raise ValueError("compare_pair needs at least one result")
     artifact, target = _key(present)
     if a is None or b is None:
         fig = _figures(present)
-        return ResultComparison(artifact, target, fig.get("p50_ms") if a else None, fig.get("p50_ms") if b else None,
-                                None, None, "only-in-a" if a else "only-in-b", "none")
-    fa, fb = _figures(a), _figures(b)
+        return ResultComparison(
+            artifact,
+            target,
+            fig.get("p50_ms") if a else None,
+            fig.get("p50_ms") if b else None,
+            None,
+            None,
+            "only-in-a" if a else "only-in-b",
+            "none",
+        )
     if _key(b)[0] != artifact:  # two versions of one model, paired by target
         artifact = f"{artifact} → {_key(b)[0]}"
-    a50, b50 = _center_ms(fa), _center_ms(fb)
-    change = b50 / a50 - 1 if a50 > 0 else None
-    raw_a, raw_b = raw_samples_ns(a), raw_samples_ns(b)
-    if raw_a and raw_b:
-        from scipy.stats import mannwhitneyu
-
-        p_value: float | None = float(mannwhitneyu(raw_b, raw_a, alternative="two-sided").pvalue)
-        significant = p_value < alpha
-        method = "mann-whitney-u"
-    elif fa.get("ci95_median_ms") or fb.get("ci95_median_ms"):
-        lo_a, hi_a = fa.get("ci95_median_ms") or (a50, a50)
-        lo_b, hi_b = fb.get("ci95_median_ms") or (b50, b50)
-        p_value = None
-        significant = lo_b > hi_a or hi_b < lo_a
-        method = "ci-overlap"
-    else:  # benchmark tools' summaries: no samples, no CI
-        p_value, method = _welch_from_summaries(fa, fb)
-        significant = p_value is not None and p_value < alpha
-    verdict = "unchanged"
-    if significant and change is not None and abs(change) > threshold:
-        verdict = "regression" if change > 0 else "improvement"
-    return ResultComparison(artifact, target, a50, b50, change, p_value, verdict, method,
-                            int(fa.get("runs") or len(raw_a)), int(fb.get("runs") or len(raw_b)))
+    a50, b50 = _center_ms(a), _center_ms(b)
+    judged = judge_latency(a, b, threshold=threshold, alpha=alpha)
+    verdict = {SLOWER: "regression", FASTER: "improvement"}.get(judged.verdict, "unchanged")
+    return ResultComparison(
+        artifact, target, a50, b50, judged.change, judged.p_value, verdict, judged.method, judged.n_a, judged.n_b
+    )
 
 
 def compare(

@@ -21,21 +21,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgekd.bench.significance import raw_latencies_ns
 from edgekd.errors import UsageError
 from edgekd.report.failures import STAGE_ORDER, pipeline_order, split_failures
 from edgekd.report.formatting import kd_gap
 from edgekd.report.profiles import collect_profiles, int8_comparisons
 from edgekd.report.provenance import identity
+from edgekd.report.schema import REPORT_SCHEMA
 
-REPORT_SCHEMA = "edgekd.report/1"
+__all__ = ["MAX_LATENCY_SAMPLES", "REPORT_SCHEMA", "accuracy_of", "bench_row", "build_report", "pareto_points"]
 REPORT_FORMATS = ("torch", "onnx", "tflite")
 #: Torch models that are baselines, not the deliverable: kept out of "artifacts".
 _BASELINE_WORDS = ("teacher", "scratch")
 #: Raw latencies kept per bench row; longer runs are thinned evenly (order kept, for window plots).
 MAX_LATENCY_SAMPLES = 5000
 
-_BENCH_CONTRACT = ("artifact", "target", "runtime", "p50_ms", "p90_ms", "p99_ms", "peak_rss_kb",
-                   "energy_j_per_inference", "energy_unavailable")
+_BENCH_CONTRACT = (
+    "artifact",
+    "target",
+    "runtime",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "peak_rss_kb",
+    "energy_j_per_inference",
+    "energy_unavailable",
+)
 _PARITY_CONTRACT = ("artifact", "top1_agreement", "max_abs_error", "accuracy", "passed")
 _DISTILL_CONTRACT = ("teacher_accuracy", "student_accuracy", "scratch_accuracy", "teacher_params", "student_params")
 
@@ -48,12 +59,16 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
     """Read every stage manifest. Unreadable ones become warnings, so one bad file never hides the rest."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UsageError(f"run directory {run_dir} does not exist",
-                         hint="give the directory `edgekd run` wrote (runs/<name> beside the recipe by default)")
+        raise UsageError(
+            f"run directory {run_dir} does not exist",
+            hint="give the directory `edgekd run` wrote (runs/<name> beside the recipe by default)",
+        )
     folder = stages_dir(run_dir)
     if not folder.parent.is_dir():
-        raise UsageError(f"{run_dir} is not an edgekd run directory (no .edgekd/stages/ inside)",
-                         hint="give the directory `edgekd run` wrote, e.g. runs/digits")
+        raise UsageError(
+            f"{run_dir} is not an edgekd run directory (no .edgekd/stages/ inside)",
+            hint="give the directory `edgekd run` wrote, e.g. runs/digits",
+        )
     manifests: dict[str, dict[str, Any]] = {}
     warnings: list[dict[str, Any]] = []
     if not folder.is_dir():  # a run that stopped before its first stage finished (or recorded its failure)
@@ -64,7 +79,9 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")  # noqa: TRY004 - caught just below with json's errors
         except (OSError, ValueError) as exc:
-            warnings.append(_warning("report", f"stage manifest {file.name} is unreadable ({exc}); that stage is left out"))
+            warnings.append(
+                _warning("report", f"stage manifest {file.name} is unreadable ({exc}); that stage is left out")
+            )
             continue
         manifests[str(data.get("stage") or file.stem)] = data
     return manifests, warnings
@@ -105,8 +122,13 @@ def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = No
     }
     report["profile_comparisons"] = int8_comparisons(report, run_dir)
     report["pareto"] = pareto_points(report)
-    report["warnings"] = (_failure_warnings(failures) + warnings + artifact_warnings + _collect_warnings(report)
-                          + _stage_warnings(summaries))
+    report["warnings"] = (
+        _failure_warnings(failures)
+        + warnings
+        + artifact_warnings
+        + _collect_warnings(report)
+        + _stage_warnings(summaries)
+    )
     report["passed"] = run_passed(report)
     report["verdicts"] = [verdict.to_dict() for verdict in compute(report)]
     return report
@@ -154,6 +176,10 @@ def _stage_overview(manifests: dict[str, dict[str, Any]], failures: list[dict[st
             "key": (manifest.get("key") or None) if manifest else None,
             "artifacts": len(_sidecars(manifest)),
         }
+        if manifest is not None and isinstance(manifest.get("tools"), dict):  # what went into the key
+            row["tools"] = dict(manifest["tools"])
+        if manifest is not None and isinstance(manifest.get("key_facts"), dict):
+            row["key_facts"] = dict(manifest["key_facts"])
         if name in failed:
             row["error"] = {k: v for k, v in failed[name].items() if k != "stage"}
         elif manifest is None:
@@ -189,16 +215,18 @@ def _model_artifacts(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> tup
             if size is None:
                 size = sidecar.get("size_bytes")
                 warnings.append(_warning("artifacts", f"{path} is missing from the run directory", artifact=name))
-            rows.append({
-                "name": name,
-                "format": sidecar.get("format"),
-                "precision": sidecar.get("precision"),
-                "path": path,
-                "sha256": sidecar.get("sha256"),
-                "size_bytes": size,
-                "stage": stage,
-                "producer": sidecar.get("producer"),
-            })
+            rows.append(
+                {
+                    "name": name,
+                    "format": sidecar.get("format"),
+                    "precision": sidecar.get("precision"),
+                    "path": path,
+                    "sha256": sidecar.get("sha256"),
+                    "size_bytes": size,
+                    "stage": stage,
+                    "producer": sidecar.get("producer"),
+                }
+            )
     return rows, warnings
 
 
@@ -234,21 +262,22 @@ def _parity_row(row: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+#: Raw-sample fields of a bench row: the report keeps one, `latencies_ns` (legacy rows had `latencies_ms`).
+_RAW_KEYS = ("latencies_ns", "latencies_ms")
+
+
 def bench_row(row: dict[str, Any]) -> dict[str, Any]:
     """A bench row: BenchResult.summary() or .to_dict() (its figures nested under "summary")."""
     if isinstance(row.get("summary"), dict) and "p50_ms" not in row:
         row = {**row, **row["summary"]}
     result = {key: row.get(key) for key in _BENCH_CONTRACT}
-    result.update({key: value for key, value in row.items() if key not in result and key != "latencies_ns"})
-    if row.get("latencies_ms"):
-        latencies = [float(v) for v in row["latencies_ms"] if _number(v) is not None]
-    else:  # raw nanoseconds, as the runner measured them
-        latencies = [v / 1e6 for v in row.get("latencies_ns") or [] if _number(v) is not None]
+    result.update({key: value for key, value in row.items() if key not in result and key not in _RAW_KEYS})
+    latencies = raw_latencies_ns(row)  # nanoseconds, as the runner measured them (older rows: milliseconds)
     if len(latencies) > MAX_LATENCY_SAMPLES:
+        result["latencies_thinned_from"] = len(latencies)
         stride = len(latencies) / MAX_LATENCY_SAMPLES
         latencies = [latencies[int(i * stride)] for i in range(MAX_LATENCY_SAMPLES)]
-        result["latencies_thinned_from"] = len(row.get("latencies_ms") or row.get("latencies_ns") or [])
-    result["latencies_ms"] = latencies
+    result["latencies_ns"] = latencies
     result["warnings"] = [str(w) for w in row.get("warnings") or []]
     return result
 
@@ -269,8 +298,11 @@ def _environments(bench: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             per_target.setdefault(str(row.get("target")), []).append(row["env"])
     envs: dict[str, dict[str, Any]] = {}
     for target, items in per_target.items():
-        envs[target] = {key: value for key, value in items[0].items()
-                        if key not in _PER_RUN_ENV_KEYS and all(env.get(key) == value for env in items[1:])}
+        envs[target] = {
+            key: value
+            for key, value in items[0].items()
+            if key not in _PER_RUN_ENV_KEYS and all(env.get(key) == value for env in items[1:])
+        }
     return envs
 
 
@@ -294,8 +326,15 @@ def pareto_points(report: dict[str, Any]) -> list[dict[str, Any]]:
         accuracy, size, p50 = accuracy_of(report, name), _number(sizes.get(name)), _number(row.get("p50_ms"))
         if accuracy is None or size is None or p50 is None:
             continue
-        points.append({"artifact": name, "target": row.get("target"), "accuracy": accuracy,
-                       "size_bytes": int(size), "p50_ms": p50})
+        points.append(
+            {
+                "artifact": name,
+                "target": row.get("target"),
+                "accuracy": accuracy,
+                "size_bytes": int(size),
+                "p50_ms": p50,
+            }
+        )
     for point in points:
         point["pareto_optimal"] = not any(
             _dominates(other, point) for other in points if other is not point and other["target"] == point["target"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-#: Pipeline order, for stages listed in it (others after, by name).
-STAGE_ORDER = ("data", "teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff")
+from edgekd.stages import STAGE_NAMES
+
+#: Pipeline order (edgekd.stages.STAGE_NAMES) of the stages a report reports on: not the report itself.
+STAGE_ORDER = tuple(name for name in STAGE_NAMES if name != "report")
 
 
 def pipeline_order(names: Any) -> list[str]:
@@ -32,7 +34,9 @@ def split_failures(manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, dict
         gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else None
         if manifest.get("status") == "failed" or gate is not None:
             # a raised stage ("error"), or a finished stage whose gate stopped the run ("gate": its results stay)
-            error = gate if gate is not None else manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
+            error = (
+                gate if gate is not None else manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
+            )
             not_run = [str(s) for s in error.get("not_run") or [] if isinstance(s, str)]
             failures.append({"stage": name, "type": error.get("type"), "message": error.get("message") or "no message",
                              "hint": error.get("hint"), "exit_code": error.get("exit_code"), "not_run": not_run,

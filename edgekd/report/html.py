@@ -21,8 +21,9 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def html_table(header: list[str], rows: list[list[Any]], *, numeric: set[int] | None = None,
-               row_classes: list[str] | None = None) -> str:
+def html_table(
+    header: list[str], rows: list[list[Any]], *, numeric: set[int] | None = None, row_classes: list[str] | None = None
+) -> str:
     """A table; cells are escaped text, or (text, css class) pairs; `numeric` columns align right."""
     numeric = numeric or set()
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
@@ -41,8 +42,10 @@ def html_table(header: list[str], rows: list[list[Any]], *, numeric: set[int] | 
 def figure(plot: Plot | None) -> str:
     if plot is None:
         return ""
-    return (f'<figure id="plot-{_e(plot.key)}"><img src="{plot.data_uri()}" alt="{_e(plot.title)}">'
-            f'<figcaption class="caption">{_e(plot.title)}: {_e(plot.caption)}</figcaption></figure>')
+    return (
+        f'<figure id="plot-{_e(plot.key)}"><img src="{plot.data_uri()}" alt="{_e(plot.title)}">'
+        f'<figcaption class="caption">{_e(plot.title)}: {_e(plot.caption)}</figcaption></figure>'
+    )
 
 
 def verdict(report: dict[str, Any]) -> str:
@@ -53,8 +56,9 @@ def verdict(report: dict[str, Any]) -> str:
     if not parity:
         return failure + '<p class="verdict unknown">parity not verified</p>'
     if failed:
-        return failure + (f'<p class="verdict fail">{len(failed)} of {len(parity)} artifacts fail parity: '
-                          f'{_e(", ".join(failed))}</p>')
+        return failure + (
+            f'<p class="verdict fail">{len(failed)} of {len(parity)} artifacts fail parity: {_e(", ".join(failed))}</p>'
+        )
     return failure + f'<p class="verdict pass">all {len(parity)} artifacts pass parity</p>'
 
 
@@ -65,8 +69,10 @@ def failure_banner(report: dict[str, Any]) -> str:
     hint = f'<br><span class="hint">hint: {_e(failure["hint"])}</span>' if failure.get("hint") else ""
     not_run = failure.get("not_run") or []
     skipped = f'<br><span class="hint">not run because of it: {_e(", ".join(not_run))}</span>' if not_run else ""
-    return (f'<p class="verdict fail" id="failure">run failed at stage {_e(failure.get("stage"))} '
-            f'({_e(failure.get("type"))}): {_e(failure.get("message"))}{hint}{skipped}</p>')
+    return (
+        f'<p class="verdict fail" id="failure">run failed at stage {_e(failure.get("stage"))} '
+        f"({_e(failure.get('type'))}): {_e(failure.get('message'))}{hint}{skipped}</p>"
+    )
 
 
 def verdicts_section(report: dict[str, Any]) -> str:
@@ -74,8 +80,10 @@ def verdicts_section(report: dict[str, Any]) -> str:
     verdicts = report.get("verdicts") or []
     if not verdicts:
         return '<section id="verdicts"><h2>Verdicts</h2><p class="note">None: nothing suspicious found.</p></section>'
-    items = "".join(f'<li class="{_e(v.get("severity", ""))}"><b>{_e(v.get("code", ""))}</b>{_e(v.get("message", ""))}</li>'
-                    for v in verdicts)
+    items = "".join(
+        f'<li class="{_e(v.get("severity", ""))}"><b>{_e(v.get("code", ""))}</b>{_e(v.get("message", ""))}</li>'
+        for v in verdicts
+    )
     return f'<section id="verdicts"><h2>Verdicts ({len(verdicts)})</h2><ul class="verdicts">{items}</ul></section>'
 
 
@@ -95,26 +103,37 @@ def pipeline_section(report: dict[str, Any]) -> str:
     if sizes:
         split = ", ".join(f"{_e(k)} {_e(v)}" for k, v in sizes.items())
         data_line = f'<p class="note">Data: {_e(data.get("num_classes", "?"))} classes; samples {split}.</p>'
-    return (f'<section id="pipeline"><h2>Pipeline at a glance</h2><ol class="pipeline">{"".join(items)}</ol>'
-            f'<p class="note">Stage time in total: {_e(fmt.seconds(total))} (cached stages keep their first time).</p>'
-            f"{data_line}</section>")
+    return (
+        f'<section id="pipeline"><h2>Pipeline at a glance</h2><ol class="pipeline">{"".join(items)}</ol>'
+        f'<p class="note">Stage time in total: {_e(fmt.seconds(total))} (cached stages keep their first time).</p>'
+        f"{data_line}</section>"
+    )
 
 
 def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     distill = report.get("distill")
     if not distill:
         return '<section id="distill"><h2>Distillation</h2><p class="note">The distill stage did not run.</p></section>'
-    rows = [[label, fmt.pct(distill.get(f"{role}_accuracy")), fmt.count(distill.get(f"{role}_params")),
-             fmt.count(distill.get(f"{role}_flops")), fmt.size(distill.get(f"{role}_size_bytes"))]
-            for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))]
+    rows = [
+        [
+            label,
+            fmt.pct(distill.get(f"{role}_accuracy")),
+            fmt.count(distill.get(f"{role}_params")),
+            fmt.count(distill.get(f"{role}_flops")),
+            fmt.size(distill.get(f"{role}_size_bytes")),
+        ]
+        for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))
+    ]
     gap_text = fmt.kd_gap(distill)
     gap = f"<p>KD student minus scratch student: <b>{_e(gap_text)}</b>.</p>" if gap_text else ""
     agreement_text = fmt.teacher_agreement(distill)
     if agreement_text:
         gap += f"<p>Top-1 agreement with the teacher: {_e(agreement_text)}.</p>"
-    return (f'<section id="distill"><h2>Teacher vs KD student vs scratch</h2>'
-            f'{html_table(["model", "accuracy", "params", "FLOPs", "size"], rows, numeric={1, 2, 3, 4})}{gap}'
-            f'{figure(plots.get("distill"))}{figure(plots.get("history"))}</section>')
+    return (
+        f'<section id="distill"><h2>Teacher vs KD student vs scratch</h2>'
+        f"{html_table(['model', 'accuracy', 'params', 'FLOPs', 'size'], rows, numeric={1, 2, 3, 4})}{gap}"
+        f"{figure(plots.get('distill'))}{figure(plots.get('history'))}</section>"
+    )
 
 
 def parity_section(report: dict[str, Any]) -> str:
@@ -126,17 +145,37 @@ def parity_section(report: dict[str, Any]) -> str:
     for name in list(arts) + [n for n in parity if n not in arts]:
         art, row = arts.get(name, {}), parity.get(name, {})
         state = row.get("passed")
-        rows.append([name, art.get("format") or row.get("format") or fmt.DASH,
-                     art.get("precision") or row.get("precision") or fmt.DASH, fmt.size(art.get("size_bytes")),
-                     fmt.pct(row.get("accuracy")), fmt.points(row.get("accuracy_delta")),
-                     fmt.pct(row.get("top1_agreement")), fmt.error(row.get("max_abs_error")),
-                     fmt.error(row.get("max_rel_error")),
-                     (fmt.passed(state), "pass" if state is True else "fail" if state is False else "")])
-    header = ["artifact", "format", "precision", "size", "accuracy", "Δ accuracy", "top-1 agreement",
-              "max abs error", "max rel error", "parity"]
+        rows.append(
+            [
+                name,
+                art.get("format") or row.get("format") or fmt.DASH,
+                art.get("precision") or row.get("precision") or fmt.DASH,
+                fmt.size(art.get("size_bytes")),
+                fmt.pct(row.get("accuracy")),
+                fmt.points(row.get("accuracy_delta")),
+                fmt.pct(row.get("top1_agreement")),
+                fmt.error(row.get("max_abs_error")),
+                fmt.error(row.get("max_rel_error")),
+                (fmt.passed(state), "pass" if state is True else "fail" if state is False else ""),
+            ]
+        )
+    header = [
+        "artifact",
+        "format",
+        "precision",
+        "size",
+        "accuracy",
+        "Δ accuracy",
+        "top-1 agreement",
+        "max abs error",
+        "max rel error",
+        "parity",
+    ]
     details = "".join(_parity_details(row) for row in parity.values())
-    return (f'<section id="parity"><h2>Artifacts and parity</h2>'
-            f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8})}{details}</section>")
+    return (
+        f'<section id="parity"><h2>Artifacts and parity</h2>'
+        f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8})}{details}</section>"
+    )
 
 
 def _parity_details(row: dict[str, Any]) -> str:
@@ -147,9 +186,14 @@ def _parity_details(row: dict[str, Any]) -> str:
         parts.append(f"<p>Failed checks:</p><ul>{items}</ul>")
     layers = [w for w in row.get("worst_layers") or [] if isinstance(w, dict)]
     if layers:
-        parts.append("<p>Where the error grows most:</p>" + html_table(
-            ["layer", "max abs error"], [[w.get("layer", "?"), fmt.error(w.get("max_abs_error"))] for w in layers],
-            numeric={1}))
+        parts.append(
+            "<p>Where the error grows most:</p>"
+            + html_table(
+                ["layer", "max abs error"],
+                [[w.get("layer", "?"), fmt.error(w.get("max_abs_error"))] for w in layers],
+                numeric={1},
+            )
+        )
     ops = row.get("ops")
     if isinstance(ops, dict) and ops:
         counts = ops.get("ops") if isinstance(ops.get("ops"), dict) else {}
@@ -168,39 +212,75 @@ def latency_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     bench = report.get("bench") or []
     if not bench:
         return '<section id="latency"><h2>Latency</h2><p class="note">The bench stage did not run.</p></section>'
-    rows = [[row.get("artifact"), row.get("target"),
-             " ".join(str(v) for v in (row.get("runtime"), row.get("runtime_version")) if v) or fmt.DASH,
-             fmt.ms(row.get("p50_ms")), fmt.ms(row.get("p90_ms")), fmt.ms(row.get("p99_ms")), fmt.ms(row.get("iqr_ms")),
-             row.get("runs") or len(row.get("latencies_ms") or []) or fmt.DASH, fmt.kib(row.get("peak_rss_kb")),
-             fmt.kib(row.get("model_rss_kb")), fmt.ms(row.get("init_ms"))] for row in bench]
+    rows = [
+        [
+            row.get("artifact"),
+            row.get("target"),
+            " ".join(str(v) for v in (row.get("runtime"), row.get("runtime_version")) if v) or fmt.DASH,
+            fmt.ms(row.get("p50_ms")),
+            fmt.ms(row.get("p90_ms")),
+            fmt.ms(row.get("p99_ms")),
+            fmt.ms(row.get("iqr_ms")),
+            row.get("runs") or len(row.get("latencies_ns") or []) or fmt.DASH,
+            fmt.kib(row.get("peak_rss_kb")),
+            fmt.kib(row.get("model_rss_kb")),
+            fmt.ms(row.get("init_ms")),
+        ]
+        for row in bench
+    ]
     header = ["artifact", "target", "runtime", "p50", "p90", "p99", "IQR", "runs", "peak RSS", "model RSS", "load"]
-    return (f'<section id="latency"><h2>Latency per artifact and target</h2>'
-            f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8, 9, 10})}"
-            f'{figure(plots.get("latency"))}{figure(plots.get("windows"))}</section>')
+    return (
+        f'<section id="latency"><h2>Latency per artifact and target</h2>'
+        f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8, 9, 10})}"
+        f"{figure(plots.get('latency'))}{figure(plots.get('windows'))}</section>"
+    )
 
 
 def pareto_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     points = report.get("pareto") or []
     if not points:
         return ""
-    rows = [[p["artifact"], p["target"], fmt.pct(p["accuracy"]), fmt.size(p["size_bytes"]), fmt.ms(p["p50_ms"]),
-             "yes" if p["pareto_optimal"] else "no"] for p in points]
+    rows = [
+        [
+            p["artifact"],
+            p["target"],
+            fmt.pct(p["accuracy"]),
+            fmt.size(p["size_bytes"]),
+            fmt.ms(p["p50_ms"]),
+            "yes" if p["pareto_optimal"] else "no",
+        ]
+        for p in points
+    ]
     classes = ["best" if p["pareto_optimal"] else "" for p in points]
-    table = html_table(["artifact", "target", "accuracy", "size", "p50", "Pareto-optimal"], rows,
-                       numeric={2, 3, 4}, row_classes=classes)
-    return (f'<section id="pareto"><h2>Accuracy vs size vs latency</h2>{figure(plots.get("pareto"))}'
-            f"<details><summary>The points</summary>{table}</details></section>")
+    table = html_table(
+        ["artifact", "target", "accuracy", "size", "p50", "Pareto-optimal"],
+        rows,
+        numeric={2, 3, 4},
+        row_classes=classes,
+    )
+    return (
+        f'<section id="pareto"><h2>Accuracy vs size vs latency</h2>{figure(plots.get("pareto"))}'
+        f"<details><summary>The points</summary>{table}</details></section>"
+    )
 
 
 def energy_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     bench = report.get("bench") or []
     measured = [row for row in bench if fmt.is_number(row.get("energy_j_per_inference"))]
-    missing = {(row.get("target"), row.get("energy_unavailable") or "no reason given")
-               for row in bench if row not in measured}
+    missing = {
+        (row.get("target"), row.get("energy_unavailable") or "no reason given") for row in bench if row not in measured
+    }
     parts = ['<section id="energy"><h2>Energy per inference</h2>']
     if measured:
-        rows = [[row["artifact"], row["target"], fmt.joules(row["energy_j_per_inference"]),
-                 fmt.joules(row.get("energy_uncertainty_j"))] for row in measured]
+        rows = [
+            [
+                row["artifact"],
+                row["target"],
+                fmt.joules(row["energy_j_per_inference"]),
+                fmt.joules(row.get("energy_uncertainty_j")),
+            ]
+            for row in measured
+        ]
         parts.append(html_table(["artifact", "target", "energy / inference", "±"], rows, numeric={2, 3}))
         parts.append(figure(plots.get("energy")))
     for target, reason in sorted(missing, key=str):
@@ -216,9 +296,11 @@ def cold_start_section(report: dict[str, Any]) -> str:
     rows = cold_start_rows(report)
     if not rows:
         return ""
-    return (f'<section id="coldstart"><h2>Cold start</h2>{html_table(COLD_START_HEADER, rows, numeric={2, 3, 4, 5})}'
-            '<p class="note">Load = session/interpreter creation; RSS after the first inference, and of it what the '
-            "model adds to the runtime's empty-model baseline.</p></section>")
+    return (
+        f'<section id="coldstart"><h2>Cold start</h2>{html_table(COLD_START_HEADER, rows, numeric={2, 3, 4, 5})}'
+        '<p class="note">Load = session/interpreter creation; RSS after the first inference, and of it what the '
+        "model adds to the runtime's empty-model baseline.</p></section>"
+    )
 
 
 def profile_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
@@ -238,20 +320,25 @@ def profile_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     parts = ['<section id="profile"><h2>Where the time goes (per-op profiles)</h2>', figure(plots.get("profile"))]
     for entry in report.get("profile_comparisons") or []:
         rows = comparison_rows(entry)
-        parts.append(f"<h3>fp32 vs int8: {_e(entry['fp32'])} → {_e(entry['int8'])} on {_e(entry['target'])}</h3>"
-                     f"<p>{_e(responsible_text(entry))}</p>"
-                     + html_table(COMPARISON_HEADER, rows, numeric={1, 2, 3, 4}))
+        parts.append(
+            f"<h3>fp32 vs int8: {_e(entry['fp32'])} → {_e(entry['int8'])} on {_e(entry['target'])}</h3>"
+            f"<p>{_e(responsible_text(entry))}</p>" + html_table(COMPARISON_HEADER, rows, numeric={1, 2, 3, 4})
+        )
     for data in profiles:
         title = f"{_e(data.get('artifact'))} on {_e(data.get('target'))}"
         if data.get("profile_unavailable") or not data.get("rows"):
-            parts.append(f'<p class="note"><b>{title}</b>: no per-op profile: '
-                         f"{_e(data.get('profile_unavailable') or 'no rows')}</p>")
+            parts.append(
+                f'<p class="note"><b>{title}</b>: no per-op profile: '
+                f"{_e(data.get('profile_unavailable') or 'no rows')}</p>"
+            )
             continue
         top_header, top, type_header, types = profile_tables(data)
-        parts.append(f"<details open><summary>{title}: top {TOP_OPS} ops and time by op type</summary>"
-                     f'<p class="note">{_e(profile_caption(data))}</p>'
-                     f"{html_table(top_header, top, numeric={3, 4, 5})}{html_table(type_header, types, numeric={1, 2, 3})}"
-                     "</details>")
+        parts.append(
+            f"<details open><summary>{title}: top {TOP_OPS} ops and time by op type</summary>"
+            f'<p class="note">{_e(profile_caption(data))}</p>'
+            f"{html_table(top_header, top, numeric={3, 4, 5})}{html_table(type_header, types, numeric={1, 2, 3})}"
+            "</details>"
+        )
     return "".join(parts) + "</section>"
 
 
@@ -259,9 +346,13 @@ def environment_section(report: dict[str, Any]) -> str:
     envs = report.get("environments") or {}
     if not envs:
         return ""
-    blocks = [f"<div><h3>{_e(target)}</h3>{html_table(['key', 'value'], [[k, v] for k, v in fmt.flatten(env).items()])}</div>"
-              for target, env in envs.items()]
-    return f'<section id="environment"><h2>Environment per target</h2><div class="envs">{"".join(blocks)}</div></section>'
+    blocks = [
+        f"<div><h3>{_e(target)}</h3>{html_table(['key', 'value'], [[k, v] for k, v in fmt.flatten(env).items()])}</div>"
+        for target, env in envs.items()
+    ]
+    return (
+        f'<section id="environment"><h2>Environment per target</h2><div class="envs">{"".join(blocks)}</div></section>'
+    )
 
 
 def warnings_section(report: dict[str, Any]) -> str:
@@ -284,8 +375,20 @@ def handoff_section(report: dict[str, Any]) -> str:
     return f'<section id="handoff"><h2>Firmware handoff</h2>{html_table(["key", "value"], rows)}</section>'
 
 
-NAV = (("verdicts", "Verdicts"), ("pipeline", "Pipeline"), ("warnings", "Warnings"), ("distill", "Distillation"), ("parity", "Parity"),
-       ("latency", "Latency"), ("coldstart", "Cold start"), ("profile", "Per-op"), ("pareto", "Pareto"), ("energy", "Energy"), ("environment", "Environment"), ("handoff", "Handoff"))
+NAV = (
+    ("verdicts", "Verdicts"),
+    ("pipeline", "Pipeline"),
+    ("warnings", "Warnings"),
+    ("distill", "Distillation"),
+    ("parity", "Parity"),
+    ("latency", "Latency"),
+    ("coldstart", "Cold start"),
+    ("profile", "Per-op"),
+    ("pareto", "Pareto"),
+    ("energy", "Energy"),
+    ("environment", "Environment"),
+    ("handoff", "Handoff"),
+)
 
 
 def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
@@ -293,22 +396,32 @@ def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
     by_key = {plot.key: plot for plot in plots}
     css = resources.files("edgekd.report").joinpath("style.css").read_text(encoding="utf-8")
     run = report.get("run") or {}
-    sections = [verdicts_section(report), pipeline_section(report), warnings_section(report), distill_section(report, by_key),
-                parity_section(report), latency_section(report, by_key), cold_start_section(report),
-                profile_section(report, by_key), pareto_section(report, by_key),
-                energy_section(report, by_key), environment_section(report), handoff_section(report)]
+    sections = [
+        verdicts_section(report),
+        pipeline_section(report),
+        warnings_section(report),
+        distill_section(report, by_key),
+        parity_section(report),
+        latency_section(report, by_key),
+        cold_start_section(report),
+        profile_section(report, by_key),
+        pareto_section(report, by_key),
+        energy_section(report, by_key),
+        environment_section(report),
+        handoff_section(report),
+    ]
     present = [(anchor, label) for anchor, label in NAV if any(f'id="{anchor}"' in s for s in sections)]
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in present)
     title = f"edgekd report: {run.get('name', 'run')}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<link rel="icon" href="data:,"><title>{_e(title)}</title><style>{css}</style></head><body>'
         f"<header><h1>{_e(title)}</h1>{verdict(report)}"
         f'<p class="meta">{_e(run.get("dir", ""))} · created {_e(report.get("created", ""))} · '
-        f'{_e(report.get("schema", ""))}</p></header><nav>{nav}</nav>'
+        f"{_e(report.get('schema', ''))}</p></header><nav>{nav}</nav>"
         + "".join(sections)
-        + '<footer>Generated by edgekd. Machine-readable: report.json; for pull requests: report.md.</footer>'
+        + "<footer>Generated by edgekd. Machine-readable: report.json; for pull requests: report.md.</footer>"
         "</body></html>\n"
     )

@@ -106,7 +106,7 @@ def latency_plot(report: dict[str, Any]) -> Any | None:
     """
     import numpy as np
 
-    bench = [row for row in report.get("bench") or [] if len(row.get("latencies_ms") or []) >= 2]
+    bench = [row for row in report.get("bench") or [] if len(row.get("latencies_ns") or []) >= 2]
     if not bench:
         return None
     targets = list(dict.fromkeys(row["target"] for row in bench))
@@ -115,7 +115,7 @@ def latency_plot(report: dict[str, Any]) -> Any | None:
     figure, axes = _new_figure(4.2 * len(targets), height, ncols=len(targets))
     colors = _colors(report, [row["artifact"] for row in bench])
     for ax, target, rows in zip(axes, targets, per_target, strict=True):
-        raw = [np.asarray(row["latencies_ms"], dtype=float) for row in rows]
+        raw = [np.asarray(row["latencies_ns"], dtype=float) / 1e6 for row in rows]  # ns -> ms
         scale, unit = _time_unit([float(np.percentile(r, 99)) for r in raw])
         cuts = [np.percentile(r, 99) for r in raw]
         bulk = [r[r <= cut] * scale for r, cut in zip(raw, cuts, strict=True)]
@@ -124,8 +124,14 @@ def latency_plot(report: dict[str, Any]) -> Any | None:
         for body, row in zip(violins["bodies"], rows, strict=True):
             body.set_facecolor(colors[row["artifact"]])
             body.set_alpha(0.45)
-        ax.boxplot(bulk, positions=positions, orientation="horizontal", widths=0.18, showfliers=False,
-                   medianprops={"color": "black"})
+        ax.boxplot(
+            bulk,
+            positions=positions,
+            orientation="horizontal",
+            widths=0.18,
+            showfliers=False,
+            medianprops={"color": "black"},
+        )
         for position, r, cut in zip(positions, raw, cuts, strict=True):
             tail = r[r > cut] * scale
             ax.scatter(tail, np.full(tail.shape, position), s=6, color="#888888", zorder=3)
@@ -269,12 +275,21 @@ def windows_plot(report: dict[str, Any]) -> Any | None:
         p90 = [w.get("p90_ms") for w in windows]
         if all(is_number(v) for v in p90):
             ax.plot(xs, p90, linestyle="--", color=color, alpha=0.7, label=f"{label} p90")
-        temps = [max(w["temps_c"].values()) if isinstance(w.get("temps_c"), dict) and w["temps_c"]
-                 and all(is_number(v) for v in w["temps_c"].values()) else None for w in windows]
+        temps = [
+            max(w["temps_c"].values())
+            if isinstance(w.get("temps_c"), dict) and w["temps_c"] and all(is_number(v) for v in w["temps_c"].values())
+            else None
+            for w in windows
+        ]
         if any(t is not None for t in temps):
             heat = heat or ax.twinx()
-            heat.plot([x for x, t in zip(xs, temps, strict=True) if t is not None], [t for t in temps if t is not None],
-                      linestyle=":", color=color, alpha=0.6)
+            heat.plot(
+                [x for x, t in zip(xs, temps, strict=True) if t is not None],
+                [t for t in temps if t is not None],
+                linestyle=":",
+                color=color,
+                alpha=0.6,
+            )
         ax.set_xlabel("seconds into the run" if timed else "window")
     if heat is not None:
         heat.set_ylabel("hottest zone after the window (°C, dotted)")
@@ -292,23 +307,48 @@ def _op_type_plot(report: dict[str, Any]) -> Any | None:
 
 #: key, title, caption, drawing function: the order they appear in the HTML.
 PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] = (
-    ("distill", "Teacher vs KD student vs scratch",
-     "Accuracy and size of the three models: distillation should buy accuracy at the student's size.", distill_plot),
+    (
+        "distill",
+        "Teacher vs KD student vs scratch",
+        "Accuracy and size of the three models: distillation should buy accuracy at the student's size.",
+        distill_plot,
+    ),
     ("history", "Training curves", "Validation accuracy per epoch.", history_plot),
-    ("latency", "Latency distribution",
-     "Raw per-inference latencies per artifact and target (violin = density, box = quartiles).", latency_plot),
-    ("pareto", "Accuracy vs size vs latency",
-     ("Each point is one artifact on one target; ringed points are Pareto-optimal (nothing is smaller, faster "
-      "and more accurate at once)."), pareto_plot),
+    (
+        "latency",
+        "Latency distribution",
+        "Raw per-inference latencies per artifact and target (violin = density, box = quartiles).",
+        latency_plot,
+    ),
+    (
+        "pareto",
+        "Accuracy vs size vs latency",
+        (
+            "Each point is one artifact on one target; ringed points are Pareto-optimal (nothing is smaller, faster "
+            "and more accurate at once)."
+        ),
+        pareto_plot,
+    ),
     ("energy", "Energy per inference", "Only where the target could measure energy.", energy_plot),
-    ("windows", "Sustained runs",
-     ("Per window of a sustained run: p50 (solid) and p90 (dashed) over time, and the hottest thermal zone "
-      "(dotted, right axis); latency rising with the temperature means throttling."), windows_plot),
-    ("profile", "Time by op type",
-     ("Per profiled artifact and target: op time per inference by op type (int8 kernels and XNNPACK operators "
-      "grouped with the float op they replace), from the per-op profile."), _op_type_plot),
+    (
+        "windows",
+        "Sustained runs",
+        (
+            "Per window of a sustained run: p50 (solid) and p90 (dashed) over time, and the hottest thermal zone "
+            "(dotted, right axis); latency rising with the temperature means throttling."
+        ),
+        windows_plot,
+    ),
+    (
+        "profile",
+        "Time by op type",
+        (
+            "Per profiled artifact and target: op time per inference by op type (int8 kernels and XNNPACK operators "
+            "grouped with the float op they replace), from the per-op profile."
+        ),
+        _op_type_plot,
+    ),
 )
-
 
 
 def render_plots(report: dict[str, Any], *, image_format: str = "svg") -> list[Plot]:
@@ -316,8 +356,7 @@ def render_plots(report: dict[str, Any], *, image_format: str = "svg") -> list[P
     from matplotlib import rc_context
 
     plots = []
-    with rc_context({"svg.hashsalt": "edgekd", "font.size": 9, "axes.spines.top": False,
-                     "axes.spines.right": False}):
+    with rc_context({"svg.hashsalt": "edgekd", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}):
         for key, title, caption, draw in PLOTS:
             figure = draw(report)
             if figure is None:

@@ -7,14 +7,16 @@ from typing import Any
 
 from edgekd import __version__
 from edgekd.artifacts import MODEL_FORMATS, Artifact, create_artifact
-from edgekd.errors import EdgekdError, HandoffError, ParityError
-from edgekd.pipeline import StageContext, StageResult
+from edgekd.errors import EdgekdError, HandoffError
+from edgekd.pipeline import KeyContext, StageContext, StageResult, installed_version
 from edgekd.recipe import Recipe, resolve_path
+from edgekd.stages import in_pipeline_order
 from edgekd.stages.base import BaseStage
 from edgekd.stages.conversion import CALIBRATION, STUDENT
 from edgekd.stages.training import DATASET, load_split_data
 
-MODEL_STAGES = ("distill", "export", "quantize", "tflite")
+#: The stages whose files are deployable models (the student and its exports), in pipeline order.
+MODEL_STAGES = in_pipeline_order({"distill", "export", "quantize", "tflite"})
 
 
 def deployable_models(ctx: StageContext) -> list[Artifact]:
@@ -37,6 +39,13 @@ class VerifyStage(BaseStage):
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {"verify": recipe.verify.model_dump(mode="json"), "tflm": tflm_row_wanted(recipe)}
 
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        # the torch reference, ONNX files in onnxruntime (onnx reads their graphs for the op audit), TFLite
+        # files in ai-edge-litert, and the firmware path's int8 file in TensorFlow Lite Micro
+        litert = ("ai-edge-litert",) if ctx.recipe.tflite.enabled else ()
+        tflm = ("tflite-micro",) if tflm_row_wanted(ctx.recipe) else ()
+        return ("numpy", "torch", "onnx", "onnxruntime", *litert, *tflm)
+
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.verify.parity import cross_check_converters, verify_artifacts
 
@@ -57,16 +66,12 @@ class VerifyStage(BaseStage):
         return StageResult([], {"rows": report.rows, "failed": failed, "cross_converter": cross})
 
     def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
-        failed = [row for row in summary.get("rows", []) if not row.get("passed")]
-        if not failed or not recipe.verify.fail_run:
+        if not recipe.verify.fail_run:
             return None
-        lines = [f"  {row['artifact']}: {'; '.join(row.get('failures', [])) or 'failed'}" for row in failed]
-        unrunnable = any(row.get("runtime") == "tflite-micro" and "could not run" in " ".join(row.get("failures", []))
-                         for row in failed)  # fmt: skip
-        hint = ("TensorFlow Lite Micro cannot run the int8 model the firmware would get: replace the layer behind the "
-                "operator it names, or set [handoff] platform = \"linux\" / \"android\"" if unrunnable else
-                "see the parity table in report.html; loosen [verify] thresholds only if the loss is acceptable")
-        return ParityError(f"{len(failed)} artifact(s) failed the parity gate:\n" + "\n".join(lines), failures=failed, hint=hint)
+        from edgekd.verify.parity import parity_error
+
+        rows = [row for row in summary.get("rows", []) if isinstance(row, dict)]
+        return parity_error(rows)
 
 
 class BenchStage(BaseStage):
@@ -87,13 +92,31 @@ class BenchStage(BaseStage):
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {"bench": recipe.bench.model_dump(mode="json")}
 
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        # the host side: it runs the local target's runner (onnxruntime / ai-edge-litert), torch models (host
+        # only) and makes the inputs; a remote device's own runtimes are part of its identity, not installed here
+        litert = ("ai-edge-litert",) if ctx.recipe.tflite.enabled else ()
+        return ("numpy", "torch", "onnxruntime", *litert)
+
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        """Per target: its resolved inventory entry and the device identity (no connection needed), so pointing
+        `pi5` at another board, or editing its entry, reruns the bench instead of reusing old latencies."""
+        from edgekd.inventory import load_inventory, make_target
+
+        entries, _ = load_inventory(None)
+        targets: dict[str, Any] = {}
+        for name in dict.fromkeys(ctx.recipe.bench.targets):
+            target = make_target(name, None)  # an unknown name fails here, naming the known ones
+            targets[name] = {"entry": entries[name], "identity": target.identity()}
+        return {"targets": targets}
+
     def run(self, ctx: StageContext) -> StageResult:
         from functools import partial
 
+        from edgekd.bench.fleet import bench_fleet
         from edgekd.bench.orchestrate import bench_artifacts
         from edgekd.errors import TargetError
         from edgekd.inventory import make_target
-        from edgekd.bench.fleet import bench_fleet
 
         config = ctx.recipe.bench
         if config.inputs:  # relative to the recipe's folder, like every path in a recipe
@@ -106,15 +129,17 @@ class BenchStage(BaseStage):
         for target in targets:  # rows in the recipe's target order, whatever order they finished in
             for result in outcome.results.get(target.name, []):
                 row = result.summary()
-                row["latencies_ms"] = [ns / 1e6 for ns in result.latencies_ns]  # raw samples for plots and compare
+                row["latencies_ns"] = [int(ns) for ns in result.latencies_ns]  # raw samples, as the runner measured
                 results.append(row)
         failed = {name: str(error) for name, error in outcome.errors.items()}
         if failed and not results:
             if len(outcome.errors) == 1:
                 raise next(iter(outcome.errors.values()))  # one target: its own typed error
             lines = "\n".join(f"  {name}: {message}" for name, message in failed.items())
-            raise TargetError(f"bench failed on every target:\n{lines}",
-                              hint="run `edgekd targets doctor NAME` for each target, then rerun")
+            raise TargetError(
+                f"bench failed on every target:\n{lines}",
+                hint="run `edgekd targets doctor NAME` for each target, then rerun",
+            )
         return StageResult([], {"results": results, "failed_targets": failed})
 
     def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
@@ -143,6 +168,13 @@ class HandoffStage(BaseStage):
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {"handoff": recipe.handoff.model_dump(mode="json")}
 
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        # TFLM measures the arena and checks the ops; Vela compiles for an Ethos-U; the bundle records them all
+        handoff = ctx.recipe.handoff
+        tflm = ("tflite-micro",) if handoff.runs_tflm else ()
+        vela = ("ethos-u-vela",) if handoff.platform.startswith("ethos-u") else ()
+        return ("numpy", "ai-edge-litert", *tflm, *vela, *BUNDLE_VERSIONS)
+
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.handoff.bundle import build_handoff
 
@@ -157,7 +189,9 @@ class HandoffStage(BaseStage):
         dataset = ctx.artifact(DATASET)
         bench_rows = [r for r in ctx.summaries.get("bench", {}).get("results", []) if r.get("artifact") == wanted]
         options = ctx.recipe.handoff  # tflm_include folders are relative to the recipe's folder
-        options = options.model_copy(update={"tflm_include": [resolve_path(ctx.base_dir, d) for d in options.tflm_include]})
+        options = options.model_copy(
+            update={"tflm_include": [resolve_path(ctx.base_dir, d) for d in options.tflm_include]}
+        )
         result = build_handoff(
             chosen, ctx.workdir / "handoff", options,
             labels=dataset.config.get("label_names", []), preprocessing=dataset.config.get("preprocessing", {}),
@@ -166,7 +200,9 @@ class HandoffStage(BaseStage):
         bundle = create_artifact(result.path, name="handoff", format="dir", parent=chosen, producer="handoff")
         artifacts = [bundle]
         if result.zip_path is not None and result.zip_path.exists():
-            artifacts.append(create_artifact(result.zip_path, name="handoff_zip", format="zip", parent=chosen, producer="handoff"))
+            artifacts.append(
+                create_artifact(result.zip_path, name="handoff_zip", format="zip", parent=chosen, producer="handoff")
+            )
         summary = result.summary()
         summary["path"] = "handoff"
         summary["zip"] = "handoff.zip" if result.zip_path is not None else None  # where it lands, not its temp path
@@ -189,7 +225,10 @@ class ReportStage(BaseStage):
 
         report = build_report(ctx.run_dir, recipe=ctx.recipe)
         paths = write_reports(ctx.workdir, report, ctx.recipe.report)
-        artifacts = [create_artifact(p, name=p.name.replace(".", "_"), format=p.suffix.lstrip("."), producer="report") for p in paths]
+        artifacts = [
+            create_artifact(p, name=p.name.replace(".", "_"), format=p.suffix.lstrip("."), producer="report")
+            for p in paths
+        ]
         if ctx.recipe.report.history:
             _record_history(ctx, report)
         return StageResult(artifacts, {"files": [p.name for p in paths]})
@@ -206,14 +245,24 @@ def _record_history(ctx: StageContext, report: dict[str, Any]) -> None:
     )
 
 
-def tool_versions() -> dict[str, str]:
-    """Versions of the tools that shaped the artifacts (for the handoff bundle and the report)."""
-    from importlib import metadata
+#: Tools whose versions the handoff bundle records (they shaped its model); installed ones only.
+BUNDLE_VERSIONS = (
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "onnx2tf",
+    "tensorflow-cpu",
+    "ai-edge-litert",
+    "litert-torch",
+    "tflite-micro",
+)
 
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shaped the artifacts (for the handoff bundle), looked up like the cache keys'."""
     versions = {"edgekd": __version__}
-    for package in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow-cpu", "ai-edge-litert", "litert-torch", "tflite-micro"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
+    for package in BUNDLE_VERSIONS:
+        version = installed_version(package)
+        if version != "absent":
+            versions[package] = version
     return versions

@@ -6,7 +6,7 @@ from typing import Any
 
 from edgekd.artifacts import Artifact, create_artifact
 from edgekd.data.datasets import Dataset, load_dataset
-from edgekd.pipeline import StageContext, StageResult
+from edgekd.pipeline import KeyContext, StageContext, StageResult
 from edgekd.recipe import Recipe
 from edgekd.stages.base import BaseStage
 
@@ -19,11 +19,22 @@ def load_split_data(ctx: StageContext) -> Dataset:
     return Dataset.load(artifact.path, artifact.config.get("preprocessing"))
 
 
+def training_tools(recipe: Recipe) -> tuple[str, ...]:
+    """What trains or runs the teacher and student: torch, plus onnxruntime when the teacher is an ONNX file."""
+    return ("numpy", "torch", *(("onnxruntime",) if recipe.teacher.kind == "onnx" else ()))
+
+
 class DataStage(BaseStage):
     name = "data"
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {"data": recipe.data.model_dump(mode="json"), "seed": recipe.run.seed}
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        # scikit-learn splits every source (and holds the digits); PIL decodes an image folder and resizes images
+        data = ctx.recipe.data
+        images = ("pillow",) if data.source == "image_folder" or data.image_size is not None else ()
+        return ("numpy", "scikit-learn", *images)
 
     def run(self, ctx: StageContext) -> StageResult:
         data = load_dataset(ctx.recipe.data, ctx.recipe.run.seed, base=ctx.base_dir)
@@ -48,6 +59,9 @@ class TeacherStage(BaseStage):
     def config(self, recipe: Recipe) -> dict[str, Any]:
         return {"teacher": recipe.teacher.model_dump(mode="json"), "seed": recipe.run.seed}
 
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return training_tools(ctx.recipe)
+
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.distill.api import prepare_teacher, teacher_summary
 
@@ -70,6 +84,9 @@ class DistillStage(BaseStage):
             "labeled_fraction": recipe.data.labeled_fraction,
             "seed": recipe.run.seed,
         }
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return training_tools(ctx.recipe)
 
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.distill.api import distill

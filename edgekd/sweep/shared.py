@@ -18,9 +18,9 @@ from pathlib import Path
 
 from edgekd.pipeline import Pipeline, RunDirectory
 from edgekd.recipe import Recipe
-from edgekd.stages import default_stages
+from edgekd.stages import default_stages, in_pipeline_order
 
-SHARED_STAGES = ("data", "teacher", "calibrate")
+SHARED_STAGES = in_pipeline_order({"data", "teacher", "calibrate"})
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from edgekd import preflight
 from edgekd.errors import EdgekdError, RecipeError, TargetError, UsageError
 from edgekd.fileio import read_json
 from edgekd.pipeline import Pipeline, StageOutcome
-from edgekd.stages import default_stages
+from edgekd.stages import default_stages, stage_span
 from edgekd.sweep.config import Pruning, SweepConfig
 from edgekd.sweep.device_lock import DeviceLock
 from edgekd.sweep.metrics import trial_figures, val_accuracy_curve
@@ -38,7 +38,8 @@ from edgekd.sweep.space import suggest, trial_recipe
 
 _log = logging.getLogger(__name__)
 STOP_ATTR = "stop"  # study user attr set by a trial that hit a user error: every worker stops
-TRAIN, CONVERT, FINISH = ("data", "teacher", "distill"), ("export", "calibrate", "quantize", "tflite", "verify"), ("handoff", "report")
+# the trial's steps, cut from the one list of stages (edgekd.stages.STAGE_NAMES); bench runs between them
+TRAIN, CONVERT, FINISH = stage_span("data", "distill"), stage_span("export", "verify"), stage_span("handoff", "report")
 
 
 class TrialFailed(EdgekdError):
@@ -129,7 +130,9 @@ def _run_pipeline(trial: Any, ctx: SweepContext, values: dict[str, Any], run_dir
 
 def note_cache_hits(trial: Any, outcomes: list[StageOutcome]) -> None:
     """The shared stages (data, teacher, calibrate) this trial found in the stage cache so far."""
-    trial.set_user_attr("cache_hits", sorted({o.stage for o in outcomes if o.status == "cached" and o.stage in SHARED_STAGES}))
+    trial.set_user_attr(
+        "cache_hits", sorted({o.stage for o in outcomes if o.status == "cached" and o.stage in SHARED_STAGES})
+    )
 
 
 def _bench(trial: Any, pipe: Pipeline, targets: list[str], ctx: SweepContext) -> list[StageOutcome]:
@@ -195,8 +198,10 @@ def prune_reason_at_epoch(study: Any, curve: list[float], pruning: Pruning) -> s
         return None
     threshold = float(np.percentile(peers, pruning.percentile))
     if best < threshold:
-        return (f"epoch {epoch}: best validation accuracy so far {best:.4f} is below the {pruning.percentile:g}th "
-                f"percentile ({threshold:.4f}) of {len(peers)} finished trials at the same epoch")
+        return (
+            f"epoch {epoch}: best validation accuracy so far {best:.4f} is below the {pruning.percentile:g}th "
+            f"percentile ({threshold:.4f}) of {len(peers)} finished trials at the same epoch"
+        )
     return None
 
 
@@ -210,12 +215,17 @@ def prune_reason(study: Any, curve: list[float], pruning: Pruning) -> str | None
     best = max(curve)
     if pruning.min_val_accuracy is not None and best < pruning.min_val_accuracy:
         return f"best validation accuracy {best:.4f} is below min_val_accuracy {pruning.min_val_accuracy:g}"
-    finished = [t.user_attrs.get("val_best") for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    finished = [
+        t.user_attrs.get("val_best")
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    ]
     finished = [v for v in finished if isinstance(v, (int, float))]
     if len(finished) < pruning.startup_trials:
         return None
     threshold = float(np.percentile(finished, pruning.percentile))
     if best < threshold:
-        return (f"best validation accuracy {best:.4f} is below the {pruning.percentile:g}th percentile "
-                f"({threshold:.4f}) of {len(finished)} finished trials")
+        return (
+            f"best validation accuracy {best:.4f} is below the {pruning.percentile:g}th percentile "
+            f"({threshold:.4f}) of {len(finished)} finished trials"
+        )
     return None

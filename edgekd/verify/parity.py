@@ -52,29 +52,63 @@ class ParityReport:
 
     def table(self, rows: list[dict[str, Any]] | None = None) -> str:
         """A plain-text table (artifact, precision, agreement, max abs, accuracy delta, verdict)."""
-        rows = self.rows if rows is None else rows
-        header = f"{'artifact':<22} {'precision':<13} {'agree':>7} {'max_abs':>10} {'acc':>7} {'Δacc':>7}  result"
-        lines = [header]
-        for r in rows:
-            verdict = "ok" if r["passed"] else "FAIL: " + "; ".join(r["failures"])
-            lines.append(
-                f"{r['artifact']:<22} {str(r['precision']):<13} {_fmt(r['top1_agreement'], '.4f'):>7} "
-                f"{_fmt(r['max_abs_error'], '.2e'):>10} {_fmt(r['accuracy'], '.4f'):>7} {_fmt(r['accuracy_delta'], '+.4f'):>7}  {verdict}"
-            )
-        return "\n".join(lines)
+        return parity_table(self.rows if rows is None else rows)
 
     def raise_if_failed(self) -> None:
         """ParityError with a table of every failing artifact and metric (other artifacts are kept)."""
-        failed = self.failed
-        if not failed:
-            return
-        names = ", ".join(r["artifact"] for r in failed)
-        raise ParityError(
-            f"{len(failed)} of {len(self.rows)} artifacts failed the parity gate ({names}) against "
-            f"{self.reference} on {self.samples} held-out samples:\n{self.table(failed)}",
-            failures=[{"artifact": r["artifact"], "failures": r["failures"], "worst_layers": r.get("worst_layers", [])} for r in failed],
-            hint="thresholds are in the recipe's [verify] section; for int8, the worst layers are listed in report.json",
+        error = parity_error(self.rows, reference=self.reference, samples=self.samples)
+        if error is not None:
+            raise error
+
+
+def parity_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of parity rows (artifact, precision, agreement, max abs, accuracy, its delta, verdict)."""
+    header = f"{'artifact':<22} {'precision':<13} {'agree':>7} {'max_abs':>10} {'acc':>7} {'Δacc':>7}  result"
+    lines = [header]
+    for r in rows:
+        verdict = "ok" if r.get("passed") else "FAIL: " + ("; ".join(r.get("failures") or []) or "failed")
+        lines.append(
+            f"{r.get('artifact')!s:<22} {r.get('precision')!s:<13} {_fmt(r.get('top1_agreement'), '.4f'):>7} "
+            f"{_fmt(r.get('max_abs_error'), '.2e'):>10} {_fmt(r.get('accuracy'), '.4f'):>7} "
+            f"{_fmt(r.get('accuracy_delta'), '+.4f'):>7}  {verdict}"
         )
+    return "\n".join(lines)
+
+
+def parity_error(
+    rows: list[dict[str, Any]], *, reference: str | None = None, samples: int | None = None
+) -> ParityError | None:
+    """The one ParityError of failed parity rows (None when every row passed), for `edgekd verify` and the
+    verify stage's gate alike: it names every failing artifact and metric, and its hint fits the failure
+    (a model TensorFlow Lite Micro cannot run at all needs a different fix from a loose threshold)."""
+    failed = [row for row in rows if not row.get("passed")]
+    if not failed:
+        return None
+    names = ", ".join(str(row.get("artifact")) for row in failed)
+    against = f" against {reference} on {samples} held-out samples" if reference else ""
+    unrunnable = any(
+        row.get("runtime") == "tflite-micro" and "could not run" in " ".join(row.get("failures") or [])
+        for row in failed
+    )
+    hint = (
+        "TensorFlow Lite Micro cannot run the int8 model the firmware would get: replace the layer behind the "
+        'operator it names, or set [handoff] platform = "linux" / "android"'
+        if unrunnable
+        else "thresholds are in the recipe's [verify] section (loosen them only if the loss is acceptable); the "
+        "parity table is in report.html and, for int8, the worst layers in report.json"
+    )
+    return ParityError(
+        f"{len(failed)} of {len(rows)} artifacts failed the parity gate ({names}){against}:\n{parity_table(failed)}",
+        failures=[
+            {
+                "artifact": row.get("artifact"),
+                "failures": row.get("failures") or [],
+                "worst_layers": row.get("worst_layers", []),
+            }
+            for row in failed
+        ],
+        hint=hint,
+    )
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -164,7 +198,9 @@ def verify_artifacts(
         row.update(output_metrics(ref_out, out))
         row["top1_agreement"] = float((pred == ref_pred).mean())
         row["accuracy"] = float((pred == y).mean()) if y is not None else None
-        row["accuracy_delta"] = row["accuracy"] - ref_acc if row["accuracy"] is not None and ref_acc is not None else None
+        row["accuracy_delta"] = (
+            row["accuracy"] - ref_acc if row["accuracy"] is not None and ref_acc is not None else None
+        )
         row["failures"] = check_thresholds(row, threshold)
         row["passed"] = not row["failures"]
         row["ops"] = _safe_audit(audit, candidate) if audit_ops else {}
@@ -175,7 +211,16 @@ def verify_artifacts(
 
 
 def _empty_metrics() -> dict[str, Any]:
-    keys = ("max_abs_error", "mean_abs_error", "max_rel_error", "cosine", "min_cosine", "top1_agreement", "accuracy", "accuracy_delta")
+    keys = (
+        "max_abs_error",
+        "mean_abs_error",
+        "max_rel_error",
+        "cosine",
+        "min_cosine",
+        "top1_agreement",
+        "accuracy",
+        "accuracy_delta",
+    )
     return dict.fromkeys(keys)
 
 
@@ -186,7 +231,9 @@ def _safe_audit(audit: Any, artifact: Artifact) -> dict[str, Any]:
         return {"error": exc.message}
 
 
-def _diagnose(candidate: Artifact, parent: Artifact | None, candidates: list[Artifact], x: np.ndarray) -> list[dict[str, Any]]:
+def _diagnose(
+    candidate: Artifact, parent: Artifact | None, candidates: list[Artifact], x: np.ndarray
+) -> list[dict[str, Any]]:
     """Worst layers of a failing int8 artifact vs its float sibling of the same format."""
     from edgekd.verify.debug import worst_layers
 
@@ -197,7 +244,7 @@ def _diagnose(candidate: Artifact, parent: Artifact | None, candidates: list[Art
         return []
     try:
         return worst_layers(candidate, float_model, x)
-    except Exception as exc:  # diagnosis is best effort; the parity verdict stands without it
+    except Exception as exc:  # noqa: BLE001 - diagnosis is best effort: logged, the parity verdict stands without it
         log.warning("int8 layer diagnosis of %s failed: %s", candidate.name, exc)
         return []
 

@@ -159,7 +159,7 @@ def test_bench_stage_keeps_the_others_results_and_fails_after(tmp_path: Path, mo
     stage, recipe, result = _stage_run(tmp_path, monkeypatch, model, ["local", "broken-pi", "box2"])
     rows = result.summary["results"]
     assert [row["target"] for row in rows] == ["local", "box2"]
-    assert all(len(row["latencies_ms"]) == 20 for row in rows)
+    assert all(len(row["latencies_ns"]) == 20 and all(isinstance(v, int) for v in row["latencies_ns"]) for row in rows)
     assert list(result.summary["failed_targets"]) == ["broken-pi"]
     error = stage.gate(recipe, result.summary)
     assert isinstance(error, TargetError) and "broken-pi: broken-pi is unreachable" in error.message
@@ -178,14 +178,16 @@ def test_bench_stage_with_only_a_failing_target_raises_its_error(tmp_path: Path,
 
 # -- pipeline history rows in `bench compare` ----------------------------------------------------
 
-def _pipeline_row(latencies_ms: np.ndarray) -> dict[str, Any]:
-    """A bench row as the pipeline's report records it: summary figures plus raw `latencies_ms`."""
+def _pipeline_row(latencies_ms: np.ndarray, unit: str = "ns") -> dict[str, Any]:
+    """A bench row as the pipeline's report records it: summary figures plus raw samples in ns (report.json
+    schema 2), or in ms (`unit="ms"`: rows an older edgekd left in the history)."""
     from edgekd.report.build import bench_row
 
     stats = compute_stats((latencies_ms * 1e6).astype(np.int64))
-    row = {"artifact": "student_int8", "target": "local", "runtime": "ort", **stats.ms(), "warnings": [], "env": {},
-           "latencies_ms": [float(v) for v in latencies_ms]}
-    return bench_row(row)
+    row = {"artifact": "student_int8", "target": "local", "runtime": "ort", **stats.ms(), "warnings": [], "env": {}}
+    if unit == "ms":
+        return {**bench_row(row), "latencies_ms": [float(v) for v in latencies_ms]}
+    return bench_row({**row, "latencies_ns": [round(float(v) * 1e6) for v in latencies_ms]})
 
 
 def test_compare_uses_the_raw_samples_of_pipeline_runs(tmp_path: Path) -> None:
@@ -199,6 +201,16 @@ def test_compare_uses_the_raw_samples_of_pipeline_runs(tmp_path: Path) -> None:
     assert row.verdict == "regression" and row.n_a == row.n_b == 300
     [same] = compare("digits:/runs/a", "digits:/runs/a", history=store).rows
     assert same.method == "mann-whitney-u" and same.verdict == "unchanged"
+
+
+def test_compare_reads_old_history_rows_in_milliseconds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    store = History(tmp_path / "history.sqlite")
+    before = rng.lognormal(np.log(2.0), 0.3, 300)
+    store.record_run("digits:/runs/old", "hash", [_pipeline_row(before, unit="ms")], {"run_dir": "/runs/old"})
+    store.record_run("digits:/runs/new", "hash", [_pipeline_row(before * 1.15)], {"run_dir": "/runs/new"})
+    [row] = compare("digits:/runs/old", "digits:/runs/new", history=store).rows
+    assert row.method == "mann-whitney-u" and row.verdict == "regression" and row.n_a == row.n_b == 300
 
 
 @pytest.mark.parametrize("error", [None, "out of memory", ["x"]])

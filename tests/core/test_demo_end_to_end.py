@@ -41,7 +41,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_has_five_artifacts_passing_parity_with_latency(demo_run: Path) -> None:
     report = json.loads((demo_run / "report.json").read_text())
-    assert report["schema"] == "edgekd.report/1"
+    assert report["schema"] == "edgekd.report/2"
     kinds = {(a["format"], a["precision"]) for a in report["artifacts"]}
     assert FIVE <= kinds
     names = {a["name"]: a for a in report["artifacts"]}

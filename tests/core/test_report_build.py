@@ -114,7 +114,7 @@ def test_warnings_cover_parity_noise_throttling_and_energy(full_run: Path) -> No
 def test_long_latency_series_are_thinned(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path, runs=MAX_LATENCY_SAMPLES * 2 + 7)
     row = build_report(run)["bench"][0]
-    assert len(row["latencies_ms"]) == MAX_LATENCY_SAMPLES
+    assert len(row["latencies_ns"]) == MAX_LATENCY_SAMPLES
     assert row["latencies_thinned_from"] == MAX_LATENCY_SAMPLES * 2 + 7
 
 
@@ -125,15 +125,27 @@ def test_bench_rows_in_to_dict_form_with_nanoseconds(tmp_path: Path) -> None:
     data = json.loads(manifest.read_text())
     first = data["summary"]["results"][0]
     flat = dict(first)
-    nested = {"artifact": first["artifact"], "target": first["target"],
-              "latencies_ns": [round(v * 1e6) for v in first["latencies_ms"]],
-              "summary": {k: v for k, v in first.items() if k != "latencies_ms"}}
+    nested = {"artifact": first["artifact"], "target": first["target"], "latencies_ns": first["latencies_ns"],
+              "summary": {k: v for k, v in first.items() if k != "latencies_ns"}}
     data["summary"]["results"][0] = nested
     manifest.write_text(json.dumps(data))
     row = build_report(run)["bench"][0]
     assert row["p50_ms"] == flat["p50_ms"] and row["peak_rss_kb"] == flat["peak_rss_kb"]
-    assert row["latencies_ms"] == pytest.approx(flat["latencies_ms"], abs=1e-6)
-    assert "latencies_ns" not in row
+    assert row["latencies_ns"] == flat["latencies_ns"] and all(isinstance(v, int) for v in row["latencies_ns"])
+    assert "latencies_ms" not in row
+
+
+def test_bench_rows_of_an_older_edgekd_in_milliseconds_become_nanoseconds(tmp_path: Path) -> None:
+    """A bench manifest written before schema 2 (raw samples as `latencies_ms`) still reports, in ns."""
+    run = make_run_dir(tmp_path, stages=("bench",))
+    manifest = run / ".edgekd" / "stages" / "bench.json"
+    data = json.loads(manifest.read_text())
+    first = data["summary"]["results"][0]
+    first["latencies_ms"] = [v / 1e6 for v in first.pop("latencies_ns")]
+    manifest.write_text(json.dumps(data))
+    row = build_report(run)["bench"][0]
+    assert row["latencies_ns"] == [round(v * 1e6) for v in first["latencies_ms"]]
+    assert "latencies_ms" not in row
 
 
 def test_malformed_but_valid_json_manifests_do_not_crash(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_same_run_with_fresh_noise_has_no_regressions(tmp_path: Path, baseline: 
 def test_slower_model_is_flagged_with_a_significance_test(baseline: dict) -> None:
     slower = copy.deepcopy(baseline)
     row = next(r for r in slower["bench"] if (r["artifact"], r["target"]) == ("onnx_int8", "local"))
-    row["latencies_ms"] = [v * 1.3 for v in row["latencies_ms"]]
+    row["latencies_ns"] = [round(v * 1.3) for v in row["latencies_ns"]]
     row["p50_ms"] *= 1.3
     result = compare_reports(baseline, slower)
     assert _kinds(result) == {("slower", "onnx_int8", "local")}
@@ -49,10 +49,10 @@ def test_median_shift_without_significance_is_not_flagged(baseline: dict) -> Non
     """A p50 that moved by 6% on a noisy series with only 8 samples each is not called a regression."""
     a, b = copy.deepcopy(baseline), copy.deepcopy(baseline)
     row_a = a["bench"][0]
-    row_a["latencies_ms"] = [1.0, 1.4, 0.8, 1.2, 0.9, 1.5, 0.7, 1.1]
+    row_a["latencies_ns"] = [1_000_000, 1_400_000, 800_000, 1_200_000, 900_000, 1_500_000, 700_000, 1_100_000]
     row_a["p50_ms"] = 1.05
     row_b = b["bench"][0]
-    row_b["latencies_ms"] = [1.1, 1.3, 0.9, 1.25, 0.85, 1.45, 0.75, 1.2]
+    row_b["latencies_ns"] = [1_100_000, 1_300_000, 900_000, 1_250_000, 850_000, 1_450_000, 750_000, 1_200_000]
     row_b["p50_ms"] = 1.05 * 1.06
     result = compare_reports(a, b)
     assert result["regressions"] == []
@@ -114,7 +114,7 @@ def test_command_writes_reports_and_compares(tmp_path: Path, baseline: dict) -> 
     assert {Path(p).name for p in json.loads(result.stdout)["paths"]} == {"report.json", "report.md", "report.html"}
     slower = copy.deepcopy(json.loads((run_a / "report.json").read_text()))
     for row in slower["bench"]:
-        row["latencies_ms"] = [v * 1.5 for v in row["latencies_ms"]]
+        row["latencies_ns"] = [round(v * 1.5) for v in row["latencies_ns"]]
         row["p50_ms"] *= 1.5
     (tmp_path / "b.json").write_text(json.dumps(slower))
     args = ["--json", "report", "--compare", str(run_a), str(tmp_path / "b.json")]
@@ -142,7 +142,7 @@ def test_runs_from_the_history(tmp_path: Path, baseline: dict) -> None:
     slower = copy.deepcopy(baseline["bench"])
     for row in slower:
         if row["artifact"] == "tflite_int8":
-            row["latencies_ms"] = [v * 1.4 for v in row["latencies_ms"]]
+            row["latencies_ns"] = [round(v * 1.4) for v in row["latencies_ns"]]
             row["p50_ms"] *= 1.4
     history.record_run("digits:after", "r1", slower, meta={})
     result = compare_runs(Path("latest~1"), Path("latest"))

@@ -52,7 +52,7 @@ def _parse(path: Path) -> _Resources:
 def test_writes_three_files(written: tuple[Path, list[Path]]) -> None:
     run, paths = written
     assert [p.name for p in paths] == ["report.json", "report.md", "report.html"]
-    assert json.loads((run / "report.json").read_text())["schema"] == "edgekd.report/1"
+    assert json.loads((run / "report.json").read_text())["schema"] == "edgekd.report/2"
     assert not list(run.glob(".report*"))  # no temporary files left behind
 
 

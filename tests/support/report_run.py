@@ -59,10 +59,11 @@ def _sidecar(name: str, file: str, fmt: str, precision: str | None, size: int, r
             "producer": f"{name} edgekd-0.1.0", "config": {}}
 
 
-def _latencies(p50: float, rng: np.random.Generator, runs: int, spread: float) -> list[float]:
+def _latencies(p50: float, rng: np.random.Generator, runs: int, spread: float) -> list[int]:
+    """Raw samples in ns (integers, as the runner writes them) around a p50 given in ms."""
     samples = p50 * np.exp(rng.normal(0.0, spread, size=runs))
     samples[rng.integers(0, runs, size=max(1, runs // 50))] *= 3.0  # a few scheduler hiccups
-    return [round(float(v), 6) for v in samples]
+    return [round(float(v) * 1e6) for v in samples]
 
 
 def _env(target: str) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def _bench_results(rng: np.random.Generator, runs: int) -> list[dict[str, Any]]:
                 "energy_uncertainty_j": round(energy * 0.08, 9) if energy else None,
                 "energy_method": "pi5-pmic" if energy else None,
                 "energy_unavailable": None if target == "pi5" else RAPL_REASON,
-                "warnings": warnings, "env": _env(target), "latencies_ms": lat,
+                "warnings": warnings, "env": _env(target), "latencies_ns": lat,
                 "windows": [{"window": i, "runs": runs // 4, "t_s": 2.5 * (i + 1), "temps_c": {"cpu": 66.0 + 5 * i},
                              "p50_ms": round(p50 * (1 + 0.035 * i), 6)} for i in range(4)]
                 if (target, artifact) == ("pi5", "onnx_int8") else None,

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.artifacts import Artifact, create_artifact
-from edgekd.config.export import QuantizeConfig
+from edgekd.config.export import OrtQuantOptions, QuantizeConfig
+from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError
 from edgekd.fileio import atomic_path
 
@@ -32,20 +33,16 @@ class OrtQuantizer:
     """`onnx_fp32` -> `onnx_int8` with onnxruntime.quantization."""
 
     name = "ort_quant"
+    Options = OrtQuantOptions
 
     def available(self) -> str | None:
-        try:
-            import onnxruntime.quantization  # noqa: F401
-        except ImportError:
-            return "missing onnxruntime: pip install onnxruntime"
-        return None
+        return missing_modules({"onnxruntime": "onnxruntime"}, "pip install onnxruntime")
 
-    def convert(self, src: Artifact, options: QuantizeConfig, out_dir: Path, *, calibration: Artifact) -> Artifact:
-        """Quantize `src` into `<out_dir>/<stem>.int8.onnx`. Calibration is used for static mode."""
+    def convert(self, src: Artifact, options: OrtQuantOptions, out_dir: Path) -> list[Artifact]:
+        """Quantize `src` into `<out_dir>/<stem>.int8.onnx`. Static mode calibrates on `options.calibration`."""
         from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
 
-        if src.format != "onnx":
-            raise ConversionError(f"{self.name} quantizes ONNX models, got {src.format} ({src.path.name})")
+        calibration = options.calibration
         model = load_onnx(src.path)
         op_types = {node.op_type for node in model.graph.node}
         out = Path(out_dir) / f"{src.path.stem.removesuffix('.fp32')}.int8.onnx"
@@ -57,10 +54,10 @@ class OrtQuantizer:
                     _quantize_dynamic(prepared, tmp, options)
                 else:
                     inputs, _ = onnx_tensor_specs(model)
-                    _quantize_static(prepared, tmp, options, calibration, inputs)
+                    _quantize_static(prepared, tmp, options, _required(calibration), inputs)
         quantized = load_onnx(out)
         inputs, outputs = onnx_tensor_specs(quantized)
-        return create_artifact(
+        artifact = create_artifact(
             out,
             name="onnx_int8",
             format="onnx",
@@ -70,14 +67,25 @@ class OrtQuantizer:
             parent=src,
             producer=self.name,
             config={
-                **options.model_dump(mode="json"),
-                "calibration_sha256": calibration.sha256 if options.mode == "static" else None,
+                **options.model_dump(mode="json", exclude={"calibration"}),
+                "calibration_sha256": calibration.sha256
+                if calibration is not None and options.mode == "static"
+                else None,
                 "layout": inputs[0].layout if inputs else None,
                 "input_shape": src.config.get("input_shape"),
                 "num_classes": src.config.get("num_classes"),
                 "metadata": src.config.get("metadata", {}),
             },
         )
+        return [artifact]
+
+
+def _required(calibration: Artifact | None) -> Artifact:
+    if calibration is None:
+        raise ConversionError(
+            "ort_quant: static int8 needs a calibration set", hint='give one, or use [quantize] mode = "dynamic"'
+        )
+    return calibration
 
 
 def _refuse_dynamic_on_conv(op_types: set[str], source: str) -> None:
@@ -85,7 +93,7 @@ def _refuse_dynamic_on_conv(op_types: set[str], source: str) -> None:
     if conv:
         raise ConversionError(
             f"ort_quant: dynamic int8 refused for {source}: it has {', '.join(conv)} layers",
-            hint="ORT's dynamic int8 convolution is many times slower than fp32; use [quantize] mode = \"static\"",
+            hint='ORT\'s dynamic int8 convolution is many times slower than fp32; use [quantize] mode = "static"',
         )
 
 
@@ -97,7 +105,7 @@ def _preprocess(src: Path, out: Path) -> Path:
         with _quiet():
             quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
         return out
-    except Exception as exc:  # the pre-pass is an optimisation; quantizing the original is still right
+    except Exception as exc:  # noqa: BLE001 - the pre-pass is an optimisation; quantizing the original is still right
         log.warning("ORT quantization pre-processing failed (%s); quantizing the graph as exported", exc)
         return src
 
@@ -147,7 +155,7 @@ def _quantize_static(prepared: Path, out: Path, options: QuantizeConfig, calibra
                 calibrate_method=methods[options.method],
                 extra_options={"ActivationSymmetric": options.activation_type == "int8"},
             )
-    except Exception as exc:  # ORT raises ValueError/RuntimeError/onnxruntime Fail from deep inside
+    except Exception as exc:  # noqa: BLE001 - ORT raises ValueError/RuntimeError/onnxruntime Fail from deep inside
         raise ConversionError(f"ort_quant: static quantization failed: {_first_line(exc)}") from None
 
 
@@ -164,7 +172,7 @@ def _quantize_dynamic(prepared: Path, out: Path, options: QuantizeConfig) -> Non
                 reduce_range=options.reduce_range,
                 weight_type=QuantType.QInt8,
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: ORT raises many types; one typed error
         raise ConversionError(f"ort_quant: dynamic quantization failed: {_first_line(exc)}") from None
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 from edgekd.artifacts import Artifact, write_artifact
-from edgekd.config.export import TfliteConfig
+from edgekd.config.export import Onnx2TfOptions, PseudoOp
+from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError, ModelError
 
 TIMEOUT_S = 1800
@@ -37,27 +38,23 @@ _OUTPUT_FILES = {
     "dynamic_range": "dynamic_range_quant",
 }
 _INT8_FILES = {"int8": "full_integer_quant", "float": "integer_quant"}  # by int8_io
-PSEUDO_OPS = frozenset(get_args(get_args(TfliteConfig.model_fields["pseudo_ops"].annotation)[0]))  # ops onnx2tf can approximate
+PSEUDO_OPS = frozenset(get_args(PseudoOp))  # ops onnx2tf can approximate
 
 
 class Onnx2TfConverter:
     """`onnx_fp32` -> `tflite_<precision>` for each requested precision."""
 
     name = "onnx2tf"
+    Options = Onnx2TfOptions
 
     def available(self) -> str | None:
-        import importlib.util
+        return missing_modules(
+            {"onnx2tf": "onnx2tf", "tensorflow": "tensorflow-cpu", "ai_edge_litert": "ai-edge-litert",
+             "onnx_graphsurgeon": "onnx-graphsurgeon", "tf_keras": "tf-keras"},
+            "pip install 'edgekd[tflite]' (onnx2tf and tf-keras with --no-deps)",
+        )  # fmt: skip
 
-        for module, package in (("onnx2tf", "onnx2tf"), ("tensorflow", "tensorflow-cpu"), ("ai_edge_litert", "ai-edge-litert"),
-                                ("onnx_graphsurgeon", "onnx-graphsurgeon"), ("tf_keras", "tf-keras")):
-            if importlib.util.find_spec(module) is None:
-                return f"missing {package}: pip install 'edgekd[tflite]' (onnx2tf and tf-keras with --no-deps)"
-        return None
-
-    def convert(
-        self, src: Artifact, options: TfliteConfig, out_dir: Path, *, calibration: Artifact, name_prefix: str = "tflite",
-        per_channel: bool = True,
-    ) -> list[Artifact]:
+    def convert(self, src: Artifact, options: Onnx2TfOptions, out_dir: Path) -> list[Artifact]:
         """Convert `src` once and return one artifact per precision in `options.precisions`, named
         `<name_prefix>_<precision>`. `per_channel=False` gives int8/dynamic-range weights one scale per tensor."""
         import numpy as np
@@ -65,11 +62,6 @@ class Onnx2TfConverter:
         from edgekd.calibration import load_calibration
         from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
 
-        if src.format != "onnx":
-            raise ConversionError(f"{self.name} converts ONNX models, got {src.format} ({src.path.name})")
-        reason = self.available()
-        if reason:
-            raise ConversionError(f"{self.name} is not available: {reason}")
         inputs, _ = onnx_tensor_specs(load_onnx(src.path))
         if len(inputs) != 1:
             raise ConversionError(f"{self.name}: edgekd converts one-input models, {src.path.name} has {len(inputs)}")
@@ -77,6 +69,10 @@ class Onnx2TfConverter:
         image = len(spec.shape) == 4
         tf_layout = "NCHW" if (options.keep_nchw or not image) else "NHWC"
         want_int8 = "int8" in options.precisions
+        calibration = options.calibration
+        if want_int8 and calibration is None:
+            raise ConversionError(f"{self.name}: int8 needs a calibration set", hint="give one, or drop int8")
+        per_channel, name_prefix = options.per_channel, options.name_prefix
 
         stem = src.path.stem.removesuffix(".fp32")
         with tempfile.TemporaryDirectory(prefix="edgekd-onnx2tf-") as work_dir:
@@ -98,9 +94,11 @@ class Onnx2TfConverter:
                 "calibration": None,
             }
             samples = None
-            if want_int8:
+            if calibration is not None and want_int8:
                 samples = load_calibration(calibration, spec.shape, layout=spec.layout or "NCHW")
-                x = samples.transpose(0, 2, 3, 1) if image and tf_layout == "NHWC" else samples  # (N,C,H,W) -> (N,H,W,C)
+                x = (
+                    samples.transpose(0, 2, 3, 1) if image and tf_layout == "NHWC" else samples
+                )  # (N,C,H,W) -> (N,H,W,C)
                 np.save(work / "calibration.npy", x)
                 job["calibration"] = str(work / "calibration.npy")
             output = _run_child(job, work)
@@ -132,7 +130,7 @@ class Onnx2TfConverter:
                             "int8_io": options.int8_io if precision == "int8" else None,
                             "per_channel": per_channel if precision in ("int8", "dynamic_range") else None,
                             "layout": tf_layout,
-                            "calibration_sha256": calibration.sha256 if precision == "int8" else None,
+                            "calibration_sha256": calibration.sha256 if calibration and precision == "int8" else None,
                             "input_shape": src.config.get("input_shape"),
                             "num_classes": src.config.get("num_classes"),
                             "metadata": src.config.get("metadata", {}),
@@ -155,7 +153,9 @@ def _describe_or_refuse(produced: Path, precision: str, layout: str, samples: An
     try:
         inputs, outputs = tflite_tensor_specs(produced, image_layout=layout)
         if samples is not None:
-            probe = Artifact(path=produced, name=precision, format="tflite", sha256="", precision=precision, inputs=inputs)
+            probe = Artifact(
+                path=produced, name=precision, format="tflite", sha256="", precision=precision, inputs=inputs
+            )
             predict(probe, samples[:SMOKE_SAMPLES])
         return inputs, outputs
     except ModelError as exc:
@@ -167,8 +167,10 @@ def _describe_or_refuse(produced: Path, precision: str, layout: str, samples: An
                 f"ops do not have",
                 hint=flex_hint(flex),
             ) from None
-        raise ConversionError(f"onnx2tf wrote a {precision} model LiteRT cannot run: {exc.message}",
-                              hint="try another precision, [tflite] int8_io = \"float\", or converter = \"litert_torch\"") from None
+        raise ConversionError(
+            f"onnx2tf wrote a {precision} model LiteRT cannot run: {exc.message}",
+            hint='try another precision, [tflite] int8_io = "float", or converter = "litert_torch"',
+        ) from None
 
 
 def _check_precision(produced: Path, precision: str, source: str) -> None:
@@ -185,20 +187,26 @@ def _check_precision(produced: Path, precision: str, source: str) -> None:
             "tensors of 1024 or more elements, and every weight here is smaller, so the file is the fp32 model",
             hint="drop dynamic_range from [tflite] precisions (its file would be the fp32 model), or use int8 (full integer)",
         )
-    raise ConversionError(f"onnx2tf: the {precision} model of {source} holds {actual} tensors",
-                          hint="report this: onnx2tf wrote another precision than asked for")
+    raise ConversionError(
+        f"onnx2tf: the {precision} model of {source} holds {actual} tensors",
+        hint="report this: onnx2tf wrote another precision than asked for",
+    )
 
 
 def flex_hint(ops: list[str]) -> str:
     """How to get rid of TensorFlow (Flex) ops, most specific fix first (Erf: the exact GELU of opset < 20)."""
     fixes = []
     if "Erf" in ops:
-        fixes.append("Erf comes from an exact GELU exported below opset 20: re-export at opset 20 (`edgekd export "
-                     "--opset 20`, or [export] opset = 20), where Gelu stays one op and becomes builtin GELU")
+        fixes.append(
+            "Erf comes from an exact GELU exported below opset 20: re-export at opset 20 (`edgekd export "
+            "--opset 20`, or [export] opset = 20), where Gelu stays one op and becomes builtin GELU"
+        )
     approximable = [op for op in ops if op in PSEUDO_OPS]
     if approximable:
-        fixes.append(f"set [tflite] pseudo_ops = {approximable!r} to replace them with builtin approximations "
-                     "(checked by the parity gate)")
+        fixes.append(
+            f"set [tflite] pseudo_ops = {approximable!r} to replace them with builtin approximations "
+            "(checked by the parity gate)"
+        )
     fixes.append("change the model (e.g. GELU(approximate='tanh')), or use converter = \"litert_torch\"")
     return "; or ".join(fixes)
 
@@ -216,16 +224,23 @@ def missing_output_error(output: str, precision: str, file_name: str) -> Convers
             hint=flex_hint(flex),
         )
     cause = f": {failures[0].removeprefix('RuntimeError:').strip()[:300]}" if failures else ""
-    return ConversionError(f"onnx2tf: no {precision} model was written ({file_name} missing){cause}",
-                           hint="try another precision, or [tflite] converter = \"litert_torch\"")
+    return ConversionError(
+        f"onnx2tf: no {precision} model was written ({file_name} missing){cause}",
+        hint='try another precision, or [tflite] converter = "litert_torch"',
+    )
 
 
 def _run_child(job: dict[str, Any], work: Path) -> str:
     """Run onnx2tf in a child process with cwd = `work`; raise ConversionError with its own words.
     Returns its output (stdout + stderr) for explaining files it did not write."""
     (work / "job.json").write_text(json.dumps(job))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": "",
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # onnxsim of this env
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONWARNINGS": "ignore",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }  # onnxsim of this env
     try:
         done = subprocess.run(
             [sys.executable, "-m", "edgekd.converters.onnx_tflite", str(work / "job.json")],
@@ -237,10 +252,14 @@ def _run_child(job: dict[str, Any], work: Path) -> str:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise ConversionError(f"onnx2tf did not finish within {TIMEOUT_S} s", hint="the model may be too large for this machine") from None
+        raise ConversionError(
+            f"onnx2tf did not finish within {TIMEOUT_S} s", hint="the model may be too large for this machine"
+        ) from None
     if done.returncode != 0:
-        raise ConversionError(describe_failure(done.stdout + "\n" + done.stderr), hint="onnx2tf could not convert this graph; "
-                              "simplify the model or try [tflite] converter = \"litert_torch\"")
+        raise ConversionError(
+            describe_failure(done.stdout + "\n" + done.stderr),
+            hint='onnx2tf could not convert this graph; simplify the model or try [tflite] converter = "litert_torch"',
+        )
     return done.stdout + "\n" + done.stderr
 
 
@@ -252,7 +271,9 @@ def describe_failure(output: str) -> str:
     text = _ANSI.sub("", output)
     op_type = re.findall(r"onnx_op_type:\s*(\S+)", text)
     op_name = re.findall(r"onnx_op_name:\s*(\S+)", text)
-    errors = [line.strip() for line in text.splitlines() if re.search(r"(ERROR|Error|error:)", line) and "INFO" not in line]
+    errors = [
+        line.strip() for line in text.splitlines() if re.search(r"(ERROR|Error|error:)", line) and "INFO" not in line
+    ]
     cause = errors[-1] if errors else (text.strip().splitlines() or ["no output"])[-1]
     where = f" at op {op_type[-1]} ({op_name[-1] if op_name else '?'})" if op_type else ""
     return f"onnx2tf failed{where}: {cause[:400]}"

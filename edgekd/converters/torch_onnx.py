@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekd.artifacts import Artifact, create_artifact
-from edgekd.config.export import ExportConfig
+from edgekd.config.export import TorchOnnxOptions
+from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError, ModelError
 from edgekd.fileio import atomic_path
 
@@ -33,23 +34,19 @@ class TorchOnnxConverter:
     """torch state-dict artifact -> `onnx_fp32`."""
 
     name = "torch_onnx"
+    Options = TorchOnnxOptions
 
     def available(self) -> str | None:
-        try:
-            import onnx  # noqa: F401
-            import onnxscript  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError as exc:
-            return f"missing {exc.name}: pip install 'edgekd' (torch, onnx and onnxscript are core dependencies)"
-        return None
+        return missing_modules(
+            {"torch": "torch", "onnx": "onnx", "onnxscript": "onnxscript"},
+            "pip install 'edgekd' (torch, onnx and onnxscript are core dependencies)",
+        )
 
-    def convert(self, src: Artifact, options: ExportConfig, out_dir: Path, *, metadata: dict[str, Any]) -> Artifact:
+    def convert(self, src: Artifact, options: TorchOnnxOptions, out_dir: Path) -> list[Artifact]:
         """Export `src` (a torch artifact) to `<out_dir>/<stem>.onnx` and describe it."""
         from edgekd.distill.models import load_torch_model
         from edgekd.verify.model_io import onnx_tensor_specs
 
-        if src.format != "torch":
-            raise ConversionError(f"{self.name} converts torch artifacts, got {src.format} ({src.path.name})")
         if "input_shape" not in src.config:
             raise ModelError(f"{src.path}: sidecar lacks 'input_shape'; cannot build an example input")
         module = load_torch_model(src)
@@ -59,12 +56,13 @@ class TorchOnnxConverter:
         simplified = False
         if options.simplify:
             proto, simplified = simplify(proto)
+        metadata = options.metadata
         set_metadata(proto, metadata)
 
         out = Path(out_dir) / f"{src.path.stem}.onnx"
         _save(proto, out)
         inputs, outputs = onnx_tensor_specs(proto)
-        return create_artifact(
+        artifact = create_artifact(
             out,
             name="onnx_fp32",
             format="onnx",
@@ -83,6 +81,7 @@ class TorchOnnxConverter:
                 "metadata": {k: str(v) for k, v in metadata.items()},
             },
         )
+        return [artifact]
 
 
 def export_module(module: Any, input_shape: tuple[int, ...], *, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
@@ -118,7 +117,7 @@ def export_module(module: Any, input_shape: tuple[int, ...], *, opset: int, dyna
                 dynamic_shapes=dynamic_shapes,
                 verbose=False,
             )
-    except Exception as exc:  # torch.export raises many types (Unsupported, UserError, ...)
+    except Exception as exc:  # noqa: BLE001 - torch.export raises many types (Unsupported, UserError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(
             f"torch_onnx: the dynamo exporter failed: {first}",
@@ -136,7 +135,9 @@ def check_onnx(proto: onnx.ModelProto, source: str) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ConversionError(f"torch_onnx: the exported graph of {source} does not validate: {str(exc).splitlines()[0]}") from None
+        raise ConversionError(
+            f"torch_onnx: the exported graph of {source} does not validate: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def simplify(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
@@ -148,7 +149,7 @@ def simplify(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, bool]:
         return proto, False
     try:
         simplified, ok = onnxsim.simplify(proto)
-    except Exception as exc:  # onnxsim raises plain RuntimeError/ValueError from C++
+    except Exception as exc:  # noqa: BLE001 - onnxsim raises plain RuntimeError/ValueError from C++
         log.warning("onnxsim failed (%s); keeping the unsimplified graph", exc)
         return proto, False
     if not ok:

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.artifacts import Artifact, write_artifact
-from edgekd.config.export import TfliteConfig
+from edgekd.config.export import LiteRtTorchOptions
+from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError, ModelError
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_PRECISIONS = ("fp32", "int8")
+INSTALL = "requirements-litert.txt"  # litert-torch 0.10 downgrades pydantic (via xdsl): it cannot share the main lock
 SMOKE_SAMPLES = 16
 
 
@@ -28,41 +30,28 @@ class LiteRtTorchConverter:
     """torch artifact -> `<name_prefix>_fp32` / `<name_prefix>_int8` TFLite files."""
 
     name = "litert_torch"
+    Options = LiteRtTorchOptions
 
     def available(self) -> str | None:
-        import importlib.util
+        return missing_modules(
+            {"litert_torch": "litert-torch", "torchao": "torchao (a litert-torch dependency)"},
+            f"pip install -r {INSTALL} into a venv of its own (about 1 GB: jax, transformers; torch stays 2.13)",
+        )
 
-        if importlib.util.find_spec("litert_torch") is None:
-            return "missing litert-torch: pip install litert-torch==0.10.0 (about 1 GB: jax, transformers; torch stays 2.13)"
-        if importlib.util.find_spec("torchao") is None:
-            return "missing torchao (a litert-torch dependency): pip install litert-torch==0.10.0"
-        return None
-
-    def convert(
-        self,
-        src: Artifact,
-        options: TfliteConfig,
-        out_dir: Path,
-        *,
-        calibration: Artifact,
-        name_prefix: str = "tflite",
-        skip_unsupported: bool = False,
-    ) -> list[Artifact]:
+    def convert(self, src: Artifact, options: LiteRtTorchOptions, out_dir: Path) -> list[Artifact]:
         """One artifact per requested precision. fp16 and dynamic-range are not offered by this converter:
-        they raise a ConversionError unless `skip_unsupported` (used when it runs beside onnx2tf)."""
+        they raise a ConversionError unless `options.skip_unsupported` (used when it runs beside onnx2tf)."""
         from edgekd.calibration import load_calibration
         from edgekd.distill.models import load_torch_model
 
-        if src.format != "torch":
-            raise ConversionError(f"{self.name} converts torch artifacts, got {src.format} ({src.path.name})")
-        reason = self.available()
-        if reason:
-            raise ConversionError(f"{self.name} is not available: {reason}")
+        calibration, name_prefix = options.calibration, options.name_prefix
+        if calibration is None:
+            raise ConversionError(f"{self.name} needs a calibration set (its first sample is the example input)")
         unsupported = [p for p in options.precisions if p not in SUPPORTED_PRECISIONS]
-        if unsupported and not skip_unsupported:
+        if unsupported and not options.skip_unsupported:
             raise ConversionError(
                 f"{self.name} writes only {', '.join(SUPPORTED_PRECISIONS)}; asked for {', '.join(unsupported)}",
-                hint="use converter = \"onnx2tf\" for fp16 / dynamic_range, or drop them from [tflite] precisions",
+                hint='use converter = "onnx2tf" for fp16 / dynamic_range, or drop them from [tflite] precisions',
             )
         module = load_torch_model(src)
         input_shape = tuple(int(d) for d in src.config["input_shape"])
@@ -74,7 +63,11 @@ class LiteRtTorchConverter:
             written.append((precision, blob))
         results = []
         for precision, blob in written:
-            final = Path(out_dir) / f"{stem}.{name_prefix}.{precision}.tflite" if name_prefix != "tflite" else Path(out_dir) / f"{stem}.{precision}.tflite"
+            final = (
+                Path(out_dir) / f"{stem}.{name_prefix}.{precision}.tflite"
+                if name_prefix != "tflite"
+                else Path(out_dir) / f"{stem}.{precision}.tflite"
+            )
             inputs, outputs = _check_blob(blob, precision, samples, final.parent)
             results.append(
                 write_artifact(
@@ -180,11 +173,11 @@ def _converter_errors(precision: str) -> Iterator[None]:
             yield
     except ConversionError:
         raise
-    except Exception as exc:  # torch.export, MLIR lowering and the TFLite converter raise many types
+    except Exception as exc:  # noqa: BLE001 - torch.export, MLIR lowering and the TFLite converter raise many types
         text = " ".join(str(exc).split())
         op = re.search(r"(aten\.\w+(?:\.\w+)?|tfl\.\w+|stablehlo\.\w+)", text)
         where = f" at op {op.group(1)}" if op else ""
         raise ConversionError(
             f"litert_torch could not convert the {precision} model{where}: {text[:300] or type(exc).__name__}",
-            hint="use [tflite] converter = \"onnx2tf\", or change the op the message names",
+            hint='use [tflite] converter = "onnx2tf", or change the op the message names',
         ) from None

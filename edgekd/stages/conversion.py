@@ -1,27 +1,56 @@
-"""Stages that turn the torch student into deployable files: ONNX, calibration set, ORT int8, TFLite."""
+"""Stages that turn the torch student into deployable files: ONNX, calibration set, ORT int8, TFLite.
+
+No stage names a converter: export and quantize take the registered converter between two formats, the
+tflite stage the ones its recipe section names (TfliteConfig.converter_runs); each converter's input is the
+upstream artifact of the format its registry line declares, and its PyPI distributions key the cache.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekd import __version__, registry
+from edgekd.artifacts import Artifact
 from edgekd.errors import ConversionError
 from edgekd.pipeline import StageContext, StageResult
 from edgekd.recipe import Recipe
 from edgekd.stages.base import BaseStage
 from edgekd.stages.training import DATASET, load_split_data
 
+if TYPE_CHECKING:
+    from edgekd.pipeline import KeyContext
+
 STUDENT = "student_torch"
 ONNX_FP32 = "onnx_fp32"
 CALIBRATION = "calibration"
 
+# The upstream artifact a converter gets, by the input format its registry line declares (first match).
+SOURCE_BY_FORMAT = {"torch": STUDENT, "onnx": ONNX_FP32}
 
-def _available(name: str) -> Any:
-    converter = registry.converter(name)
-    reason = converter.available()
-    if reason:
-        raise ConversionError(f"converter {name!r} is not available: {reason}")
-    return converter
+
+def converter_between(source: str, output: str) -> str:
+    """The registered converter from `source` artifacts to `output` files (the first in table order)."""
+    names = registry.converters_between(source, output)
+    if not names:
+        raise ConversionError(f"no registered converter turns {source} into {output}", hint="see edgekd.registry")
+    return names[0]
+
+
+def run_converters(ctx: StageContext, runs: list[tuple[str, dict[str, Any]]]) -> list[Artifact]:
+    """Run each (converter name, options) on the upstream artifact of the format it takes."""
+    artifacts: list[Artifact] = []
+    for name, values in runs:
+        entry = registry.converter_entry(name)
+        source = next((SOURCE_BY_FORMAT[f] for f in entry.inputs if f in SOURCE_BY_FORMAT), None)
+        if source is None:
+            raise ConversionError(f"converter {name!r} takes {', '.join(entry.inputs)}: no stage makes that")
+        artifacts += registry.run_converter(name, ctx.artifact(source), values, ctx.workdir)
+    return artifacts
+
+
+def packages_of(names: list[str]) -> tuple[str, ...]:
+    """The PyPI distributions the named converters declare, once each, in order (cache-key tools)."""
+    return tuple(dict.fromkeys(p for name in names for p in registry.converter_entry(name).packages))
 
 
 class ExportStage(BaseStage):
@@ -39,8 +68,11 @@ class ExportStage(BaseStage):
             "labels": dataset.config.get("label_names", []),
             "preprocessing": dataset.config.get("preprocessing", {}),
         }
-        onnx = _available("torch_onnx").convert(ctx.artifact(STUDENT), ctx.recipe.export, ctx.workdir, metadata=metadata)
-        return StageResult([onnx], {})
+        values = {**ctx.recipe.export.model_dump(), "metadata": metadata}
+        return StageResult(run_converters(ctx, [(converter_between("torch", "onnx"), values)]), {})
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return packages_of([converter_between("torch", "onnx")])
 
 
 class CalibrateStage(BaseStage):
@@ -66,6 +98,9 @@ class CalibrateStage(BaseStage):
         return StageResult([calibration], {"size": size, "requested": ctx.recipe.calibration.size,
                                            "warnings": [note] if note else []})  # fmt: skip
 
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return ("numpy",)  # the seeded draw is numpy's Generator
+
 
 class QuantizeStage(BaseStage):
     name = "quantize"
@@ -78,10 +113,11 @@ class QuantizeStage(BaseStage):
         return {"quantize": recipe.quantize.model_dump(mode="json")}
 
     def run(self, ctx: StageContext) -> StageResult:
-        int8 = _available("ort_quant").convert(
-            ctx.artifact(ONNX_FP32), ctx.recipe.quantize, ctx.workdir, calibration=ctx.find(CALIBRATION)
-        )
-        return StageResult([int8], {})
+        values = {**ctx.recipe.quantize.model_dump(), "calibration": ctx.find(CALIBRATION)}
+        return StageResult(run_converters(ctx, [(converter_between("onnx", "onnx"), values)]), {})
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return packages_of([converter_between("onnx", "onnx")])
 
 
 class TfliteStage(BaseStage):
@@ -96,18 +132,9 @@ class TfliteStage(BaseStage):
 
     def run(self, ctx: StageContext) -> StageResult:
         options = ctx.recipe.tflite
-        calibration = ctx.find(CALIBRATION)
-        if options.converter == "onnx2tf":
-            artifacts = list(_available("onnx2tf").convert(
-                ctx.artifact(ONNX_FP32), options, ctx.workdir, calibration=calibration, per_channel=options.per_channel
-            ))
-        else:
-            artifacts = list(_available("litert_torch").convert(ctx.artifact(STUDENT), options, ctx.workdir, calibration=calibration))
-        if options.also_litert_torch and options.converter == "onnx2tf":
-            # The second converter's files are named student.litert_torch.<precision>.tflite; precisions it
-            # cannot make (fp16, dynamic range) are skipped rather than failing the first converter's work.
-            artifacts += list(_available("litert_torch").convert(
-                ctx.artifact(STUDENT), options, ctx.workdir, calibration=calibration,
-                name_prefix="litert_torch", skip_unsupported=True,
-            ))  # fmt: skip
-        return StageResult(artifacts, {"converter": options.converter})
+        common = {**options.model_dump(), "calibration": ctx.find(CALIBRATION)}
+        runs = [(name, {**common, **extra}) for name, extra in options.converter_runs()]
+        return StageResult(run_converters(ctx, runs), {"converter": options.converter})
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return packages_of([name for name, _ in ctx.recipe.tflite.converter_runs()])

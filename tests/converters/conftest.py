@@ -10,6 +10,7 @@ import pytest
 from edgekd.artifacts import Artifact, create_artifact
 from edgekd.config.data import DataConfig
 from edgekd.data.datasets import Dataset, load_dataset
+from edgekd.registry import run_converter
 
 MODEL_SPECS = {
     "cnn": {"arch": "cnn", "width": 8, "depth": 2},
@@ -54,8 +55,13 @@ def train_torch_artifact(spec: dict, data: Dataset, out_dir: Path, *, epochs: in
         format="torch",
         precision="fp32",
         producer="tests",
-        config={"model": spec, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-                "label_names": data.label_names, "preprocessing": data.preprocessing},
+        config={
+            "model": spec,
+            "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes,
+            "label_names": data.label_names,
+            "preprocessing": data.preprocessing,
+        },
     )
 
 
@@ -74,24 +80,17 @@ def calibration(digits: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Ar
 
 @pytest.fixture(scope="session")
 def onnx_models(torch_models: dict[str, Artifact]) -> dict[str, Artifact]:
-    from edgekd.config.export import ExportConfig
-    from edgekd.converters.torch_onnx import TorchOnnxConverter
-
-    converter = TorchOnnxConverter()
     metadata = {"recipe_hash": "0" * 64, "labels": [str(i) for i in range(10)], "preprocessing": {"layout": "NCHW"}}
     return {
-        name: converter.convert(artifact, ExportConfig(), artifact.path.parent, metadata=metadata)
+        name: run_converter("torch_onnx", artifact, {"metadata": metadata}, artifact.path.parent)[0]
         for name, artifact in torch_models.items()
     }
 
 
 @pytest.fixture(scope="session")
 def ort_int8(onnx_models: dict[str, Artifact], calibration: Artifact) -> dict[str, Artifact]:
-    from edgekd.config.export import QuantizeConfig
-    from edgekd.converters.onnx_quant import OrtQuantizer
-
     return {
-        name: OrtQuantizer().convert(artifact, QuantizeConfig(), artifact.path.parent, calibration=calibration)
+        name: run_converter("ort_quant", artifact, {"calibration": calibration}, artifact.path.parent)[0]
         for name, artifact in onnx_models.items()
     }
 
@@ -101,16 +100,12 @@ def tflite_models(onnx_models: dict[str, Artifact], calibration: Artifact) -> di
     """Every onnx2tf precision (int8 with int8 I/O) for the convolutional models: {model: {precision: artifact}}.
     (The transformer's exact GELU needs options of its own: see test_onnx_tflite. The MobileNet has no weight
     of 1024+ elements, so TensorFlow's dynamic-range file would be fp32: refused, see test_quantize_options.)"""
-    from edgekd.config.export import TfliteConfig
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
-
     converted = {}
     for name in ("cnn", "mobilenet"):
-        precisions = TFLITE_PRECISIONS[name]
-        options = TfliteConfig(precisions=precisions, int8_io="int8")
+        options = {"precisions": TFLITE_PRECISIONS[name], "int8_io": "int8", "calibration": calibration}
         artifact = onnx_models[name]
         out = artifact.path.parent / "tflite"
-        converted[name] = {a.precision: a for a in Onnx2TfConverter().convert(artifact, options, out, calibration=calibration)}
+        converted[name] = {a.precision: a for a in run_converter("onnx2tf", artifact, options, out)}
     return converted
 
 

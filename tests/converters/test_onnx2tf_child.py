@@ -18,12 +18,22 @@ def _foreign_onnx(path: Path) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.standard_normal((16, 10)).astype(np.float32), "W"),
-               numpy_helper.from_array(np.zeros(10, np.float32), "b")]
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
-             helper.make_node("Relu", ["a"], ["logits"])]
-    graph = helper.make_graph(nodes, "foreign", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], weights)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((16, 10)).astype(np.float32), "W"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Add", ["h", "b"], ["a"]),
+        helper.make_node("Relu", ["a"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        weights,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(path))
@@ -34,9 +44,19 @@ def _foreign_onnx(path: Path) -> Path:
 def test_onnxsim_runs_without_the_venv_on_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # as with `.venv/bin/edgekd` from a shell that never activated it
     assert Path(sys.executable).parent.joinpath("onnxsim").exists(), "the test environment has onnxsim's command"
-    job = {"onnx": str(_foreign_onnx(tmp_path / "foreign.onnx")), "out": str(tmp_path / "out"), "input_name": "x",
-           "keep_nchw": False, "dynamic_range": False, "int8": False, "int8_io": "int8", "quant_type": "per-channel",
-           "pseudo_ops": [], "calibration": None, "onnxsim": True}
+    job = {
+        "onnx": str(_foreign_onnx(tmp_path / "foreign.onnx")),
+        "out": str(tmp_path / "out"),
+        "input_name": "x",
+        "keep_nchw": False,
+        "dynamic_range": False,
+        "int8": False,
+        "int8_io": "int8",
+        "quant_type": "per-channel",
+        "pseudo_ops": [],
+        "calibration": None,
+        "onnxsim": True,
+    }
     output = _run_child(job, tmp_path)
     assert "Failed to optimize the onnx file" not in output, output[-2000:]
     assert (tmp_path / "out" / "foreign_float32.tflite").exists()

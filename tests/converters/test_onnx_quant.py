@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from edgekd.artifacts import Artifact, create_artifact
-from edgekd.config.export import QuantizeConfig
+from edgekd.config.export import OrtQuantOptions
 from edgekd.converters.onnx_quant import OrtQuantizer
 from edgekd.errors import ConversionError, DataError
 from edgekd.verify.backends import predict
@@ -28,8 +28,11 @@ def test_static_qdq_int8_keeps_predictions(name, ort_int8, torch_models, calibra
 def test_per_channel_weights_have_one_scale_per_output_channel(ort_int8):
     model = onnx.load(str(ort_int8["cnn"].path))
     initializers = {init.name: init for init in model.graph.initializer}
-    conv_weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in initializers
-                      and len(initializers[n.input[0]].dims) == 4]
+    conv_weight_dq = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in initializers and len(initializers[n.input[0]].dims) == 4
+    ]
     assert conv_weight_dq
     for node in conv_weight_dq:
         scales = onnx.numpy_helper.to_array(initializers[node.input[1]])
@@ -37,8 +40,10 @@ def test_per_channel_weights_have_one_scale_per_output_channel(ort_int8):
 
 
 def test_uint8_entropy_variant(onnx_models, calibration, digits, tmp_path):
-    options = QuantizeConfig(method="entropy", activation_type="uint8", per_channel=False, reduce_range=True)
-    artifact = OrtQuantizer().convert(onnx_models["cnn"], options, tmp_path, calibration=calibration)
+    options = OrtQuantOptions(
+        method="entropy", activation_type="uint8", per_channel=False, reduce_range=True, calibration=calibration
+    )
+    [artifact] = OrtQuantizer().convert(onnx_models["cnn"], options, tmp_path)
     model = onnx.load(str(artifact.path))
     activation_q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     zero_points = {init.name: init for init in model.graph.initializer}
@@ -49,12 +54,12 @@ def test_uint8_entropy_variant(onnx_models, calibration, digits, tmp_path):
 
 def test_dynamic_refused_for_convolutions_and_nothing_written(onnx_models, calibration, tmp_path):
     with pytest.raises(ConversionError, match=r"dynamic int8 refused .* Conv"):
-        OrtQuantizer().convert(onnx_models["mobilenet"], QuantizeConfig(mode="dynamic"), tmp_path, calibration=calibration)
+        OrtQuantizer().convert(onnx_models["mobilenet"], OrtQuantOptions(mode="dynamic"), tmp_path)
     assert not list(tmp_path.iterdir())
 
 
 def test_dynamic_for_matmul_only_transformer(onnx_models, torch_models, calibration, digits, tmp_path):
-    artifact = OrtQuantizer().convert(onnx_models["transformer"], QuantizeConfig(mode="dynamic"), tmp_path, calibration=calibration)
+    [artifact] = OrtQuantizer().convert(onnx_models["transformer"], OrtQuantOptions(mode="dynamic"), tmp_path)
     ops = {node.op_type for node in onnx.load(str(artifact.path)).graph.node}
     assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}
     reference = predict(torch_models["transformer"], digits.x_test).argmax(axis=1)
@@ -73,17 +78,17 @@ def test_calibration_with_nan_is_refused_and_nothing_written(onnx_models, digits
     bad = _bad_calibration(tmp_path / "calibration.npz", x)
     out = tmp_path / "out"
     with pytest.raises(DataError, match="1 of 20 calibration samples .* NaN"):
-        OrtQuantizer().convert(onnx_models["cnn"], QuantizeConfig(), out, calibration=bad)
+        OrtQuantizer().convert(onnx_models["cnn"], OrtQuantOptions(calibration=bad), out)
     assert not out.exists() or not list(out.iterdir())
 
 
 def test_calibration_in_wrong_layout_is_refused(onnx_models, digits, tmp_path):
     flat = _bad_calibration(tmp_path / "flat.npz", digits.x_train[:20].reshape(20, 64))
     with pytest.raises(DataError, match="not NCHW"):
-        OrtQuantizer().convert(onnx_models["cnn"], QuantizeConfig(), tmp_path / "a", calibration=flat)
+        OrtQuantizer().convert(onnx_models["cnn"], OrtQuantOptions(calibration=flat), tmp_path / "a")
     wrong_size = _bad_calibration(tmp_path / "big.npz", np.zeros((20, 1, 16, 16), dtype=np.float32))
     with pytest.raises(DataError, match=r"the model expects \(1, 8, 8\)"):
-        OrtQuantizer().convert(onnx_models["cnn"], QuantizeConfig(), tmp_path / "b", calibration=wrong_size)
+        OrtQuantizer().convert(onnx_models["cnn"], OrtQuantOptions(calibration=wrong_size), tmp_path / "b")
 
 
 def test_worst_layers_name_real_tensors_of_the_float_graph(ort_int8, onnx_models, digits):

@@ -25,7 +25,11 @@ def _quantize(model: Path, calibration: Path, out: Path, **options) -> None:
 @pytest.mark.parametrize(
     ("to", "options", "refused"),
     [
-        ("tflite", {"method": "entropy", "activation_type": "uint8"}, "--method, --activation-type do not apply to --to tflite"),
+        (
+            "tflite",
+            {"method": "entropy", "activation_type": "uint8"},
+            "--method, --activation-type do not apply to --to tflite",
+        ),
         ("tflite", {"mode": "dynamic"}, "--mode does not apply to --to tflite"),
         ("onnx", {"int8_io": "float", "keep_nchw": True}, "--int8-io, --keep-nchw do not apply to --to onnx"),
     ],
@@ -50,8 +54,14 @@ def test_tflite_per_tensor_takes_effect(onnx_models, calibration, tflite_models,
 
     def conv_weight_scales(path: Path) -> list[int]:
         details = tflite_interpreter(path).get_tensor_details()
-        return [len(d["quantization_parameters"]["scales"]) for d in details if len(d["shape"]) == 4 and d["dtype"] == np.int8
-                and len(d["quantization_parameters"]["scales"]) > 0 and "conv" in d["name"].lower()]
+        return [
+            len(d["quantization_parameters"]["scales"])
+            for d in details
+            if len(d["shape"]) == 4
+            and d["dtype"] == np.int8
+            and len(d["quantization_parameters"]["scales"]) > 0
+            and "conv" in d["name"].lower()
+        ]
 
     assert conv_weight_scales(per_channel) and max(conv_weight_scales(per_channel)) > 1
     assert conv_weight_scales(per_tensor) and set(conv_weight_scales(per_tensor)) == {1}
@@ -82,7 +92,9 @@ def test_calibration_paths_say_what_is_wrong(tmp_path):
 def test_empty_calibration_set_is_a_data_error(to, onnx_models, tmp_path):
     empty = tmp_path / "empty.npz"
     np.savez(empty, x=np.zeros((0, 1, 8, 8), dtype=np.float32))
-    with pytest.raises(DataError, match=r"the calibration set from empty.npz holds no samples \(array 'x' has shape \(0, 1, 8, 8\)\)"):
+    with pytest.raises(
+        DataError, match=r"the calibration set from empty.npz holds no samples \(array 'x' has shape \(0, 1, 8, 8\)\)"
+    ):
         _quantize(onnx_models["cnn"].path, empty, tmp_path / "out", to=to)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
@@ -90,8 +102,23 @@ def test_empty_calibration_set_is_a_data_error(to, onnx_models, tmp_path):
 def test_empty_calibration_exit_code_is_1_not_70(onnx_models, tmp_path):
     empty = tmp_path / "empty.npz"
     np.savez(empty, x=np.zeros((0, 1, 8, 8), dtype=np.float32))
-    done = subprocess.run([sys.executable, "-m", "edgekd.cli", "quantize", str(onnx_models["cnn"].path), "-c", str(empty),
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgekd.cli",
+            "quantize",
+            str(onnx_models["cnn"].path),
+            "-c",
+            str(empty),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 1, done.stderr
     assert "holds no samples" in done.stderr and "internal error" not in done.stderr
 
@@ -100,30 +127,29 @@ def test_empty_calibration_exit_code_is_1_not_70(onnx_models, tmp_path):
 def test_exact_gelu_int8_names_erf_and_the_opset_20_fix(onnx_models, torch_models, calibration, tmp_path):
     """Opset 18 decomposes GELU into Erf: onnx2tf exits 0 without the int8 file; the error names Erf and the
     fix, and the fix works (opset 20 keeps Gelu -> builtin GELU)."""
-    from edgekd.config.export import ExportConfig, TfliteConfig
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
-    from edgekd.converters.torch_onnx import TorchOnnxConverter
+    from edgekd.registry import run_converter
 
+    int8_options = {"precisions": ["int8"], "calibration": calibration}
     with pytest.raises(ConversionError) as info:
-        Onnx2TfConverter().convert(onnx_models["transformer"], TfliteConfig(precisions=["int8"]), tmp_path / "a", calibration=calibration)
-    assert info.value.message.startswith("onnx2tf: no int8 model was written: int8 calibration runs the model in LiteRT, "
-                                         "which has no builtin kernel for TensorFlow op(s) Erf (Flex)")
+        run_converter("onnx2tf", onnx_models["transformer"], int8_options, tmp_path / "a")
+    assert info.value.message.startswith(
+        "onnx2tf: no int8 model was written: int8 calibration runs the model in LiteRT, "
+        "which has no builtin kernel for TensorFlow op(s) Erf (Flex)"
+    )
     assert "edgekd export --opset 20" in info.value.hint and "pseudo_ops = ['Erf']" in info.value.hint
 
-    opset20 = TorchOnnxConverter().convert(torch_models["transformer"], ExportConfig(opset=20), tmp_path / "onnx20", metadata={})
-    int8 = Onnx2TfConverter().convert(opset20, TfliteConfig(precisions=["int8"]), tmp_path / "b", calibration=calibration)
+    [opset20] = run_converter("torch_onnx", torch_models["transformer"], {"opset": 20}, tmp_path / "onnx20")
+    int8 = run_converter("onnx2tf", opset20, int8_options, tmp_path / "b")
     assert int8[0].precision == "int8" and int8[0].path.exists()
 
 
 @pytest.mark.slow
 def test_dynamic_range_without_int8_tensors_is_refused(onnx_models, calibration, tmp_path):
     """The tiny MobileNet's weights are all under 1024 elements: TF leaves its dynamic-range file fp32."""
-    from edgekd.config.export import TfliteConfig
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
+    from edgekd.registry import run_converter
 
     with pytest.raises(ConversionError) as info:
-        Onnx2TfConverter().convert(onnx_models["mobilenet"], TfliteConfig(precisions=["fp32", "dynamic_range"]), tmp_path,
-                                   calibration=calibration)
+        run_converter("onnx2tf", onnx_models["mobilenet"], {"precisions": ["fp32", "dynamic_range"]}, tmp_path)
     assert "the dynamic_range model of student.onnx has no int8 tensor" in info.value.message
     assert "drop dynamic_range" in info.value.hint
     assert not list(tmp_path.glob("*.tflite")), "nothing may be kept from a refused conversion"
@@ -133,11 +159,18 @@ def test_missing_output_reason_read_from_onnx2tf_warnings():
     """onnx2tf 1.29's own lines (colour codes kept) when int8 calibration hits a Flex op, and any other failure."""
     from edgekd.converters.onnx_tflite import missing_output_error
 
-    flex = ("RuntimeError: Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter. "
-            "Make sure you apply/link the Flex delegate before inference. Node number 41 (FlexErf) failed to prepare.\n"
-            "\x1b[33mWARNING:\x1b[0m Full INT8 Quantization tflite output failed.\n")
+    flex = (
+        "RuntimeError: Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter. "
+        "Make sure you apply/link the Flex delegate before inference. Node number 41 (FlexErf) failed to prepare.\n"
+        "\x1b[33mWARNING:\x1b[0m Full INT8 Quantization tflite output failed.\n"
+    )
     error = missing_output_error(flex, "int8", "student_full_integer_quant.tflite")
     assert error.message.endswith("which has no builtin kernel for TensorFlow op(s) Erf (Flex)")
     other = missing_output_error("RuntimeError: Quantization not yet supported for op: 'CUSTOM'.\n", "int8", "s.tflite")
-    assert other.message == "onnx2tf: no int8 model was written (s.tflite missing): Quantization not yet supported for op: 'CUSTOM'."
-    assert missing_output_error("", "int8", "s.tflite").message == "onnx2tf: no int8 model was written (s.tflite missing)"
+    assert (
+        other.message
+        == "onnx2tf: no int8 model was written (s.tflite missing): Quantization not yet supported for op: 'CUSTOM'."
+    )
+    assert (
+        missing_output_error("", "int8", "s.tflite").message == "onnx2tf: no int8 model was written (s.tflite missing)"
+    )

@@ -9,9 +9,10 @@ import onnx
 import pytest
 
 from edgekd.artifacts import load_artifact
-from edgekd.config.export import DEFAULT_OPSET, ExportConfig
+from edgekd.config.export import DEFAULT_OPSET, TorchOnnxOptions
 from edgekd.converters.torch_onnx import TorchOnnxConverter
 from edgekd.errors import ConversionError
+from edgekd.registry import run_converter
 from edgekd.verify.backends import predict
 
 
@@ -39,8 +40,8 @@ def test_metadata_props_carry_version_recipe_labels_preprocessing(onnx_models):
 
 
 def test_dynamic_batch_and_opset(torch_models, digits, tmp_path):
-    artifact = TorchOnnxConverter().convert(
-        torch_models["cnn"], ExportConfig(opset=19, dynamic_batch=True, simplify=False), tmp_path, metadata={}
+    [artifact] = TorchOnnxConverter().convert(
+        torch_models["cnn"], TorchOnnxOptions(opset=19, dynamic_batch=True, simplify=False), tmp_path
     )
     assert isinstance(artifact.inputs[0].shape[0], str)  # symbolic batch
     assert onnx.load(str(artifact.path)).opset_import[0].version == 19
@@ -52,8 +53,9 @@ def test_dynamic_batch_and_opset(torch_models, digits, tmp_path):
 
 
 def test_refuses_non_torch_source(onnx_models, tmp_path):
-    with pytest.raises(ConversionError, match="converts torch artifacts"):
-        TorchOnnxConverter().convert(onnx_models["cnn"], ExportConfig(), tmp_path, metadata={})
+    """The input format is checked once, by dispatch, against the registry line (not inside convert)."""
+    with pytest.raises(ConversionError, match="torch_onnx converts torch artifacts, got onnx"):
+        run_converter("torch_onnx", onnx_models["cnn"], {}, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
@@ -64,4 +66,4 @@ def test_opset_below_exporter_range_is_refused(torch_models, tmp_path):
     with pytest.raises(ConversionError, match="opset 17 is below 18"):
         export_module(load_torch_model(torch_models["cnn"]), (1, 8, 8), opset=17, dynamic_batch=False)
     with pytest.raises(ValueError):
-        ExportConfig(opset=17)
+        TorchOnnxOptions(opset=17)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from edgekd.config.export import TfliteConfig, VerifyConfig
+from edgekd.config.export import LiteRtTorchOptions, VerifyConfig
 from edgekd.converters.torch_tflite import LiteRtTorchConverter
 from edgekd.errors import ConversionError
+from edgekd.registry import run_converter
 from edgekd.verify.parity import cross_check_converters, verify_artifacts
 
 
@@ -18,20 +19,23 @@ def test_available_explains_how_to_install_when_missing():
     try:
         import litert_torch  # noqa: F401
     except ImportError:
-        assert reason is not None and "pip install litert-torch" in reason
+        assert reason is not None and "pip install -r requirements-litert.txt" in reason
     else:
         assert reason is None
 
 
-needs_litert = pytest.mark.skipif(LiteRtTorchConverter().available() is not None, reason=str(LiteRtTorchConverter().available()))
+needs_litert = pytest.mark.skipif(
+    LiteRtTorchConverter().available() is not None, reason=str(LiteRtTorchConverter().available())
+)
 
 
 @pytest.fixture(scope="module")
 def litert_models(torch_models, calibration):
-    options = TfliteConfig(converter="litert_torch", precisions=["fp32", "int8"])
+    options = {"precisions": ["fp32", "int8"], "calibration": calibration, "name_prefix": "litert_torch"}
     return {
-        name: {a.precision: a for a in LiteRtTorchConverter().convert(
-            artifact, options, artifact.path.parent / "litert", calibration=calibration, name_prefix="litert_torch")}
+        name: {
+            a.precision: a for a in run_converter("litert_torch", artifact, options, artifact.path.parent / "litert")
+        }
         for name, artifact in torch_models.items()
     }
 
@@ -43,7 +47,9 @@ def test_fp32_and_pt2e_int8_pass_parity(name, litert_models, torch_models, digit
     artifacts = litert_models[name]
     assert artifacts["int8"].inputs[0].dtype == "int8" and artifacts["int8"].inputs[0].quant is not None
     assert artifacts["fp32"].inputs[0].layout == "NCHW" and artifacts["fp32"].name == "litert_torch_fp32"
-    report = verify_artifacts(torch_models[name], list(artifacts.values()), digits.x_test, digits.y_test, VerifyConfig())
+    report = verify_artifacts(
+        torch_models[name], list(artifacts.values()), digits.x_test, digits.y_test, VerifyConfig()
+    )
     assert report.passed, report.table()
 
 
@@ -60,7 +66,8 @@ def test_cross_converter_check_pairs_onnx2tf_and_litert_torch(litert_models, tfl
 
 @needs_litert
 def test_fp16_is_refused_unless_skipped(torch_models, calibration, tmp_path):
-    options = TfliteConfig(converter="litert_torch", precisions=["fp16"])
+    options = LiteRtTorchOptions(precisions=["fp16"], calibration=calibration)
     with pytest.raises(ConversionError, match="litert_torch writes only fp32, int8; asked for fp16"):
-        LiteRtTorchConverter().convert(torch_models["cnn"], options, tmp_path, calibration=calibration)
-    assert LiteRtTorchConverter().convert(torch_models["cnn"], options, tmp_path, calibration=calibration, skip_unsupported=True) == []
+        LiteRtTorchConverter().convert(torch_models["cnn"], options, tmp_path)
+    skipping = options.model_copy(update={"skip_unsupported": True})
+    assert LiteRtTorchConverter().convert(torch_models["cnn"], skipping, tmp_path) == []

@@ -35,11 +35,10 @@ def test_int8_file_without_sidecar_or_telling_name_is_judged_as_int8(tflite_mode
 
 def test_int8_with_float_io_is_int8(onnx_models, calibration, tmp_path):
     """Float inputs/outputs around integer activations (QUANTIZE ... DEQUANTIZE) are int8, not dynamic range."""
-    from edgekd.config.export import TfliteConfig
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
+    from edgekd.registry import run_converter
 
-    [artifact] = Onnx2TfConverter().convert(onnx_models["cnn"], TfliteConfig(precisions=["int8"], int8_io="float"), tmp_path,
-                                            calibration=calibration)
+    options = {"precisions": ["int8"], "int8_io": "float", "calibration": calibration}
+    [artifact] = run_converter("onnx2tf", onnx_models["cnn"], options, tmp_path)
     assert artifact.inputs[0].dtype == "float32" and tflite_precision(artifact.path) == "int8"
 
 
@@ -55,13 +54,21 @@ def test_litert_info_line_stays_off_the_terminal(tflite_models):
     """In a fresh process (LiteRT prints the line once per process): a bare interpreter prints it, edgekd's does not,
     and `edgekd verify` of a .tflite shows none on stderr."""
     path = str(tflite_models["cnn"]["fp32"].path)
-    bare = ("from ai_edge_litert.interpreter import Interpreter; import sys; "
-            "i = Interpreter(model_path=sys.argv[1]); i.allocate_tensors()")
+    bare = (
+        "from ai_edge_litert.interpreter import Interpreter; import sys; "
+        "i = Interpreter(model_path=sys.argv[1]); i.allocate_tensors()"
+    )
     ours = "from edgekd.verify.model_io import tflite_interpreter; import sys; tflite_interpreter(sys.argv[1])"
-    runs = {code: subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120, check=False)
-            for code in (bare, ours)}
+    runs = {
+        code: subprocess.run(
+            [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120, check=False
+        )
+        for code in (bare, ours)
+    }
     assert XNNPACK_LINE in runs[bare].stderr  # the control: this LiteRT does print it
     assert runs[ours].returncode == 0 and XNNPACK_LINE not in runs[ours].stderr
-    done = subprocess.run([sys.executable, "-m", "edgekd.cli", "verify", path], capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekd.cli", "verify", path], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert XNNPACK_LINE not in done.stderr + done.stdout

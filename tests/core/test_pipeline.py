@@ -154,9 +154,22 @@ def test_a_killed_training_stage_resumes_from_its_checkpoints(tmp_path: Path) ->
     assert [o.status for o in pipeline.execute()] == ["ran"]
     assert stage.resumed_from == "epoch 7"
     assert not any((tmp_path / "run" / ".edgekd" / "tmp").iterdir())
-    changed = Pipeline([Training("distill")], parse_recipe({"bench": {"runs": 3}}), tmp_path, tmp_path / "run2")
-    with pytest.raises(KeyboardInterrupt):  # a different key never resumes someone else's checkpoints
-        changed.execute()
+
+
+def test_a_different_key_never_resumes_another_keys_checkpoints_in_the_same_run_directory(tmp_path: Path) -> None:
+    """Same run directory, same stage, another config: the killed attempt's checkpoints are there, and must be
+    neither resumed (that would train the new config from the old one's epoch 7) nor left behind."""
+    tmp = tmp_path / "run" / ".edgekd" / "tmp"
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline([Training("distill")], parse_recipe({}), tmp_path, tmp_path / "run").execute()
+    [killed] = list(tmp.iterdir())
+    assert (killed / "checkpoints" / "epoch.txt").read_text() == "epoch 7"
+    changed = Training("distill")
+    with pytest.raises(KeyboardInterrupt):  # it started afresh: no checkpoint, so it wrote one and died again
+        Pipeline([changed], parse_recipe({"bench": {"runs": 3}}), tmp_path, tmp_path / "run").execute()
+    assert not hasattr(changed, "resumed_from")
+    [fresh] = list(tmp.iterdir())
+    assert fresh != killed and not killed.exists()  # the other key's checkpoints were removed, not reused
 
 
 class Measure(BaseStage):
@@ -191,7 +204,12 @@ class SeesFailures(AfterFailure):
 
 
 def test_a_failed_stage_is_recorded_the_report_still_runs_and_the_error_propagates(tmp_path: Path) -> None:
-    stages = [WriteStage("a"), WriteStage("b", ("a",), fail=True), WriteStage("c", ("b",)), SeesFailures("report", ("b",))]
+    stages = [
+        WriteStage("a"),
+        WriteStage("b", ("a",), fail=True),
+        WriteStage("c", ("b",)),
+        SeesFailures("report", ("b",)),
+    ]
     pipeline = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
     events: list[Any] = []
     with pytest.raises(EdgekdError, match="b failed on purpose"):

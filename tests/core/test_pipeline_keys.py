@@ -1,0 +1,155 @@
+"""Complete cache keys: the versions of the tools a stage runs and, for bench, the targets it runs on.
+
+"Invalidates exactly the stages that depend on it" means here: the key of the stage that declares the tool
+(or reads the target) changes; the keys of the stages before it do not; the stages after it that need it
+change through the upstream keys in their own key (their inputs' hashes may change too, when the new tool
+writes different bytes). Keys are computed the way `Pipeline.execute` computes them, stage by stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekd import pipeline
+from edgekd.artifacts import create_artifact
+from edgekd.pipeline import KeyContext, Pipeline, RunDirectory, StageContext, StageResult
+from edgekd.recipe import Recipe, parse_recipe
+from edgekd.report.build import build_report
+from edgekd.stages import STAGE_NAMES, default_stages
+from edgekd.stages.base import BaseStage
+
+UPSTREAM_OF_TFLITE = ("data", "teacher", "distill", "export", "calibrate", "quantize")
+
+
+def stage_keys(recipe: Recipe, base_dir: Path) -> dict[str, str]:
+    """Every enabled default stage's cache key, with no upstream files (only versions, config and facts vary)."""
+    pipe = Pipeline(default_stages(), recipe, base_dir, base_dir / "run")
+    keys: dict[str, str] = {}
+    for stage in pipe.stages:
+        if stage.enabled(recipe):
+            keys[stage.name] = pipe.key_parts(stage, {name: [] for name in stage.needs}, {}, keys).key
+    return keys
+
+
+def _with_version(monkeypatch: pytest.MonkeyPatch, distribution: str, version: str) -> None:
+    real = pipeline.installed_version
+    monkeypatch.setattr(pipeline, "installed_version", lambda name: version if name == distribution else real(name))
+
+
+def test_a_new_onnx2tf_reruns_the_tflite_stage_and_what_reads_it_not_what_comes_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = parse_recipe({})  # the demo: every stage enabled, tflite through onnx2tf, bench on local
+    before = stage_keys(recipe, tmp_path)
+    assert set(before) == set(STAGE_NAMES)
+    _with_version(monkeypatch, "onnx2tf", "99.0.0")
+    after = stage_keys(recipe, tmp_path)
+    assert {name for name in STAGE_NAMES if before[name] == after[name]} == set(UPSTREAM_OF_TFLITE)
+    # tflite itself, and through its key verify, bench, handoff and report (they all need tflite)
+    assert {name for name in STAGE_NAMES if before[name] != after[name]} == {
+        "tflite", "verify", "bench", "handoff", "report"
+    }  # fmt: skip
+
+
+def test_a_new_torch_reruns_training_but_not_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = parse_recipe({})
+    before = stage_keys(recipe, tmp_path)
+    _with_version(monkeypatch, "torch", "3.0.0")
+    after = stage_keys(recipe, tmp_path)
+    assert before["data"] == after["data"] and before["calibrate"] == after["calibrate"]
+    assert before["teacher"] != after["teacher"] and before["distill"] != after["distill"]
+
+
+def _inventory(tmp_path: Path, host: str) -> Path:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    path = tmp_path / "targets.toml"
+    path.write_text(f'[targets.pi5]\nkind = "ssh"\nhost = "{host}"\nuser = "pi"\nknown_hosts = "{known_hosts}"\n')
+    return path
+
+
+def test_pointing_a_target_at_another_host_reruns_bench_not_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = parse_recipe({"bench": {"targets": ["pi5"]}})
+    monkeypatch.setenv("EDGEKD_TARGETS", str(_inventory(tmp_path, "10.0.0.5")))
+    before = stage_keys(recipe, tmp_path)
+    monkeypatch.setenv("EDGEKD_TARGETS", str(_inventory(tmp_path, "10.0.0.6")))
+    after = stage_keys(recipe, tmp_path)
+    assert {name for name in STAGE_NAMES if before[name] != after[name]} == {"bench", "handoff", "report"}
+    assert before["verify"] == after["verify"]
+
+
+def test_the_bench_key_holds_each_targets_entry_and_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEKD_TARGETS", str(_inventory(tmp_path, "10.0.0.5")))
+    recipe = parse_recipe({"bench": {"targets": ["pi5", "local"]}})
+    [bench] = [s for s in default_stages() if s.name == "bench"]
+    facts = bench.key_facts(KeyContext(recipe=recipe, base_dir=tmp_path, inputs={}, summaries={}))
+    assert list(facts["targets"]) == ["pi5", "local"]
+    pi5 = facts["targets"]["pi5"]
+    assert pi5["entry"]["host"] == "10.0.0.5" and pi5["identity"]["host"] == "10.0.0.5"
+    assert facts["targets"]["local"]["identity"]["kind"] == "local"
+
+
+class Tool(BaseStage):
+    """Writes `<name>.txt` (its upstream text + its name); declares the tools it runs."""
+
+    def __init__(self, name: str, needs: tuple[str, ...] = (), tools: tuple[str, ...] = ()) -> None:
+        self.name, self.needs, self._tools = name, needs, tools
+        self.runs = 0
+
+    def config(self, recipe: Recipe) -> dict[str, Any]:
+        return {}
+
+    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        return self._tools
+
+    def run(self, ctx: StageContext) -> StageResult:
+        self.runs += 1
+        path = ctx.workdir / f"{self.name}.txt"
+        path.write_text("".join(a.path.read_text() for a in ctx.all_inputs()) + self.name)
+        return StageResult([create_artifact(path, name=self.name, format="txt")], {})
+
+
+def test_an_upgraded_tool_reruns_its_stage_and_the_ones_after_it_even_when_its_output_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages = [Tool("export", tools=("onnx",)), Tool("tflite", ("export",), ("onnx2tf",)), Tool("verify", ("tflite",))]
+    pipe = Pipeline(stages, parse_recipe({}), tmp_path, tmp_path / "run")
+    assert [o.status for o in pipe.execute()] == ["ran"] * 3
+    assert [o.status for o in pipe.execute()] == ["cached"] * 3
+    _with_version(monkeypatch, "onnx2tf", "99.0.0")
+    assert [o.status for o in pipe.execute()] == ["cached", "ran", "ran"]  # tflite.txt is byte-identical
+    manifest = RunDirectory(tmp_path / "run").read_manifest("tflite")
+    assert manifest is not None and manifest["tools"] == {"onnx2tf": "99.0.0"}
+    report = build_report(tmp_path / "run")
+    rows = {row["stage"]: row for row in report["stages"]}
+    assert rows["tflite"]["tools"] == {"onnx2tf": "99.0.0"}
+    assert rows["export"]["tools"] == {"onnx": pipeline.installed_version("onnx")}
+
+
+def test_a_tool_that_is_not_installed_has_a_version_too() -> None:
+    assert pipeline.installed_version("no-such-distribution-edgekd-test") == "absent"
+    assert pipeline.tool_versions(("numpy", "numpy")) == {"numpy": pipeline.installed_version("numpy")}
+
+
+def test_an_unknown_bench_target_fails_the_stage_with_its_message_and_the_report_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgekd.errors import TargetError
+    from edgekd.stages.delivery import BenchStage
+
+    class Report(Tool):
+        runs_after_failure = True
+
+    monkeypatch.setenv("EDGEKD_TARGETS", str(_inventory(tmp_path, "10.0.0.5")))
+    report = Report("report", ("bench",))
+    pipe = Pipeline([BenchStage(), report], parse_recipe({"bench": {"targets": ["pi6"]}}), tmp_path, tmp_path / "run")
+    with pytest.raises(TargetError, match="unknown target 'pi6'") as caught:
+        pipe.execute()
+    assert "did you mean 'pi5'" in (caught.value.hint or "")
+    manifest = RunDirectory(tmp_path / "run").read_manifest("bench")
+    assert manifest is not None and manifest["status"] == "failed" and report.runs == 1

@@ -12,10 +12,9 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from typer._click.exceptions import ClickException
 
 from edgekd import __version__, console
 from edgekd.commands.bench import bench_app
@@ -24,8 +23,8 @@ from edgekd.commands.export import export_cmd, quantize_cmd, verify_cmd
 from edgekd.commands.handoff import handoff_cmd
 from edgekd.commands.recipe import recipe_app
 from edgekd.commands.report import report_cmd
-from edgekd.commands.targets import targets_app
 from edgekd.commands.sweep import sweep_cmd
+from edgekd.commands.targets import targets_app
 from edgekd.errors import EdgekdError, UsageError
 
 app = typer.Typer(
@@ -48,7 +47,9 @@ def _version(value: bool) -> None:
 def main_options(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON document instead of tables")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only errors")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
+    ] = False,
 ) -> None:
     console.set_mode(quiet=quiet, json_output=json_output)
 
@@ -56,13 +57,15 @@ def main_options(
 @app.command("run")
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="the recipe (.toml)")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default: runs/<name>)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default: runs/<name>)")] = None,
     force: Annotated[bool, typer.Option("--force", help="ignore the cache and redo every stage")] = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="run only these stages (repeatable)")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="run only these stages (repeatable)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print report.json at the end")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="exit 3 when a warning verdict fires (after the report is written)")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="exit 3 when a warning verdict fires (after the report is written)")
+    ] = False,
     strict_verdict: Annotated[
-        Optional[list[str]], typer.Option("--strict-verdict", help="exit 3 when this verdict code fires (repeatable)")
+        list[str] | None, typer.Option("--strict-verdict", help="exit 3 when this verdict code fires (repeatable)")
     ] = None,
 ) -> None:
     """Run the whole pipeline of a recipe; completed stages are cached and a killed run resumes.
@@ -109,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         console.err_console.print("[red]aborted[/]")
         return 130
-    except ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # typer's public base of its command-line errors (unknown option, command)
+        _show_cli_error(exc)
         return exc.exit_code
     except EdgekdError as exc:
         _print_error(exc)
@@ -119,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         _print_interrupted()
         _exit_interrupted()
         return INTERRUPTED
-    except Exception as exc:  # a bug in edgekd: keep the traceback, but in a file
+    except Exception as exc:  # noqa: BLE001 - a bug in edgekd: the traceback is recorded in a file, exit 70
         log = _write_crash_log()
-        console.err_console.print(f"[red]internal error[/]: {type(exc).__name__}: {exc}\n  the traceback is in {log}; please report it")
+        console.err_console.print(
+            f"[red]internal error[/]: {type(exc).__name__}: {exc}\n  the traceback is in {log}; please report it"
+        )
         return 70
 
 
@@ -145,6 +150,18 @@ def _exit_interrupted() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(INTERRUPTED)
+
+
+def _show_cli_error(exc: typer.TyperException) -> None:
+    """Click's own rendering of a command-line error (the usage line, "Try 'edgekd run --help'", the message).
+
+    typer re-exports its vendored click exceptions only through their public base, TyperException, which
+    declares `format_message` but not `show`; every one typer raises has `show`."""
+    show = getattr(exc, "show", None)  # not a capability probe on edgekd's own objects: typer's exception API
+    if callable(show):
+        show()
+    else:
+        sys.stderr.write(f"Error: {exc.format_message()}\n")
 
 
 def _print_error(exc: EdgekdError) -> None:

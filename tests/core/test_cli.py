@@ -115,3 +115,12 @@ def test_the_suite_never_writes_the_users_history() -> None:
                            capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)  # fmt: skip
     path = Path(probe.stdout.strip())
     assert path.name == "history.sqlite" and not path.is_relative_to(Path.home() / ".local" / "share" / "edgekd")
+
+
+def test_an_unknown_option_shows_clicks_usage_and_exits_2_through_typers_public_api() -> None:
+    result = edgekd("run", "--bogus", "x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Usage: edgekd run" in result.stderr and "Try 'edgekd run --help' for help." in result.stderr
+    assert "No such option: --bogus" in result.stderr
+    private = [str(p.relative_to(ROOT)) for p in (ROOT / "edgekd").rglob("*.py") if "typer._click" in p.read_text()]
+    assert private == []  # typer's vendored click is private; typer.TyperException is its public base

@@ -16,6 +16,8 @@ from edgekd.errors import LockError, UsageError
 from edgekd.fileio import read_json, sha256_path, storage_error
 
 MANIFEST_SCHEMA = "edgekd.stage/1"
+#: The file edgekd puts in every folder it moves into a run directory (what makes the folder replaceable).
+OUTPUT_MARKER = ".edgekd-output"
 
 
 class RunDirectory:
@@ -106,6 +108,12 @@ def check_replaceable(run_path: Path, entries: list[Path]) -> None:
         if entry.is_dir() and (entry / "bundle.json").is_file():
             zip_name = f"{entry.name}.zip"
             check_destination(dest, run_path / zip_name if zip_name in names else None)
+        elif entry.is_dir() and (dest.exists() or dest.is_symlink()) and not _ours(dest):
+            raise UsageError(
+                f"{dest} exists and edgekd did not write it (it has no {OUTPUT_MARKER}); "
+                "edgekd never overwrites, moves or deletes other files",
+                hint="run into a new or empty folder (--out), or move the folder out of the way",
+            )
         elif (
             entry.is_file()
             and f"{entry.name}.json" in names
@@ -119,13 +127,25 @@ def check_replaceable(run_path: Path, entries: list[Path]) -> None:
             )
 
 
+def _ours(folder: Path) -> bool:
+    """A folder edgekd may replace: one it moved into a run directory (it holds the marker), or an empty one."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return (folder / OUTPUT_MARKER).is_file() or not any(folder.iterdir())
+
+
 def commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:
-    """Move a stage's outputs from its private workdir into the run directory; return relocated artifacts."""
+    """Move a stage's outputs from its private workdir into the run directory; return relocated artifacts.
+
+    Every folder moved in gets OUTPUT_MARKER (a bundle's own `bundle.json` plays that part for handoff), so a
+    later run replaces only folders edgekd wrote there, never a user's folder of the same name."""
     moved: list[Artifact] = []
     entries = sorted(workdir.iterdir())
     check_replaceable(run.path, entries)
     for entry in entries:
         dest = run.path / entry.name
+        if entry.is_dir() and not (entry / "bundle.json").is_file():
+            (entry / OUTPUT_MARKER).write_text(f"written by edgekd ({workdir.name}); replaced by a rerun\n")
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)
         os.replace(entry, dest)

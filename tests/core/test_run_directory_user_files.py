@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgekd.errors import UsageError
-from edgekd.run_directory import RunDirectory, commit
+from edgekd.run_directory import OUTPUT_MARKER, RunDirectory, commit
 
 
 def _stage_output(tmp_path: Path) -> Path:
@@ -62,11 +62,29 @@ def test_a_users_file_named_like_an_artifact_is_refused_and_kept(tmp_path: Path)
     assert (run.path / "report.md").read_text() == "# report\n"
 
 
+def _folder_output(tmp_path: Path, name: str, content: str) -> Path:
+    workdir = tmp_path / f"work-{content}"
+    (workdir / "teacher_cache" / name).mkdir(parents=True)
+    return workdir
+
+
 def test_a_stage_folder_that_is_not_a_bundle_is_replaced_on_rerun(tmp_path: Path) -> None:
-    """The distill stage's teacher_cache/ is rewritten when distill reruns (a bundle rule must not block it)."""
+    """The distill stage's teacher_cache/ is rewritten when distill reruns (a bundle rule must not block it):
+    the folder an earlier commit moved in carries edgekd's marker."""
     run = RunDirectory(tmp_path / "run")
-    (run.path / "teacher_cache" / "old").mkdir(parents=True)
-    workdir = tmp_path / "work"
-    (workdir / "teacher_cache" / "new").mkdir(parents=True)
-    commit(run, workdir, [])
-    assert [p.name for p in (run.path / "teacher_cache").iterdir()] == ["new"]
+    run.path.mkdir()
+    commit(run, _folder_output(tmp_path, "old", "first"), [])
+    assert (run.path / "teacher_cache" / OUTPUT_MARKER).is_file()
+    commit(run, _folder_output(tmp_path, "new", "second"), [])
+    assert sorted(p.name for p in (run.path / "teacher_cache").iterdir()) == [OUTPUT_MARKER, "new"]
+
+
+def test_a_users_folder_named_like_a_stage_folder_is_refused_and_kept(tmp_path: Path) -> None:
+    """A user's own teacher_cache/ in --out (no marker) is never replaced: the move is refused, nothing lost."""
+    run = RunDirectory(tmp_path / "run")
+    (run.path / "teacher_cache").mkdir(parents=True)
+    (run.path / "teacher_cache" / "logits.npy").write_bytes(b"the user's own logits")
+    with pytest.raises(UsageError, match="edgekd did not write it"):
+        commit(run, _folder_output(tmp_path, "new", "ours"), [])
+    assert (run.path / "teacher_cache" / "logits.npy").read_bytes() == b"the user's own logits"
+    assert sorted(p.name for p in (run.path / "teacher_cache").iterdir()) == ["logits.npy"]

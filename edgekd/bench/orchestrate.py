@@ -24,7 +24,7 @@ from edgekd.bench.collect import Runs, build_result, collect, peak_rss
 from edgekd.bench.energy_accounting import IdleBaseline, estimate_per_inference, measure_idle
 from edgekd.bench.noise import run_order, wait_for_thermal
 from edgekd.bench.result import BenchResult
-from edgekd.bench.target_settings import apply_target_settings
+from edgekd.bench.target_settings import apply_target_settings, check_target_options
 from edgekd.config.bench import BenchConfig
 from edgekd.target_protocol import Completed, DeviceInfo, GovernorControl, OpProfiler, Target
 from edgekd.energy_protocol import EnergyMeter, EnergyWindow
@@ -224,6 +224,7 @@ def bench_artifacts(
     logged warning. `progress` is None, a callable(done, total, status) or a rich Progress. `shapes`
     (`--shape`) sizes symbolic input dimensions; without it the sidecar's shapes or --inputs do."""
     check_work_bounds(config)
+    check_target_options(target, config)
     progress = progress_reporter(progress)
     artifacts = _runnable_here(target, artifacts)
     runtimes = [runtime_for(artifact, config) for artifact in artifacts]

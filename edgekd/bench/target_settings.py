@@ -22,6 +22,14 @@ def target_options(config: BenchConfig) -> TargetOptions:
     return TargetOptions(allow_charging=bool(config.allow_charging))
 
 
+def check_target_options(target: Target, config: BenchConfig) -> None:
+    """A config that allows charging needs a target made with it (`target_options`): refused, not ignored."""
+    if config.allow_charging and not target.options.allow_charging:
+        raise UsageError(f"allow_charging is set for this bench, but target '{target.name}' was made without it",
+                         hint="make the target with edgekd.inventory.make_target(name, options="
+                         "edgekd.bench.target_settings.target_options(config))")
+
+
 @dataclass
 class TargetSettings:
     """The effective config for one target and where its threads / pinning came from."""
@@ -39,12 +47,7 @@ class TargetSettings:
 
 
 def apply_target_settings(target: Target, info: DeviceInfo, config: BenchConfig) -> TargetSettings:
-    """The config to run with on `target`: profile defaults for what the user left unset. A config that
-    allows charging needs a target made with it (`target_options`): refused, not ignored, otherwise."""
-    if config.allow_charging and not target.options.allow_charging:
-        raise UsageError(f"allow_charging is set for this bench, but target '{target.name}' was made without it",
-                         hint="make the target with edgekd.inventory.make_target(name, options="
-                         "edgekd.bench.target_settings.target_options(config))")
+    """The config to run with on `target`: profile defaults for what the user left unset."""
     chosen = config.model_fields_set
     settings = TargetSettings(config, from_user=[name for name in ("threads", "pin_cores") if name in chosen])
     profile = target.board_profile()

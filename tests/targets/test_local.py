@@ -91,7 +91,7 @@ def test_from_entry_validates_keys_and_meters(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="unknown key 'pyhton'") as caught:
         LocalTarget.from_entry("x", {"pyhton": "python3"}, tmp_path)
     assert "did you mean 'python'" in (caught.value.hint or "")
-    with pytest.raises(TargetError, match="energy meter 'pi5-pmic' does not work on a local target"):
+    with pytest.raises(TargetError, match="energy meter 'pi5-pmic' does not work on local targets"):
         LocalTarget.from_entry("x", {"energy": ["pi5-pmic"]}, tmp_path)
 
 

@@ -50,13 +50,13 @@ def check_meter(name: str, kind: str, where: str, error: type[EdgekdError] = Tar
                           hint=(f"did you mean '{close}'? " if close else "") + f"{kind} meters: "
                           + ", ".join(meter_names(kind)))
     if kind not in meter_class(name).kinds:
-        raise error(f"{where}: energy meter '{name}' does not work on a {kind} target",
+        raise error(f"{where}: energy meter '{name}' does not work on {kind} targets",
                           hint=f"{kind} meters: {', '.join(meter_names(kind))}")
 
 
 def build_meter(name: str, source: MeterSource) -> EnergyMeter | None:
     """The named meter reading through `source`, or None when the entry lacks what it needs (a log path)."""
-    check_meter(name, source.kind, f"a {source.kind} target")
+    check_meter(name, source.kind, f"{source.kind} targets")
     meter: EnergyMeter | None = meter_class(name).from_source(source)
     return meter
 

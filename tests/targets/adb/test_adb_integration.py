@@ -14,14 +14,16 @@ import pytest
 from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import bench_artifacts
 from edgekd.config.bench import BenchConfig
-from edgekd.errors import BenchError
+from edgekd.bench.target_settings import target_options
+from edgekd.errors import BenchError, UsageError
+from edgekd.target_protocol import TargetOptions
 from edgekd.targets.adb.target import AdbTarget
 
 pytestmark = pytest.mark.adb
 
 
-def _target(device, tmp_path: Path, **entry) -> AdbTarget:
-    return AdbTarget.from_entry("pixel", {"kind": "adb", "serial": device.serial, **entry}, tmp_path)
+def _target(device, tmp_path: Path, options: TargetOptions | None = None, **entry) -> AdbTarget:
+    return AdbTarget.from_entry("pixel", {"kind": "adb", "serial": device.serial, **entry}, tmp_path, options)
 
 
 def test_benchmark_model_mode_gives_a_result_from_the_summary(phone, tflite_model: Path, android_tools,
@@ -64,8 +66,8 @@ def test_ort_perf_test_mode_keeps_the_tool_percentiles(phone, onnx_model: Path, 
 def test_allow_charging_reaches_the_battery_meter_and_flags_the_result(phone, onnx_model: Path, tmp_path: Path,
                                                                         allowed: bool) -> None:
     phone.sandbox.set_power_source(usb=True)
-    target = _target(phone, tmp_path, energy_interval_s=0.05)
     config = BenchConfig(runs=20, warmup=1, energy=True, energy_idle_s=0.3, allow_charging=allowed)
+    target = _target(phone, tmp_path, target_options(config), energy_interval_s=0.05)  # settings at construction
     [result] = bench_artifacts(target, [describe_file(onnx_model)], config)
     assert result.env["charging"] is True and result.env["device_details"]["on_power"] == ["USB"]
     assert result.env["thermal_status_before"] and result.env["thermal_status_after"]  # runner mode: read after too
@@ -75,6 +77,16 @@ def test_allow_charging_reaches_the_battery_meter_and_flags_the_result(phone, on
         assert any("net current" in w for w in result.warnings)
     else:
         assert result.energy is None and "--allow-charging" in (result.energy_unavailable or "")
+
+
+def test_a_bench_allowing_charging_refuses_a_target_made_without_it(phone, onnx_model: Path, tmp_path: Path) -> None:
+    """allow_charging is a construction setting of the target: a config allowing it with a target made
+    without it is refused (nothing is patched onto the target), before the phone is touched."""
+    config = BenchConfig(runs=5, warmup=1, energy=True, allow_charging=True)
+    target = _target(phone, tmp_path)
+    with pytest.raises(UsageError, match="target 'pixel' was made without it"):
+        bench_artifacts(target, [describe_file(onnx_model)], config)
+    assert target.allow_charging is False and target.workdir is None
 
 
 def _cli(argv: list[str], adb_env) -> subprocess.CompletedProcess[str]:

@@ -93,7 +93,7 @@ def check_late_files(recipe: Recipe, only: set[str] | None, base_dir: Path) -> N
     if recipe.handoff.require_compiler and shutil.which(recipe.handoff.compiler) is None:
         raise RecipeError(
             f"[handoff] require_compiler = true, but the compiler {recipe.handoff.compiler!r} is not on PATH",
-            hint="install it, name another with [handoff] compiler = \"...\", or set require_compiler = false "
+            hint='install it, name another with [handoff] compiler = "...", or set require_compiler = false '
             "(the compile check is then recorded as skipped)",
         )
 
@@ -142,7 +142,7 @@ def check_converters(recipe: Recipe, only: set[str] | None) -> None:
         if refused:
             raise RecipeError(
                 f"[tflite] converter = {recipe.tflite.converter!r} cannot write {', '.join(refused)}",
-                hint=f"it writes {', '.join(offered)}; use converter = \"onnx2tf\" or drop them from [tflite] precisions",
+                hint=f'it writes {", ".join(offered)}; use converter = "onnx2tf" or drop them from [tflite] precisions',
             )
 
 
@@ -152,7 +152,9 @@ def handoff_candidates(recipe: Recipe) -> list[str]:
         return []
     names = [f"tflite_{p}" for p in recipe.tflite.precisions]
     if recipe.tflite.also_litert_torch and recipe.tflite.converter == "onnx2tf":
-        names += [f"litert_torch_{p}" for p in recipe.tflite.precisions if p in TFLITE_CONVERTER_PRECISIONS["litert_torch"]]
+        names += [
+            f"litert_torch_{p}" for p in recipe.tflite.precisions if p in TFLITE_CONVERTER_PRECISIONS["litert_torch"]
+        ]
     return names
 
 
@@ -174,8 +176,8 @@ def check_handoff_artifact(recipe: Recipe, only: set[str] | None) -> None:
         raise RecipeError(
             f"[handoff] artifact {wanted!r} is {precision}, which TensorFlow Lite Micro cannot run "
             f"(platform {recipe.handoff.platform!r})",
-            hint="hand off a full int8 (or fp32) file, e.g. artifact = \"tflite_int8\", or set [handoff] "
-            "platform = \"linux\" / \"android\"",
+            hint='hand off a full int8 (or fp32) file, e.g. artifact = "tflite_int8", or set [handoff] '
+            'platform = "linux" / "android"',
         )
 
 
@@ -269,10 +271,10 @@ def check_handoff_ops(recipe: Recipe, student: nn.Module, only: set[str] | None)
     if missing:
         listed = "; ".join(f"{layer} -> {op}" for op, layer in missing)
         raise RecipeError(
-            f"[handoff] platform = \"{recipe.handoff.platform}\": the student's layers become TFLite operators that TensorFlow Lite "
+            f'[handoff] platform = "{recipe.handoff.platform}": the student\'s layers become TFLite operators that TensorFlow Lite '
             f"Micro does not have: {listed}",
-            hint="use layers TFLM supports (ReLU, ReLU6, Hardswish; for GELU set [tflite] pseudo_ops = [\"Erf\"] at "
-            "opset 18), or set [handoff] platform = \"linux\" / \"android\", or [handoff] enabled = false",
+            hint='use layers TFLM supports (ReLU, ReLU6, Hardswish; for GELU set [tflite] pseudo_ops = ["Erf"] at '
+            'opset 18), or set [handoff] platform = "linux" / "android", or [handoff] enabled = false',
         )
 
 

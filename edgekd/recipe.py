@@ -29,10 +29,14 @@ from edgekd.errors import RecipeError
 class RunConfig(StrictModel):
     """The run as a whole: its name, directory and seed."""
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                      description="the run's name: letters, digits, _ . - (names the default run directory)")
-    out: Path | None = Field(None, description="run directory, relative to the recipe; unset: runs/<name>; "
-                             "`edgekd run --out` overrides it")
+    name: str = Field(
+        "run",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="the run's name: letters, digits, _ . - (names the default run directory)",
+    )
+    out: Path | None = Field(
+        None, description="run directory, relative to the recipe; unset: runs/<name>; `edgekd run --out` overrides it"
+    )
     seed: int = Field(0, description="seed of the data split, training and the calibration draw")
 
 
@@ -40,15 +44,18 @@ class Recipe(StrictModel):
     """A whole recipe: one table per stage concern. Every table and key is optional."""
 
     run: RunConfig = Field(RunConfig(), description="name, run directory and seed")
-    data: DataConfig = Field(DataConfig(), description="where the samples come from, how they are split and "
-                             "preprocessed")
+    data: DataConfig = Field(
+        DataConfig(), description="where the samples come from, how they are split and preprocessed"
+    )
     teacher: TeacherConfig = Field(TeacherConfig(), description="the teacher: trained here, or imported")
     student: StudentConfig = Field(StudentConfig(), description="the student's architecture")
-    distill: DistillConfig = Field(DistillConfig(), description="losses and training of the student; the scratch "
-                                   "baseline")
+    distill: DistillConfig = Field(
+        DistillConfig(), description="losses and training of the student; the scratch baseline"
+    )
     export: ExportConfig = Field(ExportConfig(), description="torch -> ONNX")
-    calibration: CalibrationConfig = Field(CalibrationConfig(), description="the calibration set every int8 "
-                                           "quantizer uses")
+    calibration: CalibrationConfig = Field(
+        CalibrationConfig(), description="the calibration set every int8 quantizer uses"
+    )
     quantize: QuantizeConfig = Field(QuantizeConfig(), description="ONNX Runtime int8")
     tflite: TfliteConfig = Field(TfliteConfig(), description="TFLite files and their converter")
     verify: VerifyConfig = Field(VerifyConfig(), description="parity gates per precision")
@@ -69,7 +76,9 @@ def load_recipe(path: str | Path) -> tuple[Recipe, Path]:
     """Parse and validate a recipe. Returns the recipe and the directory relative paths are taken from."""
     file = Path(path)
     if not file.exists():
-        raise RecipeError(f"recipe {file} does not exist", hint="give the path of a .toml recipe, e.g. examples/digits.toml")
+        raise RecipeError(
+            f"recipe {file} does not exist", hint="give the path of a .toml recipe, e.g. examples/digits.toml"
+        )
     if file.is_dir():
         raise RecipeError(f"recipe {file} is a directory", hint="give the path of a .toml recipe file")
     try:

@@ -14,10 +14,10 @@ from edgekd.artifacts import Artifact
 from edgekd.bench.environment import result_environment
 from edgekd.bench.result import BenchResult
 from edgekd.bench.target_settings import TargetSettings
-from edgekd.target_protocol import Completed, DeviceInfo, Target
 from edgekd.energy_protocol import EnergyWindow
 from edgekd.errors import BenchError
 from edgekd.measure import Stats, compute_stats, window_stats
+from edgekd.target_protocol import Completed, DeviceInfo, Target
 
 
 @dataclass
@@ -90,14 +90,19 @@ def op_profile(document: dict[str, Any], artifact: Artifact, target: str | None)
 
 
 def collect(
-    runs: Runs, repeat: int, document: dict[str, Any], completed: Completed, window: EnergyWindow | None,
-    artifact: Artifact, *, target: str | None = None,
+    runs: Runs,
+    repeat: int,
+    document: dict[str, Any],
+    completed: Completed,
+    window: EnergyWindow | None,
+    artifact: Artifact,
+    *,
+    target: str | None = None,
 ) -> None:
     sha = document.get("model_sha256")
     if sha and sha != artifact.sha256:
         raise BenchError(
-            f"the device ran a different file than {artifact.path.name} "
-            f"(sha256 {sha[:12]}… ≠ {artifact.sha256[:12]}…)",
+            f"the device ran a different file than {artifact.path.name} (sha256 {sha[:12]}… ≠ {artifact.sha256[:12]}…)",
             hint="the copy on the device is stale or corrupt; rerun (the target pushes it again)",
         )
     latencies = [int(x) for x in document.get("latencies_ns") or []]
@@ -129,14 +134,25 @@ def _power_warnings(env: dict[str, Any], energy: dict[str, Any] | None) -> list[
     if not env.get("charging"):
         return []
     if energy is not None:
-        return ["measured while charging (--allow-charging): the energy figure is the battery's net current, "
-                "not the phone's consumption; latencies may differ from battery operation too"]
+        return [
+            (
+                "measured while charging (--allow-charging): the energy figure is the battery's net current, "
+                "not the phone's consumption; latencies may differ from battery operation too"
+            )
+        ]
     return ["measured while charging: the phone was on USB/AC power (latencies may differ from battery operation)"]
 
 
 def build_result(
-    target: Target, states: tuple[DeviceInfo, DeviceInfo | None], artifact: Artifact, runs: Runs,
-    baseline_rss: int | None, settings: TargetSettings, energy: dict[str, Any] | None, energy_reason: str | None, governor_note: str,
+    target: Target,
+    states: tuple[DeviceInfo, DeviceInfo | None],
+    artifact: Artifact,
+    runs: Runs,
+    baseline_rss: int | None,
+    settings: TargetSettings,
+    energy: dict[str, Any] | None,
+    energy_reason: str | None,
+    governor_note: str,
 ) -> BenchResult:
     config = settings.config
     info, after = states
@@ -146,8 +162,11 @@ def build_result(
     env = result_environment(info, runs.documents[-1], artifact, completed)
     env["init_ms_all"] = [d.get("init_ms") for d in runs.documents]
     env["rss_after_first_kb"] = first.get("rss_after_first_kb")  # memory once loaded and run once (cold start)
-    env["rss_sources_kb"] = {"vmhwm": first.get("vmhwm_kb"), "ru_maxrss": first.get("ru_maxrss_kb"),
-                             "wait4": completed.peak_rss_kb}
+    env["rss_sources_kb"] = {
+        "vmhwm": first.get("vmhwm_kb"),
+        "ru_maxrss": first.get("ru_maxrss_kb"),
+        "wait4": completed.peak_rss_kb,
+    }
     env["governor_control"] = governor_note
     env["settings"] = settings.env()
     if after is not None:  # the runner's own env is read on the device too; the target's view adds the rest
@@ -157,8 +176,9 @@ def build_result(
     env["stats_source"] = stats.source
     # The shapes every run used (the runner resolves symbolic dimensions from --shape, --inputs or the
     # sidecar); the tool modes report none, then the sidecar's shapes are what is known.
-    env["input_shapes"] = first.get("input_shapes") or {
-        spec.name: list(spec.shape) for spec in artifact.inputs or ()} or None
+    env["input_shapes"] = (
+        first.get("input_shapes") or {spec.name: list(spec.shape) for spec in artifact.inputs or ()} or None
+    )
     if stats.source != "samples":
         env["tool_summaries"] = runs.summaries
         env["tool_memory"] = [d.get("memory") for d in runs.documents if d.get("memory")]

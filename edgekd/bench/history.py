@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,20 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_by_run ON results(run_id);
 """
 # Environment keys that describe the machine and software, not the moment (temperatures and load vary).
-_STABLE_ENV_KEYS = ("device", "kind", "arch", "cpu_model", "cores", "os", "python", "numpy", "runtime",
-                    "runtime_version", "threads", "xnnpack")
+_STABLE_ENV_KEYS = (
+    "device",
+    "kind",
+    "arch",
+    "cpu_model",
+    "cores",
+    "os",
+    "python",
+    "numpy",
+    "runtime",
+    "runtime_version",
+    "threads",
+    "xnnpack",
+)
 
 
 def default_history_path() -> Path:
@@ -83,21 +95,29 @@ class History:
                 db.execute("PRAGMA foreign_keys = ON")
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
-                    raise BenchError(f"history {self.path} was written by a newer edgekd (schema {version})",
-                                     hint="upgrade edgekd, or set EDGEKD_HISTORY to another file")
+                    raise BenchError(
+                        f"history {self.path} was written by a newer edgekd (schema {version})",
+                        hint="upgrade edgekd, or set EDGEKD_HISTORY to another file",
+                    )
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 with db:
                     yield db
         except sqlite3.DatabaseError as exc:
             if "disk is full" in str(exc) or "readonly" in str(exc):
-                raise StorageError(f"cannot write the history {self.path}: {exc}",
-                                   hint="free space, or set EDGEKD_HISTORY to a writable file") from None
-            raise BenchError(f"the history {self.path} is not a usable SQLite database: {exc}",
-                             hint="move it away (a new one is created) or set EDGEKD_HISTORY") from None
+                raise StorageError(
+                    f"cannot write the history {self.path}: {exc}",
+                    hint="free space, or set EDGEKD_HISTORY to a writable file",
+                ) from None
+            raise BenchError(
+                f"the history {self.path} is not a usable SQLite database: {exc}",
+                hint="move it away (a new one is created) or set EDGEKD_HISTORY",
+            ) from None
         except OSError as exc:
-            raise StorageError(f"cannot open the history {self.path}: {exc.strerror or exc}",
-                               hint="set EDGEKD_HISTORY to a writable file") from None
+            raise StorageError(
+                f"cannot open the history {self.path}: {exc.strerror or exc}",
+                hint="set EDGEKD_HISTORY to a writable file",
+            ) from None
 
     def record_run(
         self,
@@ -107,12 +127,14 @@ class History:
         meta: dict[str, Any] | None = None,
     ) -> None:
         """Store a run and its results (replacing an earlier recording of the same run id)."""
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         with self._connect() as db:
             db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            db.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
-                       (run_id, created, recipe_hash, json.dumps(meta or {}, default=str, sort_keys=True)))
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?)",
+                (run_id, created, recipe_hash, json.dumps(meta or {}, default=str, sort_keys=True)),
+            )
             for position, result in enumerate(results):
                 data = _as_dict(result)
                 flat = _flat(data)
@@ -124,22 +146,36 @@ class History:
                 db.execute(
                     "INSERT INTO results (run_id, position, artifact, artifact_sha256, target, runtime, p50_ms,"
                     " p99_ms, peak_rss_kb, energy_j, env_sha, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, position, flat.get("artifact", f"result{position}"), flat.get("artifact_sha256"),
-                     flat.get("target"), flat.get("runtime"), flat.get("p50_ms"), flat.get("p99_ms"),
-                     flat.get("peak_rss_kb"), flat.get("energy_j_per_inference"), env_sha,
-                     json.dumps(data, default=str)),
+                    (
+                        run_id,
+                        position,
+                        flat.get("artifact", f"result{position}"),
+                        flat.get("artifact_sha256"),
+                        flat.get("target"),
+                        flat.get("runtime"),
+                        flat.get("p50_ms"),
+                        flat.get("p99_ms"),
+                        flat.get("peak_rss_kb"),
+                        flat.get("energy_j_per_inference"),
+                        env_sha,
+                        json.dumps(data, default=str),
+                    ),
                 )
 
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Recorded runs, newest first: run_id, created, recipe_hash, meta, results (count)."""
-        query = ("SELECT r.run_id, r.created, r.recipe_hash, r.meta, COUNT(x.id) FROM runs r "
-                 "LEFT JOIN results x ON x.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created DESC, r.rowid DESC")
+        query = (
+            "SELECT r.run_id, r.created, r.recipe_hash, r.meta, COUNT(x.id) FROM runs r "
+            "LEFT JOIN results x ON x.run_id = r.run_id GROUP BY r.run_id ORDER BY r.created DESC, r.rowid DESC"
+        )
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         with self._connect() as db:
             rows = db.execute(query).fetchall()
-        return [{"run_id": r[0], "created": r[1], "recipe_hash": r[2], "meta": json.loads(r[3]), "results": r[4]}
-                for r in rows]
+        return [
+            {"run_id": r[0], "created": r[1], "recipe_hash": r[2], "meta": json.loads(r[3]), "results": r[4]}
+            for r in rows
+        ]
 
     def resolve(self, ref: str) -> str:
         """A run id from `ref`: an exact id, `latest`, `latest~N` (N runs before), or a unique prefix."""
@@ -151,8 +187,9 @@ class History:
             index = int(back) if back.isdigit() else (0 if not back else -1)
             if 0 <= index < len(runs):
                 return runs[index]
-            raise BenchError(f"no run '{ref}' in the history ({len(runs)} run(s) recorded)",
-                             hint="see `edgekd bench history`")
+            raise BenchError(
+                f"no run '{ref}' in the history ({len(runs)} run(s) recorded)", hint="see `edgekd bench history`"
+            )
         matches = [run for run in runs if run.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
@@ -160,8 +197,10 @@ class History:
         hint = f"did you mean '{close}'? " if close else ""
         if len(matches) > 1:
             raise BenchError(f"'{ref}' matches {len(matches)} runs", hint=hint + "give more of the run id")
-        raise BenchError(f"no run '{ref}' in the history {self.path}",
-                         hint=hint + "see `edgekd bench history`, or use latest / latest~1")
+        raise BenchError(
+            f"no run '{ref}' in the history {self.path}",
+            hint=hint + "see `edgekd bench history`, or use latest / latest~1",
+        )
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         """The stored result dicts of a run (to_dict() form where recorded from BenchResults)."""

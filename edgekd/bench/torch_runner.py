@@ -75,15 +75,27 @@ class TorchSession:
                 start = time.perf_counter_ns()
                 self.invoke()
                 latencies.append(time.perf_counter_ns() - start)
-        rows = [{"op": event.key, "op_type": event.key.split("::")[-1], "provider": "CPU",
-                 "ms": event.self_cpu_time_total / runs / 1000.0, "calls": event.count / runs}
-                for event in prof.key_averages() if event.self_cpu_time_total > 0]
+        rows = [
+            {
+                "op": event.key,
+                "op_type": event.key.split("::")[-1],
+                "provider": "CPU",
+                "ms": event.self_cpu_time_total / runs / 1000.0,
+                "calls": event.count / runs,
+            }
+            for event in prof.key_averages()
+            if event.self_cpu_time_total > 0
+        ]
         rows.sort(key=lambda row: row["ms"], reverse=True)
         import torch
 
-        return {"op_profile": {"rows": rows, "runs": runs, "statistic": "mean"}, "profile_latencies_ns": latencies,
-                "requested_providers": [], "providers": ["CPU"],
-                "profile_source": f"torch {torch.__version__} profiler (rows per op name, self time)"}
+        return {
+            "op_profile": {"rows": rows, "runs": runs, "statistic": "mean"},
+            "profile_latencies_ns": latencies,
+            "requested_providers": [],
+            "providers": ["CPU"],
+            "profile_source": f"torch {torch.__version__} profiler (rows per op name, self time)",
+        }
 
 
 class TorchBackend:

@@ -30,7 +30,11 @@ class StrictVerdictError(EdgekdError):
 
 
 def run_recipe(
-    recipe_path: Path, *, out: Path | None = None, force: bool = False, only: set[str] | None = None,
+    recipe_path: Path,
+    *,
+    out: Path | None = None,
+    force: bool = False,
+    only: set[str] | None = None,
     strict: bool | list[str] | None = None,
 ) -> Path:
     """Run a recipe. `strict`: None takes `[report] strict`; True fails on every warning verdict, a list on
@@ -103,7 +107,7 @@ def check_strict(report: dict[str, Any], strict: bool | list[str]) -> None:
         raise StrictVerdictError(
             f"{len(fatal)} verdict(s) fired under --strict: {listed}",
             hint="see the verdicts in report.html; fix the cause, or list only the verdicts that must fail in "
-            "[report] strict = [\"code\", ...] (or --strict-verdict CODE)",
+            '[report] strict = ["code", ...] (or --strict-verdict CODE)',
         )
 
 
@@ -115,7 +119,9 @@ def _verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
 def _print_outcome(outcome: StageOutcome) -> None:
     mark = {"ran": "[green]✓[/]", "cached": "[cyan]≡[/]", "skipped": "[dim]-[/]", "failed": "[red]✗[/]",
             "not_run": "[dim]·[/]"}.get(outcome.status, "?")  # fmt: skip
-    detail = {"ran": f"{outcome.seconds:.1f} s", "not_run": "not run (an earlier stage failed)"}.get(outcome.status, outcome.status)
+    detail = {"ran": f"{outcome.seconds:.1f} s", "not_run": "not run (an earlier stage failed)"}.get(
+        outcome.status, outcome.status
+    )
     if outcome.status == "failed" and outcome.error:
         detail = f"failed: {outcome.error.get('type')}"
     console.say(f"  {mark} {outcome.stage:<10} {detail}")

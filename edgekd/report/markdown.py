@@ -43,8 +43,10 @@ def failure_lines(report: dict[str, Any]) -> str:
     failure = report.get("failure")
     if not failure:
         return ""
-    text = (f"**❌ Run failed at stage {cell(failure.get('stage'))}** ({cell(failure.get('type'))}): "
-            f"{cell(failure.get('message'))}")
+    text = (
+        f"**❌ Run failed at stage {cell(failure.get('stage'))}** ({cell(failure.get('type'))}): "
+        f"{cell(failure.get('message'))}"
+    )
     if failure.get("hint"):
         text += f"  \nhint: {cell(failure['hint'])}"
     if failure.get("not_run"):
@@ -79,8 +81,13 @@ def distill_section(report: dict[str, Any]) -> list[str]:
     if not distill:
         return []
     rows = [
-        [label, fmt.pct(distill.get(f"{role}_accuracy")), fmt.count(distill.get(f"{role}_params")),
-         fmt.count(distill.get(f"{role}_flops")), fmt.size(distill.get(f"{role}_size_bytes"))]
+        [
+            label,
+            fmt.pct(distill.get(f"{role}_accuracy")),
+            fmt.count(distill.get(f"{role}_params")),
+            fmt.count(distill.get(f"{role}_flops")),
+            fmt.size(distill.get(f"{role}_size_bytes")),
+        ]
         for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))
     ]
     lines = ["## Distillation", ""]
@@ -104,17 +111,42 @@ def parity_section(report: dict[str, Any]) -> list[str]:
     for name in names:
         art, row = sizes.get(name, {}), parity.get(name, {})
         mark = "✅ pass" if row.get("passed") is True else "❌ FAIL" if row.get("passed") is False else fmt.DASH
-        rows.append([name, art.get("format") or row.get("format") or fmt.DASH,
-                     art.get("precision") or row.get("precision") or fmt.DASH, fmt.size(art.get("size_bytes")),
-                     fmt.pct(row.get("accuracy")), fmt.points(row.get("accuracy_delta")),
-                     fmt.pct(row.get("top1_agreement")), fmt.error(row.get("max_abs_error")), mark])
+        rows.append(
+            [
+                name,
+                art.get("format") or row.get("format") or fmt.DASH,
+                art.get("precision") or row.get("precision") or fmt.DASH,
+                fmt.size(art.get("size_bytes")),
+                fmt.pct(row.get("accuracy")),
+                fmt.points(row.get("accuracy_delta")),
+                fmt.pct(row.get("top1_agreement")),
+                fmt.error(row.get("max_abs_error")),
+                mark,
+            ]
+        )
     lines = ["## Artifacts and parity", ""]
-    lines += table(["artifact", "format", "precision", "size", "accuracy", "Δ accuracy", "top-1 agreement",
-                    "max abs error", "parity"], rows, "lllrrrrrl")
+    lines += table(
+        [
+            "artifact",
+            "format",
+            "precision",
+            "size",
+            "accuracy",
+            "Δ accuracy",
+            "top-1 agreement",
+            "max abs error",
+            "parity",
+        ],
+        rows,
+        "lllrrrrrl",
+    )
     for row in parity.values():
         if row.get("passed") is False and row.get("worst_layers"):
-            layers = ", ".join(f"`{cell(w.get('layer', '?'))}` ({fmt.error(w.get('max_abs_error'))})"
-                               for w in row["worst_layers"][:3] if isinstance(w, dict))
+            layers = ", ".join(
+                f"`{cell(w.get('layer', '?'))}` ({fmt.error(w.get('max_abs_error'))})"
+                for w in row["worst_layers"][:3]
+                if isinstance(w, dict)
+            )
             lines += ["", f"{cell(row['artifact'])}: error grows most at {layers}."]
     return lines + [""]
 
@@ -123,17 +155,31 @@ def bench_section(report: dict[str, Any]) -> list[str]:
     bench = report.get("bench") or []
     if not bench:
         return []
-    rows = [[row.get("artifact"), row.get("target"), row.get("runtime") or fmt.DASH, fmt.ms(row.get("p50_ms")),
-             fmt.ms(row.get("p90_ms")), fmt.ms(row.get("p99_ms")), fmt.kib(row.get("peak_rss_kb")),
-             fmt.joules(row.get("energy_j_per_inference")) if row.get("energy_j_per_inference") is not None
-             else "n/a"] for row in bench]
+    rows = [
+        [
+            row.get("artifact"),
+            row.get("target"),
+            row.get("runtime") or fmt.DASH,
+            fmt.ms(row.get("p50_ms")),
+            fmt.ms(row.get("p90_ms")),
+            fmt.ms(row.get("p99_ms")),
+            fmt.kib(row.get("peak_rss_kb")),
+            fmt.joules(row.get("energy_j_per_inference")) if row.get("energy_j_per_inference") is not None else "n/a",
+        ]
+        for row in bench
+    ]
     lines = ["## Latency", ""]
-    lines += table(["artifact", "target", "runtime", "p50", "p90", "p99", "peak RSS", "energy / inference"],
-                   rows, "lllrrrrr")
+    lines += table(
+        ["artifact", "target", "runtime", "p50", "p90", "p99", "peak RSS", "energy / inference"], rows, "lllrrrrr"
+    )
     best = [p for p in report.get("pareto") or [] if p.get("pareto_optimal")]
     if best:
-        lines += ["", "Pareto-optimal (accuracy, size, p50): " + "; ".join(
-            f"{cell(p['artifact'])} on {cell(p['target'])}" for p in best) + "."]
+        lines += [
+            "",
+            "Pareto-optimal (accuracy, size, p50): "
+            + "; ".join(f"{cell(p['artifact'])} on {cell(p['target'])}" for p in best)
+            + ".",
+        ]
     return lines + [""]
 
 
@@ -172,8 +218,12 @@ def profile_section(report: dict[str, Any]) -> list[str]:
         lines += table(top_header, top, "lllrrr") + ["", "Time by op type:", ""]
         lines += table(type_header, types, "lrrrl") + [""]
     for entry in report.get("profile_comparisons") or []:
-        lines += [f"### fp32 vs int8: {cell(entry['fp32'])} → {cell(entry['int8'])} on {cell(entry['target'])}", "",
-                  cell(responsible_text(entry)), ""]
+        lines += [
+            f"### fp32 vs int8: {cell(entry['fp32'])} → {cell(entry['int8'])} on {cell(entry['target'])}",
+            "",
+            cell(responsible_text(entry)),
+            "",
+        ]
         rows = comparison_rows(entry)
         lines += table(COMPARISON_HEADER, rows, "lrrrrl") + [""]
     return lines
@@ -210,8 +260,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole report.md text (the environment tables are dropped if the comment would be too long)."""
     run = (report.get("run") or {}).get("name", "run")
     head = [f"# edgekd report: {cell(run)}", "", headline(report), "", pipeline_line(report), ""]
-    head += (verdicts_section(report) + distill_section(report) + parity_section(report) + bench_section(report)
-             + cold_start_section(report) + profile_section(report) + warnings_section(report))
+    head += (
+        verdicts_section(report)
+        + distill_section(report)
+        + parity_section(report)
+        + bench_section(report)
+        + cold_start_section(report)
+        + profile_section(report)
+        + warnings_section(report)
+    )
     tail = []
     handoff = report.get("handoff")
     if handoff and handoff.get("path"):
@@ -219,8 +276,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     tail.append("<sub>Generated by edgekd from report.json; plots are in report.html.</sub>")
     text = "\n".join(head + environment_section(report) + tail) + "\n"
     if len(text) > MAX_COMMENT_CHARS:
-        text = "\n".join(head + ["(Environment tables left out to fit a pull-request comment; see report.html.)", ""]
-                         + tail) + "\n"
+        text = (
+            "\n".join(
+                head + ["(Environment tables left out to fit a pull-request comment; see report.html.)", ""] + tail
+            )
+            + "\n"
+        )
     return text
 
 
@@ -231,19 +292,24 @@ def render_comparison_markdown(result: dict[str, Any]) -> str:
     regressions, improvements = result.get("regressions") or [], result.get("improvements") or []
     verdict = f"**❌ {len(regressions)} regression(s)**" if regressions else "**✅ no regressions**"
     lines = [f"# edgekd compare: {cell(name_a)} → {cell(name_b)}", "", verdict, ""]
-    lines += [f"⚠️ **Warning**: {cell(w)}" for w in result.get("warnings") or []] + ([""] if result.get("warnings") else [])
+    lines += [f"⚠️ **Warning**: {cell(w)}" for w in result.get("warnings") or []] + (
+        [""] if result.get("warnings") else []
+    )
     for title, rows in (("Regressions", regressions), ("Improvements", improvements)):
         if rows:
             lines += [f"## {title}", ""]
-            lines += table(["kind", "artifact", "target", "change"],
-                           [[r["kind"], r.get("artifact") or fmt.DASH, r.get("target") or fmt.DASH, r["message"]]
-                            for r in rows])
+            lines += table(
+                ["kind", "artifact", "target", "change"],
+                [[r["kind"], r.get("artifact") or fmt.DASH, r.get("target") or fmt.DASH, r["message"]] for r in rows],
+            )
             lines.append("")
     for key, label in (("only_in_a", f"Only in {name_a}"), ("only_in_b", f"Only in {name_b}")):
         if result.get(key):
             lines += [f"{cell(label)}: {', '.join(cell(n) for n in result[key])}", ""]
     tol = result.get("tolerances") or {}
     if tol:
-        lines.append(f"<sub>Flagged beyond: latency ±{tol['latency'] * 100:g}% with Mann-Whitney p < {tol['alpha']:g}, "
-                     f"size ±{tol['size'] * 100:g}%, accuracy ±{tol['accuracy'] * 100:g} pt.</sub>")
+        lines.append(
+            f"<sub>Flagged beyond: latency ±{tol['latency'] * 100:g}% with Mann-Whitney p < {tol['alpha']:g}, "
+            f"size ±{tol['size'] * 100:g}%, accuracy ±{tol['accuracy'] * 100:g} pt.</sub>"
+        )
     return "\n".join(lines) + "\n"

@@ -29,14 +29,18 @@ def collect_profiles(bench: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in bench:
         profile = row.pop("profile", None)
         if isinstance(profile, dict) and profile.get("schema"):
-            profiles.append({**profile, "artifact": row.get("artifact"), "target": profile.get("target") or row.get("target")})
+            profiles.append(
+                {**profile, "artifact": row.get("artifact"), "target": profile.get("target") or row.get("target")}
+            )
     return profiles
 
 
 def _precisions(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """artifact -> (precision, format), from the artifact list and the bench rows."""
-    found = {a.get("name"): (str(a.get("precision") or ""), str(a.get("format") or ""))
-             for a in report.get("artifacts") or []}
+    found = {
+        a.get("name"): (str(a.get("precision") or ""), str(a.get("format") or ""))
+        for a in report.get("artifacts") or []
+    }
     for row in report.get("bench") or []:
         found.setdefault(row.get("artifact"), (str(row.get("precision") or ""), str(row.get("format") or "")))
     return found
@@ -67,10 +71,19 @@ def int8_comparisons(report: dict[str, Any], run_dir: Path | None = None) -> lis
         for fp32 in pair.get("fp32", []):
             for int8 in pair.get("int8", []):
                 summary = int8_summary(OpProfile.from_dict(fp32), OpProfile.from_dict(int8))
-                entry = {"target": target, "runtime": runtime, "format": form, "fp32": fp32["artifact"],
-                         "int8": int8["artifact"], "fp32_ms": summary["fp32_ms"], "int8_ms": summary["int8_ms"],
-                         "slower": summary["slower"], "faster": summary["faster"], "qdq_nodes": None,
-                         "rows": summary["rows"][:COMPARISON_ROWS]}
+                entry = {
+                    "target": target,
+                    "runtime": runtime,
+                    "format": form,
+                    "fp32": fp32["artifact"],
+                    "int8": int8["artifact"],
+                    "fp32_ms": summary["fp32_ms"],
+                    "int8_ms": summary["int8_ms"],
+                    "slower": summary["slower"],
+                    "faster": summary["faster"],
+                    "qdq_nodes": None,
+                    "rows": summary["rows"][:COMPARISON_ROWS],
+                }
                 path = paths.get(int8["artifact"])
                 if form == "onnx" and path and run_dir is not None:
                     file = Path(path) if Path(path).is_absolute() else Path(run_dir) / path
@@ -86,11 +99,16 @@ def responsible_text(entry: dict[str, Any]) -> str:
     """One sentence on an fp32-vs-int8 pair: which is faster by op time and, when int8 is slower, the op types
     responsible with their added time."""
     fp32_ms, int8_ms = entry["fp32_ms"], entry["int8_ms"]
-    head = (f"{entry['int8']} vs {entry['fp32']} on {entry['target']}: op time {fmt.ms(int8_ms)} vs "
-            f"{fmt.ms(fp32_ms)}")
+    head = f"{entry['int8']} vs {entry['fp32']} on {entry['target']}: op time {fmt.ms(int8_ms)} vs {fmt.ms(fp32_ms)}"
     qdq = entry.get("qdq_nodes")
-    carries = (f"; the int8 graph carries {qdq['QuantizeLinear']} QuantizeLinear and {qdq['DequantizeLinear']} "
-               "DequantizeLinear nodes") if qdq else ""
+    carries = (
+        (
+            f"; the int8 graph carries {qdq['QuantizeLinear']} QuantizeLinear and {qdq['DequantizeLinear']} "
+            "DequantizeLinear nodes"
+        )
+        if qdq
+        else ""
+    )
     if int8_ms <= fp32_ms:
         faster = ", ".join(entry["faster"]) or "none by more than the noise floor"
         return f"{head}: int8 is faster (faster op types: {faster}){carries}."
@@ -106,8 +124,17 @@ def signed_ms(value: float) -> str:
 
 def comparison_rows(entry: dict[str, Any]) -> list[list[Any]]:
     """The fp32-vs-int8 table of one comparison (see COMPARISON_HEADER)."""
-    return [[row["op_type"], fmt.ms(row["fp32_ms"]), fmt.ms(row["int8_ms"]), signed_ms(row["delta_ms"]),
-             f"{row['nodes_fp32']} → {row['nodes_int8']}", row["verdict"]] for row in entry["rows"]]
+    return [
+        [
+            row["op_type"],
+            fmt.ms(row["fp32_ms"]),
+            fmt.ms(row["int8_ms"]),
+            signed_ms(row["delta_ms"]),
+            f"{row['nodes_fp32']} → {row['nodes_int8']}",
+            row["verdict"],
+        ]
+        for row in entry["rows"]
+    ]
 
 
 COMPARISON_HEADER = ["op type", "fp32", "int8", "Δ", "nodes", "verdict"]
@@ -121,8 +148,16 @@ def cold_start_rows(report: dict[str, Any]) -> list[list[Any]]:
         after = env.get("rss_after_first_kb")
         base = row.get("baseline_rss_kb")
         model = after - base if fmt.is_number(after) and fmt.is_number(base) else None
-        rows.append([row.get("artifact"), row.get("target"), fmt.ms(row.get("init_ms")), fmt.ms(row.get("first_ms")),
-                     fmt.kib(after), fmt.kib(model) if model is None or model >= 0 else fmt.DASH])
+        rows.append(
+            [
+                row.get("artifact"),
+                row.get("target"),
+                fmt.ms(row.get("init_ms")),
+                fmt.ms(row.get("first_ms")),
+                fmt.kib(after),
+                fmt.kib(model) if model is None or model >= 0 else fmt.DASH,
+            ]
+        )
     return rows
 
 
@@ -135,25 +170,49 @@ def profile_tables(data: dict[str, Any]) -> tuple[list[str], list[list[Any]], li
     from edgekd.profile.views import by_op_type, top_ops
 
     profile = OpProfile.from_dict(data)
-    top = [[row["op"], row["op_type"], row["provider"], fmt.ms(row["ms"]), f"{row['calls']:g}",
-            f"{row['share'] * 100:.1f}%"] for row in top_ops(profile, TOP_OPS)]
+    top = [
+        [
+            row["op"],
+            row["op_type"],
+            row["provider"],
+            fmt.ms(row["ms"]),
+            f"{row['calls']:g}",
+            f"{row['share'] * 100:.1f}%",
+        ]
+        for row in top_ops(profile, TOP_OPS)
+    ]
     grouped = by_op_type(profile)
-    types = [[row["op_type"], row["nodes"], fmt.ms(row["ms"]), f"{row['share'] * 100:.1f}%", ", ".join(row["providers"])]
-             for row in grouped[:TOP_OP_TYPES]]
+    types = [
+        [row["op_type"], row["nodes"], fmt.ms(row["ms"]), f"{row['share'] * 100:.1f}%", ", ".join(row["providers"])]
+        for row in grouped[:TOP_OP_TYPES]
+    ]
     rest = grouped[TOP_OP_TYPES:]
     if rest:
-        types.append([f"… {len(rest)} more op types", sum(r["nodes"] for r in rest), fmt.ms(sum(r["ms"] for r in rest)),
-                      f"{sum(r['share'] for r in rest) * 100:.1f}%", ""])
-    return (["op", "op type", "provider", "ms", "calls", "share"], top,
-            ["op type", "nodes", "ms", "share", "providers"], types)
+        types.append(
+            [
+                f"… {len(rest)} more op types",
+                sum(r["nodes"] for r in rest),
+                fmt.ms(sum(r["ms"] for r in rest)),
+                f"{sum(r['share'] for r in rest) * 100:.1f}%",
+                "",
+            ]
+        )
+    return (
+        ["op", "op type", "provider", "ms", "calls", "share"],
+        top,
+        ["op type", "nodes", "ms", "share", "providers"],
+        types,
+    )
 
 
 def profile_caption(data: dict[str, Any]) -> str:
     """Source, runs, statistic, coverage of the unprofiled median and the profiler's overhead of one profile."""
     parts = [f"{data.get('source')}, {data.get('runs')} runs, ms = {data.get('statistic')}"]
     if fmt.is_number(data.get("coverage")):
-        parts.append(f"ops sum {fmt.ms(data.get('total_ms'))} = {data['coverage'] * 100:.0f}% of the unprofiled "
-                     f"median {fmt.ms(data.get('median_ms'))}")
+        parts.append(
+            f"ops sum {fmt.ms(data.get('total_ms'))} = {data['coverage'] * 100:.0f}% of the unprofiled "
+            f"median {fmt.ms(data.get('median_ms'))}"
+        )
     if data.get("overhead"):
         parts.append(f"profiler overhead: {data['overhead']}")
     return "; ".join(parts)
@@ -179,10 +238,21 @@ def op_type_plot(report: dict[str, Any]) -> Any | None:
     labels = [f"{p.get('artifact')} @ {p.get('target')}" for p in profiles]
     left = [0.0] * len(profiles)
     for index, op_type in enumerate([*shown, "other"]):
-        widths = [sum(r["ms"] for r in group if (r["op_type"] == op_type) or (op_type == "other" and r["op_type"] not in shown))
-                  for group in groups]
-        ax.barh(labels, widths, left=left, color=PALETTE[index % len(PALETTE)] if op_type != "other" else "#cccccc",
-                label=f"\u200b{op_type}" if op_type.startswith("_") else op_type)  # matplotlib hides "_..." labels
+        widths = [
+            sum(
+                r["ms"]
+                for r in group
+                if (r["op_type"] == op_type) or (op_type == "other" and r["op_type"] not in shown)
+            )
+            for group in groups
+        ]
+        ax.barh(
+            labels,
+            widths,
+            left=left,
+            color=PALETTE[index % len(PALETTE)] if op_type != "other" else "#cccccc",
+            label=f"\u200b{op_type}" if op_type.startswith("_") else op_type,
+        )  # matplotlib hides "_..." labels
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("op time per inference (ms)")

@@ -64,8 +64,11 @@ def unrelated_reasons(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """
     ida, idb = a.get("identity") or {}, b.get("identity") or {}
     reasons = []
-    for key, label in (("input_shape", "input shape"), ("num_classes", "number of classes"),
-                       ("label_names", "class labels")):
+    for key, label in (
+        ("input_shape", "input shape"),
+        ("num_classes", "number of classes"),
+        ("label_names", "class labels"),
+    ):
         if _differs(ida, idb, key):
             reasons.append(f"different {label} ({_short(ida[key])} vs {_short(idb[key])})")
     names_a = {art.get("name") for art in a.get("artifacts") or []}
@@ -75,8 +78,10 @@ def unrelated_reasons(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     if (names_a or names_b or bench_a or bench_b) and not names_a & names_b and not bench_a & bench_b:
         reasons.append("no artifact or bench row in common")
     if _differs(ida, idb, "recipe_name") and _differs(ida, idb, "samples"):
-        reasons.append(f"different recipes ({ida['recipe_name']} vs {idb['recipe_name']}) on different data "
-                       f"({ida['samples']} vs {idb['samples']} samples)")
+        reasons.append(
+            f"different recipes ({ida['recipe_name']} vs {idb['recipe_name']}) on different data "
+            f"({ida['samples']} vs {idb['samples']} samples)"
+        )
     return reasons
 
 

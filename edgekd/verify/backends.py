@@ -22,9 +22,16 @@ BATCH = 64  # samples per call for models with a dynamic batch dimension
 Samples = np.ndarray | dict[str, np.ndarray]  # one array, or one per input name (multi-input ONNX)
 
 # ONNX Runtime's input type strings -> the numpy dtype a feed must have.
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
-               "tensor(bool)": np.bool_}
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 def sample_count(x: Samples) -> int:
@@ -40,12 +47,17 @@ def predict(artifact: Artifact, x: Samples) -> np.ndarray:
         "tflite": _predict_tflite,
     }
     if artifact.format not in runners:
-        raise ModelError(f"cannot run {artifact.path.name}: format {artifact.format!r} is not a model", hint="give a .pt, .onnx or .tflite")
+        raise ModelError(
+            f"cannot run {artifact.path.name}: format {artifact.format!r} is not a model",
+            hint="give a .pt, .onnx or .tflite",
+        )
     if isinstance(x, dict):
         if artifact.format != "onnx":
-            raise ModelError(f"{artifact.path.name}: samples for several named inputs ({', '.join(x)}) can feed only an "
-                             f"ONNX model, not a {artifact.format} one",
-                             hint="compare multi-input models as ONNX (give an .onnx --reference)")
+            raise ModelError(
+                f"{artifact.path.name}: samples for several named inputs ({', '.join(x)}) can feed only an "
+                f"ONNX model, not a {artifact.format} one",
+                hint="compare multi-input models as ONNX (give an .onnx --reference)",
+            )
         return _predict_onnx_feeds(artifact, onnx_session(artifact), x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if len(x) == 0:
@@ -73,8 +85,10 @@ def _predict_onnx(artifact: Artifact, x: np.ndarray) -> np.ndarray:
     specs = session.get_inputs()
     if len(specs) != 1:
         names = ", ".join(s.name for s in specs)
-        raise ModelError(f"{artifact.path.name} has {len(specs)} inputs ({names}); one data array cannot feed them",
-                         hint=f"give an .npz with one array per input name ({names}) and optional labels y")
+        raise ModelError(
+            f"{artifact.path.name} has {len(specs)} inputs ({names}); one data array cannot feed them",
+            hint=f"give an .npz with one array per input name ({names}) and optional labels y",
+        )
     spec = specs[0]
     _check_rank(artifact, len(spec.shape), x)
     static = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
@@ -100,18 +114,26 @@ def _predict_onnx_feeds(artifact: Artifact, session: Any, feeds: dict[str, np.nd
     names = [spec.name for spec in specs]
     missing = [name for name in names if name not in feeds]
     if missing:
-        raise ModelError(f"{artifact.path.name} needs inputs {', '.join(names)}; the samples lack {', '.join(missing)}",
-                         hint=f"give one array per input name: {', '.join(names)}")
+        raise ModelError(
+            f"{artifact.path.name} needs inputs {', '.join(names)}; the samples lack {', '.join(missing)}",
+            hint=f"give one array per input name: {', '.join(names)}",
+        )
     counts = {len(feeds[name]) for name in names}
     if len(counts) != 1:
-        raise ModelError(f"the samples for {', '.join(names)} differ in length ({sorted(counts)})", hint="give as many samples for every input")
+        raise ModelError(
+            f"the samples for {', '.join(names)} differ in length ({sorted(counts)})",
+            hint="give as many samples for every input",
+        )
     arrays = {}
     for spec in specs:
         array = np.ascontiguousarray(feeds[spec.name], dtype=_ORT_DTYPES.get(spec.type, np.float32))
         _check_rank(artifact, len(spec.shape), array)
         if any(isinstance(e, int) and e != a for e, a in zip(spec.shape[1:], array.shape[1:])):
-            raise ModelError(f"{artifact.path.name}'s input {spec.name} has shape {tuple(spec.shape)}, its samples "
-                             f"{tuple(array.shape[1:])} per sample", hint="give samples of the model's input shapes")
+            raise ModelError(
+                f"{artifact.path.name}'s input {spec.name} has shape {tuple(spec.shape)}, its samples "
+                f"{tuple(array.shape[1:])} per sample",
+                hint="give samples of the model's input shapes",
+            )
         arrays[spec.name] = array
     n = counts.pop()
     static = {s.shape[0] for s in specs if isinstance(s.shape[0], int) and s.shape[0] > 0}
@@ -134,7 +156,7 @@ def onnx_session(artifact: Artifact, *, threads: int = 1) -> Any:
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own InvalidProtobuf/Fail/InvalidGraph types
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own InvalidProtobuf/Fail/InvalidGraph types: re-raised typed
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
             f"{artifact.path} cannot be loaded by ONNX Runtime: {first}",
@@ -191,8 +213,10 @@ def _predict_tflite(artifact: Artifact, x: np.ndarray) -> np.ndarray:
         try:
             interpreter.invoke()
         except RuntimeError as exc:
-            raise ModelError(f"{artifact.path.name} fails in LiteRT on sample {i}: {runtime_failure(exc)}",
-                             hint="the converted model is broken for this data; try another precision or converter") from None
+            raise ModelError(
+                f"{artifact.path.name} fails in LiteRT on sample {i}: {runtime_failure(exc)}",
+                hint="the converted model is broken for this data; try another precision or converter",
+            ) from None
         out = interpreter.get_tensor(out_detail["index"])
         outs.append(dequantize(out, out_quant) if out_dtype.kind in "iu" else out.astype(np.float32))
     return np.concatenate(outs)

@@ -19,7 +19,9 @@ TOP_K = 3
 SAMPLES = 8
 
 
-def worst_layers(quantized: Artifact, float_model: Artifact, x: np.ndarray, *, top_k: int = TOP_K) -> list[dict[str, Any]]:
+def worst_layers(
+    quantized: Artifact, float_model: Artifact, x: np.ndarray, *, top_k: int = TOP_K
+) -> list[dict[str, Any]]:
     """The `top_k` layers where the int8 error grows most; [] when the formats can't be paired."""
     if isinstance(x, dict):  # named inputs of a multi-input model: layer pairing runs single-input models only
         return []
@@ -88,7 +90,9 @@ def _onnx_run_all(path: Any, x: np.ndarray) -> tuple[dict[str, np.ndarray], list
     return {n: np.concatenate(v) for n, v in collected.items() if v}, order
 
 
-def _onnx_pairs(quantized: Artifact, float_model: Artifact, x: np.ndarray) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+def _onnx_pairs(
+    quantized: Artifact, float_model: Artifact, x: np.ndarray
+) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     q_values, _ = _onnx_run_all(quantized.path, x)
     f_values, order = _onnx_run_all(float_model.path, x)
     return [(name, op, q_values[name], f_values[name]) for name, op in order if name in q_values and name in f_values]
@@ -105,7 +109,7 @@ def _tflite_compute_outputs(path: Any, x: np.ndarray, nhwc: bool) -> list[tuple[
     )
     interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    ops = [op for op in interpreter._get_ops_details() if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")]  # noqa: SLF001
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")]
     inp = interpreter.get_input_details()[0]
     collected: list[tuple[str, str, list[np.ndarray]]] = [
         (details[int(op["outputs"][0])]["name"], str(op["op_name"]), []) for op in ops
@@ -128,7 +132,9 @@ def _tflite_compute_outputs(path: Any, x: np.ndarray, nhwc: bool) -> list[tuple[
     return collected
 
 
-def _tflite_pairs(quantized: Artifact, float_model: Artifact, x: np.ndarray) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+def _tflite_pairs(
+    quantized: Artifact, float_model: Artifact, x: np.ndarray
+) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     q_nhwc = not (quantized.inputs and quantized.inputs[0].layout == "NCHW")
     f_nhwc = not (float_model.inputs and float_model.inputs[0].layout == "NCHW")
     q_ops = _tflite_compute_outputs(quantized.path, x, q_nhwc)

@@ -41,8 +41,11 @@ def multi_input_feeds(artifact: Artifact, specs: tuple[TensorSpec, ...], data: P
     """One array per input: from `data` (arrays named like the inputs, labels `y`), else seeded random."""
     names = [spec.name for spec in specs]
     if artifact.format != "onnx":
-        raise ModelError(f"{artifact.path.name} has {len(specs)} inputs ({', '.join(names)}); edgekd verifies "
-                         f"multi-input models as ONNX only", hint="verify the ONNX model this file was converted from")
+        raise ModelError(
+            f"{artifact.path.name} has {len(specs)} inputs ({', '.join(names)}); edgekd verifies "
+            f"multi-input models as ONNX only",
+            hint="verify the ONNX model this file was converted from",
+        )
     if data is not None:
         return _from_npz(data, names)
     x = {spec.name: _random(spec, np.random.default_rng([RANDOM_SEED, index])) for index, spec in enumerate(specs)}
@@ -54,17 +57,23 @@ def _from_npz(data: Path, names: list[str]) -> Feeds:
         with np.load(data, allow_pickle=False) as archive:
             missing = [name for name in names if name not in archive.files]
             if missing:
-                raise DataError(f"{data} has no array for input(s) {', '.join(missing)} (it has {', '.join(archive.files) or 'none'})",
-                                hint=f"store one array per model input, named {', '.join(names)}, and labels as y")
+                raise DataError(
+                    f"{data} has no array for input(s) {', '.join(missing)} (it has {', '.join(archive.files) or 'none'})",
+                    hint=f"store one array per model input, named {', '.join(names)}, and labels as y",
+                )
             x = {name: archive[name] for name in names}
             label_key = next((key for key in ("y", "y_test") if key in archive.files), None)
             y = archive[label_key].astype(np.int64) if label_key else None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{data} is not a readable .npz: {exc}", hint=f"store one array per model input, named {', '.join(names)}") from None
+        raise DataError(
+            f"{data} is not a readable .npz: {exc}", hint=f"store one array per model input, named {', '.join(names)}"
+        ) from None
     counts = {name: len(array) for name, array in x.items()}
     if len(set(counts.values())) != 1 or (y is not None and len(y) != len(x[names[0]])):
-        raise DataError(f"{data}: the arrays hold different numbers of samples ({counts}{', y: ' + str(len(y)) if y is not None else ''})",
-                        hint="give the same number of samples for every input and label")
+        raise DataError(
+            f"{data}: the arrays hold different numbers of samples ({counts}{', y: ' + str(len(y)) if y is not None else ''})",
+            hint="give the same number of samples for every input and label",
+        )
     return Feeds(x, y, f"samples from {data.name}")
 
 
@@ -73,8 +82,10 @@ def _random(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:
     per_sample = spec.shape[1:]
     symbolic = [d for d in per_sample if not isinstance(d, int) or d <= 0]
     if symbolic:
-        raise DataError(f"input {spec.name} has symbolic dimensions {symbolic}: edgekd cannot guess its samples' shape",
-                        hint=f"give --data with an array named {spec.name} (and one per other input)")
+        raise DataError(
+            f"input {spec.name} has symbolic dimensions {symbolic}: edgekd cannot guess its samples' shape",
+            hint=f"give --data with an array named {spec.name} (and one per other input)",
+        )
     shape = (RANDOM_SAMPLES, *(int(d) for d in per_sample))
     if spec.dtype.startswith("float"):
         return rng.standard_normal(shape).astype(spec.dtype)

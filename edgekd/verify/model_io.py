@@ -45,7 +45,9 @@ def load_onnx(path: Path, *, check: bool = True) -> onnx.ModelProto:
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as exc:
-            raise ModelError(f"{path} is not a valid ONNX model: {str(exc).splitlines()[0]}", hint="re-export it") from None
+            raise ModelError(
+                f"{path} is not a valid ONNX model: {str(exc).splitlines()[0]}", hint="re-export it"
+            ) from None
     return model
 
 
@@ -148,8 +150,19 @@ def tflite_tensor_specs(
 
 
 # ONNX ops that only exist in quantized graphs (QDQ, dynamic and QOperator formats).
-_ONNX_QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-                             "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QGemm"})
+_ONNX_QUANT_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "ConvInteger",
+        "DynamicQuantizeMatMul",
+        "QGemm",
+    }
+)
 
 
 def tflite_precision(path: Path) -> str:
@@ -161,10 +174,14 @@ def tflite_precision(path: Path) -> str:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter = Interpreter(
+            model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
     except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0] if str(exc) else exc!r}",
-                         hint="the file is corrupt or truncated: reconvert it") from None
+        raise ModelError(
+            f"{path} is not a readable TFLite model: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+            hint="the file is corrupt or truncated: reconvert it",
+        ) from None
     dtypes = {int(d["index"]): np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
     produced = {int(i) for op in interpreter._get_ops_details() for i in op["outputs"]}  # LiteRT's only op listing
     integer = {"int8", "uint8", "int16"}

@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 # Builtin ops with a kernel in TensorFlow Lite Micro, read from the `Register_*` symbols of the pinned
 # tflite-micro build (python/tflite_micro/_runtime.so) (GELU, for one, is absent).
-TFLM_BUILTIN_OPS = frozenset(
-    """ABS ADD ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_MATMUL BATCH_TO_SPACE_ND BROADCAST_ARGS
+_TFLM_SYMBOLS = """ABS ADD ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_MATMUL BATCH_TO_SPACE_ND BROADCAST_ARGS
     BROADCAST_TO CALL_ONCE CAST CEIL CONCATENATION CONV_2D COS CUMSUM DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE
     DETECTION_POSTPROCESS DIV DYNAMIC_UPDATE_SLICE ELU EMBEDDING_LOOKUP EQUAL EXP EXPAND_DIMS FILL FLOOR FLOOR_DIV
     FLOOR_MOD FULLY_CONNECTED GATHER GATHER_ND GREATER GREATER_EQUAL HARD_SWISH IF L2_NORMALIZATION L2_POOL_2D
@@ -26,20 +25,47 @@ TFLM_BUILTIN_OPS = frozenset(
     MINIMUM MIRROR_PAD MUL NEG NOT_EQUAL PACK PAD PADV2 PRELU QUANTIZE READ_VARIABLE REDUCE_ALL REDUCE_MAX REDUCE_MIN
     RELU RELU6 RESHAPE RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR REVERSE_V2 ROUND RSQRT SELECT_V2 SHAPE SIN SLICE
     SOFTMAX SPACE_TO_BATCH_ND SPACE_TO_DEPTH SPLIT SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE SQUEEZE STRIDED_SLICE SUB
-    SUM SVDF TANH TRANSPOSE TRANSPOSE_CONV UNIDIRECTIONAL_SEQUENCE_LSTM UNPACK VAR_HANDLE WHILE ZEROS_LIKE""".split()
-)
+    SUM SVDF TANH TRANSPOSE TRANSPOSE_CONV UNIDIRECTIONAL_SEQUENCE_LSTM UNPACK VAR_HANDLE WHILE ZEROS_LIKE"""
+TFLM_BUILTIN_OPS = frozenset(_TFLM_SYMBOLS.split())
 
 # TFLM runs full-int8 and fp32 models; fp16 weights and hybrid (dynamic-range) kernels are not supported.
 _TFLM_PRECISIONS = ("fp32", "int8")
 
 # ONNX ops that move or reshape data and do no arithmetic worth quantizing.
 _ONNX_DATA_MOVEMENT = frozenset(
-    {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Shape", "Gather", "Concat", "Constant", "Identity",
-     "Cast", "Slice", "Split", "Expand", "ConstantOfShape", "Range"}
+    {
+        "Reshape",
+        "Flatten",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+        "Shape",
+        "Gather",
+        "Concat",
+        "Constant",
+        "Identity",
+        "Cast",
+        "Slice",
+        "Split",
+        "Expand",
+        "ConstantOfShape",
+        "Range",
+    }
 )
 _ONNX_INTEGER_OPS = frozenset(
-    {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
-     "ConvInteger", "DynamicQuantizeMatMul", "QGemm", "QLinearAdd", "QLinearMul"}
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "ConvInteger",
+        "DynamicQuantizeMatMul",
+        "QGemm",
+        "QLinearAdd",
+        "QLinearMul",
+    }
 )
 
 
@@ -94,8 +120,10 @@ def tflite_ops(path: Any) -> list[str]:
             model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         )
     except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-    return [str(op["op_name"]) for op in interpreter._get_ops_details()]  # noqa: SLF001 - the only op listing LiteRT has
+        raise ModelError(
+            f"{path} is not a readable TFLite model: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        ) from None
+    return [str(op["op_name"]) for op in interpreter._get_ops_details()]
 
 
 def audit_tflite(artifact: Artifact) -> dict[str, Any]:
@@ -104,7 +132,9 @@ def audit_tflite(artifact: Artifact) -> dict[str, Any]:
     unsupported = sorted(op for op in counts if op not in TFLM_BUILTIN_OPS)
     notes = []
     if artifact.precision not in _TFLM_PRECISIONS:
-        notes.append(f"TFLite Micro does not run {artifact.precision} models (fp16 weights / hybrid kernels); use int8 or fp32")
+        notes.append(
+            f"TFLite Micro does not run {artifact.precision} models (fp16 weights / hybrid kernels); use int8 or fp32"
+        )
     if any(op.startswith("Flex") or op == "CUSTOM" for op in counts):
         notes.append("the model needs TensorFlow (Flex) or custom ops: it runs only with the Flex delegate")
     return {

@@ -84,8 +84,12 @@ def _run_child(model: Path, feed: np.ndarray, arena: int) -> np.ndarray:
             raise ModelError(f"TensorFlow Lite Micro took over {TIMEOUT_S:.0f} s on {model.name}") from None
         if done.returncode != 0:
             lines = [line.strip().removeprefix(CHILD_ERROR) for line in done.stderr.splitlines() if line.strip()]
-            lines = [line for line in dict.fromkeys(lines) if not line.startswith(("INFO:", "WARNING:"))]  # TFLM's reason first
-            why = "; ".join(lines[:4]) or (f"killed by signal {-done.returncode}" if done.returncode < 0 else "no message")
+            lines = [
+                line for line in dict.fromkeys(lines) if not line.startswith(("INFO:", "WARNING:"))
+            ]  # TFLM's reason first
+            why = "; ".join(lines[:4]) or (
+                f"killed by signal {-done.returncode}" if done.returncode < 0 else "no message"
+            )
             raise ModelError(f"TensorFlow Lite Micro cannot run {model.name} with a {arena}-byte arena: {why}",
                              hint="the handoff's measured arena fits the model; a model TFLM lacks an op for cannot run "
                                   "on the microcontroller either")  # fmt: skip

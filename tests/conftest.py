@@ -6,6 +6,24 @@ import os
 
 import pytest
 
+from tests.support.registry_coverage import MARKER, RegistryCoverage
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-covered",
+        action="append",
+        default=[],
+        metavar="ENTRY",
+        help="fail unless a test covering this registry entry (e.g. converter:litert_torch) ran and passed",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The registry meta-test (tests/support/registry_coverage.py, proved by tests/core/test_registry_meta.py).
+    config.addinivalue_line("markers", MARKER)
+    config.pluginmanager.register(RegistryCoverage(required=config.getoption("--require-covered")), "registry-coverage")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

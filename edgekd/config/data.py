@@ -9,8 +9,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edgekd.config.base import StrictModel
 
-Source = Literal["digits", "npz", "image_folder", "csv", "idx", "cifar10_binary"]
-IMAGE_SOURCES = ("digits", "npz", "image_folder", "idx", "cifar10_binary")  # sources that can hold images (npz may also hold tables)
+Source = Literal["digits", "npz", "image_folder", "csv", "idx", "cifar10_binary", "wav"]
+IMAGE_SOURCES = (
+    "digits",
+    "npz",
+    "image_folder",
+    "idx",
+    "cifar10_binary",
+)  # sources that can hold images (npz may also hold tables)
 
 
 class NormalizeStats(StrictModel):
@@ -42,26 +48,102 @@ class NormalizeStats(StrictModel):
         return self
 
 
+class AudioConfig(StrictModel):
+    """The keyword-spotting frontend of `source = "wav"`: every parameter, defaults the MLPerf Tiny KWS reference's.
+
+    mlcommons/tiny benchmark/training/keyword_spotting (kws_util.py defaults, get_dataset.py feature_type
+    "mfcc"): 16 kHz, 1000 ms clips, 30 ms window, 20 ms stride -> 49 frames x 10 MFCCs. Computed by
+    `edgekd.data.audio_frontend`; recorded in the data sidecar and the handoff manifest.
+    """
+
+    sample_rate: int = Field(16000, ge=1000, description="Sample rate (Hz) every WAV file must have: a file at another "
+                             "rate is refused, never resampled; default 16000.")  # fmt: skip
+    clip_ms: int = Field(1000, ge=10, description="Clip length (ms): shorter files are zero-padded at the end, longer "
+                         "ones cut to their first clip_ms; default 1000.")  # fmt: skip
+    window_ms: float = Field(30.0, gt=0.0, description="Analysis window (ms, periodic Hann); default 30 (the reference's "
+                             "kws_util.py).")  # fmt: skip
+    stride_ms: float = Field(20.0, gt=0.0, description="Hop between windows (ms); default 20.")
+    features: Literal["mfcc", "log_mel"] = Field("mfcc", description="\"mfcc\" (DCT of the log-mel energies, the "
+                                                "reference's) or \"log_mel\" (the log-mel energies); default mfcc.")  # fmt: skip
+    mel_bins: int = Field(40, ge=1, description="Triangular mel filters (HTK mel scale); default 40.")
+    lower_hz: float = Field(20.0, ge=0.0, description="Lowest filter edge (Hz); default 20.")
+    upper_hz: float = Field(4000.0, gt=0.0, description="Highest filter edge (Hz), at most half the sample rate; "
+                            "default 4000.")  # fmt: skip
+    coefficients: int = Field(10, ge=1, description="MFCCs kept per frame (features = \"mfcc\"), at most mel_bins; "
+                              "default 10.")  # fmt: skip
+    log_offset: float = Field(
+        1e-6, gt=0.0, description="Added before the natural log: ln(mel + log_offset); default 1e-6."
+    )
+    peak_normalize: bool = Field(True, description="Divide every clip by its peak |sample| first (the reference "
+                                 "normalises by the peak); false: by 32768; default true.")  # fmt: skip
+
+    @property
+    def clip_samples(self) -> int:
+        return int(self.sample_rate * self.clip_ms / 1000)
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.sample_rate * self.window_ms / 1000)  # int(), as the reference's prepare_model_settings
+
+    @property
+    def stride_samples(self) -> int:
+        return int(self.sample_rate * self.stride_ms / 1000)
+
+    @property
+    def fft_length(self) -> int:
+        return 1 << (self.window_samples - 1).bit_length()  # tf.signal.stft's fft_length=None: next power of two
+
+    @property
+    def frames(self) -> int:
+        return 1 + (self.clip_samples - self.window_samples) // self.stride_samples
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(frames, features per frame) of one clip."""
+        return self.frames, self.coefficients if self.features == "mfcc" else self.mel_bins
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AudioConfig:
+        if self.window_samples < 2 or self.stride_samples < 1:
+            raise ValueError(f"window_ms = {self.window_ms:g} / stride_ms = {self.stride_ms:g} is under one sample at "
+                             f"{self.sample_rate} Hz (e.g. window_ms = 30, stride_ms = 20)")  # fmt: skip
+        if self.window_samples > self.clip_samples:
+            raise ValueError(f"window_ms = {self.window_ms:g} is longer than clip_ms = {self.clip_ms}")
+        if not self.lower_hz < self.upper_hz <= self.sample_rate / 2:
+            raise ValueError(f"the mel filters need lower_hz < upper_hz <= {self.sample_rate / 2:g} (half the sample "
+                             f"rate), got {self.lower_hz:g}..{self.upper_hz:g}")  # fmt: skip
+        if self.features == "mfcc" and self.coefficients > self.mel_bins:
+            raise ValueError(f"coefficients = {self.coefficients} exceeds mel_bins = {self.mel_bins}")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where the samples come from, how raw values become the student's inputs, and how they are split."""
 
     source: Source = Field(
         "digits",
         description="Where the samples come from: the bundled scikit-learn digits, an .npz file (arrays x, y, optional "
-        "label_names), an image folder (one subfolder per class), a CSV table, \"idx\" (a folder with MNIST/Fashion-MNIST's "
-        "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] files) or \"cifar10_binary\" (the extracted cifar-10-batches-bin "
+        'label_names), an image folder (one subfolder per class), a CSV table, "idx" (a folder with MNIST/Fashion-MNIST\'s '
+        '{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] files) or "cifar10_binary" (the extracted cifar-10-batches-bin '
         "folder of CIFAR-10's binary version; the pickled python version is refused); default digits. idx and cifar10_binary "
         "pool the files' train and test parts and split them like every source (seeded, stratified): test accuracy is not "
-        "measured on the official test files.",
+        'measured on the official test files. "wav": a folder with one subfolder of mono 16-bit PCM .wav clips per class '
+        "(keyword spotting), turned into MFCC features by [data] audio.",
     )
     path: Path | None = Field(
-        None, description="File or folder of an npz, image_folder, csv, idx or cifar10_binary source, relative to the recipe "
-        "file; required for them."
+        None,
+        description="File or folder of an npz, image_folder, csv, idx, cifar10_binary or wav source, relative to the "
+        "recipe file; required for them.",
+    )
+    audio: AudioConfig | None = Field(
+        None,
+        description='source = "wav" only: the audio frontend, e.g. { sample_rate = 16000, window_ms = 30, stride_ms = 20, '
+        "coefficients = 10 }; default the MLPerf Tiny keyword-spotting reference's (49 frames x 10 MFCCs of 1 s at 16 kHz).",
     )
     label_set: Literal["mnist", "fashion_mnist"] | None = Field(
         None,
-        description="source = \"idx\" only, and required there (IDX files do not name their classes): \"mnist\" names the "
-        "classes 0..9, \"fashion_mnist\" T-shirt/top, Trouser, ... Ankle boot.",
+        description='source = "idx" only, and required there (IDX files do not name their classes): "mnist" names the '
+        'classes 0..9, "fashion_mnist" T-shirt/top, Trouser, ... Ankle boot.',
     )
     limit: int | None = Field(
         None,
@@ -93,7 +175,7 @@ class DataConfig(StrictModel):
     )
     other_class: bool = Field(
         False,
-        description="With `classes`: collect every other class into one extra class named \"other\" instead of dropping "
+        description='With `classes`: collect every other class into one extra class named "other" instead of dropping '
         "those samples; default false.",
     )
     image_size: list[int] | None = Field(
@@ -101,9 +183,9 @@ class DataConfig(StrictModel):
         min_length=2,
         max_length=2,
         description="Resize every image to [H, W] pixels (bilinear, antialiased) before scaling; for digits, npz images "
-        "and image folders, refused for csv; default none (keep the size; an image folder's images must then match).",
+        "and image folders, refused for csv and wav; default none (keep the size; an image folder's images must then match).",
     )
-    label_column: str = Field("label", description="csv only: the column holding the class; default \"label\".")
+    label_column: str = Field("label", description='csv only: the column holding the class; default "label".')
     scale: float | None = Field(
         None,
         gt=0.0,
@@ -112,9 +194,9 @@ class DataConfig(StrictModel):
     )
     normalize: Literal["standard", "none"] | NormalizeStats = Field(
         "standard",
-        description="After scale: \"standard\" subtracts the training split's mean and divides by its std (one value for "
-        "images, one per feature for tables), \"none\" keeps the scaled values, {mean = [...], std = [...]} uses "
-        "the given ones; default \"standard\".",
+        description='After scale: "standard" subtracts the training split\'s mean and divides by its std (one value for '
+        'images, one per feature for tables), "none" keeps the scaled values, {mean = [...], std = [...]} uses '
+        'the given ones; default "standard".',
     )
 
     @field_validator("normalize", mode="before")
@@ -158,15 +240,24 @@ class DataConfig(StrictModel):
         if self.source != "digits" and self.path is None:
             raise ValueError(f"source = {self.source!r} needs a path")
         if self.source == "digits" and self.path is not None:
-            raise ValueError("source = 'digits' is bundled and takes no path (remove path, or name the source of the file)")
+            raise ValueError(
+                "source = 'digits' is bundled and takes no path (remove path, or name the source of the file)"
+            )
         if self.source == "idx" and self.label_set is None:
-            raise ValueError("source = 'idx' needs label_set = 'mnist' or 'fashion_mnist' (IDX files do not name their classes)")
+            raise ValueError(
+                "source = 'idx' needs label_set = 'mnist' or 'fashion_mnist' (IDX files do not name their classes)"
+            )
         if self.source != "idx" and self.label_set is not None:
             raise ValueError(f"label_set applies to source = 'idx' only, not {self.source!r}")
+        if self.source != "wav" and self.audio is not None:
+            raise ValueError(f"audio applies to source = 'wav' only, not {self.source!r}")
         if self.source != "csv" and self.label_column != "label":
             raise ValueError(f"label_column applies to source = 'csv' only, not {self.source!r}")
         if self.source not in IMAGE_SOURCES and self.image_size is not None:
-            raise ValueError(f"image_size applies to images; source = {self.source!r} holds tables (remove image_size)")
+            holds = "audio features" if self.source == "wav" else "tables"
+            raise ValueError(
+                f"image_size applies to images; source = {self.source!r} holds {holds} (remove image_size)"
+            )
         if self.other_class and not self.classes:
             raise ValueError("other_class = true needs classes = [...] (the classes to keep)")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):

@@ -29,7 +29,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     label_names: list[str]
-    preprocessing: dict[str, Any] = field(default_factory=dict)  # Preprocessing.to_dict(): scale, mean, std, layout, ...
+    preprocessing: dict[str, Any] = field(
+        default_factory=dict
+    )  # Preprocessing.to_dict(): scale, mean, std, layout, ...
     ids_train: np.ndarray | None = None  # stable sample ids (index into the source)
     ids_val: np.ndarray | None = None
     ids_test: np.ndarray | None = None
@@ -136,6 +138,11 @@ def read_source(config: DataConfig, base: Path | None) -> RawData:
         from edgekd.data.standard_formats import read_cifar10_source
 
         return read_cifar10_source(path)
+    if config.source == "wav":
+        from edgekd.config.data import AudioConfig
+        from edgekd.data.wav_folder import read_wav_folder
+
+        return read_wav_folder(path, config.audio or AudioConfig())
     return sources.read_csv(path, config.label_column)
 
 
@@ -169,11 +176,18 @@ def _base_prep(config: DataConfig, raw: RawData, scale: float, raw_range: tuple[
     extra: dict[str, Any] = {"normalize": config.normalize if isinstance(config.normalize, str) else "given"}
     if resize:
         extra["resize_filter"] = RESIZE_FILTER
+    if config.source == "wav":  # the "raw" values are the frontend's features: firmware computes them first
+        from edgekd.config.data import AudioConfig
+        from edgekd.data.audio_frontend import frontend_record
+
+        extra["audio_frontend"] = frontend_record(config.audio or AudioConfig())
     return Preprocessing(scale=scale, layout="NCHW" if raw.is_image else "NC", resize=resize,
                          raw_dtype=raw.raw_dtype, raw_range=raw_range, extra=extra)  # fmt: skip
 
 
-def class_subset(x: np.ndarray, y: np.ndarray, names: list[str], keep: list[str], other: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def class_subset(
+    x: np.ndarray, y: np.ndarray, names: list[str], keep: list[str], other: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Keep the named classes (in the given order); the rest is dropped, or relabelled "other".
 
     Returns (x, student labels, source labels, student class names).
@@ -186,7 +200,9 @@ def class_subset(x: np.ndarray, y: np.ndarray, names: list[str], keep: list[str]
             hint = (f"did you mean {close[0]!r}? " if close else "") + f"classes in the data: {', '.join(names)}"
             raise DataError(f"class {name!r} is not in the data set", hint=hint)
     if other and OTHER in names:
-        raise DataError(f"the data already has a class named {OTHER!r}", hint="list it in classes instead of other_class")
+        raise DataError(
+            f"the data already has a class named {OTHER!r}", hint="list it in classes instead of other_class"
+        )
     lookup = np.full(len(names), len(keep) if other else -1, dtype=np.int64)  # source index -> student index
     for student_index, name in enumerate(keep):
         lookup[names.index(name)] = student_index

@@ -48,7 +48,9 @@ def resize_images(x: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return out
 
 
-def read_image_folder(path: Path, image_size: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+def read_image_folder(
+    path: Path, image_size: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """One subfolder per class (sorted names). Returns (raw NCHW, labels, class names, bit depth).
 
     All images must share one bit depth, and one size unless `image_size` (H, W) is given.
@@ -56,12 +58,16 @@ def read_image_folder(path: Path, image_size: Sequence[int] | None = None) -> tu
     _require_dir(path)
     classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise DataError(f"{path} has no class subfolders", hint="put each class's images in its own subfolder: root/cat/1.png")
+        raise DataError(
+            f"{path} has no class subfolders", hint="put each class's images in its own subfolder: root/cat/1.png"
+        )
     files: list[tuple[Path, int]] = []
     for index, name in enumerate(classes):
-        files += [(f, index) for f in sorted((path / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise DataError(f"{path}: the class folders hold no images ({', '.join(IMAGE_SUFFIXES)})")
+        found = [(f, index) for f in sorted((path / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not found:  # a class without samples would be an output the model never learns
+            raise DataError(f"class folder {path / name} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                            hint="add the class's images, or remove the folder (every subfolder is a class)")  # fmt: skip
+        files += found
     planes = [_read(file) for file, _ in files]  # (H, W) or (H, W, 3) arrays as stored
     depth = _one_depth(path, [file for file, _ in files], [d for _, d in planes])
     arrays = [a for a, _ in planes]
@@ -84,7 +90,10 @@ def _require_dir(path: Path) -> None:
     if not path.exists():
         raise DataError(f"image folder {path} does not exist", hint="[data] path is taken relative to the recipe file")
     if not path.is_dir():
-        raise DataError(f"image folder {path} is not a directory", hint="point [data] path at the folder holding one subfolder per class")
+        raise DataError(
+            f"image folder {path} is not a directory",
+            hint="point [data] path at the folder holding one subfolder per class",
+        )
 
 
 def _read(file: Path) -> tuple[np.ndarray, str]:

@@ -3,7 +3,9 @@ connecting, and meter names come from the registry alone (tests that need no dev
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,14 @@ def test_a_meter_name_outside_the_registry_is_refused_with_the_close_one(tmp_pat
         ssh.from_entry("pi", {"host": "pi.local", "power": "rapl"}, tmp_path)
     with pytest.raises(TargetError, match="energy meter 'android-battery' does not work on local targets"):
         LocalTarget.from_entry("box", {"energy": ["android-battery"]}, tmp_path)
+
+
+def test_trust_on_a_target_without_host_keys_is_a_usage_error(tmp_path: Path) -> None:
+    inventory = tmp_path / "targets.toml"
+    inventory.write_text('[targets.box]\nkind = "local"\n')
+    edgekd = Path(sys.executable).parent / "edgekd"
+    done = subprocess.run([str(edgekd), "targets", "trust", "box", "-i", str(inventory), "--yes"],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "EDGEKD_HISTORY": str(tmp_path / "history.sqlite")})
+    assert done.returncode == 2 and "usage error: target 'box' is not an SSH target" in done.stderr, done.stderr
+    assert 'only kind = "ssh" targets have host keys' in done.stderr and "Traceback" not in done.stderr

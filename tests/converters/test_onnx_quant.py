@@ -13,6 +13,7 @@ from edgekd.errors import ConversionError, DataError
 from edgekd.verify.backends import predict
 
 
+@pytest.mark.covers("converter:ort_quant")
 @pytest.mark.parametrize("name", ["cnn", "mobilenet", "transformer"])
 def test_static_qdq_int8_keeps_predictions(name, ort_int8, torch_models, calibration, digits):
     artifact = ort_int8[name]

@@ -19,6 +19,7 @@ from edgekd.verify.parity import verify_artifacts
 pytestmark = pytest.mark.slow  # each onnx2tf conversion takes seconds
 
 
+@pytest.mark.covers("converter:onnx2tf")
 @pytest.mark.parametrize("name", ["cnn", "mobilenet"])
 def test_every_precision_passes_the_default_parity_gate(name, tflite_models, torch_models, digits):
     artifacts = tflite_models[name]

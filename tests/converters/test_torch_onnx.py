@@ -16,6 +16,7 @@ from edgekd.registry import run_converter
 from edgekd.verify.backends import predict
 
 
+@pytest.mark.covers("converter:torch_onnx")
 @pytest.mark.parametrize("name", ["cnn", "mobilenet", "transformer"])
 def test_export_is_one_checked_file_matching_torch(name, onnx_models, torch_models, digits):
     artifact = onnx_models[name]

@@ -40,6 +40,7 @@ def litert_models(torch_models, calibration):
     }
 
 
+@pytest.mark.covers("converter:litert_torch")
 @needs_litert
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cnn", "mobilenet", "transformer"])

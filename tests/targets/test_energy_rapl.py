@@ -37,6 +37,7 @@ def set_reading(root: Path, clock: ReplayClock, reading: dict) -> None:
             (root / zone / "energy_uj").write_text(f"{value}\n")
 
 
+@pytest.mark.covers("meter:rapl")
 @pytest.mark.parametrize(
     ("tree", "expected_j"),
     [("intel-client", [4.1, 4.1, 14.0, 14.0]), ("amd-epyc-2s", [360.0])],

@@ -45,6 +45,7 @@ def test_parse_perf_joules() -> None:
     assert parse_perf_joules(RECORDED_NO_PMU) is None
 
 
+@pytest.mark.covers("meter:perf")
 def test_window_from_recorded_perf_output(tmp_path: Path) -> None:
     meter = PerfEnergyMeter(fake_perf(tmp_path, RECORDED_OK))
     assert meter.available() is None

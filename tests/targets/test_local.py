@@ -44,6 +44,7 @@ def test_push_of_a_missing_file_is_a_target_error(target: LocalTarget, tmp_path:
         target.push(tmp_path / "missing.onnx")
 
 
+@pytest.mark.covers("target:local")
 def test_run_reports_output_status_and_peak_rss_from_wait4(target: LocalTarget) -> None:
     small = target.run([sys.executable, "-c", "print('hi'); import sys; sys.stderr.write('err'); sys.exit(3)"], 60)
     assert (small.returncode, small.stdout.strip(), small.stderr) == (3, "hi", "err")

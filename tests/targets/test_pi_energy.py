@@ -50,6 +50,7 @@ def test_pmic_rails_are_summed_as_v_times_i() -> None:
     assert parse_pmic_adc(_recorded("pi5_pmic_read_adc_idle.txt")).watts < reading.watts
 
 
+@pytest.mark.covers("meter:pi5-pmic")
 def test_pmic_meter_integrates_samples_and_flags_ext5v() -> None:
     outputs = {"n": 0}
 
@@ -78,6 +79,7 @@ def test_pmic_meter_on_a_pi4_is_unavailable_with_reason() -> None:
     assert Pi5PmicMeter(lambda argv: None).available() is not None  # no vcgencmd at all
 
 
+@pytest.mark.covers("meter:ina")
 @pytest.mark.parametrize(
     ("tree", "device", "chip", "watts"),
     [("hwmon_pi4_ina219", "hwmon2", "ina219", 3.12), ("hwmon_pi5_ina260", "hwmon3", "ina260", 6.27)],
@@ -127,6 +129,7 @@ def test_usb_meter_log_aligned_by_timestamps() -> None:
         window_from_log(log, start + 50, start + 60)
 
 
+@pytest.mark.covers("meter:usb-meter-csv")
 def test_usb_meter_as_an_energy_meter() -> None:
     log = RECORDINGS / "usb_meter_fnb58_pi4.log"
     clock = iter([1764400001.0, 1764400001.99])

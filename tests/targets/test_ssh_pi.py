@@ -74,6 +74,7 @@ def test_runner_on_emulated_pi_matches_host(user: str, pi_entry, pi_models: dict
                     assert np.abs(on_pi[name].astype(np.int32) - expected.astype(np.int32)).max() <= 1
 
 
+@pytest.mark.covers("target:ssh")
 def test_doctor_and_info_on_emulated_pis(pi_entry) -> None:
     pi5 = SshTarget.from_entry("pi5", pi_entry("edgekd-pi5", profile="rpi5", power="auto"), Path("/"))
     pi4 = SshTarget.from_entry("pi4", pi_entry("edgekd-pi4", profile="rpi4"), Path("/"))

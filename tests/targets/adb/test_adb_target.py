@@ -24,6 +24,7 @@ def _target(device, tmp_path: Path, **entry) -> AdbTarget:
     return AdbTarget.from_entry("pixel", {"kind": "adb", "serial": device.serial, **entry}, tmp_path)
 
 
+@pytest.mark.covers("target:adb")
 def test_runner_mode_end_to_end(phone, tflite_model: Path, tmp_path: Path) -> None:
     """The runner executes for real on the phone's "Termux python3", pinned to the X1 cores (mask c0)."""
     target = _target(phone, tmp_path)

@@ -33,6 +33,7 @@ def test_units_and_sign_are_detected_from_recordings(phone_dir: str, units: tupl
     assert f"current_now in {units[0]} ({units[2]})" in window.notes[0]
 
 
+@pytest.mark.covers("meter:android-battery")
 def test_meter_refuses_while_charging_unless_allowed(phone, adb_env, tmp_path: Path) -> None:
     """Through adb: the phone's power_supply files are read with `adb shell` while the window runs."""
     target = AdbTarget.from_entry("pixel", {"serial": phone.serial}, tmp_path)

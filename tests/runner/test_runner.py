@@ -14,12 +14,15 @@ import pytest
 
 from tests.support.bench_models import RUNNER
 
-ALLOWED_IMPORTS = {"argparse", "array", "hashlib", "json", "os", "platform", "sys", "tempfile", "time", "resource", "numpy",
-                   "ai_edge_litert", "tflite_runtime", "onnxruntime"}
+STDLIB = {"argparse", "array", "hashlib", "json", "os", "platform", "sys", "tempfile", "time", "resource", "warnings"}
+# flatbuffers: installed with ai-edge-litert, imported only by the LiteRT op-by-op profile (--profile)
+ALLOWED_IMPORTS = STDLIB | {"numpy", "ai_edge_litert", "tflite_runtime", "onnxruntime", "flatbuffers"}
 
 
 def run_runner(*args: str | Path, python: str = sys.executable) -> tuple[int, dict[str, Any]]:
-    completed = subprocess.run([python, str(RUNNER), *map(str, args)], capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [python, str(RUNNER), *map(str, args)], check=False, capture_output=True, text=True, timeout=120
+    )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, completed.stdout + completed.stderr  # exactly one JSON document
     return completed.returncode, json.loads(lines[0])
@@ -35,8 +38,10 @@ def test_runner_is_python39_and_imports_only_stdlib_numpy_and_runtimes() -> None
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            assert not any(isinstance(side, ast.Name) and side.id in ("str", "int", "None", "float")
-                           for side in (node.left, node.right)), "X | Y types need Python 3.10"
+            assert not any(
+                isinstance(side, ast.Name) and side.id in ("str", "int", "None", "float")
+                for side in (node.left, node.right)
+            ), "X | Y types need Python 3.10"
     assert imported <= ALLOWED_IMPORTS, imported - ALLOWED_IMPORTS
     assert "from __future__" not in source
 
@@ -77,8 +82,9 @@ def test_outputs_are_written_and_match_onnxruntime(onnx_model: Path, tmp_path: P
 
     x = np.random.default_rng(1).standard_normal((1, 64)).astype(np.float32)
     np.savez(tmp_path / "in.npz", x=x)
-    status, _ = run_runner("--model", onnx_model, "--runs", 1, "--inputs", tmp_path / "in.npz",
-                           "--outputs", tmp_path / "out.npz")
+    status, _ = run_runner(
+        "--model", onnx_model, "--runs", 1, "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "out.npz"
+    )
     assert status == 0
     expected = ort.InferenceSession(str(onnx_model)).run(None, {"x": x})[0]
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["y"], expected, rtol=1e-6)
@@ -113,8 +119,11 @@ def test_bad_input_gives_a_json_error_document(
 ) -> None:
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(onnx_model.read_bytes()[:200])
-    arrays = {"wrong_shape": {"x": np.zeros((1, 63), np.float32)}, "wrong_dtype": {"x": np.zeros((1, 64), np.int32)},
-              "wrong_name": {"a": np.zeros((1, 64), np.float32), "b": np.zeros((1, 64), np.float32)}}
+    arrays = {
+        "wrong_shape": {"x": np.zeros((1, 63), np.float32)},
+        "wrong_dtype": {"x": np.zeros((1, 64), np.int32)},
+        "wrong_name": {"a": np.zeros((1, 64), np.float32), "b": np.zeros((1, 64), np.float32)},
+    }
     paths = {"corrupt": corrupt, "onnx": onnx_model}
     for name, content in arrays.items():
         np.savez(tmp_path / f"{name}.npz", **content)
@@ -127,16 +136,21 @@ def test_bad_input_gives_a_json_error_document(
 
 def test_missing_numpy_names_the_package(onnx_model: Path, tmp_path: Path) -> None:
     """A device Python without numpy (simulated with -S -I: no site-packages) gets a clear error."""
-    completed = subprocess.run([sys.executable, "-S", "-I", str(RUNNER), "--model", str(onnx_model)],
-                               capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "-S", "-I", str(RUNNER), "--model", str(onnx_model)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     doc = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 3 and doc["error"]["kind"] == "numpy_missing"
     assert "pip install numpy" in doc["error"]["hint"]
 
 
-FAKE_BROKEN_RUNTIME = '''
+FAKE_BROKEN_RUNTIME = """
 raise SystemError("<built-in method CreateWrapperFromFile of PyCapsule object> returned a result with an exception set")
-'''
+"""
 
 
 def test_a_runtime_that_raises_at_import_is_a_json_error(tflite_models: dict[str, Path], tmp_path: Path) -> None:
@@ -147,8 +161,14 @@ def test_a_runtime_that_raises_at_import_is_a_json_error(tflite_models: dict[str
     (package / "__init__.py").write_text(FAKE_BROKEN_RUNTIME)
     (package / "interpreter.py").write_text("")
     env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}
-    completed = subprocess.run([sys.executable, str(RUNNER), "--model", str(tflite_models["fp32"]), "--runtime",
-                                "tflite"], capture_output=True, text=True, timeout=120, env=env)
+    completed = subprocess.run(
+        [sys.executable, str(RUNNER), "--model", str(tflite_models["fp32"]), "--runtime", "tflite"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert completed.returncode == 3 and len(lines) == 1, completed.stdout + completed.stderr
     error = json.loads(lines[0])["error"]
@@ -158,12 +178,15 @@ def test_a_runtime_that_raises_at_import_is_a_json_error(tflite_models: dict[str
     assert 'pip install "numpy<2"' in error["hint"] and "ai-edge-litert" in error["hint"]
 
 
-@pytest.mark.parametrize(("args", "kind", "text"), [
-    (["--runs", "1000000000000"], "bad_arguments", "--runs/--warmup 1000000000000 is more than 1000000"),
-    (["--shape", "x=1,0"], "bad_arguments", "is not a shape"),
-    (["--shape", "y=1,64"], "bad_arguments", "--shape names input y"),
-    (["--shape", "x=1,63"], "bad_inputs", "input 'x' has shape [1, 63] from --shape, the model expects [1, 64]"),
-])
+@pytest.mark.parametrize(
+    ("args", "kind", "text"),
+    [
+        (["--runs", "1000000000000"], "bad_arguments", "--runs/--warmup 1000000000000 is more than 1000000"),
+        (["--shape", "x=1,0"], "bad_arguments", "is not a shape"),
+        (["--shape", "y=1,64"], "bad_arguments", "--shape names input y"),
+        (["--shape", "x=1,63"], "bad_inputs", "input 'x' has shape [1, 63] from --shape, the model expects [1, 64]"),
+    ],
+)
 def test_bad_runs_and_shapes_are_refused(onnx_model: Path, args: list[str], kind: str, text: str) -> None:
     status, doc = run_runner("--model", onnx_model, *args)
     assert status == 3 and doc["error"]["kind"] == kind and text in doc["error"]["message"], doc
@@ -176,15 +199,18 @@ def test_symbolic_dims_need_a_shape_and_the_shape_is_recorded(tmp_path: Path) ->
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["image"], ["out"])], "g",
+        [helper.make_node("Relu", ["image"], ["out"])],
+        "g",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "height", "width"])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, "height", "width"])])
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, "height", "width"])],
+    )
     model = tmp_path / "symbolic.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
     status, doc = run_runner("--model", model, "--runs", 2)
     assert status == 3 and doc["error"]["kind"] == "shape_unknown", doc
-    assert doc["error"]["message"] == ("input 'image' has symbolic dimensions ['N', 3, 'height', 'width']: "
-                                       "the shape to benchmark cannot be known")
+    assert doc["error"]["message"] == (
+        "input 'image' has symbolic dimensions ['N', 3, 'height', 'width']: the shape to benchmark cannot be known"
+    )
     assert "--shape image=1,3,<height>,<width>" in doc["error"]["hint"]
     status, doc = run_runner("--model", model, "--runs", 2, "--shape", "image=1,3,32,24")
     assert status == 0 and doc["input_shapes"] == {"image": [1, 3, 32, 24]}, doc
@@ -193,9 +219,11 @@ def test_symbolic_dims_need_a_shape_and_the_shape_is_recorded(tmp_path: Path) ->
     assert status == 0 and doc["input_shapes"] == {"image": [2, 3, 8, 8]}, doc
     flat = tmp_path / "batch.onnx"
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), flat)
     status, doc = run_runner("--model", flat, "--runs", 2)
     assert status == 0 and doc["input_shapes"] == {"x": [1, 16]}

@@ -21,8 +21,9 @@ def run_on_pi(flavour: str, *args: str | Path) -> tuple[int, dict]:
     """Through the same `python3` wrapper the SSH fixtures give their Pi users."""
     with tempfile.TemporaryDirectory() as bin_dir:
         python3 = install_python_wrapper(Path(bin_dir), aarch64_root(), flavour)
-        completed = subprocess.run([str(python3), str(RUNNER), *map(str, args)], capture_output=True,
-                                   text=True, timeout=600)
+        completed = subprocess.run(
+            [str(python3), str(RUNNER), *map(str, args)], check=False, capture_output=True, text=True, timeout=600
+        )
         lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, completed.stdout + completed.stderr[-2000:]
     return completed.returncode, json.loads(lines[0])
@@ -46,7 +47,9 @@ def test_onnx_on_a_pi_without_onnxruntime_names_the_package(onnx_model: Path) ->
 
 
 @pytest.mark.parametrize("runtime", ["auto", "tflite"])
-def test_tflite_runtime_under_numpy2_is_a_json_error_naming_the_fix(tflite_models: dict[str, Path], runtime: str) -> None:
+def test_tflite_runtime_under_numpy2_is_a_json_error_naming_the_fix(
+    tflite_models: dict[str, Path], runtime: str
+) -> None:
     """tflite-runtime 2.14 (built for numpy 1.x) with numpy 2 raises SystemError when the interpreter is made:
     the runner reports it as its JSON error with the two fixes, not as a traceback."""
     status, doc = run_on_pi("tflite-numpy2", "--model", tflite_models["fp32"], "--runtime", runtime, "--runs", 2)

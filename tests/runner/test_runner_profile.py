@@ -81,8 +81,13 @@ def test_profile_leaves_no_trace_file_behind(matmul_model: Path, tmp_path: Path)
     """The trace is written beside the runner (the target's work dir) and removed after reading."""
     runner = tmp_path / "edgekd_runner.py"
     runner.write_bytes(RUNNER.read_bytes())
-    completed = subprocess.run([sys.executable, str(runner), "--model", str(matmul_model), "--runs", "3",
-                                "--profile"], capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, str(runner), "--model", str(matmul_model), "--runs", "3", "--profile"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(completed.stdout.strip().splitlines()[-1])["op_profile"]["runs"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edgekd_runner.py"]
 
@@ -101,8 +106,9 @@ def test_without_profile_the_document_has_no_profile_fields(onnx_model: Path) ->
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_tflite_profile_times_every_operator_as_a_model_of_its_own(tflite_models: dict[str, Path],
-                                                                   precision: str) -> None:
+def test_tflite_profile_times_every_operator_as_a_model_of_its_own(
+    tflite_models: dict[str, Path], precision: str
+) -> None:
     """LiteRT's Python interpreter has no per-op profiler: the runner builds a one-operator model per node
     (from TensorFlow's converter output, not edgekd's) and times it; the rows are the file's operators in
     order, XNNPACK took them (the default delegate), and the whole model's median is recorded beside them."""
@@ -132,12 +138,42 @@ def _aarch64_ort() -> Path:
     if (target / "onnxruntime").is_dir():
         return target
     work = Path(tempfile.mkdtemp(prefix=".ort-", dir=target.parent))
-    platforms = [arg for tag in ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
-                                 "manylinux_2_28_aarch64") for arg in ("--platform", tag)]
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-                    "--target", str(work), "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
-                    "--abi", "cp311", *platforms, "--no-deps", AARCH64_ORT],
-                   check=True, env={**os.environ, "PIP_CONSTRAINT": ""}, timeout=600)
+    platforms = [
+        arg
+        for tag in (
+            "manylinux2014_aarch64",
+            "manylinux_2_17_aarch64",
+            "manylinux_2_27_aarch64",
+            "manylinux_2_28_aarch64",
+        )
+        for arg in ("--platform", tag)
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(work),
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            "3.11",
+            "--abi",
+            "cp311",
+            *platforms,
+            "--no-deps",
+            AARCH64_ORT,
+        ],
+        check=True,
+        env={**os.environ, "PIP_CONSTRAINT": ""},
+        timeout=600,
+    )
     try:
         work.rename(target)
     except OSError:  # another process installed it first
@@ -155,9 +191,24 @@ def test_profile_rows_under_the_aarch64_qemu_flavour(onnx_model: Path) -> None:
     root = aarch64_root()
     env = flavour_env(root, "litert")
     env["PYTHONPATH"] = f"{_aarch64_ort()}{os.pathsep}{env['PYTHONPATH']}"
-    completed = subprocess.run([*qemu_python_argv(root, "litert"), str(RUNNER), "--model", str(onnx_model),
-                                "--runs", "5", "--warmup", "1", "--profile"],
-                               capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+    completed = subprocess.run(
+        [
+            *qemu_python_argv(root, "litert"),
+            str(RUNNER),
+            "--model",
+            str(onnx_model),
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--profile",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert completed.returncode == 0 and len(lines) == 1, completed.stdout + completed.stderr[-2000:]
     doc = json.loads(lines[0])

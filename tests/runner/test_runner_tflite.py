@@ -27,8 +27,16 @@ def test_int8_inputs_are_generated_quantized(tflite_models: dict[str, Path]) -> 
 
 def test_float_inputs_for_an_int8_model_are_quantized_and_noted(tflite_models: dict[str, Path], tmp_path: Path) -> None:
     np.savez(tmp_path / "in.npz", x=np.full((1, 16), 0.5, np.float32))
-    status, doc = run_runner("--model", tflite_models["int8"], "--runs", 1, "--inputs", tmp_path / "in.npz",
-                             "--outputs", tmp_path / "out.npz")
+    status, doc = run_runner(
+        "--model",
+        tflite_models["int8"],
+        "--runs",
+        1,
+        "--inputs",
+        tmp_path / "in.npz",
+        "--outputs",
+        tmp_path / "out.npz",
+    )
     assert status == 0 and any("quantized from float32 to int8" in note for note in doc["notes"])
     assert np.load(tmp_path / "out.npz")[next(iter(np.load(tmp_path / "out.npz").files))].dtype == np.int8
 

@@ -162,8 +162,11 @@ class TfliteSession(object):
         resolver = getattr(module, "OpResolverType", None)
         if not xnnpack:
             if resolver is None:
-                raise RunnerError("unsupported_option", "this interpreter cannot disable XNNPACK",
-                                  "upgrade the runtime or benchmark with XNNPACK on")
+                raise RunnerError(
+                    "unsupported_option",
+                    "this interpreter cannot disable XNNPACK",
+                    "upgrade the runtime or benchmark with XNNPACK on",
+                )
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self.interpreter = module.Interpreter(**kwargs)
@@ -171,8 +174,11 @@ class TfliteSession(object):
         except (SystemError, ImportError, AttributeError) as exc:  # the extension itself is broken here
             raise runtime_broken(getattr(module, "__name__", "the runtime"), exc) from None
         except (ValueError, RuntimeError) as exc:
-            raise RunnerError("model_corrupt", "the interpreter cannot load %s: %s" % (model, exc),
-                              "re-export the model; check it is a complete .tflite file") from None
+            raise RunnerError(
+                "model_corrupt",
+                "the interpreter cannot load %s: %s" % (model, exc),
+                "re-export the model; check it is a complete .tflite file",
+            ) from None
         self.module, self.model, self.kwargs = module, model, dict(kwargs)
         self.input_details = self.interpreter.get_input_details()
         self.output_details = self.interpreter.get_output_details()
@@ -189,9 +195,14 @@ class TfliteSession(object):
         for detail in self.input_details:
             scale, zero_point = detail.get("quantization", (0.0, 0))
             shape = [int(d) for d in detail.get("shape_signature", detail["shape"])]
-            specs.append({"name": detail["name"], "shape": [d if d > 0 else None for d in shape],
-                          "dtype": _dtype_name(detail["dtype"]),
-                          "quant": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None})
+            specs.append(
+                {
+                    "name": detail["name"],
+                    "shape": [d if d > 0 else None for d in shape],
+                    "dtype": _dtype_name(detail["dtype"]),
+                    "quant": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None,
+                }
+            )
         return specs
 
     def set_inputs(self, arrays):
@@ -224,9 +235,12 @@ class OrtSession(object):
         self.module, self.model, self.options, self.providers = module, model, options, providers
         try:
             self.session = module.InferenceSession(model, sess_options=options, providers=providers)
-        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/InvalidGraph types
-            raise RunnerError("model_corrupt", "onnxruntime cannot load %s: %s" % (model, exc),
-                              "re-export the model; check it is a complete .onnx file") from None
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidProtobuf/InvalidGraph types: re-raised typed
+            raise RunnerError(
+                "model_corrupt",
+                "onnxruntime cannot load %s: %s" % (model, exc),
+                "re-export the model; check it is a complete .onnx file",
+            ) from None
         self.feeds = {}
         self.results = None
 
@@ -260,18 +274,23 @@ class OrtSession(object):
             for name in os.listdir(folder):
                 os.remove(os.path.join(folder, name))
             os.rmdir(folder)
-        return {"op_profile": summarize_ort_trace(events, warmup_runs=warmup),
-                "profile_latencies_ns": latencies.tolist(), "requested_providers": self.requested,
-                "providers": list(session.get_providers())}
+        return {
+            "op_profile": summarize_ort_trace(events, warmup_runs=warmup),
+            "profile_latencies_ns": latencies.tolist(),
+            "requested_providers": self.requested,
+            "providers": list(session.get_providers()),
+        }
 
     def inputs(self):
         specs = []
         for node in self.session.get_inputs():
             # a symbolic dimension is its name ("height") or None: resolve_shapes() decides it, never 1 silently
-            shape = [d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) and d else None)
-                     for d in node.shape]
-            specs.append({"name": node.name, "shape": shape, "dtype": _ORT_TYPES.get(node.type, node.type),
-                          "quant": None})
+            shape = [
+                d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) and d else None) for d in node.shape
+            ]
+            specs.append(
+                {"name": node.name, "shape": shape, "dtype": _ORT_TYPES.get(node.type, node.type), "quant": None}
+            )
         return specs
 
     def set_inputs(self, arrays):
@@ -287,9 +306,17 @@ class OrtSession(object):
         return [(node.name, value) for node, value in zip(self.session.get_outputs(), self.results or [])]
 
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
-              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
 
 
 def _dtype_name(dtype):
@@ -304,12 +331,19 @@ def runtime_broken(package, exc):
     detail = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[-1] if str(exc).strip() else "")
     numpy_version = _numpy_version()
     if package.startswith("tflite_runtime") and numpy_version and int(numpy_version.split(".")[0]) >= 2:
-        return RunnerError("runtime_broken", "tflite-runtime cannot run with numpy %s on this device (it was built "
-                           "for numpy 1.x): %s" % (numpy_version, detail), NUMPY2_FIX)
-    return RunnerError("runtime_broken", "%s is installed but fails here (numpy %s, python %s): %s"
-                       % (package, numpy_version or "?", platform.python_version(), detail),
-                       "reinstall it for this device's Python and numpy (pip install --force-reinstall %s)"
-                       % _PIP_NAMES.get(package.split(".")[0], package))
+        return RunnerError(
+            "runtime_broken",
+            "tflite-runtime cannot run with numpy %s on this device (it was built "
+            "for numpy 1.x): %s" % (numpy_version, detail),
+            NUMPY2_FIX,
+        )
+    return RunnerError(
+        "runtime_broken",
+        "%s is installed but fails here (numpy %s, python %s): %s"
+        % (package, numpy_version or "?", platform.python_version(), detail),
+        "reinstall it for this device's Python and numpy (pip install --force-reinstall %s)"
+        % _PIP_NAMES.get(package.split(".")[0], package),
+    )
 
 
 def _numpy_version():
@@ -330,13 +364,14 @@ def import_runtime(name, model):
     for candidate in candidates:
         try:
             if candidate == "litert":
-                from ai_edge_litert import interpreter as module
                 import ai_edge_litert as package
+                from ai_edge_litert import interpreter as module
             elif candidate == "tflite":
-                from tflite_runtime import interpreter as module
                 import tflite_runtime as package
+                from tflite_runtime import interpreter as module
             else:
                 import onnxruntime as module
+
                 package = module
         except ImportError as exc:
             if getattr(exc, "name", None) and str(exc.name).split(".")[0] == _MODULES[candidate]:
@@ -350,9 +385,11 @@ def import_runtime(name, model):
     if broken is not None:
         raise broken
     packages = " or ".join(PACKAGES[c] for c in candidates)
-    raise RunnerError("runtime_missing", "runtime %s is not installed on this device (python %s)"
-                      % ("/".join(candidates), platform.python_version()),
-                      "pip install %s on the device" % packages)
+    raise RunnerError(
+        "runtime_missing",
+        "runtime %s is not installed on this device (python %s)" % ("/".join(candidates), platform.python_version()),
+        "pip install %s on the device" % packages,
+    )
 
 
 _MODULES = {"litert": "ai_edge_litert", "tflite": "tflite_runtime", "ort": "onnxruntime"}
@@ -379,8 +416,8 @@ def _tflite_schema(module):
     if not module.__name__.startswith("ai_edge_litert"):
         return None, "op-by-op profiling needs ai-edge-litert's flatbuffer schema (tflite-runtime has none)"
     try:
-        from ai_edge_litert import schema_py_generated as schema
         import flatbuffers
+        from ai_edge_litert import schema_py_generated as schema
     except ImportError as exc:
         return None, "op-by-op profiling needs %s" % exc
     return (schema, flatbuffers), None
@@ -498,8 +535,10 @@ def tflite_op_by_op(session, warmup, runs):
     with open(session.model, "rb") as handle:
         model = schema.ModelT.InitFromPackedBuf(bytearray(handle.read()), 0)
     if len(model.subgraphs) != 1:
-        raise RunnerError("profile_unavailable", "op-by-op profiling covers single-subgraph models; this one "
-                          "has %d (control flow)" % len(model.subgraphs))
+        raise RunnerError(
+            "profile_unavailable",
+            "op-by-op profiling covers single-subgraph models; this one has %d (control flow)" % len(model.subgraphs),
+        )
     graph, names = model.subgraphs[0], _builtin_names(schema)
     xnnpack = "experimental_op_resolver_type" not in session.kwargs
     values = _tensor_values(session)
@@ -523,17 +562,33 @@ def tflite_op_by_op(session, warmup, runs):
         if op_type == "CUSTOM" and code.customCode:
             op_type = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
         name = graph.tensors[int(op.outputs[0])].name
-        rows.append({"op": name.decode() if isinstance(name, bytes) else str(name), "op_type": op_type,
-                     "provider": _placement(interpreter, xnnpack), "ms": max(0.0, median - baseline) / 1e6,
-                     "calls": 1.0, "runs": measured})
+        rows.append(
+            {
+                "op": name.decode() if isinstance(name, bytes) else str(name),
+                "op_type": op_type,
+                "provider": _placement(interpreter, xnnpack),
+                "ms": max(0.0, median - baseline) / 1e6,
+                "calls": 1.0,
+                "runs": measured,
+            }
+        )
     whole, measured = _median_invoke_ns(session.invoke, warmup, runs)
     version = getattr(sys.modules.get("ai_edge_litert"), "__version__", "")
-    return {"op_profile": {"rows": rows, "runs": measured, "statistic": TFLITE_OP_STATISTIC,
-                           "invoke_overhead_ms": (baseline or 0.0) / 1e6, "whole_model_median_ms": whole / 1e6},
-            "profile_source": ("LiteRT %s op by op (each operator timed as a model of its own; the Python "
-                               "interpreter has no per-op profiler)" % version).replace("  ", " "),
-            "requested_providers": ["XNNPACK"] if xnnpack else ["CPU"],
-            "providers": sorted(set(row["provider"] for row in rows))}
+    return {
+        "op_profile": {
+            "rows": rows,
+            "runs": measured,
+            "statistic": TFLITE_OP_STATISTIC,
+            "invoke_overhead_ms": (baseline or 0.0) / 1e6,
+            "whole_model_median_ms": whole / 1e6,
+        },
+        "profile_source": (
+            "LiteRT %s op by op (each operator timed as a model of its own; the Python "
+            "interpreter has no per-op profiler)" % version
+        ).replace("  ", " "),
+        "requested_providers": ["XNNPACK"] if xnnpack else ["CPU"],
+        "providers": sorted(set(row["provider"] for row in rows)),
+    }
 
 
 # --- ORT profiler trace -> per-node rows ------------------------------------------------------------
@@ -547,15 +602,18 @@ PROFILE_STATISTIC = "interquartile mean"
 
 def _runs(events):
     """(start, end) us of every `model_run`, in time order."""
-    runs = [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
-            for e in events if e.get("cat") == "Session" and e.get("name") == "model_run" and "ts" in e]
+    runs = [
+        (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run" and "ts" in e
+    ]
     return sorted(runs)
 
 
 def summarize_ort_trace(events, warmup_runs=0):
     """Per-node time per inference from ORT's trace, leaving out the first `warmup_runs` runs: a node's
     `ms` is its mean time per run over the middle half of the runs ranked by `model_run` time."""
-    runs = _runs(events)[max(0, int(warmup_runs)):]
+    runs = _runs(events)[max(0, int(warmup_runs)) :]
     if not runs:
         return {"rows": [], "runs": 0, "run_ms": []}
     starts = [start for start, _ in runs]
@@ -571,16 +629,28 @@ def summarize_ort_trace(events, warmup_runs=0):
             continue  # a warm-up run's node, or outside every run
         args = event.get("args") or {}
         node = name[: -len(KERNEL_SUFFIX)]
-        entry = totals.setdefault(node, [str(args.get("op_name", "?")), str(args.get("provider", "?")),
-                                         [0.0] * count, 0])
+        entry = totals.setdefault(
+            node, [str(args.get("op_name", "?")), str(args.get("provider", "?")), [0.0] * count, 0]
+        )
         entry[2][index] += float(event.get("dur", 0))
         entry[3] += 1
     middle = _middle_runs([end - start for start, end in runs])
-    rows = [{"op": node, "op_type": op_type, "provider": provider,
-             "ms": sum(per_run[i] for i in middle) / len(middle) / 1000.0, "calls": calls / count}
-            for node, (op_type, provider, per_run, calls) in totals.items()]
-    return {"rows": rows, "runs": count, "run_ms": [(end - start) / 1000.0 for start, end in runs],
-            "statistic": PROFILE_STATISTIC}
+    rows = [
+        {
+            "op": node,
+            "op_type": op_type,
+            "provider": provider,
+            "ms": sum(per_run[i] for i in middle) / len(middle) / 1000.0,
+            "calls": calls / count,
+        }
+        for node, (op_type, provider, per_run, calls) in totals.items()
+    ]
+    return {
+        "rows": rows,
+        "runs": count,
+        "run_ms": [(end - start) / 1000.0 for start, end in runs],
+        "statistic": PROFILE_STATISTIC,
+    }
 
 
 def _middle_runs(durations):
@@ -589,7 +659,7 @@ def _middle_runs(durations):
     if len(order) < 4:
         return order
     quarter = len(order) // 4
-    return order[quarter: len(order) - quarter]
+    return order[quarter : len(order) - quarter]
 
 
 def _run_index(starts, ts):
@@ -642,8 +712,11 @@ def parse_shapes(values):
         except ValueError:
             shape = []
         if not shape or any(d < 1 for d in shape):
-            raise RunnerError("bad_arguments", "--shape %r is not a shape" % value,
-                              "give NAME=1,3,32,32 (positive sizes), one --shape per input")
+            raise RunnerError(
+                "bad_arguments",
+                "--shape %r is not a shape" % value,
+                "give NAME=1,3,32,32 (positive sizes), one --shape per input",
+            )
         shapes[name] = shape
     return shapes
 
@@ -657,12 +730,20 @@ def resolve_shapes(specs, shapes, stored, recorded=None):
     recorded = recorded or {}
     unnamed = shapes.get("") if len(specs) == 1 else None
     if "" in shapes and len(specs) != 1:
-        raise RunnerError("bad_arguments", "--shape without a name, but the model has %d inputs (%s)"
-                          % (len(specs), ", ".join(s["name"] for s in specs)), "give NAME=1,3,32,32 per input")
+        raise RunnerError(
+            "bad_arguments",
+            "--shape without a name, but the model has %d inputs (%s)"
+            % (len(specs), ", ".join(s["name"] for s in specs)),
+            "give NAME=1,3,32,32 per input",
+        )
     unknown = sorted(set(shapes) - {""} - {s["name"] for s in specs})
     if unknown:
-        raise RunnerError("bad_arguments", "--shape names input %s, the model's inputs are %s"
-                          % (", ".join(unknown), ", ".join(s["name"] for s in specs)), "use the model's input names")
+        raise RunnerError(
+            "bad_arguments",
+            "--shape names input %s, the model's inputs are %s"
+            % (", ".join(unknown), ", ".join(s["name"] for s in specs)),
+            "use the model's input names",
+        )
     for index, spec in enumerate(specs):
         declared = list(spec["shape"])
         given = shapes.get(spec["name"], unnamed)
@@ -673,19 +754,25 @@ def resolve_shapes(specs, shapes, stored, recorded=None):
                 given, source = list(stored[key].shape), "the --inputs array"
         if given is None and _fits(declared, recorded.get(spec["name"])) and declared != recorded[spec["name"]]:
             given = recorded[spec["name"]]
-            notes.append("input '%s': shape %s from the model's sidecar (the file declares %s)"
-                         % (spec["name"], given, declared))
+            notes.append(
+                "input '%s': shape %s from the model's sidecar (the file declares %s)" % (spec["name"], given, declared)
+            )
         if given is not None:
             if not _fits(declared, given):
-                raise RunnerError("bad_inputs", "input '%s' has shape %s from %s, the model expects %s"
-                                  % (spec["name"], given, source, declared),
-                                  "give one sample with the model's shape (symbolic dimensions may take any size)")
+                raise RunnerError(
+                    "bad_inputs",
+                    "input '%s' has shape %s from %s, the model expects %s" % (spec["name"], given, source, declared),
+                    "give one sample with the model's shape (symbolic dimensions may take any size)",
+                )
             spec["shape"] = [int(g) for g in given]
         elif any(not isinstance(d, int) for d in declared[1:]):
-            raise RunnerError("shape_unknown", "input '%s' has symbolic dimensions %s: the shape to benchmark "
-                              "cannot be known" % (spec["name"], declared),
-                              "give the sizes: edgekd bench --shape %s=%s (or an --inputs file with a real sample)"
-                              % (spec["name"], ",".join(_placeholder(d, i) for i, d in enumerate(declared))))
+            raise RunnerError(
+                "shape_unknown",
+                "input '%s' has symbolic dimensions %s: the shape to benchmark "
+                "cannot be known" % (spec["name"], declared),
+                "give the sizes: edgekd bench --shape %s=%s (or an --inputs file with a real sample)"
+                % (spec["name"], ",".join(_placeholder(d, i) for i, d in enumerate(declared))),
+            )
         elif declared and not isinstance(declared[0], int):
             spec["shape"] = [1] + declared[1:]
             notes.append("input '%s': batch dimension %s set to 1" % (spec["name"], declared[0] or "?"))
@@ -704,8 +791,11 @@ def _placeholder(dim, index):
 
 def _fits(declared, given):
     """Whether a concrete shape fills a declared one: same rank, equal wherever the model fixes a size."""
-    return given is not None and len(given) == len(declared) and all(
-        not isinstance(d, int) or d == g for d, g in zip(declared, given))
+    return (
+        given is not None
+        and len(given) == len(declared)
+        and all(not isinstance(d, int) or d == g for d, g in zip(declared, given))
+    )
 
 
 def generate_inputs(specs, seed):
@@ -748,8 +838,11 @@ def read_inputs(path):
         archive = np.load(path, allow_pickle=False)
         return dict((key, archive[key]) for key in archive.files)
     except (OSError, ValueError) as exc:
-        raise RunnerError("inputs_corrupt", "cannot read inputs file %s: %s" % (path, exc),
-                          "write it with numpy.savez(path, input_name=array)") from None
+        raise RunnerError(
+            "inputs_corrupt",
+            "cannot read inputs file %s: %s" % (path, exc),
+            "write it with numpy.savez(path, input_name=array)",
+        ) from None
 
 
 def load_inputs(stored, specs):
@@ -761,23 +854,32 @@ def load_inputs(stored, specs):
     for index, spec in enumerate(specs):
         key = spec["name"] if spec["name"] in stored else "arr_%d" % index
         if key not in stored:
-            raise RunnerError("bad_inputs", "inputs file has no array for input '%s'" % spec["name"],
-                              "arrays found: %s; name them after the model's inputs" % ", ".join(sorted(stored)))
+            raise RunnerError(
+                "bad_inputs",
+                "inputs file has no array for input '%s'" % spec["name"],
+                "arrays found: %s; name them after the model's inputs" % ", ".join(sorted(stored)),
+            )
         array = stored[key]
         if list(array.shape) != list(spec["shape"]):
-            raise RunnerError("bad_inputs", "input '%s' has shape %s, the model expects %s"
-                              % (spec["name"], list(array.shape), spec["shape"]),
-                              "give one sample with exactly the model's input shape")
+            raise RunnerError(
+                "bad_inputs",
+                "input '%s' has shape %s, the model expects %s" % (spec["name"], list(array.shape), spec["shape"]),
+                "give one sample with exactly the model's input shape",
+            )
         expected = np.dtype(spec["dtype"])
         if array.dtype != expected:
             if array.dtype.kind == "f" and expected.kind in "iu" and spec["quant"]:
                 array = quantize(array, spec["quant"], expected)
-                notes.append("input '%s' quantized from %s to %s with the model's scale/zero point"
-                             % (spec["name"], stored[key].dtype.name, expected.name))
+                notes.append(
+                    "input '%s' quantized from %s to %s with the model's scale/zero point"
+                    % (spec["name"], stored[key].dtype.name, expected.name)
+                )
             else:
-                raise RunnerError("bad_inputs", "input '%s' has dtype %s, the model expects %s"
-                                  % (spec["name"], array.dtype.name, expected.name),
-                                  "convert the array with .astype('%s')" % expected.name)
+                raise RunnerError(
+                    "bad_inputs",
+                    "input '%s' has dtype %s, the model expects %s" % (spec["name"], array.dtype.name, expected.name),
+                    "convert the array with .astype('%s')" % expected.name,
+                )
         arrays.append(array)
     return arrays, notes
 
@@ -818,8 +920,15 @@ def timed_loop(invoke, runs, duration_s, windows, min_runs=0):
                 latencies[slot] = clock() - t0
             done = end
         if windows:
-            bounds.append({"start": first, "end": done, "t_s": round(time.perf_counter() - start, 6),
-                           "temps_c": temperatures_c(), "freq_khz": cpu_frequencies_khz(affinity())})
+            bounds.append(
+                {
+                    "start": first,
+                    "end": done,
+                    "t_s": round(time.perf_counter() - start, 6),
+                    "temps_c": temperatures_c(),
+                    "freq_khz": cpu_frequencies_khz(affinity()),
+                }
+            )
     return latencies.tolist(), bounds
 
 
@@ -829,20 +938,34 @@ def measure(args, resolve_runtime=None):
         try:
             os.sched_setaffinity(0, set(int(c) for c in args.pin.split(",")))
         except (AttributeError, OSError, ValueError) as exc:
-            raise RunnerError("bad_arguments", "cannot pin to cores %s: %s" % (args.pin, exc),
-                              "give core numbers this device has, e.g. --pin 0") from None
+            raise RunnerError(
+                "bad_arguments",
+                "cannot pin to cores %s: %s" % (args.pin, exc),
+                "give core numbers this device has, e.g. --pin 0",
+            ) from None
     if not args.baseline and not os.path.isfile(args.model):
-        raise RunnerError("model_missing", "model %s does not exist on the device" % args.model,
-                          "push the model first (the host does this) or check the path")
+        raise RunnerError(
+            "model_missing",
+            "model %s does not exist on the device" % args.model,
+            "push the model first (the host does this) or check the path",
+        )
     try:
         import numpy as np
     except ImportError:
-        raise RunnerError("numpy_missing", "numpy is not installed on this device (python %s)"
-                          % platform.python_version(), "pip install numpy on the device") from None
+        raise RunnerError(
+            "numpy_missing",
+            "numpy is not installed on this device (python %s)" % platform.python_version(),
+            "pip install numpy on the device",
+        ) from None
     runtime, module, version = (resolve_runtime or import_runtime)(args.runtime, args.model)
-    report = {"schema": SCHEMA, "runtime": runtime, "notes": [],
-              "versions": {"runtime": version, "numpy": np.__version__, "python": platform.python_version()},
-              "threads": args.threads, "xnnpack": bool(args.xnnpack)}
+    report = {
+        "schema": SCHEMA,
+        "runtime": runtime,
+        "notes": [],
+        "versions": {"runtime": version, "numpy": np.__version__, "python": platform.python_version()},
+        "threads": args.threads,
+        "xnnpack": bool(args.xnnpack),
+    }
     if args.baseline:  # the empty model: interpreter + numpy loaded, nothing else, for the memory baseline
         report.update({"baseline": True, "latencies_ns": [], "init_ms": None, "first_ms": None})
     else:
@@ -881,8 +1004,11 @@ def run_model(args, runtime, module, report):
     except (SystemError, ImportError) as exc:
         raise runtime_broken(getattr(module, "__name__", runtime), exc) from None
     except (ValueError, RuntimeError) as exc:
-        raise RunnerError("bad_inputs", "the model rejected its inputs: %s" % exc,
-                          "inputs must match the model's shapes and dtypes: %s" % specs) from None
+        raise RunnerError(
+            "bad_inputs",
+            "the model rejected its inputs: %s" % exc,
+            "inputs must match the model's shapes and dtypes: %s" % specs,
+        ) from None
     if args.outputs:
         import numpy as np
 
@@ -894,10 +1020,17 @@ def run_model(args, runtime, module, report):
     latencies, windows = timed_loop(invoke, args.runs, args.duration, args.windows, args.min_runs or 0)
     if args.profile:  # after the timed loop, so the profiler never touches the figures above
         report.update(profile_model(session, runtime, args, len(latencies)))
-    return {"model_sha256": sha256, "init_ms": init_ns / 1e6, "first_ms": first_ns / 1e6, "warmup": args.warmup,
-            "latencies_ns": latencies, "windows": windows or None, "inputs": specs,
-            "input_shapes": dict((spec["name"], spec["shape"]) for spec in specs),
-            "rss_after_first_kb": rss_after_first}
+    return {
+        "model_sha256": sha256,
+        "init_ms": init_ns / 1e6,
+        "first_ms": first_ns / 1e6,
+        "warmup": args.warmup,
+        "latencies_ns": latencies,
+        "windows": windows or None,
+        "inputs": specs,
+        "input_shapes": dict((spec["name"], spec["shape"]) for spec in specs),
+        "rss_after_first_kb": rss_after_first,
+    }
 
 
 def parse_args(argv):
@@ -909,33 +1042,55 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--duration", type=float, default=None, help="seconds to run instead of --runs")
     parser.add_argument("--windows", type=int, default=None, help="split the run into K sustained windows")
-    parser.add_argument("--min-runs", dest="min_runs", type=int, default=None,
-                        help="with --duration: keep running until at least this many runs too")
+    parser.add_argument(
+        "--min-runs",
+        dest="min_runs",
+        type=int,
+        default=None,
+        help="with --duration: keep running until at least this many runs too",
+    )
     parser.add_argument("--inputs", default=None, help=".npz with one array per model input")
     parser.add_argument("--outputs", default=None, help="write the first inference's outputs to this .npz")
     parser.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
     parser.add_argument("--pin", default=None, help="comma-separated cores to run on")
-    parser.add_argument("--shape", action="append", default=None,
-                        help="NAME=1,3,32,32: the size of an input's symbolic dimensions (repeat per input)")
-    parser.add_argument("--sidecar-shape", action="append", default=None,
-                        help="NAME=1,3,32,32 recorded by edgekd: used for symbolic dimensions where it fits")
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=None,
+        help="NAME=1,3,32,32: the size of an input's symbolic dimensions (repeat per input)",
+    )
+    parser.add_argument(
+        "--sidecar-shape",
+        action="append",
+        default=None,
+        help="NAME=1,3,32,32 recorded by edgekd: used for symbolic dimensions where it fits",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", action="store_true", help="load the runtime only (memory baseline)")
-    parser.add_argument("--profile", action="store_true",
-                        help="after the timed runs, profile per op (ORT's profiler) in a second session")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the timed runs, profile per op (ORT's profiler) in a second session",
+    )
     args = parser.parse_args(argv)
     if not args.baseline and not args.model:
         raise RunnerError("bad_arguments", "--model is required", "give the model path on the device")
     if args.threads < 1 or args.warmup < 0 or args.runs < 0:
         raise RunnerError("bad_arguments", "--threads must be >= 1, --warmup and --runs >= 0")
     if args.runs > MAX_RUNS or args.warmup > MAX_RUNS:
-        raise RunnerError("bad_arguments", "--runs/--warmup %d is more than %d" % (max(args.runs, args.warmup), MAX_RUNS),
-                          "use --duration for long runs, or repeat the benchmark")
+        raise RunnerError(
+            "bad_arguments",
+            "--runs/--warmup %d is more than %d" % (max(args.runs, args.warmup), MAX_RUNS),
+            "use --duration for long runs, or repeat the benchmark",
+        )
     if args.duration is not None and args.duration <= 0:
         raise RunnerError("bad_arguments", "--duration must be > 0 seconds")
     if args.min_runs is not None and (args.duration is None or not 1 <= args.min_runs <= MAX_RUNS):
-        raise RunnerError("bad_arguments", "--min-runs needs --duration and a count from 1 to %d" % MAX_RUNS,
-                          "give --duration SECONDS --min-runs N, or --runs N alone")
+        raise RunnerError(
+            "bad_arguments",
+            "--min-runs needs --duration and a count from 1 to %d" % MAX_RUNS,
+            "give --duration SECONDS --min-runs N, or --runs N alone",
+        )
     if args.windows is not None and args.windows < 2:
         raise RunnerError("bad_arguments", "--windows must be >= 2")
     return args
@@ -951,15 +1106,26 @@ def main(argv=None, resolve_runtime=None):
         document = {"schema": SCHEMA, "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}
         status = ERROR_EXIT
     except MemoryError:
-        document = {"schema": SCHEMA, "error": {"kind": "out_of_memory", "message": "the device ran out of memory",
-                                                "hint": "try a smaller model or close other programs"}}
+        document = {
+            "schema": SCHEMA,
+            "error": {
+                "kind": "out_of_memory",
+                "message": "the device ran out of memory",
+                "hint": "try a smaller model or close other programs",
+            },
+        }
         status = ERROR_EXIT
     except Exception as exc:  # noqa: BLE001 - whatever else breaks on a device still ends in one JSON document
         line = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-        document = {"schema": SCHEMA, "error": {
-            "kind": "runner_failed", "message": "the runner failed: %s: %s" % (type(exc).__name__, line),
-            "hint": "python %s, numpy %s on the device; run the runner there by hand to see the traceback"
-                    % (platform.python_version(), _numpy_version() or "not loaded")}}
+        document = {
+            "schema": SCHEMA,
+            "error": {
+                "kind": "runner_failed",
+                "message": "the runner failed: %s: %s" % (type(exc).__name__, line),
+                "hint": "python %s, numpy %s on the device; run the runner there by hand to see the traceback"
+                % (platform.python_version(), _numpy_version() or "not loaded"),
+            },
+        }
         status = ERROR_EXIT
     sys.stdout.write("\n" + json.dumps(document) + "\n")
     sys.stdout.flush()

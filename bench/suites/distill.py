@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-AUGMENTATIONS = {"none": (False, True), "consistent": (True, True), "inconsistent": (True, False)}  # (augment, consistent)
+AUGMENTATIONS = {
+    "none": (False, True),
+    "consistent": (True, True),
+    "inconsistent": (True, False),
+}  # (augment, consistent)
 
 
 def _setup(seed: int, tmp: Path, teacher_model: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
@@ -28,12 +32,20 @@ def _setup(seed: int, tmp: Path, teacher_model: dict[str, Any] | None = None) ->
 
     recipe, base = load_recipe(ROOT / "examples" / "digits.toml")
     data = load_dataset(recipe.data, seed, base)
-    teacher_config = recipe.teacher if teacher_model is None else recipe.teacher.model_copy(update={"model": ModelSpec(**teacher_model)})
-    teacher = prepare_teacher(teacher_config, data, seed=seed, out_dir=tmp / f"teacher-{seed}-{id(teacher_config)}", base_dir=base)
+    teacher_config = (
+        recipe.teacher
+        if teacher_model is None
+        else recipe.teacher.model_copy(update={"model": ModelSpec(**teacher_model)})
+    )
+    teacher = prepare_teacher(
+        teacher_config, data, seed=seed, out_dir=tmp / f"teacher-{seed}-{id(teacher_config)}", base_dir=base
+    )
     return recipe, data, teacher
 
 
-def _distill_config(recipe: Any, *, kind: str, augment: bool, consistent: bool, baseline: bool, epochs: int | None, cache: bool = True) -> Any:
+def _distill_config(
+    recipe: Any, *, kind: str, augment: bool, consistent: bool, baseline: bool, epochs: int | None, cache: bool = True
+) -> Any:
     from edgekd.config.distill import LossConfig
 
     base_loss = recipe.distill.losses[0]
@@ -63,8 +75,12 @@ def accuracy_grid(seeds: list[int], epochs: int | None) -> list[dict[str, Any]]:
                         method = "KD" if kind == "hinton" else "pseudo-labels"
                         results.setdefault((labels, aug_name, method), []).append(outcome.metrics["student_accuracy"])
                         if outcome.metrics["scratch_accuracy"] is not None:
-                            results.setdefault((labels, aug_name, "scratch"), []).append(outcome.metrics["scratch_accuracy"])
-                            results.setdefault((labels, aug_name, "KD - scratch"), []).append(outcome.metrics["kd_minus_scratch"])
+                            results.setdefault((labels, aug_name, "scratch"), []).append(
+                                outcome.metrics["scratch_accuracy"]
+                            )
+                            results.setdefault((labels, aug_name, "KD - scratch"), []).append(
+                                outcome.metrics["kd_minus_scratch"]
+                            )
     rows = []
     for (labels, aug_name, method), values in results.items():
         rows.append({"measure": "test accuracy" if method != "KD - scratch" else "KD - scratch (pt/100)", "labels": labels,
@@ -85,10 +101,19 @@ def cache_timing(epochs: int, teachers: list[dict[str, Any]]) -> list[dict[str, 
             timings: dict[str, list[float]] = {}
             steps: dict[str, list[float]] = {}  # CPU seconds of the optimiser steps (no validation, no checkpoint)
             flops: dict[str, Any] = {}
-            for mode, cache in (("live teacher", False), ("teacher cache", True), ("live teacher", False), ("teacher cache", True)):
-                config = _distill_config(recipe, kind="hinton", augment=False, consistent=True, baseline=False, epochs=epochs, cache=cache)
+            for mode, cache in (
+                ("live teacher", False),
+                ("teacher cache", True),
+                ("live teacher", False),
+                ("teacher cache", True),
+            ):
+                config = _distill_config(
+                    recipe, kind="hinton", augment=False, consistent=True, baseline=False, epochs=epochs, cache=cache
+                )
                 cache_dir = tmp / f"cache-{len(timings.get(mode, []))}-{teacher_model['width']}"
-                outcome = distill(teacher, recipe.student, config, data, seed=0, out_dir=tmp / "run", cache_dir=cache_dir)
+                outcome = distill(
+                    teacher, recipe.student, config, data, seed=0, out_dir=tmp / "run", cache_dir=cache_dir
+                )
                 history = outcome.metrics["history"]["student"]
                 timings.setdefault(mode, []).extend(row["seconds"] for row in history[1:])  # steady state
                 steps.setdefault(mode, []).extend(row["train_cpu_seconds"] for row in history[1:])
@@ -127,17 +152,27 @@ def disjoint_teacher(seeds: list[int], epochs: int | None) -> list[dict[str, Any
         for seed in seeds:
             recipe, base = load_recipe(ROOT / "examples" / "digits.toml")
             data = load_dataset(recipe.data, seed, base)
-            half_a, half_b = train_test_split(range(len(data.y_train)), test_size=0.5, random_state=seed, stratify=data.y_train)
+            half_a, half_b = train_test_split(
+                range(len(data.y_train)), test_size=0.5, random_state=seed, stratify=data.y_train
+            )
 
-            def part(rows: list[int]) -> Any:
-                return replace(data, x_train=data.x_train[rows], y_train=data.y_train[rows], ids_train=data.ids_train[rows])
+            def part(rows: list[int], data: Any = data) -> Any:  # bound now: `data` changes with the seed
+                return replace(
+                    data, x_train=data.x_train[rows], y_train=data.y_train[rows], ids_train=data.ids_train[rows]
+                )
 
             teacher = prepare_teacher(recipe.teacher, part(half_a), seed=seed, out_dir=tmp / f"t{seed}", base_dir=base)
             results.setdefault("teacher (half A, all labels)", []).append(teacher.config["test_accuracy"])
             for kind in ("hinton", "pseudo_labels"):
-                config = _distill_config(recipe, kind=kind, augment=False, consistent=True, baseline=kind == "hinton", epochs=epochs)
-                metrics = distill(teacher, recipe.student, config, part(half_b), seed=seed, out_dir=tmp / "run", labeled_fraction=0.1).metrics
-                results.setdefault("KD" if kind == "hinton" else "pseudo-labels", []).append(metrics["student_accuracy"])
+                config = _distill_config(
+                    recipe, kind=kind, augment=False, consistent=True, baseline=kind == "hinton", epochs=epochs
+                )
+                metrics = distill(
+                    teacher, recipe.student, config, part(half_b), seed=seed, out_dir=tmp / "run", labeled_fraction=0.1
+                ).metrics
+                results.setdefault("KD" if kind == "hinton" else "pseudo-labels", []).append(
+                    metrics["student_accuracy"]
+                )
                 if metrics["scratch_accuracy"] is not None:
                     results.setdefault("scratch", []).append(metrics["scratch_accuracy"])
                     results.setdefault("KD - scratch", []).append(metrics["kd_minus_scratch"])
@@ -151,12 +186,24 @@ def run(quick: bool) -> dict[str, Any]:
     seeds = [0] if quick else [0, 1, 2]
     grid = accuracy_grid(seeds, epochs=10 if quick else None)
     disjoint = disjoint_teacher(seeds, epochs=10 if quick else None)
-    teachers = [{"arch": "cnn", "width": 32, "depth": 3}, {"arch": "cnn", "width": 64, "depth": 3}]  # 15x and 57x the student's FLOPs
+    teachers = [
+        {"arch": "cnn", "width": 32, "depth": 3},
+        {"arch": "cnn", "width": 64, "depth": 3},
+    ]  # 15x and 57x the student's FLOPs
     timing = cache_timing(epochs=4 if quick else 8, teachers=teachers)
-    return {"rows": grid + disjoint + timing, "notes": _verdict(grid, disjoint, timing, seeds, time.perf_counter() - started)}
+    return {
+        "rows": grid + disjoint + timing,
+        "notes": _verdict(grid, disjoint, timing, seeds, time.perf_counter() - started),
+    }
 
 
-def _verdict(grid: list[dict[str, Any]], disjoint: list[dict[str, Any]], timing: list[dict[str, Any]], seeds: list[int], seconds: float) -> str:
+def _verdict(
+    grid: list[dict[str, Any]],
+    disjoint: list[dict[str, Any]],
+    timing: list[dict[str, Any]],
+    seeds: list[int],
+    seconds: float,
+) -> str:
     def mean(labels: str, aug: str, method: str) -> float:
         return next(r["mean"] for r in grid if (r["labels"], r["augmentation"], r["method"]) == (labels, aug, method))
 
@@ -168,10 +215,14 @@ def _verdict(grid: list[dict[str, Any]], disjoint: list[dict[str, Any]], timing:
     parts = [
         f"{len(seeds)} seed(s), the demo's teacher (cnn w32 d3) and student (cnn w8 d3), {seconds:.0f} s in all.",
         f"All labels: KD - scratch = {full * 100:+.1f} pt (goal: not worse than -1 pt: {'met' if full >= -0.01 else 'NOT met'}).",
-        f"10% labels: KD - scratch = {scarce * 100:+.1f} pt without augmentation, {scarce_aug * 100:+.1f} pt with consistent "
-        f"augmentation (goal >= +3 pt: {'met' if scarce >= 0.03 else 'NOT met'}).",
-        f"10% labels, KD vs pseudo-labels: {(mean('10%', 'none', 'KD') - mean('10%', 'none', 'pseudo-labels')) * 100:+.1f} pt; "
-        f"consistent vs inconsistent augmentation (KD): {(mean('10%', 'consistent', 'KD') - mean('10%', 'inconsistent', 'KD')) * 100:+.1f} pt.",
+        (
+            f"10% labels: KD - scratch = {scarce * 100:+.1f} pt without augmentation, {scarce_aug * 100:+.1f} pt with consistent "
+            f"augmentation (goal >= +3 pt: {'met' if scarce >= 0.03 else 'NOT met'})."
+        ),
+        (
+            f"10% labels, KD vs pseudo-labels: {(mean('10%', 'none', 'KD') - mean('10%', 'none', 'pseudo-labels')) * 100:+.1f} pt; "
+            f"consistent vs inconsistent augmentation (KD): {(mean('10%', 'consistent', 'KD') - mean('10%', 'inconsistent', 'KD')) * 100:+.1f} pt."
+        ),
     ]
     parts.append(
         "Caveat: the demo's teacher was trained on the whole training split, so its hard labels there equal the true "

@@ -19,7 +19,9 @@ METHODS: dict[str, dict[str, Any]] = {
 
 
 def _protocol() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_distill_methods", Path(__file__).with_name("distill_methods.py"))
+    spec = importlib.util.spec_from_file_location(
+        "bench_distill_methods", Path(__file__).with_name("distill_methods.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

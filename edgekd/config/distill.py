@@ -17,13 +17,15 @@ from edgekd.config.base import StrictModel
 class ModelSpec(StrictModel):
     """A built-in architecture sized by width and depth, or the user's own factory."""
 
-    arch: Literal["auto", "mlp", "cnn", "mobilenet", "custom", "resnet8", "dscnn", "mobilenet_v1", "fc_autoencoder"] = Field(
-        "auto",
-        description='Model family: "auto" ("cnn" for images, "mlp" for tables), "mlp" (any data), "cnn" and "mobilenet" '
-        '(images), "custom" (your own factory), or an MLPerf Tiny reference architecture, layer for layer as in '
-        'mlcommons/tiny: "resnet8" (images), "dscnn" (images or (1, frames, coefficients) features), "mobilenet_v1" '
-        '(images, sized by alpha) and "fc_autoencoder" (architecture only: its reconstruction objective is not supported '
-        'yet, so it is refused as a teacher or student). Sidecars record the family "auto" resolved to.',
+    arch: Literal["auto", "mlp", "cnn", "mobilenet", "custom", "resnet8", "dscnn", "mobilenet_v1", "fc_autoencoder"] = (
+        Field(
+            "auto",
+            description='Model family: "auto" ("cnn" for images, "mlp" for tables), "mlp" (any data), "cnn" and "mobilenet" '
+            '(images), "custom" (your own factory), or an MLPerf Tiny reference architecture, layer for layer as in '
+            'mlcommons/tiny: "resnet8" (images), "dscnn" (images or (1, frames, coefficients) features), "mobilenet_v1" '
+            '(images, sized by alpha) and "fc_autoencoder" (architecture only: its reconstruction objective is not supported '
+            'yet, so it is refused as a teacher or student). Sidecars record the family "auto" resolved to.',
+        )
     )
     width: int | None = Field(
         None, ge=1,
@@ -52,11 +54,16 @@ class ModelSpec(StrictModel):
         if self.depth is not None and (tiny or self.arch == "custom"):
             raise ValueError(f"depth does not apply to arch = {self.arch!r} (remove depth)")
         if self.width is not None and self.arch in ("mobilenet_v1", "custom"):
-            fix = "use alpha, e.g. 0.25 (the reference)" if self.arch == "mobilenet_v1" else "your factory sizes the model"
+            fix = (
+                "use alpha, e.g. 0.25 (the reference)"
+                if self.arch == "mobilenet_v1"
+                else "your factory sizes the model"
+            )
             raise ValueError(f"width does not apply to arch = {self.arch!r}: {fix}")
         if self.alpha is not None and self.arch != "mobilenet_v1":
             raise ValueError(f"alpha applies to arch = 'mobilenet_v1' only, not {self.arch!r} (remove alpha)")
         return self
+
     factory: str | None = Field(
         None,
         description='arch = "custom": "package.module:function" returning a torch.nn.Module. edgekd passes the keywords the '
@@ -80,6 +87,7 @@ class AugmentConfig(StrictModel):
         "dominant sample's, the teacher's soft targets carry the mix. Beyer et al. (CVPR 2022) distil with consistent "
         "mixup views (α = 1 there).",
     )  # fmt: skip
+
     @property
     def enabled(self) -> bool:
         return self.shift or self.mixup > 0
@@ -89,8 +97,10 @@ class DistillAugmentConfig(AugmentConfig):
     """[distill] train.augment: the augmentation, and whether the teacher sees the same views."""
 
     consistent: bool | None = Field(
-        None, description="The teacher scores the student's augmented (mixed) view (true: consistent views, the teacher cached "
-        "per sample and augmentation seed), or the plain sample (false). Default: [distill] consistent_teaching.")
+        None,
+        description="The teacher scores the student's augmented (mixed) view (true: consistent views, the teacher cached "
+        "per sample and augmentation seed), or the plain sample (false). Default: [distill] consistent_teaching.",
+    )
 
 
 class TrainConfig(StrictModel):
@@ -107,9 +117,11 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0, description="Decoupled weight decay (AdamW) or L2 (SGD).")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description='"adamw", or "sgd" (Nesterov momentum 0.9).')
     schedule: Literal["cosine", "step", "none", "patient"] = Field(
-        "cosine", description='Per-step learning rate: "cosine" decay to 0, "step" (x0.1 at 50 % and 75 %), "none" (constant), or '
+        "cosine",
+        description='Per-step learning rate: "cosine" decay to 0, "step" (x0.1 at 50 % and 75 %), "none" (constant), or '
         '"patient": cosine with a mild peak lr (1e-3) over a long run (100 epochs) unless lr / epochs are set (Beyer et al., '
-        '"Knowledge distillation: A good teacher is patient and consistent", CVPR 2022).')
+        '"Knowledge distillation: A good teacher is patient and consistent", CVPR 2022).',
+    )
     select: Literal["best_val", "last"] = Field(
         "best_val",
         description='Which weights are kept: "best_val" = the epoch (from min_epochs on) with the highest validation accuracy, '
@@ -129,14 +141,20 @@ class TrainConfig(StrictModel):
         "score. Needs a validation split; refused with val_fraction = 0.",
     )  # fmt: skip
     augment: bool | AugmentConfig = Field(
-        False, description="Seeded per-sample augmentation: true = 1-pixel shifts for images, small Gaussian jitter for tables; "
-        "or a table { shift, mixup }.")
+        False,
+        description="Seeded per-sample augmentation: true = 1-pixel shifts for images, small Gaussian jitter for tables; "
+        "or a table { shift, mixup }.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description='Where training runs: "cuda" (refused when no GPU is visible), "cpu", or "auto" (cuda when available). '
-        "On CUDA, image models train in channels_last memory format.")
+        "auto",
+        description='Where training runs: "cuda" (refused when no GPU is visible), "cpu", or "auto" (cuda when available). '
+        "On CUDA, image models train in channels_last memory format.",
+    )
     amp: Literal["off", "bf16", "fp16"] = Field(
-        "off", description='Automatic mixed precision: "bf16" (CPU and CUDA, torch.autocast), "fp16" (CUDA only, with a '
-        'GradScaler), or "off" (fp32).')
+        "off",
+        description='Automatic mixed precision: "bf16" (CPU and CUDA, torch.autocast), "fp16" (CUDA only, with a '
+        'GradScaler), or "off" (fp32).',
+    )
     threads: int = Field(
         1, ge=0,
         description="torch intra-op threads while training; 0 = torch's default. Small models train fastest on one thread "
@@ -185,17 +203,26 @@ class DistillTrainConfig(TrainConfig):
     """[distill] train: a TrainConfig whose augment table may also say whether the teacher sees the same views."""
 
     augment: bool | DistillAugmentConfig = Field(
-        False, description="Seeded per-sample augmentation: true = 1-pixel shifts for images, small Gaussian jitter for tables; "
-        "or a table { shift, mixup, consistent }, e.g. { consistent = true, mixup = 1.0 } for consistent-view KD.")
+        False,
+        description="Seeded per-sample augmentation: true = 1-pixel shifts for images, small Gaussian jitter for tables; "
+        "or a table { shift, mixup, consistent }, e.g. { consistent = true, mixup = 1.0 } for consistent-view KD.",
+    )
 
 
 class TeacherPreprocessing(StrictModel):
     """The teacher's own inputs, as x = (raw * scale - mean) / std, independently of the student's."""
 
     scale: float | None = Field(
-        None, gt=0, description="raw -> float step; default: the data's (1/255 for 8-bit images, 1/16 for digits, 1 for CSV).")
-    mean: float | list[float] = Field([], description="Subtracted after scaling: one value, or one per channel / feature. Empty: 0.")
-    std: float | list[float] = Field([], description="Divided by after subtracting the mean: one value, or one per channel / feature. Empty: 1.")
+        None,
+        gt=0,
+        description="raw -> float step; default: the data's (1/255 for 8-bit images, 1/16 for digits, 1 for CSV).",
+    )
+    mean: float | list[float] = Field(
+        [], description="Subtracted after scaling: one value, or one per channel / feature. Empty: 0."
+    )
+    std: float | list[float] = Field(
+        [], description="Divided by after subtracting the mean: one value, or one per channel / feature. Empty: 1."
+    )
 
     @model_validator(mode="after")
     def _std_nonzero(self) -> TeacherPreprocessing:
@@ -213,11 +240,18 @@ class TeacherConfig(StrictModel):
         description='"builtin" (trained here), "module" (your factory + a state dict), "torchscript" (TorchScript or a '
         'torch.export .pt2), "onnx" (run in ONNX Runtime), "soft_labels" (an .npz of ids and logits/probabilities).',
     )
-    model: ModelSpec = Field(ModelSpec(width=32, depth=3), description='builtin: the architecture; module: { arch = "custom", factory = "pkg.mod:fn" }.')
-    path: Path | None = Field(None, description="Weights / TorchScript / torch.export / ONNX / soft-label .npz file; relative to the recipe.")
+    model: ModelSpec = Field(
+        ModelSpec(width=32, depth=3),
+        description='builtin: the architecture; module: { arch = "custom", factory = "pkg.mod:fn" }.',
+    )
+    path: Path | None = Field(
+        None, description="Weights / TorchScript / torch.export / ONNX / soft-label .npz file; relative to the recipe."
+    )
     train: TrainConfig = Field(TrainConfig(epochs=15), description="builtin: how the teacher is trained.")
     outputs: Literal["logits", "probabilities"] = Field("logits", description="What an external teacher returns.")
-    label_names: list[str] | None = Field(None, description="Class names of an external teacher, in output order (default: the data's).")
+    label_names: list[str] | None = Field(
+        None, description="Class names of an external teacher, in output order (default: the data's)."
+    )
     preprocessing: Literal["auto", "student", "raw"] | TeacherPreprocessing = Field(
         "auto",
         description='The teacher\'s own inputs. "student": the student\'s (normalised) inputs; "raw": the values as loaded, '
@@ -239,34 +273,52 @@ class TeacherConfig(StrictModel):
         if self.kind == "module" and self.model.arch != "custom":
             raise ValueError('teacher kind "module" needs model = { arch = "custom", factory = "pkg.mod:fn" }')
         if self.kind == "soft_labels" and self.preprocessing != "auto":
-            raise ValueError('preprocessing does not apply to a soft_labels teacher (it is never run); remove the key')
+            raise ValueError("preprocessing does not apply to a soft_labels teacher (it is never run); remove the key")
         return self
 
 
 class StudentConfig(StrictModel):
     """The small model that is distilled and shipped."""
 
-    model: ModelSpec = Field(ModelSpec(width=8, depth=3), description="The student's architecture (default on images: a 6.3k-param CNN, 6.7 % of the default teacher).")
+    model: ModelSpec = Field(
+        ModelSpec(width=8, depth=3),
+        description="The student's architecture (default on images: a 6.3k-param CNN, 6.7 % of the default teacher).",
+    )
 
 
 class LossConfig(StrictModel):
     """One distillation loss term; the total loss is the weighted sum of all terms."""
 
     kind: Literal["hinton", "fitnets", "dkd", "dist", "pseudo_labels"] = Field(
-        "hinton", description='"hinton" (soft targets + hard labels), "fitnets" (feature hints), "dkd" (decoupled KD), "dist" '
-        '(DIST: Pearson relations between and within classes, tolerant of a much stronger teacher), "pseudo_labels" (teacher argmax).')
+        "hinton",
+        description='"hinton" (soft targets + hard labels), "fitnets" (feature hints), "dkd" (decoupled KD), "dist" '
+        '(DIST: Pearson relations between and within classes, tolerant of a much stronger teacher), "pseudo_labels" (teacher argmax).',
+    )
     temperature: float | None = Field(
-        None, gt=0, description="Softmax temperature of the soft targets (hinton, dkd, dist). Default: 4, or 2 with "
-        "standardize = true (z-scored logits have unit spread; the base temperature of Sun et al. 2024).")
-    alpha: float = Field(0.5, ge=0, le=1, description="hinton: weight of the soft term (1 - alpha on hard labels); dkd: TCKD weight.")
-    beta: float | None = Field(None, ge=0, description="dkd: weight of the non-target (NCKD) term (default 8); dist: weight of the "
-                               "inter-class relation (default 1).")
+        None,
+        gt=0,
+        description="Softmax temperature of the soft targets (hinton, dkd, dist). Default: 4, or 2 with "
+        "standardize = true (z-scored logits have unit spread; the base temperature of Sun et al. 2024).",
+    )
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="hinton: weight of the soft term (1 - alpha on hard labels); dkd: TCKD weight."
+    )
+    beta: float | None = Field(
+        None,
+        ge=0,
+        description="dkd: weight of the non-target (NCKD) term (default 8); dist: weight of the "
+        "inter-class relation (default 1).",
+    )
     gamma: float = Field(1.0, ge=0, description="dist: weight of the intra-class relation.")
     standardize: bool = Field(
-        False, description="hinton, dkd, dist: z-score each sample's student and teacher logits before the softmax (logit "
-        "standardisation, Sun et al. CVPR 2024), so the student matches the teacher's logit relations, not their scale.")
+        False,
+        description="hinton, dkd, dist: z-score each sample's student and teacher logits before the softmax (logit "
+        "standardisation, Sun et al. CVPR 2024), so the student matches the teacher's logit relations, not their scale.",
+    )
     weight: float = Field(1.0, ge=0, description="Weight of this term in the total loss.")
-    hint_layers: list[str] = Field([], description='fitnets: "student.path=teacher.path" pairs of layers whose outputs are matched.')
+    hint_layers: list[str] = Field(
+        [], description='fitnets: "student.path=teacher.path" pairs of layers whose outputs are matched.'
+    )
 
     @model_validator(mode="after")
     def _options_apply(self) -> LossConfig:
@@ -293,11 +345,21 @@ class DistillConfig(StrictModel):
     """How the student is distilled from the teacher (and the from-scratch baseline trained beside it)."""
 
     losses: list[LossConfig] = Field([LossConfig()], description="The loss terms, summed with their weights.")
-    train: DistillTrainConfig = Field(DistillTrainConfig(epochs=30), description="How the student (and the scratch baseline) are trained.")
-    baseline: bool = Field(True, description="Also train the same student from scratch with the same budget, to show what KD bought.")
-    teacher_cache: bool = Field(True, description="Compute teacher outputs once and keep them (memory-mapped, sha256-checked) for every epoch.")
-    cache_topk: int | None = Field(None, ge=1, description="Store only the teacher's top-k classes per sample (the rest spread evenly).")
-    consistent_teaching: bool = Field(True, description="With augmentation: the teacher scores the student's augmented view, not the plain sample.")
+    train: DistillTrainConfig = Field(
+        DistillTrainConfig(epochs=30), description="How the student (and the scratch baseline) are trained."
+    )
+    baseline: bool = Field(
+        True, description="Also train the same student from scratch with the same budget, to show what KD bought."
+    )
+    teacher_cache: bool = Field(
+        True, description="Compute teacher outputs once and keep them (memory-mapped, sha256-checked) for every epoch."
+    )
+    cache_topk: int | None = Field(
+        None, ge=1, description="Store only the teacher's top-k classes per sample (the rest spread evenly)."
+    )
+    consistent_teaching: bool = Field(
+        True, description="With augmentation: the teacher scores the student's augmented view, not the plain sample."
+    )
 
     @field_validator("train", mode="before")
     @classmethod

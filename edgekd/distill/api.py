@@ -76,7 +76,9 @@ def prepare_teacher(config: TeacherConfig, data: Dataset, *, seed: int, out_dir:
         warnings = check_train_config(config.train, len(data.y_val) > 0, "[teacher] train")
         check_device(config.train)
         with _progress_bar(progress) as bar:
-            artifact = _train_builtin_teacher(config, data, seed=seed, out_dir=out_dir, progress=bar, resume=resume, warnings=warnings)
+            artifact = _train_builtin_teacher(
+                config, data, seed=seed, out_dir=out_dir, progress=bar, resume=resume, warnings=warnings
+            )
     else:
         artifact = teacher_import.import_teacher(config, data, out_dir=out_dir, base_dir=Path(base_dir))
     return _checked(artifact, config, data, seed)
@@ -156,12 +158,17 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
     out_dir = Path(out_dir)
     _check_training_data(data)
     if not 0.0 < labeled_fraction <= 1.0:
-        raise DataError(f"labeled_fraction must lie in (0, 1], got {labeled_fraction}", hint="0.1 means the student sees 10% of the labels")
+        raise DataError(
+            f"labeled_fraction must lie in (0, 1], got {labeled_fraction}",
+            hint="0.1 means the student sees 10% of the labels",
+        )
     warnings = check_train_config(config.train, len(data.y_val) > 0, "[distill] train")
     check_device(config.train)  # before the teacher is loaded or any student trained
     started = time.perf_counter()
     model_teacher = load_teacher(teacher, data.preprocessing)
-    mapping = class_mapping(_teacher_names(model_teacher, data), model_teacher.num_classes, data.label_names, data.other_label)
+    mapping = class_mapping(
+        _teacher_names(model_teacher, data), model_teacher.num_classes, data.label_names, data.other_label
+    )
     mask = labelled_mask(data.y_train, labeled_fraction, seed)
     train = TrainData(data.x_train, np.where(mask, data.y_train, -1), _ids(data), data.x_val, data.y_val,
                       val_teacher=_val_teacher(model_teacher, mapping, data))  # fmt: skip
@@ -176,7 +183,9 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
                                      resume=resume, steps=steps)  # fmt: skip
     rank, _ = distributed()
     outcome = DistillOutcome()
-    metrics = _metrics(model_teacher, mapping, data, kd_model, kd_result, scratch, teacher, mask, labeled_fraction, signal)
+    metrics = _metrics(
+        model_teacher, mapping, data, kd_model, kd_result, scratch, teacher, mask, labeled_fraction, signal
+    )
     cross = fitnets_cross_family(teacher, student, config, data.input_shape)
     if cross is not None:
         log.warning("%s", cross["message"])
@@ -188,11 +197,15 @@ def distill(teacher: Artifact, student: StudentConfig, config: DistillConfig, da
         spec = student.model.model_dump()
         extra = {"role": "student", "test_accuracy": metrics["student_accuracy"], "params": metrics["student_params"],
                  "flops": metrics["student_flops"], "labeled_fraction": labeled_fraction}  # fmt: skip
-        outcome.artifacts.append(_save_torch_model(kd_model, out_dir / "student.pt", "student_torch", spec, data, names, extra, teacher))
+        outcome.artifacts.append(
+            _save_torch_model(kd_model, out_dir / "student.pt", "student_torch", spec, data, names, extra, teacher)
+        )
         if scratch is not None:
             extra = {"role": "scratch", "test_accuracy": metrics["scratch_accuracy"], "params": metrics["scratch_params"],
                      "flops": metrics["scratch_flops"], "labeled_fraction": labeled_fraction}  # fmt: skip
-            outcome.artifacts.append(_save_torch_model(scratch[0], out_dir / "scratch.pt", "scratch_torch", spec, data, names, extra))
+            outcome.artifacts.append(
+                _save_torch_model(scratch[0], out_dir / "scratch.pt", "scratch_torch", spec, data, names, extra)
+            )
         _write_history(out_dir / "history.json", metrics["history"])
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     metrics["seconds"] = time.perf_counter() - started
@@ -217,7 +230,12 @@ def fitnets_cross_family(teacher: Artifact, student: StudentConfig, config: Dist
         return None
     message = (f"fitnets_cross_family: FitNets hints between a {teacher_family!r} teacher and a {student_family!r} student; "
                "hints across families often do worse than scratch (CRD, ICLR 2020): prefer a logit loss (dist, dkd)")  # fmt: skip
-    return {"code": "fitnets_cross_family", "teacher_family": teacher_family, "student_family": student_family, "message": message}
+    return {
+        "code": "fitnets_cross_family",
+        "teacher_family": teacher_family,
+        "student_family": student_family,
+        "message": message,
+    }
 
 
 def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentConfig, config: DistillConfig, data: Dataset,
@@ -230,8 +248,14 @@ def _train_student(teacher: Teacher, mapping: list[list[int]], student: StudentC
     from edgekd.distill.models import build_model
     from edgekd.distill.objectives import DistillObjective, TeacherSignal, hint_pairs
 
-    teacher.place(resolve_device(config.train.device))  # a torch teacher runs beside the student (GPU when training there)
-    cache = TeacherOutputCache(cache_dir or out_dir / "teacher_cache", topk=config.cache_topk) if config.teacher_cache else None
+    teacher.place(
+        resolve_device(config.train.device)
+    )  # a torch teacher runs beside the student (GPU when training there)
+    cache = (
+        TeacherOutputCache(cache_dir or out_dir / "teacher_cache", topk=config.cache_topk)
+        if config.teacher_cache
+        else None
+    )
     signal = TeacherSignal(teacher, mapping, train, seed=seed, augmentation=config.train.augmentation, consistent=config.consistent_views,
                            cache=cache, data_sha256=data_fingerprint(train.x, train.ids, data.preprocessing),
                            hint_paths=[t for _, _, t in hint_pairs(config.losses)])  # fmt: skip

@@ -62,7 +62,11 @@ class CachedOutputs:
         self.num_classes = int(index["num_classes"])
         self.topk = index["topk"]
         self._values = [np.load(directory / s["values"], mmap_mode="r", allow_pickle=False) for s in index["shards"]]
-        self._indices = [np.load(directory / s["indices"], mmap_mode="r", allow_pickle=False) for s in index["shards"] if "indices" in s]
+        self._indices = [
+            np.load(directory / s["indices"], mmap_mode="r", allow_pickle=False)
+            for s in index["shards"]
+            if "indices" in s
+        ]
         self._starts = np.cumsum([0] + [len(v) for v in self._values])
 
     def rows(self, positions: np.ndarray) -> np.ndarray:

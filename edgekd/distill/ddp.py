@@ -35,7 +35,9 @@ def launch(job: dict[str, Any], job_path: Path, nproc: int, timeout: float | Non
     env = dict(os.environ, OMP_NUM_THREADS="1")
     stdout = subprocess.DEVNULL if console.is_quiet() else None  # rank 0's progress bar goes to our terminal
     try:
-        done = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         raise EdgekdError(f"the {nproc}-process distillation did not finish within {timeout:.0f} s") from None
     outcome_path = Path(job["out_dir"]) / OUTCOME
@@ -96,7 +98,10 @@ def run_worker(job: dict[str, Any]) -> int:
                           resume=bool(job.get("resume")))  # fmt: skip
         if rank == 0:
             metrics = dict(outcome.metrics, world_size=dist.get_world_size(), backend=backend)
-            atomic_write_json(Path(job["out_dir"]) / OUTCOME, {"metrics": metrics, "artifacts": [str(a.path) for a in outcome.artifacts]})
+            atomic_write_json(
+                Path(job["out_dir"]) / OUTCOME,
+                {"metrics": metrics, "artifacts": [str(a.path) for a in outcome.artifacts]},
+            )
         dist.barrier()
     except EdgekdError as exc:
         print(f"edgekd-error: {exc.message}", file=sys.stderr, flush=True)

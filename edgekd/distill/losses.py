@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 IGNORE = -1  # target value of an unlabelled sample
 
 
-def flatten_logits(logits: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def flatten_logits(
+    logits: torch.Tensor, targets: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, T, C) -> (B*T, C) and (B, T) -> (B*T,), so sequence outputs reuse the (B, C) formulas."""
     if logits.dim() == 2:
         return logits, targets
@@ -95,7 +97,9 @@ def _build_loss_classes() -> dict[str, type]:
             t, _ = flatten_logits(teacher_out)
             temp = self.temperature
             zs, zt = _soft_inputs(s, t, self.standardize)
-            soft = F.kl_div(F.log_softmax(zs / temp, dim=1), F.log_softmax(zt / temp, dim=1), reduction="batchmean", log_target=True)
+            soft = F.kl_div(
+                F.log_softmax(zs / temp, dim=1), F.log_softmax(zt / temp, dim=1), reduction="batchmean", log_target=True
+            )
             return (1.0 - self.alpha) * hard_label_loss(s, y) + self.alpha * temp * temp * soft
 
     class DKD(nn.Module):
@@ -109,7 +113,9 @@ def _build_loss_classes() -> dict[str, type]:
         NCKD are computed on z-scored logits.
         """
 
-        def __init__(self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 8.0, standardize: bool = False) -> None:
+        def __init__(
+            self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 8.0, standardize: bool = False
+        ) -> None:
             super().__init__()
             self.temperature = temperature
             self.alpha = alpha
@@ -149,7 +155,9 @@ def _build_loss_classes() -> dict[str, type]:
         labelled samples; the relation terms use every sample.
         """
 
-        def __init__(self, temperature: float = 4.0, beta: float = 1.0, gamma: float = 1.0, standardize: bool = False) -> None:
+        def __init__(
+            self, temperature: float = 4.0, beta: float = 1.0, gamma: float = 1.0, standardize: bool = False
+        ) -> None:
             super().__init__()
             self.temperature = temperature
             self.beta = beta
@@ -197,7 +205,9 @@ def _build_loss_classes() -> dict[str, type]:
             else:
                 self.adapter = nn.Linear(student_channels, teacher_channels, bias=False)
 
-        def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        def forward(
+            self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor | None = None
+        ) -> torch.Tensor:
             mapped = self.adapter(student_out)
             teacher = teacher_out.detach()
             if self.spatial and mapped.shape[-2:] != teacher.shape[-2:]:
@@ -227,13 +237,21 @@ def loss_class(kind: str) -> type:
 
 def __getattr__(name: str) -> Any:
     # HintonKD, DKD, DIST, PseudoLabelCE, FitNetsHint are built on first use so this module imports without torch.
-    names = {"HintonKD": "hinton", "DKD": "dkd", "DIST": "dist", "PseudoLabelCE": "pseudo_labels", "FitNetsHint": "fitnets"}
+    names = {
+        "HintonKD": "hinton",
+        "DKD": "dkd",
+        "DIST": "dist",
+        "PseudoLabelCE": "pseudo_labels",
+        "FitNetsHint": "fitnets",
+    }
     if name in names:
         return loss_class(names[name])
     raise AttributeError(name)
 
 
-def logit_loss(kind: str, temperature: float, alpha: float, beta: float, gamma: float = 1.0, standardize: bool = False) -> nn.Module:
+def logit_loss(
+    kind: str, temperature: float, alpha: float, beta: float, gamma: float = 1.0, standardize: bool = False
+) -> nn.Module:
     """Build a loss that compares logits (every kind except fitnets)."""
     if kind == "hinton":
         return loss_class("hinton")(temperature=temperature, alpha=alpha, standardize=standardize)

@@ -76,7 +76,9 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], num_classes:
         model = _custom_model(factory, input_shape, num_classes)
         dry_run(model, input_shape, num_classes, f"the {role} built by {factory}")
         return model
-    raise ModelError(f"unknown architecture {arch!r}", hint=f"use one of mlp, cnn, mobilenet, custom, {', '.join(TINY_ARCHS)}")
+    raise ModelError(
+        f"unknown architecture {arch!r}", hint=f"use one of mlp, cnn, mobilenet, custom, {', '.join(TINY_ARCHS)}"
+    )
 
 
 TINY_ARCHS = ("resnet8", "dscnn", "mobilenet_v1", "fc_autoencoder")  # edgekd.distill.tiny_models (imports torch)
@@ -118,9 +120,13 @@ def _custom_model(factory: str | None, input_shape: tuple[int, ...], num_classes
         module = importlib.import_module(module_name)
         fn = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
-        raise ModelError(f"cannot import model factory {factory!r}: {exc}", hint="check PYTHONPATH and the name") from None
+        raise ModelError(
+            f"cannot import model factory {factory!r}: {exc}", hint="check PYTHONPATH and the name"
+        ) from None
     if not callable(fn):
-        raise ModelError(f"model factory {factory!r} is a {type(fn).__name__}, not a function", hint=f"expected {FACTORY_SIGNATURE}")
+        raise ModelError(
+            f"model factory {factory!r} is a {type(fn).__name__}, not a function", hint=f"expected {FACTORY_SIGNATURE}"
+        )
     offered = {"input_shape": tuple(input_shape), "num_classes": num_classes, "in_channels": int(input_shape[0])}
     kwargs = _factory_arguments(fn, factory, offered)
     try:
@@ -145,7 +151,9 @@ def _factory_arguments(fn: Any, factory: str, offered: dict[str, Any]) -> dict[s
         return {k: offered[k] for k in ("input_shape", "num_classes")}
     unknown = [name for name, p in params.items() if name not in offered and p.default is inspect.Parameter.empty
                and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]  # fmt: skip
-    positional_only = [name for name, p in params.items() if name in offered and p.kind is inspect.Parameter.POSITIONAL_ONLY]
+    positional_only = [
+        name for name, p in params.items() if name in offered and p.kind is inspect.Parameter.POSITIONAL_ONLY
+    ]
     if unknown or positional_only:
         shown = ", ".join(params)
         raise ModelError(f"model factory {factory!r} has the signature ({shown}); edgekd can only pass the keywords "
@@ -165,7 +173,10 @@ def dry_run(model: nn.Module, input_shape: tuple[int, ...], num_classes: int, wh
         with torch.no_grad():
             out = model(torch.zeros(shape))
     except Exception as exc:  # noqa: BLE001 - a user's model can fail in any way: say why in one line
-        raise ModelError(f"{who} fails on the data's input {list(shape)} (float32): {one_line(exc)}", hint=_input_hint(exc, input_shape)) from None
+        raise ModelError(
+            f"{who} fails on the data's input {list(shape)} (float32): {one_line(exc)}",
+            hint=_input_hint(exc, input_shape),
+        ) from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
@@ -178,8 +189,10 @@ def _input_hint(exc: BaseException, input_shape: tuple[int, ...]) -> str:
     text = str(exc)
     channels = re.search(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+)", text)
     if channels:
-        return (f"the model's first layer takes {channels.group(1)} channels but the data has {channels.group(2)}: build it with "
-                f"in_channels = input_shape[0] ({input_shape[0]}), or make the data match (e.g. grey vs RGB images)")
+        return (
+            f"the model's first layer takes {channels.group(1)} channels but the data has {channels.group(2)}: build it with "
+            f"in_channels = input_shape[0] ({input_shape[0]}), or make the data match (e.g. grey vs RGB images)"
+        )
     if "mat1 and mat2 shapes cannot be multiplied" in text:
         return f"a linear layer's input size does not match the data's {tuple(input_shape)}: size it from input_shape"
     return f"the model must accept a float32 (batch, {', '.join(str(d) for d in input_shape)}) tensor"
@@ -249,7 +262,9 @@ def _make_cnn_classes() -> tuple[type, type]:
 
         def __init__(self, in_channels: int, num_classes: int, width: int = 16, depth: int = 2) -> None:
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.Hardswish())
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.Hardswish()
+            )
             self.blocks = nn.ModuleList(
                 nn.Sequential(
                     nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),  # depthwise
@@ -314,7 +329,10 @@ def load_torch_model(artifact: Artifact) -> nn.Module:
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, OSError, ValueError
         raise torch_load_error(artifact.path, exc) from None
     if not isinstance(state, dict):
-        raise ModelError(f"{artifact.path} is not a state dict (got {type(state).__name__})", hint="save model.state_dict(), not the model object")
+        raise ModelError(
+            f"{artifact.path} is not a state dict (got {type(state).__name__})",
+            hint="save model.state_dict(), not the model object",
+        )
     load_weights(model, state, f"{artifact.path}: the weights do not fit the {spec.get('arch')} model its sidecar describes",
                  hint="the file and its sidecar (.json) belong together: rewrite both, or restore the model spec the weights were saved with")  # fmt: skip
     return model.eval()

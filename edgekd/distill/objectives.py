@@ -37,7 +37,9 @@ class SupervisedObjective:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch.nn.functional as F
 
         logits = model(x).float()  # losses in fp32 under autocast
@@ -103,7 +105,12 @@ class TeacherSignal:
         if self.tap is not None:
             with torch.no_grad():
                 inputs = torch.from_numpy(self.teacher.inputs(view))
-                raw = self.teacher.module(inputs.to(self.teacher.device) if self.teacher.device is not None else inputs).float().cpu().numpy()
+                raw = (
+                    self.teacher.module(inputs.to(self.teacher.device) if self.teacher.device is not None else inputs)
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
         elif self.cache is not None:
             raw = self._cached(epoch).rows(positions)
         else:
@@ -123,7 +130,9 @@ class TeacherSignal:
         return self._entries[view]
 
     def _open(self, view: str, epoch: int) -> Any:
-        key = cache_key(self.teacher.fingerprint, self.data_sha256, view, self.cache.topk, inputs=self.teacher.inputs_key)
+        key = cache_key(
+            self.teacher.fingerprint, self.data_sha256, view, self.cache.topk, inputs=self.teacher.inputs_key
+        )
         n = len(self.data.x)
 
         def compute(rows: np.ndarray) -> np.ndarray:
@@ -140,7 +149,9 @@ class TeacherSignal:
         dist.broadcast(present, src=0)  # every rank takes the same branch: rank 0's view of the cache decides
         if present.item():
             if rank == 0:
-                self.cache.get_or_compute(key, lambda: compute(np.arange(n)))  # verifies; rebuilds a damaged entry alone
+                self.cache.get_or_compute(
+                    key, lambda: compute(np.arange(n))
+                )  # verifies; rebuilds a damaged entry alone
         else:
             full = gather_rows(compute(np.arange(rank, n, world)), n, rank, world)  # the teacher's work sharded by rank
             if rank == 0:
@@ -171,7 +182,9 @@ def gather_rows(mine: np.ndarray, n: int, rank: int, world: int) -> np.ndarray:
 class DistillObjective:
     """Σ weight · loss over the recipe's losses: logit losses on teacher outputs, FitNets on features."""
 
-    def __init__(self, student: nn.Module, signal: TeacherSignal, losses: list[LossConfig], input_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, student: nn.Module, signal: TeacherSignal, losses: list[LossConfig], input_shape: tuple[int, ...]
+    ) -> None:
         from torch import nn
 
         self.signal = signal
@@ -205,7 +218,9 @@ class DistillObjective:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.hints.load_state_dict(state)
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         with torch.autocast(x.device.type, enabled=False):  # teacher outputs in fp32, outside mixed precision
@@ -227,7 +242,7 @@ def hint_pairs(losses: list[LossConfig]) -> list[tuple[float, str, str]]:
         if config.kind != "fitnets":
             continue
         if not config.hint_layers:
-            raise ModelError("a fitnets loss needs hint_layers = [\"student.layer=teacher.layer\", ...]")
+            raise ModelError('a fitnets loss needs hint_layers = ["student.layer=teacher.layer", ...]')
         for entry in config.hint_layers:
             student_path, sep, teacher_path = entry.partition("=")
             if not sep or not student_path.strip() or not teacher_path.strip():
@@ -236,7 +251,9 @@ def hint_pairs(losses: list[LossConfig]) -> list[tuple[float, str, str]]:
     return pairs
 
 
-def _probe(student: nn.Module, signal: TeacherSignal, tap: FeatureTap, input_shape: tuple[int, ...]) -> tuple[dict, dict]:
+def _probe(
+    student: nn.Module, signal: TeacherSignal, tap: FeatureTap, input_shape: tuple[int, ...]
+) -> tuple[dict, dict]:
     """Run one zero sample through both models to learn the hinted layers' output shapes."""
     import torch
 
@@ -247,4 +264,7 @@ def _probe(student: nn.Module, signal: TeacherSignal, tap: FeatureTap, input_sha
         student(probe)
         signal.teacher.module(probe.to(signal.teacher.device) if signal.teacher.device is not None else probe)
     student.train(was_training)
-    return ({k: tuple(v.shape) for k, v in tap.outputs.items()}, {k: tuple(v.shape) for k, v in signal.tap.outputs.items()})
+    return (
+        {k: tuple(v.shape) for k, v in tap.outputs.items()},
+        {k: tuple(v.shape) for k, v in signal.tap.outputs.items()},
+    )

@@ -50,7 +50,10 @@ def check_teacher(teacher: Teacher, mapping: list[list[int]], data: Dataset, *, 
     """
     split, x, y, ids = _split(data, teacher)
     if split is None:
-        return {"passed": None, "reason": "not checked: the soft-label file covers neither the validation nor the training split"}
+        return {
+            "passed": None,
+            "reason": "not checked: the soft-label file covers neither the validation nor the training split",
+        }
     student = student_preprocessing(data)
     declared = teacher.preprocessing or student
     correct = _correct(teacher, mapping, x, y, ids)
@@ -141,7 +144,9 @@ def _ids(ids: np.ndarray | None, n: int) -> np.ndarray:
     return ids if ids is not None else np.arange(n)
 
 
-def _message(record: dict[str, Any], near_chance: bool, mismatch: dict[str, Any] | None, declared: Any, student: Any) -> str:
+def _message(
+    record: dict[str, Any], near_chance: bool, mismatch: dict[str, Any] | None, declared: Any, student: Any
+) -> str:
     split = "validation" if record["split"] == "val" else "training"
     compared = f"chance {record['chance']:.1%}"
     if record["baseline"] is not None:

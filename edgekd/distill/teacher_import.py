@@ -37,7 +37,9 @@ def import_teacher(config: TeacherConfig, data: Dataset, *, out_dir: Path, base_
     """Validate and copy the teacher named by `config` (kind module/torchscript/onnx/soft_labels)."""
     path = config.path if config.path.is_absolute() else base_dir / config.path
     if not path.is_file():
-        raise ModelError(f"teacher file {path} does not exist", hint="[teacher] path is taken relative to the recipe file")
+        raise ModelError(
+            f"teacher file {path} does not exist", hint="[teacher] path is taken relative to the recipe file"
+        )
     names = config.label_names
     base = {"kind": config.kind, "outputs": config.outputs, "input_shape": list(data.input_shape)}
     session = open_onnx(path) if config.kind == "onnx" else None
@@ -67,7 +69,9 @@ def import_teacher(config: TeacherConfig, data: Dataset, *, out_dir: Path, base_
     return _copy(path, out_dir / "teacher_soft_labels.npz", "npz", data, names or file_names, values.shape[1], base)
 
 
-def _import_module(config: TeacherConfig, data: Dataset, path: Path, out_dir: Path, base: dict[str, Any], view: dict[str, Any]) -> Artifact:
+def _import_module(
+    config: TeacherConfig, data: Dataset, path: Path, out_dir: Path, base: dict[str, Any], view: dict[str, Any]
+) -> Artifact:
     """A user factory plus a state dict: rebuilt, loaded with weights_only=True, saved as a torch artifact."""
     from edgekd.distill.models import build_model, count_parameters, load_weights, save_state_dict
 
@@ -77,13 +81,23 @@ def _import_module(config: TeacherConfig, data: Dataset, path: Path, out_dir: Pa
     load_weights(module, state, f"{path}: the weights do not fit the model built by {config.model.factory}",
                  hint="use the factory and arguments the weights were saved from (or the matching state dict)")  # fmt: skip
     module.eval()
-    _probe_classes(Teacher("torch", classes, "", config.label_names, "logits", module=module, **view), data, expected=classes)
+    _probe_classes(
+        Teacher("torch", classes, "", config.label_names, "logits", module=module, **view), data, expected=classes
+    )
     target = out_dir / "teacher.pt"
     save_state_dict(module, target)
     names = list(config.label_names) if config.label_names else list(data.source_label_names or data.label_names)
     class_mapping(names, classes, data.label_names, data.other_label)  # raises on a class mismatch
-    extra = {**base, "model": config.model.model_dump(), "num_classes": classes, "params": count_parameters(module), "label_names": names}
-    return create_artifact(target, name=ARTIFACT_NAMES["torch"], format="torch", precision="fp32", producer="teacher", config=extra)
+    extra = {
+        **base,
+        "model": config.model.model_dump(),
+        "num_classes": classes,
+        "params": count_parameters(module),
+        "label_names": names,
+    }
+    return create_artifact(
+        target, name=ARTIFACT_NAMES["torch"], format="torch", precision="fp32", producer="teacher", config=extra
+    )
 
 
 def _probe_classes(teacher: Teacher, data: Dataset, expected: int | None = None) -> int:
@@ -112,7 +126,9 @@ def check_onnx_input(session: Any, input_shape: tuple[int, ...], path: Path) -> 
     declared = inputs[0].shape or []
     expected = ["batch", *input_shape]
     fixed = [d if isinstance(d, int) and d > 0 else None for d in declared]
-    mismatch = len(declared) != len(expected) or any(f is not None and f != e for f, e in zip(fixed[1:], input_shape, strict=False))
+    mismatch = len(declared) != len(expected) or any(
+        f is not None and f != e for f, e in zip(fixed[1:], input_shape, strict=False)
+    )
     if mismatch:
         raise ModelError(f"{path}: the ONNX teacher's input {inputs[0].name!r} has shape {list(declared)}, the data gives {expected}",
                          hint="give the data the teacher's input shape ([data] image_size for images, the same feature columns "
@@ -127,7 +143,9 @@ def _is_probability_file(path: Path) -> bool:
         return "logits" not in data.files
 
 
-def _copy(source: Path, target: Path, fmt: str, data: Dataset, names: list[str] | None, classes: int, base: dict[str, Any]) -> Artifact:
+def _copy(
+    source: Path, target: Path, fmt: str, data: Dataset, names: list[str] | None, classes: int, base: dict[str, Any]
+) -> Artifact:
     """Copy the teacher file into the run directory and describe it; checks classes against the data."""
     data_names = data.source_label_names or data.label_names
     if names is None and classes == len(data_names):

@@ -43,7 +43,9 @@ def resolve(config: TeacherConfig, data: Dataset, session: Any = None) -> tuple[
     declared = config.preprocessing
     if isinstance(declared, TeacherPreprocessing):
         scale = student.scale if declared.scale is None else declared.scale
-        return replace(raw_preprocessing(student), scale=scale).with_normalisation(declared.mean, declared.std), "declared in [teacher] preprocessing"
+        return replace(raw_preprocessing(student), scale=scale).with_normalisation(
+            declared.mean, declared.std
+        ), "declared in [teacher] preprocessing"
     if declared == "student":
         return student, 'declared: [teacher] preprocessing = "student"'
     if declared == "raw":
@@ -79,7 +81,9 @@ def describe(prep: Preprocessing, student: Preprocessing) -> str:
     if prep == student:
         return "the student's inputs" + (" (standardised)" if student.normalises else "")
     if prep == raw_preprocessing(student):
-        return "the raw inputs" + (f" (scaled by {_number(prep.scale)}, not normalised)" if prep.scale != 1 else " (not normalised)")
+        return "the raw inputs" + (
+            f" (scaled by {_number(prep.scale)}, not normalised)" if prep.scale != 1 else " (not normalised)"
+        )
     return f"inputs with scale {_number(prep.scale)}, mean {_values(prep.mean) or 0}, std {_values(prep.std) or 1}"
 
 

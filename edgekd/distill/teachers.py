@@ -62,8 +62,16 @@ class Teacher:
             return
         try:
             self.module.to(device)
-        except (AttributeError, RuntimeError, NotImplementedError) as exc:  # e.g. a torch.export program that cannot move
-            log.warning("the teacher stays on the CPU: it cannot move to %s (%s)", device, str(exc).splitlines()[0] if str(exc) else exc)
+        except (
+            AttributeError,
+            RuntimeError,
+            NotImplementedError,
+        ) as exc:  # e.g. a torch.export program that cannot move
+            log.warning(
+                "the teacher stays on the CPU: it cannot move to %s (%s)",
+                device,
+                str(exc).splitlines()[0] if str(exc) else exc,
+            )
             return
         self.device = device
 
@@ -157,12 +165,16 @@ def _open_teacher(artifact: Artifact) -> Teacher:
         module = open_torch_program(artifact.path, artifact.format)
         return Teacher(artifact.format, int(config["num_classes"]), artifact.sha256, names, outputs, module=module)
     if artifact.format == "onnx":
-        return Teacher("onnx", int(config["num_classes"]), artifact.sha256, names, outputs, session=open_onnx(artifact.path))
+        return Teacher(
+            "onnx", int(config["num_classes"]), artifact.sha256, names, outputs, session=open_onnx(artifact.path)
+        )
     if artifact.format == "npz":
         ids, values, file_names = read_soft_labels(artifact.path)
         table = {int(i): row for row, i in enumerate(ids)}
         kind_outputs = "probabilities" if config.get("values") == "probabilities" else "logits"
-        return Teacher("npz", values.shape[1], artifact.sha256, names or file_names, kind_outputs, table=table, table_values=values)
+        return Teacher(
+            "npz", values.shape[1], artifact.sha256, names or file_names, kind_outputs, table=table, table_values=values
+        )
     raise ModelError(f"{artifact.path}: teacher format {artifact.format!r} is not supported",
                      hint="use a teacher artifact written by prepare_teacher")  # fmt: skip
 
@@ -226,7 +238,9 @@ def read_soft_labels(path: Path) -> tuple[np.ndarray, np.ndarray, list[str] | No
         raise DataError(f"{path} needs arrays 'ids' and 'logits' (or 'probabilities'); it has {sorted(arrays)}")
     ids = arrays["ids"].astype(np.int64)
     if values.ndim != 2 or len(values) != len(ids):
-        raise DataError(f"{path}: values must be (N, classes) with one row per id; got {values.shape} for {len(ids)} ids")
+        raise DataError(
+            f"{path}: values must be (N, classes) with one row per id; got {values.shape} for {len(ids)} ids"
+        )
     if not np.all(np.isfinite(values)):
         raise DataError(f"{path}: soft labels contain NaN or Inf", hint="rescore or drop those samples")
     if len(np.unique(ids)) != len(ids):
@@ -235,7 +249,9 @@ def read_soft_labels(path: Path) -> tuple[np.ndarray, np.ndarray, list[str] | No
     return ids, values.astype(np.float32), names
 
 
-def class_mapping(teacher_names: list[str] | None, teacher_classes: int, student_names: list[str], other_label: str | None) -> list[list[int]]:
+def class_mapping(
+    teacher_names: list[str] | None, teacher_classes: int, student_names: list[str], other_label: str | None
+) -> list[list[int]]:
     """For each student class, the teacher classes whose probability it collects.
 
     A student class named like a teacher class takes that class (renormalised over the kept classes);
@@ -262,7 +278,9 @@ def class_mapping(teacher_names: list[str] | None, teacher_classes: int, student
     for name in student_names:
         mapping.append(sorted(set(range(teacher_classes)) - kept) if name == other_label else [index[name]])
     if any(not group for group in mapping):
-        raise DataError("the 'other' class would collect no teacher class", hint="drop other_class, or keep fewer classes")
+        raise DataError(
+            "the 'other' class would collect no teacher class", hint="drop other_class, or keep fewer classes"
+        )
     return mapping
 
 

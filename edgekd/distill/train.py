@@ -65,7 +65,9 @@ class Objective(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: np.ndarray, epoch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (scalar loss, student logits)."""
         ...
 
@@ -108,7 +110,9 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def epoch_order(pool: np.ndarray, seed: int, epoch: int, rank: int, world: int, batch_size: int, steps: int | None) -> list[np.ndarray]:
+def epoch_order(
+    pool: np.ndarray, seed: int, epoch: int, rank: int, world: int, batch_size: int, steps: int | None
+) -> list[np.ndarray]:
     """This rank's batches for one epoch: a seeded permutation of `pool`, sharded across ranks.
 
     With `steps`, permutations are repeated until every rank has that many batches (same optimiser
@@ -143,7 +147,9 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
 
     def build(**fused: bool) -> torch.optim.Optimizer:
         if config.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, **fused)
+            return torch.optim.SGD(
+                params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, **fused
+            )
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
 
     try:
@@ -158,7 +164,9 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 5
     return float(np.mean(predictions == y)) if len(y) else None
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> tuple[float | None, float | None]:
+def evaluate(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512
+) -> tuple[float | None, float | None]:
     """(top-1 accuracy, mean cross-entropy) of `model` on (x, y); (None, None) for an empty split.
 
     The loss is None for models whose logits are not (batch, classes).
@@ -184,7 +192,7 @@ def validate(model: nn.Module, x: np.ndarray, y: np.ndarray, teacher: np.ndarray
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # correct, CE, agreeing, KL
     has_loss = True
-    with torch.no_grad(), (autocast() if autocast is not None else contextlib.nullcontext()):
+    with torch.no_grad(), autocast() if autocast is not None else contextlib.nullcontext():
         for i in range(0, len(x), batch_size):
             logits = model(to_device(torch.from_numpy(x[i : i + batch_size]), device)).float()
             target = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.int64)).to(logits.device)
@@ -297,10 +305,16 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         state = _load_checkpoint(checkpoint, fingerprint, model, objective, optimizer, label)
         result.resumed_from = state["epoch"]
     result.history = state["history"]
-    batch_size = config.batch_for(len(data.x))  # of the whole training split: a smaller labelled pool keeps the KD run's batches
+    batch_size = config.batch_for(
+        len(data.x)
+    )  # of the whole training split: a smaller labelled pool keeps the KD run's batches
     steps = len(epoch_order(pool, seed, 0, rank, world, batch_size, steps_per_epoch))
     total_steps = steps * config.epochs
-    task = progress.add_task(label, total=total_steps, completed=state["epoch"] * steps, status="") if progress is not None else None
+    task = (
+        progress.add_task(label, total=total_steps, completed=state["epoch"] * steps, status="")
+        if progress is not None
+        else None
+    )
     has_val = len(data.y_val) > 0
     result.warnings = check_train_config(config, has_val, label)
     for warning in result.warnings:
@@ -336,12 +350,16 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         epoch_losses = torch.stack(step_losses).float().cpu().numpy()  # the epoch's one host sync
         if not np.all(np.isfinite(epoch_losses)):
             bad = int(np.flatnonzero(~np.isfinite(epoch_losses))[0])
-            bad_x = views(data.x, batches[bad], seed, epoch, augmenting) if augmenting is not None else data.x[batches[bad]]
+            bad_x = (
+                views(data.x, batches[bad], seed, epoch, augmenting) if augmenting is not None else data.x[batches[bad]]
+            )
             raise _non_finite(label, float(epoch_losses[bad]), epoch, bad, data.ids[batches[bad]], bad_x)
         train_seconds = time.perf_counter() - started  # the optimiser steps alone, without validation and checkpoint
         train_cpu_seconds = time.process_time() - cpu_started  # CPU time of this process: robust to a busy host
         if world > 1:
-            _broadcast_buffers(model)  # identical BatchNorm statistics → identical validation → same early-stop decision
+            _broadcast_buffers(
+                model
+            )  # identical BatchNorm statistics → identical validation → same early-stop decision
         scores = validate(model, data.x_val, data.y_val, data.val_teacher, device=device, autocast=precision.autocast)
         val_acc = scores["val_accuracy"]
         row = {"epoch": epoch + 1, "loss": _mean_across_ranks(float(np.mean(epoch_losses)), world),
@@ -373,7 +391,15 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
 
 
 def _fresh_state() -> dict[str, Any]:
-    return {"epoch": 0, "history": [], "best_state": None, "best_val": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0}
+    return {
+        "epoch": 0,
+        "history": [],
+        "best_state": None,
+        "best_val": -1.0,
+        "best_loss": math.inf,
+        "best_epoch": 0,
+        "bad_epochs": 0,
+    }
 
 
 def _advance(state: dict[str, Any], row: dict[str, Any], model: nn.Module, first: int | None) -> dict[str, Any]:
@@ -398,7 +424,14 @@ def _advance(state: dict[str, Any], row: dict[str, Any], model: nn.Module, first
     return state
 
 
-def _save_checkpoint(path: Path, fingerprint: str, state: dict[str, Any], model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer) -> None:
+def _save_checkpoint(
+    path: Path,
+    fingerprint: str,
+    state: dict[str, Any],
+    model: nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+) -> None:
     import torch
 
     from edgekd.fileio import atomic_path
@@ -411,7 +444,9 @@ def _save_checkpoint(path: Path, fingerprint: str, state: dict[str, Any], model:
         torch.save(payload, tmp)
 
 
-def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, label: str) -> dict[str, Any]:
+def _load_checkpoint(
+    path: Path, fingerprint: str, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, label: str
+) -> dict[str, Any]:
     import pickle
 
     import torch
@@ -437,7 +472,11 @@ def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module, objective: 
 
 def _non_finite(label: str, value: float, epoch: int, step: int, ids: np.ndarray, x: np.ndarray) -> ModelError:
     shown = ", ".join(str(int(i)) for i in ids[:8]) + (" …" if len(ids) > 8 else "")
-    cause = "the batch itself contains NaN/Inf" if not np.all(np.isfinite(x)) else "the inputs are finite, so training diverged"
+    cause = (
+        "the batch itself contains NaN/Inf"
+        if not np.all(np.isfinite(x))
+        else "the inputs are finite, so training diverged"
+    )
     return ModelError(
         f"{label}: loss became {value} at epoch {epoch + 1}, batch {step} (sample ids {shown}); {cause}",
         hint="lower the learning rate or the temperature, or check those samples and the teacher's outputs for them",

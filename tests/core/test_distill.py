@@ -90,7 +90,9 @@ def test_teacher_cache_is_reused_and_changes_nothing(teacher, data, tmp_path, au
 
 
 def test_label_scarce_mode_hides_labels_from_both_students(teacher, data, tmp_path) -> None:
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=2), data, seed=0, out_dir=tmp_path, labeled_fraction=0.1)
+    outcome = distill(
+        teacher, TINY_STUDENT, quick_distill(epochs=2), data, seed=0, out_dir=tmp_path, labeled_fraction=0.1
+    )
     metrics = outcome.metrics
     assert metrics["labelled_samples"] == pytest.approx(0.1 * len(data.y_train), abs=10)
     assert len(metrics["history"]["scratch"]) == len(metrics["history"]["student"]) == 2
@@ -99,13 +101,22 @@ def test_label_scarce_mode_hides_labels_from_both_students(teacher, data, tmp_pa
 
 @pytest.mark.parametrize("kind", ["dkd", "pseudo_labels"])
 def test_other_logit_losses_train(teacher, data, tmp_path, kind) -> None:
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, losses=[LossConfig(kind=kind)]), data, seed=0, out_dir=tmp_path)
+    outcome = distill(
+        teacher,
+        TINY_STUDENT,
+        quick_distill(epochs=3, baseline=False, losses=[LossConfig(kind=kind)]),
+        data,
+        seed=0,
+        out_dir=tmp_path,
+    )
     assert outcome.metrics["student_accuracy"] > 0.25 and outcome.metrics["scratch_accuracy"] is None
 
 
 def test_fitnets_hints_train_a_learned_adapter(teacher, data, tmp_path) -> None:
     losses = [LossConfig(kind="hinton"), LossConfig(kind="fitnets", weight=0.5, hint_layers=["features.5=features.5"])]
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, losses=losses), data, seed=0, out_dir=tmp_path)
+    outcome = distill(
+        teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, losses=losses), data, seed=0, out_dir=tmp_path
+    )
     assert outcome.metrics["student_accuracy"] > 0.25
     assert "teacher_cache" not in outcome.metrics  # hints need the live teacher's features
 
@@ -126,7 +137,9 @@ def test_ten_class_teacher_into_three_class_student(teacher, tmp_path, other) ->
 
 
 def test_topk_cache_trains_a_student(teacher, data, tmp_path) -> None:
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, cache_topk=3), data, seed=0, out_dir=tmp_path)
+    outcome = distill(
+        teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, cache_topk=3), data, seed=0, out_dir=tmp_path
+    )
     assert outcome.metrics["teacher_cache"]["topk"] == 3 and outcome.metrics["student_accuracy"] > 0.25
 
 
@@ -154,14 +167,28 @@ def test_tabular_csv_end_to_end(tmp_path) -> None:
 
     iris = load_iris()
     rows = [",".join(iris.feature_names) + ",species"]
-    rows += [",".join(f"{v:.1f}" for v in x) + f",{iris.target_names[y]}" for x, y in zip(iris.data, iris.target, strict=True)]
+    rows += [
+        ",".join(f"{v:.1f}" for v in x) + f",{iris.target_names[y]}"
+        for x, y in zip(iris.data, iris.target, strict=True)
+    ]
     (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
-    data = load_dataset(DataConfig(source="csv", path="iris.csv", label_column="species", test_fraction=0.3), 0, base=tmp_path)
+    data = load_dataset(
+        DataConfig(source="csv", path="iris.csv", label_column="species", test_fraction=0.3), 0, base=tmp_path
+    )
     assert data.input_shape == (4,) and data.label_names == ["setosa", "versicolor", "virginica"]
-    teacher_config = TeacherConfig(model=ModelSpec(arch="mlp", width=32, depth=2), train=TrainConfig(epochs=40, batch_size=16, lr=1e-2))
+    teacher_config = TeacherConfig(
+        model=ModelSpec(arch="mlp", width=32, depth=2), train=TrainConfig(epochs=40, batch_size=16, lr=1e-2)
+    )
     teacher = prepare_teacher(teacher_config, data, seed=0, out_dir=tmp_path / "t", base_dir=tmp_path)
     student = StudentConfig(model=ModelSpec(arch="mlp", width=4, depth=1))
-    outcome = distill(teacher, student, quick_distill(epochs=40, train={"batch_size": 16, "augment": True}), data, seed=0, out_dir=tmp_path / "d")
+    outcome = distill(
+        teacher,
+        student,
+        quick_distill(epochs=40, train={"batch_size": 16, "augment": True}),
+        data,
+        seed=0,
+        out_dir=tmp_path / "d",
+    )
     metrics = outcome.metrics
     assert metrics["teacher_accuracy"] > 0.85 and metrics["student_accuracy"] > 0.6
     assert outcome.artifacts[0].inputs[0].layout == "NC" and metrics["student_flops"] == 2 * (4 * 4 + 4 * 3)

@@ -19,7 +19,12 @@ def test_entry_is_sharded_memory_mapped_and_exact(tmp_path) -> None:
     cache = TeacherOutputCache(tmp_path, shard_rows=4)
     logits = _logits()
     opened = cache.get_or_compute("k1", lambda: logits)
-    assert sorted(p.name for p in (tmp_path / "k1").iterdir()) == ["index.json", "values_00000.npy", "values_00001.npy", "values_00002.npy"]
+    assert sorted(p.name for p in (tmp_path / "k1").iterdir()) == [
+        "index.json",
+        "values_00000.npy",
+        "values_00001.npy",
+        "values_00002.npy",
+    ]
     assert isinstance(opened._values[0], np.memmap)
     positions = np.array([9, 0, 4, 5, 3])
     assert np.array_equal(opened.rows(positions), logits[positions])

@@ -9,8 +9,14 @@ from tests.support.distill_fixtures import SMALL_RECIPE as RECIPE
 
 def test_resume_reuses_a_finished_teacher(tmp_path) -> None:
     recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.replace("augment = true", "augment = false").replace("epochs = 2 }\n[student]", "epochs = 1 }\n[student]"))
-    distill_cmd(recipe, out=tmp_path / "run", nproc=1, resume=False, labeled_fraction=None, seed=None, json_output=False)
+    recipe.write_text(
+        RECIPE.replace("augment = true", "augment = false").replace(
+            "epochs = 2 }\n[student]", "epochs = 1 }\n[student]"
+        )
+    )
+    distill_cmd(
+        recipe, out=tmp_path / "run", nproc=1, resume=False, labeled_fraction=None, seed=None, json_output=False
+    )
     teacher = tmp_path / "run" / "teacher" / "teacher.pt"
     first = teacher.stat().st_mtime_ns
     distill_cmd(recipe, out=tmp_path / "run", nproc=1, resume=True, labeled_fraction=0.5, seed=None, json_output=False)

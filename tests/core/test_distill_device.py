@@ -25,7 +25,9 @@ def _model() -> torch.nn.Module:
     return build_model({"arch": "cnn", "width": 4, "depth": 2}, (1, 8, 8), 10)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch (torch.cuda.is_available() is false)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU visible to torch (torch.cuda.is_available() is false)"
+)
 @pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
 def test_trainer_runs_on_cuda(train_data, amp) -> None:
     model = _model()
@@ -41,7 +43,14 @@ def test_cuda_without_a_gpu_and_fp16_on_cpu_are_refused(train_data, monkeypatch)
     with pytest.raises(RecipeError, match='device = "cuda" but torch sees no CUDA GPU'):
         fit(_model(), train_data, TrainConfig(epochs=1, device="cuda"), SupervisedObjective(), seed=0, label="x")
     with pytest.raises(RecipeError, match='amp = "fp16" needs a CUDA device'):
-        fit(_model(), train_data, TrainConfig(epochs=1, device="auto", amp="fp16"), SupervisedObjective(), seed=0, label="x")
+        fit(
+            _model(),
+            train_data,
+            TrainConfig(epochs=1, device="auto", amp="fp16"),
+            SupervisedObjective(),
+            seed=0,
+            label="x",
+        )
 
 
 def test_bf16_autocast_trains_on_the_cpu(train_data) -> None:

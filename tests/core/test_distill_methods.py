@@ -21,9 +21,13 @@ def teacher(data, tmp_path_factory):
     return quick_teacher(tmp_path_factory.mktemp("teacher"), data)
 
 
-@pytest.mark.parametrize("loss", [LossConfig(kind="dist"), LossConfig(kind="hinton", standardize=True)], ids=["dist", "hinton_ls"])
+@pytest.mark.parametrize(
+    "loss", [LossConfig(kind="dist"), LossConfig(kind="hinton", standardize=True)], ids=["dist", "hinton_ls"]
+)
 def test_new_logit_losses_train_a_student(teacher, data, tmp_path, loss) -> None:
-    outcome = distill(teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, losses=[loss]), data, seed=0, out_dir=tmp_path)
+    outcome = distill(
+        teacher, TINY_STUDENT, quick_distill(epochs=3, baseline=False, losses=[loss]), data, seed=0, out_dir=tmp_path
+    )
     assert outcome.metrics["student_accuracy"] > 0.25
 
 
@@ -40,7 +44,9 @@ def test_fitnets_between_families_is_a_recorded_warning() -> None:
     assert found["message"].startswith("fitnets_cross_family:") and "\n" not in found["message"]
     auto_student = StudentConfig(model=ModelSpec(arch="auto"))  # resolves to cnn on images: same family
     assert fitnets_cross_family(_artifact("cnn"), auto_student, hints, (1, 8, 8)) is None
-    assert fitnets_cross_family(_artifact("cnn"), mlp_student, DistillConfig(), (1, 8, 8)) is None  # no hints: nothing to say
+    assert (
+        fitnets_cross_family(_artifact("cnn"), mlp_student, DistillConfig(), (1, 8, 8)) is None
+    )  # no hints: nothing to say
 
 
 def test_agreement_with_the_teacher_is_recorded_per_epoch_and_in_the_summary(teacher, data, tmp_path) -> None:

@@ -39,13 +39,16 @@ def test_no_validation_split_writes_strict_json_and_records_the_fallback(data, t
     for artifact in outcome.artifacts:
         _strict(artifact.sidecar)
     assert outcome.metrics["student_selected"] == "last"
-    assert outcome.metrics["warnings"] == ['[distill] train: no validation split (val_fraction = 0), so select = "best_val" fell back to '
-                                           "\"last\": the final epoch's weights are kept"]  # fmt: skip
+    expected = ('[distill] train: no validation split (val_fraction = 0), so select = "best_val" fell back to '
+                "\"last\": the final epoch's weights are kept")  # fmt: skip
+    assert outcome.metrics["warnings"] == [expected]
 
 
 def test_patience_without_validation_split_is_refused_before_training(data, tmp_path) -> None:
     config = TeacherConfig(model=ModelSpec(arch="mlp", width=8, depth=1), train=TrainConfig(epochs=2, patience=3))
-    with pytest.raises(RecipeError, match=r"\[teacher\] train: patience = 3 needs a validation split, but it is empty") as info:
+    with pytest.raises(
+        RecipeError, match=r"\[teacher\] train: patience = 3 needs a validation split, but it is empty"
+    ) as info:
         prepare_teacher(config, data, seed=0, out_dir=tmp_path / "t", base_dir=tmp_path)
     assert "val_fraction" in info.value.hint and not (tmp_path / "t" / "teacher.pt").exists()
 

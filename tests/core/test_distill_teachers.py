@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from edgekd.artifacts import load_artifact
 from edgekd.config.distill import ModelSpec, TeacherConfig
 from edgekd.distill.api import distill, prepare_teacher
 from edgekd.distill.models import load_torch_model
 from edgekd.distill.train import accuracy
 from edgekd.errors import DataError, ModelError
-from edgekd.artifacts import load_artifact
 from tests.support.distill_fixtures import TINY_STUDENT, digits, quick_distill, quick_teacher
 
 FACTORY = ModelSpec(arch="custom", factory="tests.support.distill_fixtures:make_mlp")
@@ -64,7 +64,9 @@ def test_torch_export_teacher(trained, data, tmp_path) -> None:
     torch.export.save(program, str(path))
     teacher = _external("torchscript", path, data, tmp_path / "out")
     assert teacher.format == "torch_export"
-    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(artifact.config["test_accuracy"])
+    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(
+        artifact.config["test_accuracy"]
+    )
 
 
 def test_onnx_teacher_runs_in_onnxruntime(trained, data, tmp_path) -> None:
@@ -74,7 +76,9 @@ def test_onnx_teacher_runs_in_onnxruntime(trained, data, tmp_path) -> None:
                       dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)  # fmt: skip
     teacher = _external("onnx", path, data, tmp_path / "out")
     assert (teacher.name, teacher.format) == ("teacher_onnx", "onnx")
-    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(artifact.config["test_accuracy"], abs=0.003)
+    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(
+        artifact.config["test_accuracy"], abs=0.003
+    )
 
 
 @pytest.mark.parametrize("values", ["logits", "probabilities"])
@@ -89,7 +93,9 @@ def test_soft_label_teacher(trained, data, tmp_path, values) -> None:
     np.savez(path, ids=ids, **{values: scores})
     teacher = _external("soft_labels", path, data, tmp_path / "out")
     assert (teacher.name, teacher.format) == ("teacher_soft_labels", "npz")
-    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(artifact.config["test_accuracy"])
+    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(
+        artifact.config["test_accuracy"]
+    )
 
 
 def test_soft_labels_refuse_consistent_augmentation(trained, data, tmp_path) -> None:
@@ -124,7 +130,9 @@ def test_module_teacher_loads_weights_only(data, tmp_path) -> None:
     teacher = _external("module", tmp_path / "weights.pt", data, tmp_path / "out", model=FACTORY)
     assert (teacher.name, teacher.format) == ("teacher_torch", "torch")
     rebuilt = load_torch_model(load_artifact(teacher.path))
-    assert accuracy(rebuilt, data.x_test, data.y_test) == pytest.approx(accuracy(module.eval(), data.x_test, data.y_test))
+    assert accuracy(rebuilt, data.x_test, data.y_test) == pytest.approx(
+        accuracy(module.eval(), data.x_test, data.y_test)
+    )
 
 
 class _Payload:
@@ -157,7 +165,7 @@ def test_teacher_file_that_is_not_a_model(data, tmp_path) -> None:
 
 
 def test_onnx_teacher_with_a_fixed_batch_of_one(trained, data, tmp_path) -> None:
-    artifact, module = trained
+    _, module = trained
     path = tmp_path / "fixed.onnx"
     torch.onnx.export(module, (torch.from_numpy(data.x_train[:1]),), str(path), input_names=["x"], dynamo=False)
     teacher = _external("onnx", path, data, tmp_path / "out")
@@ -190,11 +198,15 @@ def test_teacher_behind_an_api_workflow(trained, tmp_path) -> None:
     with np.load(tmp_path / "to_score.npz") as sent:
         ids, x, split = sent["ids"], sent["x"], sent["split"]
         assert len(ids) == 1797 and set(split.tolist()) == {"train", "val", "test"}
-        assert float(sent["x_source"].min()) >= -1e-6 and float(sent["x_source"].max()) <= 1.0 + 1e-6  # digits before normalising
+        assert (
+            float(sent["x_source"].min()) >= -1e-6 and float(sent["x_source"].max()) <= 1.0 + 1e-6
+        )  # digits before normalising
     with torch.no_grad():
         probabilities = torch.softmax(module(torch.from_numpy(x)), 1).numpy()  # "the API"
     np.savez(tmp_path / "scored.npz", ids=ids, probabilities=probabilities)
-    recipe.write_text(recipe.read_text() + '[teacher]\nkind = "soft_labels"\npath = "scored.npz"\ncheck = false\n')  # the quick teacher is small
+    recipe.write_text(
+        recipe.read_text() + '[teacher]\nkind = "soft_labels"\npath = "scored.npz"\ncheck = false\n'
+    )  # the quick teacher is small
     distill_cmd(recipe, out=tmp_path / "run2", json_output=False)
     student = load_artifact(tmp_path / "run2" / "distill" / "student.pt")
     assert student.name == "student_torch" and (tmp_path / "run2" / "teacher" / "teacher_soft_labels.npz").exists()
@@ -230,4 +242,6 @@ def test_teacher_classes_are_matched_by_name_not_position(trained, data, tmp_pat
     reversed_names = np.array(data.label_names[::-1])
     np.savez(tmp_path / "rev.npz", ids=ids, logits=logits[:, ::-1], label_names=reversed_names)  # columns "9".."0"
     teacher = _external("soft_labels", tmp_path / "rev.npz", data, tmp_path / "out")
-    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(artifact.config["test_accuracy"])
+    assert _distils(teacher, data, tmp_path / "d")["teacher_accuracy"] == pytest.approx(
+        artifact.config["test_accuracy"]
+    )

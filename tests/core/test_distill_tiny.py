@@ -18,7 +18,10 @@ from edgekd.distill.api import prepare_teacher
 def _iris_csv(path: Path) -> Path:
     bunch = load_iris()
     lines = ["sepal_l,sepal_w,petal_l,petal_w,label"]
-    lines += [",".join(f"{v:g}" for v in row) + f",{bunch.target_names[y]}" for row, y in zip(bunch.data, bunch.target, strict=True)]
+    lines += [
+        ",".join(f"{v:g}" for v in row) + f",{bunch.target_names[y]}"
+        for row, y in zip(bunch.data, bunch.target, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -56,16 +56,41 @@ def test_resume_after_interruption_equals_uninterrupted_run(train_data, tmp_path
     fit(reference, train_data, config, SupervisedObjective(), seed=1, label="ref", checkpoint=tmp_path / "ref.ckpt")
     interrupted = _model()
     with pytest.raises(KeyboardInterrupt):
-        fit(interrupted, train_data, config, _Interrupt(at_epoch=2), seed=1, label="run", checkpoint=tmp_path / "run.ckpt")
+        fit(
+            interrupted,
+            train_data,
+            config,
+            _Interrupt(at_epoch=2),
+            seed=1,
+            label="run",
+            checkpoint=tmp_path / "run.ckpt",
+        )
     resumed = _model()
-    result = fit(resumed, train_data, config, SupervisedObjective(), seed=1, label="run", checkpoint=tmp_path / "run.ckpt", resume=True)
+    result = fit(
+        resumed,
+        train_data,
+        config,
+        SupervisedObjective(),
+        seed=1,
+        label="run",
+        checkpoint=tmp_path / "run.ckpt",
+        resume=True,
+    )
     assert result.resumed_from == 2 and len(result.history) == 4
     expected, actual = reference.state_dict(), resumed.state_dict()
     assert all(torch.allclose(expected[k].float(), actual[k].float(), atol=1e-6) for k in expected)
 
 
 def test_resume_refuses_a_checkpoint_from_other_settings(train_data, tmp_path) -> None:
-    fit(_model(), train_data, TrainConfig(epochs=1), SupervisedObjective(), seed=1, label="run", checkpoint=tmp_path / "c.ckpt")
+    fit(
+        _model(),
+        train_data,
+        TrainConfig(epochs=1),
+        SupervisedObjective(),
+        seed=1,
+        label="run",
+        checkpoint=tmp_path / "c.ckpt",
+    )
     with pytest.raises(CacheError, match="different configuration"):
         fit(_model(), train_data, TrainConfig(epochs=1, lr=1e-2), SupervisedObjective(), seed=1, label="run",
             checkpoint=tmp_path / "c.ckpt", resume=True)  # fmt: skip
@@ -74,7 +99,16 @@ def test_resume_refuses_a_checkpoint_from_other_settings(train_data, tmp_path) -
 def test_checkpoint_with_pickled_objects_is_refused(train_data, tmp_path) -> None:
     torch.save({"schema": object()}, tmp_path / "bad.ckpt")
     with pytest.raises(CacheError, match="cannot be read"):
-        fit(_model(), train_data, TrainConfig(epochs=1), SupervisedObjective(), seed=1, label="run", checkpoint=tmp_path / "bad.ckpt", resume=True)
+        fit(
+            _model(),
+            train_data,
+            TrainConfig(epochs=1),
+            SupervisedObjective(),
+            seed=1,
+            label="run",
+            checkpoint=tmp_path / "bad.ckpt",
+            resume=True,
+        )
 
 
 def test_early_stopping_on_flat_validation(train_data) -> None:

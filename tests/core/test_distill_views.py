@@ -36,7 +36,9 @@ def test_mixup_view_matches_a_reference_and_is_batch_independent() -> None:
     shifted_partner = augment(x[partner[positions]], partner[positions], 12, 2, 1)
     w = lam[positions][:, None, None, None]
     np.testing.assert_allclose(got, w * shifted + (1 - w) * shifted_partner, rtol=1e-6)
-    np.testing.assert_array_equal(views(x, positions[2:], seed=2, epoch=1, settings=MIXUP), got[2:])  # same view in any batch
+    np.testing.assert_array_equal(
+        views(x, positions[2:], seed=2, epoch=1, settings=MIXUP), got[2:]
+    )  # same view in any batch
     assert not np.array_equal(views(x, positions, seed=2, epoch=2, settings=MIXUP), got)  # a new view each epoch
 
 
@@ -46,14 +48,18 @@ def test_view_names_separate_plain_shift_and_mixup_views() -> None:
     assert len(names) == 5 and "plain" not in names
 
 
-def test_consistent_mixup_caches_one_entry_per_epochs_views_and_never_the_plain_outputs(teacher, data, tmp_path) -> None:
+def test_consistent_mixup_caches_one_entry_per_epochs_views_and_never_the_plain_outputs(
+    teacher, data, tmp_path
+) -> None:
     """The guard: under consistent augmentation the teacher is cached per (sample, augmentation seed); the cached
     outputs equal the live teacher's on the student's mixed views, and no "plain" entry is ever used."""
     from edgekd.distill.objectives import TeacherSignal
     from edgekd.distill.teachers import load_teacher
     from edgekd.distill.train import TrainData
 
-    config = DistillConfig(baseline=False, train={"epochs": 2, "lr": 2e-2, "batch_size": 64, "augment": {"consistent": True, "mixup": 1.0}})
+    config = DistillConfig(
+        baseline=False, train={"epochs": 2, "lr": 2e-2, "batch_size": 64, "augment": {"consistent": True, "mixup": 1.0}}
+    )
     cache_dir = tmp_path / "cache"
     outcome = distill(teacher, TINY_STUDENT, config, data, seed=0, out_dir=tmp_path / "run", cache_dir=cache_dir)
     assert outcome.metrics["teacher_cache"]["misses"] == 2  # one entry per epoch's views
@@ -70,7 +76,9 @@ def test_consistent_mixup_caches_one_entry_per_epochs_views_and_never_the_plain_
     x_view = torch.from_numpy(views(data.x_train, positions, 0, 1, config.train.augmentation))
     cached = signal.outputs(positions, x_view, epoch=1).numpy()
     np.testing.assert_allclose(cached, live.logits(x_view.numpy(), positions), rtol=1e-4, atol=1e-4)
-    plain = TeacherSignal(live, identity, train, seed=0, augmentation=None, consistent=True, cache=None, data_sha256="d", hint_paths=[])
+    plain = TeacherSignal(
+        live, identity, train, seed=0, augmentation=None, consistent=True, cache=None, data_sha256="d", hint_paths=[]
+    )
     assert plain.view(1) == "plain"
 
 
@@ -82,11 +90,18 @@ def test_augment_table_and_patient_preset() -> None:
     from edgekd.distill.train import learning_rate
 
     assert learning_rate(patient, 0, 100) == 1e-3 and learning_rate(patient, 50, 100) == pytest.approx(5e-4)  # a cosine
-    assert (TrainConfig(schedule="patient", lr=5e-3, epochs=7).lr, TrainConfig(schedule="patient", epochs=7).epochs) == (5e-3, 7)
+    assert (
+        TrainConfig(schedule="patient", lr=5e-3, epochs=7).lr,
+        TrainConfig(schedule="patient", epochs=7).epochs,
+    ) == (5e-3, 7)
     assert DistillConfig(train={"augment": {"consistent": False}}).consistent_views is False
     assert DistillConfig(consistent_teaching=False).consistent_views is False
     with pytest.raises(ValidationError, match="contradicts consistent_teaching"):
         DistillConfig(train={"augment": {"consistent": False}}, consistent_teaching=True)
-    with pytest.raises(ValidationError, match="consistent"):  # the teacher's own training has no teacher to be consistent with
+    with pytest.raises(
+        ValidationError, match="consistent"
+    ):  # the teacher's own training has no teacher to be consistent with
         TeacherConfig(train={"augment": {"consistent": True}})
-    assert DistillConfig(train=TrainConfig(epochs=3, augment=True)).train.augment is True  # a plain TrainConfig is accepted
+    assert (
+        DistillConfig(train=TrainConfig(epochs=3, augment=True)).train.augment is True
+    )  # a plain TrainConfig is accepted

@@ -97,7 +97,9 @@ def factory_num_classes_only(num_classes: int) -> Any:
 def factory_in_channels(in_channels: int, num_classes: int = 10) -> Any:
     from torch import nn
 
-    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes)
+    )
 
 
 def factory_needs_depth(input_shape: tuple[int, ...], num_classes: int, depth: int) -> Any:

@@ -53,7 +53,9 @@ def load_inventory(explicit: Path | None = None) -> tuple[dict[str, dict[str, An
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(raw) - {"targets"}
     if unknown:
-        raise RecipeError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}", hint="put targets under [targets.NAME]")
+        raise RecipeError(
+            f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}", hint="put targets under [targets.NAME]"
+        )
     for name, entry in raw.get("targets", {}).items():
         if not isinstance(entry, dict) or "kind" not in entry:
             raise RecipeError(f"{path}: targets.{name} needs a kind", hint=f"one of {', '.join(registry.TARGET_KINDS)}")

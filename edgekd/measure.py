@@ -91,8 +91,12 @@ class Stats:
         mean = sum(w * s["mean_ms"] for w, s in zip(weights, summaries)) / sum(weights)
         std = _pooled_std(summaries, weights, mean)
         lows, highs = [s.get("min_ms") for s in summaries], [s.get("max_ms") for s in summaries]
-        warnings = [f"statistics from {tool}'s printed summary: it gives no per-run samples, so IQR, MAD and "
-                    "the median's confidence interval are unavailable"]
+        warnings = [
+            (
+                f"statistics from {tool}'s printed summary: it gives no per-run samples, so IQR, MAD and "
+                "the median's confidence interval are unavailable"
+            )
+        ]
         percentiles: dict[str, float | None] = {}
         for key in ("p50_ms", "p90_ms", "p99_ms"):
             values = [s.get(key) for s in summaries]
@@ -101,19 +105,32 @@ class Stats:
         if missing:
             warnings.append(f"{tool} does not report {'/'.join(missing)}: left empty, not estimated")
         if len(summaries) > 1 and len(missing) < 3:
-            warnings.append(f"percentiles over {len(summaries)} repeats are the median of each repeat's "
-                            f"{tool} percentiles (approximate)")
+            warnings.append(
+                f"percentiles over {len(summaries)} repeats are the median of each repeat's "
+                f"{tool} percentiles (approximate)"
+            )
         cv_limit = UNSTABLE_IQR_RATIO / 1.349
         unstable = bool(std is not None and mean > 0 and std / mean > cv_limit)
         if unstable:
-            warnings.append(f"unstable: std/mean = {std / mean:.2f} > {cv_limit:.3f} (no samples for IQR/median) — "  # type: ignore[operator]
-                            "close other programs, raise --runs or use a cooldown")
+            warnings.append(
+                f"unstable: std/mean = {std / mean:.2f} > {cv_limit:.3f} (no samples for IQR/median) — "  # type: ignore[operator]
+                "close other programs, raise --runs or use a cooldown"
+            )
         return Stats(
-            n=total, p50_ns=_ns(percentiles["p50_ms"]), p90_ns=_ns(percentiles["p90_ms"]),
-            p99_ns=_ns(percentiles["p99_ms"]), mean_ns=mean * 1e6, std_ns=_ns(std), iqr_ns=None, mad_ns=None,
+            n=total,
+            p50_ns=_ns(percentiles["p50_ms"]),
+            p90_ns=_ns(percentiles["p90_ms"]),
+            p99_ns=_ns(percentiles["p99_ms"]),
+            mean_ns=mean * 1e6,
+            std_ns=_ns(std),
+            iqr_ns=None,
+            mad_ns=None,
             min_ns=None if None in lows else min(lows) * 1e6,  # type: ignore[type-var,operator]
             max_ns=None if None in highs else max(highs) * 1e6,  # type: ignore[type-var,operator]
-            ci95_median_ns=None, unstable=unstable, warnings=tuple(warnings), source="tool-summary",
+            ci95_median_ns=None,
+            unstable=unstable,
+            warnings=tuple(warnings),
+            source="tool-summary",
         )
 
 
@@ -226,8 +243,13 @@ def window_stats(latencies_ns: Sequence[int], windows: Sequence[dict[str, Any]])
     rows = []
     for index, window in enumerate(windows):
         chunk = list(latencies_ns[window["start"] : window["end"]])
-        row: dict[str, Any] = {"window": index, "runs": len(chunk), "t_s": window.get("t_s"),
-                               "temps_c": window.get("temps_c", {}), "freq_khz": window.get("freq_khz")}
+        row: dict[str, Any] = {
+            "window": index,
+            "runs": len(chunk),
+            "t_s": window.get("t_s"),
+            "temps_c": window.get("temps_c", {}),
+            "freq_khz": window.get("freq_khz"),
+        }
         if chunk:
             stats = compute_stats(chunk)
             row.update({"p50_ms": stats.p50_ns / 1e6, "p90_ms": stats.p90_ns / 1e6, "mean_ms": stats.mean_ns / 1e6})

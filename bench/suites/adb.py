@@ -34,8 +34,8 @@ def run(quick: bool) -> dict[str, Any]:
     from edgekd.config.bench import BenchConfig
     from edgekd.targets.adb.target import AdbTarget
     from edgekd.targets.local import LocalTarget
-    from tests.runner.bench_models import make_matmul_onnx
     from tests.support.adb_client import AdbClient, make_device
+    from tests.support.bench_models import make_matmul_onnx
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgekd-bench-adb-") as tmp_text:
@@ -56,15 +56,23 @@ def run(quick: bool) -> dict[str, Any]:
             rows.append({"measure": "adb shell true", "median_ms": _median_ms(trips), "n": len(trips)})
             blob = tmp / "blob.bin"
             blob.write_bytes(os.urandom(20_000_000))
-            for verb, args in (("push", (str(blob), "/data/local/tmp/blob.bin")),
-                               ("pull", ("/data/local/tmp/blob.bin", str(tmp / "back.bin")))):
+            for verb, args in (
+                ("push", (str(blob), "/data/local/tmp/blob.bin")),
+                ("pull", ("/data/local/tmp/blob.bin", str(tmp / "back.bin"))),
+            ):
                 times = []
                 for _ in range(1 if quick else 3):
                     began = time.perf_counter()
                     client("-s", device.serial, verb, *args, timeout=120)
                     times.append(time.perf_counter() - began)
-                rows.append({"measure": f"adb {verb} 20 MB", "median_ms": _median_ms(times),
-                             "mb_per_s": round(20 / statistics.median(times), 1), "n": len(times)})
+                rows.append(
+                    {
+                        "measure": f"adb {verb} 20 MB",
+                        "median_ms": _median_ms(times),
+                        "mb_per_s": round(20 / statistics.median(times), 1),
+                        "n": len(times),
+                    }
+                )
             target = AdbTarget.from_entry("pixel", {"serial": device.serial}, tmp)
             target.connect()
             probes = []
@@ -78,14 +86,23 @@ def run(quick: bool) -> dict[str, Any]:
             config = BenchConfig(runs=300 if quick else 2000, warmup=50, energy=False)
             medians: dict[str, list[float]] = {"local": [], "phone": []}
             for _ in range(2 if quick else 5):  # interleaved rounds: local, phone, local, phone, ...
-                for name, where in (("local", LocalTarget()), ("phone", AdbTarget.from_entry(
-                        "pixel", {"serial": device.serial}, tmp))):
+                for name, where in (
+                    ("local", LocalTarget()),
+                    ("phone", AdbTarget.from_entry("pixel", {"serial": device.serial}, tmp)),
+                ):
                     [result] = bench_artifacts(where, [model], config)
                     medians[name].append(result.stats.p50_ns / 1e6)
             ratio = statistics.median(medians["phone"]) / statistics.median(medians["local"])
-            rows.append({"measure": "runner p50, phone/local", "local_p50_ms": round(statistics.median(medians["local"]), 5),
-                         "phone_p50_ms": round(statistics.median(medians["phone"]), 5), "ratio": round(ratio, 3),
-                         "goal": f"<= {GOAL_RATIO}", "met": ratio <= GOAL_RATIO})
+            rows.append(
+                {
+                    "measure": "runner p50, phone/local",
+                    "local_p50_ms": round(statistics.median(medians["local"]), 5),
+                    "phone_p50_ms": round(statistics.median(medians["phone"]), 5),
+                    "ratio": round(ratio, 3),
+                    "goal": f"<= {GOAL_RATIO}",
+                    "met": ratio <= GOAL_RATIO,
+                }
+            )
         finally:
             client("disconnect", device.serial)
             device.stop()
@@ -96,8 +113,12 @@ def run(quick: bool) -> dict[str, Any]:
                 else:
                     os.environ[key] = value
     verdict = "met" if rows[-1]["met"] else "NOT met"
-    return {"rows": rows, "notes": (
-        "Loopback adb device (tests/support/adb_device.py) driven by Debian's adb 29.0.6; device commands run "
-        "under proot, so round trips and probe times are upper bounds of a USB phone's, throughput is the "
-        f"protocol stack's. Runner-mode latency through adb vs local on the same CPU: goal phone/local p50 "
-        f"<= {GOAL_RATIO}, {verdict} (ratio {rows[-1]['ratio']}).")}
+    return {
+        "rows": rows,
+        "notes": (
+            "Loopback adb device (tests/support/adb_device.py) driven by Debian's adb 29.0.6; device commands run "
+            "under proot, so round trips and probe times are upper bounds of a USB phone's, throughput is the "
+            f"protocol stack's. Runner-mode latency through adb vs local on the same CPU: goal phone/local p50 "
+            f"<= {GOAL_RATIO}, {verdict} (ratio {rows[-1]['ratio']})."
+        ),
+    }

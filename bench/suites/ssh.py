@@ -43,13 +43,13 @@ def _timed(action: Any, times: int) -> list[float]:
 
 def run(quick: bool) -> dict[str, Any]:
     from edgekd.artifacts import describe_file
+    from edgekd.bench.fleet import bench_fleet
     from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
-    from edgekd.bench.fleet import bench_fleet
     from edgekd.targets.local import LocalTarget
     from edgekd.targets.ssh.target import SshTarget
-    from tests.runner.bench_models import make_matmul_onnx
     from tests.support.aarch64 import aarch64_root, install_python_wrapper
+    from tests.support.bench_models import make_matmul_onnx
     from tests.support.sshd import LoopbackSshd, authorize, ensure_user, keygen
 
     rows: list[dict[str, Any]] = []
@@ -60,14 +60,27 @@ def run(quick: bool) -> dict[str, Any]:
         keys_dir.mkdir(mode=0o755)
         authorize(keys_dir / "root", Path(f"{client_key}.pub").read_text().strip())
         os.chmod(keys_dir / "root", 0o600)
-        daemon = LoopbackSshd(tmp / "sshd", host_key, extra=[
-            "PermitRootLogin prohibit-password", "StrictModes no",  # keys under /tmp, which is world-writable
-            f"AuthorizedKeysFile {keys_dir}/%u .ssh/authorized_keys"]).start()
+        daemon = LoopbackSshd(
+            tmp / "sshd",
+            host_key,
+            extra=[
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",  # keys under /tmp, which is world-writable
+                f"AuthorizedKeysFile {keys_dir}/%u .ssh/authorized_keys",
+            ],
+        ).start()
         (tmp / "known_hosts").write_text(daemon.known_hosts_line())
         # root: this machine's Python (the venv lives under /root), for the latency comparison only;
         # edgekd-pi5 (a /bin/sh user like a Pi's) for transport figures: root's bash startup would add to them
-        entry = {"host": "127.0.0.1", "port": daemon.port, "user": "root", "key": str(client_key),
-                 "known_hosts": str(tmp / "known_hosts"), "python": sys.executable, "power": "none"}
+        entry = {
+            "host": "127.0.0.1",
+            "port": daemon.port,
+            "user": "root",
+            "key": str(client_key),
+            "known_hosts": str(tmp / "known_hosts"),
+            "python": sys.executable,
+            "power": "none",
+        }
         pi_user = ensure_user("edgekd-pi5", Path(f"{client_key}.pub"))
         pi_entry = {**entry, "user": pi_user.name, "python": "python3"}
         try:
@@ -76,19 +89,33 @@ def run(quick: bool) -> dict[str, Any]:
             rows.append({"measure": "connect + mktemp -d", "median_ms": _median_ms(connects), "n": len(connects)})
             target.connect()
             trips = _timed(lambda: target.run(["true"], timeout=30), 20 if quick else 100)
-            rows.append({"measure": "run `true` on an open connection", "median_ms": _median_ms(trips), "n": len(trips)})
+            rows.append(
+                {"measure": "run `true` on an open connection", "median_ms": _median_ms(trips), "n": len(trips)}
+            )
             blob = tmp / "blob.bin"
             blob.write_bytes(os.urandom(20_000_000))
             pushes = []
             for _ in range(1 if quick else 3):
-                target._pushed.clear()  # noqa: SLF001 - force a real copy each time
+                target._pushed.clear()
                 pushes += _timed(lambda: target.push(blob), 1)
-            rows.append({"measure": "push 20 MB (sha256 checked)", "median_ms": _median_ms(pushes),
-                         "mb_per_s": round(20 / statistics.median(pushes), 1), "n": len(pushes)})
+            rows.append(
+                {
+                    "measure": "push 20 MB (sha256 checked)",
+                    "median_ms": _median_ms(pushes),
+                    "mb_per_s": round(20 / statistics.median(pushes), 1),
+                    "n": len(pushes),
+                }
+            )
             remote = target.push(blob)
             pulls = _timed(lambda: target.pull(remote, tmp / "back.bin"), 1 if quick else 3)
-            rows.append({"measure": "pull 20 MB", "median_ms": _median_ms(pulls),
-                         "mb_per_s": round(20 / statistics.median(pulls), 1), "n": len(pulls)})
+            rows.append(
+                {
+                    "measure": "pull 20 MB",
+                    "median_ms": _median_ms(pulls),
+                    "mb_per_s": round(20 / statistics.median(pulls), 1),
+                    "n": len(pulls),
+                }
+            )
             target.cleanup()
 
             def busy(device: Any, artifacts: Any, config: Any) -> list[Any]:
@@ -102,31 +129,52 @@ def run(quick: bool) -> dict[str, Any]:
             fleet = [SshTarget.from_entry(f"pi{n}", pi_entry, tmp) for n in range(2)]
             [single] = _timed(lambda: bench_fleet(fleet[:1], [None], None, bench=busy), 1)  # type: ignore[list-item]
             [both] = _timed(lambda: bench_fleet(fleet, [None], None, bench=busy), 1)  # type: ignore[list-item]
-            rows.append({"measure": "fleet of 2, each `sleep 2`", "single_ms": round(single * 1000),
-                         "fleet_ms": round(both * 1000), "ratio": round(both / single, 3),
-                         "goal": f"<= {GOAL_FLEET}", "met": both / single <= GOAL_FLEET})
+            rows.append(
+                {
+                    "measure": "fleet of 2, each `sleep 2`",
+                    "single_ms": round(single * 1000),
+                    "fleet_ms": round(both * 1000),
+                    "ratio": round(both / single, 3),
+                    "goal": f"<= {GOAL_FLEET}",
+                    "met": both / single <= GOAL_FLEET,
+                }
+            )
 
             model = describe_file(make_matmul_onnx(tmp / "chain.onnx", layers=4, size=128))
             config = BenchConfig(runs=300 if quick else 2000, warmup=50, energy=False, governor=None)
             medians: dict[str, list[float]] = {"local": [], "ssh": []}
             for _ in range(2 if quick else 5):  # interleaved rounds: local, ssh, local, ssh, ...
-                for name, device in (("local", LocalTarget.from_entry("local", {}, tmp)),
-                                     ("ssh", SshTarget.from_entry("loopback", entry, tmp))):
+                for name, device in (
+                    ("local", LocalTarget.from_entry("local", {}, tmp)),
+                    ("ssh", SshTarget.from_entry("loopback", entry, tmp)),
+                ):
                     [result] = bench_artifacts(device, [model], config)
                     medians[name].append(result.stats.p50_ns / 1e6)
             local_p50, ssh_p50 = statistics.median(medians["local"]), statistics.median(medians["ssh"])
             ratio = ssh_p50 / local_p50
-            rows.append({"measure": "runner p50, ssh/local", "local_p50_ms": round(local_p50, 5),
-                         "ssh_p50_ms": round(ssh_p50, 5), "ratio": round(ratio, 3), "goal": f"<= {GOAL_RATIO}",
-                         "met": ratio <= GOAL_RATIO})
+            rows.append(
+                {
+                    "measure": "runner p50, ssh/local",
+                    "local_p50_ms": round(local_p50, 5),
+                    "ssh_p50_ms": round(ssh_p50, 5),
+                    "ratio": round(ratio, 3),
+                    "goal": f"<= {GOAL_RATIO}",
+                    "met": ratio <= GOAL_RATIO,
+                }
+            )
 
             install_python_wrapper(pi_user.bin_dir, aarch64_root(), "litert", owner=pi_user.name)
             pi = SshTarget.from_entry("pi5", pi_entry, tmp)
             pi.connect()
             probes = _timed(pi.info, 2 if quick else 5)
             pi.cleanup()
-            rows.append({"measure": "info() probe on the emulated Pi 5 (qemu)", "median_ms": _median_ms(probes),
-                         "n": len(probes)})
+            rows.append(
+                {
+                    "measure": "info() probe on the emulated Pi 5 (qemu)",
+                    "median_ms": _median_ms(probes),
+                    "n": len(probes),
+                }
+            )
         finally:
             daemon.stop()
     fleet_row = next(row for row in rows if row["measure"].startswith("fleet"))

@@ -90,8 +90,10 @@ def estimate_per_inference(
         total = 0.0
     if abs(above_idle) <= RESIDUE * scale:
         above_idle = 0.0
-        notes.append("the meter saw no energy above idle for the runs (0 J within its resolution): "
-                     "raise --runs or use --duration for a longer window")
+        notes.append(
+            "the meter saw no energy above idle for the runs (0 J within its resolution): "
+            "raise --runs or use --duration for a longer window"
+        )
     if above_idle < 0:
         notes.append("the runs cost less than the idle noise: the figure is within measurement error")
     if uncertainty > abs(above_idle) and above_idle != 0:

@@ -97,8 +97,9 @@ def bench_fleet(
                 for result in produced:
                     on_result(target.name, result)
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel or max(1, len(targets)),
-                                                 thread_name_prefix="edgekd-fleet")
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max_parallel or max(1, len(targets)), thread_name_prefix="edgekd-fleet"
+    )
     futures = [pool.submit(run_one, target) for target in targets]
     try:
         for future in futures:

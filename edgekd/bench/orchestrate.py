@@ -26,9 +26,9 @@ from edgekd.bench.noise import run_order, wait_for_thermal
 from edgekd.bench.result import BenchResult
 from edgekd.bench.target_settings import apply_target_settings, check_target_options
 from edgekd.config.bench import BenchConfig
-from edgekd.target_protocol import Completed, DeviceInfo, GovernorControl, OpProfiler, Target
 from edgekd.energy_protocol import EnergyMeter, EnergyWindow
 from edgekd.errors import BenchError, EdgekdError, RecipeError, TargetError
+from edgekd.target_protocol import Completed, DeviceInfo, GovernorControl, OpProfiler, Target
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,10 @@ def check_work_bounds(config: BenchConfig) -> None:
     for field in ("runs", "warmup", "min_runs"):
         value = getattr(config, field)
         if value is not None and value > MAX_RUNS:
-            raise RecipeError(f"[bench] {field} = {value} is more than {MAX_RUNS:,} runs per runner process",
-                              hint="use duration_s for long runs, or repeats for more processes")
+            raise RecipeError(
+                f"[bench] {field} = {value} is more than {MAX_RUNS:,} runs per runner process",
+                hint="use duration_s for long runs, or repeats for more processes",
+            )
 
 
 def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any]:
@@ -162,21 +164,31 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
     if document is None:
         tail = "\n".join(completed.stderr.strip().splitlines()[-8:])
         hint = "is Python 3.9+ with numpy installed on the device?" if completed.returncode in (126, 127) else None
-        how = (f"was killed by signal {-completed.returncode} ({_signal_name(-completed.returncode)})"
-               if completed.returncode < 0 else f"exited with status {completed.returncode}")
+        how = (
+            f"was killed by signal {-completed.returncode} ({_signal_name(-completed.returncode)})"
+            if completed.returncode < 0
+            else f"exited with status {completed.returncode}"
+        )
         killed = completed.returncode in (-9, 137)  # SIGKILL, directly or as a shell reports it
         raise TargetError(
             f"the runner on {target_name} {how} without a result" + (f":\n{tail}" if tail else ""),
-            hint=hint or f"run `edgekd targets doctor {target_name}`"
+            hint=hint
+            or f"run `edgekd targets doctor {target_name}`"
             + ("; a SIGKILL often means the device ran out of memory" if killed else ""),
         )
     if "error" in document:
         error = document["error"]
         if not isinstance(error, dict):  # a runner of another version, or garbled output
-            raise BenchError(f"{target_name}: the runner reported an error it did not describe: {str(error)[:200]}",
-                             hint="is the runner on the device from this edgekd version? rerun to push it again")
+            raise BenchError(
+                f"{target_name}: the runner reported an error it did not describe: {str(error)[:200]}",
+                hint="is the runner on the device from this edgekd version? rerun to push it again",
+            )
         kind = error.get("kind", "unknown")
-        cls = TargetError if kind in ("runtime_missing", "runtime_broken", "numpy_missing", "out_of_memory") else BenchError
+        cls = (
+            TargetError
+            if kind in ("runtime_missing", "runtime_broken", "numpy_missing", "out_of_memory")
+            else BenchError
+        )
         raise cls(f"{target_name}: {error.get('message', kind)}", hint=error.get("hint"))
     return document
 
@@ -215,7 +227,11 @@ def _energy_meter(target: Target, config: BenchConfig) -> tuple[EnergyMeter | No
 
 
 def bench_artifacts(
-    target: Target, artifacts: Sequence[Artifact], config: BenchConfig, *, progress: Any = None,
+    target: Target,
+    artifacts: Sequence[Artifact],
+    config: BenchConfig,
+    *,
+    progress: Any = None,
     shapes: Shapes | None = None,
 ) -> list[BenchResult]:
     """Benchmark the artifacts on `target`; one BenchResult per benchmarked artifact, in the given order.
@@ -248,9 +264,7 @@ def bench_artifacts(
             governor_note = "not controllable on this target; read only"
         elif config.governor:
             governor_note = governor.hold(config.governor) or f"held at {config.governor} and restored afterwards"
-        baselines = {
-            runtime: _baseline_rss(target, runner, runtime, config) for runtime in dict.fromkeys(runtimes)
-        }
+        baselines = {runtime: _baseline_rss(target, runner, runtime, config) for runtime in dict.fromkeys(runtimes)}
         meter, energy_reason = _energy_meter(target, config)
         idle = measure_idle(meter, config.energy_idle_s) if meter else None
         collected = [Runs() for _ in artifacts]
@@ -268,8 +282,17 @@ def bench_artifacts(
             artifact = artifacts[index]
             profiling = config.profile and repeat == 0  # one profile per artifact and target
             by_tool = _tool_profiler(profiler, artifact) if profiling else None
-            argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs,
-                               shapes=shapes, recorded=recorded_shapes(artifact), profile=profiling and not by_tool)
+            argv = runner_argv(
+                target,
+                runner,
+                remotes[artifact.sha256],
+                runtimes[index],
+                config,
+                inputs=inputs,
+                shapes=shapes,
+                recorded=recorded_shapes(artifact),
+                profile=profiling and not by_tool,
+            )
             try:
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
                 if by_tool is not None:  # after the timed run, as the runner's own profiler would be
@@ -278,9 +301,18 @@ def bench_artifacts(
                 raise BenchError(f"{artifact.path.name}: {exc.message}", hint=exc.hint) from None
             except TargetError as exc:  # keep what finished before the target went away
                 finished = [
-                    _partial_result(target, info, artifacts[i], collected[i], baselines[runtimes[i]], settings,
-                                    governor_note, config.repeats)
-                    for i in range(len(artifacts)) if collected[i].documents
+                    _partial_result(
+                        target,
+                        info,
+                        artifacts[i],
+                        collected[i],
+                        baselines[runtimes[i]],
+                        settings,
+                        governor_note,
+                        config.repeats,
+                    )
+                    for i in range(len(artifacts))
+                    if collected[i].documents
                 ]
                 if finished:
                     raise TargetLost(exc, finished) from None
@@ -293,14 +325,32 @@ def bench_artifacts(
         for index, artifact in enumerate(artifacts):
             energy = None
             if meter is not None and idle is not None:
-                argv = runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, runs=0,
-                                   inputs=inputs, shapes=shapes, recorded=recorded_shapes(artifact))
+                argv = runner_argv(
+                    target,
+                    runner,
+                    remotes[artifact.sha256],
+                    runtimes[index],
+                    config,
+                    runs=0,
+                    inputs=inputs,
+                    shapes=shapes,
+                    recorded=recorded_shapes(artifact),
+                )
                 energy = _energy(target, argv, config, meter, idle, collected[index])
                 if progress:
                     progress(len(order) + index + 1, total, f"{artifact.name} energy reference")
             results.append(
-                build_result(target, (info, after), artifact, collected[index], baselines[runtimes[index]], settings,
-                        energy, energy_reason, governor_note)
+                build_result(
+                    target,
+                    (info, after),
+                    artifact,
+                    collected[index],
+                    baselines[runtimes[index]],
+                    settings,
+                    energy,
+                    energy_reason,
+                    governor_note,
+                )
             )
         return results
     finally:
@@ -317,12 +367,27 @@ def _tool_profiler(profiler: OpProfiler | None, artifact: Artifact) -> OpProfile
 
 
 def _partial_result(
-    target: Target, info: DeviceInfo, artifact: Artifact, runs: Runs, baseline: int | None, settings: Any,
-    governor_note: str, repeats: int,
+    target: Target,
+    info: DeviceInfo,
+    artifact: Artifact,
+    runs: Runs,
+    baseline: int | None,
+    settings: Any,
+    governor_note: str,
+    repeats: int,
 ) -> BenchResult:
     """The result of the repeats that finished before the target was lost, flagged as incomplete."""
-    result = build_result(target, (info, None), artifact, runs, baseline, settings, None,
-                          "the target was lost before energy could be measured", governor_note)
+    result = build_result(
+        target,
+        (info, None),
+        artifact,
+        runs,
+        baseline,
+        settings,
+        None,
+        "the target was lost before energy could be measured",
+        governor_note,
+    )
     result.warnings.append(f"incomplete: {target.name} was lost after {len(runs.documents)} of {repeats} repeat(s)")
     return result
 
@@ -338,8 +403,10 @@ def _runnable_here(target: Target, artifacts: Sequence[Artifact]) -> list[Artifa
     if skipped:
         log.warning("%s: torch artifacts run on the local target only; skipped %s", target.name, ", ".join(skipped))
     if not runnable:
-        raise BenchError(f"nothing to benchmark on {target.name}: torch artifacts run on the local target only",
-                         hint="benchmark the exported .onnx / .tflite files on devices")
+        raise BenchError(
+            f"nothing to benchmark on {target.name}: torch artifacts run on the local target only",
+            hint="benchmark the exported .onnx / .tflite files on devices",
+        )
     return runnable
 
 
@@ -367,7 +434,11 @@ def _baseline_rss(target: Target, runner: str, runtime: str, config: BenchConfig
 
 
 def _energy(
-    target: Target, reference_argv: list[str], config: BenchConfig, meter: EnergyMeter, idle: IdleBaseline,
+    target: Target,
+    reference_argv: list[str],
+    config: BenchConfig,
+    meter: EnergyMeter,
+    idle: IdleBaseline,
     runs: Runs,
 ) -> dict[str, Any] | None:
     """Differential estimate: the runs' windows minus a same-model, zero-run reference window."""
@@ -382,8 +453,10 @@ def _energy(
 def _inputs_file(config: BenchConfig) -> Path:
     path = Path(config.inputs or "")
     if not path.is_file():
-        raise BenchError(f"inputs file {path} does not exist",
-                         hint="give an .npz with one array per model input, named after the input")
+        raise BenchError(
+            f"inputs file {path} does not exist",
+            hint="give an .npz with one array per model input, named after the input",
+        )
     return path
 
 

@@ -25,9 +25,11 @@ def target_options(config: BenchConfig) -> TargetOptions:
 def check_target_options(target: Target, config: BenchConfig) -> None:
     """A config that allows charging needs a target made with it (`target_options`): refused, not ignored."""
     if config.allow_charging and not target.options.allow_charging:
-        raise UsageError(f"allow_charging is set for this bench, but target '{target.name}' was made without it",
-                         hint="make the target with edgekd.inventory.make_target(name, options="
-                         "edgekd.bench.target_settings.target_options(config))")
+        raise UsageError(
+            f"allow_charging is set for this bench, but target '{target.name}' was made without it",
+            hint="make the target with edgekd.inventory.make_target(name, options="
+            "edgekd.bench.target_settings.target_options(config))",
+        )
 
 
 @dataclass
@@ -40,10 +42,14 @@ class TargetSettings:
     notes: list[str] = field(default_factory=list)
 
     def env(self) -> dict[str, Any]:
-        return {"threads": self.config.threads, "pin_cores": self.config.pin_cores,
-                "allow_charging": self.config.allow_charging,
-                "from_profile": dict(self.from_profile), "set_by_user": list(self.from_user),
-                "notes": list(self.notes)}
+        return {
+            "threads": self.config.threads,
+            "pin_cores": self.config.pin_cores,
+            "allow_charging": self.config.allow_charging,
+            "from_profile": dict(self.from_profile),
+            "set_by_user": list(self.from_user),
+            "notes": list(self.notes),
+        }
 
 
 def apply_target_settings(target: Target, info: DeviceInfo, config: BenchConfig) -> TargetSettings:
@@ -57,8 +63,10 @@ def apply_target_settings(target: Target, info: DeviceInfo, config: BenchConfig)
     if "threads" not in chosen:
         threads = profile.default_threads
         if info.cores and threads > info.cores:  # more threads than cores only adds contention
-            settings.notes.append(f"profile {profile.name} runs {threads} threads; the device has {info.cores} "
-                                  f"cores, so {info.cores} threads were used")
+            settings.notes.append(
+                f"profile {profile.name} runs {threads} threads; the device has {info.cores} "
+                f"cores, so {info.cores} threads were used"
+            )
             threads = info.cores
         updates["threads"] = threads
     if "pin_cores" not in chosen and profile.pin_cores:
@@ -66,8 +74,9 @@ def apply_target_settings(target: Target, info: DeviceInfo, config: BenchConfig)
         if info.cores:
             present = [core for core in cores if core < info.cores]
             if present != cores:
-                settings.notes.append(f"profile {profile.name} pins to cores {cores}; the device has "
-                                      f"{info.cores}, so {present} were used")
+                settings.notes.append(
+                    f"profile {profile.name} pins to cores {cores}; the device has {info.cores}, so {present} were used"
+                )
             cores = present
         if cores:
             updates["pin_cores"] = cores

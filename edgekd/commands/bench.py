@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -56,33 +56,51 @@ def _make_target(name: str, inventory: Path | None, config: Any) -> Any:
 @bench_app.command(DEFAULT_COMMAND)
 def bench_model(
     model: Annotated[list[Path], typer.Argument(help=".onnx / .tflite file(s); several are run interleaved")],
-    target: Annotated[Optional[list[str]], typer.Option(
-        "--target", "-t", help="local, or a name in targets.toml; repeat for a fleet (run concurrently)")] = None,
-    inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", help="targets.toml to read")] = None,
-    runs: Annotated[Optional[int], typer.Option(help="timed runs per repeat", min=1)] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="untimed runs first", min=0)] = None,
-    duration: Annotated[Optional[float], typer.Option(help="seconds per repeat instead of --runs", min=0.001)] = None,
-    threads: Annotated[Optional[int], typer.Option(help="inference threads", min=1)] = None,
-    repeats: Annotated[Optional[int], typer.Option(help="fresh runner processes per model", min=1)] = None,
-    windows: Annotated[Optional[int], typer.Option(help="sustained mode: K windows per repeat", min=2)] = None,
-    pin: Annotated[Optional[str], typer.Option(help="cores to pin to, e.g. 0 or 2,3")] = None,
-    cooldown: Annotated[Optional[float], typer.Option(help="seconds of rest between runs", min=0)] = None,
-    thermal_limit: Annotated[Optional[float], typer.Option(help="wait until below this °C before each run")] = None,
-    inputs: Annotated[Optional[Path], typer.Option(help=".npz with one array per model input")] = None,
-    shape: Annotated[Optional[list[str]], typer.Option(
-        "--shape", help="size of an input with symbolic dimensions, NAME=1,3,224,224 (repeat per input)")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="local, or a name in targets.toml; repeat for a fleet (run concurrently)"),
+    ] = None,
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="targets.toml to read")] = None,
+    runs: Annotated[int | None, typer.Option(help="timed runs per repeat", min=1)] = None,
+    warmup: Annotated[int | None, typer.Option(help="untimed runs first", min=0)] = None,
+    duration: Annotated[float | None, typer.Option(help="seconds per repeat instead of --runs", min=0.001)] = None,
+    threads: Annotated[int | None, typer.Option(help="inference threads", min=1)] = None,
+    repeats: Annotated[int | None, typer.Option(help="fresh runner processes per model", min=1)] = None,
+    windows: Annotated[int | None, typer.Option(help="sustained mode: K windows per repeat", min=2)] = None,
+    pin: Annotated[str | None, typer.Option(help="cores to pin to, e.g. 0 or 2,3")] = None,
+    cooldown: Annotated[float | None, typer.Option(help="seconds of rest between runs", min=0)] = None,
+    thermal_limit: Annotated[float | None, typer.Option(help="wait until below this °C before each run")] = None,
+    inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input")] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option("--shape", help="size of an input with symbolic dimensions, NAME=1,3,224,224 (repeat per input)"),
+    ] = None,
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="TFLite XNNPACK delegate")] = True,
     energy: Annotated[bool, typer.Option("--energy/--no-energy", help="measure energy where a meter exists")] = True,
-    allow_charging: Annotated[bool, typer.Option(
-        "--allow-charging", help="Android: measure battery energy on USB/AC power anyway (results flagged)")] = False,
+    allow_charging: Annotated[
+        bool,
+        typer.Option(
+            "--allow-charging", help="Android: measure battery energy on USB/AC power anyway (results flagged)"
+        ),
+    ] = False,
     history: Annotated[bool, typer.Option("--history/--no-history", help="record in the SQLite history")] = True,
-    mlperf: Annotated[bool, typer.Option(
-        "--mlperf", help=f"MLPerf single-stream preset: each repeat runs ≥ {MLPERF_MIN_RUNS} times and ≥ "
-                         f"{MLPERF_SECONDS:g} s (a longer --duration is kept); p90 is the headline")] = False,
-    profile: Annotated[bool, typer.Option(
-        "--profile", help="also take a per-op profile of each model (after the timed runs, in a second session; "
-                          "ONNX Runtime's profiler, or benchmark_model's in adb tool mode)")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write full results (raw samples)")] = None,
+    mlperf: Annotated[
+        bool,
+        typer.Option(
+            "--mlperf",
+            help=f"MLPerf single-stream preset: each repeat runs ≥ {MLPERF_MIN_RUNS} times and ≥ "
+            f"{MLPERF_SECONDS:g} s (a longer --duration is kept); p90 is the headline",
+        ),
+    ] = False,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="also take a per-op profile of each model (after the timed runs, in a second session; "
+            "ONNX Runtime's profiler, or benchmark_model's in adb tool mode)",
+        ),
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="also write full results (raw samples)")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Benchmark model files on one target or a fleet and print latency percentiles, memory and energy.
@@ -97,10 +115,21 @@ def bench_model(
 
     _json_mode(json_output)
     names = list(dict.fromkeys(target or ["local"]))
-    options = {"runs": runs, "warmup": warmup, "duration_s": duration, "threads": threads, "repeats": repeats,
-               "sustained_windows": windows, "cooldown_s": cooldown, "thermal_limit_c": thermal_limit,
-               "xnnpack": xnnpack, "energy": energy, "inputs": str(inputs) if inputs else None,
-               "allow_charging": allow_charging or None, "profile": profile or None}
+    options = {
+        "runs": runs,
+        "warmup": warmup,
+        "duration_s": duration,
+        "threads": threads,
+        "repeats": repeats,
+        "sustained_windows": windows,
+        "cooldown_s": cooldown,
+        "thermal_limit_c": thermal_limit,
+        "xnnpack": xnnpack,
+        "energy": energy,
+        "inputs": str(inputs) if inputs else None,
+        "allow_charging": allow_charging or None,
+        "profile": profile or None,
+    }
     if pin is not None:
         try:
             options["pin_cores"] = [int(core) for core in pin.split(",")]
@@ -109,9 +138,11 @@ def bench_model(
     _check_runs(runs, warmup)
     if mlperf:
         if runs is not None:
-            raise UsageError("--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it",
-                             hint=f"leave --runs out (--mlperf means ≥ {MLPERF_MIN_RUNS} runs and "
-                                  f"≥ {MLPERF_SECONDS:g} s), or give --duration for a longer run")
+            raise UsageError(
+                "--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it",
+                hint=f"leave --runs out (--mlperf means ≥ {MLPERF_MIN_RUNS} runs and "
+                f"≥ {MLPERF_SECONDS:g} s), or give --duration for a longer run",
+            )
         options["duration_s"] = max(MLPERF_SECONDS, duration or 0.0)
         options["min_runs"] = MLPERF_MIN_RUNS
     shapes = _parse_shapes(shape or [])
@@ -119,21 +150,50 @@ def bench_model(
     artifacts = [describe_file(path) for path in model]
     devices = [_make_target(name, inventory, config) for name in names]  # unknown names fail before anything runs
     results, errors = _run(devices, artifacts, config, shapes)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     if history and results:
-        History().record_run(run_id, None, results, {"command": "bench", "target": ",".join(names),
-                                                      "targets": names, "models": [str(p) for p in model],
-                                                      "failed": {n: str(e) for n, e in errors.items()}})
+        History().record_run(
+            run_id,
+            None,
+            results,
+            {
+                "command": "bench",
+                "target": ",".join(names),
+                "targets": names,
+                "models": [str(p) for p in model],
+                "failed": {n: str(e) for n, e in errors.items()},
+            },
+        )
     if out is not None:
-        atomic_write_json(out, {"schema": "edgekd.bench/1", "run_id": run_id, "targets": names,
-                                "errors": {n: str(e) for n, e in errors.items()},
-                                "results": [r.to_dict() for r in results]})
+        atomic_write_json(
+            out,
+            {
+                "schema": "edgekd.bench/1",
+                "run_id": run_id,
+                "targets": names,
+                "errors": {n: str(e) for n, e in errors.items()},
+                "results": [r.to_dict() for r in results],
+            },
+        )
     recorded = run_id if history and results else None
     if console.is_json():
-        console.emit_json({"schema": "edgekd.bench/1", "run_id": recorded, "target": ",".join(names),
-                           "targets": names, "errors": {n: str(e) for n, e in errors.items()},
-                           "results": [{**r.summary(), "latencies_ns": r.latencies_ns,
-                                        **({"mlperf": _mlperf(r, config)} if mlperf else {})} for r in results]})
+        console.emit_json(
+            {
+                "schema": "edgekd.bench/1",
+                "run_id": recorded,
+                "target": ",".join(names),
+                "targets": names,
+                "errors": {n: str(e) for n, e in errors.items()},
+                "results": [
+                    {
+                        **r.summary(),
+                        "latencies_ns": r.latencies_ns,
+                        **({"mlperf": _mlperf(r, config)} if mlperf else {}),
+                    }
+                    for r in results
+                ],
+            }
+        )
     elif results:
         for name in names:
             mine = [r for r in results if r.target == name]
@@ -146,43 +206,58 @@ def bench_model(
     raise _failure(names, errors, results, recorded, out)
 
 
-def _failure(names: list[str], errors: dict[str, Exception], results: list[Any], recorded: str | None,
-             out: Path | None) -> Exception:
+def _failure(
+    names: list[str], errors: dict[str, Exception], results: list[Any], recorded: str | None, out: Path | None
+) -> Exception:
     """The error that ends a bench with failed targets, saying truthfully what was kept and where."""
     from edgekd.errors import TargetError
 
     where = ", ".join([*([f"history run {recorded}"] if recorded else []), *([str(out)] if out else [])])
     owners = ", ".join(dict.fromkeys(r.target for r in results))
-    kept = (f"results of {owners} were kept" + (f" ({where})" if where else " (printed above)") if results
-            else "no result was kept")
+    kept = (
+        f"results of {owners} were kept" + (f" ({where})" if where else " (printed above)")
+        if results
+        else "no result was kept"
+    )
     if len(names) == 1 and results:
         kept = f"the {len(results)} result(s) of runs that finished were kept" + (f" ({where})" if where else "")
     if len(names) == 1:
         error = errors[names[0]]
         if not results:
             return error
-        return TargetError(f"{getattr(error, 'message', error)}; {kept}",
-                           hint="the results are marked incomplete; " + (getattr(error, "hint", None) or "rerun"))
+        return TargetError(
+            f"{getattr(error, 'message', error)}; {kept}",
+            hint="the results are marked incomplete; " + (getattr(error, "hint", None) or "rerun"),
+        )
     failed = "; ".join(f"{name}: {getattr(error, 'message', error)}" for name, error in errors.items())
-    return TargetError(f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
-                       hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone")
+    return TargetError(
+        f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
+        hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone",
+    )
 
 
 def _mlperf(result: Any, config: Any) -> dict[str, Any]:
     """The MLPerf single-stream figures of one result: p90 (the headline), runs, and the rule each runner
     process was held to (the runner stops only once both floors are reached)."""
     summary = result.summary()
-    return {"headline": "p90", "p90_ms": summary["p90_ms"], "runs": summary.get("runs") or result.stats.n,
-            "repeats": config.repeats, "rule": {"min_runs": config.min_runs, "min_seconds": config.duration_s}}
+    return {
+        "headline": "p90",
+        "p90_ms": summary["p90_ms"],
+        "runs": summary.get("runs") or result.stats.n,
+        "repeats": config.repeats,
+        "rule": {"min_runs": config.min_runs, "min_seconds": config.duration_s},
+    }
 
 
 def _print_mlperf(results: list[Any], config: Any) -> None:
     for result in results:
         figures = _mlperf(result, config)
         p90 = "n/a (the tool reports no p90)" if figures["p90_ms"] is None else f"{_num(figures['p90_ms'])} ms"
-        console.say(f"[bold]MLPerf single-stream[/] {result.artifact} on {result.target}: p90 {p90} over "
-                    f"{figures['runs']} runs ({config.repeats} repeat(s), each ≥ {config.min_runs} runs and "
-                    f"≥ {config.duration_s:g} s)")
+        console.say(
+            f"[bold]MLPerf single-stream[/] {result.artifact} on {result.target}: p90 {p90} over "
+            f"{figures['runs']} runs ({config.repeats} repeat(s), each ≥ {config.min_runs} runs and "
+            f"≥ {config.duration_s:g} s)"
+        )
 
 
 def _check_runs(runs: int | None, warmup: int | None) -> None:
@@ -192,8 +267,10 @@ def _check_runs(runs: int | None, warmup: int | None) -> None:
 
     for option, value in (("--runs", runs), ("--warmup", warmup)):
         if value is not None and value > MAX_RUNS:
-            raise UsageError(f"{option} {value} is more than {MAX_RUNS:,} runs per runner process",
-                             hint="for a long benchmark use --duration SECONDS (and --repeats for more processes)")
+            raise UsageError(
+                f"{option} {value} is more than {MAX_RUNS:,} runs per runner process",
+                hint="for a long benchmark use --duration SECONDS (and --repeats for more processes)",
+            )
 
 
 def _parse_shapes(values: list[str]) -> dict[str, list[int]]:
@@ -208,8 +285,11 @@ def _parse_shapes(values: list[str]) -> dict[str, list[int]]:
         except ValueError:
             shape = []
         if not shape or min(shape) < 1:
-            raise UsageError(f"--shape {value!r} is not a shape", hint="give NAME=1,3,224,224: positive sizes, "
-                             "one --shape per input (the name may be left out for a one-input model)")
+            raise UsageError(
+                f"--shape {value!r} is not a shape",
+                hint="give NAME=1,3,224,224: positive sizes, "
+                "one --shape per input (the name may be left out for a one-input model)",
+            )
         if name in shapes:
             raise UsageError(f"--shape gives input {name or '(unnamed)'} twice", hint="one --shape per input")
         shapes[name] = shape
@@ -235,8 +315,13 @@ def _run(
     from edgekd.bench.fleet import bench_fleet
 
     # Several models on one target run interleaved (A B A B) in one call, as on a single target.
-    outcome = bench_fleet(devices, artifacts, config, per_artifact=len(artifacts) == 1 or not config.interleave,
-                          bench=partial(bench_artifacts, shapes=shapes))
+    outcome = bench_fleet(
+        devices,
+        artifacts,
+        config,
+        per_artifact=len(artifacts) == 1 or not config.interleave,
+        bench=partial(bench_artifacts, shapes=shapes),
+    )
     return outcome.all_results(), dict(outcome.errors)
 
 
@@ -249,20 +334,37 @@ def _print_results(results: list[Any], run_id: str | None) -> None:
         table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
     for result in results:
         s = result.summary()
-        energy = (f"{s['energy_j_per_inference']:.3g} ± {s['energy_uncertainty_j']:.2g}"
-                  if s["energy_j_per_inference"] is not None else "n/a")
+        energy = (
+            f"{s['energy_j_per_inference']:.3g} ± {s['energy_uncertainty_j']:.2g}"
+            if s["energy_j_per_inference"] is not None
+            else "n/a"
+        )
         low, high = s["ci95_median_ms"] or (None, None)
-        p50, p90, p99, low, high = (None if v is None else per_ms * v
-                                    for v in (s["p50_ms"], s["p90_ms"], s["p99_ms"], low, high))
-        middle = f"{_num(p50)} [{_num(low)}, {_num(high)}]" if low is not None else f"{_num(p50)} (mean {_num(per_ms * s['mean_ms'])})"
-        table.add_row(s["artifact"], f"{s['runtime']} {s['runtime_version'] or ''}", middle, _num(p90), _num(p99),
-                      f"{_mib(s['peak_rss_kb'])} ({_mib(s['model_rss_kb'])})", energy)
+        p50, p90, p99, low, high = (
+            None if v is None else per_ms * v for v in (s["p50_ms"], s["p90_ms"], s["p99_ms"], low, high)
+        )
+        middle = (
+            f"{_num(p50)} [{_num(low)}, {_num(high)}]"
+            if low is not None
+            else f"{_num(p50)} (mean {_num(per_ms * s['mean_ms'])})"
+        )
+        table.add_row(
+            s["artifact"],
+            f"{s['runtime']} {s['runtime_version'] or ''}",
+            middle,
+            _num(p90),
+            _num(p99),
+            f"{_mib(s['peak_rss_kb'])} ({_mib(s['model_rss_kb'])})",
+            energy,
+        )
     console.say(table)
     for result in results:
         shapes = result.env.get("input_shapes") or {}
         if shapes:
-            console.say(f"{result.artifact} inputs: " + ", ".join(
-                f"{name} {'x'.join(str(d) for d in shape)}" for name, shape in shapes.items()))
+            console.say(
+                f"{result.artifact} inputs: "
+                + ", ".join(f"{name} {'x'.join(str(d) for d in shape)}" for name, shape in shapes.items())
+            )
         for warning in result.warnings:
             console.say(f"[yellow]warning[/] {result.artifact}: {warning}")
     if results[0].energy_unavailable:
@@ -303,7 +405,7 @@ def _mib(value: int | None) -> str:
 
 @bench_app.command("history")
 def bench_history(
-    run: Annotated[Optional[str], typer.Argument(help="show this run's results (id, prefix, latest, latest~N)")] = None,
+    run: Annotated[str | None, typer.Argument(help="show this run's results (id, prefix, latest, latest~N)")] = None,
     limit: Annotated[int, typer.Option(help="how many runs to list", min=1)] = 20,
     json_output: JsonOption = False,
 ) -> None:
@@ -325,9 +427,15 @@ def bench_history(
             table.add_column(column)
         for row in rows:
             energy = row.get("energy_j_per_inference")
-            table.add_row(str(row.get("artifact")), str(row.get("target")), str(row.get("runtime")),
-                          _ms(row.get("p50_ms")), _ms(row.get("p99_ms")), _mib(row.get("peak_rss_kb")),
-                          "n/a" if energy is None else f"{energy:.3g}")
+            table.add_row(
+                str(row.get("artifact")),
+                str(row.get("target")),
+                str(row.get("runtime")),
+                _ms(row.get("p50_ms")),
+                _ms(row.get("p99_ms")),
+                _mib(row.get("peak_rss_kb")),
+                "n/a" if energy is None else f"{energy:.3g}",
+            )
         console.say(table)
         return
     runs = store.runs(limit=limit)
@@ -365,9 +473,15 @@ def bench_compare(
             table.add_column(column)
         for row in comparison.rows:
             colour = {"regression": "red", "improvement": "green"}.get(row.verdict, "white")
-            table.add_row(row.artifact, str(row.target), _ms(row.a_p50_ms), _ms(row.b_p50_ms),
-                          "" if row.change is None else f"{row.change:+.1%}",
-                          "" if row.p_value is None else f"{row.p_value:.2g}", f"[{colour}]{row.verdict}[/]")
+            table.add_row(
+                row.artifact,
+                str(row.target),
+                _ms(row.a_p50_ms),
+                _ms(row.b_p50_ms),
+                "" if row.change is None else f"{row.change:+.1%}",
+                "" if row.p_value is None else f"{row.p_value:.2g}",
+                f"[{colour}]{row.verdict}[/]",
+            )
         console.say(table)
     if comparison.exit_code:
         raise typer.Exit(code=comparison.exit_code)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from edgekd import console
 
-targets_app = typer.Typer(help="Devices to benchmark on: this machine, Raspberry Pis over SSH, Android over adb.", no_args_is_help=True)
+targets_app = typer.Typer(
+    help="Devices to benchmark on: this machine, Raspberry Pis over SSH, Android over adb.", no_args_is_help=True
+)
 
-InventoryOption = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="targets.toml to read")]
+InventoryOption = Annotated[Path | None, typer.Option("--inventory", "-i", help="targets.toml to read")]
 
 
 @targets_app.command("list")
@@ -73,8 +75,11 @@ def trust(
     name: str,
     inventory: InventoryOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="add the key without asking")] = False,
-    replace: Annotated[bool, typer.Option(
-        "--replace", help="remove a different key recorded for this host (a reinstalled device) and add the new one")
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="remove a different key recorded for this host (a reinstalled device) and add the new one"
+        ),
     ] = False,
 ) -> None:
     """Show an SSH target's host key fingerprint and add the key to known_hosts (after you confirm it).
@@ -85,7 +90,7 @@ def trust(
 
     keys = make_target(name, inventory).host_keys()
     if keys is None:
-        raise UsageError(f"target '{name}' is not an SSH target", hint="only kind = \"ssh\" targets have host keys")
+        raise UsageError(f"target '{name}' is not an SSH target", hint='only kind = "ssh" targets have host keys')
     line, fingerprint = keys.fetch_host_key()
     console.say(f"{name} presents host key {fingerprint}")
     console.say("compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the device")
@@ -94,8 +99,15 @@ def trust(
     change = keys.trust_host_key(line, replace=replace)
     path, removed = change.path, list(change.removed)
     if console.is_json():
-        console.emit_json({"target": name, "fingerprint": fingerprint, "known_hosts": str(path),
-                           "added": change.added, "removed": removed})
+        console.emit_json(
+            {
+                "target": name,
+                "fingerprint": fingerprint,
+                "known_hosts": str(path),
+                "added": change.added,
+                "removed": removed,
+            }
+        )
     elif not change.added:
         console.say(f"already trusted in {path}")
     else:

@@ -36,7 +36,7 @@ def package_versions():
     for module, dist in PACKAGES.items():
         try:
             found[module] = metadata.version(dist)
-        except Exception:  # noqa: BLE001 - not installed, or broken metadata: report as missing
+        except Exception:  # noqa: BLE001, S112 - not installed, or broken metadata: reported as missing
             continue
     return found
 
@@ -59,7 +59,10 @@ def thermal_zones():
         return zones
     for name in names:
         if name.startswith("thermal_zone"):
-            zones[name] = {"type": read_text(base + "/" + name + "/type"), "temp": read_text(base + "/" + name + "/temp")}
+            zones[name] = {
+                "type": read_text(base + "/" + name + "/type"),
+                "temp": read_text(base + "/" + name + "/temp"),
+            }
     return zones
 
 
@@ -69,7 +72,7 @@ def vcgencmd(*args):
     if exe is None:
         return None
     try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=5)
+        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -35,10 +35,14 @@ from edgekd.targets.thermal import sysfs_zones, zone_temperatures
 from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
 
 RUNTIME_PACKAGES = {
-    "onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"
+    "onnxruntime": "onnxruntime",
+    "ai_edge_litert": "ai-edge-litert",
+    "tflite_runtime": "tflite-runtime",
 }
-PYTHON_PROBE = ("import platform, sys, numpy; print(('ok ' if sys.version_info >= (3, 9) else 'old ') + "
-                "'Python ' + platform.python_version() + ', numpy ' + numpy.__version__)")
+PYTHON_PROBE = (
+    "import platform, sys, numpy; print(('ok ' if sys.version_info >= (3, 9) else 'old ') + "
+    "'Python ' + platform.python_version() + ', numpy ' + numpy.__version__)"
+)
 ENTRY_KEYS = ("kind", "python", "workdir", "energy", "benchmark_model", "description")
 #: Where this machine's identity is read: systemd's machine id, else the kernel's boot id (changes per boot).
 MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/proc/sys/kernel/random/boot_id"))
@@ -69,9 +73,11 @@ class LocalTarget:
         self.profile = profile  # a board profile for this machine (tests stand a board in with it)
         self.benchmark_model = benchmark_model  # the user's TFLite benchmark_model binary, for op profiles
         source = MeterSource("local", sysfs=sysfs)
-        self.meters = list(energy_meters) if energy_meters is not None else [
-            meter for meter in (build_meter(n, source) for n in meter_names("local")) if meter is not None
-        ]
+        self.meters = (
+            list(energy_meters)
+            if energy_meters is not None
+            else [meter for meter in (build_meter(n, source) for n in meter_names("local")) if meter is not None]
+        )
         self.workdir: Path | None = None
         self._profiler = BenchmarkModelProfiler(self, benchmark_model) if benchmark_model is not None else None
 
@@ -158,8 +164,10 @@ class LocalTarget:
         except OSError as exc:
             raise storage_error(exc, destination) from None
         if sha256_file(destination) != expected:
-            raise TargetError(f"the copy of {source.name} in {self.workdir} does not match its sha256",
-                              hint="the disk may be failing or full")
+            raise TargetError(
+                f"the copy of {source.name} in {self.workdir} does not match its sha256",
+                hint="the disk may be failing or full",
+            )
         return str(destination)
 
     def run(self, argv: Sequence[str], timeout: float) -> Completed:
@@ -168,12 +176,19 @@ class LocalTarget:
         started = time.perf_counter()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
-                process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                           cwd=self.workdir, start_new_session=True,
-                                           preexec_fn=die_with_parent())  # noqa: PLW1509 - only prctl, see below
+                process = subprocess.Popen(
+                    argv,
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.workdir,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl(PDEATHSIG), see die_with_parent
+                )
             except OSError as exc:
-                raise TargetError(f"cannot start {argv[0]}: {exc.strerror or exc}",
-                                  hint="check the python path of the local target") from None
+                raise TargetError(
+                    f"cannot start {argv[0]}: {exc.strerror or exc}", hint="check the python path of the local target"
+                ) from None
             status, rusage = _reap(process, timeout)
             seconds = time.perf_counter() - started
             out.seek(0)
@@ -181,8 +196,10 @@ class LocalTarget:
             stdout = out.read().decode("utf-8", "replace")
             stderr = err.read().decode("utf-8", "replace")
         if status is None:
-            raise TargetError(f"{Path(argv[0]).name} on {self.name} did not finish within {timeout:.0f} s (killed)",
-                              hint="raise timeout_s in [bench], or lower runs/duration")
+            raise TargetError(
+                f"{Path(argv[0]).name} on {self.name} did not finish within {timeout:.0f} s (killed)",
+                hint="raise timeout_s in [bench], or lower runs/duration",
+            )
         peak = int(rusage.ru_maxrss // 1024 if sys.platform == "darwin" else rusage.ru_maxrss)
         return Completed(argv, os.waitstatus_to_exitcode(status), stdout, stderr, seconds, peak_rss_kb=peak)
 
@@ -210,8 +227,13 @@ class LocalTarget:
             with contextlib.suppress(OSError):
                 machine = f"{path}:{path.read_text().strip()}"
                 break
-        identity = {"kind": self.kind, "machine_id": machine, "cpu_model": _cpu_model() or "",
-                    "python": self.python, "workdir": str(self.workdir_parent or "")}
+        identity = {
+            "kind": self.kind,
+            "machine_id": machine,
+            "cpu_model": _cpu_model() or "",
+            "python": self.python,
+            "workdir": str(self.workdir_parent or ""),
+        }
         return {**identity, **tool_identity(self.benchmark_model)}
 
     def governor_control(self) -> GovernorControl:
@@ -233,9 +255,14 @@ class LocalTarget:
         checks = []
         probe = self.run([self.python, "-c", PYTHON_PROBE], 60)
         python_ok = probe.returncode == 0 and probe.stdout.startswith("ok")
-        checks.append(Check("python + numpy", python_ok,
-                            f"{self.python}: " + (probe.stdout.strip()[3:] or probe.stderr.strip()[-200:]),
-                            None if python_ok else f"install numpy for {self.python} (Python >= 3.9)"))
+        checks.append(
+            Check(
+                "python + numpy",
+                python_ok,
+                f"{self.python}: " + (probe.stdout.strip()[3:] or probe.stderr.strip()[-200:]),
+                None if python_ok else f"install numpy for {self.python} (Python >= 3.9)",
+            )
+        )
         for runtime, package in (("ort", "onnxruntime"), ("litert", "ai-edge-litert")):
             completed = self.run([self.python, str(runner_path()), "--baseline", "--runtime", runtime], 120)
             try:
@@ -246,17 +273,36 @@ class LocalTarget:
             except EdgekdError as exc:
                 checks.append(Check(f"runtime {runtime}", False, exc.message[:300], f"pip install {package}"))
         governors = self.governor_control().read()
-        checks.append(Check("cpufreq governor", bool(governors),
-                            ", ".join(sorted(set(governors.values()))) or "not exposed (VM or container)",
-                            None if governors else "frequency is not controllable here; results may drift"))
+        checks.append(
+            Check(
+                "cpufreq governor",
+                bool(governors),
+                ", ".join(sorted(set(governors.values()))) or "not exposed (VM or container)",
+                None if governors else "frequency is not controllable here; results may drift",
+            )
+        )
         temps = zone_temperatures(sysfs_zones(self.sysfs / "class" / "thermal"))
-        checks.append(Check("thermal zones", bool(temps), ", ".join(f"{k}={v:.0f}°C" for k, v in temps.items())
-                            or "none readable", None if temps else "the thermal gate cannot work here"))
+        checks.append(
+            Check(
+                "thermal zones",
+                bool(temps),
+                ", ".join(f"{k}={v:.0f}°C" for k, v in temps.items()) or "none readable",
+                None if temps else "the thermal gate cannot work here",
+            )
+        )
         meter = self.energy()
         reason = meter.available() if meter else "no meter"
-        checks.append(Check("energy", reason is None, reason or f"{meter.name if meter else ''} available",
-                            None if reason is None else "energy needs RAPL on bare-metal Intel/AMD Linux or perf "
-                            "power events; results say energy_unavailable with this reason"))
+        checks.append(
+            Check(
+                "energy",
+                reason is None,
+                reason or f"{meter.name if meter else ''} available",
+                None
+                if reason is None
+                else "energy needs RAPL on bare-metal Intel/AMD Linux or perf "
+                "power events; results say energy_unavailable with this reason",
+            )
+        )
         try:
             os.sched_getaffinity(0)
             checks.append(Check("core pinning", True, f"cores {sorted(os.sched_getaffinity(0))}"))

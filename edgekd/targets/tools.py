@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 MIN_RUNS_MAX_SECS = 3600.0
 TOOL = {"benchmark_model": ("benchmark_model", ".tflite"), "ort_perf_test": ("onnxruntime_perf_test", ".onnx")}
 #: Why onnxruntime_perf_test mode records no per-op profile (its -p trace would stay on the phone).
-ORT_PERF_TEST_NO_PROFILE = ("onnxruntime_perf_test mode collects no per-op profile (its -p trace is written on the "
-                            "phone and not read back); use mode = 'runner' on this phone for ONNX Runtime's profiler")
+ORT_PERF_TEST_NO_PROFILE = (
+    "onnxruntime_perf_test mode collects no per-op profile (its -p trace is written on the "
+    "phone and not read back); use mode = 'runner' on this phone for ONNX Runtime's profiler"
+)
 PROFILE_FLAG = "--enable_op_profiling=true"
 
 
@@ -52,12 +54,22 @@ def runner_options(argv: Sequence[str]) -> argparse.Namespace:
 def tool_argv(mode: str, binary: str, options: argparse.Namespace) -> list[str]:
     """The tool's command line for the runner's options (documented flags of each tool)."""
     if mode == "benchmark_model":
-        argv = [binary, f"--graph={options.model}", f"--num_threads={options.threads}",
-                f"--warmup_runs={options.warmup}", "--warmup_min_secs=0",
-                "--report_peak_memory_footprint=true", f"--use_xnnpack={'true' if options.xnnpack else 'false'}"]
+        argv = [
+            binary,
+            f"--graph={options.model}",
+            f"--num_threads={options.threads}",
+            f"--warmup_runs={options.warmup}",
+            "--warmup_min_secs=0",
+            "--report_peak_memory_footprint=true",
+            f"--use_xnnpack={'true' if options.xnnpack else 'false'}",
+        ]
         if options.duration is not None and options.min_runs:  # both floors, as MLPerf's rule: the tool's own semantics
-            return [*argv, f"--num_runs={options.min_runs}", f"--min_secs={options.duration}",
-                    f"--max_secs={max(MIN_RUNS_MAX_SECS, 10 * options.duration)}"]
+            return [
+                *argv,
+                f"--num_runs={options.min_runs}",
+                f"--min_secs={options.duration}",
+                f"--max_secs={max(MIN_RUNS_MAX_SECS, 10 * options.duration)}",
+            ]
         if options.duration is not None:
             return [*argv, "--num_runs=1", f"--min_secs={options.duration}", f"--max_secs={options.duration}"]
         return [*argv, f"--num_runs={options.runs}", "--min_secs=0"]
@@ -81,8 +93,12 @@ def op_profile_document(mode: str, text: str | None, options: argparse.Namespace
     if not text:
         return {"profile_unavailable": "the profiled benchmark_model run failed or printed nothing"}
     try:
-        profile = parse_benchmark_output(text, model=str(options.model).rsplit("/", 1)[-1], runtime="tflite",
-                                         requested=["XNNPACK"] if options.xnnpack else [])
+        profile = parse_benchmark_output(
+            text,
+            model=str(options.model).rsplit("/", 1)[-1],
+            runtime="tflite",
+            requested=["XNNPACK"] if options.xnnpack else [],
+        )
         summary = parse_benchmark_model(text).get("summary") or {}
     except EdgekdError as exc:
         return {"profile_unavailable": f"benchmark_model {PROFILE_FLAG}: {exc.message}"}
@@ -116,9 +132,11 @@ class BenchmarkModelProfiler:
         from edgekd.errors import BenchError, TargetError
 
         if not self.binary.is_file():
-            raise BenchError(f"{self.target.name}: the benchmark_model binary {self.binary} does not exist",
-                              hint=f"build or download benchmark_model for the device and set benchmark_model "
-                              f"of targets.{self.target.name} in targets.toml, or remove the key")
+            raise BenchError(
+                f"{self.target.name}: the benchmark_model binary {self.binary} does not exist",
+                hint=f"build or download benchmark_model for the device and set benchmark_model "
+                f"of targets.{self.target.name} in targets.toml, or remove the key",
+            )
         remote = self.target.push(self.binary)
         if remote != self._remote:
             done = self.target.run(["chmod", "755", remote], timeout=30)
@@ -133,15 +151,19 @@ class BenchmarkModelProfiler:
         options = runner_options(runner_argv)
         options.model = remote_model
         if options.shape:  # the tool would profile the model's declared shape, not the one asked for
-            return {"profile_unavailable": f"benchmark_model cannot be given an input shape (--shape "
-                                           f"{options.shape[0]}); no per-op profile"}
+            return {
+                "profile_unavailable": f"benchmark_model cannot be given an input shape (--shape "
+                f"{options.shape[0]}); no per-op profile"
+            }
         argv = [*tool_argv("benchmark_model", self._push(), options), PROFILE_FLAG]
         done = self.target.run(argv, timeout)
         text = done.stdout + done.stderr
         if done.returncode != 0:
             tail = " ".join(text.strip().splitlines()[-3:])[:300]
-            return {"profile_unavailable": f"benchmark_model {PROFILE_FLAG} on {self.target.name} exited with "
-                                           f"status {done.returncode}: {tail or 'no output'}"}
+            return {
+                "profile_unavailable": f"benchmark_model {PROFILE_FLAG} on {self.target.name} exited with "
+                f"status {done.returncode}: {tail or 'no output'}"
+            }
         document = op_profile_document("benchmark_model", text, options)
         if "profile" in document:
             # Its median is another program's (the binary, not the runner's interpreter): shown, but not
@@ -149,6 +171,7 @@ class BenchmarkModelProfiler:
             median = document["profile"].pop("profiled_median_ms", None)
             document["profile_note"] = (
                 f"per-op rows from benchmark_model {PROFILE_FLAG} on {self.target.name} (a separate process; the "
-                "timed figures are the runner's" + (f"; the tool's own median while profiling: {median:.4g} ms)"
-                                                     if median else ")"))
+                "timed figures are the runner's"
+                + (f"; the tool's own median while profiling: {median:.4g} ms)" if median else ")")
+            )
         return document

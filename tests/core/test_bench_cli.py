@@ -41,8 +41,10 @@ def cli() -> Iterator[tuple[CliRunner, typer.Typer]]:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("cli-models")
-    return {"fast": make_matmul_onnx(folder / "fast.onnx", layers=1, size=64),
-            "slow": make_matmul_onnx(folder / "slow.onnx", layers=16, size=256)}
+    return {
+        "fast": make_matmul_onnx(folder / "fast.onnx", layers=1, size=64),
+        "slow": make_matmul_onnx(folder / "slow.onnx", layers=16, size=256),
+    }
 
 
 def test_bench_json_prints_percentiles_memory_and_energy(

@@ -22,9 +22,29 @@ from edgekd.targets.local import LocalTarget
 REPO = Path(__file__).resolve().parents[2]
 from tests.support.bench_models import make_matmul_onnx
 
-SUMMARY_KEYS = {"artifact", "target", "runtime", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mad_ms",
-                "ci95_median_ms", "peak_rss_kb", "model_rss_kb", "init_ms", "first_ms", "runs",
-                "energy_j_per_inference", "energy_unavailable", "warnings", "env", "windows"}
+SUMMARY_KEYS = {
+    "artifact",
+    "target",
+    "runtime",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "iqr_ms",
+    "mad_ms",
+    "ci95_median_ms",
+    "peak_rss_kb",
+    "model_rss_kb",
+    "init_ms",
+    "first_ms",
+    "runs",
+    "energy_j_per_inference",
+    "energy_unavailable",
+    "warnings",
+    "env",
+    "windows",
+}
 FAST = {"runs": 30, "warmup": 2, "energy_idle_s": 0.3}
 
 
@@ -60,8 +80,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
     return {"fast": onnx_artifact(folder, "fast", 1), "slow": onnx_artifact(folder, "slow", 12, 256)}
 
 
-@pytest.mark.parametrize(("interleave", "order"), [(True, ["fast", "slow", "fast", "slow"]),
-                                                   (False, ["fast", "fast", "slow", "slow"])])
+@pytest.mark.parametrize(
+    ("interleave", "order"), [(True, ["fast", "slow", "fast", "slow"]), (False, ["fast", "fast", "slow", "slow"])]
+)
 def test_run_order_and_results(models: dict[str, Artifact], tmp_path: Path, interleave: bool, order: list[str]) -> None:
     target = RecordingTarget(tmp_path)
     config = BenchConfig(repeats=2, interleave=interleave, **FAST)
@@ -195,8 +216,13 @@ def torch_artifact(folder: Path) -> Artifact:
     spec = {"arch": "cnn", "width": 4, "depth": 1}
     path = folder / "student.pt"
     save_state_dict(build_model(spec, (1, 8, 8), 10), path)
-    return create_artifact(path, name="student_torch", format="torch", precision="fp32",
-                           config={"model": spec, "input_shape": [1, 8, 8], "num_classes": 10})
+    return create_artifact(
+        path,
+        name="student_torch",
+        format="torch",
+        precision="fp32",
+        config={"model": spec, "input_shape": [1, 8, 8], "num_classes": 10},
+    )
 
 
 def test_torch_artifacts_run_on_the_local_target(models: dict[str, Artifact], tmp_path: Path) -> None:
@@ -208,8 +234,9 @@ def test_torch_artifacts_run_on_the_local_target(models: dict[str, Artifact], tm
     assert torch_result.model_rss_kb is not None and torch_result.env["model_sha256"] == student.sha256
 
 
-def test_torch_artifacts_are_skipped_on_devices(models: dict[str, Artifact], tmp_path: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_torch_artifacts_are_skipped_on_devices(
+    models: dict[str, Artifact], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     class Device(RecordingTarget):
         kind = "ssh"
 
@@ -242,7 +269,7 @@ def test_peak_rss_is_the_runners_own_even_from_a_large_host(models: dict[str, Ar
     """Linux carries the parent's RSS high-water mark into a forked child's ru_maxrss; the runner's VmHWM
     is per process image, so a 400 MiB host must not show up in the model's memory."""
     ballast = bytearray(400 * 1024 * 1024)
-    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    ballast[::4096] = b"x" * len(ballast[::4096])
     (result,) = bench_artifacts(RecordingTarget(tmp_path), [models["fast"]], BenchConfig(**FAST))
     del ballast
     assert result.peak_rss_kb is not None and result.peak_rss_kb < 300 * 1024
@@ -254,8 +281,9 @@ def test_inputs_file_is_pushed_and_checked(models: dict[str, Artifact], tmp_path
 
     np.savez(tmp_path / "good.npz", x=np.ones((1, 64), np.float32))
     np.savez(tmp_path / "bad.npz", x=np.ones((1, 65), np.float32))
-    (result,) = bench_artifacts(RecordingTarget(tmp_path), [models["fast"]],
-                                BenchConfig(inputs=str(tmp_path / "good.npz"), **FAST))
+    (result,) = bench_artifacts(
+        RecordingTarget(tmp_path), [models["fast"]], BenchConfig(inputs=str(tmp_path / "good.npz"), **FAST)
+    )
     assert result.stats.n == 30
     target = RecordingTarget(tmp_path)
     with pytest.raises(BenchError, match=r"fast.onnx: .*shape \[1, 65\]"):
@@ -270,9 +298,11 @@ def test_a_broken_runtime_on_the_device_is_one_target_error_naming_the_fix() -> 
     TargetError with the runner's fix, no traceback and no out-of-memory guess."""
     from edgekd.bench.orchestrate import parse_runner_output
 
-    line = ('{"schema": "edgekd.run/1", "error": {"kind": "runtime_broken", "message": "tflite-runtime cannot run '
-            'with numpy 2.4.6 on this device (it was built for numpy 1.x): SystemError: x", "hint": '
-            '"pip install \\"numpy<2\\" on the device, or pip install ai-edge-litert (built for numpy 2) instead"}}')
+    line = (
+        '{"schema": "edgekd.run/1", "error": {"kind": "runtime_broken", "message": "tflite-runtime cannot run '
+        'with numpy 2.4.6 on this device (it was built for numpy 1.x): SystemError: x", "hint": '
+        '"pip install \\"numpy<2\\" on the device, or pip install ai-edge-litert (built for numpy 2) instead"}}'
+    )
     with pytest.raises(TargetError) as caught:
         parse_runner_output(Completed(["python3"], 3, "\n" + line + "\n", "", 1.0), "pi4")
     assert caught.value.message.startswith("pi4: tflite-runtime cannot run with numpy 2.4.6")

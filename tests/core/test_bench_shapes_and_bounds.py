@@ -32,9 +32,12 @@ def symbolic_image_model(path: Path) -> Path:
     from onnx import TensorProto, helper
 
     dims = ["N", 3, "height", "width"]
-    graph = helper.make_graph([helper.make_node("Relu", ["image"], ["out"])], "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, dims)])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["image"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, dims)],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -44,8 +47,10 @@ def test_symbolic_dims_are_refused_without_a_shape(cli: tuple[CliRunner, typer.T
     model = symbolic_image_model(tmp_path / "net.onnx")
     outcome = runner.invoke(app, ["bench", str(model), *QUICK])
     assert isinstance(outcome.exception, BenchError), outcome.output
-    assert outcome.exception.message == ("net.onnx: local: input 'image' has symbolic dimensions ['N', 3, 'height', "
-                                         "'width']: the shape to benchmark cannot be known")
+    assert outcome.exception.message == (
+        "net.onnx: local: input 'image' has symbolic dimensions ['N', 3, 'height', "
+        "'width']: the shape to benchmark cannot be known"
+    )
     assert "edgekd bench --shape image=1,3,<height>,<width>" in (outcome.exception.hint or "")
 
 
@@ -62,8 +67,14 @@ def test_the_shape_used_comes_from_the_user_and_is_recorded(
         np.savez(tmp_path / "one.npz", image=np.zeros((1, 3, 24, 20), np.float32))
         extra = ["--inputs", str(tmp_path / "one.npz")]
     else:  # the sidecar a pipeline (or the user) wrote records the exported shape
-        create_artifact(model, name="net", format="onnx", precision="fp32", producer="test",
-                        inputs=[TensorSpec("image", ("N", 3, 24, 20), "float32", "NCHW")])
+        create_artifact(
+            model,
+            name="net",
+            format="onnx",
+            precision="fp32",
+            producer="test",
+            inputs=[TensorSpec("image", ("N", 3, 24, 20), "float32", "NCHW")],
+        )
     outcome = runner.invoke(app, ["--json", "bench", str(model), *QUICK, *extra])
     assert outcome.exit_code == 0, outcome.output
     (row,) = json.loads(outcome.stdout)["results"]
@@ -79,15 +90,20 @@ def test_a_wrong_shape_names_the_model_shape(cli: tuple[CliRunner, typer.Typer],
     model = symbolic_image_model(tmp_path / "net.onnx")
     outcome = runner.invoke(app, ["bench", str(model), *QUICK, "--shape", "image=1,1,24,20"])
     assert isinstance(outcome.exception, BenchError)
-    assert "input 'image' has shape [1, 1, 24, 20] from --shape, the model expects ['N', 3, 'height', 'width']" in \
-        outcome.exception.message
+    assert (
+        "input 'image' has shape [1, 1, 24, 20] from --shape, the model expects ['N', 3, 'height', 'width']"
+        in outcome.exception.message
+    )
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--runs", "1000000000000"], "--runs 1000000000000 is more than 1,000,000 runs per runner process"),
-    (["--warmup", "5000000"], "--warmup 5000000 is more than 1,000,000 runs per runner process"),
-    (["--shape", "image=1,x"], "--shape 'image=1,x' is not a shape"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--runs", "1000000000000"], "--runs 1000000000000 is more than 1,000,000 runs per runner process"),
+        (["--warmup", "5000000"], "--warmup 5000000 is more than 1,000,000 runs per runner process"),
+        (["--shape", "image=1,x"], "--shape 'image=1,x' is not a shape"),
+    ],
+)
 def test_unbounded_work_and_bad_shapes_are_refused(
     cli: tuple[CliRunner, typer.Typer], tmp_path: Path, args: list[str], needle: str
 ) -> None:

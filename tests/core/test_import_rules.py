@@ -78,8 +78,11 @@ def all_imports(tree: ast.Module, module: str) -> Iterator[tuple[int, str]]:
 
 
 def core_files() -> list[Path]:
-    return sorted(path for path in EDGEKD.rglob("*.py")
-                  if path.relative_to(EDGEKD).parts[0] not in NOT_CORE and path.name != "cli.py")
+    return sorted(
+        path
+        for path in EDGEKD.rglob("*.py")
+        if path.relative_to(EDGEKD).parts[0] not in NOT_CORE and path.name != "cli.py"
+    )
 
 
 def _parse(path: Path) -> ast.Module:
@@ -87,17 +90,23 @@ def _parse(path: Path) -> ast.Module:
 
 
 def test_core_never_imports_targets_or_converters_at_import_time() -> None:
-    found = [f"{path.relative_to(EDGEKD.parent)}:{line} imports {name}"
-             for path in core_files() for line, name in import_time_imports(_parse(path), _module_name(path))
-             if name.startswith(BACKENDS)]
+    found = [
+        f"{path.relative_to(EDGEKD.parent)}:{line} imports {name}"
+        for path in core_files()
+        for line, name in import_time_imports(_parse(path), _module_name(path))
+        if name.startswith(BACKENDS)
+    ]
     assert len(core_files()) > 50 and not found, "\n".join(found)
 
 
 @pytest.mark.parametrize("path", sorted((EDGEKD / "converters").glob("*.py")), ids=lambda p: p.name)
 def test_a_converter_never_imports_another_converter(path: Path) -> None:
     own = _module_name(path)
-    others = [f"line {line}: {name}" for line, name in all_imports(_parse(path), own)
-              if name.startswith("edgekd.converters.") and not name.startswith(own)]
+    others = [
+        f"line {line}: {name}"
+        for line, name in all_imports(_parse(path), own)
+        if name.startswith("edgekd.converters.") and not name.startswith(own)
+    ]
     assert not others, f"{path.name} imports another converter: {others}"
 
 

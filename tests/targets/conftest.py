@@ -24,10 +24,16 @@ RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "p
 # (idle, busy) recordings: "busy" while an edgekd runner runs on the same SSH connection (so test sessions
 # running at the same time as the same user do not see each other's load).
 VCGENCMD_REPLAY: dict[str, dict[str, str | tuple[str, str]]] = {
-    "edgekd-pi5": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi5_get_throttled.txt",
-                   "pmic_read_adc": ("pi5_pmic_read_adc_idle.txt", "pi5_pmic_read_adc_load.txt")},
-    "edgekd-pi4": {"measure_temp": "pi5_measure_temp.txt", "get_throttled": "pi4_get_throttled_undervoltage_now.txt",
-                   "pmic_read_adc": "pi4_pmic_read_adc.txt"},
+    "edgekd-pi5": {
+        "measure_temp": "pi5_measure_temp.txt",
+        "get_throttled": "pi5_get_throttled.txt",
+        "pmic_read_adc": ("pi5_pmic_read_adc_idle.txt", "pi5_pmic_read_adc_load.txt"),
+    },
+    "edgekd-pi4": {
+        "measure_temp": "pi5_measure_temp.txt",
+        "get_throttled": "pi4_get_throttled_undervoltage_now.txt",
+        "pmic_read_adc": "pi4_pmic_read_adc.txt",
+    },
 }
 
 
@@ -50,16 +56,23 @@ def install_vcgencmd(user: TestUser, replay: dict[str, str | tuple[str, str]]) -
             idle, busy = recording
             shutil.copyfile(RECORDINGS / idle, store / f"{command}.idle.txt")
             shutil.copyfile(RECORDINGS / busy, store / f"{command}.busy.txt")
-            cases.append(f'  {command}) if pgrep -P "$(connection_pid)" -f edgekd_runner >/dev/null; '
-                         f'then cat "$HOME/.vcgencmd/{command}.busy.txt"; '
-                         f'else cat "$HOME/.vcgencmd/{command}.idle.txt"; fi ;;')
+            cases.append(
+                f'  {command}) if pgrep -P "$(connection_pid)" -f edgekd_runner >/dev/null; '
+                f'then cat "$HOME/.vcgencmd/{command}.busy.txt"; '
+                f'else cat "$HOME/.vcgencmd/{command}.idle.txt"; fi ;;'
+            )
         else:
             shutil.copyfile(RECORDINGS / recording, store / f"{command}.txt")
             cases.append(f'  {command}) cat "$HOME/.vcgencmd/{command}.txt" ;;')
     script = user.bin_dir / "vcgencmd"
-    script.write_text("#!/bin/sh\n# stands in for the Pi firmware's vcgencmd: replays recorded outputs\n"
-                      + CONNECTION_PID + 'case "$1" in\n' + "\n".join(cases) + "\n"
-                      '  *) echo \'error=1 error_msg="Command not registered"\' ;;\nesac\n')
+    script.write_text(
+        "#!/bin/sh\n# stands in for the Pi firmware's vcgencmd: replays recorded outputs\n"
+        + CONNECTION_PID
+        + 'case "$1" in\n'
+        + "\n".join(cases)
+        + "\n"
+        "  *) echo 'error=1 error_msg=\"Command not registered\"' ;;\nesac\n"
+    )
     script.chmod(0o755)
     for path in (store, script, *store.iterdir()):
         shutil.chown(path, user.name, user.name)
@@ -99,7 +112,9 @@ def pi_users(ssh_keys: dict[str, Path], pi_root: Path) -> dict[str, TestUser]:
 
 
 @pytest.fixture(scope="session")
-def pi_sshd(ssh_keys: dict[str, Path], pi_users: dict[str, TestUser], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+def pi_sshd(
+    ssh_keys: dict[str, Path], pi_users: dict[str, TestUser], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoopbackSshd]:
     daemon = LoopbackSshd(tmp_path_factory.mktemp("sshd"), ssh_keys["host"]).start()
     yield daemon
     daemon.stop()

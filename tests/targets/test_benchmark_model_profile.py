@@ -32,8 +32,10 @@ PROFILED = BenchConfig(runs=5, warmup=1, repeats=1, energy=False, profile=True)
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bm-models")
-    return {"tflite": make_tflite(folder / "dense fp32.tflite"),  # a space: every remote word must be quoted
-            "onnx": make_matmul_onnx(folder / "chain.onnx", layers=2, size=32)}
+    return {
+        "tflite": make_tflite(folder / "dense fp32.tflite"),  # a space: every remote word must be quoted
+        "onnx": make_matmul_onnx(folder / "chain.onnx", layers=2, size=32),
+    }
 
 
 class Recording(LocalTarget):
@@ -64,8 +66,9 @@ def test_local_inventory_benchmark_model_profiles_tflite(models: dict[str, Path]
     inventory = tmp_path / "targets.toml"
     inventory.write_text('[targets.box]\nkind = "local"\nbenchmark_model = "tools/benchmark_model"\n')
     made = make_target("box", inventory)
-    target = Recording("box", workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys",
-                       benchmark_model=made.benchmark_model)  # type: ignore[attr-defined]
+    target = Recording(
+        "box", workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys", benchmark_model=made.benchmark_model
+    )  # type: ignore[attr-defined]
     assert made.identity()["benchmark_model"] == str(tool) and made.op_profiler() is not None
     tflite, onnx = describe_file(models["tflite"]), describe_file(models["onnx"])
     by_name = {r.artifact: r for r in bench_artifacts(target, [tflite, onnx], PROFILED)}
@@ -95,26 +98,34 @@ def test_without_the_key_tflite_keeps_the_runners_profile(models: dict[str, Path
 
 
 def test_a_missing_binary_is_refused_naming_it(models: dict[str, Path], tmp_path: Path) -> None:
-    target = LocalTarget("box", workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys",
-                         benchmark_model=tmp_path / "nowhere" / "benchmark_model")
+    target = LocalTarget(
+        "box",
+        workdir_parent=tmp_path / "work",
+        sysfs=tmp_path / "sys",
+        benchmark_model=tmp_path / "nowhere" / "benchmark_model",
+    )
     with pytest.raises(BenchError) as caught:
         bench_artifacts(target, [describe_file(models["tflite"])], PROFILED)
-    assert f"the benchmark_model binary {tmp_path / 'nowhere' / 'benchmark_model'} does not exist" in caught.value.message
+    assert (
+        f"the benchmark_model binary {tmp_path / 'nowhere' / 'benchmark_model'} does not exist" in caught.value.message
+    )
     assert "set benchmark_model of targets.box" in (caught.value.hint or "")
     assert not list((tmp_path / "work").iterdir())  # the work dir was cleaned up
 
 
 @pytest.mark.ssh
 @pytest.mark.slow
-def test_ssh_benchmark_model_profiles_tflite_on_the_pi(models: dict[str, Path], pi_entry: Callable[..., dict[str, Any]],
-                                                       tmp_path: Path) -> None:
+def test_ssh_benchmark_model_profiles_tflite_on_the_pi(
+    models: dict[str, Path], pi_entry: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
     # `env python3` on the Pi: the user's aarch64 Python with ai-edge-litert (the stand-in's interpreter there).
     tool = write_standin(tmp_path / "benchmark_model", python="/usr/bin/env python3")
     os.chmod(tmp_path, 0o755)  # the sshd's user reads nothing here: the binary travels over the connection
     target = SshTarget.from_entry("pi5", pi_entry("edgekd-pi5", benchmark_model=str(tool)), Path("/"))
     assert target.identity()["benchmark_model"] == str(tool) and target.identity()["host_key"].startswith("SHA256:")
-    [result] = bench_artifacts(target, [describe_file(models["tflite"])],
-                               BenchConfig(runs=3, warmup=1, repeats=1, energy=False, profile=True))
+    [result] = bench_artifacts(
+        target, [describe_file(models["tflite"])], BenchConfig(runs=3, warmup=1, repeats=1, energy=False, profile=True)
+    )
     rows = _tool_rows(result.profile)
     assert _dense(rows)
     assert "benchmark_model --enable_op_profiling=true on pi5" in " ".join(result.profile["notes"])

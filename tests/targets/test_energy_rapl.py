@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_replayed_windows_give_joules_including_wraps(tree: str, expected_j: lis
     assert isinstance(meter, EnergyMeter)
     assert meter.available() is None
     got, wrapped = [], []
-    for before, after in zip(readings, readings[1:]):
+    for before, after in itertools.pairwise(readings):
         set_reading(root, clock, before)
         meter.start()
         set_reading(root, clock, after)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from edgekd.bench.doctor import Check
-from edgekd.target_protocol import Target
 from edgekd.errors import TargetError
 from edgekd.fileio import sha256_file
+from edgekd.target_protocol import Target
 from edgekd.targets.local import LocalTarget
 
 
@@ -57,9 +57,11 @@ def test_run_reports_output_status_and_peak_rss_from_wait4(target: LocalTarget) 
 
 def test_timeout_kills_the_whole_process_group(target: LocalTarget, tmp_path: Path) -> None:
     marker = tmp_path / "grandchild.pid"
-    script = ("import subprocess, sys, time;"
-              " p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
-              f" open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    script = (
+        "import subprocess, sys, time;"
+        " p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f" open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
     started = time.monotonic()
     with pytest.raises(TargetError, match="did not finish within 2 s"):
         target.run([sys.executable, "-c", script], 2)

@@ -42,8 +42,9 @@ def test_pmic_rails_are_summed_as_v_times_i() -> None:
     expected = 0.0  # Σ V·I written out from the recording's numbers, rail by rail
     for line_a in _recorded("pi5_pmic_read_adc_load.txt").splitlines()[:12]:
         rail = line_a.split()[0][:-2]
-        volts_line = next(line for line in _recorded("pi5_pmic_read_adc_load.txt").splitlines()
-                          if line.split()[0] == f"{rail}_V")
+        volts_line = next(
+            line for line in _recorded("pi5_pmic_read_adc_load.txt").splitlines() if line.split()[0] == f"{rail}_V"
+        )
         expected += float(line_a.split("=")[1].rstrip("A")) * float(volts_line.split("=")[1].rstrip("V"))
     assert reading.watts == pytest.approx(expected)
     assert 3.0 < reading.watts < 5.0  # a Pi 5's SoC rails under load
@@ -142,8 +143,10 @@ def test_usb_meter_as_an_energy_meter() -> None:
 
 def test_usb_meter_csv_with_milliamp_column(tmp_path: Path) -> None:
     log = tmp_path / "um34c.csv"
-    log.write_text("Time,Voltage(V),Current(mA)\n2025-06-01T12:00:00,5.0,1000\n2025-06-01T12:00:01,5.0,1000\n"
-                   "2025-06-01T12:00:02,5.0,1000\n")
+    log.write_text(
+        "Time,Voltage(V),Current(mA)\n2025-06-01T12:00:00,5.0,1000\n2025-06-01T12:00:01,5.0,1000\n"
+        "2025-06-01T12:00:02,5.0,1000\n"
+    )
     samples = read_power_log(log)
     assert [watts for _, watts in samples] == pytest.approx([5.0, 5.0, 5.0])
 

@@ -21,20 +21,27 @@ EDGEKD = str(Path(sys.executable).parent / "edgekd")
 def _inventory(path: Path, targets: dict[str, dict]) -> Path:
     lines = []
     for name, entry in targets.items():
-        lines += [f"[targets.{name}]", 'kind = "ssh"'] + [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
+        lines += [f"[targets.{name}]", 'kind = "ssh"'] + [
+            f"{key} = {json.dumps(value)}" for key, value in entry.items()
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def _edgekd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EDGEKD, *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [EDGEKD, *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False
+    )
 
 
 def test_doctor_cli_passes_the_pi5_and_fails_the_underpowered_pi4(pi_entry, tmp_path: Path) -> None:
-    inventory = _inventory(tmp_path / "targets.toml", {
-        "pi5": pi_entry("edgekd-pi5", profile="rpi5", power="auto"),
-        "pi4": pi_entry("edgekd-pi4", profile="rpi4"),
-    })
+    inventory = _inventory(
+        tmp_path / "targets.toml",
+        {
+            "pi5": pi_entry("edgekd-pi5", profile="rpi5", power="auto"),
+            "pi4": pi_entry("edgekd-pi4", profile="rpi4"),
+        },
+    )
     ok = _edgekd("--json", "targets", "doctor", "pi5", "--inventory", str(inventory))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     report = json.loads(ok.stdout)
@@ -71,8 +78,21 @@ def test_trust_adds_the_host_key_then_connecting_works(pi_sshd: LoopbackSshd, pi
 def test_ctrl_c_during_a_pi_bench_removes_the_remote_work_dir(pi_entry, pi_users, pi_models, tmp_path: Path) -> None:
     parent = pi_users["edgekd-pi5"].home / f"interrupt-{tmp_path.name}"  # made on the "device" by mkdir -p
     inventory = _inventory(tmp_path / "targets.toml", {"pi5": pi_entry("edgekd-pi5", workdir=str(parent))})
-    argv = [EDGEKD, "bench", str(pi_models["fp32"]), "--target", "pi5", "--inventory", str(inventory),
-            "--duration", "300", "--warmup", "0", "--no-energy", "--no-history"]
+    argv = [
+        EDGEKD,
+        "bench",
+        str(pi_models["fp32"]),
+        "--target",
+        "pi5",
+        "--inventory",
+        str(inventory),
+        "--duration",
+        "300",
+        "--warmup",
+        "0",
+        "--no-energy",
+        "--no-history",
+    ]
     bench = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -96,5 +116,5 @@ def test_ctrl_c_during_a_pi_bench_removes_the_remote_work_dir(pi_entry, pi_users
 
 def _processes_using(folder: Path) -> list[str]:
     """pids whose command line names a file under `folder` (this test's runner, not another session's)."""
-    found = subprocess.run(["pgrep", "-f", str(folder)], capture_output=True, text=True)
+    found = subprocess.run(["pgrep", "-f", str(folder)], capture_output=True, text=True, check=False)
     return found.stdout.split()

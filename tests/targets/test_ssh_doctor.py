@@ -5,21 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekd.targets.ssh.target import SshTarget
 from edgekd.targets.ssh.health import device_info, judge_probe
+from edgekd.targets.ssh.target import SshTarget
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "support" / "recordings" / "pi"
 
 
 def _probe(**changes: Any) -> dict[str, Any]:
     probe: dict[str, Any] = {
-        "machine": "aarch64", "python": "3.11.2", "python_executable": "/usr/bin/python3", "cores": 4,
-        "cpu_model": "Raspberry Pi 5 Model B Rev 1.0", "governor": "ondemand",
+        "machine": "aarch64",
+        "python": "3.11.2",
+        "python_executable": "/usr/bin/python3",
+        "cores": 4,
+        "cpu_model": "Raspberry Pi 5 Model B Rev 1.0",
+        "governor": "ondemand",
         "packages": {"ai_edge_litert": "2.3.0", "numpy": "2.2.4"},
         "disk": {"free_bytes": 20_000_000_000, "total_bytes": 60_000_000_000},
         "thermal_zones": {"thermal_zone0": {"type": "cpu-thermal", "temp": "48150"}},
-        "vcgencmd": {"measure_temp": (RECORDINGS / "pi5_measure_temp.txt").read_text(),
-                     "get_throttled": (RECORDINGS / "pi5_get_throttled.txt").read_text()},
+        "vcgencmd": {
+            "measure_temp": (RECORDINGS / "pi5_measure_temp.txt").read_text(),
+            "get_throttled": (RECORDINGS / "pi5_get_throttled.txt").read_text(),
+        },
     }
     probe.update(changes)
     return probe
@@ -51,8 +57,14 @@ def test_tflite_runtime_with_numpy_2_is_caught() -> None:
 
 
 def test_old_python_32bit_os_full_disk_and_hot_board_fail() -> None:
-    checks = _checks(_probe(python="3.7.3", machine="armv7l", disk={"free_bytes": 50_000_000},
-                            vcgencmd={"measure_temp": "temp=79.5'C", "get_throttled": "throttled=0x80008"}))
+    checks = _checks(
+        _probe(
+            python="3.7.3",
+            machine="armv7l",
+            disk={"free_bytes": 50_000_000},
+            vcgencmd={"measure_temp": "temp=79.5'C", "get_throttled": "throttled=0x80008"},
+        )
+    )
     assert not checks["python"].ok and "3.9" in (checks["python"].fix or "")
     assert not checks["arch"].ok and "64-bit" in (checks["arch"].fix or "")
     assert not checks["disk"].ok and "workdir" in (checks["disk"].fix or "")
@@ -79,8 +91,16 @@ def test_auto_power_on_a_pi4_without_sensors_names_every_method_tried(tmp_path: 
     """On this machine (no INA hwmon device, no USB meter log): a clean 'unavailable: why' for each method."""
     from edgekd.targets.ssh.health import energy_meter
 
-    target = SshTarget.from_entry("pi4", {"host": "pi.local", "profile": "rpi4", "hwmon_root": str(tmp_path),
-                                          "usb_meter_csv": str(tmp_path / "meter.log")}, Path("/"))
+    target = SshTarget.from_entry(
+        "pi4",
+        {
+            "host": "pi.local",
+            "profile": "rpi4",
+            "hwmon_root": str(tmp_path),
+            "usb_meter_csv": str(tmp_path / "meter.log"),
+        },
+        Path("/"),
+    )
     target.read_text = lambda path: None  # type: ignore[method-assign] - the device has no such files
     meter = energy_meter(target)
     assert meter is not None
@@ -91,11 +111,20 @@ def test_auto_power_on_a_pi4_without_sensors_names_every_method_tried(tmp_path: 
 def test_power_fix_names_the_settings_not_a_missing_readme_section(tmp_path: Path) -> None:
     from edgekd.targets.ssh.health import power_check
 
-    target = SshTarget.from_entry("pi4", {"host": "pi.local", "profile": "rpi4", "hwmon_root": str(tmp_path),
-                                          "usb_meter_csv": str(tmp_path / "meter.log")}, Path("/"))
+    target = SshTarget.from_entry(
+        "pi4",
+        {
+            "host": "pi.local",
+            "profile": "rpi4",
+            "hwmon_root": str(tmp_path),
+            "usb_meter_csv": str(tmp_path / "meter.log"),
+        },
+        Path("/"),
+    )
     target.read_text = lambda path: None  # type: ignore[method-assign]
     check = power_check(target)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "README" not in (check.fix or "") or all(
-        f"## {section}" in readme for section in ("Pi power",))  # a section it names must exist
+        f"## {section}" in readme for section in ("Pi power",)
+    )  # a section it names must exist
     assert 'power = "ina"' in (check.fix or "") and 'power = "usb-meter-csv"' in (check.fix or "")

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edgekd.targets.ssh.target import SshTarget
 
 from edgekd.errors import TargetError
+from edgekd.targets.ssh.target import SshTarget
 from tests.support.sshd import LoopbackSshd, free_port, keygen
 from tests.targets.conftest import make_entry
 
@@ -33,8 +33,9 @@ def _fingerprint(public_key: Path) -> str:
 
 def _edgekd(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(home), COLUMNS="80", EDGEKD_HISTORY=str(home / "history.sqlite"))
-    return subprocess.run([EDGEKD, *args], check=False, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                          env=env)
+    return subprocess.run(
+        [EDGEKD, *args], check=False, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env
+    )
 
 
 @pytest.fixture
@@ -43,8 +44,10 @@ def reinstalled(ssh_keys: dict[str, Path], pi_users, tmp_path: Path) -> Iterator
     reinstalled) by one with a new key; `serve(which)` switches between them."""
     old_key = keygen(tmp_path / "old_host_key", "old-install")
     port = free_port()
-    daemons = {"old": LoopbackSshd(tmp_path / "sshd-old", old_key, port=port),
-               "new": LoopbackSshd(tmp_path / "sshd-new", ssh_keys["host"], port=port)}
+    daemons = {
+        "old": LoopbackSshd(tmp_path / "sshd-old", old_key, port=port),
+        "new": LoopbackSshd(tmp_path / "sshd-new", ssh_keys["host"], port=port),
+    }
 
     def serve(which: str) -> LoopbackSshd:
         for daemon in daemons.values():
@@ -84,7 +87,7 @@ def test_changed_key_is_loud_and_distinct_and_trust_replace_removes_the_old_key(
 
     inventory = tmp_path / "targets.toml"
     lines = [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
-    inventory.write_text("[targets.pi]\nkind = \"ssh\"\n" + "\n".join(lines) + "\n")
+    inventory.write_text('[targets.pi]\nkind = "ssh"\n' + "\n".join(lines) + "\n")
     before = known_hosts.read_text()
     doctor = _edgekd("--json", "targets", "doctor", "pi", "--inventory", str(inventory), home=tmp_path)
     [reachable] = json.loads(doctor.stdout)["checks"]
@@ -96,8 +99,9 @@ def test_changed_key_is_loud_and_distinct_and_trust_replace_removes_the_old_key(
     assert "edgekd targets trust pi --replace" in refused.stderr and "Traceback" not in refused.stderr
     assert known_hosts.read_text() == before  # nothing added next to the old key
 
-    replaced = _edgekd("--json", "targets", "trust", "pi", "--inventory", str(inventory), "--yes", "--replace",
-                       home=tmp_path)
+    replaced = _edgekd(
+        "--json", "targets", "trust", "pi", "--inventory", str(inventory), "--yes", "--replace", home=tmp_path
+    )
     assert replaced.returncode == 0, replaced.stdout + replaced.stderr
     assert json.loads(replaced.stdout)["removed"] == [old_fp]
     key_type, key_data = reinstalled["new"].read_text().split()[:2]
@@ -150,7 +154,7 @@ def test_doctor_prints_the_fingerprint_whole_in_80_columns(pi_sshd: LoopbackSshd
     whole, one line each, so they can be compared and copied."""
     entry = pi_entry(known_hosts=str(tmp_path / "empty_known_hosts"))
     inventory = tmp_path / "targets.toml"
-    inventory.write_text("[targets.pi]\nkind = \"ssh\"\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in entry.items()))
+    inventory.write_text('[targets.pi]\nkind = "ssh"\n' + "\n".join(f"{k} = {json.dumps(v)}" for k, v in entry.items()))
     done = _edgekd("targets", "doctor", "pi", "--inventory", str(inventory), home=tmp_path)
     assert done.returncode == 1
     lines = done.stdout.splitlines()

@@ -190,8 +190,9 @@ def _run_catching(target: SshTarget, argv: list[str]) -> object:
         return exc
 
 
-def test_ssh_config_host_alias_is_honoured(pi_sshd: LoopbackSshd, ssh_keys, pi_users, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssh_config_host_alias_is_honoured(
+    pi_sshd: LoopbackSshd, ssh_keys, pi_users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """targets.toml says only `host = "mypi"`; HostName, Port, User, IdentityFile and known_hosts come from ~/."""
     ssh_dir = tmp_path / "home" / ".ssh"
     ssh_dir.mkdir(parents=True)

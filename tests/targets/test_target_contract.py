@@ -57,8 +57,9 @@ def test_ssh_identity_is_the_pinned_host_key_and_the_entry(tmp_path: Path) -> No
     known_hosts.write_text(f"[192.0.2.7]:2222 {' '.join(Path(f'{other}.pub').read_text().split()[:2])}\n")
     again = registry.load(registry.TARGET_KINDS, "ssh", "").from_entry("pi", entry, tmp_path).identity()
     assert again["host_key"] == _fingerprint(Path(f"{other}.pub")) != identity["host_key"]
-    unpinned = registry.load(registry.TARGET_KINDS, "ssh", "").from_entry(
-        "pi", {**entry, "port": 2200}, tmp_path).identity()
+    unpinned = (
+        registry.load(registry.TARGET_KINDS, "ssh", "").from_entry("pi", {**entry, "port": 2200}, tmp_path).identity()
+    )
     assert unpinned["host_key"] == "" and unpinned["port"] == "2200"
 
 
@@ -106,8 +107,12 @@ def test_every_registered_meter_names_itself_and_its_target_kinds() -> None:
 
 
 def test_meters_built_from_a_source_meet_the_protocol(tmp_path: Path) -> None:
-    source = MeterSource("ssh", read_text=lambda _path: None, command_output=lambda _argv: None,
-                         options={"usb_meter_csv": tmp_path / "log.csv", "hwmon_root": "/sys/class/hwmon"})
+    source = MeterSource(
+        "ssh",
+        read_text=lambda _path: None,
+        command_output=lambda _argv: None,
+        options={"usb_meter_csv": tmp_path / "log.csv", "hwmon_root": "/sys/class/hwmon"},
+    )
     for name in meter_names("ssh"):
         meter = build_meter(name, source)
         assert isinstance(meter, EnergyMeter) and meter.name == name
@@ -131,8 +136,13 @@ def test_trust_on_a_target_without_host_keys_is_a_usage_error(tmp_path: Path) ->
     inventory = tmp_path / "targets.toml"
     inventory.write_text('[targets.box]\nkind = "local"\n')
     edgekd = Path(sys.executable).parent / "edgekd"
-    done = subprocess.run([str(edgekd), "targets", "trust", "box", "-i", str(inventory), "--yes"],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "EDGEKD_HISTORY": str(tmp_path / "history.sqlite")})
+    done = subprocess.run(
+        [str(edgekd), "targets", "trust", "box", "-i", str(inventory), "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "EDGEKD_HISTORY": str(tmp_path / "history.sqlite")},
+    )
     assert done.returncode == 2 and "usage error: target 'box' is not an SSH target" in done.stderr, done.stderr
     assert 'only kind = "ssh" targets have host keys' in done.stderr and "Traceback" not in done.stderr

@@ -68,6 +68,8 @@ def parse_entry(name: str, entry: dict, base: Path) -> AdbEntry:
     needed = {"benchmark_model": parsed.benchmark_model, "ort_perf_test": parsed.onnxruntime_perf_test}
     if parsed.mode in needed and needed[parsed.mode] is None:
         key = "benchmark_model" if parsed.mode == "benchmark_model" else "onnxruntime_perf_test"
-        raise RecipeError(f"targets.{name}: mode = '{parsed.mode}' needs {key} = PATH (the binary built for the phone)",
-                          hint=f"add {key} = \"path/to/binary\" or use mode = \"runner\" on a phone with python3")
+        raise RecipeError(
+            f"targets.{name}: mode = '{parsed.mode}' needs {key} = PATH (the binary built for the phone)",
+            hint=f'add {key} = "path/to/binary" or use mode = "runner" on a phone with python3',
+        )
     return parsed

@@ -8,7 +8,6 @@ temperatures and thermal status *after* the run, like the runner's own env block
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 from collections.abc import Callable
@@ -46,22 +45,39 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
     options = runner_options(argv)
     if options.baseline:  # the tools cannot load a runtime without a model: no memory baseline
         note = f"no empty-model memory baseline in {mode} mode"
-        return NativeRun(["true"], lambda _text, _code, _profile=None: json.dumps(
-            {"schema": RUN_SCHEMA, "runtime": TOOL[mode][0], "versions": {}, "peak_rss_kb": None,
-             "latencies_ns": [], "notes": [note]}))
+        return NativeRun(
+            ["true"],
+            lambda _text, _code, _profile=None: json.dumps(
+                {
+                    "schema": RUN_SCHEMA,
+                    "runtime": TOOL[mode][0],
+                    "versions": {},
+                    "peak_rss_kb": None,
+                    "latencies_ns": [],
+                    "notes": [note],
+                }
+            ),
+        )
     tool, suffix = TOOL[mode]
     if not str(options.model).endswith(suffix):
         other = "ort_perf_test" if suffix == ".tflite" else "benchmark_model"
-        raise BenchError(f"{target.name} runs {tool}, which takes {suffix} models, not {options.model}",
-                         hint=f"benchmark only {suffix} artifacts on this target, or add a target with mode = "
-                         f"'{other}' or 'runner'")
-    if options.min_runs and mode == "ort_perf_test":  # refused, not ignored: -m duration and -m times exclude each other
-        raise BenchError(f"{target.name} runs {tool}, which runs for a duration or a count, not both "
-                         f"(--min-runs {options.min_runs} with --duration)",
-                         hint="use mode = 'runner' or 'benchmark_model' on this phone for --mlperf / min_runs")
+        raise BenchError(
+            f"{target.name} runs {tool}, which takes {suffix} models, not {options.model}",
+            hint=f"benchmark only {suffix} artifacts on this target, or add a target with mode = '{other}' or 'runner'",
+        )
+    if (
+        options.min_runs and mode == "ort_perf_test"
+    ):  # refused, not ignored: -m duration and -m times exclude each other
+        raise BenchError(
+            f"{target.name} runs {tool}, which runs for a duration or a count, not both "
+            f"(--min-runs {options.min_runs} with --duration)",
+            hint="use mode = 'runner' or 'benchmark_model' on this phone for --mlperf / min_runs",
+        )
     if options.shape:  # refused, not ignored: the tool would run the model's declared shape
-        raise BenchError(f"{target.name} runs {tool}, which edgekd cannot give an input shape (--shape {options.shape[0]})",
-                         hint="benchmark a model exported with fixed input sizes, or use mode = 'runner' on this phone")
+        raise BenchError(
+            f"{target.name} runs {tool}, which edgekd cannot give an input shape (--shape {options.shape[0]})",
+            hint="benchmark a model exported with fixed input sizes, or use mode = 'runner' on this phone",
+        )
     binary = push_tool(target, mode)
     model_sha = next((sha for sha, remote in target.pushed.items() if remote == options.model), None)
     tool_sha = next((sha for sha, remote in target.pushed.items() if remote == binary), "")
@@ -71,8 +87,9 @@ def translate_runner_argv(target: AdbTarget, argv: list[str]) -> NativeRun | Non
             doc = (parse_benchmark_model if mode == "benchmark_model" else parse_ort_perf_test)(text)
         except BenchError as exc:
             reason = exc.message + (f" (exit status {returncode})" if returncode else "")
-            return json.dumps({"schema": RUN_SCHEMA, "error": {"kind": "tool_failed", "message": reason,
-                                                                 "hint": exc.hint}})
+            return json.dumps(
+                {"schema": RUN_SCHEMA, "error": {"kind": "tool_failed", "message": reason, "hint": exc.hint}}
+            )
         doc.update(model_sha256=model_sha, xnnpack=options.xnnpack if mode == "benchmark_model" else None)
         doc["versions"] = {"runtime": f"{tool} sha256:{tool_sha[:12]}"}
         doc["env"].update(_env_after(target))
@@ -92,8 +109,10 @@ def push_tool(target: AdbTarget, mode: str) -> str:
     local = target.entry.benchmark_model if mode == "benchmark_model" else target.entry.onnxruntime_perf_test
     if local is None or not local.is_file():
         key = "benchmark_model" if mode == "benchmark_model" else "onnxruntime_perf_test"
-        raise BenchError(f"{target.name}: the {key} binary {local} does not exist",
-                         hint=f"build or download it for the phone's ABI and set {key} in targets.toml")
+        raise BenchError(
+            f"{target.name}: the {key} binary {local} does not exist",
+            hint=f"build or download it for the phone's ABI and set {key} in targets.toml",
+        )
     already = len(target.pushed)
     remote = target.push(local)
     if len(target.pushed) > already:

@@ -47,9 +47,9 @@ _ORT_FIELDS = {
     "cpu_percent": re.compile(rf"Avg CPU usage:\s*{NUMBER}"),
     "peak_bytes": re.compile(rf"Peak working set size:\s*{NUMBER}"),
     "threads": re.compile(r"Setting intra_op_num_threads to (\d+)"),
-    "runs": re.compile(r"^Runs:\s*(\d+)", re.M),
+    "runs": re.compile(r"^Runs:\s*(\d+)", re.MULTILINE),
 }
-_ORT_LATENCY = re.compile(rf"^(Min|Max|P50|P90|P95|P99|P999) Latency:\s*{NUMBER} s", re.M)
+_ORT_LATENCY = re.compile(rf"^(Min|Max|P50|P90|P95|P99|P999) Latency:\s*{NUMBER} s", re.MULTILINE)
 
 
 def _num(text: str | None) -> float | None:
@@ -58,8 +58,10 @@ def _num(text: str | None) -> float | None:
         return None
     value = float(text)
     if not math.isfinite(value):
-        raise BenchError(f"the tool printed an impossible number ({text})",
-                         hint="its output is garbled; rerun, and check the tool's log by hand")
+        raise BenchError(
+            f"the tool printed an impossible number ({text})",
+            hint="its output is garbled; rerun, and check the tool's log by hand",
+        )
     return value
 
 
@@ -95,7 +97,7 @@ def _document(runtime: str, versions: dict[str, Any]) -> dict[str, Any]:
 
 def _failure(tool: str, text: str) -> BenchError:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if re.search(r"error|fail|could not|no such", line, re.I)]
+    errors = [line for line in lines if re.search(r"error|fail|could not|no such", line, re.IGNORECASE)]
     tail = "\n".join((errors or lines)[-4:]) or "(no output)"
     return BenchError(
         f"{tool} printed no timing summary:\n{tail}",
@@ -132,7 +134,7 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
         memory[f"init_{kind}_mb"], memory[f"overall_{kind}_mb"] = _num(line.group(2)), _num(line.group(3))
     doc["memory"] = {key: value for key, value in memory.items() if value is not None}
     peak_mb = memory.get("peak_mb") or memory.get("overall_peak_mb")
-    doc["peak_rss_kb"] = int(round(peak_mb * 1024)) if peak_mb else None
+    doc["peak_rss_kb"] = round(peak_mb * 1024) if peak_mb else None
     if peak_mb is None and "overall_delta_mb" in memory:
         doc["notes"].append("benchmark_model reported only the RSS delta from its start, not the peak RSS")
     doc["env"] = {
@@ -142,8 +144,11 @@ def parse_benchmark_model(text: str) -> dict[str, Any]:
     }
     delegate = _DELEGATE.search(text)
     if delegate is not None:
-        doc["env"]["delegate"] = {"name": delegate.group(3), "nodes": int(delegate.group(1)),
-                                  "of": int(delegate.group(2))}
+        doc["env"]["delegate"] = {
+            "name": delegate.group(3),
+            "nodes": int(delegate.group(1)),
+            "of": int(delegate.group(2)),
+        }
     if "will not be executed by the delegate" in text:
         doc["notes"].append("part of the graph fell back from the delegate to the CPU")
     return doc

@@ -143,8 +143,13 @@ def parse_probe(text: str) -> PhoneState:
             zones.setdefault(folder, {})[name] = value.strip()
     for policy, values in policies.items():
         state.clusters.append(
-            Cluster(policy, parse_cpu_list(values.get("related_cpus", "")), _int(values.get("cpuinfo_max_freq")),
-                    values.get("scaling_governor") or None, _int(values.get("scaling_cur_freq")))
+            Cluster(
+                policy,
+                parse_cpu_list(values.get("related_cpus", "")),
+                _int(values.get("cpuinfo_max_freq")),
+                values.get("scaling_governor") or None,
+                _int(values.get("scaling_cur_freq")),
+            )
         )
     state.clusters.sort(key=lambda c: c.cpus[:1] or [0])
     state.temperatures_c = zone_temperatures(zones)

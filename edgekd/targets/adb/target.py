@@ -36,13 +36,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekd.errors import TargetError
+from edgekd.fileio import sha256_file
+from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys, OpProfiler, TargetOptions
 from edgekd.targets.adb.entry import AdbEntry, parse_entry
 from edgekd.targets.adb.modes import NativeRun, translate_runner_argv
 from edgekd.targets.adb.probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
-
-from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys, OpProfiler, TargetOptions
-from edgekd.errors import TargetError
-from edgekd.fileio import sha256_file
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
@@ -52,10 +51,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_SENTINEL = "__EDGEKD_EXIT__="
-LOST = ("error: closed", "device offline", "no devices/emulators found", "not found", "connection reset",
-        "protocol fault", "device still authorizing")
-LOST_REASONS = ("device offline", "no devices/emulators found", "protocol fault", "device still authorizing",
-                "connection reset")  # adb client messages, matched only on lines adb itself printed
+LOST = (
+    "error: closed",
+    "device offline",
+    "no devices/emulators found",
+    "not found",
+    "connection reset",
+    "protocol fault",
+    "device still authorizing",
+)
+LOST_REASONS = (
+    "device offline",
+    "no devices/emulators found",
+    "protocol fault",
+    "device still authorizing",
+    "connection reset",
+)  # adb client messages, matched only on lines adb itself printed
 
 
 class PhoneLostError(TargetError):
@@ -101,9 +112,16 @@ class AdbTarget:
         serial = self.entry.serial or os.environ.get("ANDROID_SERIAL") or ""
         transport = "tcp" if re.fullmatch(r"[\w.-]+:\d+", serial) else ("usb" if serial else "")
         entry = self.entry
-        identity = {"kind": self.kind, "serial": serial, "transport": transport, "mode": entry.mode,
-                    "python": entry.python, "workdir": entry.workdir, "big_cores": entry.big_cores or "",
-                    "adb_path": entry.adb_path}
+        identity = {
+            "kind": self.kind,
+            "serial": serial,
+            "transport": transport,
+            "mode": entry.mode,
+            "python": entry.python,
+            "workdir": entry.workdir,
+            "big_cores": entry.big_cores or "",
+            "adb_path": entry.adb_path,
+        }
         if entry.mode == "benchmark_model":
             identity |= tool_identity(entry.benchmark_model)
         elif entry.mode == "ort_perf_test":
@@ -136,8 +154,15 @@ class AdbTarget:
         argv = [self._adb_path(), *(("-s", self.serial) if serial and self.serial else ()), *args]
         log.debug("adb: %s", shlex.join(argv[1:])[:300])
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                                  errors="replace")
+            return subprocess.run(  # the exit status is judged by the caller (adb's own or the sentinel's)
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                errors="replace",
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise TargetError(
                 f"{self.name}: `adb {' '.join(args[:2])}` did not finish within {timeout:.0f} s",
@@ -147,13 +172,19 @@ class AdbTarget:
     def _state_error(self, state: str, detail: str = "") -> TargetError:
         who = f"{self.name} ({self.serial})"
         if "unauthorized" in state:
-            return TargetError(f"{who} has not authorized this computer",
-                               hint="unlock the phone and accept the 'Allow USB debugging?' prompt, then retry")
+            return TargetError(
+                f"{who} has not authorized this computer",
+                hint="unlock the phone and accept the 'Allow USB debugging?' prompt, then retry",
+            )
         if "offline" in state:
-            return TargetError(f"{who} is offline: adb sees it but it does not answer",
-                               hint="unlock the phone, replug the cable (or `adb reconnect offline`) and retry")
-        return TargetError(f"{who} is not connected{': ' + detail if detail else ''}",
-                           hint="check `adb devices`; for Wi-Fi debugging run `adb connect HOST:PORT` first")
+            return TargetError(
+                f"{who} is offline: adb sees it but it does not answer",
+                hint="unlock the phone, replug the cable (or `adb reconnect offline`) and retry",
+            )
+        return TargetError(
+            f"{who} is not connected{': ' + detail if detail else ''}",
+            hint="check `adb devices`; for Wi-Fi debugging run `adb connect HOST:PORT` first",
+        )
 
     def _shell(self, command: str, timeout: float = 60.0, label: str | None = None) -> subprocess.CompletedProcess[str]:
         """One device command; a transport failure (phone gone) becomes TargetError naming `label` (or the command).
@@ -178,8 +209,11 @@ class AdbTarget:
         runtime's log such as "INFO: Created TensorFlow Lite XNNPACK delegate" is the device's stderr)."""
         state = self._adb("get-state", timeout=10) if self.serial else None
         seen = " ".join((state.stdout + state.stderr).split()[:8]) if state else ""
-        adb_says = [line.strip() for line in stderr.splitlines()
-                    if line.strip().startswith(("error:", "adb:")) or any(m in line for m in LOST_REASONS)]
+        adb_says = [
+            line.strip()
+            for line in stderr.splitlines()
+            if line.strip().startswith(("error:", "adb:")) or any(m in line for m in LOST_REASONS)
+        ]
         reason = adb_says[-1] if adb_says else "the shell stream ended without an exit status"
         return PhoneLostError(
             f"lost the connection to {self.name} ({self.serial}) while running `{command[:80]}`: {reason}",
@@ -201,9 +235,11 @@ class AdbTarget:
         if self.workdir is None:
             made = self._shell(f"mktemp -d {shlex.quote(self.entry.workdir.rstrip('/') + '/edgekd-XXXXXX')}")
             if made.returncode != 0 or not made.stdout.strip().startswith("/"):
-                raise TargetError(f"cannot create a work directory under {self.entry.workdir} on {self.name}: "
-                                  f"{(made.stderr or made.stdout).strip()}",
-                                  hint="set workdir in targets.toml to a writable directory (/data/local/tmp)")
+                raise TargetError(
+                    f"cannot create a work directory under {self.entry.workdir} on {self.name}: "
+                    f"{(made.stderr or made.stdout).strip()}",
+                    hint="set workdir in targets.toml to a writable directory (/data/local/tmp)",
+                )
             self.workdir = made.stdout.strip()
 
     def _discover(self) -> str:
@@ -213,13 +249,17 @@ class AdbTarget:
         if len(ready) == 1:
             return ready[0]
         if not rows:
-            raise TargetError("no Android device is attached",
-                              hint="plug the phone in with USB debugging on, or `adb connect HOST:PORT`")
+            raise TargetError(
+                "no Android device is attached",
+                hint="plug the phone in with USB debugging on, or `adb connect HOST:PORT`",
+            )
         if not ready:
             self.serial = rows[0][0]
             raise self._state_error(rows[0][1])
-        raise TargetError(f"{len(ready)} Android devices are attached ({', '.join(ready)})",
-                          hint=f"set serial in targets.toml [targets.{self.name}] or ANDROID_SERIAL")
+        raise TargetError(
+            f"{len(ready)} Android devices are attached ({', '.join(ready)})",
+            hint=f"set serial in targets.toml [targets.{self.name}] or ANDROID_SERIAL",
+        )
 
     def probe(self) -> PhoneState:
         result = self._shell(PROBE_SCRIPT, timeout=60)
@@ -236,15 +276,27 @@ class AdbTarget:
         big = self.big_cores(state)
         governors = {c.policy: c.governor for c in state.clusters}
         return DeviceInfo(
-            name=self.name, kind="adb", arch=ABI_ARCH.get(state.abi or "", state.abi), cores=state.cores,
+            name=self.name,
+            kind="adb",
+            arch=ABI_ARCH.get(state.abi or "", state.abi),
+            cores=state.cores,
             cpu_model=state.props.get("ro.soc.model") or state.props.get("ro.board.platform"),
             governor=next((c.governor for c in state.clusters if big and big[0] in c.cpus), None),
             temperatures_c=state.temperatures_c,
-            extra={"abi": state.abi, "sdk": state.sdk, "model": state.model, "serial": self.serial,
-                   "big_cores": big, "big_core_mask": cpu_mask(big) if big else None, "governors": governors,
-                   "thermal_status": state.thermal_status_name(), "on_power": state.on_power(),
-                   "battery_level": state.battery.get("level"), "mode": self.entry.mode,
-                   "fingerprint": state.props.get("ro.build.fingerprint")},
+            extra={
+                "abi": state.abi,
+                "sdk": state.sdk,
+                "model": state.model,
+                "serial": self.serial,
+                "big_cores": big,
+                "big_core_mask": cpu_mask(big) if big else None,
+                "governors": governors,
+                "thermal_status": state.thermal_status_name(),
+                "on_power": state.on_power(),
+                "battery_level": state.battery.get("level"),
+                "mode": self.entry.mode,
+                "fingerprint": state.props.get("ro.build.fingerprint"),
+            },
         )
 
     def python_argv(self) -> list[str]:
@@ -277,14 +329,18 @@ class AdbTarget:
                 raise self._no_space(path, size, None)
             if any(marker in text for marker in LOST):
                 raise self._lost(f"push {path.name}", text)
-            raise TargetError(f"adb push of {path.name} to {self.name} failed: {text}",
-                              hint=f"check that {workdir} is writable (`adb shell ls -ld {workdir}`)")
+            raise TargetError(
+                f"adb push of {path.name} to {self.name} failed: {text}",
+                hint=f"check that {workdir} is writable (`adb shell ls -ld {workdir}`)",
+            )
         # Hash stdin: sha256sum escapes its output line for a name with a backslash or newline.
         check = self._shell(f"sha256sum < {shlex.quote(remote)}")
         remote_digest = check.stdout.split()[0] if check.stdout.split() else ""
         if remote_digest != digest:
-            raise TargetError(f"{path.name} arrived corrupted on {self.name} (sha256 {remote_digest[:12] or '?'}… "
-                              f"≠ {digest[:12]}…)", hint="retry; if it repeats, try another cable or port")
+            raise TargetError(
+                f"{path.name} arrived corrupted on {self.name} (sha256 {remote_digest[:12] or '?'}… ≠ {digest[:12]}…)",
+                hint="retry; if it repeats, try another cable or port",
+            )
         self.pushed[digest] = remote
         if self.state is not None and self.state.free_kb is not None:
             self.state.free_kb -= size // 1024
@@ -293,9 +349,10 @@ class AdbTarget:
     def _no_space(self, path: Path, size: int, free: int | None) -> TargetError:
         where = self.entry.workdir
         have = f"only {free / 1e6:.1f} MB free" if free is not None else "no space left"
-        return TargetError(f"{self.name}: {where} has {have}; {path.name} needs {size / 1e6:.1f} MB",
-                           hint="free space on the phone (Settings > Storage, or `adb shell rm` old files "
-                           f"in {where}) and retry")
+        return TargetError(
+            f"{self.name}: {where} has {have}; {path.name} needs {size / 1e6:.1f} MB",
+            hint=f"free space on the phone (Settings > Storage, or `adb shell rm` old files in {where}) and retry",
+        )
 
     def run(self, argv: Sequence[str], timeout: float) -> Completed:
         workdir = self._require_workdir()
@@ -330,8 +387,11 @@ class AdbTarget:
         self._runs += 1
         pid_file = shlex.quote(f"{workdir}/.pid.{self._runs}")
         inner = f"echo $$ > {pid_file} && exec " + shlex.join([*pin, *native.profile_argv])
-        result = self._shell(f"cd {shlex.quote(workdir)} && sh -c {shlex.quote(inner)}", timeout=timeout,
-                             label=shlex.join(native.profile_argv))
+        result = self._shell(
+            f"cd {shlex.quote(workdir)} && sh -c {shlex.quote(inner)}",
+            timeout=timeout,
+            label=shlex.join(native.profile_argv),
+        )
         return result.stdout + result.stderr if result.returncode == 0 else None
 
     def pull(self, remote: str, local: Path) -> None:
@@ -365,8 +425,10 @@ class AdbTarget:
         stop = f'for f in {quoted}/.pid.*; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done; '
         result = self._adb("shell", stop + f"rm -rf {quoted}", timeout=60)
         if result.returncode != 0:
-            raise TargetError(f"could not remove {workdir} from {self.name}: {(result.stderr or result.stdout).strip()}",
-                              hint=f"remove it by hand: adb -s {self.serial} shell rm -rf {workdir}")
+            raise TargetError(
+                f"could not remove {workdir} from {self.name}: {(result.stderr or result.stdout).strip()}",
+                hint=f"remove it by hand: adb -s {self.serial} shell rm -rf {workdir}",
+            )
 
     def doctor(self) -> list[Check]:
         from edgekd.targets.adb.doctor import doctor_checks

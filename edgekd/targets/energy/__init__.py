@@ -46,12 +46,15 @@ def check_meter(name: str, kind: str, where: str, error: type[EdgekdError] = Tar
     """Refuse a meter name the registry lacks or that cannot measure on a `kind` target (`where` names the entry)."""
     if name not in registry.ENERGY_METERS:
         close = registry.suggest(name, meter_names(kind))
-        raise error(f"{where}: unknown energy meter '{name}'",
-                          hint=(f"did you mean '{close}'? " if close else "") + f"{kind} meters: "
-                          + ", ".join(meter_names(kind)))
+        raise error(
+            f"{where}: unknown energy meter '{name}'",
+            hint=(f"did you mean '{close}'? " if close else "") + f"{kind} meters: " + ", ".join(meter_names(kind)),
+        )
     if kind not in meter_class(name).kinds:
-        raise error(f"{where}: energy meter '{name}' does not work on {kind} targets",
-                          hint=f"{kind} meters: {', '.join(meter_names(kind))}")
+        raise error(
+            f"{where}: energy meter '{name}' does not work on {kind} targets",
+            hint=f"{kind} meters: {', '.join(meter_names(kind))}",
+        )
 
 
 def build_meter(name: str, source: MeterSource) -> EnergyMeter | None:

@@ -84,8 +84,11 @@ class AndroidBatteryMeter(PowerSampler):
         read = source.options.get("read")
         if read is None:
             return None
-        return cls(read, allow_charging=bool(source.options.get("allow_charging")),
-                   interval_s=float(source.options.get("interval_s", 0.25)))
+        return cls(
+            read,
+            allow_charging=bool(source.options.get("allow_charging")),
+            interval_s=float(source.options.get("interval_s", 0.25)),
+        )
 
     def __init__(
         self,

@@ -87,8 +87,10 @@ class Pi5PmicMeter(PowerSampler):
         except Exception as exc:  # noqa: BLE001 - a transport failure is "unavailable: why"
             return f"cannot run vcgencmd pmic_read_adc: {exc}"
         if reading is None:
-            return ("vcgencmd pmic_read_adc gave no rail currents (only a Raspberry Pi 5 has this PMIC; "
-                    "on a Pi 4 use an INA219/INA260 or a USB meter)")
+            return (
+                "vcgencmd pmic_read_adc gave no rail currents (only a Raspberry Pi 5 has this PMIC; "
+                "on a Pi 4 use an INA219/INA260 or a USB meter)"
+            )
         return None
 
     def read_watts(self) -> float | None:

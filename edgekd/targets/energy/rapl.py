@@ -50,9 +50,12 @@ class RaplMeter:
             return []
         zones = []
         for zone in sorted(self.root.iterdir()):
-            if _PACKAGE_ZONE.match(zone.name) and (zone / "energy_uj").exists():
-                if self._read_text(zone / "name") not in _OVERLAPPING_ZONES:
-                    zones.append(zone)
+            if (
+                _PACKAGE_ZONE.match(zone.name)
+                and (zone / "energy_uj").exists()
+                and self._read_text(zone / "name") not in _OVERLAPPING_ZONES
+            ):
+                zones.append(zone)
         return zones
 
     def available(self) -> str | None:
@@ -121,4 +124,3 @@ def counter_delta(before: int, after: int, max_range: int) -> tuple[int, bool]:
     if after >= before:
         return after - before, False
     return max_range - before + after, True
-

@@ -81,8 +81,16 @@ class PowerSampler:
         if self._error is not None:
             raise BenchError(f"{self.name}: power sampling failed: {self._error}")
         if len(self.samples) < 2:
-            raise BenchError(f"{self.name}: fewer than two power readings in the window",
-                             hint="run longer (bench.duration_s) so the meter can sample at least twice")
+            raise BenchError(
+                f"{self.name}: fewer than two power readings in the window",
+                hint="run longer (bench.duration_s) so the meter can sample at least twice",
+            )
         seconds = self.samples[-1][0] - self.samples[0][0]
-        return EnergyWindow(joules=trapezoid_joules(self.samples), seconds=seconds, samples=len(self.samples),
-                            method=self.method, coverage=self.coverage, notes=tuple(self.notes))
+        return EnergyWindow(
+            joules=trapezoid_joules(self.samples),
+            seconds=seconds,
+            samples=len(self.samples),
+            method=self.method,
+            coverage=self.coverage,
+            notes=tuple(self.notes),
+        )

@@ -71,7 +71,9 @@ def read_power_log(path: Path) -> list[tuple[float, float]]:
             if power_col is not None:
                 watts = float(row[power_col]) * _scale(header[power_col])
             else:
-                watts = float(row[volt_col]) * _scale(header[volt_col]) * float(row[curr_col]) * _scale(header[curr_col])
+                watts = (
+                    float(row[volt_col]) * _scale(header[volt_col]) * float(row[curr_col]) * _scale(header[curr_col])
+                )
         except (ValueError, IndexError):
             continue  # a torn last line or a repeated header
         samples.append((when, watts))
@@ -87,10 +89,18 @@ def window_from_log(path: Path, start: float, end: float, clock_offset_s: float 
             f"{path}: fewer than two meter samples between {lo:.1f} and {hi:.1f} (meter clock)",
             hint="was the meter logging during the run? set the clock offset if the meter's clock differs",
         )
-    notes = (f"aligned by timestamps, meter clock offset {clock_offset_s:+.3f} s",
-             f"covers {inside[-1][0] - inside[0][0]:.2f} s of the {hi - lo:.2f} s window")
-    return EnergyWindow(joules=trapezoid_joules(inside), seconds=inside[-1][0] - inside[0][0], samples=len(inside),
-                        method="usb-meter-csv", coverage="whole board", notes=notes)
+    notes = (
+        f"aligned by timestamps, meter clock offset {clock_offset_s:+.3f} s",
+        f"covers {inside[-1][0] - inside[0][0]:.2f} s of the {hi - lo:.2f} s window",
+    )
+    return EnergyWindow(
+        joules=trapezoid_joules(inside),
+        seconds=inside[-1][0] - inside[0][0],
+        samples=len(inside),
+        method="usb-meter-csv",
+        coverage="whole board",
+        notes=notes,
+    )
 
 
 class UsbMeterCsvMeter:

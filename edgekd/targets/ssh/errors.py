@@ -39,14 +39,20 @@ def connect_error(target: SshTarget, exc: BaseException | None, attempts: int, f
             hint=f"check `user` and `key` of targets.{target.name}; try `ssh {key}{port}{target.address.split(':')[0]} true`",
         )
     if isinstance(exc, asyncssh.KeyImportError):
-        return TargetError(f"{target.name}: cannot use the private key {target.entry.key or ''}: {detail}",
-                           hint="an encrypted key needs ssh-agent (ssh-add KEY); or give an unencrypted key")
+        return TargetError(
+            f"{target.name}: cannot use the private key {target.entry.key or ''}: {detail}",
+            hint="an encrypted key needs ssh-agent (ssh-add KEY); or give an unencrypted key",
+        )
     if isinstance(exc, OSError) and exc.filename is not None:
-        return TargetError(f"{target.name}: cannot read {exc.filename}: {exc.strerror or detail}",
-                           hint=f"check `key` and `known_hosts` of targets.{target.name} in targets.toml")
+        return TargetError(
+            f"{target.name}: cannot read {exc.filename}: {exc.strerror or detail}",
+            hint=f"check `key` and `known_hosts` of targets.{target.name} in targets.toml",
+        )
     if isinstance(exc, socket.gaierror):
-        return TargetError(f"{target.name}: the host name {target.entry.host} does not resolve ({exc.strerror or detail})",
-                           hint=f"check `host` of targets.{target.name}; try `ping {target.entry.host}`")
+        return TargetError(
+            f"{target.name}: the host name {target.entry.host} does not resolve ({exc.strerror or detail})",
+            hint=f"check `host` of targets.{target.name}; try `ping {target.entry.host}`",
+        )
     why = detail
     if isinstance(exc, ConnectionRefusedError):
         why = f"nothing accepts connections on port {target.entry.port or 22} (connection refused)"

@@ -33,8 +33,9 @@ class RemoteGovernorControl:
     def read(self) -> dict[str, str]:
         """governor file -> governor; empty where cpufreq is not exposed (emulators, containers)."""
         pattern = f"{shlex.quote(self.root)}/{GOVERNOR_GLOB}"
-        done = self.target.run(["sh", "-c", f'for f in {pattern}; do [ -f "$f" ] && echo "$f $(cat "$f")"; done'],
-                               timeout=30)
+        done = self.target.run(
+            ["sh", "-c", f'for f in {pattern}; do [ -f "$f" ] && echo "$f $(cat "$f")"; done'], timeout=30
+        )
         governors = {}
         for line in done.stdout.splitlines():
             path, _, governor = line.partition(" ")
@@ -53,9 +54,11 @@ class RemoteGovernorControl:
         changing = {path: old for path, old in current.items() if old != governor}
         failure = self._write(dict.fromkeys(changing, governor)) if changing else None
         if failure is not None:
-            return (f"cannot set the {governor} governor on {self.target.name} ({failure}); left as is. "
-                    f"Allow `sudo -n` (a NOPASSWD sudoers rule) or run: echo {governor} | sudo tee {self.root}/"
-                    f"cpu*/cpufreq/scaling_governor")
+            return (
+                f"cannot set the {governor} governor on {self.target.name} ({failure}); left as is. "
+                f"Allow `sudo -n` (a NOPASSWD sudoers rule) or run: echo {governor} | sudo tee {self.root}/"
+                f"cpu*/cpufreq/scaling_governor"
+            )
         self.saved.update(changing)
         return None
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgekd.target_protocol import DeviceInfo
 from edgekd.errors import TargetError
+from edgekd.target_protocol import DeviceInfo
 from edgekd.targets.thermal import decode_throttled, soc_temperature, zone_temperatures
 
 if TYPE_CHECKING:
@@ -83,36 +83,57 @@ def judge_probe(probe: dict[str, Any], target: SshTarget) -> list[Check]:
     is_pi = target.profile is not None
     arch_ok = machine == "aarch64" or not is_pi
     checks.append(
-        Check("arch", arch_ok, f"{machine}, {probe.get('cores')} cores, {probe.get('cpu_model') or 'cpu model unknown'}",
-              None if arch_ok else "install the 64-bit Raspberry Pi OS (aarch64): the runtimes' wheels are aarch64")
+        Check(
+            "arch",
+            arch_ok,
+            f"{machine}, {probe.get('cores')} cores, {probe.get('cpu_model') or 'cpu model unknown'}",
+            None if arch_ok else "install the 64-bit Raspberry Pi OS (aarch64): the runtimes' wheels are aarch64",
+        )
     )
     version = str(probe.get("python") or "0")
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     py_ok = parts >= MIN_PYTHON
-    checks.append(Check("python", py_ok, f"{version} ({probe.get('python_executable')})",
-                        None if py_ok else "install Python 3.9 or newer: sudo apt install python3"))
+    checks.append(
+        Check(
+            "python",
+            py_ok,
+            f"{version} ({probe.get('python_executable')})",
+            None if py_ok else "install Python 3.9 or newer: sudo apt install python3",
+        )
+    )
     packages = probe.get("packages") or {}
     runtimes = {m: v for m, v in packages.items() if m in RUNTIME_MODULES}
     numpy_version = packages.get("numpy")
-    checks.append(Check(
-        "runtimes", bool(runtimes),
-        ", ".join(f"{m} {v}" for m, v in runtimes.items()) or "none of ai_edge_litert, tflite_runtime, onnxruntime",
-        None if runtimes else f"{PIP} ai-edge-litert  (TFLite models; add onnxruntime for ONNX models)",
-    ))
+    checks.append(
+        Check(
+            "runtimes",
+            bool(runtimes),
+            ", ".join(f"{m} {v}" for m, v in runtimes.items()) or "none of ai_edge_litert, tflite_runtime, onnxruntime",
+            None if runtimes else f"{PIP} ai-edge-litert  (TFLite models; add onnxruntime for ONNX models)",
+        )
+    )
     checks.append(numpy_check(numpy_version, runtimes))
     free = (probe.get("disk") or {}).get("free_bytes")
     disk_ok = free is not None and free >= MIN_FREE_BYTES
-    checks.append(Check(
-        "disk", disk_ok,
-        f"{free / 1e6:.0f} MB free in {target.entry.workdir}" if free is not None else str(probe.get("disk")),
-        None if disk_ok else f"free space in {target.entry.workdir} or point `workdir` elsewhere",
-    ))
+    checks.append(
+        Check(
+            "disk",
+            disk_ok,
+            f"{free / 1e6:.0f} MB free in {target.entry.workdir}" if free is not None else str(probe.get("disk")),
+            None if disk_ok else f"free space in {target.entry.workdir} or point `workdir` elsewhere",
+        )
+    )
     governor = probe.get("governor")
-    checks.append(Check(
-        "governor", True, governor or "unknown (no cpufreq)",
-        None if governor in (None, "performance") else
-        "for steadier numbers: echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor",
-    ))
+    checks.append(
+        Check(
+            "governor",
+            True,
+            governor or "unknown (no cpufreq)",
+            None
+            if governor in (None, "performance")
+            else "for steadier numbers: echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor",
+        )
+    )
     checks.append(temperature_check(probe, target))
     checks.append(throttle_check(probe))
     return checks
@@ -126,8 +147,12 @@ def numpy_check(numpy_version: str | None, runtimes: dict[str, str]) -> Check:
     major = int(numpy_version.split(".")[0])
     only_tflite = "tflite_runtime" in runtimes and "ai_edge_litert" not in runtimes
     if only_tflite and major >= 2:
-        return Check("numpy", False, f"{numpy_version} (major {major}): tflite-runtime 2.14 fails with numpy 2",
-                     f"{PIP} 'numpy<2'  (or switch to: {PIP} ai-edge-litert)")
+        return Check(
+            "numpy",
+            False,
+            f"{numpy_version} (major {major}): tflite-runtime 2.14 fails with numpy 2",
+            f"{PIP} 'numpy<2'  (or switch to: {PIP} ai-edge-litert)",
+        )
     return Check("numpy", True, f"{numpy_version} (major {major})")
 
 
@@ -140,8 +165,12 @@ def temperature_check(probe: dict[str, Any], target: SshTarget) -> Check:
         return Check("temperature", True, "no sensor readable (no vcgencmd, no thermal zone)")
     limit = target.profile.soft_temp_limit_c if target.profile else 80.0
     hot = soc >= limit - 5
-    return Check("temperature", not hot, f"{soc:.1f} °C (throttling from {limit:.0f} °C)",
-                 "let the board cool down and add a heatsink or fan" if hot else None)
+    return Check(
+        "temperature",
+        not hot,
+        f"{soc:.1f} °C (throttling from {limit:.0f} °C)",
+        "let the board cool down and add a heatsink or fan" if hot else None,
+    )
 
 
 def throttle_check(probe: dict[str, Any]) -> Check:
@@ -159,12 +188,17 @@ def power_check(target: SshTarget) -> Check:
 
     meter = energy_meter(target)
     if meter is None:
-        return Check("power", True, "no power measurement configured (power = \"none\")")
+        return Check("power", True, 'no power measurement configured (power = "none")')
     why_not = meter.available()  # first: a first-available meter knows its name only after it
-    return Check("power", True, f"{meter.name}: {'available' if why_not is None else 'unavailable: ' + why_not}",
-                 why_not and "energy figures will be missing: a Pi 5 reads its PMIC (`vcgencmd pmic_read_adc`, "
-                 "power = \"pi5-pmic\"); other boards need an INA219/INA260 on hwmon (power = \"ina\") or a USB "
-                 "meter's CSV log (power = \"usb-meter-csv\", usb_meter_csv = PATH)")
+    return Check(
+        "power",
+        True,
+        f"{meter.name}: {'available' if why_not is None else 'unavailable: ' + why_not}",
+        why_not
+        and "energy figures will be missing: a Pi 5 reads its PMIC (`vcgencmd pmic_read_adc`, "
+        'power = "pi5-pmic"); other boards need an INA219/INA260 on hwmon (power = "ina") or a USB '
+        'meter\'s CSV log (power = "usb-meter-csv", usb_meter_csv = PATH)',
+    )
 
 
 def energy_meter(target: SshTarget) -> EnergyMeter | None:
@@ -174,8 +208,12 @@ def energy_meter(target: SshTarget) -> EnergyMeter | None:
     itself from what the target reads through (files, `vcgencmd`, the USB meter log's path)."""
     from edgekd.targets.energy import FirstAvailableMeter, MeterSource, build_meter
 
-    source = MeterSource("ssh", read_text=target.read_text, command_output=target.command_output,
-                         options={"hwmon_root": target.entry.hwmon_root, "usb_meter_csv": target.entry.usb_meter_csv})
+    source = MeterSource(
+        "ssh",
+        read_text=target.read_text,
+        command_output=target.command_output,
+        options={"hwmon_root": target.entry.hwmon_root, "usb_meter_csv": target.entry.usb_meter_csv},
+    )
     choice = target.entry.power
     if choice == "none":
         return None

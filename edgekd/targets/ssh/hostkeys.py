@@ -23,8 +23,9 @@ from edgekd.target_protocol import TrustChange
 
 if TYPE_CHECKING:
     import asyncssh
-    from edgekd.targets.ssh.target import SshTarget
+
     from edgekd.targets.ssh.entry import SshEntry
+    from edgekd.targets.ssh.target import SshTarget
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 NOTHING_TRUSTED: tuple[list[Any], list[Any], list[Any]] = ([], [], [])  # host keys, CA keys, revoked keys
@@ -71,8 +72,9 @@ def recorded_keys(path: Path, host: str, addr: str | None, port: int | None) -> 
     if not path.is_file():
         return []
     try:
-        found = asyncssh.match_known_hosts(str(path), host, addr if addr is not None else _address(host),
-                                           port if port not in (None, 22) else None)[0]
+        found = asyncssh.match_known_hosts(
+            str(path), host, addr if addr is not None else _address(host), port if port not in (None, 22) else None
+        )[0]
     except (OSError, ValueError) as exc:
         raise TargetError(f"cannot read {path}: {exc}", hint=f"fix or remove the broken line in {path}") from None
     return list(dict.fromkeys(found))  # a line matching both the name and the address is one key
@@ -110,8 +112,10 @@ def refusal(target: SshTarget, offered: OfferedKey | None) -> TargetError:
     """The refusal of an untrusted host key: "changed" (old and new fingerprints) or "not in known_hosts"."""
     path = known_hosts_path(target.entry)
     if offered is None:  # asyncssh refused before asking (a revoked key, a certificate): say what we can
-        return TargetError(f"{target.name}: refusing {target.address}: its host key is not trusted by {path}",
-                           hint=f"check {path} for @revoked or @cert-authority lines for {target.entry.host}")
+        return TargetError(
+            f"{target.name}: refusing {target.address}: its host key is not trusted by {path}",
+            hint=f"check {path} for @revoked or @cert-authority lines for {target.entry.host}",
+        )
     new = fingerprint(offered.key)
     old = [fingerprint(key) for key in recorded_keys(path, offered.host, offered.addr, offered.port)]
     pattern = host_pattern(target.entry)
@@ -166,8 +170,9 @@ def trust_key(target: SshTarget, line: str, replace: bool) -> TrustChange:
                 handle.write(("\n" if lines and not lines[-1].endswith("\n") else "") + line.rstrip("\n") + "\n")
             return TrustChange(path, (), True)
     except OSError as exc:
-        raise TargetError(f"cannot write {path}: {exc.strerror or exc}",
-                          hint="set known_hosts of the target to a writable path") from None
+        raise TargetError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="set known_hosts of the target to a writable path"
+        ) from None
     # --replace: the file without the host's entries, plus the new one (as `ssh-keygen -R` then add)
     kept = [raw for raw in _lines(path) if not _matches(raw, target.entry.host, addr, port)]
     text = "".join(kept) + ("" if not kept or kept[-1].endswith("\n") else "\n") + line.rstrip("\n") + "\n"

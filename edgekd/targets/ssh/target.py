@@ -25,8 +25,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
+from edgekd.errors import TargetError
+from edgekd.fileio import atomic_write_bytes, sha256_file
+from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, OpProfiler, TargetOptions, TrustChange
 from edgekd.targets.ssh.entry import SshEntry, load_profile, parse_entry
 from edgekd.targets.ssh.errors import connect_error, disk_full, is_disk_full, is_final, lost_connection
 from edgekd.targets.ssh.hostkeys import known_hosts_option, pinned_fingerprints, recording_client, trust_key
@@ -34,17 +37,13 @@ from edgekd.targets.ssh.hostkeys import refusal as host_key_refusal
 from edgekd.targets.ssh.loop import EventLoopThread
 from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
 
-from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, OpProfiler, TargetOptions, TrustChange
-from edgekd.errors import TargetError
-from edgekd.fileio import atomic_write_bytes, sha256_file
-
 if TYPE_CHECKING:
     import asyncssh
-    from edgekd.targets.ssh.entry import PiProfile
-    from edgekd.targets.ssh.governor import RemoteGovernorControl
 
     from edgekd.bench.doctor import Check
     from edgekd.energy_protocol import EnergyMeter
+    from edgekd.targets.ssh.entry import PiProfile
+    from edgekd.targets.ssh.governor import RemoteGovernorControl
 
 log = logging.getLogger(__name__)
 PROBE_SOURCE = Path(__file__).parent.parent / "device_probe.py"
@@ -84,9 +83,16 @@ class SshTarget:
         the host (what the connection verifies), read without connecting. An alias resolved by
         ~/.ssh/config is named as written; a host with no pinned key has host_key "" (it would be refused)."""
         entry = self.entry
-        identity = {"kind": self.kind, "host": entry.host, "port": str(entry.port or ""), "user": entry.user or "",
-                    "workdir": entry.workdir, "python": entry.python, "profile": entry.profile or "",
-                    "host_key": ",".join(pinned_fingerprints(entry))}
+        identity = {
+            "kind": self.kind,
+            "host": entry.host,
+            "port": str(entry.port or ""),
+            "user": entry.user or "",
+            "workdir": entry.workdir,
+            "python": entry.python,
+            "profile": entry.profile or "",
+            "host_key": ",".join(pinned_fingerprints(entry)),
+        }
         return {**identity, **tool_identity(entry.benchmark_model)}
 
     def board_profile(self) -> BoardProfile | None:
@@ -127,7 +133,9 @@ class SshTarget:
         for attempt in range(self.entry.retries + 1):
             client = recording_client()
             try:
-                return await asyncssh.connect(self.entry.host, client_factory=lambda client=client: client, **self._connect_options())
+                return await asyncssh.connect(
+                    self.entry.host, client_factory=lambda client=client: client, **self._connect_options()
+                )
             except asyncssh.HostKeyNotVerifiable:
                 raise host_key_refusal(self, client.offered) from None
             except (asyncssh.PermissionDenied, asyncssh.KeyImportError) as exc:
@@ -147,12 +155,16 @@ class SshTarget:
         if key is None:
             return
         if not key.exists():
-            raise TargetError(f"{self.name}: the private key file {key} does not exist",
-                              hint=f"set `key` of targets.{self.name} in targets.toml to your private key "
-                              f"(e.g. ~/.ssh/id_ed25519), or make one: ssh-keygen -t ed25519 -f {key}")
+            raise TargetError(
+                f"{self.name}: the private key file {key} does not exist",
+                hint=f"set `key` of targets.{self.name} in targets.toml to your private key "
+                f"(e.g. ~/.ssh/id_ed25519), or make one: ssh-keygen -t ed25519 -f {key}",
+            )
         if not key.is_file() or not os.access(key, os.R_OK):
-            raise TargetError(f"{self.name}: the private key {key} is not a readable file",
-                              hint=f"check its permissions (ls -l {key}) or set `key` of targets.{self.name}")
+            raise TargetError(
+                f"{self.name}: the private key {key} is not a readable file",
+                hint=f"check its permissions (ls -l {key}) or set `key` of targets.{self.name}",
+            )
 
     def _connect_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"connect_timeout": self.entry.connect_timeout}
@@ -229,9 +241,13 @@ class SshTarget:
         stdout = result.stdout.decode("utf-8", "replace") if result.stdout else ""
         stderr = result.stderr.decode("utf-8", "replace") if result.stderr else ""
         returncode = result.exit_status if result.exit_status is not None else -1
-        return Completed(argv=[command], returncode=returncode, stdout=stdout, stderr=stderr, seconds=time.monotonic() - start)
+        return Completed(
+            argv=[command], returncode=returncode, stdout=stdout, stderr=stderr, seconds=time.monotonic() - start
+        )
 
-    def _exec(self, command: str, timeout: float, what: str, stdin: bytes | None = None) -> asyncssh.SSHCompletedProcess:
+    def _exec(
+        self, command: str, timeout: float, what: str, stdin: bytes | None = None
+    ) -> asyncssh.SSHCompletedProcess:
         """The raw (bytes) result of a shell command line; transport failures become TargetError."""
         if self._conn is None or self._loop is None:
             if self._loop is not None and self.workdir is not None:  # we were connected and lost it
@@ -308,7 +324,9 @@ class SshTarget:
         remote = f"{workdir}/{len(self._pushed)}-{path.name}"
         quoted = shlex.quote(remote)
         # sha256sum reads stdin: for a name with a backslash or newline, GNU sha256sum escapes it and prefixes its line with one
-        done = self._run_shell(f"cat > {quoted} && sha256sum < {quoted}", timeout=600, what=f"copying {path.name}", stdin=path.read_bytes())
+        done = self._run_shell(
+            f"cat > {quoted} && sha256sum < {quoted}", timeout=600, what=f"copying {path.name}", stdin=path.read_bytes()
+        )
         if done.returncode != 0:
             if is_disk_full(done.stderr):
                 raise disk_full(self, workdir, f"copying {path.name}", path.stat().st_size)
@@ -405,7 +423,7 @@ class SshTarget:
                 self._loop.close()
                 self._loop = None
 
-    def __enter__(self) -> SshTarget:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 

@@ -15,9 +15,23 @@ pytestmark = pytest.mark.adb
 
 def _bench(model: Path, target: str, inventory: Path, env: dict[str, str]) -> dict:
     edgekd = Path(sys.executable).parent / "edgekd"
-    argv = [str(edgekd), "bench", str(model), "--target", target, "--inventory", str(inventory), "--runs", "20",
-            "--warmup", "2", "--no-energy", "--no-history", "--json"]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    argv = [
+        str(edgekd),
+        "bench",
+        str(model),
+        "--target",
+        target,
+        "--inventory",
+        str(inventory),
+        "--runs",
+        "20",
+        "--warmup",
+        "2",
+        "--no-energy",
+        "--no-history",
+        "--json",
+    ]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
 
@@ -54,8 +68,9 @@ def _runner_pids(marker: str) -> list[int]:
     return found
 
 
-def test_ctrl_c_during_a_phone_bench_stops_the_runner_on_the_phone(phone, adb_env, onnx_model: Path,
-                                                                   tmp_path: Path) -> None:
+def test_ctrl_c_during_a_phone_bench_stops_the_runner_on_the_phone(
+    phone, adb_env, onnx_model: Path, tmp_path: Path
+) -> None:
     """A phone keeps a command running when the host's shell goes away: Ctrl-C must stop it there."""
     import signal
     import time
@@ -66,9 +81,27 @@ def test_ctrl_c_during_a_phone_bench_stops_the_runner_on_the_phone(phone, adb_en
     env = {**os.environ, **{k: adb_env.env[k] for k in ("HOME", "ANDROID_ADB_SERVER_PORT")}}
     edgekd = Path(sys.executable).parent / "edgekd"
     marker = "297.5"  # --duration: this test's runner, not another test's
-    process = subprocess.Popen([str(edgekd), "bench", str(onnx_model), "--target", "pixel", "--inventory",
-                                str(inventory), "--duration", marker, "--warmup", "0", "--no-energy", "--no-history"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            str(edgekd),
+            "bench",
+            str(onnx_model),
+            "--target",
+            "pixel",
+            "--inventory",
+            str(inventory),
+            "--duration",
+            marker,
+            "--warmup",
+            "0",
+            "--no-energy",
+            "--no-history",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not _runner_pids(marker) and time.monotonic() < deadline and process.poll() is None:
@@ -90,21 +123,48 @@ def test_ctrl_c_during_a_phone_bench_stops_the_runner_on_the_phone(phone, adb_en
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_phone_lost_mid_bench_keeps_and_records_the_finished_repeats(phone, adb_env, onnx_model: Path,
-                                                                       tmp_path: Path) -> None:
+def test_a_phone_lost_mid_bench_keeps_and_records_the_finished_repeats(
+    phone, adb_env, onnx_model: Path, tmp_path: Path
+) -> None:
     """The cable is pulled as the second repeat starts: the first repeat's result is printed, written to
     --out and recorded in the history, and the error says so (it used to say so while keeping nothing)."""
     phone.drop_on, phone.drop_skip = "--runs 10", 1
     inventory = tmp_path / "targets.toml"
     inventory.write_text(f'[targets.pixel]\nkind = "adb"\nserial = "{phone.serial}"\n')
     history = tmp_path / "history.sqlite"
-    env = {**os.environ, **{k: adb_env.env[k] for k in ("HOME", "ANDROID_ADB_SERVER_PORT")},
-           "EDGEKD_HISTORY": str(history)}
+    env = {
+        **os.environ,
+        **{k: adb_env.env[k] for k in ("HOME", "ANDROID_ADB_SERVER_PORT")},
+        "EDGEKD_HISTORY": str(history),
+    }
     edgekd = Path(sys.executable).parent / "edgekd"
     out = tmp_path / "results.json"
-    done = subprocess.run([str(edgekd), "--json", "bench", str(onnx_model), "--target", "pixel", "--inventory",
-                           str(inventory), "--runs", "10", "--warmup", "1", "--repeats", "2", "--no-energy",
-                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(edgekd),
+            "--json",
+            "bench",
+            str(onnx_model),
+            "--target",
+            "pixel",
+            "--inventory",
+            str(inventory),
+            "--runs",
+            "10",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--no-energy",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
     report = json.loads(done.stdout)
     [row] = report["results"]
@@ -112,24 +172,30 @@ def test_a_phone_lost_mid_bench_keeps_and_records_the_finished_repeats(phone, ad
     assert "lost the connection to pixel" in done.stderr
     assert f"the 1 result(s) of runs that finished were kept (history run {report['run_id']}, {out})" in done.stderr
     assert json.loads(out.read_text())["results"][0]["latencies_ns"] == row["latencies_ns"]
-    shown = subprocess.run([str(edgekd), "--json", "bench", "history", report["run_id"]], env=env,
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [str(edgekd), "--json", "bench", "history", report["run_id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert shown.returncode == 0 and [r["target"] for r in json.loads(shown.stdout)["results"]] == ["pixel"]
 
 
-def test_a_lost_phone_is_not_explained_by_a_runtime_log_line(phone, adb_env, tflite_model: Path,
-                                                             tmp_path: Path) -> None:
+def test_a_lost_phone_is_not_explained_by_a_runtime_log_line(
+    phone, adb_env, tflite_model: Path, tmp_path: Path
+) -> None:
     """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the phone's stderr before
     the cable is pulled: the reason given is the lost stream, not that log line."""
     import threading
     import time
 
-    from edgekd.targets.adb.target import AdbTarget
-
     from edgekd.artifacts import describe_file
     from edgekd.bench.orchestrate import TargetLost, bench_artifacts
     from edgekd.config.bench import BenchConfig
     from edgekd.errors import TargetError
+    from edgekd.targets.adb.target import AdbTarget
 
     target = AdbTarget.from_entry("pixel", {"kind": "adb", "serial": phone.serial}, tmp_path)
     marker = "61.5"

@@ -13,8 +13,8 @@ import pytest
 
 from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import bench_artifacts
-from edgekd.config.bench import BenchConfig
 from edgekd.bench.target_settings import target_options
+from edgekd.config.bench import BenchConfig
 from edgekd.errors import BenchError, UsageError
 from edgekd.target_protocol import TargetOptions
 from edgekd.targets.adb.target import AdbTarget
@@ -26,8 +26,9 @@ def _target(device, tmp_path: Path, options: TargetOptions | None = None, **entr
     return AdbTarget.from_entry("pixel", {"kind": "adb", "serial": device.serial, **entry}, tmp_path, options)
 
 
-def test_benchmark_model_mode_gives_a_result_from_the_summary(phone, tflite_model: Path, android_tools,
-                                                               tmp_path: Path) -> None:
+def test_benchmark_model_mode_gives_a_result_from_the_summary(
+    phone, tflite_model: Path, android_tools, tmp_path: Path
+) -> None:
     """Two repeats of benchmark_model: counts add up, median from the tool, p90/p99 honestly absent."""
     target = _target(phone, tmp_path, mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
     config = BenchConfig(runs=25, warmup=2, repeats=2, energy=False)
@@ -50,21 +51,25 @@ def test_benchmark_model_mode_gives_a_result_from_the_summary(phone, tflite_mode
 
 
 def test_ort_perf_test_mode_keeps_the_tool_percentiles(phone, onnx_model: Path, android_tools, tmp_path: Path) -> None:
-    target = _target(phone, tmp_path, mode="ort_perf_test",
-                     onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
+    target = _target(
+        phone, tmp_path, mode="ort_perf_test", onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"])
+    )
     [result] = bench_artifacts(target, [describe_file(onnx_model)], BenchConfig(runs=20, warmup=1, energy=False))
     summary = result.summary()
     document = result.env["tool_summaries"][0]
     assert summary["runs"] == 20 and summary["p50_ms"] == pytest.approx(document["p50_ms"])
-    assert summary["p90_ms"] == pytest.approx(document["p90_ms"]) and summary["p99_ms"] == pytest.approx(document["p99_ms"])
+    assert summary["p90_ms"] == pytest.approx(document["p90_ms"]) and summary["p99_ms"] == pytest.approx(
+        document["p99_ms"]
+    )
     assert summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
     assert not any("does not report" in w for w in result.warnings)
     assert any("no per-run samples" in w for w in result.warnings)
 
 
 @pytest.mark.parametrize("allowed", [False, True])
-def test_allow_charging_reaches_the_battery_meter_and_flags_the_result(phone, onnx_model: Path, tmp_path: Path,
-                                                                        allowed: bool) -> None:
+def test_allow_charging_reaches_the_battery_meter_and_flags_the_result(
+    phone, onnx_model: Path, tmp_path: Path, allowed: bool
+) -> None:
     phone.sandbox.set_power_source(usb=True)
     config = BenchConfig(runs=20, warmup=1, energy=True, energy_idle_s=0.3, allow_charging=allowed)
     target = _target(phone, tmp_path, target_options(config), energy_interval_s=0.05)  # settings at construction
@@ -90,17 +95,22 @@ def test_a_bench_allowing_charging_refuses_a_target_made_without_it(phone, onnx_
 
 
 def _cli(argv: list[str], adb_env) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **{k: adb_env.env[k] for k in ("HOME", "ANDROID_ADB_SERVER_PORT")},
-           "EDGEKD_HISTORY": str(Path(adb_env.env["HOME"]) / "history.sqlite")}
+    env = {
+        **os.environ,
+        **{k: adb_env.env[k] for k in ("HOME", "ANDROID_ADB_SERVER_PORT")},
+        "EDGEKD_HISTORY": str(Path(adb_env.env["HOME"]) / "history.sqlite"),
+    }
     edgekd = Path(sys.executable).parent / "edgekd"
-    return subprocess.run([str(edgekd), *argv], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(edgekd), *argv], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_cli_bench_in_tool_mode_json(phone, adb_env, onnx_model: Path, android_tools, tmp_path: Path) -> None:
     """`edgekd bench --json` on a phone in ort_perf_test mode: the same keys as local, figures from the tool."""
     inventory = tmp_path / "targets.toml"
-    inventory.write_text(f'[targets.pixel]\nkind = "adb"\nserial = "{phone.serial}"\nmode = "ort_perf_test"\n'
-                         f'onnxruntime_perf_test = "{android_tools["onnxruntime_perf_test"]}"\n')
+    inventory.write_text(
+        f'[targets.pixel]\nkind = "adb"\nserial = "{phone.serial}"\nmode = "ort_perf_test"\n'
+        f'onnxruntime_perf_test = "{android_tools["onnxruntime_perf_test"]}"\n'
+    )
     phone.sandbox.set_power_source(usb=True)
     common = [str(onnx_model), "--inventory", str(inventory), "--runs", "20", "--warmup", "1", "--no-energy", "--json"]
     done = _cli(["bench", *common, "--target", "pixel", "--allow-charging"], adb_env)
@@ -126,9 +136,12 @@ def test_cli_bench_in_tool_mode_json(phone, adb_env, onnx_model: Path, android_t
 def test_shape_is_refused_in_tool_mode_not_ignored(phone, tflite_model: Path, android_tools, tmp_path: Path) -> None:
     target = _target(phone, tmp_path, mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
     with pytest.raises(BenchError) as caught:
-        bench_artifacts(target, [describe_file(tflite_model)], BenchConfig(runs=5, warmup=1, energy=False),
-                        shapes={"x": [1, 16]})
-    assert "pixel runs benchmark_model, which edgekd cannot give an input shape (--shape x=1,16)" in caught.value.message
+        bench_artifacts(
+            target, [describe_file(tflite_model)], BenchConfig(runs=5, warmup=1, energy=False), shapes={"x": [1, 16]}
+        )
+    assert (
+        "pixel runs benchmark_model, which edgekd cannot give an input shape (--shape x=1,16)" in caught.value.message
+    )
     assert "mode = 'runner'" in (caught.value.hint or "")
 
 
@@ -153,8 +166,9 @@ def test_benchmark_model_mode_profile_end_to_end(phone, tflite_model: Path, andr
     assert result.to_dict()["profile"] == result.profile
 
 
-def test_benchmark_model_mode_profile_without_xnnpack_is_all_cpu(phone, tflite_model: Path, android_tools,
-                                                                  tmp_path: Path) -> None:
+def test_benchmark_model_mode_profile_without_xnnpack_is_all_cpu(
+    phone, tflite_model: Path, android_tools, tmp_path: Path
+) -> None:
     target = _target(phone, tmp_path, mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
     config = BenchConfig(runs=5, warmup=1, energy=False, profile=True, xnnpack=False)
     [result] = bench_artifacts(target, [describe_file(tflite_model)], config)
@@ -163,28 +177,39 @@ def test_benchmark_model_mode_profile_without_xnnpack_is_all_cpu(phone, tflite_m
     assert result.profile["requested"] == []
 
 
-def test_ort_perf_test_mode_profile_says_why_it_is_unavailable(phone, onnx_model: Path, android_tools,
-                                                                tmp_path: Path) -> None:
-    target = _target(phone, tmp_path, mode="ort_perf_test",
-                     onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
-    [result] = bench_artifacts(target, [describe_file(onnx_model)],
-                               BenchConfig(runs=5, warmup=1, energy=False, profile=True))
-    assert result.profile["rows"] == [] and "onnxruntime_perf_test mode collects no per-op profile" in (
-        result.profile["profile_unavailable"])
+def test_ort_perf_test_mode_profile_says_why_it_is_unavailable(
+    phone, onnx_model: Path, android_tools, tmp_path: Path
+) -> None:
+    target = _target(
+        phone, tmp_path, mode="ort_perf_test", onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"])
+    )
+    [result] = bench_artifacts(
+        target, [describe_file(onnx_model)], BenchConfig(runs=5, warmup=1, energy=False, profile=True)
+    )
+    assert (
+        result.profile["rows"] == []
+        and "onnxruntime_perf_test mode collects no per-op profile" in (result.profile["profile_unavailable"])
+    )
 
 
 def test_min_runs_is_refused_in_ort_perf_test_mode_and_is_both_floors_for_benchmark_model(
-        phone, onnx_model: Path, tflite_model: Path, android_tools, tmp_path: Path) -> None:
+    phone, onnx_model: Path, tflite_model: Path, android_tools, tmp_path: Path
+) -> None:
     """`--mlperf` (min_runs + duration_s): onnxruntime_perf_test runs for a duration or a count, never both, so it
     is refused; benchmark_model's --num_runs and --min_secs are both floors, so it runs at least that many."""
     config = BenchConfig(warmup=1, energy=False, duration_s=0.05, min_runs=30)
-    ort = _target(phone, tmp_path / "ort", mode="ort_perf_test",
-                  onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
+    ort = _target(
+        phone, tmp_path / "ort", mode="ort_perf_test", onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"])
+    )
     with pytest.raises(BenchError) as caught:
         bench_artifacts(ort, [describe_file(onnx_model)], config)
-    assert caught.value.message == (f"{onnx_model.name}: pixel runs onnxruntime_perf_test, which runs for a duration "
-                                    "or a count, not both (--min-runs 30 with --duration)")
+    assert caught.value.message == (
+        f"{onnx_model.name}: pixel runs onnxruntime_perf_test, which runs for a duration "
+        "or a count, not both (--min-runs 30 with --duration)"
+    )
     assert caught.value.hint == "use mode = 'runner' or 'benchmark_model' on this phone for --mlperf / min_runs"
-    tool = _target(phone, tmp_path / "bm", mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"]))
+    tool = _target(
+        phone, tmp_path / "bm", mode="benchmark_model", benchmark_model=str(android_tools["benchmark_model"])
+    )
     [result] = bench_artifacts(tool, [describe_file(tflite_model)], config)
     assert result.summary()["runs"] >= 30

@@ -44,8 +44,16 @@ def test_tool_failure_is_a_bench_error_quoting_the_tool(recording: Path) -> None
 def test_goldens_cover_the_formats_that_matter() -> None:
     """Every memory-line generation, e-notation, percentiles and ORT's compact form are represented."""
     texts = "\n".join(p.read_text() for p in CASES)
-    for marker in ("Memory footprint delta", "Peak memory footprint (MB): init=", "via periodic monitoring",
-                   "e+06", "median=", "P999 Latency", "Session creation time cost:0.", "INFO: count="):
+    for marker in (
+        "Memory footprint delta",
+        "Peak memory footprint (MB): init=",
+        "via periodic monitoring",
+        "e+06",
+        "median=",
+        "P999 Latency",
+        "Session creation time cost:0.",
+        "INFO: count=",
+    ):
         assert marker in texts, marker
 
 

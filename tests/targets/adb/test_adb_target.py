@@ -3,17 +3,18 @@ phone produces (offline, unauthorized, gone mid-run, full), doctor and the therm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from edgekd.targets.adb.target import AdbTarget, PhoneLostError
 
 from edgekd.artifacts import describe_file
 from edgekd.bench.orchestrate import TargetLost, bench_artifacts, runner_argv, runner_path
 from edgekd.config.bench import BenchConfig
 from edgekd.errors import BenchError, RecipeError, TargetError
+from edgekd.targets.adb.target import AdbTarget, PhoneLostError
 from tests.support.adb_client import AdbClient, make_device
 
 pytestmark = pytest.mark.adb
@@ -47,8 +48,9 @@ def test_benchmark_model_mode_translates_and_parses(phone, tflite_model: Path, a
         target.connect()
         model = target.push(tflite_model)
         runner = target.push(runner_path())
-        docs = [json.loads(target.run(runner_argv(target, runner, model, "litert", config), 120).stdout)
-                for _ in range(2)]
+        docs = [
+            json.loads(target.run(runner_argv(target, runner, model, "litert", config), 120).stdout) for _ in range(2)
+        ]
         pushes = [c for c in phone.commands if c.startswith("(sha256sum ")]
     finally:
         target.cleanup()
@@ -64,10 +66,12 @@ def test_benchmark_model_mode_translates_and_parses(phone, tflite_model: Path, a
     assert len(tool_runs) == 2 and all(line.startswith("c0 ") and "--num_runs=25" in line for line in tool_runs)
 
 
-def test_ort_perf_test_mode_rejects_tflite_and_runs_onnx(phone, onnx_model: Path, tflite_model: Path,
-                                                         android_tools, tmp_path: Path) -> None:
-    target = _target(phone, tmp_path, mode="ort_perf_test",
-                     onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"]))
+def test_ort_perf_test_mode_rejects_tflite_and_runs_onnx(
+    phone, onnx_model: Path, tflite_model: Path, android_tools, tmp_path: Path
+) -> None:
+    target = _target(
+        phone, tmp_path, mode="ort_perf_test", onnxruntime_perf_test=str(android_tools["onnxruntime_perf_test"])
+    )
     config = BenchConfig(runs=40)
     try:
         target.connect()
@@ -81,8 +85,9 @@ def test_ort_perf_test_mode_rejects_tflite_and_runs_onnx(phone, onnx_model: Path
     assert doc["summary"]["p50_ms"] <= doc["summary"]["p99_ms"] and doc["init_ms"] > 0
 
 
-def test_disconnect_mid_run_raises_target_error_and_keeps_finished_runs(phone, onnx_model: Path,
-                                                                       tmp_path: Path) -> None:
+def test_disconnect_mid_run_raises_target_error_and_keeps_finished_runs(
+    phone, onnx_model: Path, tmp_path: Path
+) -> None:
     """The cable is pulled when the second timed run starts: the first run's output survives in the error."""
     target = _target(phone, tmp_path)
     config = BenchConfig(runs=10, warmup=1, repeats=2, energy=False)
@@ -107,10 +112,8 @@ def test_offline_device_at_start(tmp_path: Path, adb_env: AdbClient) -> None:
     """adb knows the phone but it never completes the handshake (locked screen, stuck adbd)."""
     device = make_device(tmp_path / "stuck", handshake="silent")
     try:
-        try:
+        with contextlib.suppress(Exception):  # the client waits ~10 s for a device that never answers
             adb_env("connect", device.serial, timeout=2)
-        except Exception:  # noqa: BLE001 - the client waits ~10 s for a device that never answers
-            pass
         with pytest.raises(TargetError) as caught:
             _target(device, tmp_path).connect()
         assert "is offline" in caught.value.message and "replug" in (caught.value.hint or "")
@@ -165,7 +168,10 @@ def test_doctor_reports_phone_state_and_flags_charging(phone, tmp_path: Path) ->
     assert "adb tcpip" in (checks["battery"].fix or "")
     assert checks["thermal status"].ok and "BIG 41.2" in checks["thermal status"].detail
     assert [name for name in checks if name.startswith("governor")] == [
-        "governor policy0", "governor policy4", "governor policy6"]
+        "governor policy0",
+        "governor policy4",
+        "governor policy6",
+    ]
     assert "sched_pixel" in checks["governor policy6"].detail
     assert checks["big cores"].detail.startswith("mask 30 = cpus [4, 5] (from targets.toml)")
     assert checks["python (runner mode)"].ok
@@ -189,8 +195,9 @@ def test_inventory_entry_is_validated(tmp_path: Path) -> None:
     assert entry.benchmark_model == tmp_path / "tools" / "bm"
 
 
-def test_discovery_and_exit_codes_on_a_phone_without_shell_v2(tmp_path: Path, adb_env: AdbClient,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_discovery_and_exit_codes_on_a_phone_without_shell_v2(
+    tmp_path: Path, adb_env: AdbClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No serial: the one attached phone is used. Legacy `shell:` loses exit codes; the sentinel keeps them."""
     device = make_device(tmp_path / "old-phone", features=("cmd",))
     try:

@@ -18,7 +18,10 @@ SAMSUNG_W = 0.412 * 4.012  # the Samsung's 412 mA (integer mA) at 4.012 V
 
 @pytest.mark.parametrize(
     ("phone_dir", "units"),
-    [("pixel6", ("µA", "µV", "negative while discharging")), ("samsung_s21", ("mA", "µV", "positive while discharging"))],
+    [
+        ("pixel6", ("µA", "µV", "negative while discharging")),
+        ("samsung_s21", ("mA", "µV", "positive while discharging")),
+    ],
 )
 def test_units_and_sign_are_detected_from_recordings(phone_dir: str, units: tuple[str, str, str]) -> None:
     meter = AndroidBatteryMeter(sysfs_reader(RECORDINGS / phone_dir / "sys" / "power_supply"), interval_s=0.01)
@@ -43,8 +46,9 @@ def test_meter_refuses_while_charging_unless_allowed(phone, adb_env, tmp_path: P
         phone.sandbox.set_power_source(usb=True)
         reason = target.energy().available()
         assert reason and "on USB power" in reason and "--allow-charging" in reason
-        charging = AdbTarget.from_entry("pixel", {"serial": phone.serial, "allow_charging": True,
-                                                  "energy_interval_s": 0.05}, tmp_path)
+        charging = AdbTarget.from_entry(
+            "pixel", {"serial": phone.serial, "allow_charging": True, "energy_interval_s": 0.05}, tmp_path
+        )
         charging.connect()
         meter = charging.energy()
         assert meter.available() is None
@@ -75,7 +79,9 @@ def test_energy_per_inference_through_orchestration(phone, adb_env, onnx_model: 
     from edgekd.bench.orchestrate import bench_artifacts
     from edgekd.config.bench import BenchConfig
 
-    phone.sandbox.set_battery_draw(idle_ma=300, load_ma=900, busy_marker="edgekd_runner.py --runtime ort --threads 1 --model")
+    phone.sandbox.set_battery_draw(
+        idle_ma=300, load_ma=900, busy_marker="edgekd_runner.py --runtime ort --threads 1 --model"
+    )
     target = AdbTarget.from_entry("pixel", {"serial": phone.serial, "energy_interval_s": 0.05}, tmp_path)
     config = BenchConfig(duration_s=3.0, warmup=1, energy=True, energy_idle_s=0.6)
     [result] = bench_artifacts(target, [describe_file(onnx_model)], config)

@@ -98,8 +98,26 @@ class StageContext(KeyContext):
 
 
 class Stage(Protocol):
-    name: str
-    needs: tuple[str, ...]  # upstream stage names whose artifacts this stage reads
+    """One step of a run (edgekd.stages.base.BaseStage gives the defaults). `name` and `needs` are read-only
+    here, so a class attribute `needs = ("data",)` satisfies the protocol."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Upstream stage names whose artifacts this stage reads."""
+        ...
+
+    @property
+    def runs_after_failure(self) -> bool:
+        """True: runs even after an earlier stage failed or a gate stopped the run (the report)."""
+        ...
+
+    @property
+    def resumable(self) -> bool:
+        """True: a killed attempt's workdir (checkpoints) is kept for the next attempt with the same key."""
+        ...
 
     def enabled(self, recipe: Recipe) -> bool: ...
 
@@ -136,9 +154,9 @@ def failure_record(exc: BaseException, not_run: list[str]) -> dict[str, Any]:
     """What a failed stage's manifest says about its error (the report renders it)."""
     return {
         "type": type(exc).__name__,
-        "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
-        "hint": getattr(exc, "hint", None),
-        "exit_code": getattr(exc, "exit_code", 70),  # not an EdgekdError: edgekd's own bug
+        "message": (exc.message if isinstance(exc, EdgekdError) else None) or str(exc) or type(exc).__name__,
+        "hint": exc.hint if isinstance(exc, EdgekdError) else None,
+        "exit_code": exc.exit_code if isinstance(exc, EdgekdError) else 70,  # not an EdgekdError: edgekd's own bug
         "not_run": not_run,
     }
 
@@ -240,7 +258,7 @@ class Pipeline:
                             )
                     outcomes.append(StageOutcome(stage.name, "skipped", 0.0))
                     continue
-                if (gate_error is not None or failure is not None) and not getattr(stage, "runs_after_failure", False):
+                if (gate_error is not None or failure is not None) and not stage.runs_after_failure:
                     outcomes.append(StageOutcome(stage.name, "not_run", 0.0))
                     continue
                 inputs = {name: produced.get(name, []) for name in stage.needs}
@@ -266,7 +284,7 @@ class Pipeline:
                             _log.warning("stage %s failed after an earlier failure: %s", stage.name, exc)
                             break  # the report of a failed run failed too: the first error is the one to show
                         later = [s.name for s in selected[selected.index(stage) + 1 :]
-                                 if not getattr(s, "runs_after_failure", False)]  # fmt: skip
+                                 if not s.runs_after_failure]  # fmt: skip
                         outcome = self._record_failure(stage, parts, exc, later)
                         failure = exc
                         key = f"failed:{hashlib.sha256(json.dumps(outcome.error, sort_keys=True).encode()).hexdigest()}"
@@ -278,7 +296,7 @@ class Pipeline:
                 if outcome.status != "failed":
                     if gate_error is None and (gate_error := stage.gate(self.recipe, outcome.summary)) is not None:
                         later = [s.name for s in selected[selected.index(stage) + 1 :]
-                                 if not getattr(s, "runs_after_failure", False)]  # fmt: skip
+                                 if not s.runs_after_failure]  # fmt: skip
                         self._record_gate(stage, gate_error, later)
                     if stage.name in hooks:
                         hooks[stage.name](outcome)
@@ -357,7 +375,7 @@ class Pipeline:
         # One workdir per (stage, key). A killed attempt of a resumable stage (training) leaves its
         # checkpoints there for the next attempt with the same key; anything else left over is stale.
         workdir = self.run.tmp / f"{stage.name}-{key[:16]}"
-        resumable = getattr(stage, "resumable", False)
+        resumable = stage.resumable
         for leftover in self.run.tmp.glob(f"{stage.name}-*"):
             if leftover != workdir or not resumable:
                 shutil.rmtree(leftover, ignore_errors=True)

@@ -71,9 +71,8 @@ def judge_latency(a: dict[str, Any], b: dict[str, Any], *, threshold: float, alp
         p_value, method = mann_whitney_p(raw_a, raw_b), "mann-whitney-u"
         significant = p_value < alpha
     elif fa.get("ci95_median_ms") or fb.get("ci95_median_ms"):
-        lo_a, hi_a = fa.get("ci95_median_ms") or (centre_a, centre_a)
-        lo_b, hi_b = fb.get("ci95_median_ms") or (centre_b, centre_b)
-        significant = None not in (lo_a, hi_a, lo_b, hi_b) and (lo_b > hi_a or hi_b < lo_a)
+        ci_a, ci_b = _interval(fa.get("ci95_median_ms"), centre_a), _interval(fb.get("ci95_median_ms"), centre_b)
+        significant = ci_a is not None and ci_b is not None and (ci_b[0] > ci_a[1] or ci_b[1] < ci_a[0])
         method = "ci-overlap"
     else:
         p_value, method = welch_from_summaries(fa, fb)
@@ -81,9 +80,16 @@ def judge_latency(a: dict[str, Any], b: dict[str, Any], *, threshold: float, alp
     verdict = SAME
     if significant and change is not None and abs(change) > threshold:
         verdict = SLOWER if change > 0 else FASTER
-    n_a = int(fa.get("runs") or len(raw_a))
-    n_b = int(fb.get("runs") or len(raw_b))
+    n_a = int(fa.get("runs") or 0) or len(raw_a)
+    n_b = int(fb.get("runs") or 0) or len(raw_b)
     return LatencyJudgement(change, p_value, method, verdict, n_a, n_b)
+
+
+def _interval(ci: Any, centre: float | None) -> tuple[float, float] | None:
+    """A (low, high) CI, or the point (centre, centre) when there is none; None when neither is known."""
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_number(v) for v in ci):
+        return float(ci[0]), float(ci[1])
+    return (centre, centre) if centre is not None else None
 
 
 def mann_whitney_p(a: list[int], b: list[int]) -> float:
@@ -98,14 +104,16 @@ def mann_whitney_p(a: list[int], b: list[int]) -> float:
 def welch_from_summaries(fa: dict[str, Any], fb: dict[str, Any]) -> tuple[float | None, str]:
     """Welch's t-test on the means from count/mean/std (all a tool summary gives); (None, "none") without them."""
     triples = [(f.get("mean_ms"), f.get("std_ms"), f.get("runs")) for f in (fb, fa)]
-    if any(not _is_number(value) for triple in triples for value in triple) or any(int(n) < 2 for _, _, n in triples):
+    if any(not _is_number(value) for triple in triples for value in triple):
         return None, "none"
-    (mean_b, std_b, n_b), (mean_a, std_a, n_a) = triples
+    (mean_b, std_b, n_b), (mean_a, std_a, n_a) = [(float(m), float(s), int(n)) for m, s, n in triples]  # type: ignore[arg-type]
+    if n_a < 2 or n_b < 2:
+        return None, "none"
     if std_a == 0 and std_b == 0:
         return (1.0 if mean_a == mean_b else 0.0), "welch-t-from-summary"
     from scipy.stats import ttest_ind_from_stats
 
-    result = ttest_ind_from_stats(mean_b, std_b, int(n_b), mean_a, std_a, int(n_a), equal_var=False)
+    result = ttest_ind_from_stats(mean_b, std_b, n_b, mean_a, std_a, n_a, equal_var=False)
     return float(result.pvalue), "welch-t-from-summary"
 
 

@@ -43,14 +43,13 @@ def stage_span(first: str, last: str) -> tuple[str, ...]:
 
 def default_stages() -> list[Stage]:
     """One instance of every stage, in STAGE_NAMES order."""
-    from edgekd.stages.base import BaseStage
     from edgekd.stages.conversion import CalibrateStage, ExportStage, QuantizeStage, TfliteStage
     from edgekd.stages.delivery import BenchStage, HandoffStage, ReportStage, VerifyStage
     from edgekd.stages.training import DataStage, DistillStage, TeacherStage
 
-    classes: list[type[BaseStage]] = [DataStage, TeacherStage, DistillStage, ExportStage, CalibrateStage, QuantizeStage]
+    classes: list[type[Stage]] = [DataStage, TeacherStage, DistillStage, ExportStage, CalibrateStage, QuantizeStage]
     classes += [TfliteStage, VerifyStage, BenchStage, HandoffStage, ReportStage]
-    by_name = {cls.name: cls for cls in classes}
+    by_name = {stage.name: stage for stage in (cls() for cls in classes)}
     if set(by_name) != set(STAGE_NAMES):  # a stage class added or renamed without STAGE_NAMES (a bug)
         raise RuntimeError(f"stage classes {sorted(by_name)} do not match STAGE_NAMES {list(STAGE_NAMES)}")
-    return [by_name[name]() for name in STAGE_NAMES]
+    return [by_name[name] for name in STAGE_NAMES]

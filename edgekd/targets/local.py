@@ -32,7 +32,7 @@ from edgekd.registry import suggest
 from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys, OpProfiler, TargetOptions
 from edgekd.targets.energy import FirstAvailableMeter, MeterSource, build_meter, check_meter, meter_names
 from edgekd.targets.thermal import sysfs_zones, zone_temperatures
-from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
+from edgekd.targets.tools import BenchmarkModelProfiler, tool_check, tool_identity
 
 RUNTIME_PACKAGES = {
     "onnxruntime": "onnxruntime",
@@ -309,7 +309,7 @@ class LocalTarget:
         except (AttributeError, OSError) as exc:
             checks.append(Check("core pinning", False, str(exc), "pinning needs Linux sched_setaffinity"))
         self.cleanup()
-        return checks
+        return checks + tool_check(self.name, self.benchmark_model)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

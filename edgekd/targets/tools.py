@@ -116,6 +116,24 @@ def tool_identity(binary: Path | None, key: str = "benchmark_model") -> dict[str
     return {key: str(binary), f"{key}_sha256": digest}
 
 
+def tool_check(name: str, binary: Path | None) -> list[Any]:
+    """`edgekd targets doctor`'s check of the benchmark_model binary an entry names (none when it names none)."""
+    from edgekd.bench.doctor import Check
+
+    if binary is None:
+        return []
+    if binary.is_file():
+        return [Check("benchmark_model", True, f"{binary}: TFLite per-op profiles (bench --profile) come from it")]
+    return [
+        Check(
+            "benchmark_model",
+            False,
+            f"{binary} does not exist",
+            f"build or download benchmark_model for the device, or remove benchmark_model from targets.{name}",
+        )
+    ]
+
+
 class BenchmarkModelProfiler:
     """Per-op profiles of TFLite models from the user's benchmark_model binary, run on `target`."""
 

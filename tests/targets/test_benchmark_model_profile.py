@@ -106,14 +106,16 @@ def test_a_missing_binary_is_refused_naming_it(models: dict[str, Path], tmp_path
     )
     with pytest.raises(BenchError) as caught:
         bench_artifacts(target, [describe_file(models["tflite"])], PROFILED)
-    assert (
-        f"the benchmark_model binary {tmp_path / 'nowhere' / 'benchmark_model'} does not exist" in caught.value.message
-    )
+    missing = tmp_path / "nowhere" / "benchmark_model"
+    assert f"the benchmark_model binary {missing} does not exist" in caught.value.message
     assert "set benchmark_model of targets.box" in (caught.value.hint or "")
     assert not list((tmp_path / "work").iterdir())  # the work dir was cleaned up
+    check = {c.name: c for c in target.doctor()}["benchmark_model"]  # `edgekd targets doctor` says so too
+    assert not check.ok and check.detail == f"{missing} does not exist" and "targets.box" in (check.fix or "")
 
 
 @pytest.mark.ssh
+@pytest.mark.aarch64
 @pytest.mark.slow
 def test_ssh_benchmark_model_profiles_tflite_on_the_pi(
     models: dict[str, Path], pi_entry: Callable[..., dict[str, Any]], tmp_path: Path

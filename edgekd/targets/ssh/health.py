@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from edgekd.errors import TargetError
 from edgekd.target_protocol import DeviceInfo
 from edgekd.targets.thermal import decode_throttled, soc_temperature, zone_temperatures
+from edgekd.targets.tools import tool_check
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
@@ -72,7 +73,7 @@ def doctor_checks(target: SshTarget) -> list[Check]:
     checks = [Check("reachable", True, f"{target.address}, work dir {target.workdir}")]
     checks += judge_probe(probe, target)
     checks.append(power_check(target))
-    return checks
+    return checks + tool_check(target.name, target.entry.benchmark_model)
 
 
 def judge_probe(probe: dict[str, Any], target: SshTarget) -> list[Check]:

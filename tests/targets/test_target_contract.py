@@ -20,6 +20,7 @@ from edgekd.target_protocol import Target, TargetOptions
 from edgekd.targets.energy import MeterSource, build_meter, meter_class, meter_names
 from edgekd.targets.local import LocalTarget
 from edgekd.targets.ssh.entry import load_profile, profile_names
+from edgekd.targets.ssh.health import AUTO_WITHOUT_PROFILE
 from tests.support.sshd import keygen
 
 ENTRIES = {"local": {}, "ssh": {"host": "192.0.2.7", "port": 2222, "user": "pi"}, "adb": {"serial": "R58M1234"}}
@@ -104,6 +105,7 @@ def test_every_registered_meter_names_itself_and_its_target_kinds() -> None:
     assert set(meter_names("ssh")) == {"pi5-pmic", "ina", "usb-meter-csv"}
     for profile in profile_names():  # the board profiles name registered meters only
         assert set(load_profile(profile).power_methods) <= set(meter_names("ssh"))
+    assert set(AUTO_WITHOUT_PROFILE) <= set(meter_names("ssh"))  # power = "auto" on a board without a profile
 
 
 def test_meters_built_from_a_source_meet_the_protocol(tmp_path: Path) -> None:

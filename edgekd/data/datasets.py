@@ -53,7 +53,12 @@ class Dataset:
 
     def teacher_view(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(class names, y_train, y_val, y_test) in the source's classes: what a builtin teacher learns."""
-        if self.source_label_names is None or self.y_train_source is None:
+        if (
+            self.source_label_names is None
+            or self.y_train_source is None
+            or self.y_val_source is None
+            or self.y_test_source is None
+        ):
             return self.label_names, self.y_train, self.y_val, self.y_test
         return self.source_label_names, self.y_train_source, self.y_val_source, self.y_test_source
 
@@ -124,11 +129,14 @@ def read_source(config: DataConfig, base: Path | None) -> RawData:
 
     if config.source == "digits":
         return sources.read_digits()
-    path = config.path if config.path is None or config.path.is_absolute() or base is None else base / config.path
+    if config.path is None:  # DataConfig refuses this for every source but digits
+        raise DataError(f"source = {config.source!r} needs a path", hint="set [data] path")
+    path = config.path if config.path.is_absolute() or base is None else base / config.path
     if config.source == "npz":
         return sources.read_npz(path)
     if config.source == "image_folder":
-        return sources.read_image_folder(path, tuple(config.image_size) if config.image_size else None)
+        size = (int(config.image_size[0]), int(config.image_size[1])) if config.image_size else None
+        return sources.read_image_folder(path, size)
     if config.source == "idx":
         from edgekd.data import standard_formats as formats
 
@@ -142,7 +150,7 @@ def read_source(config: DataConfig, base: Path | None) -> RawData:
         from edgekd.config.data import AudioConfig
         from edgekd.data.wav_folder import read_wav_folder
 
-        return read_wav_folder(path, config.audio or AudioConfig())
+        return read_wav_folder(path, config.audio or AudioConfig.model_validate({}))
     return sources.read_csv(path, config.label_column)
 
 
@@ -180,7 +188,7 @@ def _base_prep(config: DataConfig, raw: RawData, scale: float, raw_range: tuple[
         from edgekd.config.data import AudioConfig
         from edgekd.data.audio_frontend import frontend_record
 
-        extra["audio_frontend"] = frontend_record(config.audio or AudioConfig())
+        extra["audio_frontend"] = frontend_record(config.audio or AudioConfig.model_validate({}))
     return Preprocessing(scale=scale, layout="NCHW" if raw.is_image else "NC", resize=resize,
                          raw_dtype=raw.raw_dtype, raw_range=raw_range, extra=extra)  # fmt: skip
 

@@ -57,7 +57,9 @@ def test_mfccs_equal_tf_signal(audio: AudioConfig) -> None:
     ours = features(pcm, audio)
     theirs = reference_tf(pcm, audio)
     assert ours.shape == theirs.shape
-    assert np.abs(ours - theirs).max() < 1e-3 * max(1.0, np.abs(theirs).max())  # float64 here, float32 in TF
+    assert np.abs(ours - theirs).max() < 1e-4 * max(
+        1.0, np.abs(theirs).max()
+    )  # measured 6e-6 of 12: float64 here, float32 in TF
 
 
 def test_log_mel_and_silence() -> None:

@@ -29,9 +29,12 @@ class EnergyWindow:
 
 @runtime_checkable
 class EnergyMeter(Protocol):
-    """Joules over a window. `name` is the meter's key in edgekd.registry.ENERGY_METERS."""
+    """Joules over a window."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The meter's key in edgekd.registry.ENERGY_METERS (a class attribute, or a chooser's choice)."""
+        ...
 
     def available(self) -> str | None:
         """None when the meter can measure here, else why not (and what would make it work)."""

@@ -69,7 +69,9 @@ def bench_fleet(
     from edgekd.bench.orchestrate import TargetLost
 
     if bench is None:
-        from edgekd.bench.orchestrate import bench_artifacts as bench
+        from edgekd.bench.orchestrate import bench_artifacts
+
+        bench = bench_artifacts
     names = [target.name for target in targets]
     if len(set(names)) != len(names):
         raise TargetError(f"a fleet needs distinct target names, got {names}")

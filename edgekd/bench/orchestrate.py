@@ -69,12 +69,18 @@ def runner_path() -> Path:
     return Path(str(resources.files("edgekd.targets.runner").joinpath("edgekd_runner.py")))
 
 
-def runtime_for(artifact: Artifact, config: BenchConfig) -> str:
+def check_format(artifact: Artifact) -> None:
+    """Refuse a file no runtime here benchmarks."""
     if artifact.format not in BENCHMARKABLE:
         raise BenchError(
             f"cannot benchmark {artifact.path.name}: format '{artifact.format}' has no runtime",
             hint="benchmark a .onnx, .tflite or torch (.pt with its sidecar) file",
         )
+
+
+def runtime_for(artifact: Artifact, config: BenchConfig) -> str:
+    """The runner's --runtime for the artifact (a TFLite file runs on the config's tflite_runtime)."""
+    check_format(artifact)
     return BENCHMARKABLE[artifact.format] or config.tflite_runtime
 
 
@@ -132,8 +138,9 @@ def recorded_shapes(artifact: Artifact) -> Shapes:
     shapes: Shapes = {}
     for spec in artifact.inputs or ():
         dims = list(spec.shape)
-        if dims and all(isinstance(d, int) and d > 0 for d in dims[1:]):
-            shapes[spec.name] = [dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1, *dims[1:]]
+        concrete = [d for d in dims[1:] if isinstance(d, int) and d > 0]
+        if dims and len(concrete) == len(dims) - 1:
+            shapes[spec.name] = [dims[0] if isinstance(dims[0], int) and dims[0] > 0 else 1, *concrete]
     return shapes
 
 
@@ -396,7 +403,7 @@ def _runnable_here(target: Target, artifacts: Sequence[Artifact]) -> list[Artifa
     if not artifacts:
         raise BenchError("nothing to benchmark", hint="give at least one .onnx, .tflite or torch artifact")
     for artifact in artifacts:
-        runtime_for(artifact, BenchConfig())  # refuse unknown formats before touching the device
+        check_format(artifact)  # refuse unknown formats before touching the device
     on_host = target.kind == "local"
     runnable = [a for a in artifacts if on_host or a.format != "torch"]
     skipped = [a.name for a in artifacts if a not in runnable]

@@ -115,7 +115,7 @@ def bench_model(
 
     _json_mode(json_output)
     names = list(dict.fromkeys(target or ["local"]))
-    options = {
+    options: dict[str, Any] = {
         "runs": runs,
         "warmup": warmup,
         "duration_s": duration,

@@ -71,6 +71,7 @@ def read_power_log(path: Path) -> list[tuple[float, float]]:
             if power_col is not None:
                 watts = float(row[power_col]) * _scale(header[power_col])
             else:
+                assert volt_col is not None and curr_col is not None  # checked above, for the type checker
                 watts = (
                     float(row[volt_col]) * _scale(header[volt_col]) * float(row[curr_col]) * _scale(header[curr_col])
                 )
@@ -115,15 +116,15 @@ class UsbMeterCsvMeter:
         path = source.options.get("usb_meter_csv")
         return cls(Path(path)) if path is not None else None
 
-    def close(self) -> None:
-        """Nothing to release: the log is read at stop()."""
-        self._start = None
-
     def __init__(self, path: Path, clock_offset_s: float = 0.0, wall: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.clock_offset_s = clock_offset_s
         self.wall = wall
         self._start: float | None = None
+
+    def close(self) -> None:
+        """Nothing to release: the log is read at stop()."""
+        self._start = None
 
     def available(self) -> str | None:
         if not self.path.is_file():

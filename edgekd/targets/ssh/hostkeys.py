@@ -60,7 +60,7 @@ def pinned_fingerprints(entry: SshEntry) -> list[str]:
 
 def _address(host: str) -> str:
     try:
-        return socket.getaddrinfo(host, None)[0][4][0]
+        return str(socket.getaddrinfo(host, None)[0][4][0])
     except (OSError, IndexError):
         return ""
 

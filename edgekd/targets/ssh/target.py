@@ -184,8 +184,9 @@ class SshTarget:
         import asyncssh
 
         async def fetch() -> asyncssh.SSHKey | None:
-            options = {"port": self.entry.port} if self.entry.port else {}
-            return await asyncssh.get_server_host_key(self.entry.host, **options)
+            if self.entry.port:
+                return await asyncssh.get_server_host_key(self.entry.host, port=self.entry.port)
+            return await asyncssh.get_server_host_key(self.entry.host)
 
         loop = self._loop or EventLoopThread(self.name)
         try:
@@ -238,8 +239,7 @@ class SshTarget:
         """Run a shell command line on the device; a lost connection becomes TargetError."""
         start = time.monotonic()
         result = self._exec(command, timeout, what, stdin)
-        stdout = result.stdout.decode("utf-8", "replace") if result.stdout else ""
-        stderr = result.stderr.decode("utf-8", "replace") if result.stderr else ""
+        stdout, stderr = _text(result.stdout), _text(result.stderr)
         returncode = result.exit_status if result.exit_status is not None else -1
         return Completed(
             argv=[command], returncode=returncode, stdout=stdout, stderr=stderr, seconds=time.monotonic() - start
@@ -344,9 +344,9 @@ class SshTarget:
     def pull(self, remote: str, local: Path) -> None:
         result = self._exec(f"cat {shlex.quote(remote)}", timeout=600, what=f"fetching {remote}")
         if result.exit_status != 0:
-            stderr = result.stderr.decode("utf-8", "replace") if result.stderr else ""
-            raise TargetError(f"{self.name}: cannot read {remote}: {stderr.strip()}")
-        atomic_write_bytes(local, result.stdout or b"")
+            raise TargetError(f"{self.name}: cannot read {remote}: {_text(result.stderr).strip()}")
+        data = result.stdout or b""
+        atomic_write_bytes(local, data if isinstance(data, bytes) else data.encode())
 
     def read_text(self, path: str) -> str | None:
         """Contents of a small device file (sysfs), or None if it cannot be read. For meters and thermal."""
@@ -429,3 +429,10 @@ class SshTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _text(data: bytes | str | None) -> str:
+    """A command's output as text (asyncssh gives bytes with encoding=None)."""
+    if not data:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data

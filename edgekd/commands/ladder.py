@@ -11,18 +11,49 @@ from pathlib import Path
 from edgekd import console
 
 
-def run_and_print_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_drop: float,
-                         raise_to: str = "float", runs: int = 300) -> None:  # fmt: skip
-    """Quantize within an accuracy budget: PTQ, then per-op sensitivity, then mixed precision (ONNX Runtime)."""
+def run_and_print_ladder(
+    model: Path,
+    data: Path,
+    calibration: Path,
+    out: Path,
+    *,
+    max_drop: float,
+    raise_to: str = "float",
+    runs: int = 300,
+    runtimes: tuple[str, ...] = ("ort",),
+) -> None:
+    """Quantize within an accuracy budget: PTQ, then per-op sensitivity, then mixed precision (ONNX Runtime);
+    with `runtimes` naming litert/tflm, the int8 TFLite rows too."""
     from edgekd.quantize.ladder import run_ladder
 
-    result = run_ladder(model, data, calibration, out, max_drop=max_drop, runs=runs, raise_to=raise_to)
+    result = run_ladder(
+        model, data, calibration, out, max_drop=max_drop, runs=runs, raise_to=raise_to, runtimes=runtimes
+    )
     if console.is_json():
-        console.emit_json({"chosen": result.chosen, "model": str(result.model), "rows": result.rows})
+        console.emit_json(
+            {
+                "chosen": result.chosen,
+                "model": str(result.model),
+                "recommended": result.recommended,
+                "rows": result.rows,
+            }
+        )
         return
     for row in result.rows:
-        console.say(f"rung {row['rung']} {row['name']:<16} accuracy {row['accuracy']:.4f}  drop {row['drop']:+.4f}  "
-                    f"agreement {row['agreement']:.4f}  p50 {row['p50_ms']:.3f} ms  float ops: {', '.join(row['excluded']) or '-'}"
-                    + (f"  int16 ops: {', '.join(row['int16'])}" if row.get("int16") else "")
-                    + ("  (reused)" if row["rung"] in result.reused else ""))
+        console.say(
+            f"rung {row['rung']} {row['name']:<16} accuracy {row['accuracy']:.4f}  drop {row['drop']:+.4f}  "
+            f"agreement {row['agreement']:.4f}  p50 {row['p50_ms']:.3f} ms  float ops: {', '.join(row['excluded']) or '-'}"
+            + (f"  int16 ops: {', '.join(row['int16'])}" if row.get("int16") else "")
+            + ("  (reused)" if row["rung"] in result.reused else "")
+        )
+        for runtime, figures in row.get("runtimes", {}).items():
+            if runtime != "ort":
+                p50 = "-" if figures["p50_ms"] is None else f"{figures['p50_ms']:.3f} ms"
+                console.say(
+                    f"    {runtime:<6} accuracy {figures['accuracy']:.4f}  drop {figures['drop']:+.4f}  "
+                    f"agreement {figures['agreement']:.4f}  p50 {p50}  ({figures['model']})"
+                )
     console.say(f"within the budget at rung {result.chosen['rung']}: {result.model}")
+    for runtime, pick in result.recommended.items():
+        if runtime != "ort":
+            console.say(f"{runtime}: rung {pick['rung']} ({pick['name']}), {out / pick['model']}")

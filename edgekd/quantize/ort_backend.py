@@ -102,8 +102,15 @@ def weighted_nodes(path: Path) -> list[tuple[str, str]]:
     return [(n.name, n.op_type) for n in model.graph.node if n.op_type in WEIGHTED_OPS]
 
 
-def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, exclude: Sequence[str] = (),
-                 only: Sequence[str] | None = None, int16: Sequence[str] = ()) -> Path:
+def quantize_qdq(
+    prepared: Path,
+    out: Path,
+    x_calib: np.ndarray,
+    method: str,
+    exclude: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    int16: Sequence[str] = (),
+) -> Path:
     """Static QDQ int8: per-channel weights, symmetric int8 activations; `exclude` nodes stay float.
 
     With `only`, just those nodes are quantized (to measure the error one node introduces on its own).
@@ -115,14 +122,23 @@ def quantize_qdq(prepared: Path, out: Path, x_calib: np.ndarray, method: str, ex
 
     spec = ModelInput.of(prepared)
     batch = spec.batch or min(len(x_calib), 32)
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     try:
         with _quiet():
             quantize_static(
-                str(prepared), str(out), _reader(spec.name, x_calib, batch),
-                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=list(exclude),
+                str(prepared),
+                str(out),
+                _reader(spec.name, x_calib, batch),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+                nodes_to_exclude=list(exclude),
                 nodes_to_quantize=list(only) if only is not None else None,
                 extra_options={"ActivationSymmetric": True, **_int16_overrides(prepared, int16)},
             )
@@ -219,39 +235,51 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
     batch = spec.batch or min(len(x), 32)
     float_aug, qdq_aug = work / "float.debug.onnx", work / "qdq.debug.onnx"
     modify_model_output_intermediate_tensors(str(float_path), str(float_aug), op_types_for_saving=list(WEIGHTED_OPS))
-    modify_model_output_intermediate_tensors(str(qdq_path), str(qdq_aug),
-                                             op_types_for_saving=[*WEIGHTED_OPS, "DequantizeLinear"])
+    modify_model_output_intermediate_tensors(
+        str(qdq_path), str(qdq_aug), op_types_for_saving=[*WEIGHTED_OPS, "DequantizeLinear"]
+    )
     float_acts = collect_activations(str(float_aug), _reader(spec.name, x, batch))
     qdq_acts = collect_activations(str(qdq_aug), _reader(spec.name, x, batch))
     weight_sqnr = compute_weight_error(create_weight_matching(str(float_path), str(qdq_path)))
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(float_path), load_external_data=False)).graph
-    channels = {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in [*graph.value_info, *graph.output]
-                if len(v.type.tensor_type.shape.dim) >= 2 and v.type.tensor_type.shape.dim[1].dim_value > 0}
+    channels = {
+        v.name: v.type.tensor_type.shape.dim[1].dim_value
+        for v in [*graph.value_info, *graph.output]
+        if len(v.type.tensor_type.shape.dim) >= 2 and v.type.tensor_type.shape.dim[1].dim_value > 0
+    }
     errors: dict[str, dict[str, Any]] = {}
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS:
             continue
         name = node.output[0]
         weight = node.input[1] if len(node.input) > 1 else None
-        row: dict[str, Any] = {"output": name, "output_sqnr_db": None, "output_cosine": None,
-                               "worst_channel_sqnr_db": None,
-                               "weight_sqnr_db": _finite(weight_sqnr.get(weight)) if weight else None}
+        row: dict[str, Any] = {
+            "output": name,
+            "output_sqnr_db": None,
+            "output_cosine": None,
+            "worst_channel_sqnr_db": None,
+            "weight_sqnr_db": _finite(weight_sqnr.get(weight)) if weight else None,
+        }
         seen = qdq_acts.get(name + DEQUANT_OUTPUT_SUFFIX, qdq_acts.get(name))
         if name in float_acts and seen is not None:
             row["output_sqnr_db"] = _finite(compute_signal_to_quantization_noice_ratio(float_acts[name], seen))
             row["output_cosine"] = _finite(_cosine(float_acts[name], seen))
             if name in channels:
-                row["worst_channel_sqnr_db"] = _finite(_worst_channel_sqnr(float_acts[name], seen, batch, channels[name]))
+                row["worst_channel_sqnr_db"] = _finite(
+                    _worst_channel_sqnr(float_acts[name], seen, batch, channels[name])
+                )
         errors[node.name] = row
     return errors
 
 
 def _worst_channel_sqnr(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], batch: int, channels: int) -> float:
     """Lowest per-channel SQNR (dB); the debug model outputs each tensor flattened, batch by batch."""
+
     # each flat array is one batch: (batch * C * spatial,) -> (C, batch * spatial)
     def by_channel(arrays: Sequence[np.ndarray]) -> np.ndarray:
-        return np.concatenate([a.reshape(batch, channels, -1).transpose(1, 0, 2).reshape(channels, -1)
-                               for a in arrays], axis=1).astype(np.float64)
+        return np.concatenate(
+            [a.reshape(batch, channels, -1).transpose(1, 0, 2).reshape(channels, -1) for a in arrays], axis=1
+        ).astype(np.float64)
 
     left, right = by_channel(ref), by_channel(got)
     eps = np.finfo(np.float64).eps
@@ -273,12 +301,18 @@ def load_samples(path: Path, *, labels: bool) -> tuple[np.ndarray, np.ndarray | 
     except FileNotFoundError:
         raise DataError(f"{path} does not exist", hint="check the path") from None
     except KeyError as exc:
-        raise DataError(f"{path} has no array {exc}", hint="save the samples as x=... and labels as y=... (np.savez)") from None
+        raise DataError(
+            f"{path} has no array {exc}", hint="save the samples as x=... and labels as y=... (np.savez)"
+        ) from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz: {exc}", hint="write it with np.savez(path, x=..., y=...)") from None
+        raise DataError(
+            f"{path} is not a readable .npz: {exc}", hint="write it with np.savez(path, x=..., y=...)"
+        ) from None
     if len(x) == 0 or not np.isfinite(x).all():
         raise DataError(f"{path}: 'x' is empty or holds NaN/Inf", hint="give finite, preprocessed float samples")
     if y is not None and (y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer)):
-        raise DataError(f"{path}: 'y' must be one integer label per sample ({len(x)}), got {y.dtype} {y.shape}",
-                        hint="store class indices, not one-hot vectors")
+        raise DataError(
+            f"{path}: 'y' must be one integer label per sample ({len(x)}), got {y.dtype} {y.shape}",
+            hint="store class indices, not one-hot vectors",
+        )
     return x, y

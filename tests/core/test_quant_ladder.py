@@ -55,11 +55,11 @@ def _hard_model(bias: np.ndarray, outlier: str = "input"):
         helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], name="head", transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "outlier_input",
+        nodes,
+        "outlier_input",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
-        [init("w0", w0), init("b0", b0), init("w1", w1), init("b1", np.zeros(8)), init("wf", wf),
-         init("bf", bias)],
+        [init("w0", w0), init("b0", b0), init("w1", w1), init("b1", np.zeros(8)), init("wf", wf), init("bf", bias)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
@@ -96,12 +96,14 @@ def hard_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _ladder(hard_case: dict[str, Path], out: Path, max_drop: float = 0.01):
-    return run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], out, max_drop=max_drop,
-                      runs=RUNS)
+    return run_ladder(
+        hard_case["model"], hard_case["data"], hard_case["calibration"], out, max_drop=max_drop, runs=RUNS
+    )
 
 
-def test_hard_case_plain_ptq_fails_and_the_ladder_holds_one_point(hard_case: dict[str, Path], tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hard_case_plain_ptq_fails_and_the_ladder_holds_one_point(
+    hard_case: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     system_tmp = tmp_path / "system-tmp"
     system_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # where ORT would put its scratch files
@@ -125,8 +127,18 @@ def test_hard_case_plain_ptq_fails_and_the_ladder_holds_one_point(hard_case: dic
     # nothing outside the out directory; every file there has its sidecar; no scratch left behind
     assert list(system_tmp.iterdir()) == []
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["ladder.json", "ladder.json.json", "ptq.int8.onnx", "ptq.int8.onnx.json",
-                            "sensitivity.json", "sensitivity.json.json", "mixed.int8.onnx", "mixed.int8.onnx.json"])
+    assert names == sorted(
+        [
+            "ladder.json",
+            "ladder.json.json",
+            "ptq.int8.onnx",
+            "ptq.int8.onnx.json",
+            "sensitivity.json",
+            "sensitivity.json.json",
+            "mixed.int8.onnx",
+            "mixed.int8.onnx.json",
+        ]
+    )
     chosen_pred = ort_backend.predict(result.model, np.load(hard_case["data"])["x"])
     assert (chosen_pred == np.load(hard_case["data"])["y"]).mean() >= ladder["fp32"]["accuracy"] - 0.01
 
@@ -160,8 +172,9 @@ def test_a_budget_that_cannot_be_met_names_the_best_rung(hard_case: dict[str, Pa
     assert len(rows[2]["curve"]) == 3  # every weighted op tried in float before giving up
 
 
-def test_a_killed_ladder_resumes_after_its_last_finished_rung(hard_case: dict[str, Path], tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_killed_ladder_resumes_after_its_last_finished_rung(
+    hard_case: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _ladder(hard_case, tmp_path)
     first = json.loads((tmp_path / "ladder.json").read_text())["rows"]
     calls: list[tuple[str, ...]] = []
@@ -220,7 +233,9 @@ def test_bad_inputs_are_refused_with_typed_errors(hard_case: dict[str, Path], tm
     with pytest.raises(ModelError, match="broken.onnx"):
         run_ladder(broken, hard_case["data"], hard_case["calibration"], tmp_path / "c")
     with pytest.raises(UsageError, match="--max-drop must be a finite number"):
-        run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path / "d", max_drop=float("nan"))
+        run_ladder(
+            hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path / "d", max_drop=float("nan")
+        )
     assert not any((tmp_path / d).exists() for d in "abcd")  # refused before anything was written
 
 
@@ -244,8 +259,9 @@ def test_the_command_prints_every_rung(hard_case: dict[str, Path], tmp_path: Pat
         assert refused.returncode == 2 and message in " ".join(refused.stderr.split()), refused.stderr
 
 
-def test_interrupted_in_rung_3_resumes_there_and_leaves_no_scratch(hard_case: dict[str, Path], tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_in_rung_3_resumes_there_and_leaves_no_scratch(
+    hard_case: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = ort_backend.quantize_qdq
     calls: list[str] = []
 
@@ -283,8 +299,14 @@ def test_a_fixed_batch_model_with_unnamed_nodes(tmp_path: Path) -> None:
     y = ort_backend.predict(tmp_path / "fixed.onnx", x)
     np.savez(tmp_path / "val.npz", x=x[30:], y=y[30:])
     np.savez(tmp_path / "calib.npz", x=x[:30])
-    result = run_ladder(tmp_path / "fixed.onnx", tmp_path / "val.npz", tmp_path / "calib.npz", tmp_path / "out",
-                        max_drop=0.05, runs=RUNS)
+    result = run_ladder(
+        tmp_path / "fixed.onnx",
+        tmp_path / "val.npz",
+        tmp_path / "calib.npz",
+        tmp_path / "out",
+        max_drop=0.05,
+        runs=RUNS,
+    )
     assert result.chosen["drop"] <= 0.05
     assert result.chosen["excluded"] and result.chosen["excluded"][0].startswith("Conv")
 
@@ -327,8 +349,13 @@ def test_a_torch_dynamo_export_with_the_raw_channel(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4),
+        torch.nn.Conv2d(4, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
     ).eval()
     rng = np.random.default_rng(0)
     x = (rng.normal(0, 1, (900, 4, 8, 8)) + rng.normal(0, 1, (900, 4, 1, 1))).astype(np.float32)
@@ -351,8 +378,9 @@ def test_rung_3_can_raise_to_int16_activations(hard_case: dict[str, Path], tmp_p
     """ORT int16 QDQ: the stem's input at 16 bits keeps the small channels (1000/32767 per quantum)."""
     import onnx
 
-    result = run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS,
-                        raise_to="int16")
+    result = run_ladder(
+        hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS, raise_to="int16"
+    )
     assert result.chosen["rung"] == 3 and result.chosen["drop"] <= 0.01
     assert result.chosen["int16"] == [FRAGILE] and result.chosen["excluded"] == []
     graph = onnx.load(str(result.model)).graph

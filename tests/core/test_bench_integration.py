@@ -37,11 +37,27 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
 
 # -- statistics from a tool's summary ------------------------------------------------------------
 
+
 def test_one_summary_is_taken_as_printed() -> None:
-    stats = Stats.from_summaries([{"count": 50, "mean_ms": 2.0, "std_ms": 0.1, "min_ms": 1.8, "max_ms": 2.9,
-                                   "p50_ms": 1.95, "p90_ms": 2.2, "p99_ms": 2.8}], "onnxruntime_perf_test")
+    stats = Stats.from_summaries(
+        [
+            {
+                "count": 50,
+                "mean_ms": 2.0,
+                "std_ms": 0.1,
+                "min_ms": 1.8,
+                "max_ms": 2.9,
+                "p50_ms": 1.95,
+                "p90_ms": 2.2,
+                "p99_ms": 2.8,
+            }
+        ],
+        "onnxruntime_perf_test",
+    )
     figures = stats.ms()
-    assert figures["runs"] == 50 and figures["p50_ms"] == pytest.approx(1.95) and figures["p99_ms"] == pytest.approx(2.8)
+    assert (
+        figures["runs"] == 50 and figures["p50_ms"] == pytest.approx(1.95) and figures["p99_ms"] == pytest.approx(2.8)
+    )
     assert figures["std_ms"] == pytest.approx(0.1) and figures["min_ms"] == pytest.approx(1.8)
     assert figures["iqr_ms"] is None and figures["mad_ms"] is None and figures["ci95_median_ms"] is None
     assert not stats.unstable and stats.source == "tool-summary"
@@ -51,8 +67,16 @@ def test_one_summary_is_taken_as_printed() -> None:
 def test_repeats_pool_exactly_and_missing_percentiles_stay_empty() -> None:
     rng = np.random.default_rng(0)
     first, second = rng.normal(2.0, 0.05, 40), rng.normal(2.4, 0.05, 60)
-    summaries = [{"count": len(x), "mean_ms": float(x.mean()), "std_ms": float(x.std(ddof=1)),
-                  "min_ms": float(x.min()), "max_ms": float(x.max())} for x in (first, second)]
+    summaries = [
+        {
+            "count": len(x),
+            "mean_ms": float(x.mean()),
+            "std_ms": float(x.std(ddof=1)),
+            "min_ms": float(x.min()),
+            "max_ms": float(x.max()),
+        }
+        for x in (first, second)
+    ]
     stats = Stats.from_summaries(summaries, "tflite-benchmark_model")
     pooled = np.concatenate([first, second])
     assert stats.n == 100 and stats.mean_ns == pytest.approx(pooled.mean() * 1e6)
@@ -69,6 +93,7 @@ def test_a_summary_without_a_mean_is_refused() -> None:
 
 
 # -- a Pi profile's threads and pinning ----------------------------------------------------------
+
 
 class ProfiledTarget(LocalTarget):
     """The local machine standing in for a Pi with the rpi5 profile (4 threads, cores 0-3)."""
@@ -94,14 +119,17 @@ def test_profile_fills_what_the_user_left_unset(model: Artifact, tmp_path: Path)
     count = target.info().cores or 0
     cores = [c for c in range(4) if c < count]
     threads = min(4, count)  # the profile's 4 threads, capped at the cores this machine has
-    assert timed and all(_option(a, "--threads") == str(threads) and _option(a, "--pin") == ",".join(map(str, cores))
-                         for a in timed)
+    assert timed and all(
+        _option(a, "--threads") == str(threads) and _option(a, "--pin") == ",".join(map(str, cores)) for a in timed
+    )
     settings = result.env["settings"]
     assert settings["from_profile"] == {"profile": "Raspberry Pi 5", "threads": threads, "pin_cores": cores}
     assert settings["set_by_user"] == [] and result.config["threads"] == threads and result.env["threads"] == threads
     if count < 4:
-        assert (f"profile Raspberry Pi 5 runs 4 threads; the device has {count} cores, so {count} threads were used"
-                in settings["notes"])
+        assert (
+            f"profile Raspberry Pi 5 runs 4 threads; the device has {count} cores, so {count} threads were used"
+            in settings["notes"]
+        )
 
 
 def test_profile_threads_are_capped_at_the_devices_cores(model: Artifact, tmp_path: Path) -> None:
@@ -113,7 +141,9 @@ def test_profile_threads_are_capped_at_the_devices_cores(model: Artifact, tmp_pa
     assert all(_option(a, "--threads") == "2" for a in target.argvs if "--model" in a)
     settings = result.env["settings"]
     assert settings["threads"] == 2 and settings["from_profile"]["threads"] == 2
-    assert settings["notes"][0] == "profile Raspberry Pi 5 runs 4 threads; the device has 2 cores, so 2 threads were used"
+    assert (
+        settings["notes"][0] == "profile Raspberry Pi 5 runs 4 threads; the device has 2 cores, so 2 threads were used"
+    )
 
 
 def test_the_users_threads_and_pinning_always_win(model: Artifact, tmp_path: Path) -> None:
@@ -121,7 +151,10 @@ def test_the_users_threads_and_pinning_always_win(model: Artifact, tmp_path: Pat
     [result] = bench_artifacts(target, [model], BenchConfig(threads=1, pin_cores=[0], **FAST))
     timed = [argv for argv in target.argvs if "--model" in argv]
     assert all(_option(a, "--threads") == "1" and _option(a, "--pin") == "0" for a in timed)
-    assert result.env["settings"]["from_profile"] == {} and result.env["settings"]["set_by_user"] == ["threads", "pin_cores"]
+    assert result.env["settings"]["from_profile"] == {} and result.env["settings"]["set_by_user"] == [
+        "threads",
+        "pin_cores",
+    ]
     # Half a choice: the user's threads, the profile's pinning.
     target = ProfiledTarget(tmp_path)
     [result] = bench_artifacts(target, [model], BenchConfig(threads=2, **FAST))
@@ -134,6 +167,7 @@ def test_recipe_section_counts_as_the_users_choice() -> None:
 
 
 # -- the bench stage as a fleet ------------------------------------------------------------------
+
 
 class BrokenTarget(LocalTarget):
     def connect(self) -> None:
@@ -148,14 +182,16 @@ def _stage_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact,
     monkeypatch.setattr("edgekd.inventory.make_target", make_target)
     monkeypatch.setattr(delivery, "deployable_models", lambda _ctx: [model])
     recipe = parse_recipe({"bench": {"targets": names, **FAST}})
-    ctx = StageContext(recipe=recipe, base_dir=tmp_path, run_dir=tmp_path / "run", workdir=tmp_path / "wd",
-                       inputs={}, summaries={})
+    ctx = StageContext(
+        recipe=recipe, base_dir=tmp_path, run_dir=tmp_path / "run", workdir=tmp_path / "wd", inputs={}, summaries={}
+    )
     stage = delivery.BenchStage()
     return stage, recipe, stage.run(ctx)
 
 
-def test_bench_stage_keeps_the_others_results_and_fails_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              model: Artifact) -> None:
+def test_bench_stage_keeps_the_others_results_and_fails_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact
+) -> None:
     stage, recipe, result = _stage_run(tmp_path, monkeypatch, model, ["local", "broken-pi", "box2"])
     rows = result.summary["results"]
     assert [row["target"] for row in rows] == ["local", "box2"]
@@ -167,8 +203,9 @@ def test_bench_stage_keeps_the_others_results_and_fails_after(tmp_path: Path, mo
     assert stage.gate(recipe, {"results": rows, "failed_targets": {}}) is None
 
 
-def test_bench_stage_with_only_a_failing_target_raises_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 model: Artifact) -> None:
+def test_bench_stage_with_only_a_failing_target_raises_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact
+) -> None:
     with pytest.raises(TargetError, match="broken is unreachable"):
         _stage_run(tmp_path, monkeypatch, model, ["broken"])
     with pytest.raises(TargetError, match="every target") as caught:
@@ -177,6 +214,7 @@ def test_bench_stage_with_only_a_failing_target_raises_its_error(tmp_path: Path,
 
 
 # -- pipeline history rows in `bench compare` ----------------------------------------------------
+
 
 def _pipeline_row(latencies_ms: np.ndarray, unit: str = "ns") -> dict[str, Any]:
     """A bench row as the pipeline's report records it: summary figures plus raw samples in ns (report.json
@@ -227,8 +265,14 @@ def test_a_runner_error_that_is_not_an_object_is_a_bench_error(error: object) ->
 
 
 def _tool_row(mean_ms: float, std_ms: float, runs: int = 100) -> dict[str, Any]:
-    summary = {"count": runs, "mean_ms": mean_ms, "std_ms": std_ms, "min_ms": mean_ms - std_ms,
-               "max_ms": mean_ms + 3 * std_ms, "p50_ms": mean_ms}
+    summary = {
+        "count": runs,
+        "mean_ms": mean_ms,
+        "std_ms": std_ms,
+        "min_ms": mean_ms - std_ms,
+        "max_ms": mean_ms + 3 * std_ms,
+        "p50_ms": mean_ms,
+    }
     stats = Stats.from_summaries([summary], "onnxruntime_perf_test")
     return {"artifact": "m", "target": "pixel", "runtime": "onnxruntime_perf_test", **stats.ms(), "latencies_ns": []}
 

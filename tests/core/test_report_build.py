@@ -15,8 +15,17 @@ CONTRACT = {
     "artifacts": {"name", "format", "precision", "path", "sha256", "size_bytes"},
     "distill": {"teacher_accuracy", "student_accuracy", "scratch_accuracy", "teacher_params", "student_params"},
     "parity": {"artifact", "top1_agreement", "max_abs_error", "accuracy", "passed", "ops"},
-    "bench": {"artifact", "target", "runtime", "p50_ms", "p90_ms", "p99_ms", "peak_rss_kb", "energy_j_per_inference",
-              "energy_unavailable"},
+    "bench": {
+        "artifact",
+        "target",
+        "runtime",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "peak_rss_kb",
+        "energy_j_per_inference",
+        "energy_unavailable",
+    },
 }
 
 
@@ -125,8 +134,12 @@ def test_bench_rows_in_to_dict_form_with_nanoseconds(tmp_path: Path) -> None:
     data = json.loads(manifest.read_text())
     first = data["summary"]["results"][0]
     flat = dict(first)
-    nested = {"artifact": first["artifact"], "target": first["target"], "latencies_ns": first["latencies_ns"],
-              "summary": {k: v for k, v in first.items() if k != "latencies_ns"}}
+    nested = {
+        "artifact": first["artifact"],
+        "target": first["target"],
+        "latencies_ns": first["latencies_ns"],
+        "summary": {k: v for k, v in first.items() if k != "latencies_ns"},
+    }
     data["summary"]["results"][0] = nested
     manifest.write_text(json.dumps(data))
     row = build_report(run)["bench"][0]
@@ -166,8 +179,9 @@ def test_kd_within_noise_is_a_warning(tmp_path: Path) -> None:
     data["summary"].update(kd_minus_scratch=-0.0056, within_noise=True)
     manifest.write_text(json.dumps(data))
     messages = [w["message"] for w in build_report(run)["warnings"] if w["source"] == "distill"]
-    assert messages == [("distillation did not measurably help: KD minus scratch student -0.56 pt "
-                         "(within noise, band ±1.21 pt)")]
+    assert messages == [
+        ("distillation did not measurably help: KD minus scratch student -0.56 pt (within noise, band ±1.21 pt)")
+    ]
 
 
 def test_identity_from_manifests_and_recipe(full_run: Path) -> None:

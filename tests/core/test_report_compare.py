@@ -156,8 +156,15 @@ def _unrelated(baseline: dict) -> dict:
     """Another recipe on other data: 28x28 images of 3 classes, its own artifact names and recipe hash."""
     other = copy.deepcopy(baseline)
     other["run"] = {"name": "fashion", "dir": "runs/fashion"}
-    other["identity"] = {"recipe_name": "fashion", "recipe_hash": "b" * 64, "data_sha256": "c" * 64, "samples": 900,
-                         "input_shape": [1, 28, 28], "num_classes": 3, "label_names": ["shirt", "shoe", "bag"]}
+    other["identity"] = {
+        "recipe_name": "fashion",
+        "recipe_hash": "b" * 64,
+        "data_sha256": "c" * 64,
+        "samples": 900,
+        "input_shape": [1, 28, 28],
+        "num_classes": 3,
+        "label_names": ["shirt", "shoe", "bag"],
+    }
     for section in ("artifacts",):
         for row in other[section]:
             row["name"] = "fashion_" + row["name"]
@@ -170,21 +177,32 @@ def _unrelated(baseline: dict) -> dict:
 def test_unrelated_runs_get_a_warning(tmp_path: Path, baseline: dict) -> None:
     other = _unrelated(baseline)
     result = compare_reports(baseline, other)
-    assert result["unrelated"][:2] == ["different input shape ([1, 8, 8] vs [1, 28, 28])",
-                                       "different number of classes (10 vs 3)"]
+    assert result["unrelated"][:2] == [
+        "different input shape ([1, 8, 8] vs [1, 28, 28])",
+        "different number of classes (10 vs 3)",
+    ]
     assert "no artifact or bench row in common" in result["unrelated"]
     assert "different recipes" not in " ".join(result["unrelated"])  # the baseline's recipe name is unknown
     named = {**baseline, "identity": {**baseline["identity"], "recipe_name": "digits"}}
-    assert compare_reports(named, other)["unrelated"][-1] == ("different recipes (digits vs fashion) on different "
-                                                              "data (1797 vs 900 samples)")
-    assert result["warnings"] == [(f"digits and fashion look unrelated ({'; '.join(result['unrelated'])}): the "
-                                  "changes below compare different models, not a regression of one")]
+    assert compare_reports(named, other)["unrelated"][-1] == (
+        "different recipes (digits vs fashion) on different data (1797 vs 900 samples)"
+    )
+    assert result["warnings"] == [
+        (
+            f"digits and fashion look unrelated ({'; '.join(result['unrelated'])}): the "
+            "changes below compare different models, not a regression of one"
+        )
+    ]
     # the same recipe, rerun: no warning (identity from manifests: same data, same task)
     assert compare_reports(baseline, copy.deepcopy(baseline))["warnings"] == []
     # a changed recipe (even renamed) on a new split of the same data is what --compare is for: no warning
     changed = copy.deepcopy(baseline)
-    changed["identity"] = {**baseline["identity"], "recipe_hash": "d" * 64, "recipe_name": "digits-wide",
-                           "data_sha256": "e" * 64}
+    changed["identity"] = {
+        **baseline["identity"],
+        "recipe_hash": "d" * 64,
+        "recipe_name": "digits-wide",
+        "data_sha256": "e" * 64,
+    }
     named["identity"]["recipe_hash"] = "f" * 64
     assert compare_reports(named, changed)["warnings"] == []
 
@@ -193,8 +211,11 @@ def test_unrelated_warning_in_the_command_and_the_comment(tmp_path: Path, baseli
     (tmp_path / "a.json").write_text(json.dumps(baseline))
     (tmp_path / "b.json").write_text(json.dumps(_unrelated(baseline)))
     comment = tmp_path / "compare.md"
-    result = CliRunner().invoke(_app(), ["report", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-                                         "--markdown", str(comment)])
+    result = CliRunner().invoke(
+        _app(), ["report", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--markdown", str(comment)]
+    )
     assert result.exit_code == 0, result.output
-    assert " ".join(result.stdout.split()).startswith("warning: digits and fashion look unrelated (different input shape")
+    assert " ".join(result.stdout.split()).startswith(
+        "warning: digits and fashion look unrelated (different input shape"
+    )
     assert "⚠️ **Warning**: digits and fashion look unrelated" in comment.read_text(encoding="utf-8")

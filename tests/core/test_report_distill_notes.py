@@ -31,4 +31,7 @@ def test_stage_notes_become_report_warnings(tmp_path: Path) -> None:
 def test_agreement_with_the_teacher_is_in_the_markdown(tmp_path: Path) -> None:
     report = build_report(_run_with_notes(tmp_path))
     text = render_markdown(report)
-    assert "Top-1 agreement with the teacher: KD student 98.50% (KL 0.041), scratch student 90.50% (KL 0.317) on the val split." in text
+    assert (
+        "Top-1 agreement with the teacher: KD student 98.50% (KL 0.041), scratch student 90.50% (KL 0.317) on the val split."
+        in text
+    )

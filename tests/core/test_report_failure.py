@@ -20,7 +20,7 @@ from edgekd.report.build import build_report
 from tests.support.report_run import fail_stage, make_run_dir
 
 MESSAGE = "TensorFlow Lite Micro has no kernel for RELU_0_TO_1 (HardSigmoid) in student.int8.tflite"
-HINT = "use a student without HardSigmoid, or [handoff] platform = \"linux\""
+HINT = 'use a student without HardSigmoid, or [handoff] platform = "linux"'
 
 
 def _failed_handoff(root: Path) -> Path:
@@ -31,21 +31,36 @@ def _failed_handoff(root: Path) -> Path:
 
 def test_report_json_names_the_failed_stage(tmp_path: Path) -> None:
     report = build_report(_failed_handoff(tmp_path))
-    assert report["failure"] == {"stage": "handoff", "type": "HandoffError", "message": MESSAGE, "hint": HINT,
-                                 "exit_code": 1, "not_run": []}
+    assert report["failure"] == {
+        "stage": "handoff",
+        "type": "HandoffError",
+        "message": MESSAGE,
+        "hint": HINT,
+        "exit_code": 1,
+        "not_run": [],
+    }
     assert report["passed"] is False  # parity rows alone would have said True
     status = {row["stage"]: row for row in report["stages"]}
     assert status["handoff"]["status"] == "failed" and status["handoff"]["error"]["type"] == "HandoffError"
     assert report["handoff"] is None  # the failed manifest is not read as a bundle
-    assert report["warnings"][0] == {"source": "handoff", "artifact": None, "target": None,
-                                     "message": f"stage handoff failed (HandoffError): {MESSAGE}"}
+    assert report["warnings"][0] == {
+        "source": "handoff",
+        "artifact": None,
+        "target": None,
+        "message": f"stage handoff failed (HandoffError): {MESSAGE}",
+    }
 
 
 def test_stages_kept_from_running_are_not_run_and_their_old_manifests_ignored(tmp_path: Path) -> None:
     """tflite fails; verify, bench and handoff manifests left by an earlier run must not be shown as done."""
     run = make_run_dir(tmp_path)
-    fail_stage(run, "tflite", error_type="ConversionError", message="onnx2tf wrote no model",
-               not_run=("verify", "bench", "handoff"))
+    fail_stage(
+        run,
+        "tflite",
+        error_type="ConversionError",
+        message="onnx2tf wrote no model",
+        not_run=("verify", "bench", "handoff"),
+    )
     report = build_report(run)
     status = {row["stage"]: row["status"] for row in report["stages"]}
     assert status["tflite"] == "failed"
@@ -60,8 +75,14 @@ def test_stages_kept_from_running_are_not_run_and_their_old_manifests_ignored(tm
 def test_a_stage_run_after_the_failure_is_kept(tmp_path: Path) -> None:
     """`run --only bench` after a failed tflite: that bench result is newer than the failure, so it is shown."""
     run = make_run_dir(tmp_path)
-    fail_stage(run, "tflite", error_type="ConversionError", message="onnx2tf wrote no model",
-               not_run=("verify", "bench", "handoff"), finished_at="2026-01-01T11:00:00+0000")
+    fail_stage(
+        run,
+        "tflite",
+        error_type="ConversionError",
+        message="onnx2tf wrote no model",
+        not_run=("verify", "bench", "handoff"),
+        finished_at="2026-01-01T11:00:00+0000",
+    )
     report = build_report(run)
     status = {row["stage"]: row["status"] for row in report["stages"]}
     assert status == {**status, "tflite": "failed", "verify": "done", "bench": "done", "handoff": "done"}
@@ -104,8 +125,7 @@ def test_report_command_says_the_run_failed(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["report", str(run)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())  # rich wraps at 80 columns
-    assert text.startswith(f"run failed at stage handoff (HandoffError): {MESSAGE} "
-                           "all artifacts pass parity;")
+    assert text.startswith(f"run failed at stage handoff (HandoffError): {MESSAGE} all artifacts pass parity;")
     as_json = CliRunner().invoke(_app(), ["--json", "report", str(run)])
     data = json.loads(as_json.stdout)
     assert data["passed"] is False and data["failure"]["stage"] == "handoff" and data["verdicts"]
@@ -124,8 +144,13 @@ def test_a_run_with_no_stage_manifest_yet_still_reports(tmp_path: Path) -> None:
 
 def test_a_run_that_failed_at_its_first_stage_still_reports(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    fail_stage(run, "data", error_type="DataError", message="the data set is empty",
-               not_run=("teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff"))
+    fail_stage(
+        run,
+        "data",
+        error_type="DataError",
+        message="the data set is empty",
+        not_run=("teacher", "distill", "export", "calibrate", "quantize", "tflite", "verify", "bench", "handoff"),
+    )
     report = build_report(run)
     write_reports(run, report, ReportConfig())
     assert report["failure"]["stage"] == "data" and report["verdicts"] == []

@@ -37,8 +37,13 @@ def test_cells_escape_pipes_newlines_and_html() -> None:
 
 
 def test_hostile_artifact_name_stays_inside_its_cell() -> None:
-    report = {"run": {"name": "x"}, "parity": [{"artifact": "evil|<img src=x>", "passed": False}],
-              "artifacts": [], "bench": [], "stages": []}
+    report = {
+        "run": {"name": "x"},
+        "parity": [{"artifact": "evil|<img src=x>", "passed": False}],
+        "artifacts": [],
+        "bench": [],
+        "stages": [],
+    }
     text = render_markdown(report)
     row = next(line for line in text.splitlines() if line.startswith("| evil"))
     assert row.count(" | ") == 8  # nine columns, the pipe in the name is escaped

@@ -22,24 +22,48 @@ CPU = "CPUExecutionProvider"
 
 
 def _profile(model: str, rows: list[tuple[str, str, str, float]], **extra: Any) -> dict[str, Any]:
-    profile = OpProfile(runtime=extra.pop("runtime", "ort"), model=model, source="test", runs=50,
-                        rows=[OpRow(op, op_type, provider, ms) for op, op_type, provider, ms in rows],
-                        target="local", median_ms=extra.pop("median_ms", None), **extra)
+    profile = OpProfile(
+        runtime=extra.pop("runtime", "ort"),
+        model=model,
+        source="test",
+        runs=50,
+        rows=[OpRow(op, op_type, provider, ms) for op, op_type, provider, ms in rows],
+        target="local",
+        median_ms=extra.pop("median_ms", None),
+        **extra,
+    )
     return profile.to_dict()
 
 
 PROFILES = {
-    "onnx_fp32": _profile("student.fp32.onnx", [("conv1", "Conv", CPU, 0.040), ("relu1", "Relu", CPU, 0.004),
-                                                ("fc", "Gemm", CPU, 0.010)], median_ms=0.056,
-                          overhead="profiled median 0.070 ms vs unprofiled 0.056 ms (+25.0 %)"),
-    "onnx_int8": _profile("student.int8.onnx", [("q", "QuantizeLinear", CPU, 0.006), ("conv1", "QLinearConv", CPU, 0.030),
-                                                ("dq1", "DequantizeLinear", CPU, 0.045), ("relu1", "Relu", CPU, 0.004),
-                                                ("fc", "Gemm", CPU, 0.010)]),
-    "tflite_fp32": _profile("student.fp32.tflite", [("xnn", "TfLiteXNNPackDelegate", "XNNPACK", 0.020),
-                                                    ("resize", "RESIZE_BILINEAR", "CPU", 0.015)],
-                            runtime="tflite", requested=["XNNPACK"]),
-    "tflite_int8": _profile("student.int8.tflite", [("xnn", "TfLiteXNNPackDelegate", "XNNPACK", 0.020)],
-                            runtime="tflite", requested=["XNNPACK"]),
+    "onnx_fp32": _profile(
+        "student.fp32.onnx",
+        [("conv1", "Conv", CPU, 0.040), ("relu1", "Relu", CPU, 0.004), ("fc", "Gemm", CPU, 0.010)],
+        median_ms=0.056,
+        overhead="profiled median 0.070 ms vs unprofiled 0.056 ms (+25.0 %)",
+    ),
+    "onnx_int8": _profile(
+        "student.int8.onnx",
+        [
+            ("q", "QuantizeLinear", CPU, 0.006),
+            ("conv1", "QLinearConv", CPU, 0.030),
+            ("dq1", "DequantizeLinear", CPU, 0.045),
+            ("relu1", "Relu", CPU, 0.004),
+            ("fc", "Gemm", CPU, 0.010),
+        ],
+    ),
+    "tflite_fp32": _profile(
+        "student.fp32.tflite",
+        [("xnn", "TfLiteXNNPackDelegate", "XNNPACK", 0.020), ("resize", "RESIZE_BILINEAR", "CPU", 0.015)],
+        runtime="tflite",
+        requested=["XNNPACK"],
+    ),
+    "tflite_int8": _profile(
+        "student.int8.tflite",
+        [("xnn", "TfLiteXNNPackDelegate", "XNNPACK", 0.020)],
+        runtime="tflite",
+        requested=["XNNPACK"],
+    ),
 }
 
 
@@ -51,8 +75,9 @@ def _run_with_profiles(tmp_path: Path, profiles: dict[str, dict[str, Any]]) -> P
         if row["target"] == "local" and row["artifact"] in profiles:
             row["profile"] = profiles[row["artifact"]]
         if row["target"] == "local" and row["artifact"] == "student_torch":
-            row["profile"] = OpProfile.unavailable("torch", "student.pt", "runtime torch has no per-op profiler in the "
-                                                   "runner", target="local").to_dict()
+            row["profile"] = OpProfile.unavailable(
+                "torch", "student.pt", "runtime torch has no per-op profiler in the runner", target="local"
+            ).to_dict()
     manifest.write_text(json.dumps(data))
     return run_dir
 
@@ -60,8 +85,12 @@ def _run_with_profiles(tmp_path: Path, profiles: dict[str, dict[str, Any]]) -> P
 def test_report_json_lists_the_profiles_and_the_int8_view_names_the_responsible_op_types(tmp_path: Path) -> None:
     report = build_report(_run_with_profiles(tmp_path, PROFILES))
     assert {(p["artifact"], p["target"]) for p in report["profiles"]} == {
-        ("onnx_fp32", "local"), ("onnx_int8", "local"), ("tflite_fp32", "local"), ("tflite_int8", "local"),
-        ("student_torch", "local")}
+        ("onnx_fp32", "local"),
+        ("onnx_int8", "local"),
+        ("tflite_fp32", "local"),
+        ("tflite_int8", "local"),
+        ("student_torch", "local"),
+    }
     assert all("profile" not in row for row in report["bench"])  # moved, not copied
     (onnx,) = [c for c in report["profile_comparisons"] if c["format"] == "onnx"]
     assert (onnx["fp32"], onnx["int8"]) == ("onnx_fp32", "onnx_int8")

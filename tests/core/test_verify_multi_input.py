@@ -22,11 +22,19 @@ def _two_input_model(path: Path, seed: int) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     weights = numpy_helper.from_array(np.random.default_rng(seed).standard_normal((64, 10)).astype(np.float32), "W")
-    nodes = [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Flatten", ["s"], ["f"]),
-             helper.make_node("MatMul", ["f", "W"], ["logits"])]
+    nodes = [
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("Flatten", ["s"], ["f"]),
+        helper.make_node("MatMul", ["f", "W"], ["logits"]),
+    ]
     inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 1, 8, 8]) for name in ("a", "b")]
-    graph = helper.make_graph(nodes, "two_inputs", inputs, [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
-                              [weights])
+    graph = helper.make_graph(
+        nodes,
+        "two_inputs",
+        inputs,
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [weights],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(path))
@@ -35,8 +43,11 @@ def _two_input_model(path: Path, seed: int) -> Path:
 
 @pytest.fixture
 def models(tmp_path: Path) -> dict[str, Path]:
-    return {"model": _two_input_model(tmp_path / "two.onnx", 0), "same": _two_input_model(tmp_path / "same.onnx", 0),
-            "other": _two_input_model(tmp_path / "other.onnx", 1)}
+    return {
+        "model": _two_input_model(tmp_path / "two.onnx", 0),
+        "same": _two_input_model(tmp_path / "same.onnx", 0),
+        "other": _two_input_model(tmp_path / "other.onnx", 1),
+    }
 
 
 def test_runs_on_seeded_random_inputs_without_data(models, capsys):
@@ -55,8 +66,12 @@ def test_parity_against_an_onnx_reference(models, capsys):
 def test_named_arrays_with_labels_from_data(models, tmp_path, capsys):
     rng = np.random.default_rng(3)
     data = tmp_path / "pairs.npz"
-    np.savez(data, a=rng.random((12, 1, 8, 8), dtype=np.float32), b=rng.random((12, 1, 8, 8), dtype=np.float32),
-             y=rng.integers(0, 10, 12))
+    np.savez(
+        data,
+        a=rng.random((12, 1, 8, 8), dtype=np.float32),
+        b=rng.random((12, 1, 8, 8), dtype=np.float32),
+        y=rng.integers(0, 10, 12),
+    )
     verify_cmd(models["model"], models["same"], None, data)
     assert "on 12 samples from pairs.npz" in capsys.readouterr().out
     only_a = tmp_path / "only_a.npz"
@@ -71,7 +86,9 @@ def test_named_inputs_feed_only_onnx_models(tmp_path):
 
     torch_model = Artifact(path=tmp_path / "student.pt", name="student_torch", format="torch", sha256="0" * 64)
     feeds = {"a": np.zeros((2, 1, 8, 8), np.float32), "b": np.zeros((2, 1, 8, 8), np.float32)}
-    with pytest.raises(ModelError, match=r"samples for several named inputs \(a, b\) can feed only an ONNX model, not a torch one"):
+    with pytest.raises(
+        ModelError, match=r"samples for several named inputs \(a, b\) can feed only an ONNX model, not a torch one"
+    ):
         predict(torch_model, feeds)
 
 
@@ -86,8 +103,13 @@ def test_one_array_for_two_inputs_is_a_model_error(models):
 def test_cli_exit_codes(models):
     """Was exit 70 ("Required inputs (['b']) are missing") with and without --reference."""
     for extra in ([], ["--reference", str(models["same"])]):
-        done = subprocess.run([sys.executable, "-m", "edgekd.cli", "verify", str(models["model"]), *extra],
-                              capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "edgekd.cli", "verify", str(models["model"]), *extra],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert "internal error" not in done.stderr
 

@@ -27,12 +27,24 @@ def test_output_metrics():
 def test_thresholds_name_metric_value_and_limit():
     metrics = {"max_abs_error": 3e-4, "top1_agreement": 0.9, "accuracy_delta": -0.05}
     failures = check_thresholds(metrics, Threshold(max_abs=1e-4, agreement=0.95, max_accuracy_drop=0.02))
-    assert failures == ["max_abs_error 0.0003 > 0.0001", "top1_agreement 0.9000 < 0.95", "accuracy drop 5.00 points > 2.00"]
-    assert check_thresholds({**metrics, "top1_agreement": 0.97, "accuracy_delta": -0.02}, Threshold(agreement=0.95, max_accuracy_drop=0.02)) == []
+    assert failures == [
+        "max_abs_error 0.0003 > 0.0001",
+        "top1_agreement 0.9000 < 0.95",
+        "accuracy drop 5.00 points > 2.00",
+    ]
+    assert (
+        check_thresholds(
+            {**metrics, "top1_agreement": 0.97, "accuracy_delta": -0.02},
+            Threshold(agreement=0.95, max_accuracy_drop=0.02),
+        )
+        == []
+    )
 
 
 def _fake(name: str, precision: str) -> Artifact:
-    return Artifact(path=__import__("pathlib").Path(f"/nowhere/{name}"), name=name, format="onnx", sha256=name, precision=precision)
+    return Artifact(
+        path=__import__("pathlib").Path(f"/nowhere/{name}"), name=name, format="onnx", sha256=name, precision=precision
+    )
 
 
 def test_every_artifact_checked_and_all_failures_in_one_error(monkeypatch):
@@ -54,8 +66,15 @@ def test_every_artifact_checked_and_all_failures_in_one_error(monkeypatch):
         return outputs[artifact.name]
 
     monkeypatch.setattr("edgekd.verify.backends.predict", fake_predict)
-    candidates = [_fake("good_fp32", "fp32"), _fake("bad_fp32", "fp32"), _fake("bad_int8", "int8"), _fake("broken", "fp16")]
-    report = parity.verify_artifacts(_fake("ref", "fp32"), candidates, x, y, VerifyConfig(), diagnose_int8=False, audit_ops=False)
+    candidates = [
+        _fake("good_fp32", "fp32"),
+        _fake("bad_fp32", "fp32"),
+        _fake("bad_int8", "int8"),
+        _fake("broken", "fp16"),
+    ]
+    report = parity.verify_artifacts(
+        _fake("ref", "fp32"), candidates, x, y, VerifyConfig(), diagnose_int8=False, audit_ops=False
+    )
     assert [row["passed"] for row in report.rows] == [True, False, False, False]
     int8 = report.rows[2]
     assert int8["top1_agreement"] == pytest.approx(0.9) and int8["accuracy_delta"] == pytest.approx(-0.1)
@@ -77,7 +96,12 @@ def test_passing_report_does_not_raise():
 
 def test_rank_growth_orders_by_increase_over_previous_layer():
     f = np.ones(10)
-    pairs = [("a", "Conv", f * 1.01, f), ("b", "Relu", f * 1.02, f), ("c", "Conv", f * 1.10, f), ("d", "Gemm", f * 1.11, f)]
+    pairs = [
+        ("a", "Conv", f * 1.01, f),
+        ("b", "Relu", f * 1.02, f),
+        ("c", "Conv", f * 1.10, f),
+        ("d", "Gemm", f * 1.11, f),
+    ]
     rows = rank_growth(pairs, top_k=2)
     assert [r["layer"] for r in rows] == ["c", "a"]
     assert rows[0]["relative_error"] == pytest.approx(0.10) and rows[0]["growth"] == pytest.approx(0.08)

@@ -32,8 +32,13 @@ PARITY = {
 }
 #: target -> artifact -> p50 in ms
 P50 = {
-    "local": {"student_torch": 0.142, "onnx_fp32": 0.021, "onnx_int8": 0.034, "tflite_fp32": 0.018,
-              "tflite_int8": 0.016},
+    "local": {
+        "student_torch": 0.142,
+        "onnx_fp32": 0.021,
+        "onnx_int8": 0.034,
+        "tflite_fp32": 0.018,
+        "tflite_int8": 0.016,
+    },
     "pi5": {"onnx_fp32": 0.088, "onnx_int8": 0.101, "tflite_fp32": 0.071, "tflite_int8": 0.052},
 }
 #: When the synthetic stages finished (the pipeline's format); fail_stage's failures come later.
@@ -46,17 +51,28 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _sidecar(name: str, file: str, fmt: str, precision: str | None, size: int, rng: np.random.Generator,
-             run_dir: Path) -> dict[str, Any]:
+def _sidecar(
+    name: str, file: str, fmt: str, precision: str | None, size: int, rng: np.random.Generator, run_dir: Path
+) -> dict[str, Any]:
     """Write a file of `size` bytes and return its sidecar dict, path relative to the run directory."""
     import hashlib
 
     content = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
     (run_dir / file).parent.mkdir(parents=True, exist_ok=True)
     (run_dir / file).write_bytes(content)
-    return {"schema": "edgekd.artifact/1", "path": file, "name": name, "format": fmt, "precision": precision,
-            "sha256": hashlib.sha256(content).hexdigest(), "inputs": [], "outputs": [], "parent": None,
-            "producer": f"{name} edgekd-0.1.0", "config": {}}
+    return {
+        "schema": "edgekd.artifact/1",
+        "path": file,
+        "name": name,
+        "format": fmt,
+        "precision": precision,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "inputs": [],
+        "outputs": [],
+        "parent": None,
+        "producer": f"{name} edgekd-0.1.0",
+        "config": {},
+    }
 
 
 def _latencies(p50: float, rng: np.random.Generator, runs: int, spread: float) -> list[int]:
@@ -68,12 +84,29 @@ def _latencies(p50: float, rng: np.random.Generator, runs: int, spread: float) -
 
 def _env(target: str) -> dict[str, Any]:
     if target == "local":
-        return {"arch": "x86_64", "cpu_model": "AMD EPYC 7B13", "cores": 2, "governor": None,
-                "freq_mhz": 2450.0, "temps_c": {}, "affinity": [0], "python": "3.11.2",
-                "versions": {"onnxruntime": "1.32.0", "ai_edge_litert": "2.3.0", "numpy": "2.4.6"}}
-    return {"arch": "aarch64", "cpu_model": "Cortex-A76", "cores": 4, "governor": "performance",
-            "freq_mhz": 2400.0, "temps_c": {"cpu": 61.2}, "affinity": [2, 3], "python": "3.11.2",
-            "throttled": "0x0", "versions": {"onnxruntime": "1.32.0", "ai_edge_litert": "2.3.0", "numpy": "2.2.4"}}
+        return {
+            "arch": "x86_64",
+            "cpu_model": "AMD EPYC 7B13",
+            "cores": 2,
+            "governor": None,
+            "freq_mhz": 2450.0,
+            "temps_c": {},
+            "affinity": [0],
+            "python": "3.11.2",
+            "versions": {"onnxruntime": "1.32.0", "ai_edge_litert": "2.3.0", "numpy": "2.4.6"},
+        }
+    return {
+        "arch": "aarch64",
+        "cpu_model": "Cortex-A76",
+        "cores": 4,
+        "governor": "performance",
+        "freq_mhz": 2400.0,
+        "temps_c": {"cpu": 61.2},
+        "affinity": [2, 3],
+        "python": "3.11.2",
+        "throttled": "0x0",
+        "versions": {"onnxruntime": "1.32.0", "ai_edge_litert": "2.3.0", "numpy": "2.2.4"},
+    }
 
 
 def _bench_results(rng: np.random.Generator, runs: int) -> list[dict[str, Any]]:
@@ -88,24 +121,47 @@ def _bench_results(rng: np.random.Generator, runs: int) -> list[dict[str, Any]]:
             if (target, artifact) == ("pi5", "onnx_int8"):
                 warnings.append("throttling: p50 of the last window is 14% above the first (CPU at 81 C)")
             energy = round(p50 * 1e-3 * 3.1, 9) if target == "pi5" else None
-            results.append({
-                "artifact": artifact, "target": target,
-                "runtime": "ort" if "onnx" in artifact else "litert" if "tflite" in artifact else "torch",
-                "p50_ms": p50, "p90_ms": round(p50 * 1.09, 6), "p99_ms": round(p50 * 1.6, 6),
-                "mean_ms": round(p50 * 1.03, 6), "std_ms": round(p50 * 0.08, 6), "iqr_ms": round(p50 * 0.05, 6),
-                "mad_ms": round(p50 * 0.025, 6), "runs": runs, "unstable": unstable,
-                "ci95_median_ms": [round(p50 * 0.98, 6), round(p50 * 1.02, 6)], "runtime_version": "1.32.0", "init_ms": 3.2, "first_ms": round(p50 * 4, 6),
-                "peak_rss_kb": 61_440 if target == "local" else 38_912,
-                "model_rss_kb": 1_204 if "int8" in artifact else 1_876,
-                "energy_j_per_inference": energy,
-                "energy_uncertainty_j": round(energy * 0.08, 9) if energy else None,
-                "energy_method": "pi5-pmic" if energy else None,
-                "energy_unavailable": None if target == "pi5" else RAPL_REASON,
-                "warnings": warnings, "env": _env(target), "latencies_ns": lat,
-                "windows": [{"window": i, "runs": runs // 4, "t_s": 2.5 * (i + 1), "temps_c": {"cpu": 66.0 + 5 * i},
-                             "p50_ms": round(p50 * (1 + 0.035 * i), 6)} for i in range(4)]
-                if (target, artifact) == ("pi5", "onnx_int8") else None,
-            })
+            results.append(
+                {
+                    "artifact": artifact,
+                    "target": target,
+                    "runtime": "ort" if "onnx" in artifact else "litert" if "tflite" in artifact else "torch",
+                    "p50_ms": p50,
+                    "p90_ms": round(p50 * 1.09, 6),
+                    "p99_ms": round(p50 * 1.6, 6),
+                    "mean_ms": round(p50 * 1.03, 6),
+                    "std_ms": round(p50 * 0.08, 6),
+                    "iqr_ms": round(p50 * 0.05, 6),
+                    "mad_ms": round(p50 * 0.025, 6),
+                    "runs": runs,
+                    "unstable": unstable,
+                    "ci95_median_ms": [round(p50 * 0.98, 6), round(p50 * 1.02, 6)],
+                    "runtime_version": "1.32.0",
+                    "init_ms": 3.2,
+                    "first_ms": round(p50 * 4, 6),
+                    "peak_rss_kb": 61_440 if target == "local" else 38_912,
+                    "model_rss_kb": 1_204 if "int8" in artifact else 1_876,
+                    "energy_j_per_inference": energy,
+                    "energy_uncertainty_j": round(energy * 0.08, 9) if energy else None,
+                    "energy_method": "pi5-pmic" if energy else None,
+                    "energy_unavailable": None if target == "pi5" else RAPL_REASON,
+                    "warnings": warnings,
+                    "env": _env(target),
+                    "latencies_ns": lat,
+                    "windows": [
+                        {
+                            "window": i,
+                            "runs": runs // 4,
+                            "t_s": 2.5 * (i + 1),
+                            "temps_c": {"cpu": 66.0 + 5 * i},
+                            "p50_ms": round(p50 * (1 + 0.035 * i), 6),
+                        }
+                        for i in range(4)
+                    ]
+                    if (target, artifact) == ("pi5", "onnx_int8")
+                    else None,
+                }
+            )
     return results
 
 
@@ -114,8 +170,11 @@ def _ops(fmt: str, precision: str) -> dict[str, Any]:
         ops = {"CONV_2D": 2, "FULLY_CONNECTED": 1, "MAX_POOL_2D": 1, "RESHAPE": 1, "SOFTMAX": 1}
         return {"ops": ops, "transpose_count": 0, "micro_unsupported": []}
     if precision == "int8":
-        return {"ops": {"Conv": 2, "DequantizeLinear": 9, "Gemm": 1, "QuantizeLinear": 5, "MaxPool": 1},
-                "transpose_count": 0, "float_nodes": ["Gemm_12"]}
+        return {
+            "ops": {"Conv": 2, "DequantizeLinear": 9, "Gemm": 1, "QuantizeLinear": 5, "MaxPool": 1},
+            "transpose_count": 0,
+            "float_nodes": ["Gemm_12"],
+        }
     return {"ops": {"Conv": 2, "Gemm": 1, "MaxPool": 1, "Relu": 3, "Flatten": 1}, "transpose_count": 0}
 
 
@@ -126,22 +185,43 @@ def _parity_rows() -> list[dict[str, Any]]:
         failures = []
         if name == "tflite_int8":
             failures = ["top1_agreement 0.9472 < 0.95", "accuracy drop 3.05 points > 2.0"]
-        row = {"artifact": name, "format": fmt, "precision": precision, "top1_agreement": agreement,
-               "max_abs_error": max_abs, "max_rel_error": round(max_abs * 3.7, 6), "cosine": round(1 - max_abs / 10, 6),
-               "accuracy": accuracy, "reference_accuracy": 0.9611, "accuracy_delta": round(accuracy - 0.9611, 4),
-               "passed": not failures, "failures": failures, "ops": None if fmt == "torch" else _ops(fmt, precision)}
+        row = {
+            "artifact": name,
+            "format": fmt,
+            "precision": precision,
+            "top1_agreement": agreement,
+            "max_abs_error": max_abs,
+            "max_rel_error": round(max_abs * 3.7, 6),
+            "cosine": round(1 - max_abs / 10, 6),
+            "accuracy": accuracy,
+            "reference_accuracy": 0.9611,
+            "accuracy_delta": round(accuracy - 0.9611, 4),
+            "passed": not failures,
+            "failures": failures,
+            "ops": None if fmt == "torch" else _ops(fmt, precision),
+        }
         if failures:
-            row["worst_layers"] = [{"layer": "conv2/Conv2D", "max_abs_error": 0.31},
-                                   {"layer": "dense/MatMul", "max_abs_error": 0.12}]
+            row["worst_layers"] = [
+                {"layer": "conv2/Conv2D", "max_abs_error": 0.31},
+                {"layer": "dense/MatMul", "max_abs_error": 0.12},
+            ]
         rows.append(row)
     return rows
 
 
 def _history(epochs: int) -> dict[str, list[dict[str, float]]]:
     curves = {"teacher": (0.985, 0.35), "student": (0.961, 0.45), "scratch": (0.947, 0.5)}
-    return {name: [{"epoch": e + 1, "loss": round(2.3 * np.exp(-rate * (e + 1)), 4),
-                    "val_accuracy": round(top * (1 - np.exp(-rate * (e + 1))), 4)} for e in range(epochs)]
-            for name, (top, rate) in curves.items()}
+    return {
+        name: [
+            {
+                "epoch": e + 1,
+                "loss": round(2.3 * np.exp(-rate * (e + 1)), 4),
+                "val_accuracy": round(top * (1 - np.exp(-rate * (e + 1))), 4),
+            }
+            for e in range(epochs)
+        ]
+        for name, (top, rate) in curves.items()
+    }
 
 
 def make_run_dir(root: Path, *, stages: tuple[str, ...] | None = None, seed: int = 0, runs: int = 200) -> Path:
@@ -159,36 +239,94 @@ def make_run_dir(root: Path, *, stages: tuple[str, ...] | None = None, seed: int
     arts["data"] = [_sidecar("dataset", "data.npz", "npz", None, 4_096, rng, run_dir)]
     arts["export"][0]["config"] = {"metadata": {"recipe_hash": "a" * 64}}  # as the ONNX exporter stamps it
     summaries: dict[str, dict[str, Any]] = {
-        "data": {"num_classes": 10, "label_names": [str(i) for i in range(10)], "input_shape": [1, 8, 8],
-                 "sizes": {"train": 1257, "val": 180, "test": 360}},
+        "data": {
+            "num_classes": 10,
+            "label_names": [str(i) for i in range(10)],
+            "input_shape": [1, 8, 8],
+            "sizes": {"train": 1257, "val": 180, "test": 360},
+        },
         "teacher": {},
-        "distill": {"teacher_accuracy": 0.9861, "student_accuracy": 0.9611, "scratch_accuracy": 0.9472,
-                    "teacher_params": 101_546, "student_params": 4_842, "scratch_params": 4_842,
-                    "student_flops": 161_280, "scratch_flops": 161_280, "teacher_flops": 3_350_528, "kd_minus_scratch": 0.0139,
-                    "within_noise": False, "history": _history(8),
-                    "noise_test": {"method": "paired McNemar test on 360 test samples at 95%", "noise_band": 0.0121,
-                                   "kd_only_correct": 12, "scratch_only_correct": 7, "within_noise": False}},
-        "export": {}, "calibrate": {}, "quantize": {}, "tflite": {},
+        "distill": {
+            "teacher_accuracy": 0.9861,
+            "student_accuracy": 0.9611,
+            "scratch_accuracy": 0.9472,
+            "teacher_params": 101_546,
+            "student_params": 4_842,
+            "scratch_params": 4_842,
+            "student_flops": 161_280,
+            "scratch_flops": 161_280,
+            "teacher_flops": 3_350_528,
+            "kd_minus_scratch": 0.0139,
+            "within_noise": False,
+            "history": _history(8),
+            "noise_test": {
+                "method": "paired McNemar test on 360 test samples at 95%",
+                "noise_band": 0.0121,
+                "kd_only_correct": 12,
+                "scratch_only_correct": 7,
+                "within_noise": False,
+            },
+        },
+        "export": {},
+        "calibrate": {},
+        "quantize": {},
+        "tflite": {},
         "verify": {"rows": _parity_rows()},
         "bench": {"results": _bench_results(rng, runs)},
         "handoff": {"path": "handoff", "files": 9, "checked_with": "gcc 12.2.0"},
     }
-    seconds = {"data": 0.4, "teacher": 21.7, "distill": 38.2, "export": 2.9, "calibrate": 0.2, "quantize": 1.8,
-               "tflite": 14.6, "verify": 3.3, "bench": 27.5, "handoff": 1.1}
+    seconds = {
+        "data": 0.4,
+        "teacher": 21.7,
+        "distill": 38.2,
+        "export": 2.9,
+        "calibrate": 0.2,
+        "quantize": 1.8,
+        "tflite": 14.6,
+        "verify": 3.3,
+        "bench": 27.5,
+        "handoff": 1.1,
+    }
     for stage in stages or tuple(summaries):
-        manifest = {"stage": stage, "key": f"{stage}-{seed:04d}" + "0" * 58, "seconds": seconds[stage],
-                    "finished_at": FINISHED_AT,
-                    "artifacts": arts.get(stage, []), "summary": summaries[stage]}
+        manifest = {
+            "stage": stage,
+            "key": f"{stage}-{seed:04d}" + "0" * 58,
+            "seconds": seconds[stage],
+            "finished_at": FINISHED_AT,
+            "artifacts": arts.get(stage, []),
+            "summary": summaries[stage],
+        }
         _write_json(stage_dir / f"{stage}.json", manifest)
     return run_dir
 
 
-def fail_stage(run_dir: Path, stage: str, *, error_type: str = "HandoffError", message: str = "boom",
-               hint: str | None = "fix it", exit_code: int = 1, not_run: tuple[str, ...] = (),
-               finished_at: str = "2026-01-01T12:05:00+0000") -> None:
+def fail_stage(
+    run_dir: Path,
+    stage: str,
+    *,
+    error_type: str = "HandoffError",
+    message: str = "boom",
+    hint: str | None = "fix it",
+    exit_code: int = 1,
+    not_run: tuple[str, ...] = (),
+    finished_at: str = "2026-01-01T12:05:00+0000",
+) -> None:
     """Replace a stage's manifest by the one the pipeline writes when that stage raises (edgekd.pipeline)."""
-    manifest = {"schema": "edgekd.stage/1", "stage": stage, "status": "failed", "key": "f" * 64, "seconds": 0.0,
-                "finished_at": finished_at, "artifacts": [], "summary": {},
-                "error": {"type": error_type, "message": message, "hint": hint, "exit_code": exit_code,
-                          "not_run": list(not_run)}}
+    manifest = {
+        "schema": "edgekd.stage/1",
+        "stage": stage,
+        "status": "failed",
+        "key": "f" * 64,
+        "seconds": 0.0,
+        "finished_at": finished_at,
+        "artifacts": [],
+        "summary": {},
+        "error": {
+            "type": error_type,
+            "message": message,
+            "hint": hint,
+            "exit_code": exit_code,
+            "not_run": list(not_run),
+        },
+    }
     _write_json(run_dir / ".edgekd" / "stages" / f"{stage}.json", manifest)

@@ -31,6 +31,7 @@ from edgekd.fileio import atomic_write_json, read_json, sha256_file, storage_err
 
 CACHE_SCHEMA = "edgekd.teacher-cache/1"
 SHARD_ROWS = 4096
+IN_MEMORY_BYTES = 256 * 2**20  # entries up to this size are held in one array (60,000 x 10 logits: 2.4 MB)
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +55,12 @@ def cache_key(teacher_sha256: str, data_sha256: str, view: str, topk: int | None
 
 
 class CachedOutputs:
-    """An opened, verified entry: rows of teacher logits read from memory-mapped shards."""
+    """An opened, verified entry: rows of teacher logits read from memory-mapped shards.
+
+    An entry of at most IN_MEMORY_BYTES is read into one array per role (the shards were just read for their
+    sha256 check, so this is a copy from the page cache): a batch is then one fancy index (2 us for 64 rows of
+    a 60,000-sample entry, against 83 us through 15 memory-mapped shards). Larger entries stay memory-mapped.
+    """
 
     def __init__(self, directory: Path, index: dict[str, Any]) -> None:
         self.directory = directory
@@ -68,21 +74,34 @@ class CachedOutputs:
             if "indices" in s
         ]
         self._starts = np.cumsum([0] + [len(v) for v in self._values])
+        if len(self._values) > 1 and sum(a.nbytes for a in self._values + self._indices) <= IN_MEMORY_BYTES:
+            self._values = [np.concatenate(self._values)]
+            self._indices = [np.concatenate(self._indices)] if self._indices else []
+            self._starts = np.array([0, self.num_samples])
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """(B, C) float32 logits for the given sample positions (dense even when top-k is stored)."""
-        if len(self._values) == 1:  # the common case: one shard, plain fancy indexing
-            values = np.asarray(self._values[0][positions], dtype=np.float32)
-            if self.topk is None:
-                return values
-            return dense_from_topk(values, np.asarray(self._indices[0][positions]), self.num_classes)
-        shard = np.searchsorted(self._starts, positions, side="right") - 1
-        offset = positions - self._starts[shard]
-        values = np.stack([self._values[s][o] for s, o in zip(shard, offset, strict=True)]).astype(np.float32)
+        values = _gather(self._values, self._starts, positions).astype(np.float32, copy=False)
         if self.topk is None:
             return values
-        indices = np.stack([self._indices[s][o] for s, o in zip(shard, offset, strict=True)])
-        return dense_from_topk(values, indices, self.num_classes)
+        return dense_from_topk(values, _gather(self._indices, self._starts, positions), self.num_classes)
+
+
+def _gather(shards: list[np.ndarray], starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Rows `positions` of the shards read as one array: one fancy index per shard the batch touches.
+
+    Not one index per row: a Python loop over the batch cost 180 us per batch of 64 (0.4 ms with top-k) on a
+    60,000-sample cache of 15 shards, 6-15 % of a small student's whole training step; this costs ~20 us."""
+    if len(shards) == 1:  # at most SHARD_ROWS samples, or read into memory
+        return np.asarray(shards[0][positions])
+    positions = np.asarray(positions, dtype=np.int64)
+    shard = np.searchsorted(starts, positions, side="right") - 1
+    offset = positions - starts[shard]
+    out = np.empty((len(positions), *shards[0].shape[1:]), dtype=shards[0].dtype)
+    for number in np.unique(shard):
+        chosen = shard == number
+        out[chosen] = shards[number][offset[chosen]]
+    return out
 
 
 def topk_log_probs(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from edgekd.distill import cache as cache_module
 from edgekd.distill.cache import TeacherOutputCache, cache_key, data_fingerprint, dense_from_topk, topk_log_probs
 from edgekd.errors import CacheError
 
@@ -15,7 +16,8 @@ def _logits(n: int = 10, c: int = 6) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, c)).astype(np.float32) * 3
 
 
-def test_entry_is_sharded_memory_mapped_and_exact(tmp_path) -> None:
+def test_entry_is_sharded_memory_mapped_and_exact(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cache_module, "IN_MEMORY_BYTES", 0)  # a large entry: it stays memory-mapped
     cache = TeacherOutputCache(tmp_path, shard_rows=4)
     logits = _logits()
     opened = cache.get_or_compute("k1", lambda: logits)

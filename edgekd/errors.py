@@ -6,6 +6,8 @@ Each error carries a `hint`: what the user can do about it. Messages name the th
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EdgekdError(Exception):
     """Base of every error edgekd raises on purpose."""
@@ -48,7 +50,7 @@ class ConversionError(EdgekdError):
 class ParityError(EdgekdError):
     """An exported artifact does not match the reference model within the recipe's thresholds."""
 
-    def __init__(self, message: str, *, failures: list[dict] | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, failures: list[dict[str, Any]] | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.failures = failures or []
 

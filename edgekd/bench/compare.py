@@ -97,7 +97,9 @@ def _key(result: dict[str, Any]) -> tuple[str, str | None]:
     return str(figures.get("artifact")), figures.get("target")
 
 
-def pair_results(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[dict | None, dict | None]]:
+def pair_results(
+    a: list[dict[str, Any]], b: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
     """Match by (artifact, target). Two one-model runs on the same target pair up even if the files'
     names differ (comparing two versions of a model)."""
     by_a = {_key(r): r for r in a}

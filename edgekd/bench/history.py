@@ -80,7 +80,8 @@ def _as_dict(result: BenchResult | dict[str, Any]) -> dict[str, Any]:
 
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     """The summary figures of a stored result, whether it is a to_dict() or a summary() dict."""
-    return result.get("summary", result)
+    summary = result.get("summary")
+    return summary if isinstance(summary, dict) else result
 
 
 class History:
@@ -135,7 +136,8 @@ class History:
                 "INSERT INTO runs VALUES (?, ?, ?, ?)",
                 (run_id, created, recipe_hash, json.dumps(meta or {}, default=str, sort_keys=True)),
             )
-            for position, result in enumerate(results):
+            items: list[BenchResult | dict[str, Any]] = list(results)
+            for position, result in enumerate(items):
                 data = _as_dict(result)
                 flat = _flat(data)
                 env = flat.get("env") or data.get("env") or {}
@@ -179,7 +181,7 @@ class History:
 
     def resolve(self, ref: str) -> str:
         """A run id from `ref`: an exact id, `latest`, `latest~N` (N runs before), or a unique prefix."""
-        runs = [run["run_id"] for run in self.runs()]
+        runs = [str(run["run_id"]) for run in self.runs()]
         if ref in runs:
             return ref
         if ref == "latest" or ref.startswith("latest~"):

@@ -45,7 +45,10 @@ def run_recipe(
             raise unknown_name("stage", name, STAGE_NAMES, UsageError)
     preflight.check_recipe(recipe, only, base_dir)
     preflight.check_verdict_codes(strict)
-    strict_codes = strict if strict is not None else recipe.report.strict
+    chosen = recipe.report.strict  # true, or the verdict codes that fail the run
+    strict_codes: bool | list[str] = (
+        strict if strict is not None else chosen if isinstance(chosen, bool) else list(chosen)
+    )
     run_dir = run_directory(recipe, base_dir, out)
     pipeline = Pipeline(default_stages(), recipe, base_dir, run_dir)
     started = time.perf_counter()
@@ -58,7 +61,7 @@ def run_recipe(
 
     failure: Exception | None = None
     with console.progress(transient=True) as bar:
-        status = {"task": None}
+        status: dict[str, Any] = {"task": None}
 
         def on_event(event: StageOutcome | str) -> None:
             if isinstance(event, str):

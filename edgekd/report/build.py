@@ -197,7 +197,9 @@ def _is_deliverable(stage: str, sidecar: dict[str, Any]) -> bool:
     return not (sidecar.get("format") == "torch" and any(word in name for word in _BASELINE_WORDS))
 
 
-def _model_artifacts(run_dir: Path, manifests: dict[str, dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+def _model_artifacts(
+    run_dir: Path, manifests: dict[str, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The student torch model and its exports, in pipeline order, with the size of the file on disk."""
     rows: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
@@ -346,7 +348,7 @@ def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """a is at least as good as b on accuracy, size and latency, and strictly better on one."""
     at_least = a["accuracy"] >= b["accuracy"] and a["size_bytes"] <= b["size_bytes"] and a["p50_ms"] <= b["p50_ms"]
     strictly = a["accuracy"] > b["accuracy"] or a["size_bytes"] < b["size_bytes"] or a["p50_ms"] < b["p50_ms"]
-    return at_least and strictly
+    return bool(at_least and strictly)
 
 
 def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:

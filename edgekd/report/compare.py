@@ -83,7 +83,7 @@ def _from_history(ref: str) -> dict[str, Any] | None:
         run_id = history.resolve(ref)
         run = next(r for r in history.runs() if r["run_id"] == run_id)
         report = (run.get("meta") or {}).get("report")
-        if is_report(report):
+        if isinstance(report, dict) and is_report(report):
             return upgrade_report(report)
         return _report_from_results(run_id, history.results(run_id))
     except BenchError as exc:

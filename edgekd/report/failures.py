@@ -34,9 +34,8 @@ def split_failures(manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, dict
         gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else None
         if manifest.get("status") == "failed" or gate is not None:
             # a raised stage ("error"), or a finished stage whose gate stopped the run ("gate": its results stay)
-            error = (
-                gate if gate is not None else manifest.get("error") if isinstance(manifest.get("error"), dict) else {}
-            )
+            recorded = manifest.get("error")
+            error: dict[str, Any] = gate if gate is not None else recorded if isinstance(recorded, dict) else {}
             not_run = [str(s) for s in error.get("not_run") or [] if isinstance(s, str)]
             failures.append({"stage": name, "type": error.get("type"), "message": error.get("message") or "no message",
                              "hint": error.get("hint"), "exit_code": error.get("exit_code"), "not_run": not_run,

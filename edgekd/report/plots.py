@@ -82,8 +82,9 @@ def distill_plot(report: dict[str, Any]) -> Any | None:
     acc_ax.set_ylim(max(0.0, min(accuracies) - 10), 100)
     acc_ax.set_ylabel("test accuracy (%)")
     acc_ax.set_title("accuracy")
-    params = [distill.get(f"{role}_params") for role, _ in roles]
-    if all(is_number(p) for p in params):
+    found = [distill.get(f"{role}_params") for role, _ in roles]
+    params = [float(p) for p in found if is_number(p)]
+    if len(params) == len(found):
         bars = param_ax.bar(labels, params, color=colors)
         param_ax.bar_label(bars, labels=[f"{p:,.0f}" for p in params], fontsize=8)
         param_ax.set_yscale("log")

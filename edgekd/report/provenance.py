@@ -26,16 +26,17 @@ def _recipe_hash_from_artifacts(manifests: dict[str, dict[str, Any]]) -> str | N
         for item in items if isinstance(items, list) else []:
             config = item.get("config") if isinstance(item, dict) else None
             metadata = config.get("metadata") if isinstance(config, dict) else None
-            if isinstance(metadata, dict) and isinstance(metadata.get("recipe_hash"), str):
-                return metadata["recipe_hash"]
+            recipe_hash = metadata.get("recipe_hash") if isinstance(metadata, dict) else None
+            if isinstance(recipe_hash, str):
+                return recipe_hash
     return None
 
 
 def identity(manifests: dict[str, dict[str, Any]], recipe: Any = None) -> dict[str, Any]:
     """{recipe_name, recipe_hash, data_sha256, samples, input_shape, num_classes, label_names}; unknown parts None."""
-    data = (manifests.get("data") or {}).get("summary")
-    data = data if isinstance(data, dict) else {}
-    sizes = data.get("sizes") if isinstance(data.get("sizes"), dict) else {}
+    found = (manifests.get("data") or {}).get("summary")
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    sizes: dict[str, Any] = data["sizes"] if isinstance(data.get("sizes"), dict) else {}
     counts = [v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)]
     return {
         "recipe_name": getattr(getattr(recipe, "run", None), "name", None),

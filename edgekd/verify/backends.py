@@ -124,9 +124,9 @@ def _predict_onnx_feeds(artifact: Artifact, session: Any, feeds: dict[str, np.nd
             f"the samples for {', '.join(names)} differ in length ({sorted(counts)})",
             hint="give as many samples for every input",
         )
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for spec in specs:
-        array = np.ascontiguousarray(feeds[spec.name], dtype=_ORT_DTYPES.get(spec.type, np.float32))
+        array: np.ndarray = np.ascontiguousarray(feeds[spec.name], dtype=_ORT_DTYPES.get(spec.type, np.float32))
         _check_rank(artifact, len(spec.shape), array)
         if any(isinstance(e, int) and e != a for e, a in zip(spec.shape[1:], array.shape[1:])):
             raise ModelError(

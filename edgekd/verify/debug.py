@@ -37,7 +37,7 @@ def worst_layers(
 
 def rank_growth(pairs: list[tuple[str, str, np.ndarray, np.ndarray]], *, top_k: int = TOP_K) -> list[dict[str, Any]]:
     """`pairs` = (layer, op, quantized values, float values) in execution order -> top growth rows."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     previous = 0.0
     for layer, op, q, f in pairs:
         if q.shape != f.shape or f.size == 0:
@@ -46,7 +46,11 @@ def rank_growth(pairs: list[tuple[str, str, np.ndarray, np.ndarray]], *, top_k: 
         error = float(np.linalg.norm(q.astype(np.float64) - f)) / norm if norm > 0 else 0.0
         rows.append({"layer": layer, "op": op, "relative_error": round(error, 6), "growth": round(error - previous, 6)})
         previous = error
-    return sorted(rows, key=lambda r: r["growth"], reverse=True)[:top_k]
+    return sorted(rows, key=_growth, reverse=True)[:top_k]
+
+
+def _growth(row: dict[str, Any]) -> float:
+    return float(row["growth"])
 
 
 def _expose_intermediates(path: Any) -> tuple[bytes, list[tuple[str, str]]]:

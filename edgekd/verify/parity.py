@@ -226,15 +226,17 @@ def _empty_metrics() -> dict[str, Any]:
 
 def _safe_audit(audit: Any, artifact: Artifact) -> dict[str, Any]:
     try:
-        return audit(artifact)
+        return dict(audit(artifact))
     except EdgekdError as exc:
         return {"error": exc.message}
 
 
 def _diagnose(
-    candidate: Artifact, parent: Artifact | None, candidates: list[Artifact], x: np.ndarray
+    candidate: Artifact, parent: Artifact | None, candidates: list[Artifact], x: Samples
 ) -> list[dict[str, Any]]:
-    """Worst layers of a failing int8 artifact vs its float sibling of the same format."""
+    """Worst layers of a failing int8 artifact vs its float sibling of the same format (one-input models)."""
+    if isinstance(x, dict):  # the layer diagnosis feeds one array; named inputs get no worst-layer list
+        return []
     from edgekd.verify.debug import worst_layers
 
     float_model = next((c for c in candidates if c.format == candidate.format and c.precision == "fp32"), None)

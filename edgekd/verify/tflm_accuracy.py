@@ -94,7 +94,7 @@ def _run_child(model: Path, feed: np.ndarray, arena: int) -> np.ndarray:
                              hint="the handoff's measured arena fits the model; a model TFLM lacks an op for cannot run "
                                   "on the microcontroller either")  # fmt: skip
         with np.load(outputs, allow_pickle=False) as archive:
-            return archive["y"]
+            return np.asarray(archive["y"])
 
 
 def tflm_parity_row(reference_out: np.ndarray, artifact: Artifact, x: np.ndarray, y: np.ndarray | None,

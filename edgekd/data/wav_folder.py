@@ -32,8 +32,13 @@ def read_pcm(file: Path, sample_rate: int) -> np.ndarray:
     """One mono 16-bit PCM WAV at `sample_rate` as int16 samples; anything else is a DataError naming the file."""
     try:
         with wave.open(str(file), "rb") as clip:
-            channels, width, rate = clip.getnchannels(), clip.getsampwidth(), clip.getframerate()
-            data = clip.readframes(clip.getnframes())
+            channels, width, rate, declared = (
+                clip.getnchannels(),
+                clip.getsampwidth(),
+                clip.getframerate(),
+                clip.getnframes(),
+            )
+            data = clip.readframes(declared)
     except wave.Error as exc:
         tag = re.fullmatch(r"unknown format: (\d+)", str(exc))
         what = f"{FORMAT_TAGS.get(int(tag.group(1)), 'format tag ' + tag.group(1))}, not PCM" if tag else str(exc)
@@ -50,6 +55,9 @@ def read_pcm(file: Path, sample_rate: int) -> np.ndarray:
                         "edgekd does not resample",
                         hint=f"resample the files (e.g. `sox in.wav -r {sample_rate} out.wav`), or set [data] audio = "
                              f"{{ sample_rate = {rate} }} if every file has that rate")  # fmt: skip
+    if len(data) < declared * width * channels:  # `wave` returns what is there without a word
+        raise DataError(f"{file} is truncated: its header declares {declared:,} samples but {len(data) // 2:,} follow",
+                        hint="copy or record the file again")  # fmt: skip
     pcm = np.frombuffer(data, dtype="<i2")
     if pcm.size == 0:
         raise DataError(f"{file} holds no samples", hint="remove the empty file")

@@ -56,6 +56,7 @@ def test_log_mel_features_and_a_shorter_clip(tmp_path: Path) -> None:
         ("stereo", r"high/05\.wav has 2 channels; keyword spotting takes mono clips"),
         ("float", r"cannot read .*low/float\.wav as a PCM WAV file \(IEEE float, not PCM\)"),
         ("empty_class", r"class folder .*clips/silence holds no \.wav files"),
+        ("truncated", r"low/01\.wav is truncated: its header declares 16,000 samples but 9,000 follow"),
         ("not_wav", r"cannot read .*high/00\.wav as a PCM WAV file \(file does not start with RIFF id\)"),
     ],
 )
@@ -70,6 +71,9 @@ def test_bad_clips_are_one_data_error_naming_the_file(tmp_path: Path, damage: st
         write_wav(root / "high" / "05.wav", np.repeat(tone(2500.0, 1.0, rng), 2), channels=2)
     elif damage == "float":
         float_wav(root / "low" / "float.wav")
+    elif damage == "truncated":
+        whole = write_wav(root / "low" / "01.wav", tone(400.0, 1.0, rng)).read_bytes()
+        (root / "low" / "01.wav").write_bytes(whole[: 44 + 18000])  # the 44-byte header, then 9,000 of 16,000 samples
     elif damage == "empty_class":
         (root / "silence").mkdir()
         (root / "silence" / "notes.txt").write_text("to do\n")

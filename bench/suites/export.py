@@ -131,22 +131,19 @@ def _measure_one(
 ) -> tuple[list[dict[str, Any]], list[str], str | None, int]:
     from edgekd.calibration import make_calibration_set
     from edgekd.config.export import ExportConfig, QuantizeConfig, TfliteConfig, VerifyConfig
-    from edgekd.converters.onnx_quant import OrtQuantizer
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
-    from edgekd.converters.torch_onnx import TorchOnnxConverter
-    from edgekd.converters.torch_tflite import LiteRtTorchConverter
+    from edgekd.registry import converter_unavailable, run_converter
     from edgekd.verify.parity import verify_artifacts
 
     warmup, runs = (20, 200) if quick else (100, 1000)
     rows: list[dict[str, Any]] = []
     student, parameters = _train(data, work, epochs=3 if quick else 10)
     calibration = make_calibration_set(data, 200, 0, work / "calibration.npz")
-    onnx_fp32, seconds = _timed(lambda: TorchOnnxConverter().convert(student, ExportConfig(), work, metadata={}))
+    onnx_fp32, seconds = _timed(lambda: run_converter("torch_onnx", student, ExportConfig(), work)[0])
     rows.append(
         {"kind": "conversion", "input": label, "path": "torch->onnx fp32 (dynamo)", "seconds": round(seconds, 2)}
     )
     onnx_int8, seconds = _timed(
-        lambda: OrtQuantizer().convert(onnx_fp32, QuantizeConfig(), work, calibration=calibration)
+        lambda: run_converter("ort_quant", onnx_fp32, {**dict(QuantizeConfig()), "calibration": calibration}, work)[0]
     )
     rows.append(
         {
@@ -158,7 +155,7 @@ def _measure_one(
     )
     options = TfliteConfig(precisions=["fp32", "fp16", "dynamic_range", "int8"])
     tflite, seconds = _timed(
-        lambda: Onnx2TfConverter().convert(onnx_fp32, options, work / "tflite", calibration=calibration)
+        lambda: run_converter("onnx2tf", onnx_fp32, {**dict(options), "calibration": calibration}, work / "tflite")
     )
     rows.append(
         {
@@ -169,21 +166,23 @@ def _measure_one(
         }
     )
     # uint8 activations (U8S8) are ORT's fast int8 path on x86; int8 (S8S8, the recipe default) suits ARM.
-    onnx_u8 = OrtQuantizer().convert(
-        onnx_fp32, QuantizeConfig(activation_type="uint8"), work / "u8", calibration=calibration
-    )
+    onnx_u8 = run_converter(
+        "ort_quant",
+        onnx_fp32,
+        {**dict(QuantizeConfig(activation_type="uint8")), "calibration": calibration},
+        work / "u8",
+    )[0]
     onnx_u8 = replace(onnx_u8, name="onnx_int8_u8act")
     tflite_by = {a.precision: a for a in tflite}
     artifacts = [onnx_fp32, onnx_int8, onnx_u8, *tflite]
-    litert_note = LiteRtTorchConverter().available()
+    litert_note = converter_unavailable("litert_torch")
     if litert_note is None:
         litert, seconds = _timed(
-            lambda: LiteRtTorchConverter().convert(
+            lambda: run_converter(
+                "litert_torch",
                 student,
-                TfliteConfig(precisions=["fp32", "int8"]),
+                {"precisions": ["fp32", "int8"], "calibration": calibration, "name_prefix": "litert_torch"},
                 work / "litert",
-                calibration=calibration,
-                name_prefix="litert_torch",
             )
         )
         rows.append(

@@ -14,7 +14,7 @@ import typer
 
 from edgekd import console
 from edgekd.config.export import DEFAULT_OPSET
-from edgekd.errors import ConversionError, DataError, ModelError, UsageError
+from edgekd.errors import DataError, ModelError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,9 +54,7 @@ def export_cmd(
     }
     if recipe is not None:
         metadata["recipe_hash"] = load_recipe_file(recipe)[0].recipe_hash()
-    converter = _converter(registry, "torch_onnx")
-    artifact = converter.convert(source, options, out, metadata=metadata)
-    _report_written([artifact])
+    _report_written(registry.run_converter("torch_onnx", source, {**dict(options), "metadata": metadata}, out))
 
 
 # Which quantize options each --to takes; any other option given explicitly is refused, never ignored.
@@ -157,14 +155,11 @@ def quantize_cmd(
     calib = calibration_artifact(calibration)
     try:
         if to == "onnx":
-            options: Any = QuantizeConfig(**chosen)
-            artifacts = [_converter(registry, "ort_quant").convert(source, options, out, calibration=calib)]
+            values: dict[str, Any] = dict(QuantizeConfig(**chosen))
+            artifacts = registry.run_converter("ort_quant", source, {**values, "calibration": calib}, out)
         else:
-            per_channel_tflite = chosen.pop("per_channel", True)
-            options = TfliteConfig(precisions=["int8"], **chosen)
-            artifacts = _converter(registry, "onnx2tf").convert(
-                source, options, out, calibration=calib, per_channel=per_channel_tflite
-            )
+            values = dict(TfliteConfig(precisions=["int8"], **chosen))
+            artifacts = registry.run_converter("onnx2tf", source, {**values, "calibration": calib}, out)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise UsageError(
@@ -372,14 +367,6 @@ def load_recipe_file(path: Path) -> tuple[Recipe, Path]:
     from edgekd.recipe import load_recipe
 
     return load_recipe(path)
-
-
-def _converter(registry: Any, name: str) -> Any:
-    converter = registry.converter(name)
-    reason = converter.available()
-    if reason:
-        raise ConversionError(f"converter {name!r} is not available: {reason}")
-    return converter
 
 
 def _report_written(artifacts: list[Artifact]) -> None:

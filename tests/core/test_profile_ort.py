@@ -216,7 +216,7 @@ def int8_model(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The conv stack quantized by edgekd's ORT quantizer (static QDQ, per-channel) on seeded samples."""
     from edgekd.artifacts import create_artifact
     from edgekd.config.export import QuantizeConfig
-    from edgekd.converters.onnx_quant import OrtQuantizer
+    from edgekd.registry import run_converter
 
     work = tmp_path_factory.mktemp("int8")
     calibration_path = work / "calibration.npz"
@@ -231,7 +231,7 @@ def int8_model(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         producer="tests",
         config={"input_shape": [32, 32, 32], "num_classes": 10},
     )
-    return OrtQuantizer().convert(src, QuantizeConfig(), work, calibration=calibration).path
+    return run_converter("ort_quant", src, {**dict(QuantizeConfig()), "calibration": calibration}, work)[0].path
 
 
 def test_fp32_vs_int8_names_the_op_types(model, int8_model):

@@ -19,7 +19,7 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekd.bench.significance import raw_latencies_ns
 from edgekd.errors import UsageError
@@ -28,6 +28,9 @@ from edgekd.report.formatting import kd_gap
 from edgekd.report.profiles import collect_profiles, int8_comparisons
 from edgekd.report.provenance import identity
 from edgekd.report.schema import REPORT_SCHEMA
+
+if TYPE_CHECKING:
+    from edgekd.recipe import Recipe
 
 __all__ = ["MAX_LATENCY_SAMPLES", "REPORT_SCHEMA", "accuracy_of", "bench_row", "build_report", "pareto_points"]
 REPORT_FORMATS = ("torch", "onnx", "tflite")
@@ -87,7 +90,7 @@ def load_manifests(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[dict[
     return manifests, warnings
 
 
-def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Any = None) -> dict[str, Any]:
+def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Recipe | None = None) -> dict[str, Any]:
     """The report.json document of a run (see the module docstring and the contract in issue 2).
 
     `recipe` (an edgekd Recipe, optional) adds its [run] name and hash to `identity`, which

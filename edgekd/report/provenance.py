@@ -8,7 +8,10 @@ regressions).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekd.recipe import Recipe
 
 
 def _data_sidecar(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -32,14 +35,14 @@ def _recipe_hash_from_artifacts(manifests: dict[str, dict[str, Any]]) -> str | N
     return None
 
 
-def identity(manifests: dict[str, dict[str, Any]], recipe: Any = None) -> dict[str, Any]:
+def identity(manifests: dict[str, dict[str, Any]], recipe: Recipe | None = None) -> dict[str, Any]:
     """{recipe_name, recipe_hash, data_sha256, samples, input_shape, num_classes, label_names}; unknown parts None."""
     found = (manifests.get("data") or {}).get("summary")
     data: dict[str, Any] = found if isinstance(found, dict) else {}
     sizes: dict[str, Any] = data["sizes"] if isinstance(data.get("sizes"), dict) else {}
     counts = [v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)]
     return {
-        "recipe_name": getattr(getattr(recipe, "run", None), "name", None),
+        "recipe_name": recipe.run.name if recipe is not None else None,
         "recipe_hash": recipe.recipe_hash() if recipe is not None else _recipe_hash_from_artifacts(manifests),
         "data_sha256": _data_sidecar(manifests).get("sha256"),
         "samples": sum(counts) if counts else None,  # train + val + test: a reseeded split keeps it

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekd-installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/edgekd run examples/digits.toml
 
-test: $(STAMP)
+# Lint (ruff check + format check) and the type check of the typed modules ([tool.mypy] files).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgekd tests bench
+	$(VENV)/bin/ruff format --check edgekd tests bench
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -15,6 +15,7 @@ left over from an earlier run and are not read) and sets `passed` to false.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from datetime import UTC, datetime
@@ -182,7 +183,7 @@ def _stage_overview(manifests: dict[str, dict[str, Any]], failures: list[dict[st
         if manifest is not None and isinstance(manifest.get("tools"), dict):  # what went into the key
             row["tools"] = dict(manifest["tools"])
         if manifest is not None and isinstance(manifest.get("key_facts"), dict):
-            row["key_facts"] = dict(manifest["key_facts"])
+            row["key_facts"] = public_facts(manifest["key_facts"])
         if name in failed:
             row["error"] = {k: v for k, v in failed[name].items() if k != "stage"}
         elif manifest is None:
@@ -191,6 +192,26 @@ def _stage_overview(manifests: dict[str, dict[str, Any]], failures: list[dict[st
                 row["not_run_because"] = f"stage {blocker} failed"
         rows.append(row)
     return rows
+
+
+#: Identity fields a report (shared in pull requests) shows as a digest: systemd's machine-id is confidential.
+_PRIVATE_IDENTITY = ("machine_id",)
+
+
+def public_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """A stage's key facts for the report: each target's entry and identity, private identifiers as a digest
+    (sha256, 16 hex digits: still tells two machines apart; the key itself used the full value)."""
+    import hashlib
+
+    shown = copy.deepcopy(facts)
+    for target in (shown.get("targets") or {}).values():
+        identity = target.get("identity") if isinstance(target, dict) else None
+        if not isinstance(identity, dict):
+            continue
+        for field in _PRIVATE_IDENTITY:
+            if identity.get(field):
+                identity[field] = "sha256:" + hashlib.sha256(str(identity[field]).encode()).hexdigest()[:16]
+    return shown
 
 
 def _is_deliverable(stage: str, sidecar: dict[str, Any]) -> bool:

@@ -106,8 +106,28 @@ def pipeline_section(report: dict[str, Any]) -> str:
     return (
         f'<section id="pipeline"><h2>Pipeline at a glance</h2><ol class="pipeline">{"".join(items)}</ol>'
         f'<p class="note">Stage time in total: {_e(fmt.seconds(total))} (cached stages keep their first time).</p>'
-        f"{data_line}</section>"
+        f"{data_line}{key_parts(report)}</section>"
     )
+
+
+def key_parts(report: dict[str, Any]) -> str:
+    """What went into each stage's cache key besides the recipe and its inputs: tool versions, bench targets."""
+    rows = []
+    for stage in report.get("stages") or []:
+        tools = stage.get("tools") if isinstance(stage.get("tools"), dict) else {}
+        targets = (stage.get("key_facts") or {}).get("targets") if isinstance(stage.get("key_facts"), dict) else None
+        described = [
+            f"{name} ({', '.join(f'{k} {v}' for k, v in (facts.get('identity') or {}).items() if v)})"
+            for name, facts in (targets or {}).items()
+            if isinstance(facts, dict)
+        ]
+        if tools or described:
+            rows.append([stage["stage"], ", ".join(f"{k} {v}" for k, v in tools.items()) or fmt.DASH,
+                         "; ".join(described) or fmt.DASH])  # fmt: skip
+    if not rows:
+        return ""
+    table = html_table(["stage", "tools (versions in the cache key)", "targets (identity in the cache key)"], rows)
+    return f"<details><summary>What each stage's cache key holds</summary>{table}</details>"
 
 
 def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:

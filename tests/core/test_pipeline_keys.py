@@ -8,6 +8,7 @@ writes different bytes). Keys are computed the way `Pipeline.execute` computes t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,26 @@ def test_an_unknown_bench_target_fails_the_stage_with_its_message_and_the_report
     assert "did you mean 'pi5'" in (caught.value.hint or "")
     manifest = RunDirectory(tmp_path / "run").read_manifest("bench")
     assert manifest is not None and manifest["status"] == "failed" and report.runs == 1
+
+
+class Measured(Tool):
+    """Stands in for bench: its key holds a target's entry and identity."""
+
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        identity = {"kind": "local", "machine_id": "/etc/machine-id:0123456789abcdef", "cpu_model": "Xeon"}
+        return {"targets": {"box": {"entry": {"kind": "local"}, "identity": identity}}}
+
+
+def test_the_report_shows_each_stages_tools_and_targets_with_the_machine_id_as_a_digest(tmp_path: Path) -> None:
+    from edgekd.report.html import render_html
+
+    Pipeline([Measured("bench", tools=("numpy",))], parse_recipe({}), tmp_path, tmp_path / "run").execute()
+    manifest = RunDirectory(tmp_path / "run").read_manifest("bench")
+    assert manifest is not None and manifest["key_facts"]["targets"]["box"]["identity"]["machine_id"].endswith("cdef")
+    report = build_report(tmp_path / "run")
+    [bench] = [row for row in report["stages"] if row["stage"] == "bench"]
+    identity = bench["key_facts"]["targets"]["box"]["identity"]
+    assert identity["machine_id"].startswith("sha256:") and "0123456789abcdef" not in json.dumps(report)
+    assert identity["cpu_model"] == "Xeon" and bench["tools"] == {"numpy": pipeline.installed_version("numpy")}
+    html = render_html(report, [])
+    assert "What each stage's cache key holds" in html and "box (cpu_model Xeon, kind local, machine_id sha256:" in html

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.artifacts import Artifact, create_artifact
+from edgekd.artifacts import Artifact, TensorSpec, create_artifact
 from edgekd.config.export import OrtQuantOptions, QuantizeConfig
 from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError
@@ -125,7 +125,9 @@ class _SampleReader:
         pass
 
 
-def _quantize_static(prepared: Path, out: Path, options: QuantizeConfig, calibration: Artifact, inputs: tuple) -> None:
+def _quantize_static(
+    prepared: Path, out: Path, options: QuantizeConfig, calibration: Artifact, inputs: tuple[TensorSpec, ...]
+) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from edgekd.calibration import load_calibration

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, get_args
 
-from edgekd.artifacts import Artifact, write_artifact
+from edgekd.artifacts import Artifact, TensorSpec, write_artifact
 from edgekd.config.export import Onnx2TfOptions, PseudoOp
 from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError, ModelError
@@ -140,7 +140,9 @@ class Onnx2TfConverter:
         return results
 
 
-def _describe_or_refuse(produced: Path, precision: str, layout: str, samples: Any) -> tuple[tuple, tuple]:
+def _describe_or_refuse(
+    produced: Path, precision: str, layout: str, samples: Any
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """TensorSpecs of a file onnx2tf wrote, checked by loading (and, given samples, running) it in LiteRT
     before it is kept.
 

@@ -125,6 +125,8 @@ def export_module(module: Any, input_shape: tuple[int, ...], *, opset: int, dyna
         ) from None
     finally:
         exporter_log.setLevel(level)
+    if program is None:  # only when an output path is given; kept in memory here
+        raise ConversionError("torch_onnx: the dynamo exporter returned no program")
     return program.model_proto
 
 

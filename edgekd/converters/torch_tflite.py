@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgekd.artifacts import Artifact, write_artifact
+from edgekd.artifacts import Artifact, TensorSpec, write_artifact
 from edgekd.config.export import LiteRtTorchOptions
 from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError, ModelError
@@ -141,7 +141,9 @@ def _serialize(edge_model: Any) -> bytes:
         return path.read_bytes()
 
 
-def _check_blob(blob: bytes, precision: str, samples: Any, where: Path) -> tuple[tuple, tuple]:
+def _check_blob(
+    blob: bytes, precision: str, samples: Any, where: Path
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Describe the converted bytes and run a few calibration samples through LiteRT before keeping them."""
     import tempfile
 

@@ -97,7 +97,8 @@ def bench_model(
         typer.Option(
             "--profile",
             help="also take a per-op profile of each model (after the timed runs, in a second session; "
-            "ONNX Runtime's profiler, or benchmark_model's in adb tool mode)",
+            "ONNX Runtime's profiler; TFLite: benchmark_model's where the target's entry names one, "
+            "or in adb tool mode)",
         ),
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="also write full results (raw samples)")] = None,

@@ -56,17 +56,19 @@ __all__ = ["PRODUCER", "BudgetNotMetError", "LadderResult", "run_ladder"]
 class BudgetNotMetError(ConversionError):
     """No rung of the ladder holds the accuracy budget; names the best rung reached and its drop."""
 
-    def __init__(self, max_drop: float, best: dict[str, Any]) -> None:
+    def __init__(self, max_drop: float, best: dict[str, Any], others: list[dict[str, Any]] | None = None) -> None:
         excluded = best.get("excluded") or []
         int16 = best.get("int16") or []
         float_ops = f", {len(excluded)} op(s) float: {', '.join(excluded)}" if excluded else ""
         float_ops += f", {len(int16)} op(s) int16: {', '.join(int16)}" if int16 else ""
         where = "" if best.get("runtime", "ort") == "ort" else f" in {best['runtime']}"
+        also = "".join(f"; in {o['runtime']} too: best rung {o['rung']} ({o['name']}) drops {o['drop']:.4f}"
+                       for o in others or [])  # fmt: skip
         super().__init__(
             f"int8{where} cannot hold the accuracy budget (max drop {max_drop:.4f}): best rung {best['rung']} "
-            f"({best['name']}{float_ops}) drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f})",
-            hint="raise --max-drop, give more representative calibration samples, or keep the fp32 model; "
-            "the curve is in ladder.json",
+            f"({best['name']}{float_ops}) drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f}){also}",
+            hint="raise --max-drop, give more representative calibration samples, give the ladder QAT inputs "
+            "(student, teacher, training samples), or keep the fp32 model; the curve is in ladder.json",
         )
         self.best = best
 
@@ -239,17 +241,23 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
         # rung 4 depends on the inputs and the QAT settings only (not on rungs 2-3 or the budget)
         key4 = key_of(base_key, "qat", ctx.runtimes, qat.key(qat_module.state_hash(qat.student)))
         finish(4, key4, lambda: qat_module.rung_qat(ctx, qat, model_sha), chained=False)
-    recommended = {}
+    recommended, not_met = {}, {}
     for runtime in ctx.runtimes:
         within = _within(rows, runtime, max_drop)
         if not within:
             candidates = [{**r, **r["runtimes"][runtime]} for r in rows if runtime in r.get("runtimes", {})]
-            best = min(candidates, key=lambda r: (r["drop"], r["rung"]))
-            raise BudgetNotMetError(max_drop, {**best, "runtime": runtime})
+            not_met[runtime] = {**min(candidates, key=lambda r: (r["drop"], r["rung"])), "runtime": runtime}
+            continue
         fastest = min(within, key=lambda r: (r["p50_ms"] if r["p50_ms"] is not None else 0.0, r["rung"]))
         recommended[runtime] = {
             k: fastest[k] for k in ("rung", "name", "model", "accuracy", "drop", "agreement", "p50_ms")
         }
+    ladder["recommended"] = recommended  # the runtimes that hold, also when another one does not
+    if not_met:
+        ladder["not_met"] = {r: {k: b[k] for k in ("rung", "name", "drop", "accuracy")} for r, b in not_met.items()}
+        write_json(ladder_path, ladder, name="quant_ladder", parent=model_sha)
+        first, *others = not_met.values()
+        raise BudgetNotMetError(max_drop, first, others)
     chosen = next(r for r in rows if r["rung"] == recommended["ort"]["rung"])
     return _done(ladder, ladder_path, chosen, recommended, reused, model_sha, out)
 

@@ -1,8 +1,8 @@
 """The LiteRT/TFLM side of the quantization ladder: full-int8 TFLite through edgekd's onnx2tf converter,
 accuracy and latency in LiteRT (ai-edge-litert), and the same int8 file in TensorFlow Lite Micro.
 
-The conversion goes through `edgekd.converters.onnx_tflite.Onnx2TfConverter.convert` (its public entry
-point) with the ladder's calibration samples. Its scratch files and the artifacts it describes land in the
+The conversion goes through `edgekd.registry.run_converter("onnx2tf", ...)` (the converters' public
+dispatch) with the ladder's calibration samples. Its scratch files and the artifacts it describes land in the
 ladder's work directory (the ladder points Python's tempfile there); the ladder publishes the kept file.
 
 Selective quantization (named ops kept float) and 16x8 for LiteRT are not built yet: `ai-edge-quantizer`
@@ -23,9 +23,9 @@ RUNTIMES = ("ort", "litert", "tflm")
 
 def available() -> str | None:
     """None, or why the LiteRT rows cannot be made here (onnx2tf and its set missing)."""
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
+    from edgekd.registry import converter_unavailable
 
-    return Onnx2TfConverter().available()
+    return converter_unavailable("onnx2tf")
 
 
 def tflm_available() -> str | None:
@@ -41,8 +41,7 @@ def to_tflite(
     """TFLite files (full int8 with int8 input/output and per-channel weights; fp32) of an fp32 ONNX model,
     one onnx2tf conversion; precision -> a file in `work`, described by the converter's sidecar."""
     from edgekd.artifacts import create_artifact, write_artifact
-    from edgekd.config.export import TfliteConfig
-    from edgekd.converters.onnx_tflite import Onnx2TfConverter
+    from edgekd.registry import run_converter
     from edgekd.verify.model_io import load_onnx, onnx_tensor_specs
 
     folder = work / f"litert.{tag}"
@@ -58,8 +57,8 @@ def to_tflite(
     np.savez(buffer, x=x_calib.astype(np.float32))
     calibration = write_artifact(folder / "calibration.npz", buffer.getvalue(), name="calibration", format="npz",
                                  producer="quant_ladder", config={"layout": "NCHW"})  # fmt: skip
-    options = TfliteConfig(precisions=list(precisions))
-    made = Onnx2TfConverter().convert(src, options, folder, calibration=calibration)
+    options = {"precisions": list(precisions), "calibration": calibration}
+    made = run_converter("onnx2tf", src, options, folder)  # the registry's dispatch: availability checked once
     return {artifact.precision or "": artifact.path for artifact in made}
 
 

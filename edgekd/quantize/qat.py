@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,6 @@ class QatInputs:
     temperature: float = 4.0
     alpha: float = 0.5  # weight of the soft (teacher) term; 1 - alpha on the labels
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self, state_hash: str) -> list[Any]:
         """What the rung's result depends on besides the ladder's inputs (for the resume key)."""

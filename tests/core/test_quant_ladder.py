@@ -386,3 +386,30 @@ def test_rung_3_can_raise_to_int16_activations(hard_case: dict[str, Path], tmp_p
     graph = onnx.load(str(result.model)).graph
     q_types = {init.data_type for init in graph.initializer if init.name.endswith("zero_point")}
     assert onnx.TensorProto.INT16 in q_types and onnx.TensorProto.INT8 in q_types  # mixed int16/int8
+
+
+@pytest.mark.slow
+def test_litert_and_tflm_rows_and_a_budget_only_ort_meets(hard_case: dict[str, Path], tmp_path: Path) -> None:
+    """The raw sensor channel also sets LiteRT's int8 *input* scale (per tensor), so the TFLite int8 model cannot
+    hold the budget at rung 1, and rungs 2-3 are ORT's: the ladder names LiteRT (and TFLM) with their best rung,
+    and still records ORT's recommendation and every runtime's row."""
+    with pytest.raises(BudgetNotMetError) as caught:
+        run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS,
+                   runtimes=("ort", "litert", "tflm"))  # fmt: skip
+    message = str(caught.value)
+    assert "int8 in litert cannot hold the accuracy budget (max drop 0.0100): best rung 1 (ptq) drops" in message
+    assert "in tflm too: best rung 1 (ptq) drops" in message
+    ladder = json.loads((tmp_path / "ladder.json").read_text())
+    assert [r["rung"] for r in ladder["rows"]] == [1, 2, 3]
+    ptq = ladder["rows"][0]["runtimes"]
+    assert set(ptq) == {"ort", "litert", "tflm"}
+    for runtime in ("ort", "litert", "tflm"):
+        assert {"accuracy", "drop", "agreement", "p50_ms", "model"} <= ptq[runtime].keys()
+        assert ptq[runtime]["drop"] > 0.02
+    assert ptq["litert"]["p50_ms"] > 0 and ptq["litert"]["fp32_p50_ms"] > 0 and ptq["tflm"]["p50_ms"] is None
+    assert ptq["litert"]["model"] == ptq["tflm"]["model"] == "ptq.int8.tflite"
+    assert ladder["recommended"]["ort"]["rung"] == 3 and set(ladder["recommended"]) == {"ort"}
+    assert set(ladder["not_met"]) == {"litert", "tflm"}
+    from edgekd.artifacts import load_artifact
+
+    assert load_artifact(tmp_path / "ptq.int8.tflite").precision == "int8"  # sidecar written and hash checked

@@ -20,7 +20,8 @@ class AdbEntry(StrictModel):
     serial: str | None = None  # None: $ANDROID_SERIAL, else the only phone attached
     adb_path: str = "adb"
     mode: RunMode = "runner"
-    benchmark_model: Path | None = None  # TFLite's benchmark_model built for the phone (mode = benchmark_model)
+    benchmark_model: Path | None = None  # TFLite's benchmark_model for the phone: mode = benchmark_model, or per-op
+    # profiles of TFLite models in runner mode
     onnxruntime_perf_test: Path | None = None  # ORT's perf test built for the phone (mode = ort_perf_test)
     python: str = "/data/data/com.termux/files/usr/bin/python3"  # mode = runner
     workdir: str = "/data/local/tmp"  # a fresh edgekd-XXXXXX directory is made under it per session

@@ -7,7 +7,7 @@ serial = "1A211FDF6001V7"     # or "192.168.1.20:5555"; None: $ANDROID_SERIAL, e
 mode = "runner"               # "runner" (edgekd_runner.py on the phone's python3, e.g. Termux)
                               # "benchmark_model" / "ort_perf_test" (the binaries below, pushed once)
 python = "/data/data/com.termux/files/usr/bin/python3"   # see below
-benchmark_model = "tools/android_aarch64_benchmark_model"
+benchmark_model = "tools/android_aarch64_benchmark_model"   # in runner mode: TFLite per-op profiles (--profile)
 onnxruntime_perf_test = "tools/onnxruntime_perf_test"
 big_cores = "c0"              # taskset mask override; default: the cluster with the highest max clock
 allow_charging = false        # measure energy on USB/AC power (results flagged)
@@ -42,6 +42,7 @@ from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys
 from edgekd.targets.adb.entry import AdbEntry, parse_entry
 from edgekd.targets.adb.modes import NativeRun, translate_runner_argv
 from edgekd.targets.adb.probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
+from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
@@ -92,6 +93,8 @@ class AdbTarget:
         self.finished: list[Completed] = []  # runs that completed, kept when the phone goes away later
         self.state: PhoneState | None = None
         self._runs = 0  # numbers the pid files of run() in the work dir
+        tool = entry.benchmark_model if entry.mode == "runner" else None  # tool modes profile inside run()
+        self._profiler = BenchmarkModelProfiler(self, tool) if tool is not None else None
 
     @classmethod
     def from_entry(
@@ -107,8 +110,6 @@ class AdbTarget:
     def identity(self) -> dict[str, str]:
         """The serial (the entry's, else $ANDROID_SERIAL; "" means the one phone attached, known only once
         connected), its transport (usb, or tcp for HOST:PORT) and the entry's run settings."""
-        from edgekd.targets.tools import tool_identity
-
         serial = self.entry.serial or os.environ.get("ANDROID_SERIAL") or ""
         transport = "tcp" if re.fullmatch(r"[\w.-]+:\d+", serial) else ("usb" if serial else "")
         entry = self.entry
@@ -122,7 +123,7 @@ class AdbTarget:
             "big_cores": entry.big_cores or "",
             "adb_path": entry.adb_path,
         }
-        if entry.mode == "benchmark_model":
+        if entry.mode in ("benchmark_model", "runner"):  # the tool's figures, or (runner mode) its op profiles
             identity |= tool_identity(entry.benchmark_model)
         elif entry.mode == "ort_perf_test":
             identity |= tool_identity(entry.onnxruntime_perf_test, "onnxruntime_perf_test")
@@ -138,7 +139,9 @@ class AdbTarget:
         return None
 
     def op_profiler(self) -> OpProfiler | None:
-        return None  # tool mode profiles inside run() (benchmark_model); runner mode uses the runner's
+        """Runner mode with a benchmark_model binary named: TFLite per-op rows from it (tool modes profile
+        inside run(); without the binary the runner profiles)."""
+        return self._profiler
 
     # -- the adb client
     def _adb_path(self) -> str:

@@ -166,6 +166,20 @@ def test_benchmark_model_mode_profile_end_to_end(phone, tflite_model: Path, andr
     assert result.to_dict()["profile"] == result.profile
 
 
+def test_runner_mode_profiles_tflite_with_the_named_benchmark_model(
+    phone, tflite_model: Path, android_tools, tmp_path: Path
+) -> None:
+    """Runner mode (the timed runs are the runner's) with benchmark_model named: its op profiling gives the rows."""
+    target = _target(phone, tmp_path, benchmark_model=str(android_tools["benchmark_model"]))
+    [result] = bench_artifacts(
+        target, [describe_file(tflite_model)], BenchConfig(runs=5, warmup=1, energy=False, profile=True)
+    )
+    assert result.env["stats_source"] == "samples" and len(result.latencies_ns) == 5  # the runner's samples
+    assert result.profile["source"] == "benchmark_model --enable_op_profiling" and result.profile["target"] == "pixel"
+    assert [row["provider"] for row in result.profile["rows"]] == ["XNNPACK"] * 2
+    assert any("benchmark_model --enable_op_profiling=true on pixel" in note for note in result.profile["notes"])
+
+
 def test_benchmark_model_mode_profile_without_xnnpack_is_all_cpu(
     phone, tflite_model: Path, android_tools, tmp_path: Path
 ) -> None:

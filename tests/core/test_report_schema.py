@@ -67,3 +67,15 @@ def test_a_report_of_a_newer_schema_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="edgekd.report/9") as caught:
         load_run_report(tmp_path / "report.json")
     assert "edgekd version that wrote it" in (caught.value.hint or "")
+
+
+def test_an_old_report_kept_in_the_history_compares_with_a_new_run(tmp_path: Path) -> None:
+    """`edgekd run` stores its whole report in the history; one stored by an older edgekd is read as schema 2."""
+    from edgekd.bench.history import History
+
+    old = json.loads(OLD.read_text(encoding="utf-8"))
+    History().record_run("digits:old", "r1", old["bench"], meta={"report": old})  # EDGEKD_HISTORY: the test's tmp
+    report = load_run_report("digits:old")
+    assert report["upgraded_from"] == "edgekd.report/1" and "latencies_ns" in report["bench"][0]
+    result = compare_runs(Path("digits:old"), make_run_dir(tmp_path, runs=24))
+    assert result["regressions"] == [] and {row["method"] for row in result["latency"]} == {"mann-whitney-u"}

@@ -4,7 +4,8 @@ A stage's cache key is sha256 of (stage name, its config, the sha256 of every in
 the stages it needs, the installed versions of the tools it runs (`Stage.tools`: PyPI distribution names),
 facts outside the recipe that decide its result (`Stage.key_facts`: bench's target entries and device
 identities), the edgekd version). The tools' versions and the facts are written into the manifest too, so
-the report shows what went into each key. A stage writes into a private temporary directory; when it returns, its files are moved into the
+the report shows what went into each key. The Stage protocol and its contexts live in edgekd.stages.protocol
+(re-exported here). A stage writes into a private temporary directory; when it returns, its files are moved into the
 run directory and only then is its manifest `.edgekd/stages/<stage>.json` written. So a run killed at any
 point resumes at the first stage whose manifest is missing, stale or whose files changed on disk, and a
 half-written file is never taken for a finished one.
@@ -27,14 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from edgekd import __version__
 from edgekd.artifacts import Artifact
-from edgekd.errors import CacheError, EdgekdError
+from edgekd.errors import EdgekdError
 from edgekd.fileio import atomic_write_json, storage_error
 from edgekd.recipe import Recipe
 from edgekd.run_directory import MANIFEST_SCHEMA, RunDirectory, cache_valid, commit, disk_full, relative_entry
+from edgekd.stages.protocol import KeyContext, Stage, StageContext, StageResult
 
 __all__ = [
     "MANIFEST_SCHEMA",
@@ -51,93 +53,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageResult:
-    artifacts: list[Artifact]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class KeyContext:
-    """What a stage's key depends on besides its config: the recipe and the upstream artifacts and summaries."""
-
-    recipe: Recipe
-    base_dir: Path  # relative paths in the recipe are taken from here
-    inputs: dict[str, list[Artifact]]
-    summaries: dict[str, dict[str, Any]]
-
-    def artifact(self, name: str) -> Artifact:
-        for artifacts in self.inputs.values():
-            for artifact in artifacts:
-                if artifact.name == name:
-                    return artifact
-        known = sorted(a.name for arts in self.inputs.values() for a in arts)
-        raise CacheError(f"no upstream artifact named {name!r}", hint=f"available: {', '.join(known) or 'none'}")
-
-    def find(self, name: str) -> Artifact | None:
-        try:
-            return self.artifact(name)
-        except CacheError:
-            return None
-
-    def all_inputs(self) -> list[Artifact]:
-        return [a for arts in self.inputs.values() for a in arts]
-
-
-@dataclass
-class StageContext(KeyContext):
-    """What a stage gets when it runs: a KeyContext plus the run directory and a private directory to write in."""
-
-    run_dir: Path
-    workdir: Path  # private; everything written here is moved into run_dir when the stage succeeds
-    progress: Any = None  # a rich Progress, or None
-    resume: bool = False  # the workdir holds a killed attempt's checkpoints (same cache key)
-    on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # training stages call it after each epoch
-
-
-class Stage(Protocol):
-    """One step of a run (edgekd.stages.base.BaseStage gives the defaults). `name` and `needs` are read-only
-    here, so a class attribute `needs = ("data",)` satisfies the protocol."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        """Upstream stage names whose artifacts this stage reads."""
-        ...
-
-    @property
-    def runs_after_failure(self) -> bool:
-        """True: runs even after an earlier stage failed or a gate stopped the run (the report)."""
-        ...
-
-    @property
-    def resumable(self) -> bool:
-        """True: a killed attempt's workdir (checkpoints) is kept for the next attempt with the same key."""
-        ...
-
-    def enabled(self, recipe: Recipe) -> bool: ...
-
-    def config(self, recipe: Recipe) -> dict[str, Any]:
-        """The part of the recipe this stage depends on (it keys the cache)."""
-        ...
-
-    def tools(self, ctx: KeyContext) -> tuple[str, ...]:
-        """PyPI distribution names of the tools the stage runs (their versions key the cache)."""
-        ...
-
-    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
-        """Facts outside the recipe that decide the result (they key the cache), JSON-able."""
-        ...
-
-    def run(self, ctx: StageContext) -> StageResult: ...
-
-    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
-        """An error that fails the run after this stage (e.g. parity), or None. Checked on cache hits too."""
-        ...
 
 
 @dataclass

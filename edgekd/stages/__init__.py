@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edgekd.pipeline import Stage
+    from edgekd.stages.protocol import Stage
 
 STAGE_NAMES = (
     "data",

@@ -8,7 +8,7 @@ from edgekd.errors import EdgekdError
 from edgekd.recipe import Recipe
 
 if TYPE_CHECKING:
-    from edgekd.pipeline import KeyContext
+    from edgekd.stages.protocol import KeyContext
 
 
 class BaseStage:

@@ -6,6 +6,7 @@ schedule, validation each epoch (accuracy and loss), the checkpoint policy (`sel
 accuracy from `min_epochs` on, ties to the lower validation loss; or the last epoch) with early stopping,
 a checkpoint each epoch (resumable, loaded with weights_only=True), NaN/Inf detection naming the batch,
 progress, and DistributedDataParallel when torch.distributed is initialised (rank 0 writes).
+The selection policy and the checkpoint file live in checkpoint.py, the scoring in evaluation.py.
 
 History rows are JSON-clean: a value that does not exist (validation accuracy without a validation
 split) is None, never NaN.
@@ -28,15 +29,21 @@ import numpy as np
 
 from edgekd.config.distill import TrainConfig
 from edgekd.distill.augment import views
+from edgekd.distill.checkpoint import advance, fresh_state, load_checkpoint, save_checkpoint
 from edgekd.distill.device import Precision, resolve_device, to_device
-from edgekd.errors import CacheError, ModelError, RecipeError
+from edgekd.distill.evaluation import accuracy, evaluate, predict, validate
+from edgekd.errors import ModelError, RecipeError
+
+__all__ = [  # accuracy, evaluate, predict: re-exported from evaluation.py for callers that import them from here
+    "EpochCallback", "FitResult", "Objective", "TrainData", "accuracy", "check_train_config", "distributed", "epoch_order",
+    "evaluate", "fit", "learning_rate", "make_optimizer", "predict", "run_fingerprint", "torch_threads", "validate",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-CHECKPOINT_SCHEMA = "edgekd.checkpoint/2"
-PROGRESS_EVERY = 16  # steps between progress-bar updates (Python work per step stays constant and small)  # /2: best validation loss and the selection policy in the state
+PROGRESS_EVERY = 16  # steps between progress-bar updates (Python work per step stays constant and small)
 log = logging.getLogger(__name__)
 
 
@@ -145,86 +152,17 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
     step for the demo's student on one CPU thread, ~8 % of its whole step."""
     import torch
 
-    def build(**fused: bool) -> torch.optim.Optimizer:
+    def build(fused: bool | None = None) -> torch.optim.Optimizer:
         if config.optimizer == "sgd":
             return torch.optim.SGD(
-                params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, **fused
+                params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, fused=fused
             )
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
     try:
         return build(fused=True)
     except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without fused kernels
         return build()
-
-
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float | None:
-    """Top-1 accuracy of `model` on (x, y), in [0, 1]; None for an empty split."""
-    predictions = predict(model, x, batch_size)
-    return float(np.mean(predictions == y)) if len(y) else None
-
-
-def evaluate(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512
-) -> tuple[float | None, float | None]:
-    """(top-1 accuracy, mean cross-entropy) of `model` on (x, y); (None, None) for an empty split.
-
-    The loss is None for models whose logits are not (batch, classes).
-    """
-    scores = validate(model, x, y, batch_size=batch_size)
-    return scores["val_accuracy"], scores["val_loss"]
-
-
-def validate(model: nn.Module, x: np.ndarray, y: np.ndarray, teacher: np.ndarray | None = None, *, batch_size: int = 512,
-             device: Any = None, autocast: Any = None) -> dict[str, float | None]:  # fmt: skip
-    """Validation scores: accuracy, cross-entropy and, given the teacher's logits, top-1 agreement with the
-    teacher and KL(softmax(teacher) ‖ softmax(student)) per sample (T = 1, as big_vision's distillation evals).
-
-    Sums stay on the device; one host transfer at the end (no per-batch sync).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    empty = {"val_accuracy": None, "val_loss": None, "val_teacher_agreement": None, "val_teacher_kl": None}
-    if len(y) == 0:
-        return empty
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # correct, CE, agreeing, KL
-    has_loss = True
-    with torch.no_grad(), autocast() if autocast is not None else contextlib.nullcontext():
-        for i in range(0, len(x), batch_size):
-            logits = model(to_device(torch.from_numpy(x[i : i + batch_size]), device)).float()
-            target = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.int64)).to(logits.device)
-            sums[0] += (logits.argmax(-1) == target).sum()
-            if logits.dim() != 2:
-                has_loss = False
-                continue
-            sums[1] += F.cross_entropy(logits, target, reduction="sum")
-            if teacher is not None:
-                t = torch.from_numpy(np.asarray(teacher[i : i + batch_size], dtype=np.float32)).to(logits.device)
-                sums[2] += (logits.argmax(-1) == t.argmax(-1)).sum()
-                sums[3] += F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t, -1), reduction="sum", log_target=True)
-    model.train(was_training)
-    correct, ce, agree, kl = (v / len(y) for v in sums.cpu().tolist())
-    scores = dict(empty, val_accuracy=correct, val_loss=ce if has_loss else None)
-    if teacher is not None and has_loss:
-        scores.update(val_teacher_agreement=agree, val_teacher_kl=kl)
-    return scores
-
-
-def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Top-1 class for each sample (the last axis of the logits)."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(model(torch.from_numpy(x[i : i + batch_size])).argmax(-1).numpy())
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def run_fingerprint(config: TrainConfig, seed: int, data: TrainData, label: str, extra: dict[str, Any]) -> str:
@@ -289,7 +227,7 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
     if hasattr(objective, "to"):
         objective.to(device)
     if device.type == "cuda" and len(data.x.shape) == 4:
-        model.to(memory_format=torch.channels_last)  # NHWC convolutions on GPUs
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # NHWC convolutions on GPUs (torch's stub lacks it)
     augmenting = config.augmentation
     trainable = list(model.parameters()) + list(objective.parameters())
     optimizer = make_optimizer(config, trainable)
@@ -300,9 +238,9 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         runner = DistributedDataParallel(model)
     fingerprint = run_fingerprint(config, seed, data, label, fingerprint_extra or {})
     result = FitResult()
-    state = _fresh_state()
+    state = fresh_state()
     if resume and checkpoint is not None and checkpoint.exists():
-        state = _load_checkpoint(checkpoint, fingerprint, model, objective, optimizer, label)
+        state = load_checkpoint(checkpoint, fingerprint, model, objective, optimizer, label)
         result.resumed_from = state["epoch"]
     result.history = state["history"]
     batch_size = config.batch_for(
@@ -368,12 +306,12 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
                "train_cpu_seconds": train_cpu_seconds, "device": str(device), "amp": precision.name,
                "seconds": time.perf_counter() - started}  # fmt: skip
         result.history.append(row)
-        state = _advance(state, row, model, config.first_selectable_epoch if selecting else None)
+        state = advance(state, row, model, config.first_selectable_epoch if selecting else None)
         if task is not None:
             shown = "" if val_acc is None else f" val {val_acc:.3f}"
             progress.update(task, status=f"loss {row['loss']:.3f}{shown}")
         if checkpoint is not None and rank == 0:
-            _save_checkpoint(checkpoint, fingerprint, state, model, objective, optimizer)
+            save_checkpoint(checkpoint, fingerprint, state, model, objective, optimizer)
         if on_epoch is not None and rank == 0:
             on_epoch(label, row)
         if config.patience is not None and selecting and state["bad_epochs"] >= config.patience:
@@ -383,91 +321,11 @@ def _fit(model: nn.Module, data: TrainData, config: TrainConfig, objective: Obje
         progress.update(task, completed=total_steps)
     if selecting and state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
-    model.to("cpu", memory_format=torch.contiguous_format)  # callers export, predict and save on the CPU
+    model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # callers export, predict and save on the CPU
     result.selected = "best_val" if selecting else "last"
     result.best_epoch = state["best_epoch"] if selecting and state["best_epoch"] else len(result.history)
     model.eval()
     return result
-
-
-def _fresh_state() -> dict[str, Any]:
-    return {
-        "epoch": 0,
-        "history": [],
-        "best_state": None,
-        "best_val": -1.0,
-        "best_loss": math.inf,
-        "best_epoch": 0,
-        "bad_epochs": 0,
-    }
-
-
-def _advance(state: dict[str, Any], row: dict[str, Any], model: nn.Module, first: int | None) -> dict[str, Any]:
-    """Track the kept epoch and the early-stopping counter.
-
-    `first` is the first selectable epoch (None: no selection, the last epoch is kept). From it on, an
-    epoch is kept when its validation accuracy is higher, or equal with a lower-or-equal validation loss
-    (a tiny validation split saturates at 100 %: the loss still tells later, better-trained epochs apart).
-    Only a strict improvement of (accuracy, -loss) resets the patience counter.
-    """
-    state = dict(state, epoch=int(row["epoch"]))
-    if first is None or row["epoch"] < first:
-        return state
-    acc = row["val_accuracy"]
-    loss = row["val_loss"] if row["val_loss"] is not None else math.inf
-    improves = acc > state["best_val"] or (acc == state["best_val"] and loss < state["best_loss"])
-    keeps = improves or (acc == state["best_val"] and loss <= state["best_loss"])
-    if keeps:
-        state.update(best_val=acc, best_loss=loss, best_epoch=int(row["epoch"]),
-                     best_state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
-    state["bad_epochs"] = 0 if improves else state["bad_epochs"] + 1
-    return state
-
-
-def _save_checkpoint(
-    path: Path,
-    fingerprint: str,
-    state: dict[str, Any],
-    model: nn.Module,
-    objective: Objective,
-    optimizer: torch.optim.Optimizer,
-) -> None:
-    import torch
-
-    from edgekd.fileio import atomic_path
-
-    payload = {"schema": CHECKPOINT_SCHEMA, "fingerprint": fingerprint, **state, "model": model.state_dict(),
-               "objective": objective.state_dict(), "optimizer": optimizer.state_dict()}  # fmt: skip
-    if payload["best_state"] is None:
-        payload["best_state"] = {}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(
-    path: Path, fingerprint: str, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, label: str
-) -> dict[str, Any]:
-    import pickle
-
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise CacheError(f"{label}: checkpoint {path} cannot be read: {str(exc).splitlines()[0]}",
-                         hint="delete it to start this training afresh") from None  # fmt: skip
-    if payload.get("schema") != CHECKPOINT_SCHEMA or payload.get("fingerprint") != fingerprint:
-        raise CacheError(
-            f"{label}: checkpoint {path} belongs to a different configuration, seed or data set",
-            hint="delete it (or the run directory) to start afresh, or restore the recipe it was made with",
-        )
-    model.load_state_dict(payload["model"])
-    objective.load_state_dict(payload["objective"])
-    optimizer.load_state_dict(payload["optimizer"])
-    keys = ("epoch", "history", "best_val", "best_loss", "best_epoch", "bad_epochs")
-    state = {k: payload[k] for k in keys}
-    state["best_state"] = payload["best_state"] or None
-    return state
 
 
 def _non_finite(label: str, value: float, epoch: int, step: int, ids: np.ndarray, x: np.ndarray) -> ModelError:

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekd.bench.significance import raw_latencies_ns
 from edgekd.errors import UsageError
+from edgekd.report.bench_rows import MAX_LATENCY_SAMPLES, accuracy_of, bench_row, environments, pareto_points
 from edgekd.report.failures import STAGE_ORDER, pipeline_order, split_failures
-from edgekd.report.formatting import kd_gap
+from edgekd.report.formatting import kd_gap, number
 from edgekd.report.profiles import collect_profiles, int8_comparisons
 from edgekd.report.provenance import identity
 from edgekd.report.schema import REPORT_SCHEMA
@@ -37,20 +36,6 @@ __all__ = ["MAX_LATENCY_SAMPLES", "REPORT_SCHEMA", "accuracy_of", "bench_row", "
 REPORT_FORMATS = ("torch", "onnx", "tflite")
 #: Torch models that are baselines, not the deliverable: kept out of "artifacts".
 _BASELINE_WORDS = ("teacher", "scratch")
-#: Raw latencies kept per bench row; longer runs are thinned evenly (order kept, for window plots).
-MAX_LATENCY_SAMPLES = 5000
-
-_BENCH_CONTRACT = (
-    "artifact",
-    "target",
-    "runtime",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "peak_rss_kb",
-    "energy_j_per_inference",
-    "energy_unavailable",
-)
 _PARITY_CONTRACT = ("artifact", "top1_agreement", "max_abs_error", "accuracy", "passed")
 _DISTILL_CONTRACT = ("teacher_accuracy", "student_accuracy", "scratch_accuracy", "teacher_params", "student_params")
 
@@ -120,7 +105,7 @@ def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Recipe |
         "distill": distill,
         "parity": parity,
         "bench": bench,
-        "environments": _environments(bench),
+        "environments": environments(bench),
         "handoff": dict(summaries["handoff"]) if "handoff" in manifests else None,
         "profiles": profiles,
     }
@@ -176,7 +161,7 @@ def _stage_overview(manifests: dict[str, dict[str, Any]], failures: list[dict[st
         row = {
             "stage": name,
             "status": "done" if manifest is not None else "failed" if name in failed else "not run",
-            "seconds": _number(manifest.get("seconds")) if manifest else None,
+            "seconds": number(manifest.get("seconds")) if manifest else None,
             "key": (manifest.get("key") or None) if manifest else None,
             "artifacts": len(_sidecars(manifest)),
         }
@@ -288,93 +273,6 @@ def _parity_row(row: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-#: Raw-sample fields of a bench row: the report keeps one, `latencies_ns` (legacy rows had `latencies_ms`).
-_RAW_KEYS = ("latencies_ns", "latencies_ms")
-
-
-def bench_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A bench row: BenchResult.summary() or .to_dict() (its figures nested under "summary")."""
-    if isinstance(row.get("summary"), dict) and "p50_ms" not in row:
-        row = {**row, **row["summary"]}
-    result = {key: row.get(key) for key in _BENCH_CONTRACT}
-    result.update({key: value for key, value in row.items() if key not in result and key not in _RAW_KEYS})
-    latencies = raw_latencies_ns(row)  # nanoseconds, as the runner measured them (older rows: milliseconds)
-    if len(latencies) > MAX_LATENCY_SAMPLES:
-        result["latencies_thinned_from"] = len(latencies)
-        stride = len(latencies) / MAX_LATENCY_SAMPLES
-        latencies = [latencies[int(i * stride)] for i in range(MAX_LATENCY_SAMPLES)]
-    result["latencies_ns"] = latencies
-    result["warnings"] = [str(w) for w in row.get("warnings") or []]
-    return result
-
-
-#: Per-result fields of an env that describe the model run, not the device.
-_PER_RUN_ENV_KEYS = {"model_sha256", "wall_s", "init_ms_all", "runner_peak_rss_kb", "loadavg", "rss_after_first_kb"}
-
-
-def _environments(bench: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """One environment per target: the env fields every result on that target agrees on.
-
-    Fields that differ between artifacts (runtime, model hash, wall time...) describe a run, not the
-    device, and are left to the bench rows, which keep their full env.
-    """
-    per_target: dict[str, list[dict[str, Any]]] = {}
-    for row in bench:
-        if isinstance(row.get("env"), dict):
-            per_target.setdefault(str(row.get("target")), []).append(row["env"])
-    envs: dict[str, dict[str, Any]] = {}
-    for target, items in per_target.items():
-        envs[target] = {
-            key: value
-            for key, value in items[0].items()
-            if key not in _PER_RUN_ENV_KEYS and all(env.get(key) == value for env in items[1:])
-        }
-    return envs
-
-
-def accuracy_of(report: dict[str, Any], artifact: str) -> float | None:
-    """Task accuracy of an artifact: its parity row, else (the torch student) the distillation figure."""
-    for row in report.get("parity") or []:
-        if row.get("artifact") == artifact and _number(row.get("accuracy")) is not None:
-            return float(row["accuracy"])
-    for row in report.get("artifacts") or []:
-        if row["name"] == artifact and row.get("format") == "torch" and report.get("distill"):
-            return _number(report["distill"].get("student_accuracy"))
-    return None
-
-
-def pareto_points(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Accuracy vs size vs p50 latency per (artifact, target); flags the points nothing beats on all three."""
-    sizes = {a["name"]: a.get("size_bytes") for a in report.get("artifacts") or []}
-    points = []
-    for row in report.get("bench") or []:
-        name = row.get("artifact")
-        accuracy, size, p50 = accuracy_of(report, name), _number(sizes.get(name)), _number(row.get("p50_ms"))
-        if accuracy is None or size is None or p50 is None:
-            continue
-        points.append(
-            {
-                "artifact": name,
-                "target": row.get("target"),
-                "accuracy": accuracy,
-                "size_bytes": int(size),
-                "p50_ms": p50,
-            }
-        )
-    for point in points:
-        point["pareto_optimal"] = not any(
-            _dominates(other, point) for other in points if other is not point and other["target"] == point["target"]
-        )
-    return points
-
-
-def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """a is at least as good as b on accuracy, size and latency, and strictly better on one."""
-    at_least = a["accuracy"] >= b["accuracy"] and a["size_bytes"] <= b["size_bytes"] and a["p50_ms"] <= b["p50_ms"]
-    strictly = a["accuracy"] > b["accuracy"] or a["size_bytes"] < b["size_bytes"] or a["p50_ms"] < b["p50_ms"]
-    return bool(at_least and strictly)
-
-
 def _collect_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Things a reader must not miss: failed parity, unstable or throttled runs, energy not measured."""
     found: list[dict[str, Any]] = []
@@ -426,9 +324,3 @@ def _failure_text(failure: Any) -> str:
         value, limit = failure.get("value"), failure.get("limit", failure.get("threshold"))
         return f"{metric} {value} (limit {limit})" if limit is not None else f"{metric} {value}"
     return str(failure)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None

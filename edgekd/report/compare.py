@@ -17,7 +17,8 @@ from typing import Any
 from edgekd.bench.significance import FASTER, SLOWER, judge_latency
 from edgekd.errors import UsageError
 from edgekd.report import formatting as fmt
-from edgekd.report.build import accuracy_of, bench_row, build_report
+from edgekd.report.bench_rows import accuracy_of, bench_row
+from edgekd.report.build import build_report
 from edgekd.report.formatting import is_number
 from edgekd.report.provenance import unrelated_reasons
 from edgekd.report.schema import KNOWN_SCHEMAS, REPORT_SCHEMA, is_report, upgrade_report

@@ -13,6 +13,11 @@ def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def number(value: Any) -> float | None:
+    """A finite number as a float; None for anything else (bool, NaN, text, missing)."""
+    return float(value) if is_number(value) else None
+
+
 def pct(fraction: Any, digits: int = 2) -> str:
     """0.9611 -> '96.11%'."""
     return f"{fraction * 100:.{digits}f}%" if is_number(fraction) else DASH

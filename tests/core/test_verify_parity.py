@@ -105,3 +105,28 @@ def test_rank_growth_orders_by_increase_over_previous_layer():
     rows = rank_growth(pairs, top_k=2)
     assert [r["layer"] for r in rows] == ["c", "a"]
     assert rows[0]["relative_error"] == pytest.approx(0.10) and rows[0]["growth"] == pytest.approx(0.08)
+
+
+def test_the_verify_gate_and_edgekd_verify_raise_the_same_parity_error() -> None:
+    """One builder (parity_error): the verify stage's gate and ParityReport.raise_if_failed name the same artifacts,
+    metrics, table and hint; only `edgekd verify` adds the reference and sample count it knows."""
+    from edgekd.recipe import parse_recipe
+    from edgekd.stages.delivery import VerifyStage
+
+    rows = [
+        {"artifact": "onnx_fp32", "precision": "fp32", "top1_agreement": 1.0, "passed": True, "failures": []},
+        {"artifact": "onnx_int8", "precision": "int8", "top1_agreement": 0.9, "max_abs_error": 0.5, "accuracy": 0.8,
+         "accuracy_delta": -0.1, "passed": False, "failures": ["top1_agreement 0.9000 < 0.95"]},
+    ]  # fmt: skip
+    gate = VerifyStage().gate(parse_recipe({}), {"rows": rows})
+    report = ParityReport(reference="student_torch", reference_accuracy=0.9, samples=360, rows=rows)
+    with pytest.raises(ParityError) as raised:
+        report.raise_if_failed()
+    assert isinstance(gate, ParityError)
+    head = "1 of 2 artifacts failed the parity gate (onnx_int8)"
+    assert gate.message.startswith(head + ":\n") and raised.value.message.startswith(head + " against student_torch")
+    assert gate.message.split("\n", 1)[1] == raised.value.message.split("\n", 1)[1]  # the same table
+    assert gate.hint == raised.value.hint and gate.failures == raised.value.failures
+    assert gate.failures == [
+        {"artifact": "onnx_int8", "failures": ["top1_agreement 0.9000 < 0.95"], "worst_layers": []}
+    ]

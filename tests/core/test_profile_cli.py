@@ -126,6 +126,37 @@ def test_tflite_is_profiled_op_by_op_here_without_a_benchmark_output(cli, tmp_pa
     assert profile["source"].startswith("LiteRT ") and "op by op" in profile["source"]
     assert {row["provider"] for row in profile["rows"]} <= {"XNNPACK", "CPU"}
     assert all(row["ms"] >= 0 for row in profile["rows"])
+    assert {row["provider"] for row in profile["rows"]} == {"XNNPACK"}
+    assert json.loads(outcome.stdout)["verdicts"] == []  # fully delegated: no fallback verdict
+
+
+def _matmul_then_cumsum(path: Path) -> Path:
+    """A TensorFlow model whose CUMSUM XNNPACK cannot take (its FULLY_CONNECTED it can)."""
+    import numpy as np
+    import tensorflow as tf
+
+    weight = tf.constant(np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 16], tf.float32, name="x")])
+    def model(x: tf.Tensor) -> tf.Tensor:
+        return tf.math.cumsum(tf.matmul(x, weight), axis=1)
+
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model).convert())
+    return path
+
+
+def test_an_op_xnnpack_cannot_take_gives_the_fallback_verdict(cli, tmp_path):
+    """Placement from the op-by-op profile: the CUMSUM runs on TFLite's builtin kernels although XNNPACK was
+    asked for, and the accelerator_fallback verdict names it."""
+    runner, app = cli
+    model = _matmul_then_cumsum(tmp_path / "cumsum.tflite")
+    outcome = runner.invoke(app, ["bench", "profile", str(model), "--json", "--runs", "20", "--warmup", "2"])
+    assert outcome.exit_code == 0, outcome.output
+    document = json.loads(outcome.stdout)
+    placement = {row["op_type"]: row["provider"] for row in document["profiles"][0]["rows"]}
+    assert placement == {"FULLY_CONNECTED": "XNNPACK", "CUMSUM": "CPU"}
+    (verdict,) = document["verdicts"]
+    assert verdict["code"] == "accelerator_fallback" and "CUMSUM" in verdict["message"]
 
 
 def test_tflite_that_is_not_a_model_is_refused_in_one_line(cli, tmp_path):

@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekd import console
+from edgekd.commands.bench_output import mib, mlperf_figures, ms, print_mlperf, print_results
 
 DEFAULT_COMMAND = "model"
 #: MLPerf Inference's single-stream rule: at least this many queries and this many seconds; p90 is the result.
@@ -189,7 +190,7 @@ def bench_model(
                     {
                         **r.summary(),
                         "latencies_ns": r.latencies_ns,
-                        **({"mlperf": _mlperf(r, config)} if mlperf else {}),
+                        **({"mlperf": mlperf_figures(r, config)} if mlperf else {}),
                     }
                     for r in results
                 ],
@@ -199,9 +200,9 @@ def bench_model(
         for name in names:
             mine = [r for r in results if r.target == name]
             if mine:
-                _print_results(mine, recorded)
+                print_results(mine, recorded)
                 if mlperf:
-                    _print_mlperf(mine, config)
+                    print_mlperf(mine, config)
     if not errors:
         return
     raise _failure(names, errors, results, recorded, out)
@@ -235,30 +236,6 @@ def _failure(
         f"{len(errors)} of {len(names)} targets failed ({failed}); {kept}",
         hint="run `edgekd targets doctor NAME` for the failed target(s), then rerun them alone",
     )
-
-
-def _mlperf(result: Any, config: Any) -> dict[str, Any]:
-    """The MLPerf single-stream figures of one result: p90 (the headline), runs, and the rule each runner
-    process was held to (the runner stops only once both floors are reached)."""
-    summary = result.summary()
-    return {
-        "headline": "p90",
-        "p90_ms": summary["p90_ms"],
-        "runs": summary.get("runs") or result.stats.n,
-        "repeats": config.repeats,
-        "rule": {"min_runs": config.min_runs, "min_seconds": config.duration_s},
-    }
-
-
-def _print_mlperf(results: list[Any], config: Any) -> None:
-    for result in results:
-        figures = _mlperf(result, config)
-        p90 = "n/a (the tool reports no p90)" if figures["p90_ms"] is None else f"{_num(figures['p90_ms'])} ms"
-        console.say(
-            f"[bold]MLPerf single-stream[/] {result.artifact} on {result.target}: p90 {p90} over "
-            f"{figures['runs']} runs ({config.repeats} repeat(s), each ≥ {config.min_runs} runs and "
-            f"≥ {config.duration_s:g} s)"
-        )
 
 
 def _check_runs(runs: int | None, warmup: int | None) -> None:
@@ -326,84 +303,6 @@ def _run(
     return outcome.all_results(), dict(outcome.errors)
 
 
-def _print_results(results: list[Any], run_id: str | None) -> None:
-    from rich.table import Table
-
-    unit, per_ms = ("µs", 1000.0) if max(r.stats.center_ns for r in results) < 1e6 else ("ms", 1.0)
-    table = Table(title=f"bench on {results[0].target}" + (f" (history run {run_id})" if run_id else ""))
-    for column in ("model", "runtime", f"p50 {unit} [95% CI]", "p90", "p99", "RSS MiB (model)", "J/inference"):
-        table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
-    for result in results:
-        s = result.summary()
-        energy = (
-            f"{s['energy_j_per_inference']:.3g} ± {s['energy_uncertainty_j']:.2g}"
-            if s["energy_j_per_inference"] is not None
-            else "n/a"
-        )
-        low, high = s["ci95_median_ms"] or (None, None)
-        p50, p90, p99, low, high = (
-            None if v is None else per_ms * v for v in (s["p50_ms"], s["p90_ms"], s["p99_ms"], low, high)
-        )
-        middle = (
-            f"{_num(p50)} [{_num(low)}, {_num(high)}]"
-            if low is not None
-            else f"{_num(p50)} (mean {_num(per_ms * s['mean_ms'])})"
-        )
-        table.add_row(
-            s["artifact"],
-            f"{s['runtime']} {s['runtime_version'] or ''}",
-            middle,
-            _num(p90),
-            _num(p99),
-            f"{_mib(s['peak_rss_kb'])} ({_mib(s['model_rss_kb'])})",
-            energy,
-        )
-    console.say(table)
-    for result in results:
-        shapes = result.env.get("input_shapes") or {}
-        if shapes:
-            console.say(
-                f"{result.artifact} inputs: "
-                + ", ".join(f"{name} {'x'.join(str(d) for d in shape)}" for name, shape in shapes.items())
-            )
-        for warning in result.warnings:
-            console.say(f"[yellow]warning[/] {result.artifact}: {warning}")
-    if results[0].energy_unavailable:
-        console.say(f"energy unavailable: {results[0].energy_unavailable}")
-    _print_profiles(results)
-
-
-#: Slowest ops listed per profiled model after the bench table (`edgekd bench profile` lists more).
-PROFILE_TOP = 5
-
-
-def _print_profiles(results: list[Any]) -> None:
-    """The per-op views of every result that carries a profile (bench --profile), with the fallback verdict."""
-    from edgekd.profile.placement import accelerator_fallback
-    from edgekd.profile.printing import print_profile
-    from edgekd.profile.schema import OpProfile
-
-    for result in results:
-        if not result.profile:
-            continue
-        profile = OpProfile.from_dict(result.profile)
-        console.say("")
-        print_profile(profile, top=PROFILE_TOP)
-        for verdict in accelerator_fallback(profile):
-            console.say(f"[yellow]{verdict.severity}: {verdict.code}[/] {verdict.message}")
-
-
-def _num(value: float | None) -> str:
-    """Three significant digits without scientific notation (latencies span 0.1 µs to seconds)."""
-    if value is None:
-        return "n/a"
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def _mib(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 1024:.1f}"
-
-
 @bench_app.command("history")
 def bench_history(
     run: Annotated[str | None, typer.Argument(help="show this run's results (id, prefix, latest, latest~N)")] = None,
@@ -432,9 +331,9 @@ def bench_history(
                 str(row.get("artifact")),
                 str(row.get("target")),
                 str(row.get("runtime")),
-                _ms(row.get("p50_ms")),
-                _ms(row.get("p99_ms")),
-                _mib(row.get("peak_rss_kb")),
+                ms(row.get("p50_ms")),
+                ms(row.get("p99_ms")),
+                mib(row.get("peak_rss_kb")),
                 "n/a" if energy is None else f"{energy:.3g}",
             )
         console.say(table)
@@ -477,8 +376,8 @@ def bench_compare(
             table.add_row(
                 row.artifact,
                 str(row.target),
-                _ms(row.a_p50_ms),
-                _ms(row.b_p50_ms),
+                ms(row.a_p50_ms),
+                ms(row.b_p50_ms),
                 "" if row.change is None else f"{row.change:+.1%}",
                 "" if row.p_value is None else f"{row.p_value:.2g}",
                 f"[{colour}]{row.verdict}[/]",
@@ -486,10 +385,6 @@ def bench_compare(
         console.say(table)
     if comparison.exit_code:
         raise typer.Exit(code=comparison.exit_code)
-
-
-def _ms(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
 
 
 def _register_profile() -> None:

@@ -148,3 +148,27 @@ def test_trust_on_a_target_without_host_keys_is_a_usage_error(tmp_path: Path) ->
     )
     assert done.returncode == 2 and "usage error: target 'box' is not an SSH target" in done.stderr, done.stderr
     assert 'only kind = "ssh" targets have host keys' in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bench_patches_nothing_onto_the_target(tmp_path: Path) -> None:
+    """Settings are fixed at construction: after a bench (allow_charging, a profile's threads and pinning
+    applied) the target has the same attributes and settings it had before; only session state came and went."""
+    import dataclasses
+
+    from edgekd.artifacts import describe_file
+    from edgekd.target_protocol import BoardProfile
+    from tests.support.bench_models import make_matmul_onnx
+
+    profile = BoardProfile("test board", default_threads=1, pin_cores=(0,))
+    target = LocalTarget(
+        "box", workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys",
+        options=TargetOptions(allow_charging=True), profile=profile,
+    )  # fmt: skip
+    before = dict(vars(target))
+    model = describe_file(make_matmul_onnx(tmp_path / "m.onnx", layers=1, size=8))
+    config = BenchConfig(runs=5, warmup=1, repeats=1, energy=False, allow_charging=True)
+    [result] = bench_artifacts(target, [model], config)
+    assert result.env["settings"]["from_profile"] == {"profile": "test board", "threads": 1, "pin_cores": [0]}
+    assert dict(vars(target)) == before  # the work dir was made and removed; nothing else changed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        target.options.allow_charging = False  # type: ignore[misc]

@@ -113,7 +113,7 @@ class Stats:
         unstable = bool(std is not None and mean > 0 and std / mean > cv_limit)
         if unstable:
             warnings.append(
-                f"unstable: std/mean = {std / mean:.2f} > {cv_limit:.3f} (no samples for IQR/median) — "  # type: ignore[operator]
+                f"unstable: std/mean = {std / mean:.2f} > {cv_limit:.3f} (no samples for IQR/median) — "
                 "close other programs, raise --runs or use a cooldown"
             )
         return Stats(
@@ -252,7 +252,8 @@ def window_stats(latencies_ns: Sequence[int], windows: Sequence[dict[str, Any]])
         }
         if chunk:
             stats = compute_stats(chunk)
-            row.update({"p50_ms": stats.p50_ns / 1e6, "p90_ms": stats.p90_ns / 1e6, "mean_ms": stats.mean_ns / 1e6})
+            figures = {"p50_ms": stats.p50_ns, "p90_ms": stats.p90_ns, "mean_ms": stats.mean_ns}
+            row.update({key: None if ns is None else ns / 1e6 for key, ns in figures.items()})
         rows.append(row)
     if len(rows) >= 2 and "p50_ms" in rows[0] and "p50_ms" in rows[-1] and rows[0]["p50_ms"] > 0:
         rows[-1]["drift_vs_first"] = rows[-1]["p50_ms"] / rows[0]["p50_ms"] - 1.0

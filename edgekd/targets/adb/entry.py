@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -47,7 +47,7 @@ class AdbEntry(StrictModel):
         return value
 
 
-def parse_entry(name: str, entry: dict, base: Path) -> AdbEntry:
+def parse_entry(name: str, entry: dict[str, Any], base: Path) -> AdbEntry:
     """Validate a targets.toml entry; relative binary paths are taken relative to `base`."""
     fields = {key: value for key, value in entry.items() if key != "kind"}
     try:
@@ -74,3 +74,25 @@ def parse_entry(name: str, entry: dict, base: Path) -> AdbEntry:
             hint=f'add {key} = "path/to/binary" or use mode = "runner" on a phone with python3',
         )
     return parsed
+
+
+def entry_identity(entry: AdbEntry, serial: str) -> dict[str, str]:
+    """Where an adb entry runs, without connecting: the serial and its transport, the run settings, and the
+    tool binary whose figures (tool modes) or op profiles (runner mode) the results carry."""
+    from edgekd.targets.tools import tool_identity
+
+    identity = {
+        "kind": "adb",
+        "serial": serial,
+        "transport": "tcp" if re.fullmatch(r"[\w.-]+:\d+", serial) else ("usb" if serial else ""),
+        "mode": entry.mode,
+        "python": entry.python,
+        "workdir": entry.workdir,
+        "big_cores": entry.big_cores or "",
+        "adb_path": entry.adb_path,
+    }
+    if entry.mode in ("benchmark_model", "runner"):
+        identity |= tool_identity(entry.benchmark_model)
+    elif entry.mode == "ort_perf_test":
+        identity |= tool_identity(entry.onnxruntime_perf_test, "onnxruntime_perf_test")
+    return identity

@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 from edgekd.errors import TargetError
 from edgekd.fileio import sha256_file
 from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, HostKeys, OpProfiler, TargetOptions
-from edgekd.targets.adb.entry import AdbEntry, parse_entry
+from edgekd.targets.adb.entry import AdbEntry, entry_identity, parse_entry
 from edgekd.targets.adb.modes import NativeRun, translate_runner_argv
 from edgekd.targets.adb.probe import ABI_ARCH, PROBE_SCRIPT, PhoneState, cpu_mask, mask_cores, parse_probe
-from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
+from edgekd.targets.tools import BenchmarkModelProfiler
 
 if TYPE_CHECKING:
     from edgekd.bench.doctor import Check
@@ -110,24 +110,7 @@ class AdbTarget:
     def identity(self) -> dict[str, str]:
         """The serial (the entry's, else $ANDROID_SERIAL; "" means the one phone attached, known only once
         connected), its transport (usb, or tcp for HOST:PORT) and the entry's run settings."""
-        serial = self.entry.serial or os.environ.get("ANDROID_SERIAL") or ""
-        transport = "tcp" if re.fullmatch(r"[\w.-]+:\d+", serial) else ("usb" if serial else "")
-        entry = self.entry
-        identity = {
-            "kind": self.kind,
-            "serial": serial,
-            "transport": transport,
-            "mode": entry.mode,
-            "python": entry.python,
-            "workdir": entry.workdir,
-            "big_cores": entry.big_cores or "",
-            "adb_path": entry.adb_path,
-        }
-        if entry.mode in ("benchmark_model", "runner"):  # the tool's figures, or (runner mode) its op profiles
-            identity |= tool_identity(entry.benchmark_model)
-        elif entry.mode == "ort_perf_test":
-            identity |= tool_identity(entry.onnxruntime_perf_test, "onnxruntime_perf_test")
-        return identity
+        return entry_identity(self.entry, self.entry.serial or os.environ.get("ANDROID_SERIAL") or "")
 
     def governor_control(self) -> GovernorControl | None:
         return None  # Android's governors need root: read only (info() reports them)

@@ -58,6 +58,24 @@ def pinned_fingerprints(entry: SshEntry) -> list[str]:
     return sorted({fingerprint(key) for key in recorded_keys(known_hosts_path(entry), entry.host, entry.host, port)})
 
 
+def entry_identity(entry: SshEntry) -> dict[str, str]:
+    """Where an ssh entry runs, without connecting: the fields that decide it and the pinned host key. An alias
+    resolved by ~/.ssh/config is named as written; a host with no pinned key has host_key "" (it is refused)."""
+    from edgekd.targets.tools import tool_identity
+
+    identity = {
+        "kind": "ssh",
+        "host": entry.host,
+        "port": str(entry.port or ""),
+        "user": entry.user or "",
+        "workdir": entry.workdir,
+        "python": entry.python,
+        "profile": entry.profile or "",
+        "host_key": ",".join(pinned_fingerprints(entry)),
+    }
+    return {**identity, **tool_identity(entry.benchmark_model)}
+
+
 def _address(host: str) -> str:
     try:
         return str(socket.getaddrinfo(host, None)[0][4][0])

@@ -32,10 +32,10 @@ from edgekd.fileio import atomic_write_bytes, sha256_file
 from edgekd.target_protocol import BoardProfile, Completed, DeviceInfo, OpProfiler, TargetOptions, TrustChange
 from edgekd.targets.ssh.entry import SshEntry, load_profile, parse_entry
 from edgekd.targets.ssh.errors import connect_error, disk_full, is_disk_full, is_final, lost_connection
-from edgekd.targets.ssh.hostkeys import known_hosts_option, pinned_fingerprints, recording_client, trust_key
+from edgekd.targets.ssh.hostkeys import entry_identity, known_hosts_option, recording_client, trust_key
 from edgekd.targets.ssh.hostkeys import refusal as host_key_refusal
 from edgekd.targets.ssh.loop import EventLoopThread
-from edgekd.targets.tools import BenchmarkModelProfiler, tool_identity
+from edgekd.targets.tools import BenchmarkModelProfiler
 
 if TYPE_CHECKING:
     import asyncssh
@@ -80,20 +80,8 @@ class SshTarget:
 
     def identity(self) -> dict[str, str]:
         """The entry's fields that decide where runs happen and the host key edgekd's known_hosts pins for
-        the host (what the connection verifies), read without connecting. An alias resolved by
-        ~/.ssh/config is named as written; a host with no pinned key has host_key "" (it would be refused)."""
-        entry = self.entry
-        identity = {
-            "kind": self.kind,
-            "host": entry.host,
-            "port": str(entry.port or ""),
-            "user": entry.user or "",
-            "workdir": entry.workdir,
-            "python": entry.python,
-            "profile": entry.profile or "",
-            "host_key": ",".join(pinned_fingerprints(entry)),
-        }
-        return {**identity, **tool_identity(entry.benchmark_model)}
+        the host (what the connection verifies), read without connecting (targets/ssh/hostkeys.py)."""
+        return entry_identity(self.entry)
 
     def board_profile(self) -> BoardProfile | None:
         if self.profile is None:
@@ -373,7 +361,8 @@ class SshTarget:
                 hint=f"install Python 3.9+ (sudo apt install python3) or set `python` of targets.{self.name}",
             )
         try:
-            return json.loads(done.stdout.strip().splitlines()[-1])
+            probe: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+            return probe
         except (ValueError, IndexError):
             raise TargetError(f"{self.name}: the device probe printed no JSON: {done.stdout[-200:]!r}") from None
 

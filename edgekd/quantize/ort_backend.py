@@ -11,6 +11,7 @@ import contextlib
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,11 @@ from edgekd.errors import ConversionError, DataError
 #: Op types the ladder ranks and may keep in float (the ones carrying weights).
 WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")
 #: Calibration methods compared by rung 1, in the order they are tried.
-METHODS = ("minmax", "percentile", "entropy")
+#: Each method with symmetric int8 activations (zero point 0) and with asymmetric ones ("+asym": the full
+#: int8 range on one-sided tensors such as ReLU outputs, as LiteRT and NNCF quantize them).
+METHODS = ("minmax", "percentile", "entropy", "minmax+asym", "percentile+asym", "entropy+asym")
+#: Activations ORT's QDQ quantizer folds into the preceding node's output quantization (asymmetric only).
+FUSED_ACTIVATIONS = ("Relu", "Clip")
 
 
 @contextlib.contextmanager
@@ -111,7 +116,8 @@ def quantize_qdq(
     only: Sequence[str] | None = None,
     int16: Sequence[str] = (),
 ) -> Path:
-    """Static QDQ int8: per-channel weights, symmetric int8 activations; `exclude` nodes stay float.
+    """Static QDQ int8: per-channel weights, int8 activations (symmetric; asymmetric with a "+asym" method);
+    `exclude` nodes stay float.
 
     With `only`, just those nodes are quantized (to measure the error one node introduces on its own).
     `int16` nodes get 16-bit activations (inputs and output; ORT then moves the model to opset 21).
@@ -137,10 +143,13 @@ def quantize_qdq(
                 per_channel=True,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=methods[method],
+                calibrate_method=methods[method.removesuffix("+asym")],
                 nodes_to_exclude=list(exclude),
                 nodes_to_quantize=list(only) if only is not None else None,
-                extra_options={"ActivationSymmetric": True, **_int16_overrides(prepared, int16)},
+                extra_options={
+                    "ActivationSymmetric": not method.endswith("+asym"),
+                    **_int16_overrides(prepared, int16),
+                },
             )
     except Exception as exc:  # noqa: BLE001 - ORT raises ValueError/RuntimeError/Fail from deep inside
         raise ConversionError(f"quantization ladder: static QDQ ({method}) failed: {_first_line(exc)}") from None
@@ -234,7 +243,9 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
     spec = ModelInput.of(float_path)
     batch = spec.batch or min(len(x), 32)
     float_aug, qdq_aug = work / "float.debug.onnx", work / "qdq.debug.onnx"
-    modify_model_output_intermediate_tensors(str(float_path), str(float_aug), op_types_for_saving=list(WEIGHTED_OPS))
+    modify_model_output_intermediate_tensors(
+        str(float_path), str(float_aug), op_types_for_saving=[*WEIGHTED_OPS, *FUSED_ACTIVATIONS]
+    )
     modify_model_output_intermediate_tensors(
         str(qdq_path), str(qdq_aug), op_types_for_saving=[*WEIGHTED_OPS, "DequantizeLinear"]
     )
@@ -247,6 +258,9 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
         for v in [*graph.value_info, *graph.output]
         if len(v.type.tensor_type.shape.dim) >= 2 and v.type.tensor_type.shape.dim[1].dim_value > 0
     }
+    uses = [(tensor, node) for node in graph.node for tensor in node.input]
+    count = Counter(tensor for tensor, _ in uses)
+    consumers = {tensor: node for tensor, node in uses if count[tensor] == 1}  # tensors with one consumer
     errors: dict[str, dict[str, Any]] = {}
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS:
@@ -261,6 +275,12 @@ def node_output_errors(float_path: Path, qdq_path: Path, x: np.ndarray, work: Pa
             "weight_sqnr_db": _finite(weight_sqnr.get(weight)) if weight else None,
         }
         seen = qdq_acts.get(name + DEQUANT_OUTPUT_SUFFIX, qdq_acts.get(name))
+        if seen is None and name in consumers and consumers[name].op_type in FUSED_ACTIVATIONS:
+            # asymmetric QDQ folds a Conv's Relu/Clip into its output quantization: the tensor both models
+            # still have is the activation's output, so the node is judged there
+            name = consumers[name].output[0]
+            row["output"] = name
+            seen = qdq_acts.get(name + DEQUANT_OUTPUT_SUFFIX, qdq_acts.get(name))
         if name in float_acts and seen is not None:
             row["output_sqnr_db"] = _finite(compute_signal_to_quantization_noice_ratio(float_acts[name], seen))
             row["output_cosine"] = _finite(_cosine(float_acts[name], seen))

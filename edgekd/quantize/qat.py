@@ -1,8 +1,8 @@
 """Rung 4 of the quantization ladder: quantization-aware distillation with `torchao.quantization.pt2e`.
 
 The fp32 student is exported with torch.export (batch dimension dynamic), prepared with `prepare_qat_pt2e`
-under a quantizer whose fake-quant scheme is the deployment's (int8 activations per tensor, *symmetric* as
-the ORT ladder quantizes them, weights per output channel), its observers calibrated on the calibration set
+under a quantizer whose fake-quant scheme is the deployment's (int8 activations per tensor, affine as LiteRT
+and ORT's "+asym" candidates quantize them, or symmetric; weights per output channel), its observers calibrated on the calibration set
 (PTQ-calibrated start), then trained against the teacher with edgekd's KD loss (Hinton: labels + soft
 targets) at a small learning rate. From `freeze_after` on, observers stop moving and batch-norm uses its
 running statistics. After every epoch the model is converted (`convert_pt2e`) and the epoch whose
@@ -41,17 +41,18 @@ class QatInputs:
     teacher: nn.Module
     train: Path
     epochs: int = 6
-    lr: float = 1e-4
+    lr: float = 5e-4
     freeze_after: int = 3  # observers and BN statistics frozen from this epoch (0-based) on
     batch_size: int = 64
     temperature: float = 4.0
     alpha: float = 0.5  # weight of the soft (teacher) term; 1 - alpha on the labels
     seed: int = 0
+    symmetric: bool = False  # activations fake-quantized with zero point 0, or affine (LiteRT's; ORT's "+asym")
 
     def key(self, state_hash: str) -> list[Any]:
         """What the rung's result depends on besides the ladder's inputs (for the resume key)."""
         return [state_hash, self.epochs, self.lr, self.freeze_after, self.batch_size, self.temperature, self.alpha,
-                self.seed]  # fmt: skip
+                self.seed, self.symmetric]  # fmt: skip
 
 
 def available() -> str | None:
@@ -77,7 +78,7 @@ def check(qat: QatInputs) -> None:
     """Refuse a schedule that cannot do what it says before any work (typed errors, one message each)."""
     if qat.epochs < 1 or qat.batch_size < 1 or not (qat.lr > 0 and np.isfinite(qat.lr)):
         raise UsageError(f"QAT needs epochs >= 1, batch_size >= 1 and a finite lr > 0 (got {qat.epochs}, "
-                         f"{qat.batch_size}, {qat.lr})", hint="e.g. epochs=6, lr=1e-4")  # fmt: skip
+                         f"{qat.batch_size}, {qat.lr})", hint="e.g. epochs=6, lr=5e-4")  # fmt: skip
     if not 0 <= qat.freeze_after <= qat.epochs:
         raise UsageError(f"QAT freeze_after must be between 0 and epochs ({qat.epochs}), got {qat.freeze_after}",
                          hint="freeze observers and BN statistics after a few epochs, e.g. half of them")  # fmt: skip
@@ -87,15 +88,17 @@ def check(qat: QatInputs) -> None:
                          hint="install torchao, or run the ladder without QAT inputs")  # fmt: skip
 
 
-def _symmetric_int8_config() -> Any:
-    """Fake-quant as deployed: activations int8 per tensor symmetric, weights int8 per output channel."""
+def _int8_config(symmetric: bool) -> Any:
+    """Fake-quant as deployed: activations int8 per tensor (symmetric, or affine as LiteRT's), weights int8 per
+    output channel (symmetric, as both runtimes)."""
     import torch
     from torchao.quantization.pt2e.fake_quantize import FusedMovingAvgObsFakeQuantize
     from torchao.quantization.pt2e.observer import MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver
     from torchao.quantization.pt2e.quantizer import QuantizationConfig, QuantizationSpec
 
     activation = QuantizationSpec(
-        dtype=torch.int8, quant_min=-128, quant_max=127, qscheme=torch.per_tensor_symmetric,
+        dtype=torch.int8, quant_min=-128, quant_max=127,
+        qscheme=torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine,
         observer_or_fake_quant_ctr=FusedMovingAvgObsFakeQuantize.with_args(observer=MovingAverageMinMaxObserver,
                                                                            eps=2**-12),
     )  # fmt: skip
@@ -153,7 +156,7 @@ def train_qat(
     try:
         exported = torch.export.export(student, example, dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)).module()
         quantizer = X86InductorQuantizer()
-        quantizer.set_global(_symmetric_int8_config())
+        quantizer.set_global(_int8_config(qat.symmetric))
         prepared = prepare_qat_pt2e(exported, quantizer)
     except Exception as exc:  # noqa: BLE001 - torch.export/prepare raise many types; re-raised typed
         raise ModelError(
@@ -233,7 +236,7 @@ def rung_qat(ctx: RungContext, qat: QatInputs, parent: str) -> dict[str, Any]:
     fp32_work = ctx.work / "qat.fp32.onnx"
     onnx.save(proto, str(fp32_work))
     settings = {"epochs": qat.epochs, "lr": qat.lr, "freeze_after": qat.freeze_after, "temperature": qat.temperature,
-                "alpha": qat.alpha, "seed": qat.seed, "scheme": "int8 activations per tensor symmetric, weights per channel"}  # fmt: skip
+                "alpha": qat.alpha, "seed": qat.seed, "scheme": f"int8 activations per tensor {'symmetric' if qat.symmetric else 'affine'}, weights per channel"}  # fmt: skip
     fp32_dest = ctx.out / "qat.fp32.onnx"
     fp32_sha = publish(fp32_work, fp32_dest, name="onnx_fp32_qat", parent=parent, config={"qat": settings},
                        precision="fp32")  # fmt: skip

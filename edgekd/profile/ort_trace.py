@@ -41,12 +41,12 @@ def summarize_ort_trace(events: list[dict[str, Any]], warmup_runs: int = 0) -> d
     a plain mean, while per-node medians would not add up to a whole run); the rows then sum to about the
     median run. `calls` is the node's mean number of kernel events per run.
     Returns {"rows": [{"op", "op_type", "provider", "ms", "calls"}...] in execution order,
-    "runs": runs kept, "run_ms": [each kept run's `model_run` duration in ms], "statistic": STATISTIC}.
+    "runs": runs kept, "run_ns": [each kept run's `model_run` duration in integer ns], "statistic": STATISTIC}.
     Session and model-load events are not counted; fence events carry no time and are skipped.
     """
     runs = _runs(events)[max(0, int(warmup_runs)) :]
     if not runs:
-        return {"rows": [], "runs": 0, "run_ms": []}
+        return {"rows": [], "runs": 0, "run_ns": []}
     starts = [start for start, _ in runs]
     count = len(runs)
     totals: dict[str, list[Any]] = {}  # name -> [op_type, provider, per-run µs, events]
@@ -79,7 +79,7 @@ def summarize_ort_trace(events: list[dict[str, Any]], warmup_runs: int = 0) -> d
     return {
         "rows": rows,
         "runs": count,
-        "run_ms": [(end - start) / 1000.0 for start, end in runs],
+        "run_ns": [round((end - start) * 1000) for start, end in runs],
         "statistic": STATISTIC,
     }
 

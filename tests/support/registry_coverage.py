@@ -59,7 +59,7 @@ def whole_suite(config: pytest.Config) -> bool:
     return config.args_source is pytest.Config.ArgsSource.TESTPATHS and not subset
 
 
-@dataclass
+@dataclass(eq=False)  # a pytest plugin object: registered and looked up by identity
 class RegistryCoverage:
     """A pytest plugin: collects covers() markers and outcomes, checks them at the end of the session."""
 

@@ -615,7 +615,7 @@ def summarize_ort_trace(events, warmup_runs=0):
     `ms` is its mean time per run over the middle half of the runs ranked by `model_run` time."""
     runs = _runs(events)[max(0, int(warmup_runs)) :]
     if not runs:
-        return {"rows": [], "runs": 0, "run_ms": []}
+        return {"rows": [], "runs": 0, "run_ns": []}
     starts = [start for start, _ in runs]
     count = len(runs)
     totals = {}  # name -> [op_type, provider, per-run us, events]
@@ -648,7 +648,7 @@ def summarize_ort_trace(events, warmup_runs=0):
     return {
         "rows": rows,
         "runs": count,
-        "run_ms": [(end - start) / 1000.0 for start, end in runs],
+        "run_ns": [round((end - start) * 1000) for start, end in runs],
         "statistic": PROFILE_STATISTIC,
     }
 

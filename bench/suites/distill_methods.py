@@ -40,7 +40,7 @@ def interval(diffs: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def _halves(data: Any, seed: int) -> tuple[Any, Any]:
+def halves(data: Any, seed: int) -> tuple[Any, Any]:
     """The training split cut in two stratified halves (A for the teacher, B for the students)."""
     from dataclasses import replace
 
@@ -56,9 +56,8 @@ def _halves(data: Any, seed: int) -> tuple[Any, Any]:
 
 def compare(seeds: list[int], fractions: list[float], epochs: int | None) -> list[dict[str, Any]]:
     """`fractions` of the training labels; the label "10% of B" means a teacher trained on half A, students on half B."""
-    from edgekd.config.distill import DistillConfig
     from edgekd.data.datasets import load_dataset
-    from edgekd.distill.api import distill, prepare_teacher
+    from edgekd.distill.api import prepare_teacher
     from edgekd.recipe import load_recipe
 
     accuracy: dict[tuple[str, str], list[float]] = {}
@@ -67,21 +66,44 @@ def compare(seeds: list[int], fractions: list[float], epochs: int | None) -> lis
         for seed in seeds:
             recipe, base = load_recipe(ROOT / "examples" / "digits.toml")
             full_data = load_dataset(recipe.data, seed, base)
-            full_teacher = prepare_teacher(recipe.teacher, full_data, seed=seed, out_dir=tmp / f"teacher{seed}", base_dir=base)
-            half_a, half_b = _halves(full_data, seed)
-            half_teacher = prepare_teacher(recipe.teacher, half_a, seed=seed, out_dir=tmp / f"teacherA{seed}", base_dir=base)
+            full_teacher = prepare_teacher(
+                recipe.teacher, full_data, seed=seed, out_dir=tmp / f"teacher{seed}", base_dir=base
+            )
+            half_a, half_b = halves(full_data, seed)
+            half_teacher = prepare_teacher(
+                recipe.teacher, half_a, seed=seed, out_dir=tmp / f"teacherA{seed}", base_dir=base
+            )
             train = recipe.distill.train.model_dump(exclude_unset=True) | ({"epochs": epochs} if epochs else {})
-            settings = [(f"{f:.0%}", f, full_data, full_teacher) for f in fractions] + [("10% of B, teacher on A", 0.1, half_b, half_teacher)]
+            settings = [(f"{f:.0%}", f, full_data, full_teacher) for f in fractions] + [
+                ("10% of B, teacher on A", 0.1, half_b, half_teacher)
+            ]
             for labels, fraction, data, teacher in settings:
                 accuracy.setdefault((labels, "teacher"), []).append(teacher.config["test_accuracy"])
-                for n, (method, spec) in enumerate(METHODS.items()):
-                    config = DistillConfig(losses=spec["losses"], baseline=n == 0,
-                                           train=train | ({"augment": spec["augment"]} if "augment" in spec else {}))  # fmt: skip
-                    metrics = distill(teacher, recipe.student, config, data, seed=seed, out_dir=tmp / "run", labeled_fraction=fraction,
-                                      cache_dir=tmp / "cache").metrics  # fmt: skip
-                    if n == 0:
-                        accuracy.setdefault((labels, "scratch"), []).append(metrics["scratch_accuracy"])
-                    accuracy.setdefault((labels, method), []).append(metrics["student_accuracy"])
+                each_method(accuracy, labels, teacher, recipe.student, train, data, fraction, seed=seed, tmp=tmp)
+    return summarise(accuracy)
+
+
+def each_method(accuracy: dict[tuple[str, str], list[float]], labels: str, teacher: Any, student: Any, train: dict[str, Any],
+                data: Any, fraction: float, *, seed: int, tmp: Path) -> None:  # fmt: skip
+    """Scratch and every method of METHODS on one setting; appends each test accuracy under (labels, method).
+
+    Every run starts from the same initial weights (same seed) with the same optimiser budget; the scratch
+    baseline is trained once, beside the first method."""
+    from edgekd.config.distill import DistillConfig
+    from edgekd.distill.api import distill
+
+    for n, (method, spec) in enumerate(METHODS.items()):
+        config = DistillConfig(losses=spec["losses"], baseline=n == 0,
+                               train=train | ({"augment": spec["augment"]} if "augment" in spec else {}))  # fmt: skip
+        metrics = distill(teacher, student, config, data, seed=seed, out_dir=tmp / "run", labeled_fraction=fraction,
+                          cache_dir=tmp / "cache").metrics  # fmt: skip
+        if n == 0:
+            accuracy.setdefault((labels, "scratch"), []).append(metrics["scratch_accuracy"])
+        accuracy.setdefault((labels, method), []).append(metrics["student_accuracy"])
+
+
+def summarise(accuracy: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
+    """One row per (labels, method): mean ± std over seeds and, for methods, the paired difference vs scratch."""
     rows = []
     for (labels, method), values in accuracy.items():
         row = {"labels": labels, "method": method, "mean": statistics.fmean(values),
@@ -106,8 +128,13 @@ def run(quick: bool) -> dict[str, Any]:
                     if not any(r["excludes_zero"] for r in full) else "")  # fmt: skip
     beyond = [f"{r['method']} at {r['labels']} labels ({r['minus_scratch_pt']:+.2f} pt, 95 % CI {r['ci95_low_pt']:+.2f} to "
               f"{r['ci95_high_pt']:+.2f})" for r in rows if r.get("excludes_zero")]  # fmt: skip
-    verdict = ("Intervals that exclude zero: " + "; ".join(beyond) + ".") if beyond else (
-        "No method's 95 % interval of the paired difference vs scratch excludes zero: none measurably helps here.")
+    verdict = (
+        ("Intervals that exclude zero: " + "; ".join(beyond) + ".")
+        if beyond
+        else (
+            "No method's 95 % interval of the paired difference vs scratch excludes zero: none measurably helps here."
+        )
+    )
     notes = (f"digits, {len(seeds)} seeds, the demo's teacher and student and [distill] train (epochs "
              f"{'10' if quick else 'as in the demo'}), {time.perf_counter() - started:.0f} s. {full_verdict} {verdict} Caveat for "
              "\"10%\": the teacher was trained on every training label, so on the students' unlabelled samples it "

@@ -87,7 +87,9 @@ class LadderResult:
 RAISE_TO = ("float", "int16")
 
 
-def _check_shapes(inputs: tuple, x_val: np.ndarray, x_calib: np.ndarray, data: Path, calibration: Path) -> None:
+def _check_shapes(
+    inputs: tuple[Any, ...], x_val: np.ndarray, x_calib: np.ndarray, data: Path, calibration: Path
+) -> None:
     """Validation and calibration samples must both fit the model's one input (batch dimension aside)."""
     if len(inputs) != 1:
         raise ConversionError(
@@ -137,6 +139,7 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
     inputs, _ = onnx_tensor_specs(load_onnx(model))  # a corrupt or non-ONNX file is refused here
     x_val, y_val = ort_backend.load_samples(Path(data), labels=True)
     x_calib, _ = ort_backend.load_samples(Path(calibration), labels=False)
+    assert y_val is not None  # labels=True: load_samples returned them or raised
     _check_shapes(inputs, x_val, x_calib, data, calibration)
     refuse_foreign_outputs(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,13 @@ def predict(path: Path, x: np.ndarray) -> np.ndarray:
     from edgekd.artifacts import load_artifact
     from edgekd.verify.backends import predict as run
 
-    return np.asarray(run(load_artifact(path), x)).reshape(len(x), -1).argmax(axis=1)
+    return _classes(run(load_artifact(path), x), len(x))
+
+
+def _classes(outputs: np.ndarray, n: int) -> np.ndarray:
+    """(N, ...) outputs -> (N,) top-1 classes."""
+    classes: np.ndarray = np.asarray(outputs).reshape(n, -1).argmax(axis=1)
+    return classes
 
 
 def predict_tflm(path: Path, x: np.ndarray) -> np.ndarray:
@@ -75,7 +81,7 @@ def predict_tflm(path: Path, x: np.ndarray) -> np.ndarray:
     from edgekd.artifacts import load_artifact
     from edgekd.verify.tflm_accuracy import predict_tflm as run
 
-    return np.asarray(run(load_artifact(path), x)).reshape(len(x), -1).argmax(axis=1)
+    return _classes(run(load_artifact(path), x), len(x))
 
 
 def p50_ms(path: Path, sample: np.ndarray, runs: int, warmup: int = 20) -> float:

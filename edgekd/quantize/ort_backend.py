@@ -47,7 +47,7 @@ def _reader(input_name: str, x: np.ndarray, batch: int) -> Any:
     """A CalibrationDataReader over `x` in batches of `batch` (the last short batch is dropped when fixed)."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    class _ArrayReader(CalibrationDataReader):
+    class _ArrayReader(CalibrationDataReader):  # type: ignore[misc]  # untyped base from onnxruntime
         def __init__(self) -> None:
             self._batches = iter([x[i : i + batch] for i in range(0, len(x), batch) if len(x[i : i + batch]) == batch])
 

@@ -36,7 +36,8 @@ CONVERTERS: dict[str, ConverterEntry] = {
     "litert_torch": ConverterEntry(
         "edgekd.converters.torch_tflite:LiteRtTorchConverter", inputs=("torch",), outputs=("tflite",),
         precisions=("fp32", "int8"), packages=("litert-torch", "torch", "torchao", "ai-edge-litert"),
-        extra="requirements-litert.txt",  # its own venv: litert-torch downgrades pydantic
+        extra="requirements-litert.txt",  # its own venv (.venv-litert): litert-torch downgrades pydantic
+        ci_job="make test-litert",
     ),
 }  # fmt: skip
 

@@ -115,6 +115,7 @@ class BenchStage(BaseStage):
 
         from edgekd.bench.fleet import bench_fleet
         from edgekd.bench.orchestrate import bench_artifacts
+        from edgekd.bench.target_settings import target_options
         from edgekd.errors import TargetError
         from edgekd.inventory import make_target
 
@@ -122,7 +123,8 @@ class BenchStage(BaseStage):
         if config.inputs:  # relative to the recipe's folder, like every path in a recipe
             config = config.model_copy(update={"inputs": str(resolve_path(ctx.base_dir, Path(config.inputs)))})
         models = deployable_models(ctx)
-        targets = [make_target(name, None) for name in dict.fromkeys(config.targets)]  # unknown names fail first
+        options = target_options(config)  # settings go in at construction, never patched on
+        targets = [make_target(name, None, options=options) for name in dict.fromkeys(config.targets)]
         bench = partial(bench_artifacts, progress=ctx.progress) if len(targets) == 1 else None  # bars don't nest
         outcome = bench_fleet(targets, models, config, per_artifact=not config.interleave, bench=bench)
         results: list[dict[str, Any]] = []

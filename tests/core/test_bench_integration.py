@@ -174,14 +174,14 @@ class BrokenTarget(LocalTarget):
         raise TargetError(f"{self.name} is unreachable", hint="check the cable")
 
 
-def _stage_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact, names: list[str]) -> Any:
-    def make_target(name: str, _inventory: Any) -> LocalTarget:
+def _stage_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact, names: list[str], **bench: Any) -> Any:
+    def make_target(name: str, _inventory: Any, *, options: Any = None) -> LocalTarget:
         cls = BrokenTarget if name.startswith("broken") else LocalTarget
-        return cls(name, workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys")
+        return cls(name, workdir_parent=tmp_path / "work", sysfs=tmp_path / "sys", options=options)
 
     monkeypatch.setattr("edgekd.inventory.make_target", make_target)
     monkeypatch.setattr(delivery, "deployable_models", lambda _ctx: [model])
-    recipe = parse_recipe({"bench": {"targets": names, **FAST}})
+    recipe = parse_recipe({"bench": {"targets": names, **FAST, **bench}})
     ctx = StageContext(
         recipe=recipe, base_dir=tmp_path, run_dir=tmp_path / "run", workdir=tmp_path / "wd", inputs={}, summaries={}
     )
@@ -201,6 +201,14 @@ def test_bench_stage_keeps_the_others_results_and_fails_after(
     assert isinstance(error, TargetError) and "broken-pi: broken-pi is unreachable" in error.message
     assert "results of box2, local are kept" in error.message and "--only bench" in (error.hint or "")
     assert stage.gate(recipe, {"results": rows, "failed_targets": {}}) is None
+
+
+def test_the_bench_stage_makes_its_targets_with_the_recipes_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Artifact
+) -> None:
+    """[bench] allow_charging reaches the targets at construction (a target made without it would refuse)."""
+    _stage, _recipe, result = _stage_run(tmp_path, monkeypatch, model, ["local"], allow_charging=True)
+    assert [row["target"] for row in result.summary["results"]] == ["local"]
 
 
 def test_bench_stage_with_only_a_failing_target_raises_its_error(

@@ -47,6 +47,7 @@ class QatInputs:
     temperature: float = 4.0
     alpha: float = 0.5  # weight of the soft (teacher) term; 1 - alpha on the labels
     seed: int = 0
+    threads: int = 1  # torch intra-op threads while training (0: torch's default); 1 avoids spinning on a busy CPU
     symmetric: bool = False  # activations fake-quantized with zero point 0, or affine (LiteRT's; ORT's "+asym")
 
     def key(self, state_hash: str) -> list[Any]:
@@ -76,9 +77,9 @@ def state_hash(module: nn.Module) -> str:
 
 def check(qat: QatInputs) -> None:
     """Refuse a schedule that cannot do what it says before any work (typed errors, one message each)."""
-    if qat.epochs < 1 or qat.batch_size < 1 or not (qat.lr > 0 and np.isfinite(qat.lr)):
-        raise UsageError(f"QAT needs epochs >= 1, batch_size >= 1 and a finite lr > 0 (got {qat.epochs}, "
-                         f"{qat.batch_size}, {qat.lr})", hint="e.g. epochs=6, lr=5e-4")  # fmt: skip
+    if qat.epochs < 1 or qat.batch_size < 1 or qat.threads < 0 or not (qat.lr > 0 and np.isfinite(qat.lr)):
+        raise UsageError(f"QAT needs epochs >= 1, batch_size >= 1, threads >= 0 and a finite lr > 0 (got "
+                         f"{qat.epochs}, {qat.batch_size}, {qat.threads}, {qat.lr})", hint="e.g. epochs=6, lr=5e-4")  # fmt: skip
     if not 0 <= qat.freeze_after <= qat.epochs:
         raise UsageError(f"QAT freeze_after must be between 0 and epochs ({qat.epochs}), got {qat.freeze_after}",
                          hint="freeze observers and BN statistics after a few epochs, e.g. half of them")  # fmt: skip
@@ -132,7 +133,7 @@ def _converted_accuracy(prepared: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
-def train_qat(
+def _train_qat(
     qat: QatInputs, x_calib: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
 ) -> tuple[nn.Module, list[dict[str, Any]]]:
     """Quantization-aware distillation; returns (a copy of the student with the kept epoch's float weights,
@@ -206,6 +207,16 @@ def train_qat(
     for row in epochs:
         row["kept"] = row["converted_accuracy"] == round(best[0], 6) and not any(r.get("kept") for r in epochs)
     return kept, epochs
+
+
+def train_qat(
+    qat: QatInputs, x_calib: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Quantization-aware distillation with `qat.threads` torch threads (see _train_qat)."""
+    from edgekd.distill.train import torch_threads
+
+    with torch_threads(qat.threads):
+        return _train_qat(qat, x_calib, x_val, y_val)
 
 
 def _torch_predict(module: nn.Module, x: np.ndarray) -> np.ndarray:

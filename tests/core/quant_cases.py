@@ -148,6 +148,14 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: fl
     """Plain training loop (labels, or Hinton KD against `teacher`): how a user trains outside edgekd."""
     import torch.nn.functional as F
 
+    from edgekd.distill.train import torch_threads
+
+    with torch_threads(1):  # tiny models: one thread is as fast and does not spin on a busy machine
+        return _train(model, x, y, epochs=epochs, lr=lr, seed=seed, teacher=teacher, F=F)
+
+
+def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, seed: int,
+           teacher: nn.Module | None, F: Any) -> nn.Module:  # fmt: skip
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)

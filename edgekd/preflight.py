@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CALIBRATION_SIZE = 200  # [calibration] size when unset, capped at the training split's size
 
-#: Precisions of each TFLite converter (litert-torch writes fp32 and full int8 only).
-TFLITE_CONVERTER_PRECISIONS = {"onnx2tf": ("fp32", "fp16", "dynamic_range", "int8"), "litert_torch": ("fp32", "int8")}
 #: TFLite precisions TensorFlow Lite Micro cannot run (measured: fp16 and dynamic-range models fail to allocate).
 MICRO_UNSUPPORTED_PRECISIONS = ("fp16", "dynamic_range")
 
@@ -118,9 +116,8 @@ def required_converters(recipe: Recipe, only: set[str] | None) -> dict[str, str]
     if selected(recipe, "quantize", only):
         wanted["ort_quant"] = "[quantize] enabled"
     if selected(recipe, "tflite", only):
-        wanted[recipe.tflite.converter] = "[tflite] converter"
-        if recipe.tflite.also_litert_torch and recipe.tflite.converter == "onnx2tf":
-            wanted["litert_torch"] = "[tflite] also_litert_torch"
+        for name, _run in recipe.tflite.converter_runs():
+            wanted[name] = "[tflite] converter" if name == recipe.tflite.converter else "[tflite] also_litert_torch"
     return wanted
 
 
@@ -129,7 +126,7 @@ def check_converters(recipe: Recipe, only: set[str] | None) -> None:
     from edgekd import registry
 
     for name, key in required_converters(recipe, only).items():
-        reason = registry.converter(name).available()
+        reason = registry.converter_unavailable(name)
         if reason:
             off = {"[tflite] also_litert_torch": "set [tflite] also_litert_torch = false",
                    "[tflite] converter": "set [tflite] enabled = false, or choose the other converter",
@@ -137,7 +134,7 @@ def check_converters(recipe: Recipe, only: set[str] | None) -> None:
             raise RecipeError(f"{key} needs the {name!r} converter, which is not available: {reason}",
                               hint=f"install it, or {off}")  # fmt: skip
     if selected(recipe, "tflite", only):
-        offered = TFLITE_CONVERTER_PRECISIONS[recipe.tflite.converter]
+        offered = registry.converter_entry(recipe.tflite.converter).precisions
         refused = [p for p in recipe.tflite.precisions if p not in offered]
         if refused:
             raise RecipeError(
@@ -150,11 +147,12 @@ def handoff_candidates(recipe: Recipe) -> list[str]:
     """Names of the TFLite artifacts this recipe's run will produce (what [handoff] artifact may name)."""
     if not recipe.tflite.enabled:
         return []
-    names = [f"tflite_{p}" for p in recipe.tflite.precisions]
-    if recipe.tflite.also_litert_torch and recipe.tflite.converter == "onnx2tf":
-        names += [
-            f"litert_torch_{p}" for p in recipe.tflite.precisions if p in TFLITE_CONVERTER_PRECISIONS["litert_torch"]
-        ]
+    from edgekd import registry
+
+    names: list[str] = []
+    for name, run in recipe.tflite.converter_runs():
+        offered = registry.converter_entry(name).precisions
+        names += [f"{run['name_prefix']}_{p}" for p in recipe.tflite.precisions if p in offered]
     return names
 
 

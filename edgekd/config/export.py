@@ -105,9 +105,17 @@ class TfliteConfig(_Onnx2TfFields, _TflitePrecisions):
     )
 
     @model_validator(mode="after")
-    def _per_tensor_needs_onnx2tf(self) -> TfliteConfig:
+    def _onnx2tf_options_need_onnx2tf(self) -> TfliteConfig:
+        # an option only onnx2tf reads, given for litert_torch, would be accepted and ignored: refused instead
+        given = sorted(set(_Onnx2TfFields.model_fields) & self.model_fields_set)
+        if self.converter != "onnx2tf" and given:
+            raise ValueError(
+                f"{', '.join(given)} {'is an onnx2tf option' if len(given) == 1 else 'are onnx2tf options'}: "
+                f'converter = "{self.converter}" does not read {"it" if len(given) == 1 else "them"}; remove '
+                f'{"it" if len(given) == 1 else "them"} or use converter = "onnx2tf"'
+            )
         # litert-torch's PT2E int8 has no per-tensor switch here: refused, never silently per-channel
-        if not self.per_channel and (self.converter != "onnx2tf" or self.also_litert_torch):
+        if not self.per_channel and self.also_litert_torch:
             raise ValueError(
                 'per_channel = false is an onnx2tf option: use converter = "onnx2tf" without also_litert_torch'
             )

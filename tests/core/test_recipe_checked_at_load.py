@@ -21,7 +21,10 @@ def _recipe(tmp_path: Path, text: str) -> Path:
     [
         ('[handoff]\nmodel_name = "модель"\n', "no ASCII form"),
         ("[handoff]\narena_margin = 1e12\n", "arena_margin"),
-        ('[tflite]\nconverter = "litert_torch"\nper_channel = false\n', "per_channel = false is an onnx2tf option"),
+        (
+            '[tflite]\nconverter = "litert_torch"\nper_channel = false\n',
+            'per_channel is an onnx2tf option: converter = "litert_torch" does not read it',
+        ),
         ("[tflite]\nalso_litert_torch = true\nper_channel = false\n", "per_channel = false is an onnx2tf option"),
         ("[bench]\nmin_runs = 1024\n", "min_runs goes with duration_s"),
     ],

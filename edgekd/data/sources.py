@@ -148,7 +148,9 @@ def read_csv(path: Path, label_column: str = "label") -> RawData:
     if label_column not in header:
         raise DataError(f"{path} has no column {label_column!r}; columns: {header}", hint="set [data] label_column")
     if header.count(label_column) > 1:
-        raise DataError(f"{path} has {header.count(label_column)} columns named {label_column!r}", hint="rename all but one")
+        raise DataError(
+            f"{path} has {header.count(label_column)} columns named {label_column!r}", hint="rename all but one"
+        )
     label_at = header.index(label_column)
     body = rows[1:]
     features, labels = [], []

@@ -15,7 +15,9 @@ import numpy as np
 from edgekd.errors import DataError
 
 
-def split_ids(y: np.ndarray, names: list[str], val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_ids(
+    y: np.ndarray, names: list[str], val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train ids, val ids, test ids) into `y`; val ids are empty when `val_fraction` is 0."""
     from sklearn.model_selection import train_test_split
 
@@ -25,7 +27,9 @@ def split_ids(y: np.ndarray, names: list[str], val_fraction: float, test_fractio
         ids_rest, ids_test = train_test_split(ids, test_size=test_fraction, random_state=seed, stratify=y)
         if val_fraction > 0:
             val_share = val_fraction / (1.0 - test_fraction)
-            ids_train, ids_val = train_test_split(ids_rest, test_size=val_share, random_state=seed, stratify=y[ids_rest])
+            ids_train, ids_val = train_test_split(
+                ids_rest, test_size=val_share, random_state=seed, stratify=y[ids_rest]
+            )
         else:
             ids_train, ids_val = ids_rest, ids_rest[:0]
     except ValueError as exc:  # a rare allocation the counts above did not foresee
@@ -44,7 +48,9 @@ def check_splittable(y: np.ndarray, names: list[str], val_fraction: float, test_
     parts = ["train", "test"] + (["val"] if val_fraction > 0 else [])
     small = [(names[int(c)], int(n)) for c, n in zip(present, counts, strict=True) if n < len(parts)]
     if small:
-        listed = ", ".join(f"{name!r} has {n}" for name, n in small[:5]) + (f" (and {len(small) - 5} more)" if len(small) > 5 else "")
+        listed = ", ".join(f"{name!r} has {n}" for name, n in small[:5]) + (
+            f" (and {len(small) - 5} more)" if len(small) > 5 else ""
+        )
         fix = "add samples of those classes, or drop them with [data] classes = [...]"
         if val_fraction > 0 and all(n >= 2 for _, n in small):
             fix += ", or set val_fraction = 0"
@@ -53,7 +59,10 @@ def check_splittable(y: np.ndarray, names: list[str], val_fraction: float, test_
     total, classes = len(y), len(present)
     n_test = math.ceil(test_fraction * total)
     n_val = math.ceil(val_fraction / (1.0 - test_fraction) * (total - n_test)) if val_fraction > 0 else classes
-    for part, size, key, fraction in (("test", n_test, "test_fraction", test_fraction), ("val", n_val, "val_fraction", val_fraction)):
+    for part, size, key, fraction in (
+        ("test", n_test, "test_fraction", test_fraction),
+        ("val", n_val, "val_fraction", val_fraction),
+    ):
         if size < classes:
             need = math.ceil(classes / total * 1000) / 1000
             raise DataError(f"{key} = {fraction:g} of {total} samples gives {size} {part} samples, fewer than the "

@@ -233,7 +233,9 @@ def read_cifar10_source(directory: Path) -> RawData:
     return _pooled(x_train, y_train, x_test, y_test, names)
 
 
-def _pooled(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, names: list[str]) -> RawData:
+def _pooled(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, names: list[str]
+) -> RawData:
     from edgekd.data.sources import UINT8_SCALE, RawData
 
     x = np.concatenate([x_train, x_test])

@@ -260,7 +260,7 @@ def verify_cmd(
 
     ref = describe_file(reference)
     open_model(ref)
-    config = loaded_recipe.verify if loaded_recipe is not None else VerifyConfig()
+    config = loaded_recipe[0].verify if loaded_recipe is not None else VerifyConfig()
     candidate = _with_precision(candidate)
     report = verify_artifacts(ref, [candidate], x, y, config)
     if console.is_json():

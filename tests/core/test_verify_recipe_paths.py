@@ -31,3 +31,12 @@ def test_verify_takes_the_recipes_data_path_relative_to_the_recipe(tmp_path: Pat
     assert "does not exist" not in done.stderr, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.returncode == 0, done.stderr
+
+    # against a reference, the recipe's [verify] gate is the one applied (this path raised AttributeError)
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekd.cli", "verify", str(onnx_path), "--reference", str(onnx_path),
+         "--recipe", "project/recipe.toml"],
+        cwd=tmp_path, check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "Traceback" not in done.stdout + done.stderr and "internal error" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr

@@ -57,6 +57,34 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
     return sha256_tree(path) if Path(path).is_dir() else sha256_file(path)
 
 
+#: User files up to this size are fingerprinted by content (sha256); larger ones and folders by size and mtime.
+CONTENT_FINGERPRINT_MAX_BYTES = 256 * 1024 * 1024
+
+
+def fingerprint(path: str | os.PathLike[str]) -> str:
+    """What a cache key needs of a user's file or folder (data, a teacher file): a changed file changes it.
+
+    A file up to CONTENT_FINGERPRINT_MAX_BYTES by its content; a larger file, or every file of a folder, by
+    relative name, size and modification time (hashing a 2 GB folder of clips on every run costs minutes;
+    a stat costs microseconds). "missing" when nothing is there (the stage itself says what is wrong)."""
+    base = Path(path)
+    try:
+        if base.is_file():
+            stat = base.stat()
+            if stat.st_size <= CONTENT_FINGERPRINT_MAX_BYTES:
+                return "sha256:" + sha256_file(base)
+            return f"stat:{stat.st_size}:{stat.st_mtime_ns}"
+        if base.is_dir():
+            digest = hashlib.sha256()
+            for file in sorted(p for p in base.rglob("*") if p.is_file()):
+                stat = file.stat()
+                digest.update(f"{file.relative_to(base).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            return "tree:" + digest.hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    return "missing"
+
+
 def storage_error(exc: OSError, path: str | os.PathLike[str]) -> StorageError:
     """Turn an OSError from writing `path` into a message a user can act on."""
     if exc.errno == errno.ENOSPC:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgekd.artifacts import Artifact, create_artifact
@@ -17,6 +18,32 @@ def load_split_data(ctx: StageContext) -> Dataset:
     """The data stage's splits, as written to the run directory."""
     artifact = ctx.artifact(DATASET)
     return Dataset.load(artifact.path, artifact.config.get("preprocessing"))
+
+
+def factory_source(factory: str | None) -> str | None:
+    """Fingerprint of the source file of a user's model factory ("pkg.mod:fn"), found without running it:
+    editing the factory's module reruns the stages that build that model. None when there is no factory."""
+    import importlib.util
+
+    from edgekd.fileio import fingerprint
+
+    if not factory or ":" not in factory:
+        return None
+    try:
+        spec = importlib.util.find_spec(factory.split(":", 1)[0])
+    except (ImportError, ValueError):  # the stage itself names what is wrong with the factory
+        return "unresolved"
+    origin = spec.origin if spec is not None else None
+    return fingerprint(origin) if origin and origin not in ("built-in", "frozen") else "unresolved"
+
+
+def user_file(ctx: KeyContext, path: Path | None) -> str | None:
+    """Fingerprint of a file or folder the recipe names (relative to the recipe), for a cache key."""
+    from edgekd.fileio import fingerprint
+    from edgekd.recipe import resolve_path
+
+    resolved = resolve_path(ctx.base_dir, None if path is None else Path(path))
+    return None if resolved is None else fingerprint(resolved)
 
 
 def training_tools(recipe: Recipe) -> tuple[str, ...]:
@@ -35,6 +62,10 @@ class DataStage(BaseStage):
         data = ctx.recipe.data
         images = ("pillow",) if data.source == "image_folder" or data.image_size is not None else ()
         return ("numpy", "scikit-learn", *images)
+
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        # the recipe names the data; its contents decide the result (an edited file must not reuse data.npz)
+        return {"data_files": user_file(ctx, ctx.recipe.data.path)}
 
     def run(self, ctx: StageContext) -> StageResult:
         data = load_dataset(ctx.recipe.data, ctx.recipe.run.seed, base=ctx.base_dir)
@@ -62,6 +93,11 @@ class TeacherStage(BaseStage):
     def tools(self, ctx: KeyContext) -> tuple[str, ...]:
         return training_tools(ctx.recipe)
 
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        # a user's teacher file (weights, ONNX, soft labels) and factory code decide the teacher
+        teacher = ctx.recipe.teacher
+        return {"teacher_file": user_file(ctx, teacher.path), "teacher_factory": factory_source(teacher.model.factory)}
+
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.distill.api import prepare_teacher, teacher_summary
 
@@ -87,6 +123,9 @@ class DistillStage(BaseStage):
 
     def tools(self, ctx: KeyContext) -> tuple[str, ...]:
         return training_tools(ctx.recipe)
+
+    def key_facts(self, ctx: KeyContext) -> dict[str, Any]:
+        return {"student_factory": factory_source(ctx.recipe.student.model.factory)}
 
     def run(self, ctx: StageContext) -> StageResult:
         from edgekd.distill.api import distill

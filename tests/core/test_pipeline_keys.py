@@ -177,3 +177,47 @@ def test_the_report_shows_each_stages_tools_and_targets_with_the_machine_id_as_a
     assert identity["cpu_model"] == "Xeon" and bench["tools"] == {"numpy": pipeline.installed_version("numpy")}
     html = render_html(report, [])
     assert "What each stage's cache key holds" in html and "box (cpu_model Xeon, kind local, machine_id sha256:" in html
+
+
+def test_an_edited_data_file_reruns_the_data_stage(tmp_path: Path) -> None:
+    """The recipe names the user's file; its contents, not its name, decide data.npz (an edit reused it)."""
+    (tmp_path / "mine.csv").write_text("a,b,label\n1,2,0\n3,4,1\n")
+    recipe = parse_recipe({"data": {"source": "csv", "path": "mine.csv", "label_column": "label"}})
+    before = stage_keys(recipe, tmp_path)
+    (tmp_path / "mine.csv").write_text("a,b,label\n1,2,0\n3,5,1\n")  # one value changed, same size
+    after = stage_keys(recipe, tmp_path)
+    assert before["data"] != after["data"]
+
+
+def test_an_edited_file_in_a_data_folder_reruns_the_data_stage(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "images" / "cat"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(b"one")
+    recipe = parse_recipe({"data": {"source": "image_folder", "path": "images"}})
+    before = stage_keys(recipe, tmp_path)
+    (folder / "a.png").write_bytes(b"two")
+    os.utime(folder / "a.png", ns=(1, 1))  # another modification time, as any edit gives
+    assert stage_keys(recipe, tmp_path)["data"] != before["data"]
+    (folder / "b.png").write_bytes(b"new")
+    assert stage_keys(recipe, tmp_path)["data"] != before["data"]
+
+
+def test_a_replaced_teacher_file_and_an_edited_factory_rerun_the_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user retrains their teacher and overwrites teacher.pt, or edits the factory's module: the teacher
+    stage's key follows (it reused the old teacher's outputs)."""
+    (tmp_path / "teacher.pt").write_bytes(b"weights v1")
+    (tmp_path / "my_factory_mod.py").write_text("def make(num_classes):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the user's factory module is importable from
+    recipe = parse_recipe({"teacher": {"kind": "module", "path": "teacher.pt",
+                                       "model": {"arch": "custom", "factory": "my_factory_mod:make"}}})  # fmt: skip
+    before = stage_keys(recipe, tmp_path)
+    (tmp_path / "teacher.pt").write_bytes(b"weights v2")
+    middle = stage_keys(recipe, tmp_path)
+    (tmp_path / "my_factory_mod.py").write_text("def make(num_classes):\n    return 1\n")
+    after = stage_keys(recipe, tmp_path)
+    assert before["data"] == middle["data"] == after["data"]
+    assert len({before["teacher"], middle["teacher"], after["teacher"]}) == 3

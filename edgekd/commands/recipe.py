@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from edgekd import console
+from edgekd.config.starter import SOURCES
 from edgekd.errors import UsageError
 
 recipe_app = typer.Typer(help="the recipe: reference, JSON Schema, starter", no_args_is_help=True)
@@ -34,14 +35,14 @@ def reference_cmd() -> None:
 
 @recipe_app.command("init")
 def init_cmd(
-    source: Annotated[str, typer.Option("--source", help="digits | npz | csv | image_folder")] = "digits",
+    source: Annotated[str, typer.Option("--source", help=" | ".join(SOURCES))] = "digits",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="write here (never over an existing file); default: print")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="[run] name (default: my-<source>)")] = None,
 ) -> None:
     """Write a commented starter recipe for a data source."""
-    from edgekd.config.starter import SOURCES, starter_recipe
+    from edgekd.config.starter import starter_recipe
     from edgekd.recipe import parse_recipe
     from edgekd.registry import unknown_name
 

@@ -19,6 +19,7 @@ from edgekd.data.datasets import Dataset, load_dataset
 from edgekd.errors import DataError, RecipeError
 from edgekd.preprocessing import Preprocessing, reprocess
 from edgekd.recipe import parse_recipe
+from tests.support.wav_clips import clip_folder
 
 
 def _load(tmp_path, **config) -> Dataset:
@@ -190,6 +191,9 @@ def test_every_data_key_takes_effect(tmp_path) -> None:
     base = load_dataset(DataConfig(), 0)
     changed = {
         "source": lambda: _load(tmp_path, source="npz", path="d.npz"),
+        "audio": lambda: _load(
+            tmp_path, source="wav", path=str(clip_folder(tmp_path / "wav", per_class=10)), audio={"clip_ms": 500}
+        ),
         "path": lambda: _load(tmp_path, source="npz", path="d.npz"),
         "val_fraction": lambda: load_dataset(DataConfig(val_fraction=0.2), 0),
         "test_fraction": lambda: load_dataset(DataConfig(test_fraction=0.3), 0),

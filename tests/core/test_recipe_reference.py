@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pytest
 
+from edgekd.config.data import AudioConfig
 from edgekd.config.reference import REGENERATE, KeyDoc, every_field, json_schema, reference_markdown
 from edgekd.config.starter import SOURCES, starter_recipe
 from edgekd.recipe import Recipe, parse_recipe
@@ -109,9 +110,12 @@ CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
     ("teacher.model", "factory"): {"teacher": {"model": {"arch": "custom"}}},
     ("student.model", "factory"): {"student": {"model": {"arch": "custom"}}},
     ("distill.losses[]", "hint_layers"): {"distill": {"losses": [{"kind": "fitnets"}]}},
+    ("data", "audio"): {"data": {"source": "wav", "path": "clips"}},
+    **{("data.audio", key): {"data": {"source": "wav", "path": "clips"}} for key in AudioConfig.model_fields},
 }
 #: Keys whose value is given explicitly (a generic "other value" would not validate).
 VALUES: dict[tuple[str, str], Any] = {
+    ("data", "audio"): {"sample_rate": 8000},
     ("data", "source"): "csv",
     ("data", "path"): "x.csv",
     ("data", "classes"): ["0", "1"],

@@ -62,15 +62,22 @@ class BudgetNotMetError(ConversionError):
         float_ops = f", {len(excluded)} op(s) float: {', '.join(excluded)}" if excluded else ""
         float_ops += f", {len(int16)} op(s) int16: {', '.join(int16)}" if int16 else ""
         where = "" if best.get("runtime", "ort") == "ort" else f" in {best['runtime']}"
-        also = "".join(f"; in {o['runtime']} too: best rung {o['rung']} ({o['name']}) drops {o['drop']:.4f}"
+        also = "".join(f"; in {o['runtime']} too: best rung {o['rung']} ({o['name']}) {_outcome(o)}"
                        for o in others or [])  # fmt: skip
         super().__init__(
             f"int8{where} cannot hold the accuracy budget (max drop {max_drop:.4f}): best rung {best['rung']} "
-            f"({best['name']}{float_ops}) drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f}){also}",
+            f"({best['name']}{float_ops}) {_outcome(best)}{also}",
             hint="raise --max-drop, give more representative calibration samples, give the ladder QAT inputs "
             "(student, teacher, training samples), or keep the fp32 model; the curve is in ladder.json",
         )
         self.best = best
+
+
+def _outcome(best: dict[str, Any]) -> str:
+    """'drops 0.0123 (accuracy 0.9700)', or why the model could not run in that runtime."""
+    if best.get("drop") is None:
+        return f"could not run: {best.get('error', 'no result')}"
+    return f"drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f})"
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,8 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
         with ort_backend.temp_dir_inside(work):
             prepared = ort_backend.prepare(model, work / "prepared.onnx")
             fp32_pred = ort_backend.predict(model, x_val)
+            if qat is not None:
+                qat_module.check_student(qat, x_val, fp32_pred, model.name)
             fp32 = ladder.get("fp32") if ladder.get("fp32", {}).get("key") == base_key else None
             if fp32 is None:
                 fp32 = {
@@ -206,7 +215,13 @@ def _check_runtimes(runtimes: Sequence[str]) -> tuple[str, ...]:
 def _within(rows: list[dict[str, Any]], runtime: str, max_drop: float) -> list[dict[str, Any]]:
     """(rung row, that runtime's figures) of every rung with a model for `runtime`, as merged dicts."""
     return [{**row, **row["runtimes"][runtime], "runtime": runtime} for row in rows
-            if runtime in row.get("runtimes", {}) and row["runtimes"][runtime]["drop"] <= max_drop]  # fmt: skip
+            if runtime in row.get("runtimes", {}) and _drop(row, runtime) <= max_drop]  # fmt: skip
+
+
+def _drop(row: dict[str, Any], runtime: str) -> float:
+    """The row's drop in `runtime`; +inf when the model could not run there (its row has an `error`)."""
+    drop = row["runtimes"][runtime]["drop"]
+    return float("inf") if drop is None else float(drop)
 
 
 def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, ladder: dict[str, Any],
@@ -248,8 +263,9 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
     for runtime in ctx.runtimes:
         within = _within(rows, runtime, max_drop)
         if not within:
-            candidates = [{**r, **r["runtimes"][runtime]} for r in rows if runtime in r.get("runtimes", {})]
-            not_met[runtime] = {**min(candidates, key=lambda r: (r["drop"], r["rung"])), "runtime": runtime}
+            candidates = [r for r in rows if runtime in r.get("runtimes", {})]
+            best = min(candidates, key=lambda r: (_drop(r, runtime), r["rung"]))
+            not_met[runtime] = {**best, **best["runtimes"][runtime], "runtime": runtime}
             continue
         fastest = min(within, key=lambda r: (r["p50_ms"] if r["p50_ms"] is not None else 0.0, r["rung"]))
         recommended[runtime] = {
@@ -257,7 +273,9 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
         }
     ladder["recommended"] = recommended  # the runtimes that hold, also when another one does not
     if not_met:
-        ladder["not_met"] = {r: {k: b[k] for k in ("rung", "name", "drop", "accuracy")} for r, b in not_met.items()}
+        ladder["not_met"] = {
+            r: {k: b.get(k) for k in ("rung", "name", "drop", "accuracy", "error")} for r, b in not_met.items()
+        }
         write_json(ladder_path, ladder, name="quant_ladder", parent=model_sha)
         first, *others = not_met.values()
         raise BudgetNotMetError(max_drop, first, others)

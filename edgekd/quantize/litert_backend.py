@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.errors import ModelError
+
 RUNTIMES = ("ort", "litert", "tflm")
 
 
@@ -126,5 +128,9 @@ def measure(path: Path, x_val: np.ndarray, y_val: np.ndarray, fp32_pred: np.ndar
     if "litert" in runtimes:
         rows["litert"] = row(predict(path, x_val), p50_ms(path, x_val[0], runs))
     if "tflm" in runtimes:
-        rows["tflm"] = row(predict_tflm(path, x_val), None)
+        try:
+            rows["tflm"] = row(predict_tflm(path, x_val), None)
+        except ModelError as exc:  # e.g. an op TFLM lacks (MobileNetV3's hard-sigmoid is RELU_0_TO_1): a row saying so
+            rows["tflm"] = {"accuracy": None, "drop": None, "agreement": None, "p50_ms": None, "model": path.name,
+                            "error": exc.message}  # fmt: skip
     return rows

@@ -225,6 +225,14 @@ def _torch_predict(module: nn.Module, x: np.ndarray) -> np.ndarray:
     return predict(module, x)
 
 
+def check_student(qat: QatInputs, x_val: np.ndarray, fp32_pred: np.ndarray, model_name: str) -> None:
+    """The torch student must compute what the fp32 ONNX model does (checked before any rung runs)."""
+    same = float((_torch_predict(qat.student, x_val) == fp32_pred).mean())
+    if same < 0.99:
+        raise ModelError(f"the QAT student agrees with {model_name} on only {same:.1%} of the validation samples",
+                         hint="give the torch student the ONNX model was exported from (same weights)")  # fmt: skip
+
+
 def rung_qat(ctx: RungContext, qat: QatInputs, parent: str) -> dict[str, Any]:
     """Rung 4: train (train_qat), export the kept weights to fp32 ONNX (edgekd's torch_onnx exporter), quantize
     it for ORT (static QDQ, the calibration method chosen by measured accuracy as in rung 1) and, when asked,
@@ -237,10 +245,6 @@ def rung_qat(ctx: RungContext, qat: QatInputs, parent: str) -> dict[str, Any]:
     from edgekd.quantize.ladder_state import publish_model as publish
     from edgekd.quantize.ladder_state import tflite_rows
 
-    same = float((_torch_predict(qat.student, ctx.x_val) == ctx.fp32_pred).mean())
-    if same < 0.99:
-        raise ModelError(f"the QAT student agrees with {ctx.model.name} on only {same:.1%} of the validation samples",
-                         hint="give the torch student the ONNX model was exported from (same weights)")  # fmt: skip
     kept, epochs = train_qat(qat, ctx.x_calib, ctx.x_val, ctx.y_val)
     batch = ort_backend.ModelInput.of(ctx.model).batch
     proto = export_module(kept, tuple(int(d) for d in ctx.x_val.shape[1:]), opset=18, dynamic_batch=batch is None)

@@ -158,6 +158,18 @@ def parse_runner_output(completed: Completed, target_name: str) -> dict[str, Any
             else BenchError
         )
         raise cls(f"{target_name}: {error.get('message', kind)}", hint=error.get("hint"))
+    return decode_thermal_zones(document)
+
+
+def decode_thermal_zones(document: dict[str, Any]) -> dict[str, Any]:
+    """The runner sends its thermal zones raw (`thermal_zones`); here they become °C per zone type
+    (`temps_c`), in its environment and in every sustained window, by the one decoder of every target."""
+    from edgekd.targets.thermal import zone_temperatures
+
+    for part in [document.get("env"), *(document.get("windows") or [])]:
+        if isinstance(part, dict) and "thermal_zones" in part:
+            zones = part.pop("thermal_zones")
+            part["temps_c"] = zone_temperatures(zones) if isinstance(zones, dict) else {}
     return document
 
 

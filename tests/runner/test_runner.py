@@ -56,7 +56,7 @@ def test_onnx_run_reports_contract_fields(onnx_model: Path) -> None:
     assert doc["versions"]["numpy"] == np.__version__
     assert doc["model_sha256"] and len(doc["model_sha256"]) == 64
     assert doc["inputs"] == [{"name": "x", "shape": [1, 64], "dtype": "float32", "quant": None}]
-    for key in ("cpu_model", "cpu_count", "affinity", "governor", "temps_c", "python", "machine"):
+    for key in ("cpu_model", "cpu_count", "affinity", "governor", "thermal_zones", "python", "machine"):
         assert key in doc["env"]
 
 
@@ -64,7 +64,7 @@ def test_sustained_windows_split_runs(onnx_model: Path) -> None:
     status, doc = run_runner("--model", onnx_model, "--runs", 30, "--windows", 3, "--warmup", 0)
     assert status == 0
     assert [(w["start"], w["end"]) for w in doc["windows"]] == [(0, 10), (10, 20), (20, 30)]
-    assert all("temps_c" in w and isinstance(w["freq_khz"], dict) for w in doc["windows"])
+    assert all("thermal_zones" in w and isinstance(w["freq_khz"], dict) for w in doc["windows"])
 
 
 def test_duration_mode_runs_until_time_is_up(onnx_model: Path) -> None:

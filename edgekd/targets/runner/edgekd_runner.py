@@ -85,22 +85,21 @@ def read_text(path):
         return None
 
 
-def temperatures_c():
-    """Thermal zone temperatures in °C keyed by zone type (sysfs reports millidegrees)."""
-    temps = {}
+def thermal_zones():
+    """The thermal zones' raw contents {"thermal_zone0": {"type": ..., "temp": millidegrees as text}}; the host
+    decodes them (edgekd.targets.thermal.zone_temperatures, the one decoder for every target)."""
+    zones = {}
     base = "/sys/class/thermal"
     try:
-        zones = sorted(name for name in os.listdir(base) if name.startswith("thermal_zone"))
+        names = sorted(name for name in os.listdir(base) if name.startswith("thermal_zone"))
     except OSError:
-        return temps
-    for zone in zones:
-        raw = read_text(os.path.join(base, zone, "temp"))
-        kind = read_text(os.path.join(base, zone, "type")) or zone
-        try:
-            temps[kind if kind not in temps else kind + "/" + zone] = int(raw) / 1000.0
-        except (TypeError, ValueError):
-            continue
-    return temps
+        return zones
+    for zone in names:
+        zones[zone] = {
+            "type": read_text(os.path.join(base, zone, "type")),
+            "temp": read_text(os.path.join(base, zone, "temp")),
+        }
+    return zones
 
 
 def cpu_model():
@@ -142,7 +141,7 @@ def environment():
         "affinity": cores,
         "governor": read_text("/sys/devices/system/cpu/cpu%d/cpufreq/scaling_governor" % ((cores or [0])[0])),
         "freq_khz": cpu_frequencies_khz(cores),
-        "temps_c": temperatures_c(),
+        "thermal_zones": thermal_zones(),
     }
     try:
         env["loadavg"] = list(os.getloadavg())
@@ -925,7 +924,7 @@ def timed_loop(invoke, runs, duration_s, windows, min_runs=0):
                     "start": first,
                     "end": done,
                     "t_s": round(time.perf_counter() - start, 6),
-                    "temps_c": temperatures_c(),
+                    "thermal_zones": thermal_zones(),
                     "freq_khz": cpu_frequencies_khz(affinity()),
                 }
             )

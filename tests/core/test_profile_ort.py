@@ -149,23 +149,6 @@ def test_trace_summary_skips_session_events_fences_and_warmup():
     ]
 
 
-def test_trace_module_is_standard_library_only():
-    """The device runner may copy it: it must import nothing but the standard library."""
-    import ast
-    import sys
-
-    from edgekd.profile import ort_trace
-
-    tree = ast.parse(Path(ort_trace.__file__).read_text())
-    imported = {
-        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
-    }
-    imported |= {
-        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
-    }
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
-
-
 def test_missing_model_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="model file not found"):
         profile_onnx(tmp_path / "nope.onnx")

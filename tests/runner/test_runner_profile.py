@@ -45,16 +45,17 @@ def matmul_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_matmul_onnx(tmp_path_factory.mktemp("profile") / "chain512.onnx", layers=3, size=512)
 
 
-def test_runner_copy_of_the_trace_summary_equals_the_library() -> None:
-    """The runner carries a copy of edgekd.profile.ort_trace (it cannot import edgekd): same result on a
-    trace recorded from onnxruntime 1.32 (a 2-conv model, fused nodes, 6 runs), with and without warm-up."""
-    from edgekd.profile.ort_trace import summarize_ort_trace
+def test_the_library_summarises_a_recorded_trace_with_the_runners_code() -> None:
+    """One implementation: edgekd.profile.ort_trace calls the runner's summarize_ort_trace (the runner cannot
+    import edgekd): same result on a trace recorded from onnxruntime 1.32 (2 convs, fused nodes, 6 runs)."""
+    from edgekd.profile.ort_trace import STATISTIC, summarize_ort_trace
 
     events = json.loads(RECORDED_TRACE.read_text())
     runner = _runner_module()
     for warmup in (0, 1, 4, 10):
         assert runner.summarize_ort_trace(events, warmup_runs=warmup) == summarize_ort_trace(events, warmup_runs=warmup)
-    assert runner.summarize_ort_trace(events, warmup_runs=1)["rows"], "the recording holds node events"
+    summary = summarize_ort_trace(events, warmup_runs=1)
+    assert summary["rows"] and summary["statistic"] == STATISTIC and len(summary["run_ns"]) == 5
 
 
 def _check_rows(doc: dict[str, Any], layers: int) -> list[dict[str, Any]]:

@@ -53,6 +53,59 @@ class QuantizeConfig(StrictModel):
         "minmax", description="static: how activation ranges are calibrated"
     )
     activation_type: Literal["int8", "uint8"] = Field("int8", description="static: type of the quantized activations")
+    max_accuracy_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="accuracy budget: largest absolute top-1 accuracy drop of int8 against the fp32 student, "
+        "measured in each deployment runtime (ORT; LiteRT when [tflite] makes int8; TFLite Micro when the "
+        "handoff runs it) on the validation split, e.g. 0.01. Set: the quantization ladder (calibration "
+        "search, sensitivity, mixed precision, QAT) runs and the fastest model within it is kept per runtime; "
+        "a budget no rung holds fails the run. Unset: one static int8 model, gated by [verify] only",
+    )
+    qat: bool = Field(
+        True,
+        description="with max_accuracy_drop: when no post-training rung holds the budget, fine-tune the "
+        "fake-quantized student against the run's own teacher (quantization-aware distillation; needs a "
+        "torch teacher)",
+    )
+    raise_to: Literal["float", "int16"] = Field(
+        "float",
+        description="with max_accuracy_drop: what the most sensitive ops are raised to until the budget holds: "
+        "float (fast on CPUs) or int16 activations (for NPUs)",
+    )
+
+    @model_validator(mode="after")
+    def _budget_options_take_effect(self) -> QuantizeConfig:
+        # the ladder's options without a budget, or a budget the ladder cannot apply, would be accepted and ignored
+        if self.max_accuracy_drop is None:
+            given = sorted({"qat", "raise_to"} & self.model_fields_set)
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with an accuracy "
+                    "budget: set max_accuracy_drop (e.g. 0.01) or remove "
+                    f"{'it' if len(given) == 1 else 'them'}"
+                )
+            return self
+        if self.mode == "dynamic":
+            raise ValueError(
+                'max_accuracy_drop runs the static int8 ladder: mode = "dynamic" cannot hold a budget; '
+                'use mode = "static" or remove max_accuracy_drop'
+            )
+        if not self.enabled:
+            raise ValueError("max_accuracy_drop needs the quantize stage: set enabled = true or remove the budget")
+        ladder_picks = sorted({"method"} & self.model_fields_set)
+        if ladder_picks:
+            raise ValueError(
+                "method is chosen by the ladder (the most accurate of minmax, percentile, entropy) when "
+                "max_accuracy_drop is set: remove method"
+            )
+        if not self.per_channel or self.reduce_range or self.activation_type != "int8":
+            raise ValueError(
+                "the accuracy ladder quantizes with per-channel int8 weights and int8 activations: with "
+                "max_accuracy_drop, leave per_channel, reduce_range and activation_type at their defaults"
+            )
+        return self
 
 
 TflitePrecision = Literal["fp32", "fp16", "dynamic_range", "int8"]

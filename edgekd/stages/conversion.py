@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 STUDENT = "student_torch"
 ONNX_FP32 = "onnx_fp32"
 CALIBRATION = "calibration"
+#: [quantize] fields only the accuracy ladder reads
+LADDER_FIELDS = {"max_accuracy_drop", "qat", "raise_to"}
 
 # The upstream artifact a converter gets, by the input format its registry line declares (first match).
 SOURCE_BY_FORMAT = {"torch": STUDENT, "onnx": ONNX_FP32}
@@ -103,20 +105,42 @@ class CalibrateStage(BaseStage):
 
 
 class QuantizeStage(BaseStage):
+    """ORT int8 of the ONNX export; with `[quantize] max_accuracy_drop`, the accuracy ladder (stages.quant_ladder),
+    which also needs the student and the teacher (quantization-aware distillation, rung 4)."""
+
     name = "quantize"
-    needs = ("export", "calibrate")
+    needs = ("data", "teacher", "distill", "export", "calibrate")
 
     def enabled(self, recipe: Recipe) -> bool:
         return recipe.quantize.enabled
 
     def config(self, recipe: Recipe) -> dict[str, Any]:
-        return {"quantize": recipe.quantize.model_dump(mode="json")}
+        from edgekd.stages.quant_ladder import ladder_runtimes
+
+        config: dict[str, Any] = {"quantize": recipe.quantize.model_dump(mode="json")}
+        if recipe.quantize.max_accuracy_drop is not None:  # the ladder's runtimes follow [tflite] and [handoff]
+            config["ladder_runtimes"] = list(ladder_runtimes(recipe))
+            config["seed"] = recipe.run.seed
+        return config
 
     def run(self, ctx: StageContext) -> StageResult:
-        values = {**ctx.recipe.quantize.model_dump(), "calibration": ctx.find(CALIBRATION)}
+        calibration = ctx.find(CALIBRATION)
+        if ctx.recipe.quantize.max_accuracy_drop is not None:
+            from edgekd.stages.quant_ladder import run_quant_ladder
+
+            if calibration is None:
+                raise ConversionError("the quantization ladder needs the calibration set", hint="enable [calibration]")
+            artifacts, summary = run_quant_ladder(ctx, ctx.artifact(ONNX_FP32), calibration)
+            return StageResult(artifacts, summary)
+        # the ladder's options are not the plain quantizer's (and its validator refuses them without a budget)
+        values = {**ctx.recipe.quantize.model_dump(exclude=LADDER_FIELDS), "calibration": calibration}
         return StageResult(run_converters(ctx, [(converter_between("onnx", "onnx"), values)]), {})
 
     def tools(self, ctx: KeyContext) -> tuple[str, ...]:
+        if ctx.recipe.quantize.max_accuracy_drop is not None:
+            from edgekd.stages.quant_ladder import ladder_tools
+
+            return ladder_tools(ctx.recipe)
         return packages_of([converter_between("onnx", "onnx")])
 
 

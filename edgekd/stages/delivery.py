@@ -32,6 +32,19 @@ def tflm_row_wanted(recipe: Recipe) -> bool:
     return recipe.handoff.enabled and recipe.handoff.runs_tflm and "int8" in recipe.tflite.precisions
 
 
+def _tflm_model(ctx: StageContext, models: list[Artifact]) -> Artifact | None:
+    """The int8 file the firmware runs: the quantization ladder's TFLM pick when it made one (the handoff takes
+    it), else the first int8 TFLite file."""
+    from edgekd.stages.quant_ladder import handoff_pick
+
+    pick = handoff_pick(ctx.recipe, ctx.summaries.get("quantize", {}))
+    if pick is not None and pick[0] == "tflm":
+        chosen = next((m for m in models if m.path.name == pick[1]["model"] and m.format == "tflite"), None)
+        if chosen is not None:
+            return chosen
+    return next((m for m in models if m.format == "tflite" and m.precision == "int8"), None)
+
+
 class VerifyStage(BaseStage):
     name = "verify"
     needs = ("data", *MODEL_STAGES)
@@ -57,7 +70,7 @@ class VerifyStage(BaseStage):
             from edgekd.verify.backends import predict
             from edgekd.verify.tflm_accuracy import tflm_parity_row
 
-            int8 = next((m for m in models if m.format == "tflite" and m.precision == "int8"), None)
+            int8 = _tflm_model(ctx, models)
             if int8 is not None:
                 reference = predict(ctx.artifact(STUDENT), data.x_test)
                 report.rows.append(tflm_parity_row(reference, int8, data.x_test, data.y_test, ctx.recipe.verify.int8))
@@ -181,7 +194,11 @@ class HandoffStage(BaseStage):
         from edgekd.handoff.bundle import build_handoff
 
         wanted = ctx.recipe.handoff.artifact
-        chosen = ctx.find(wanted)
+        chosen, ladder_note = _ladder_choice(ctx)
+        if chosen is not None:
+            wanted = chosen.name
+        else:
+            chosen = ctx.find(wanted)
         if chosen is None or chosen.format != "tflite":
             tflites = sorted(a.name for a in ctx.all_inputs() if a.format == "tflite")
             raise HandoffError(
@@ -208,7 +225,29 @@ class HandoffStage(BaseStage):
         summary = result.summary()
         summary["path"] = "handoff"
         summary["zip"] = "handoff.zip" if result.zip_path is not None else None  # where it lands, not its temp path
+        summary["chosen_by"] = ladder_note or f"[handoff] artifact = {ctx.recipe.handoff.artifact!r}"
         return StageResult(artifacts, summary)
+
+
+def _ladder_choice(ctx: StageContext) -> tuple[Artifact | None, str | None]:
+    """The quantization ladder's recommended model for the handoff platform's runtime (micro: TFLM, else LiteRT)
+    and a sentence saying so; (None, None) when no ladder ran, it recommended nothing there, or the recipe names
+    the handoff artifact explicitly (the user's choice wins)."""
+    from edgekd.stages.quant_ladder import handoff_pick
+
+    if "artifact" in ctx.recipe.handoff.model_fields_set:
+        return None, None
+    pick = handoff_pick(ctx.recipe, ctx.summaries.get("quantize", {}))
+    if pick is None:
+        return None, None
+    runtime, entry = pick
+    chosen = next((a for a in ctx.inputs.get("quantize", []) if a.path.name == entry["model"]), None)
+    if chosen is None or chosen.format != "tflite":
+        return None, None
+    return chosen, (
+        f"quantization ladder: rung {entry['rung']} ({entry['name']}), recommended for {runtime} "
+        f"(accuracy drop {entry['drop']}, within max_accuracy_drop {ctx.recipe.quantize.max_accuracy_drop})"
+    )
 
 
 class ReportStage(BaseStage):

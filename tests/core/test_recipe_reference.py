@@ -111,6 +111,8 @@ CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
     ("student.model", "factory"): {"student": {"model": {"arch": "custom"}}},
     ("distill.losses[]", "hint_layers"): {"distill": {"losses": [{"kind": "fitnets"}]}},
     ("data", "audio"): {"data": {"source": "wav", "path": "clips"}},
+    ("quantize", "qat"): {"quantize": {"max_accuracy_drop": 0.01}},
+    ("quantize", "raise_to"): {"quantize": {"max_accuracy_drop": 0.01}},
     **{("data.audio", key): {"data": {"source": "wav", "path": "clips"}} for key in AudioConfig.model_fields},
 }
 #: Keys whose value is given explicitly (a generic "other value" would not validate).

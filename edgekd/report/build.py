@@ -27,6 +27,7 @@ from edgekd.report.failures import STAGE_ORDER, pipeline_order, split_failures
 from edgekd.report.formatting import kd_gap, number
 from edgekd.report.profiles import collect_profiles, int8_comparisons
 from edgekd.report.provenance import identity
+from edgekd.report.quantization import quantization_section
 from edgekd.report.schema import REPORT_SCHEMA
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def build_report(run_dir: Path, *, now: datetime | None = None, recipe: Recipe |
         "bench": bench,
         "environments": environments(bench),
         "handoff": dict(summaries["handoff"]) if "handoff" in manifests else None,
+        "quantization": quantization_section(summaries.get("quantize")),
         "profiles": profiles,
     }
     report["profile_comparisons"] = int8_comparisons(report, run_dir)

@@ -22,6 +22,7 @@ from edgekd.report.html_bench import (
 from edgekd.report.html_parts import esc as _e
 from edgekd.report.html_parts import figure, html_table
 from edgekd.report.plots import Plot
+from edgekd.report.quantization import html_section as quantization_html
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -231,6 +232,7 @@ NAV = (
     ("pipeline", "Pipeline"),
     ("warnings", "Warnings"),
     ("distill", "Distillation"),
+    ("quantization", "Quantization"),
     ("parity", "Parity"),
     ("latency", "Latency"),
     ("coldstart", "Cold start"),
@@ -252,6 +254,7 @@ def render_html(report: dict[str, Any], plots: list[Plot]) -> str:
         pipeline_section(report),
         warnings_section(report),
         distill_section(report, by_key),
+        quantization_html(report, figure(by_key.get("quantization"))),
         parity_section(report),
         latency_section(report, by_key),
         cold_start_section(report),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.report import formatting as fmt
+from edgekd.report.quantization import markdown_section as quantization_markdown
 
 
 def cell(value: Any) -> str:
@@ -263,6 +264,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     head += (
         verdicts_section(report)
         + distill_section(report)
+        + quantization_markdown(report)
         + parity_section(report)
         + bench_section(report)
         + cold_start_section(report)

@@ -306,6 +306,12 @@ def _op_type_plot(report: dict[str, Any]) -> Any | None:
     return op_type_plot(report)
 
 
+def _ladder_plot(report: dict[str, Any]) -> Any | None:
+    from edgekd.report.quantization import ladder_plot
+
+    return ladder_plot(report)
+
+
 #: key, title, caption, drawing function: the order they appear in the HTML.
 PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] = (
     (
@@ -348,6 +354,15 @@ PLOTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any | None]], ...] 
             "grouped with the float op they replace), from the per-op profile."
         ),
         _op_type_plot,
+    ),
+    (
+        "quantization",
+        "Quantization ladder",
+        (
+            "Accuracy drop against ORT / LiteRT / TFLM p50 latency at each rung of the ladder; the dashed line is "
+            "the budget ([quantize] max_accuracy_drop). The recommended rung is the fastest one under it."
+        ),
+        _ladder_plot,
     ),
 )
 

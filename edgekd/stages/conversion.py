@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekd import __version__, registry
 from edgekd.artifacts import Artifact
-from edgekd.errors import ConversionError
+from edgekd.errors import ConversionError, EdgekdError
 from edgekd.pipeline import StageContext, StageResult
 from edgekd.recipe import Recipe
 from edgekd.stages.base import BaseStage
@@ -142,6 +142,11 @@ class QuantizeStage(BaseStage):
 
             return ladder_tools(ctx.recipe)
         return packages_of([converter_between("onnx", "onnx")])
+
+    def gate(self, recipe: Recipe, summary: dict[str, Any]) -> EdgekdError | None:
+        from edgekd.stages.quant_ladder import budget_gate
+
+        return budget_gate(summary)  # a budget no rung holds stops the run after the ladder's rows are kept
 
 
 class TfliteStage(BaseStage):

@@ -9,6 +9,7 @@ other runtimes' recommended models, ladder.json and sensitivity.json are the sta
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgekd.artifacts import Artifact, create_artifact, load_artifact
-from edgekd.errors import ModelError, RecipeError
+from edgekd.errors import ConversionError, EdgekdError, ModelError, RecipeError
 from edgekd.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _qat_inputs(ctx: StageContext, data: Dataset, work: Path) -> QatInputs:
 
 def run_quant_ladder(ctx: StageContext, onnx_fp32: Artifact, calibration: Artifact) -> tuple[list[Artifact], dict[str, Any]]:  # fmt: skip
     """Run the ladder in the stage workdir; return the stage's artifacts and summary (rows, recommended)."""
-    from edgekd.quantize.ladder import run_ladder
+    from edgekd.quantize.ladder import BudgetNotMetError, run_ladder
     from edgekd.stages.training import load_split_data
 
     options = ctx.recipe.quantize
@@ -131,23 +132,47 @@ def run_quant_ladder(ctx: StageContext, onnx_fp32: Artifact, calibration: Artifa
         validation = Path(tmp) / "validation.npz"
         np.savez(validation, x=data.x_val.astype(np.float32), y=data.y_val.astype(np.int64))
         qat = _qat_inputs(ctx, data, Path(tmp)) if options.qat else None
-        result = run_ladder(
-            onnx_fp32.path, validation, calibration.path, out, max_drop=options.max_accuracy_drop,
-            raise_to=options.raise_to, runtimes=ladder_runtimes(ctx.recipe), qat=qat,
-        )  # fmt: skip
+        try:
+            result = run_ladder(
+                onnx_fp32.path, validation, calibration.path, out, max_drop=options.max_accuracy_drop,
+                raise_to=options.raise_to, runtimes=ladder_runtimes(ctx.recipe), qat=qat,
+            )  # fmt: skip
+        except BudgetNotMetError as exc:
+            # the ladder's rows are the user's evidence: kept as the stage's outputs (and in the report), and
+            # the stage's gate fails the run with the ladder's one message
+            ladder = json.loads((out / "ladder.json").read_text(encoding="utf-8"))
+            recommended = ladder.get("recommended") or {}
+            summary = _summary(ctx.recipe, ladder["rows"], recommended, [])
+            summary["not_met"] = ladder.get("not_met") or {}
+            summary["error"] = {"message": exc.message, "hint": exc.hint}
+            return _name_outputs(out, recommended, onnx_fp32), summary
     artifacts = _name_outputs(out, result.recommended, onnx_fp32)
-    summary = {
+    summary = _summary(ctx.recipe, result.rows, result.recommended, result.reused)
+    summary["artifacts"] = {a.path.name: a.name for a in artifacts}
+    return artifacts, summary
+
+
+def _summary(recipe: Recipe, rows: list[dict[str, Any]], recommended: dict[str, Any], reused: list[int]) -> dict[str, Any]:  # fmt: skip
+    """The stage summary the report reads: the budget, the options, every rung's figures, the picks."""
+    options = recipe.quantize
+    return {
         "ladder": True,
         "max_accuracy_drop": options.max_accuracy_drop,
         "raise_to": options.raise_to,
         "qat": options.qat,
-        "runtimes": list(ladder_runtimes(ctx.recipe)),
-        "rows": [_row(r) for r in result.rows],
-        "recommended": result.recommended,
-        "reused": result.reused,
-        "artifacts": {a.path.name: a.name for a in artifacts},
+        "runtimes": list(ladder_runtimes(recipe)),
+        "rows": [_row(r) for r in rows],
+        "recommended": recommended,
+        "reused": reused,
     }
-    return artifacts, summary
+
+
+def budget_gate(summary: dict[str, Any]) -> EdgekdError | None:
+    """The ladder's BudgetNotMetError, replayed from the stage summary (also on a cache hit)."""
+    error = summary.get("error")
+    if not summary.get("ladder") or not isinstance(error, dict):
+        return None
+    return ConversionError(str(error.get("message")), hint=error.get("hint"))
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:

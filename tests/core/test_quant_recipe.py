@@ -1,0 +1,113 @@
+"""`[quantize] max_accuracy_drop` runs the quantization ladder inside `edgekd run` (issue 14)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgekd.errors import ConversionError, RecipeError
+from edgekd.pipeline import Pipeline
+from edgekd.recipe import parse_recipe
+from edgekd.stages import default_stages
+
+UP_TO_QUANTIZE = {"data", "teacher", "distill", "export", "calibrate", "quantize", "report"}
+
+
+def recipe(**quantize: Any) -> dict[str, Any]:
+    """A tiny digits run: a small MLP teacher and student, two epochs each, ORT only (no TFLite, no handoff)."""
+    return {
+        "run": {"name": "budget", "seed": 0},
+        "data": {"source": "digits"},
+        "teacher": {"model": {"arch": "mlp", "width": 64, "depth": 1}, "train": {"epochs": 3}},
+        "student": {"model": {"arch": "mlp", "width": 32, "depth": 1}},
+        "distill": {"train": {"epochs": 3}, "baseline": False},
+        "quantize": quantize,
+        "tflite": {"enabled": False},
+        "handoff": {"enabled": False},
+        "bench": {"enabled": False},
+        "report": {"history": False},
+    }
+
+
+def run(tmp_path: Path, **quantize: Any) -> Path:
+    pipeline = Pipeline(default_stages(), parse_recipe(recipe(**quantize)), tmp_path, tmp_path / "run")
+    pipeline.execute(only=UP_TO_QUANTIZE)
+    return tmp_path / "run"
+
+
+def test_a_budget_runs_the_ladder_and_the_report_holds_it(tmp_path: Path) -> None:
+    out = run(tmp_path, max_accuracy_drop=0.5, qat=False)
+    manifest = json.loads((out / ".edgekd" / "stages" / "quantize.json").read_text())
+    names = {a["name"] for a in manifest["artifacts"]}
+    assert {"onnx_int8", "quant_ladder"} <= names
+    summary = manifest["summary"]
+    assert summary["recommended"]["ort"]["rung"] == 1 and summary["rows"][0]["name"] == "ptq"
+    ladder = json.loads((out / "quant_ladder" / "ladder.json").read_text())
+    assert ladder["max_drop"] == 0.5 and ladder["recommended"]["ort"]["model"] == "ptq.int8.onnx"
+    report = json.loads((out / "report.json").read_text())
+    section = report["quantization"]
+    assert section["max_accuracy_drop"] == 0.5
+    assert section["recommended"]["ort"]["model"] == "ptq.int8.onnx"
+    first = section["rows"][0]
+    assert first["runtime"] == "ort" and first["rung"] == 1 and first["accuracy"] is not None
+    assert first["p50_ms"] is not None and first["agreement"] is not None
+    assert "Quantization ladder" in (out / "report.md").read_text()
+
+
+def sensor_images(folder: Path) -> Path:
+    """Digits (N, 1, 8, 8) in [0, 1] whose corner pixel (blank in every digit) holds a raw sensor reading stuck
+    at 300: a user's .npz with one unscaled value. The model learns it as a bias; per-tensor int8 input
+    quantization (LiteRT's full-int8 input, scale 300/127) then loses the pixels' detail (7.8 points here). ORT can
+    keep the first layer float (rungs 2-3), LiteRT cannot."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    x[:, 0, 0, 0] = 300.0
+    path = folder / "sensor.npz"
+    np.savez(path, x=x, y=bunch.target.astype(np.int64))
+    return path
+
+
+def test_a_budget_litert_cannot_hold_fails_naming_the_best_rung_and_keeps_the_trained_stages(tmp_path: Path) -> None:
+    base = recipe(max_accuracy_drop=0.01, qat=False)
+    base["data"] = {"source": "npz", "path": str(sensor_images(tmp_path)), "normalize": "none"}
+    base["tflite"] = {"enabled": True, "precisions": ["int8"]}
+    base["teacher"]["train"] = base["distill"]["train"] = {"epochs": 10}
+    pipeline = Pipeline(default_stages(), parse_recipe(base), tmp_path, tmp_path / "run")
+    with pytest.raises(ConversionError) as caught:
+        pipeline.execute(only=UP_TO_QUANTIZE)
+    message = str(caught.value)
+    assert "int8 in litert cannot hold the accuracy budget (max drop 0.0100): best rung 1 (ptq) drops" in message
+    out = tmp_path / "run"
+    assert (out / "student.pt").is_file() and (out / "teacher.pt").is_file() and (out / "data.npz").is_file()
+    report = json.loads((out / "report.json").read_text())
+    section = report["quantization"]
+    assert section["not_met"]["litert"]["rung"] == 1 and "litert" in section["error"]
+    litert = [r for r in section["rows"] if r["runtime"] == "litert"]
+    assert litert and litert[0]["drop"] > 0.05
+    assert "ort" in section["recommended"]  # ORT's mixed precision held: its pick is still recorded
+    assert (out / "quant_ladder" / "ladder.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("quantize", "words"),
+    [
+        ({"max_accuracy_drop": 0.01, "mode": "dynamic"}, 'mode = "dynamic" cannot hold a budget'),
+        ({"qat": False}, "qat applies only with an accuracy budget"),
+        ({"raise_to": "int16"}, "raise_to applies only with an accuracy budget"),
+        ({"max_accuracy_drop": 0.01, "method": "entropy"}, "method is chosen by the ladder"),
+        ({"max_accuracy_drop": 0.01, "per_channel": False}, "per-channel int8 weights"),
+        ({"max_accuracy_drop": 0.01, "enabled": False}, "needs the quantize stage"),
+    ],
+)
+def test_a_combination_that_cannot_take_effect_is_refused_before_training(
+    tmp_path: Path, quantize: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(RecipeError, match=words) as caught:
+        parse_recipe(recipe(**quantize))
+    assert caught.value.exit_code == 2

@@ -145,7 +145,11 @@ def quantize_cmd(
         _refuse_ladder_options(to, max_drop, data, {_FLAGS[key] for key in chosen})
         from edgekd.commands.ladder import run_and_print_ladder
 
-        run_and_print_ladder(model, data, calibration, out, max_drop=max_drop, raise_to=raise_to or "float")  # type: ignore[arg-type]
+        # --to tflite: the ORT rungs plus the full-int8 TFLite rows, measured in LiteRT and in TFLite Micro
+        runtimes = ("ort",) if to == "onnx" else ("ort", "litert", "tflm")
+        run_and_print_ladder(
+            model, data, calibration, out, max_drop=max_drop, raise_to=raise_to or "float", runtimes=runtimes
+        )  # type: ignore[arg-type]
         return
     source = describe_file(model)
     if source.format != "onnx":
@@ -169,16 +173,11 @@ def quantize_cmd(
 
 
 def _refuse_ladder_options(to: str, max_drop: float | None, data: Path | None, given: set[str]) -> None:
-    """The budgeted ladder needs --max-drop and --data, runs on ONNX Runtime, and chooses what it tunes itself."""
+    """The budgeted ladder needs --max-drop and --data and chooses what it tunes itself."""
     if max_drop is None or data is None:
         raise UsageError(
             "--max-drop and --data go together (the budget is measured on the validation set)",
             hint="edgekd quantize MODEL.onnx -c calib.npz --max-drop 0.01 --data val.npz",
-        )
-    if to != "onnx":
-        raise UsageError(
-            "--max-drop runs the ONNX Runtime ladder; the TFLite ladder is not built yet",
-            hint="drop --to tflite, or quantize to TFLite without a budget",
         )
     if given:
         raise UsageError(

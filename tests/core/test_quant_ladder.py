@@ -10,6 +10,8 @@ points, whatever the calibration method and activation scheme. Keeping only the 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -251,10 +253,11 @@ def test_the_command_prints_every_rung(hard_case: dict[str, Path], tmp_path: Pat
     said = result.stdout.replace("\n  ", " ")
     assert [line.split()[1] for line in said.splitlines() if line.startswith("rung ")] == ["1", "2", "3"]
     assert "within the budget at rung 3" in " ".join(result.stdout.split())
-    # options the ladder chooses itself, a budget without data, and TFLite are refused, not ignored
+    # options the ladder chooses itself and a budget without data are refused, not ignored
     for extra, message in ((["--max-drop", "0.01"], "--max-drop and --data go together"),
                            (["--max-drop", "0.01", "--data", str(hard_case["data"]), "--method", "entropy"], "drop --method"),
-                           (["--max-drop", "0.01", "--data", str(hard_case["data"]), "--to", "tflite"], "TFLite ladder")):  # fmt: skip
+                           (["--max-drop", "0.01", "--data", str(hard_case["data"]), "--to", "tflite", "--int8-io", "float"],
+                            "drop --int8-io")):  # fmt: skip
         refused = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=300, check=False)
         assert refused.returncode == 2 and message in " ".join(refused.stderr.split()), refused.stderr
 
@@ -413,3 +416,22 @@ def test_litert_and_tflm_rows_and_a_budget_only_ort_meets(hard_case: dict[str, P
     from edgekd.artifacts import load_artifact
 
     assert load_artifact(tmp_path / "ptq.int8.tflite").precision == "int8"  # sidecar written and hash checked
+
+
+@pytest.mark.slow
+def test_the_cli_ladder_to_tflite_measures_litert_and_tflm(hard_case: dict[str, Path], tmp_path: Path) -> None:
+    """`edgekd quantize --to tflite --max-drop` runs the ladder with the full-int8 TFLite rows in LiteRT and in
+    TensorFlow Lite Micro (it was refused as "not built yet")."""
+    argv = [sys.executable, "-m", "edgekd.cli", "quantize", str(hard_case["model"]), "-c", str(hard_case["calibration"]),
+            "--out", str(tmp_path), "--to", "tflite", "--max-drop", "0.01", "--data", str(hard_case["data"])]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode in (0, 1), result.stdout + result.stderr  # 1: a runtime missed the budget, named
+    assert "Traceback" not in result.stdout + result.stderr
+    ladder = json.loads((tmp_path / "ladder.json").read_text())
+    assert ladder["runtimes"] == ["ort", "litert", "tflm"]
+    ptq = ladder["rows"][0]["runtimes"]
+    assert set(ptq) == {"ort", "litert", "tflm"} and ptq["litert"]["model"].endswith(".int8.tflite")
+    # ORT holds the budget (rung 3 keeps the fragile ops float); full-int8 TFLite cannot, and is named so
+    assert set(ladder["recommended"]) | set(ladder["not_met"]) == {"ort", "litert", "tflm"}
+    if result.returncode == 1:
+        assert "cannot hold the accuracy budget" in " ".join(result.stderr.split())

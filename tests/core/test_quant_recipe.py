@@ -111,3 +111,25 @@ def test_a_combination_that_cannot_take_effect_is_refused_before_training(
     with pytest.raises(RecipeError, match=words) as caught:
         parse_recipe(recipe(**quantize))
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.slow
+def test_the_handoff_bundles_the_ladders_pick_and_verify_gates_it(tmp_path: Path) -> None:
+    base = recipe(max_accuracy_drop=0.5, qat=False)
+    base["tflite"] = {"enabled": True, "precisions": ["int8"]}
+    base["handoff"] = {"enabled": True, "platform": "micro"}
+    pipeline = Pipeline(default_stages(), parse_recipe(base), tmp_path, tmp_path / "run")
+    pipeline.execute(only=UP_TO_QUANTIZE | {"tflite", "verify", "handoff"})
+    out = tmp_path / "run"
+    quantize = json.loads((out / ".edgekd" / "stages" / "quantize.json").read_text())["summary"]
+    assert quantize["runtimes"] == ["ort", "litert", "tflm"]
+    pick = quantize["recommended"]["tflm"]
+    report = json.loads((out / "report.json").read_text())
+    handoff = report["handoff"]
+    assert handoff["chosen_by"].startswith(f"quantization ladder: rung {pick['rung']} ({pick['name']})")
+    bundled = next(p for p in (out / "handoff").rglob("*.tflite"))
+    assert bundled.read_bytes() == (out / "quant_ladder" / pick["model"]).read_bytes()
+    gated = {row["artifact"] for row in report["parity"]}
+    assert "quant_litert_tflm_int8" in gated and "onnx_int8" in gated
+    tflm = next(row for row in report["parity"] if row["artifact"] == "tflm_int8")  # the firmware's row
+    assert Path(tflm["path"]).name == pick["model"] and tflm["passed"]

@@ -133,3 +133,24 @@ def test_the_handoff_bundles_the_ladders_pick_and_verify_gates_it(tmp_path: Path
     assert "quant_litert_tflm_int8" in gated and "onnx_int8" in gated
     tflm = next(row for row in report["parity"] if row["artifact"] == "tflm_int8")  # the firmware's row
     assert Path(tflm["path"]).name == pick["model"] and tflm["passed"]
+
+
+@pytest.mark.slow
+def test_qat_fine_tunes_the_runs_student_against_the_runs_teacher(tmp_path: Path) -> None:
+    """LiteRT still misses the budget after rungs 1-3: rung 4 trains the distill stage's student against the
+    teacher stage's teacher (the run's own models, loaded from their artifacts) and is recorded per runtime."""
+    base = recipe(max_accuracy_drop=0.01)  # qat defaults to true
+    base["data"] = {"source": "npz", "path": str(sensor_images(tmp_path)), "normalize": "none"}
+    base["tflite"] = {"enabled": True, "precisions": ["int8"]}
+    base["teacher"]["train"] = base["distill"]["train"] = {"epochs": 10}
+    pipeline = Pipeline(default_stages(), parse_recipe(base), tmp_path, tmp_path / "run")
+    try:
+        pipeline.execute(only=UP_TO_QUANTIZE)
+    except ConversionError as exc:  # LiteRT's int8 *input* scale is set by the sensor: QAT may not win it back
+        assert "cannot hold the accuracy budget" in str(exc)
+    ladder = json.loads((tmp_path / "run" / "quant_ladder" / "ladder.json").read_text())
+    ptq, qat = ladder["rows"][0], next(row for row in ladder["rows"] if row["rung"] == 4)
+    assert {"ort", "litert"} <= set(qat["runtimes"])
+    assert qat["runtimes"]["litert"]["drop"] < ptq["runtimes"]["litert"]["drop"]  # 4.4 vs 7.8 points when written
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert 4 in {row["rung"] for row in report["quantization"]["rows"]}

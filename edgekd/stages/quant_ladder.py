@@ -144,7 +144,7 @@ def run_quant_ladder(ctx: StageContext, onnx_fp32: Artifact, calibration: Artifa
             recommended = ladder.get("recommended") or {}
             summary = _summary(ctx.recipe, ladder["rows"], recommended, [])
             summary["not_met"] = ladder.get("not_met") or {}
-            summary["error"] = {"message": exc.message, "hint": exc.hint}
+            summary["error"] = {"message": exc.message, "hint": _recipe_hint(options.qat)}
             return _name_outputs(out, recommended, onnx_fp32), summary
     artifacts = _name_outputs(out, result.recommended, onnx_fp32)
     summary = _summary(ctx.recipe, result.rows, result.recommended, result.reused)
@@ -165,6 +165,15 @@ def _summary(recipe: Recipe, rows: list[dict[str, Any]], recommended: dict[str, 
         "recommended": recommended,
         "reused": reused,
     }
+
+
+def _recipe_hint(qat: bool) -> str:
+    """The ladder's advice in the recipe's words (its own hint names the command line's options)."""
+    qat_part = "" if qat else "set [quantize] qat = true (fine-tunes int8 with the run's teacher), "
+    return (
+        f"raise [quantize] max_accuracy_drop, {qat_part}give more representative calibration samples "
+        "([calibration] size), or deploy the fp32 model; every rung is in quant_ladder/ladder.json and report.html"
+    )
 
 
 def budget_gate(summary: dict[str, Any]) -> EdgekdError | None:

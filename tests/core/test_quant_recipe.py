@@ -92,6 +92,10 @@ def test_a_budget_litert_cannot_hold_fails_naming_the_best_rung_and_keeps_the_tr
     assert litert and litert[0]["drop"] > 0.05
     assert "ort" in section["recommended"]  # ORT's mixed precision held: its pick is still recorded
     assert (out / "quant_ladder" / "ladder.json").is_file()
+    assert "set [quantize] qat = true" in message  # the hint speaks the recipe's words, not the CLI's
+    with pytest.raises(ConversionError, match="int8 in litert cannot hold"):  # a rerun replays it from the cache
+        pipeline.execute(only=UP_TO_QUANTIZE)
+    assert json.loads((out / ".edgekd" / "stages" / "quantize.json").read_text())["status"] == "done"
 
 
 @pytest.mark.parametrize(

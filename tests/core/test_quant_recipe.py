@@ -56,6 +56,8 @@ def test_a_budget_runs_the_ladder_and_the_report_holds_it(tmp_path: Path) -> Non
     assert first["runtime"] == "ort" and first["rung"] == 1 and first["accuracy"] is not None
     assert first["p50_ms"] is not None and first["agreement"] is not None
     assert "Quantization ladder" in (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert 'id="quantization"' in html and 'id="plot-quantization"' in html  # table + drop-vs-p50 plot
 
 
 def sensor_images(folder: Path) -> Path:

@@ -65,6 +65,7 @@ def check_recipe(recipe: Recipe, only: set[str] | None = None, base_dir: Path | 
     check_bench_targets(recipe, only)
     check_converters(recipe, only)
     check_handoff_artifact(recipe, only)
+    check_quantization_budget(recipe, only)
     if base_dir is not None:
         check_late_files(recipe, only, base_dir)
 
@@ -179,6 +180,49 @@ def check_handoff_artifact(recipe: Recipe, only: set[str] | None) -> None:
         )
 
 
+def check_quantization_budget(recipe: Recipe, only: set[str] | None) -> None:
+    """What an accuracy budget ([quantize] max_accuracy_drop) needs, known before training: a validation split
+    to measure the drop on, and for quantization-aware distillation (qat) a teacher that runs and every label."""
+    quantize = recipe.quantize
+    if quantize.max_accuracy_drop is None or not selected(recipe, "quantize", only):
+        return
+    if recipe.data.val_fraction == 0:
+        raise RecipeError(
+            "[quantize] max_accuracy_drop is measured on the validation split, and [data] val_fraction = 0 makes none",
+            hint="set [data] val_fraction (e.g. 0.1), or remove max_accuracy_drop",
+        )
+    if not quantize.qat:
+        return
+    if recipe.teacher.kind == "soft_labels":
+        raise RecipeError(
+            "[quantize] qat fine-tunes the quantized student against the teacher, and a soft-label teacher is a "
+            "table of outputs for the training samples, not a model it can run",
+            hint="set [quantize] qat = false (the ladder stops at mixed precision), or give a teacher model",
+        )
+    if recipe.data.labeled_fraction < 1:
+        raise RecipeError(
+            f"[quantize] qat trains on every label of the training split, and [data] labeled_fraction = "
+            f"{recipe.data.labeled_fraction} says the student may see only part of them",
+            hint="set [quantize] qat = false, or labeled_fraction = 1",
+        )
+
+
+def check_with_data_budget(recipe: Recipe, facts: DataFacts, only: set[str] | None) -> None:
+    """The ladder's LiteRT and TFLM rows read image samples (C, H, W); a table input cannot give them."""
+    from edgekd.stages.quant_ladder import ladder_runtimes
+
+    if recipe.quantize.max_accuracy_drop is None or not selected(recipe, "quantize", only):
+        return
+    tflite_rows = [r for r in ladder_runtimes(recipe) if r != "ort"]
+    if tflite_rows and len(facts.input_shape) != 3:
+        raise RecipeError(
+            f"[quantize] max_accuracy_drop measures {' and '.join(tflite_rows)} int8 rows on image samples "
+            f"(C, H, W); this data's samples have shape {list(facts.input_shape)}",
+            hint="leave int8 out of [tflite] precisions (the budget then holds for ONNX Runtime), or remove "
+            "max_accuracy_drop",
+        )
+
+
 def check_verdict_codes(strict: bool | list[str] | None) -> None:
     """`--strict-verdict CODE` names a verdict edgekd computes (the recipe's list is checked by its model)."""
     from edgekd.errors import UsageError
@@ -199,6 +243,7 @@ def check_with_data(recipe: Recipe, data_summary: dict[str, Any], only: set[str]
     note = check_calibration_size(recipe, facts, only)
     if note:
         notes.append(note)
+    check_with_data_budget(recipe, facts, only)
     # The student is built after the teacher is trained: build it (and dry-run a custom factory) now. The
     # teacher needs no preflight: its stage comes first and builds (or loads) it before any training.
     if selected(recipe, "distill", only):

@@ -160,3 +160,34 @@ def test_qat_fine_tunes_the_runs_student_against_the_runs_teacher(tmp_path: Path
     assert qat["runtimes"]["litert"]["drop"] < ptq["runtimes"]["litert"]["drop"]  # 4.4 vs 7.8 points when written
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert 4 in {row["rung"] for row in report["quantization"]["rows"]}
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"data": {"val_fraction": 0.0}}, "val_fraction = 0 makes none"),
+        ({"teacher": {"kind": "soft_labels", "path": "labels.npz"}}, "a soft-label teacher is a table"),
+        ({"data": {"labeled_fraction": 0.1}}, "qat trains on every label"),
+    ],
+)
+def test_what_a_budget_needs_is_checked_before_training(sections: dict[str, Any], message: str) -> None:
+    from edgekd.errors import RecipeError
+    from edgekd.preflight import check_recipe
+    from edgekd.recipe import parse_recipe
+
+    recipe = parse_recipe({"quantize": {"max_accuracy_drop": 0.01}, **sections})
+    with pytest.raises(RecipeError, match=message):
+        check_recipe(recipe)
+    check_recipe(parse_recipe(sections))  # without a budget the same recipe passes
+
+
+def test_a_budget_with_tflite_int8_on_table_data_is_refused_once_the_data_is_known() -> None:
+    from edgekd.errors import RecipeError
+    from edgekd.preflight import check_with_data
+    from edgekd.recipe import parse_recipe
+
+    table = {"input_shape": [12], "num_classes": 3, "sizes": {"train": 100}}
+    with pytest.raises(RecipeError, match="int8 rows on image samples"):
+        check_with_data(parse_recipe({"quantize": {"max_accuracy_drop": 0.01}}), table, only={"quantize"})
+    check_with_data(parse_recipe({"quantize": {"max_accuracy_drop": 0.01}, "tflite": {"precisions": ["fp32"]},
+                                  "handoff": {"enabled": False}}), table, only={"quantize"})  # fmt: skip

@@ -47,8 +47,10 @@ class FileDeviceLock:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create the device-lock folder {self.directory}: {exc.strerror}",
-                               hint="the sweep directory must be writable") from None
+            raise StorageError(
+                f"cannot create the device-lock folder {self.directory}: {exc.strerror}",
+                hint="the sweep directory must be writable",
+            ) from None
         with contextlib.ExitStack() as stack:
             for target in sorted(set(targets)):
                 handle = stack.enter_context(open(self.path(target), "a+"))  # closed by the stack
@@ -97,5 +99,7 @@ def device_lock_for(storage_url: str) -> DeviceLock:
         return FileDeviceLock(database.parent / "device-locks")
     if scheme in ("postgresql", "postgres"):
         return PostgresDeviceLock(storage_url)
-    raise UsageError(f"--storage {scheme}://...: edgekd locks benchmark devices in SQLite or PostgreSQL studies only",
-                     hint="use a postgresql://user@host/db URL for several machines, or leave --storage unset")
+    raise UsageError(
+        f"--storage {scheme}://...: edgekd locks benchmark devices in SQLite or PostgreSQL studies only",
+        hint="use a postgresql://user@host/db URL for several machines, or leave --storage unset",
+    )

@@ -18,11 +18,22 @@ from edgekd.measure import compute_stats
 
 def result(name: str, latencies: np.ndarray, target: str = "local") -> BenchResult:
     samples = [int(x) for x in latencies]
-    return BenchResult(artifact=name, artifact_sha256="ab" * 32, format="onnx", precision="fp32", target=target,
-                       runtime="ort", versions={"runtime": "1.32.0"}, latencies_ns=samples,
-                       stats=compute_stats(samples),
-                       init_ms=1.0, first_ms=0.5, peak_rss_kb=70000, baseline_rss_kb=50000,
-                       env={"device": target, "cpu_model": "test cpu", "temps_c_after": {"cpu": 50.0}})
+    return BenchResult(
+        artifact=name,
+        artifact_sha256="ab" * 32,
+        format="onnx",
+        precision="fp32",
+        target=target,
+        runtime="ort",
+        versions={"runtime": "1.32.0"},
+        latencies_ns=samples,
+        stats=compute_stats(samples),
+        init_ms=1.0,
+        first_ms=0.5,
+        peak_rss_kb=70000,
+        baseline_rss_kb=50000,
+        env={"device": target, "cpu_model": "test cpu", "temps_c_after": {"cpu": 50.0}},
+    )
 
 
 def samples(median_us: float, n: int = 300, seed: int = 0) -> np.ndarray:

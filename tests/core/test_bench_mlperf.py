@@ -38,8 +38,9 @@ def test_mlperf_preset_gives_p90_over_the_floor_of_runs(cli, models, monkeypatch
     monkeypatch.setattr(bench_command, "MLPERF_MIN_RUNS", 300)
     monkeypatch.setattr(bench_command, "MLPERF_SECONDS", 0.05)
     runner, app = cli
-    outcome = runner.invoke(app, ["bench", str(models["one"]), "--target", "local", "--warmup", "1", "--no-energy",
-                                  "--mlperf", "--json"])
+    outcome = runner.invoke(
+        app, ["bench", str(models["one"]), "--target", "local", "--warmup", "1", "--no-energy", "--mlperf", "--json"]
+    )
     assert outcome.exit_code == 0, outcome.output
     (row,) = json.loads(outcome.stdout)["results"]
     assert row["mlperf"]["headline"] == "p90" and row["mlperf"]["p90_ms"] == row["p90_ms"]
@@ -60,7 +61,10 @@ def test_mlperf_with_runs_is_refused(cli, models) -> None:  # noqa: F811
     runner, app = cli
     outcome = runner.invoke(app, ["bench", str(models["one"]), "--mlperf", "--runs", "10"])
     assert isinstance(outcome.exception, UsageError)
-    assert outcome.exception.message == "--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it"
+    assert (
+        outcome.exception.message
+        == "--mlperf runs for a duration with a floor of runs; --runs cannot be combined with it"
+    )
 
 
 def test_recipe_min_runs_without_duration_is_refused() -> None:

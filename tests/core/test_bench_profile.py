@@ -44,8 +44,10 @@ def cli() -> Iterator[tuple[CliRunner, typer.Typer]]:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("profile-models")
-    return {"one": make_matmul_onnx(folder / "one.onnx", layers=1, size=128),
-            "two": make_matmul_onnx(folder / "two.onnx", layers=2, size=128)}
+    return {
+        "one": make_matmul_onnx(folder / "one.onnx", layers=1, size=128),
+        "two": make_matmul_onnx(folder / "two.onnx", layers=2, size=128),
+    }
 
 
 def test_bench_profile_attaches_one_profile_per_model_to_the_result_and_its_json(
@@ -56,8 +58,21 @@ def test_bench_profile_attaches_one_profile_per_model_to_the_result_and_its_json
 
     runner, app = cli
     out = tmp_path / "results.json"
-    outcome = runner.invoke(app, ["bench", str(models["one"]), str(models["two"]), *QUICK, "--repeats", "2",
-                                  "--profile", "--out", str(out), "--json"])
+    outcome = runner.invoke(
+        app,
+        [
+            "bench",
+            str(models["one"]),
+            str(models["two"]),
+            *QUICK,
+            "--repeats",
+            "2",
+            "--profile",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     rows = json.loads(outcome.stdout)["results"]
     assert [row["artifact"] for row in rows] == ["one", "two"]

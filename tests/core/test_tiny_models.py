@@ -208,6 +208,7 @@ def test_keras_same_padding_puts_the_odd_pixel_after() -> None:
 
 def test_every_architecture_exports_to_onnx_and_runs_in_onnxruntime() -> None:
     import onnxruntime as ort
+
     from edgekd.converters.torch_onnx import check_onnx, export_module
 
     torch.manual_seed(0)

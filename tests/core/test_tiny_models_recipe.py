@@ -18,7 +18,9 @@ def _built(shape: tuple[int, ...], classes: int = 10, **model) -> object:
 def test_unset_width_builds_the_reference_and_a_set_width_takes_effect() -> None:
     # trainable counts of tests/core/test_tiny_models.py (checked there against the Keras twins of mlcommons/tiny)
     assert count_parameters(_built((3, 32, 32), arch="resnet8")) == 78_186
-    assert count_parameters(_built((1, 49, 10), 12, arch="dscnn")) == 23_756  # 64 filters, not the 16 of the classic families
+    assert (
+        count_parameters(_built((1, 49, 10), 12, arch="dscnn")) == 23_756
+    )  # 64 filters, not the 16 of the classic families
     assert count_parameters(_built((3, 32, 32), arch="resnet8", width=8)) < 78_186 / 3
     assert count_parameters(_built((3, 96, 96), 2, arch="mobilenet_v1")) == 216_322
     assert count_parameters(_built((3, 96, 96), 2, arch="mobilenet_v1", alpha=0.5)) > 216_322
@@ -33,7 +35,9 @@ def test_resnet8_runs_at_28x28_grey() -> None:
 
 def test_classic_families_keep_their_defaults() -> None:
     assert ModelSpec().width is None  # unset in the dump; built as 16 wide, 2 deep
-    assert count_parameters(_built((1, 8, 8), arch="cnn")) == count_parameters(_built((1, 8, 8), arch="cnn", width=16, depth=2))
+    assert count_parameters(_built((1, 8, 8), arch="cnn")) == count_parameters(
+        _built((1, 8, 8), arch="cnn", width=16, depth=2)
+    )
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,9 @@ def test_fashion_mnist_subset_through_resnet8_to_a_micro_bundle(tmp_path: Path) 
     report = json.loads((out / "report.json").read_text())
 
     distill = report["distill"]
-    assert distill["student_params"] == 77_898  # ResNet-8 at 28x28x1, 10 classes (trainable; tests/core/test_tiny_models.py)
+    assert (
+        distill["student_params"] == 77_898
+    )  # ResNet-8 at 28x28x1, 10 classes (trainable; tests/core/test_tiny_models.py)
     assert distill["teacher_params"] > 4 * distill["student_params"]
     assert distill["train_samples"] + distill["test_samples"] < 600  # the limit took effect (val is the rest)
     assert distill["student_accuracy"] > 0.2  # twice chance, even after 3 short epochs
@@ -78,6 +80,8 @@ def test_fashion_mnist_subset_through_resnet8_to_a_micro_bundle(tmp_path: Path) 
     memory = manifest["memory"]
     model_bytes = (out / "handoff" / manifest["model"]["file"]).stat().st_size
     assert memory["flash"]["model_bytes"] == model_bytes and memory["flash"]["method"] == "estimate"
-    assert set(memory["flash"]["kernel_code_per_op"]) == set(manifest["operators"])  # every op of ResNet-8 has an estimate
+    assert set(memory["flash"]["kernel_code_per_op"]) == set(
+        manifest["operators"]
+    )  # every op of ResNet-8 has an estimate
     assert memory["flash"]["total_bytes"] > model_bytes and memory["ram"]["arena_bytes"] == manifest["arena"]["bytes"]
     assert report["handoff"]["memory"] == memory

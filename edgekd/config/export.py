@@ -39,8 +39,9 @@ class CalibrationConfig(StrictModel):
     )
 
 
-class QuantizeConfig(StrictModel):
-    """ONNX Runtime int8 of the exported ONNX model."""
+class _OrtQuantFields(StrictModel):
+    """What ONNX Runtime's static/dynamic quantizer can be told: shared by the recipe's [quantize] section and
+    the ort_quant converter's own options (which know nothing of the accuracy budget)."""
 
     enabled: bool = Field(True, description="run the quantize stage (ONNX Runtime int8)")
     mode: Literal["static", "dynamic"] = Field(
@@ -53,6 +54,11 @@ class QuantizeConfig(StrictModel):
         "minmax", description="static: how activation ranges are calibrated"
     )
     activation_type: Literal["int8", "uint8"] = Field("int8", description="static: type of the quantized activations")
+
+
+class QuantizeConfig(_OrtQuantFields):
+    """ONNX Runtime int8 of the exported ONNX model."""
+
     max_accuracy_drop: float | None = Field(
         None,
         ge=0,
@@ -199,8 +205,8 @@ class TorchOnnxOptions(ExportConfig):
     )
 
 
-class OrtQuantOptions(QuantizeConfig):
-    """ort_quant: the [quantize] section plus the calibration set static mode needs."""
+class OrtQuantOptions(_OrtQuantFields):
+    """ort_quant: the quantizer's part of the [quantize] section plus the calibration set static mode needs."""
 
     calibration: InstanceOf[Artifact] | None = Field(
         None, description="the calibration set (an .npz artifact); required in static mode"

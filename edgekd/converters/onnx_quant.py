@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.artifacts import Artifact, TensorSpec, create_artifact
-from edgekd.config.export import OrtQuantOptions, QuantizeConfig
+from edgekd.config.export import OrtQuantOptions
 from edgekd.converter_protocol import missing_modules
 from edgekd.errors import ConversionError
 from edgekd.fileio import atomic_path
@@ -126,7 +126,7 @@ class _SampleReader:
 
 
 def _quantize_static(
-    prepared: Path, out: Path, options: QuantizeConfig, calibration: Artifact, inputs: tuple[TensorSpec, ...]
+    prepared: Path, out: Path, options: OrtQuantOptions, calibration: Artifact, inputs: tuple[TensorSpec, ...]
 ) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -161,7 +161,7 @@ def _quantize_static(
         raise ConversionError(f"ort_quant: static quantization failed: {_first_line(exc)}") from None
 
 
-def _quantize_dynamic(prepared: Path, out: Path, options: QuantizeConfig) -> None:
+def _quantize_dynamic(prepared: Path, out: Path, options: OrtQuantOptions) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:

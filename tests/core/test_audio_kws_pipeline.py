@@ -1,4 +1,4 @@
-"""examples/kws.toml end to end on WAV clips written here: data -> teacher -> KD into DS-CNN -> int8 -> TFLM bundle.
+"""examples/kws_dscnn.toml end to end on WAV clips written here: data -> teacher -> KD into DS-CNN -> int8 -> TFLM bundle.
 
 The example recipe is run as shipped except for the data (a folder of tone clips in tmp_path: 3 tones, 20 clips
 each, 0.6 to 1.3 s) and what makes it quick (few epochs, no benchmark, no baseline). What must hold: the
@@ -23,7 +23,7 @@ from edgekd.recipe import load_recipe
 from tests.support.wav_clips import clip_folder
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "kws.toml"
+EXAMPLE = ROOT / "examples" / "kws_dscnn.toml"
 
 
 def quick_recipe(text: str) -> str:
@@ -57,7 +57,7 @@ def test_the_example_parses_with_the_reference_frontend() -> None:
 @pytest.mark.slow
 def test_wav_clips_through_dscnn_to_a_micro_bundle_with_the_frontend_recorded(tmp_path: Path) -> None:
     clip_folder(tmp_path / "clips", per_class=20)
-    recipe = tmp_path / "kws.toml"
+    recipe = tmp_path / "kws_dscnn.toml"
     recipe.write_text(quick_recipe(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
     out = tmp_path / "run"
     env = dict(os.environ, EDGEKD_HISTORY=str(tmp_path / "history.sqlite"))

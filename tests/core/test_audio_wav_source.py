@@ -99,7 +99,7 @@ def test_empty_class_folder_of_an_image_folder_is_refused(tmp_path: Path) -> Non
 def test_cli_refuses_a_wav_at_another_rate_with_exit_1(tmp_path: Path) -> None:
     root = clip_folder(tmp_path / "clips", per_class=4)
     write_wav(root / "mid" / "02.wav", tone(1200.0, 1.0, np.random.default_rng(2), rate=44100), rate=44100)
-    recipe = tmp_path / "kws.toml"
+    recipe = tmp_path / "kws_dscnn.toml"
     recipe.write_text('[data]\nsource = "wav"\npath = "clips"\n', encoding="utf-8")
     env = dict(os.environ, EDGEKD_HISTORY=str(tmp_path / "history.sqlite"))
     done = subprocess.run([sys.executable, "-m", "edgekd.cli", "run", str(recipe), "--only", "data", "--out", str(tmp_path / "run")],

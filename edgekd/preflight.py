@@ -59,15 +59,71 @@ def selected(recipe: Recipe, stage: str, only: set[str] | None) -> bool:
 # --- before any stage ---------------------------------------------------------------------------------------
 
 
-def check_recipe(recipe: Recipe, only: set[str] | None = None, base_dir: Path | None = None) -> None:
+def check_recipe(
+    recipe: Recipe, only: set[str] | None = None, base_dir: Path | None = None, run_dir: Path | None = None
+) -> None:
     """Every check that needs only the recipe and this machine (files too, when `base_dir` is given: the
-    folder relative paths in the recipe start from)."""
+    folder relative paths in the recipe start from; the run directory's own entries when `run_dir` is given)."""
     check_bench_targets(recipe, only)
     check_converters(recipe, only)
     check_handoff_artifact(recipe, only)
     check_quantization_budget(recipe, only)
     if base_dir is not None:
         check_late_files(recipe, only, base_dir)
+    if run_dir is not None:
+        check_run_directory(recipe, only, run_dir)
+
+
+def stage_outputs(recipe: Recipe, only: set[str] | None) -> list[tuple[str, str, str]]:
+    """(stage, name pattern, kind) of what the stages that will run put at the top of the run directory (kinds:
+    edgekd.run_directory.ARTIFACT / FOLDER / BUNDLE; an artifact's or the bundle's sidecar `<name>.json` goes
+    with it). tests/core/test_run_directory_preflight.py checks it against the entries of a real run."""
+    from edgekd.run_directory import ARTIFACT, BUNDLE, FOLDER
+
+    teacher = recipe.teacher
+    teacher_file = {"onnx": "teacher.onnx", "soft_labels": "teacher_soft_labels.npz"}.get(teacher.kind, "teacher.pt")
+    if teacher.kind == "torchscript" and teacher.path is not None:
+        teacher_file = f"teacher{teacher.path.suffix or '.pt'}"
+    report = recipe.report
+    outputs = {
+        "data": [("data.npz", ARTIFACT)],
+        "teacher": [(teacher_file, ARTIFACT)],
+        "distill": [("student.pt", ARTIFACT), ("history.json", ARTIFACT), ("teacher_cache", FOLDER)]
+        + ([("scratch.pt", ARTIFACT)] if recipe.distill.baseline else []),
+        "export": [("student.onnx", ARTIFACT)],
+        "calibrate": [("calibration.npz", ARTIFACT)],
+        "quantize": [("student.int8.onnx", ARTIFACT), ("quant_ladder", FOLDER)],
+        "tflite": [("student.*.tflite", ARTIFACT)],
+        "handoff": [("handoff", BUNDLE)] + ([("handoff.zip", ARTIFACT)] if recipe.handoff.zip else []),
+        "report": [("report.json", ARTIFACT)]
+        + ([("report.md", ARTIFACT)] if report.markdown else [])
+        + ([("report.html", ARTIFACT)] if report.html else []),
+    }
+    return [(stage, name, kind) for stage, names in outputs.items() if selected(recipe, stage, only)
+            for name, kind in names]  # fmt: skip
+
+
+def check_run_directory(recipe: Recipe, only: set[str] | None, run_dir: Path) -> None:
+    """No entry of the run directory (`--out` may name a folder of the user's) is one a stage that will run
+    would have to replace without edgekd having written it: the rule the commit of each stage applies
+    (edgekd.run_directory.check_destination), applied before any stage instead of after the earlier ones ran."""
+    from fnmatch import fnmatchcase
+
+    from edgekd.run_directory import ARTIFACT, BUNDLE, SIDECAR, check_destination
+
+    if not run_dir.is_dir():
+        return
+    outputs = stage_outputs(recipe, only)
+    zip_name = "handoff.zip" if any(name == "handoff.zip" for _, name, _ in outputs) else None
+    for entry in sorted(run_dir.iterdir()):
+        name = entry.name
+        for stage, pattern, kind in outputs:
+            if kind in (ARTIFACT, BUNDLE) and fnmatchcase(name, f"{pattern}.json"):
+                check_destination(run_dir, name, SIDECAR, writer=stage)
+                break
+            if fnmatchcase(name, pattern):
+                check_destination(run_dir, name, kind, zip_name=zip_name if kind == BUNDLE else None, writer=stage)
+                break
 
 
 def check_late_files(recipe: Recipe, only: set[str] | None, base_dir: Path) -> None:

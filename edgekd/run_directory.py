@@ -7,12 +7,12 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from edgekd.artifacts import Artifact, sidecar_path
-from edgekd.errors import LockError, UsageError
+from edgekd.artifacts import SIDECAR_SCHEMA, Artifact, sidecar_path
+from edgekd.errors import CacheError, LockError, UsageError
 from edgekd.fileio import read_json, sha256_path, storage_error
 
 MANIFEST_SCHEMA = "edgekd.stage/1"
@@ -91,47 +91,131 @@ def cache_valid(run: RunDirectory, manifest: dict[str, Any] | None, key: str) ->
     return True
 
 
-def check_replaceable(run_path: Path, entries: list[Path]) -> None:
-    """Refuse, touching nothing, to move a stage's output onto a file or bundle edgekd did not write.
+#: What an entry a stage moves into a run directory is, which decides when an existing entry of that name is
+#: edgekd's to replace: an artifact (a file with its sidecar `<name>.json`), a sidecar, a folder edgekd marks
+#: (OUTPUT_MARKER), or the handoff bundle folder (its own `bundle.json`, and the bundle's zip beside it).
+ARTIFACT, SIDECAR, FOLDER, BUNDLE = "artifact", "sidecar", "folder", "bundle"
 
-    A run directory may hold the user's own files (`--out` names any folder). A handoff bundle folder (one
-    holding `bundle.json`) replaces a folder of that name only when it is an earlier edgekd bundle, and its
-    zip only a bundle zip of ours (the handoff's own rule, one function for both). An artifact (a file
-    written with its sidecar) replaces a file of that name only when that file has its sidecar too: every
-    file edgekd writes has one, so a lone `report.md` is the user's.
+
+def check_destination(run_path: Path, name: str, kind: str, *, zip_name: str | None = None,
+                      writer: str | None = None) -> None:  # fmt: skip
+    """Refuse (UsageError, touching nothing) when a stage's output `name` of `kind` would replace an entry of
+    `run_path` that edgekd did not write. The one rule for a run directory: the commit of a stage's outputs
+    and preflight (before any stage, `writer` naming the stage) both call it.
+
+    A run directory may hold the user's own files (`--out` names any folder). A handoff bundle folder replaces a
+    folder of that name only when it is an earlier edgekd bundle, and its zip only a bundle zip of ours (the
+    handoff's own rule). An artifact replaces a file only when that file has an edgekd sidecar (every file edgekd
+    writes has one, so a lone `report.md` is the user's); a sidecar replaces only an edgekd sidecar; a folder
+    replaces only a folder edgekd moved there (marked), an empty one, or an older edgekd's (`older_output`).
     """
-    from edgekd.handoff.publish import check_destination
+    dest = run_path / name
+    if kind == BUNDLE:
+        from edgekd.handoff.publish import check_destination as check_bundle
 
+        check_bundle(dest, run_path / zip_name if zip_name else None)
+        return
+    if not dest.exists() and not dest.is_symlink():
+        return
+    lead = f"{dest} exists and edgekd did not write it"
+    never = (f"the {writer} stage of this run writes {name}, and " if writer else "") + (
+        "edgekd never overwrites, moves or deletes other files"
+    )
+    if kind == FOLDER and not _ours(run_path, dest):
+        raise UsageError(
+            f"{lead} (it has no {OUTPUT_MARKER}, and it is not an older edgekd's output that can be verified); {never}",
+            hint=f"run into a new or empty folder (--out), or move the folder out of the way (e.g. `mv {dest} "
+            f"{dest}.old`); if an older edgekd wrote it, moving it keeps it and lets this run write a new one",
+        )
+    if kind == ARTIFACT and (dest.is_symlink() or not dest.is_file() or not is_sidecar(sidecar_path(dest))):
+        raise UsageError(f"{lead} (it has no sidecar {sidecar_path(dest).name} of edgekd's); {never}",
+                         hint="run into a new or empty folder (--out), or move the file out of the way")  # fmt: skip
+    if kind == SIDECAR and not is_sidecar(dest):
+        raise UsageError(f"{lead} (it is not an edgekd sidecar: no schema {SIDECAR_SCHEMA!r}); {never}",
+                         hint="run into a new or empty folder (--out), or move the file out of the way")  # fmt: skip
+
+
+def is_sidecar(path: Path) -> bool:
+    """True when `path` is a regular file holding an edgekd artifact sidecar (a JSON object of its schema)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("schema") == SIDECAR_SCHEMA
+
+
+def output_kinds(entries: list[Path]) -> dict[str, tuple[str, str | None]]:
+    """name -> (kind, the bundle's zip name or None) for the entries of a stage's workdir (see ARTIFACT...).
+
+    A file with neither a sidecar nor an artifact beside it has no kind: nothing says edgekd wrote it, so nothing
+    can say an existing one was; none of the stages writes one."""
     names = {entry.name for entry in entries}
+    kinds: dict[str, tuple[str, str | None]] = {}
     for entry in entries:
-        dest = run_path / entry.name
         if entry.is_dir() and (entry / "bundle.json").is_file():
             zip_name = f"{entry.name}.zip"
-            check_destination(dest, run_path / zip_name if zip_name in names else None)
-        elif entry.is_dir() and (dest.exists() or dest.is_symlink()) and not _ours(dest):
-            raise UsageError(
-                f"{dest} exists and edgekd did not write it (it has no {OUTPUT_MARKER}); "
-                "edgekd never overwrites, moves or deletes other files",
-                hint="run into a new or empty folder (--out), or move the folder out of the way",
-            )
-        elif (
-            entry.is_file()
-            and f"{entry.name}.json" in names
-            and (dest.exists() or dest.is_symlink())
-            and (dest.is_symlink() or not dest.is_file() or not sidecar_path(dest).is_file())
-        ):
-            raise UsageError(
-                f"{dest} exists and edgekd did not write it (it has no {sidecar_path(dest).name}); "
-                "edgekd never overwrites, moves or deletes other files",
-                hint="run into a new or empty folder (--out), or move the file out of the way",
-            )
+            kinds[entry.name] = (BUNDLE, zip_name if zip_name in names else None)
+        elif entry.is_dir():
+            kinds[entry.name] = (FOLDER, None)
+        elif f"{entry.name}.json" in names:
+            kinds[entry.name] = (ARTIFACT, None)
+        elif entry.name.endswith(".json") and entry.name.removesuffix(".json") in names:
+            kinds[entry.name] = (SIDECAR, None)
+    return kinds
 
 
-def _ours(folder: Path) -> bool:
-    """A folder edgekd may replace: one it moved into a run directory (it holds the marker), or an empty one."""
+def check_replaceable(run_path: Path, entries: list[Path]) -> None:
+    """Refuse, touching nothing, to move a stage's workdir entries onto anything edgekd did not write."""
+    for name, (kind, zip_name) in output_kinds(entries).items():
+        check_destination(run_path, name, kind, zip_name=zip_name)
+
+
+def _ours(run_path: Path, folder: Path) -> bool:
+    """A folder edgekd may replace: one it moved into a run directory (it holds the marker), an empty one, or one
+    an older edgekd wrote before folders were marked (`older_output`)."""
     if folder.is_symlink() or not folder.is_dir():
         return False
-    return (folder / OUTPUT_MARKER).is_file() or not any(folder.iterdir())
+    return (folder / OUTPUT_MARKER).is_file() or not any(folder.iterdir()) or older_output(run_path, folder)
+
+
+def older_output(run_path: Path, folder: Path) -> bool:
+    """True for a folder an edgekd from before OUTPUT_MARKER moved into this run directory, recognised by its
+    content (a user's folder of that name never passes): today only `teacher_cache/`, the one unmarked folder an
+    older stage left (an older handoff bundle is recognised by its `bundle.json`, quant_ladder/ came with the
+    marker)."""
+    check = _OLDER_OUTPUTS.get(folder.name)
+    return check is not None and check(RunDirectory(run_path), folder)
+
+
+def _older_teacher_cache(run: RunDirectory, folder: Path) -> bool:
+    """An older distill stage's teacher-output cache: the run directory records stages of edgekd's (a rerun of
+    distill has removed its own record by then), and every entry of the folder is a cache entry whose index names
+    it (schema and key), lists every file in it and matches their sha256 (checked by the cache's own reader),
+    with nothing else beside them."""
+    from edgekd.distill.cache import TeacherOutputCache
+
+    if not run.manifests():
+        return False
+    cache = TeacherOutputCache(folder)
+    children = sorted(folder.iterdir())
+    for child in children:
+        if child.is_symlink() or not child.is_dir():
+            return False
+        try:
+            cache.open(child.name)  # schema, key == folder name, every shard's sha256
+            shards = read_json(child / "index.json")["shards"]
+            listed = {"index.json"} | {str(s[role]) for s in shards for role in ("values", "indices") if role in s}
+        except (CacheError, OSError, ValueError, KeyError, TypeError):  # not a readable cache entry: not ours
+            return False
+        present = {p.name for p in child.iterdir()}
+        if present != listed or any(p.is_symlink() or not p.is_file() for p in child.iterdir()):
+            return False
+    return bool(children)
+
+
+_OLDER_OUTPUTS: dict[str, Callable[[RunDirectory, Path], bool]] = {"teacher_cache": _older_teacher_cache}
 
 
 def commit(run: RunDirectory, workdir: Path, artifacts: list[Artifact]) -> list[Artifact]:

@@ -10,6 +10,8 @@ import pytest
 from edgekd.errors import UsageError
 from edgekd.run_directory import OUTPUT_MARKER, RunDirectory, commit
 
+SIDECAR = json.dumps({"schema": "edgekd.artifact/1", "path": "report.md"})  # what edgekd's sidecars hold
+
 
 def _stage_output(tmp_path: Path) -> Path:
     workdir = tmp_path / "work"
@@ -53,11 +55,11 @@ def test_a_users_file_named_like_an_artifact_is_refused_and_kept(tmp_path: Path)
     workdir = tmp_path / "work"
     workdir.mkdir()
     (workdir / "report.md").write_text("# report\n")
-    (workdir / "report.md.json").write_text("{}")
+    (workdir / "report.md.json").write_text(SIDECAR)
     with pytest.raises(UsageError, match="edgekd did not write it"):
         commit(run, workdir, [])
     assert (run.path / "report.md").read_text() == "my notes\n"
-    (run.path / "report.md.json").write_text("{}")  # an earlier run's artifact, with its sidecar: replaced
+    (run.path / "report.md.json").write_text(SIDECAR)  # an earlier run's artifact, with its sidecar: replaced
     commit(run, workdir, [])
     assert (run.path / "report.md").read_text() == "# report\n"
 
@@ -88,3 +90,20 @@ def test_a_users_folder_named_like_a_stage_folder_is_refused_and_kept(tmp_path: 
         commit(run, _folder_output(tmp_path, "new", "ours"), [])
     assert (run.path / "teacher_cache" / "logits.npy").read_bytes() == b"the user's own logits"
     assert sorted(p.name for p in (run.path / "teacher_cache").iterdir()) == ["logits.npy"]
+
+
+def test_a_users_file_named_like_a_sidecar_is_refused_and_kept(tmp_path: Path) -> None:
+    """The handoff bundle's sidecar is `handoff.json`: a user's own handoff.json was overwritten by it (a sidecar
+    had no rule of its own); now only a sidecar edgekd wrote is replaced."""
+    run = RunDirectory(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "handoff.json").write_text('{"my": "settings"}')
+    workdir = _stage_output(tmp_path)
+    (workdir / "handoff.json").write_text(SIDECAR)
+    with pytest.raises(UsageError, match="handoff.json exists and edgekd did not write it .*not an edgekd sidecar"):
+        commit(run, workdir, [])
+    assert (run.path / "handoff.json").read_text() == '{"my": "settings"}'
+    assert not (run.path / "handoff").exists()  # refused before anything moved
+    (run.path / "handoff.json").write_text(SIDECAR)  # an earlier run's sidecar: replaced
+    commit(run, workdir, [])
+    assert (run.path / "handoff" / "model_data.cc").read_text() == "// new bundle\n"

@@ -12,7 +12,7 @@ a scalar mean over the labelled / scored positions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edgekd.errors import ModelError
 
@@ -75,7 +75,27 @@ def _build_loss_classes() -> dict[str, type]:
     import torch.nn.functional as F
     from torch import nn
 
-    class HintonKD(nn.Module):
+    class SoftTargetLoss(nn.Module):
+        """What the logit losses that soften with a temperature share (hinton, dkd, dist): the temperature,
+        `standardize`, and the inputs every one of them starts from."""
+
+        def __init__(self, temperature: float, standardize: bool) -> None:
+            super().__init__()
+            self.temperature = temperature
+            self.standardize = standardize
+
+        def soft_pair(
+            self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            """(s, y, t, zs, zt): the (N, C) student and teacher logits, the (N,) targets, and the logits the
+            soft terms use (z-scored per row with `standardize`, else s and t themselves)."""
+            _check_pair(student_out, teacher_out)
+            s, y = flatten_logits(student_out, targets)
+            t, _ = flatten_logits(teacher_out)
+            zs, zt = _soft_inputs(s, t, self.standardize)
+            return s, cast("torch.Tensor", y), t, zs, zt  # targets given: flattened, never None
+
+    class HintonKD(SoftTargetLoss):
         """Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network" (2015), arXiv:1503.02531.
 
         L = (1 - α) · CE(z_s, y) + α · T² · KL(softmax(z_t / T) ‖ softmax(z_s / T))
@@ -86,23 +106,18 @@ def _build_loss_classes() -> dict[str, type]:
         """
 
         def __init__(self, temperature: float = 4.0, alpha: float = 0.5, standardize: bool = False) -> None:
-            super().__init__()
-            self.temperature = temperature
+            super().__init__(temperature, standardize)
             self.alpha = alpha
-            self.standardize = standardize
 
         def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            _check_pair(student_out, teacher_out)
-            s, y = flatten_logits(student_out, targets)
-            t, _ = flatten_logits(teacher_out)
+            s, y, _t, zs, zt = self.soft_pair(student_out, teacher_out, targets)
             temp = self.temperature
-            zs, zt = _soft_inputs(s, t, self.standardize)
             soft = F.kl_div(
                 F.log_softmax(zs / temp, dim=1), F.log_softmax(zt / temp, dim=1), reduction="batchmean", log_target=True
             )
             return (1.0 - self.alpha) * hard_label_loss(s, y) + self.alpha * temp * temp * soft
 
-    class DKD(nn.Module):
+    class DKD(SoftTargetLoss):
         """Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation", CVPR 2022, arXiv:2203.08679.
 
         With b = [p_target, 1 - p_target] (binary target/non-target split) and p̂ the distribution over
@@ -116,20 +131,15 @@ def _build_loss_classes() -> dict[str, type]:
         def __init__(
             self, temperature: float = 4.0, alpha: float = 1.0, beta: float = 8.0, standardize: bool = False
         ) -> None:
-            super().__init__()
-            self.temperature = temperature
+            super().__init__(temperature, standardize)
             self.alpha = alpha
             self.beta = beta
-            self.standardize = standardize
 
         def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            _check_pair(student_out, teacher_out)
-            s, y = flatten_logits(student_out, targets)
-            t, _ = flatten_logits(teacher_out)
+            s, y, t, zs, zt = self.soft_pair(student_out, teacher_out, targets)
             target = torch.where(y == IGNORE, t.argmax(dim=1), y)
             mask = F.one_hot(target, s.shape[1]).bool()
             temp = self.temperature
-            zs, zt = _soft_inputs(s, t, self.standardize)
             p_s = F.softmax(zs / temp, dim=1)
             p_t = F.softmax(zt / temp, dim=1)
             eps = 1e-8
@@ -143,7 +153,7 @@ def _build_loss_classes() -> dict[str, type]:
             nckd = (log_q_t.exp() * (log_q_t - log_q_s)).masked_fill(mask, 0.0).sum(1).mean()
             return hard_label_loss(s, y) + temp * temp * (self.alpha * tckd + self.beta * nckd)
 
-    class DIST(nn.Module):
+    class DIST(SoftTargetLoss):
         """Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher", NeurIPS 2022, arXiv:2205.10536.
 
         Matches relations instead of exact probabilities, which tolerates a large teacher-student gap.
@@ -158,18 +168,13 @@ def _build_loss_classes() -> dict[str, type]:
         def __init__(
             self, temperature: float = 4.0, beta: float = 1.0, gamma: float = 1.0, standardize: bool = False
         ) -> None:
-            super().__init__()
-            self.temperature = temperature
+            super().__init__(temperature, standardize)
             self.beta = beta
             self.gamma = gamma
-            self.standardize = standardize
 
         def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            _check_pair(student_out, teacher_out)
-            s, y = flatten_logits(student_out, targets)
-            t, _ = flatten_logits(teacher_out)
+            s, y, _t, zs, zt = self.soft_pair(student_out, teacher_out, targets)
             temp = self.temperature
-            zs, zt = _soft_inputs(s, t, self.standardize)
             p_s, p_t = F.softmax(zs / temp, dim=1), F.softmax(zt / temp, dim=1)
             inter = 1.0 - pearson_rows(p_s, p_t).mean()
             intra = 1.0 - pearson_rows(p_s.t(), p_t.t()).mean()

@@ -129,3 +129,33 @@ def teacher_agreement(distill: dict[str, Any]) -> str | None:
         return None
     split = distill.get("agreement_split") or "val"
     return f"{', '.join(parts)} on the {split} split"
+
+
+#: The columns of the artifacts-and-parity table (both reports; report.md leaves out "max rel error"), before
+#: the parity verdict, which each renderer marks its own way.
+PARITY_HEADER = ["artifact", "format", "precision", "size", "accuracy", "Δ accuracy", "top-1 agreement",
+                 "max abs error", "max rel error"]  # fmt: skip
+
+
+def parity_rows(report: dict[str, Any]) -> list[tuple[list[str], bool | None]]:
+    """Per artifact (the report's artifacts, then parity rows of others): the PARITY_HEADER cells, and whether
+    its parity passed (None: not checked)."""
+    arts = {a["name"]: a for a in report.get("artifacts") or []}
+    parity = {row["artifact"]: row for row in report.get("parity") or []}
+    rows: list[tuple[list[str], bool | None]] = []
+    for name in list(arts) + [n for n in parity if n not in arts]:
+        art, row = arts.get(name, {}), parity.get(name, {})
+        cells = [
+            name,
+            art.get("format") or row.get("format") or DASH,
+            art.get("precision") or row.get("precision") or DASH,
+            size(art.get("size_bytes")),
+            pct(row.get("accuracy")),
+            points(row.get("accuracy_delta")),
+            pct(row.get("top1_agreement")),
+            error(row.get("max_abs_error")),
+            error(row.get("max_rel_error")),
+        ]
+        state = row.get("passed")
+        rows.append((cells, state if isinstance(state, bool) else None))
+    return rows

@@ -136,44 +136,17 @@ def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
 
 
 def parity_section(report: dict[str, Any]) -> str:
-    arts = {a["name"]: a for a in report.get("artifacts") or []}
     parity = {row["artifact"]: row for row in report.get("parity") or []}
-    if not arts and not parity:
-        return ""
-    rows = []
-    for name in list(arts) + [n for n in parity if n not in arts]:
-        art, row = arts.get(name, {}), parity.get(name, {})
-        state = row.get("passed")
-        rows.append(
-            [
-                name,
-                art.get("format") or row.get("format") or fmt.DASH,
-                art.get("precision") or row.get("precision") or fmt.DASH,
-                fmt.size(art.get("size_bytes")),
-                fmt.pct(row.get("accuracy")),
-                fmt.points(row.get("accuracy_delta")),
-                fmt.pct(row.get("top1_agreement")),
-                fmt.error(row.get("max_abs_error")),
-                fmt.error(row.get("max_rel_error")),
-                (fmt.passed(state), "pass" if state is True else "fail" if state is False else ""),
-            ]
-        )
-    header = [
-        "artifact",
-        "format",
-        "precision",
-        "size",
-        "accuracy",
-        "Δ accuracy",
-        "top-1 agreement",
-        "max abs error",
-        "max rel error",
-        "parity",
+    rows = [
+        [*cells, (fmt.passed(state), "pass" if state is True else "fail" if state is False else "")]
+        for cells, state in fmt.parity_rows(report)
     ]
+    if not rows:
+        return ""
     details = "".join(_parity_details(row) for row in parity.values())
     return (
         f'<section id="parity"><h2>Artifacts and parity</h2>'
-        f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8})}{details}</section>"
+        f"{html_table([*fmt.PARITY_HEADER, 'parity'], rows, numeric={3, 4, 5, 6, 7, 8})}{details}</section>"
     )
 
 

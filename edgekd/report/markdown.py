@@ -103,44 +103,14 @@ def distill_section(report: dict[str, Any]) -> list[str]:
 
 
 def parity_section(report: dict[str, Any]) -> list[str]:
-    sizes = {a["name"]: a for a in report.get("artifacts") or []}
     parity = {row["artifact"]: row for row in report.get("parity") or []}
-    names = list(sizes) + [name for name in parity if name not in sizes]
-    if not names:
+    marks = {True: "✅ pass", False: "❌ FAIL", None: fmt.DASH}
+    # report.md leaves out the last column, max rel error (the HTML report has it)
+    rows = [[*cells[:-1], marks[state]] for cells, state in fmt.parity_rows(report)]
+    if not rows:
         return []
-    rows = []
-    for name in names:
-        art, row = sizes.get(name, {}), parity.get(name, {})
-        mark = "✅ pass" if row.get("passed") is True else "❌ FAIL" if row.get("passed") is False else fmt.DASH
-        rows.append(
-            [
-                name,
-                art.get("format") or row.get("format") or fmt.DASH,
-                art.get("precision") or row.get("precision") or fmt.DASH,
-                fmt.size(art.get("size_bytes")),
-                fmt.pct(row.get("accuracy")),
-                fmt.points(row.get("accuracy_delta")),
-                fmt.pct(row.get("top1_agreement")),
-                fmt.error(row.get("max_abs_error")),
-                mark,
-            ]
-        )
     lines = ["## Artifacts and parity", ""]
-    lines += table(
-        [
-            "artifact",
-            "format",
-            "precision",
-            "size",
-            "accuracy",
-            "Δ accuracy",
-            "top-1 agreement",
-            "max abs error",
-            "parity",
-        ],
-        rows,
-        "lllrrrrrl",
-    )
+    lines += table([*fmt.PARITY_HEADER[:-1], "parity"], rows, "lllrrrrrl")
     for row in parity.values():
         if row.get("passed") is False and row.get("worst_layers"):
             layers = ", ".join(

@@ -149,8 +149,9 @@ def tflite_tensor_specs(
     return inputs, outputs
 
 
-# ONNX ops that only exist in quantized graphs (QDQ, dynamic and QOperator formats).
-_ONNX_QUANT_OPS = frozenset(
+#: ONNX ops that only exist in quantized graphs (QDQ, dynamic and QOperator formats): a graph holding one is
+#: int8 (onnx_precision), and they are integer kernels, not float nodes left in an int8 graph (verify.ops).
+ONNX_QUANTIZED_OPS = frozenset(
     {
         "QuantizeLinear",
         "DequantizeLinear",
@@ -161,6 +162,8 @@ _ONNX_QUANT_OPS = frozenset(
         "ConvInteger",
         "DynamicQuantizeMatMul",
         "QGemm",
+        "QLinearAdd",
+        "QLinearMul",
     }
 )
 
@@ -194,7 +197,7 @@ def tflite_precision(path: Path) -> str:
 
 def onnx_precision(model: onnx.ModelProto) -> str:
     """int8 (quantization ops or 8-bit weights), fp16 (float16 weights or inputs) or fp32, from the graph itself."""
-    if any(node.op_type in _ONNX_QUANT_OPS for node in model.graph.node):
+    if any(node.op_type in ONNX_QUANTIZED_OPS for node in model.graph.node):
         return "int8"
     weight_types = {init.data_type for init in model.graph.initializer}
     if weight_types & {2, 3}:  # UINT8, INT8

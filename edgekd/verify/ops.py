@@ -11,6 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from edgekd.artifacts import Artifact
+from edgekd.verify.model_io import ONNX_QUANTIZED_OPS
 
 if TYPE_CHECKING:
     import onnx
@@ -52,21 +53,6 @@ _ONNX_DATA_MOVEMENT = frozenset(
         "Range",
     }
 )
-_ONNX_INTEGER_OPS = frozenset(
-    {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "DynamicQuantizeLinear",
-        "QLinearConv",
-        "QLinearMatMul",
-        "MatMulInteger",
-        "ConvInteger",
-        "DynamicQuantizeMatMul",
-        "QGemm",
-        "QLinearAdd",
-        "QLinearMul",
-    }
-)
 
 
 def audit(artifact: Artifact) -> dict[str, Any]:
@@ -102,7 +88,7 @@ def float_nodes(model: onnx.ModelProto) -> list[dict[str, str]]:
     dequantized = {out for node in model.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
     left = []
     for node in model.graph.node:
-        if node.op_type in _ONNX_INTEGER_OPS or node.op_type in _ONNX_DATA_MOVEMENT:
+        if node.op_type in ONNX_QUANTIZED_OPS or node.op_type in _ONNX_DATA_MOVEMENT:
             continue
         if not any(name in dequantized for name in node.input):
             left.append({"name": node.name, "op": node.op_type})

@@ -407,6 +407,10 @@ def open_session(runtime, module, model, threads, xnnpack):
 # --- TFLite op by op -----------------------------------------------------------------------------------
 #: Wall time spent timing one operator at most (runs are cut down for slow operators).
 OP_BUDGET_NS = 300000000
+#: Wall time spent warming one operator up at most: a slow operator stops warming after it (the requested warm-up
+#: count times a slow operator was unbounded), once it has had OP_MIN_WARMUP runs (or all those requested).
+OP_WARMUP_BUDGET_NS = 100000000
+OP_MIN_WARMUP = 2
 TFLITE_OP_STATISTIC = "median, invoke overhead subtracted"
 
 
@@ -469,9 +473,13 @@ def _single_op_subgraph(schema, model, graph, op):
     return subgraph, buffers, fed
 
 
-def _median_invoke_ns(invoke, warmup, runs):
-    clock = time.perf_counter_ns
-    for _ in range(warmup):
+def _median_invoke_ns(invoke, warmup, runs, clock=time.perf_counter_ns):
+    """(median ns of one invoke, runs timed): up to `warmup` runs first, within OP_WARMUP_BUDGET_NS (at least
+    OP_MIN_WARMUP of them), then up to `runs` timed ones within OP_BUDGET_NS (at least 5)."""
+    started = clock()
+    for done in range(warmup):
+        if done >= OP_MIN_WARMUP and clock() - started >= OP_WARMUP_BUDGET_NS:
+            break
         invoke()
     t0 = clock()
     invoke()

@@ -158,6 +158,13 @@ def bench_artifacts(
         meter, energy_reason = _energy_meter(target, config)
         idle = measure_idle(meter, config.energy_idle_s) if meter else None
         collected = [Runs() for _ in artifacts]
+
+        def argv_for(index: int, **options: Any) -> list[str]:
+            """The runner's command line for artifact `index` (`options`: runs=0 for energy, profile=...)."""
+            artifact = artifacts[index]
+            return runner_argv(target, runner, remotes[artifact.sha256], runtimes[index], config, inputs=inputs,
+                               shapes=shapes, recorded=recorded_shapes(artifact), **options)  # fmt: skip
+
         order = list(run_order(range(len(artifacts)), config.repeats, config.interleave))
         total = len(order) + (len(artifacts) if meter else 0)
         for step, (repeat, index) in enumerate(order):
@@ -172,17 +179,7 @@ def bench_artifacts(
             artifact = artifacts[index]
             profiling = config.profile and repeat == 0  # one profile per artifact and target
             by_tool = _tool_profiler(profiler, artifact) if profiling else None
-            argv = runner_argv(
-                target,
-                runner,
-                remotes[artifact.sha256],
-                runtimes[index],
-                config,
-                inputs=inputs,
-                shapes=shapes,
-                recorded=recorded_shapes(artifact),
-                profile=profiling and not by_tool,
-            )
+            argv = argv_for(index, profile=profiling and not by_tool)
             try:
                 document, completed, window = _invoke(target, argv, config.timeout_s + 60, meter)
                 if by_tool is not None:  # after the timed run, as the runner's own profiler would be
@@ -215,18 +212,7 @@ def bench_artifacts(
         for index, artifact in enumerate(artifacts):
             energy = None
             if meter is not None and idle is not None:
-                argv = runner_argv(
-                    target,
-                    runner,
-                    remotes[artifact.sha256],
-                    runtimes[index],
-                    config,
-                    runs=0,
-                    inputs=inputs,
-                    shapes=shapes,
-                    recorded=recorded_shapes(artifact),
-                )
-                energy = _energy(target, argv, config, meter, idle, collected[index])
+                energy = _energy(target, argv_for(index, runs=0), config, meter, idle, collected[index])
                 if progress:
                     progress(len(order) + index + 1, total, f"{artifact.name} energy reference")
             results.append(

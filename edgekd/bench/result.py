@@ -42,8 +42,8 @@ class BenchResult:
             return None
         return max(0, self.peak_rss_kb - self.baseline_rss_kb)
 
-    def summary(self) -> dict[str, Any]:
-        """The flat figures reports and tables use (latencies in ms, memory in KiB, energy in J)."""
+    def _identity(self) -> dict[str, Any]:
+        """What was run where: the first fields of both summary() and to_dict()."""
         return {
             "artifact": self.artifact,
             "artifact_sha256": self.artifact_sha256,
@@ -51,6 +51,12 @@ class BenchResult:
             "precision": self.precision,
             "target": self.target,
             "runtime": self.runtime,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The flat figures reports and tables use (latencies in ms, memory in KiB, energy in J)."""
+        return {
+            **self._identity(),
             "runtime_version": self.versions.get("runtime"),
             **self.stats.ms(),
             "peak_rss_kb": self.peak_rss_kb,
@@ -74,12 +80,7 @@ class BenchResult:
         """Everything, raw latencies included; versioned so readers can tell old results apart."""
         return {
             "schema": RESULT_SCHEMA,
-            "artifact": self.artifact,
-            "artifact_sha256": self.artifact_sha256,
-            "format": self.format,
-            "precision": self.precision,
-            "target": self.target,
-            "runtime": self.runtime,
+            **self._identity(),
             "versions": self.versions,
             "latencies_ns": list(self.latencies_ns),
             "stats": self.stats.to_dict(),

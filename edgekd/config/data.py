@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from edgekd.config.base import StrictModel
+from edgekd.config.base import StrictModel, did_you_mean
 
 Source = Literal["digits", "npz", "image_folder", "csv", "idx", "cifar10_binary", "wav"]
 IMAGE_SOURCES = (
@@ -214,8 +213,7 @@ class DataConfig(StrictModel):
                     message = "unknown key; normalize = { mean = [...], std = [...] } takes only mean and std"
                 raise ValueError(f"{where}: {message}" if where else message) from None
         if value not in ("standard", "none"):
-            close = difflib.get_close_matches(str(value), ["standard", "none"], n=1)
-            maybe = f" (did you mean {close[0]!r}?)" if close else ""
+            maybe = did_you_mean(value, ["standard", "none"])
             raise ValueError(f"must be 'standard', 'none' or {{ mean = [...], std = [...] }}{maybe}")
         return value
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator
 
-from edgekd.config.base import StrictModel
+from edgekd.config.base import StrictModel, did_you_mean
 
 #: Outcome verdicts (edgekd.verdicts computes them; one function per code there).
 VerdictCode = Literal[
@@ -53,7 +52,7 @@ class ReportConfig(StrictModel):
         codes = get_args(VerdictCode)
         for code in value:
             if code not in codes:
-                close = difflib.get_close_matches(str(code), codes, n=1)
-                suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown verdict {code!r}{suggestion}; verdict codes are {', '.join(codes)}")
+                raise ValueError(
+                    f"unknown verdict {code!r}{did_you_mean(code, codes)}; verdict codes are {', '.join(codes)}"
+                )
         return value

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from edgekd.config.base import StrictModel
+from edgekd.config.base import StrictModel, parse_target_entry
 from edgekd.errors import RecipeError
 
 RunMode = Literal["runner", "benchmark_model", "ort_perf_test"]
@@ -50,22 +50,7 @@ class AdbEntry(StrictModel):
 def parse_entry(name: str, entry: dict[str, Any], base: Path) -> AdbEntry:
     """Validate a targets.toml entry; relative binary paths are taken relative to `base`."""
     fields = {key: value for key, value in entry.items() if key != "kind"}
-    try:
-        parsed = AdbEntry.model_validate(fields)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}" for err in exc.errors())
-        raise RecipeError(
-            f"targets.{name}: {problems}",
-            hint="an adb target takes serial, adb_path, mode, benchmark_model, onnxruntime_perf_test, python, "
-            "workdir, big_cores, allow_charging, energy_interval_s",
-        ) from None
-    updates = {}
-    for field in ("benchmark_model", "onnxruntime_perf_test"):
-        value = getattr(parsed, field)
-        if value is not None:
-            value = value.expanduser()
-            updates[field] = value if value.is_absolute() else base / value
-    parsed = parsed.model_copy(update=updates)
+    parsed = parse_target_entry(AdbEntry, "adb", name, fields, base, ("benchmark_model", "onnxruntime_perf_test"))
     needed = {"benchmark_model": parsed.benchmark_model, "ort_perf_test": parsed.onnxruntime_perf_test}
     if parsed.mode in needed and needed[parsed.mode] is None:
         key = "benchmark_model" if parsed.mode == "benchmark_model" else "onnxruntime_perf_test"

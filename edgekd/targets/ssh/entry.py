@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from edgekd.config.base import StrictModel
+from edgekd.config.base import StrictModel, parse_target_entry
 from edgekd.errors import RecipeError, TargetError
 from edgekd.registry import unknown_name
 from edgekd.targets.energy import check_meter
@@ -96,23 +96,11 @@ def load_profile(name: str) -> PiProfile:
 
 def parse_entry(name: str, entry: dict[str, Any], base: Path) -> SshEntry:
     """Validate a targets.toml entry; relative key/known_hosts/CSV paths are taken relative to `base`."""
-    try:
-        parsed = SshEntry.model_validate(entry)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}" for err in exc.errors())
-        raise RecipeError(
-            f"targets.{name}: {problems}",
-            hint="an ssh target takes host, port, user, key, profile, python, workdir, known_hosts, "
-            "connect_timeout, retries, power, hwmon_root, usb_meter_csv, sudo, cpufreq_root, benchmark_model",
-        ) from None
+    parsed = parse_target_entry(
+        SshEntry, "ssh", name, entry, base, ("key", "known_hosts", "usb_meter_csv", "benchmark_model")
+    )
     if parsed.profile is not None:
         load_profile(parsed.profile)  # fail early on a misspelt profile
     if parsed.power not in POWER_CHOICES:
         check_meter(parsed.power, "ssh", f"targets.{name}.power", RecipeError)
-    updates = {}
-    for field in ("key", "known_hosts", "usb_meter_csv", "benchmark_model"):
-        value = getattr(parsed, field)
-        if value is not None:
-            value = value.expanduser()
-            updates[field] = value if value.is_absolute() else (base / value)
-    return parsed.model_copy(update=updates)
+    return parsed

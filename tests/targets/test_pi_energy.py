@@ -174,3 +174,18 @@ def test_temperatures_from_vcgencmd_and_thermal_zones() -> None:
     assert zone_temperatures({"thermal_zone0": {"type": "cpu-thermal", "temp": None}}) == {}
     with pytest.raises(TargetError):
         parse_measure_temp("VCHI initialization failed")
+
+
+def test_a_meter_whose_transport_fails_is_unavailable_naming_the_error(tmp_path: Path) -> None:
+    """One probe rule for the sysfs and command meters: a transport error is "unavailable: why", never a raise."""
+
+    def lost(_arg: object) -> str | None:
+        raise OSError("connection to pi5 lost")
+
+    assert HwmonInaMeter(lost).available() == "cannot read /sys/class/hwmon: connection to pi5 lost"
+    assert Pi5PmicMeter(lost).available() == "cannot run vcgencmd pmic_read_adc: connection to pi5 lost"
+    shutil.copytree(RECORDINGS / "hwmon_pi4_ina219", tmp_path / "tree")
+    for name in ("power1_input", "in1_input"):
+        (tmp_path / "tree/sys/class/hwmon/hwmon2" / name).unlink()
+    reason = HwmonInaMeter(_files(tmp_path / "tree")).available()
+    assert reason == "/sys/class/hwmon/hwmon2 (ina219) has neither power1_input nor in1_input + curr1_input readable"

@@ -71,18 +71,15 @@ class HwmonInaMeter(PowerSampler):
         return None
 
     def available(self) -> str | None:
-        try:
-            found = self.find()
-        except Exception as exc:  # noqa: BLE001 - a transport failure is "unavailable: why"
-            return f"cannot read {self.root}: {exc}"
-        if found is None:
-            return (
-                f"no INA219/INA226/INA260 under {self.root}: wire one on the 5 V input and enable it "
-                "(e.g. dtoverlay=i2c-sensor,ina219 in /boot/firmware/config.txt)"
-            )
-        if self.read_watts() is None:
-            return f"{found} ({self.chip}) has neither power1_input nor in1_input + curr1_input readable"
-        return None
+        reason = self.probe_reason(
+            self.find,
+            f"cannot read {self.root}",
+            f"no INA219/INA226/INA260 under {self.root}: wire one on the 5 V input and enable it "
+            "(e.g. dtoverlay=i2c-sensor,ina219 in /boot/firmware/config.txt)",
+        )
+        if reason is None and self.read_watts() is None:
+            return f"{self.device} ({self.chip}) has neither power1_input nor in1_input + curr1_input readable"
+        return reason
 
     def read_watts(self) -> float | None:
         if self.device is None and self.find() is None:

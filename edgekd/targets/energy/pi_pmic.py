@@ -82,16 +82,12 @@ class Pi5PmicMeter(PowerSampler):
         return reading if reading.amps else None
 
     def available(self) -> str | None:
-        try:
-            reading = self.read()
-        except Exception as exc:  # noqa: BLE001 - a transport failure is "unavailable: why"
-            return f"cannot run vcgencmd pmic_read_adc: {exc}"
-        if reading is None:
-            return (
-                "vcgencmd pmic_read_adc gave no rail currents (only a Raspberry Pi 5 has this PMIC; "
-                "on a Pi 4 use an INA219/INA260 or a USB meter)"
-            )
-        return None
+        return self.probe_reason(
+            self.read,
+            "cannot run vcgencmd pmic_read_adc",
+            "vcgencmd pmic_read_adc gave no rail currents (only a Raspberry Pi 5 has this PMIC; "
+            "on a Pi 4 use an INA219/INA260 or a USB meter)",
+        )
 
     def read_watts(self) -> float | None:
         reading = self.read()

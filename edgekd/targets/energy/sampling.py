@@ -41,6 +41,16 @@ class PowerSampler:
         """Power now in W, or None for a reading that failed (skipped, counted in the notes)."""
         raise NotImplementedError
 
+    @staticmethod
+    def probe_reason(probe: Callable[[], object], failed: str, absent: str) -> str | None:
+        """Why a meter read through a transport (sysfs over SSH, a command) is unavailable: the probe raised
+        (`failed: the error`) or found nothing (`absent`); None when it found something."""
+        try:
+            found = probe()
+        except Exception as exc:  # noqa: BLE001 - a transport failure is "unavailable: why"
+            return f"{failed}: {exc}"
+        return absent if found is None else None
+
     def start(self) -> None:
         self.samples = []
         self.notes = []

@@ -159,3 +159,23 @@ def parity_rows(report: dict[str, Any]) -> list[tuple[list[str], bool | None]]:
         state = row.get("passed")
         rows.append((cells, state if isinstance(state, bool) else None))
     return rows
+
+
+def bench_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """Every figure either report shows for a bench row, formatted once; each report picks its columns by key."""
+    energy = row.get("energy_j_per_inference")
+    return {
+        "artifact": row.get("artifact"),
+        "target": row.get("target"),
+        "runtime": row.get("runtime") or DASH,
+        "runtime_version": " ".join(str(v) for v in (row.get("runtime"), row.get("runtime_version")) if v) or DASH,
+        "p50": ms(row.get("p50_ms")),
+        "p90": ms(row.get("p90_ms")),
+        "p99": ms(row.get("p99_ms")),
+        "IQR": ms(row.get("iqr_ms")),
+        "runs": row.get("runs") or len(row.get("latencies_ns") or []) or DASH,
+        "peak RSS": kib(row.get("peak_rss_kb")),
+        "model RSS": kib(row.get("model_rss_kb")),
+        "load": ms(row.get("init_ms")),
+        "energy / inference": joules(energy) if energy is not None else "n/a",
+    }

@@ -14,23 +14,21 @@ def latency_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     bench = report.get("bench") or []
     if not bench:
         return '<section id="latency"><h2>Latency</h2><p class="note">The bench stage did not run.</p></section>'
-    rows = [
-        [
-            row.get("artifact"),
-            row.get("target"),
-            " ".join(str(v) for v in (row.get("runtime"), row.get("runtime_version")) if v) or fmt.DASH,
-            fmt.ms(row.get("p50_ms")),
-            fmt.ms(row.get("p90_ms")),
-            fmt.ms(row.get("p99_ms")),
-            fmt.ms(row.get("iqr_ms")),
-            row.get("runs") or len(row.get("latencies_ns") or []) or fmt.DASH,
-            fmt.kib(row.get("peak_rss_kb")),
-            fmt.kib(row.get("model_rss_kb")),
-            fmt.ms(row.get("init_ms")),
-        ]
-        for row in bench
+    keys = [
+        "artifact",
+        "target",
+        "runtime_version",
+        "p50",
+        "p90",
+        "p99",
+        "IQR",
+        "runs",
+        "peak RSS",
+        "model RSS",
+        "load",
     ]
-    header = ["artifact", "target", "runtime", "p50", "p90", "p99", "IQR", "runs", "peak RSS", "model RSS", "load"]
+    rows = [[cells[key] for key in keys] for cells in map(fmt.bench_cells, bench)]
+    header = ["runtime" if key == "runtime_version" else key for key in keys]
     return (
         f'<section id="latency"><h2>Latency per artifact and target</h2>'
         f"{html_table(header, rows, numeric={3, 4, 5, 6, 7, 8, 9, 10})}"

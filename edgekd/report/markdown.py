@@ -126,23 +126,10 @@ def bench_section(report: dict[str, Any]) -> list[str]:
     bench = report.get("bench") or []
     if not bench:
         return []
-    rows = [
-        [
-            row.get("artifact"),
-            row.get("target"),
-            row.get("runtime") or fmt.DASH,
-            fmt.ms(row.get("p50_ms")),
-            fmt.ms(row.get("p90_ms")),
-            fmt.ms(row.get("p99_ms")),
-            fmt.kib(row.get("peak_rss_kb")),
-            fmt.joules(row.get("energy_j_per_inference")) if row.get("energy_j_per_inference") is not None else "n/a",
-        ]
-        for row in bench
-    ]
+    header = ["artifact", "target", "runtime", "p50", "p90", "p99", "peak RSS", "energy / inference"]
+    rows = [[cells[key] for key in header] for cells in map(fmt.bench_cells, bench)]
     lines = ["## Latency", ""]
-    lines += table(
-        ["artifact", "target", "runtime", "p50", "p90", "p99", "peak RSS", "energy / inference"], rows, "lllrrrrr"
-    )
+    lines += table(header, rows, "lllrrrrr")
     best = [p for p in report.get("pareto") or [] if p.get("pareto_optimal")]
     if best:
         lines += [

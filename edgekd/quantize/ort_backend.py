@@ -26,7 +26,19 @@ WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")
 #: Calibration methods compared by rung 1, in the order they are tried.
 #: Each method with symmetric int8 activations (zero point 0) and with asymmetric ones ("+asym": the full
 #: int8 range on one-sided tensors such as ReLU outputs, as LiteRT and NNCF quantize them).
-METHODS = ("minmax", "percentile", "entropy", "minmax+asym", "percentile+asym", "entropy+asym")
+#: "avgminmax": each activation's range is the mean of per-sample minima/maxima (ORT's MinMax with
+#: CalibMovingAverage averages the per-batch ranges; batches of one sample) instead of the extremes over all
+#: samples: rare extremes are clipped, as NNCF's default activation range (mean of per-sample min/max) does.
+METHODS = (
+    "minmax",
+    "percentile",
+    "entropy",
+    "avgminmax",
+    "minmax+asym",
+    "percentile+asym",
+    "entropy+asym",
+    "avgminmax+asym",
+)
 #: Activations ORT's QDQ quantizer folds into the preceding node's output quantization (asymmetric only).
 FUSED_ACTIVATIONS = ("Relu", "Clip")
 
@@ -115,21 +127,26 @@ def quantize_qdq(
     exclude: Sequence[str] = (),
     only: Sequence[str] | None = None,
     int16: Sequence[str] = (),
+    op_types: Sequence[str] | None = None,
 ) -> Path:
     """Static QDQ int8: per-channel weights, int8 activations (symmetric; asymmetric with a "+asym" method);
     `exclude` nodes stay float.
 
     With `only`, just those nodes are quantized (to measure the error one node introduces on its own).
     `int16` nodes get 16-bit activations (inputs and output; ORT then moves the model to opset 21).
+    `op_types` limits quantization to those op types (None: every type ORT's quantizer handles).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from edgekd.converters.onnx_quant import _first_line, _quiet
 
     spec = ModelInput.of(prepared)
-    batch = spec.batch or min(len(x_calib), 32)
+    base = method.removesuffix("+asym")
+    averaged = base == "avgminmax"  # per-sample ranges averaged: one sample per batch (unless the graph fixes it)
+    batch = spec.batch or (1 if averaged else min(len(x_calib), 32))
     methods = {
         "minmax": CalibrationMethod.MinMax,
+        "avgminmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }
@@ -143,11 +160,13 @@ def quantize_qdq(
                 per_channel=True,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=methods[method.removesuffix("+asym")],
+                calibrate_method=methods[base],
+                op_types_to_quantize=list(op_types) if op_types is not None else None,
                 nodes_to_exclude=list(exclude),
                 nodes_to_quantize=list(only) if only is not None else None,
                 extra_options={
                     "ActivationSymmetric": not method.endswith("+asym"),
+                    "CalibMovingAverage": averaged,
                     **_int16_overrides(prepared, int16),
                 },
             )

@@ -2,38 +2,108 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from edgekd.errors import ConversionError
-from edgekd.quantize import ort_backend
+from edgekd.quantize import ort_backend, ort_candidates
 from edgekd.quantize.ladder_state import SENSITIVITY_SCHEMA, RungContext, publish_model, tflite_rows, write_json
 
 NOISE_SAMPLES = 2  # an accuracy gain smaller than this many validation samples does not rank an op
 DEBUG_SAMPLES = 64  # samples run through the debug-augmented models (they output every tensor)
+#: Rung 1's budget when the ladder does not pass one: no loss against fp32 at all (the strictest reading).
+DEFAULT_RUNG1_DROP = 0.0
 
 
-def rung_ptq(ctx: RungContext, parent: str) -> dict[str, Any]:
-    """Rung 1: one QDQ model per calibration method; keep the most accurate (ties: the earlier method)."""
-    candidates = []
+def _quantize(
+    ctx: RungContext,
+    name: str,
+    config: dict[str, Any],
+    exclude: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    int16: Sequence[str] = (),
+) -> Path:
+    """A QDQ model of one rung-1 configuration (method, scope and its float nodes, bias correction), with
+    `exclude` nodes also float and `int16` nodes at 16-bit activations. `only`: just those nodes quantized
+    (no bias correction: the error a node introduces alone)."""
+    floats = list(dict.fromkeys([*config["scope_float"], *exclude]))
+    path = ort_backend.quantize_qdq(ctx.prepared, ctx.work / name, ctx.x_calib, config["method"], floats, only, int16,
+                                    op_types=ort_candidates.SCOPES[config["scope"]])  # fmt: skip
+    if config["bias_correction"] and only is None:
+        path, _ = ort_candidates.correct_bias(ctx.prepared, path, path.with_suffix(".bc.onnx"), ctx.x_calib)
+    return path
+
+
+def _scope_float(ctx: RungContext, op_types: Sequence[str] | None) -> list[str]:
+    """Weighted nodes a scope keeps float because ORT would not fuse them into an int8 kernel (it would run
+    them in float after dequantizing their weights): found on ORT's optimized graph, until none is left."""
+    floats: list[str] = []
+    if op_types is None:
+        return floats
+    for attempt in range(3):  # keeping one node float can leave a neighbour unfused: look again
+        probe = ort_backend.quantize_qdq(ctx.prepared, ctx.work / f"scope.{attempt}.onnx", ctx.x_calib, "minmax",
+                                         floats, op_types=op_types)  # fmt: skip
+        more = [n for n in ort_candidates.unfused_nodes(probe, ctx.work) if n not in floats]
+        if not more:
+            break
+        floats += more
+    return floats
+
+
+def _figures(ctx: RungContext, path: Path) -> dict[str, Any]:
+    """Accuracy, drop vs fp32 and top-1 agreement with fp32 of one model (latency is measured separately)."""
+    pred = ort_backend.predict(path, ctx.x_val)
+    accuracy = float((pred == ctx.y_val).mean())
+    return {
+        "accuracy": round(accuracy, 6),
+        "drop": round(ctx.fp32_accuracy - accuracy, 6),
+        "agreement": round(float((pred == ctx.fp32_pred).mean()), 6),
+    }
+
+
+def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> dict[str, Any]:
+    """Rung 1: one QDQ model per calibration method x scope x bias correction; `ort_candidates.choose` keeps
+    the fast tier's most accurate one within `max_drop` (else the most accurate)."""
+    budget = DEFAULT_RUNG1_DROP if max_drop is None else max_drop
+    scope_float = {scope: _scope_float(ctx, ops) for scope, ops in ort_candidates.SCOPES.items()}
+    candidates: list[dict[str, Any]] = []
+    paths: list[Path] = []
     for method in ort_backend.METHODS:
-        path = ort_backend.quantize_qdq(ctx.prepared, ctx.work / f"ptq.{method}.onnx", ctx.x_calib, method)
-        candidates.append({"method": method, **ctx.measure(path)})
-    best = max(candidates, key=lambda c: (c["accuracy"], c["agreement"]))
+        for scope in ort_candidates.SCOPES:
+            config = {"method": method, "scope": scope, "scope_float": scope_float[scope], "bias_correction": False}
+            path = _quantize(ctx, f"ptq.{method}.{scope}.onnx", config)
+            corrected, nodes = ort_candidates.correct_bias(
+                ctx.prepared, path, path.with_suffix(".bc.onnx"), ctx.x_calib
+            )
+            for bias_correction, model in ((False, path), (True, corrected)):
+                if bias_correction and not nodes:
+                    continue  # nothing to correct: the same model as without
+                candidates.append({**config, "bias_correction": bias_correction, "file": model.name,
+                                   **_figures(ctx, model)})  # fmt: skip
+                paths.append(model)
+    p50s, graphs = ort_candidates.p50_ms_by_graph(paths, ctx.x_val[0], ctx.runs)
+    for candidate, p50, graph in zip(candidates, p50s, graphs, strict=True):
+        candidate.update(p50_ms=round(p50, 5), graph=graph)
+    best = ort_candidates.choose(candidates, budget)
     dest = ctx.out / "ptq.int8.onnx"
     sha = publish_model(
-        ctx.work / f"ptq.{best['method']}.onnx",
+        ctx.work / best["file"],
         dest,
         name="onnx_int8_ptq",
         parent=parent,
-        config={"method": best["method"], "per_channel": True, "nodes_to_exclude": []},
+        config={"per_channel": True, "nodes_to_exclude": best["scope_float"], **_config_of(best)},
     )
     ort = {k: best[k] for k in ("accuracy", "drop", "agreement", "p50_ms")}
     tflite, tflite_files = tflite_rows(ctx, ctx.model, "ptq", parent)
     return {
         "rung": 1,
         "name": "ptq",
-        "method": best["method"],
-        "excluded": [],
+        **_config_of(best),
+        "scope_float": best["scope_float"],
+        "chosen_by": f"within drop {budget}: fastest p50 (+{ort_candidates.LATENCY_TOLERANCE:.0%}), most accurate; "
+        "none within: most accurate",
+        "excluded": best["scope_float"],
         "int16": [],
         "candidates": candidates,
         **ort,
@@ -43,20 +113,35 @@ def rung_ptq(ctx: RungContext, parent: str) -> dict[str, Any]:
     }
 
 
+def _config_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields that reproduce a rung-1 model: method, scope (its op types) and bias correction."""
+    return {"method": row["method"], "scope": row["scope"], "op_types": ort_candidates.SCOPES[row["scope"]],
+            "bias_correction": row["bias_correction"]}  # fmt: skip
+
+
+def _ptq_config(ptq: dict[str, Any]) -> dict[str, Any]:
+    """Rung 1's chosen configuration, for rungs 2-3 (rows written before scopes existed: ORT's default)."""
+    return {"method": ptq["method"], "scope": ptq.get("scope", "all"), "scope_float": ptq.get("scope_float", []),
+            "bias_correction": ptq.get("bias_correction", False)}  # fmt: skip
+
+
 def rung_sensitivity(ctx: RungContext, ptq: dict[str, Any]) -> dict[str, Any]:
     """Rung 2: per weighted node, the error its quantization introduces and the accuracy with only it float.
 
     Error is measured twice: `alone` (only this node quantized: the error it introduces by itself) and
     `in_ptq` (the rung-1 model, so upstream error is included, as qdq_loss_debug reports it).
     """
-    method = ptq["method"]
+    config = _ptq_config(ptq)
+    method = config["method"]
     debug_x = ctx.x_val[:DEBUG_SAMPLES]
     in_ptq = ort_backend.node_output_errors(ctx.prepared, ctx.out / ptq["model"], debug_x, ctx.work)
     ops = []
     for node, op_type in ort_backend.weighted_nodes(ctx.prepared):
-        alone_model = ort_backend.quantize_qdq(ctx.prepared, ctx.work / "alone.onnx", ctx.x_calib, method, only=[node])
+        if node in config["scope_float"]:
+            continue  # rung 1's scope already keeps it float: nothing to rank
+        alone_model = _quantize(ctx, "alone.onnx", config, only=[node])
         alone = ort_backend.node_output_errors(ctx.prepared, alone_model, debug_x, ctx.work).get(node, {})
-        variant = ort_backend.quantize_qdq(ctx.prepared, ctx.work / "only_float.onnx", ctx.x_calib, method, [node])
+        variant = _quantize(ctx, "only_float.onnx", config, [node])
         accuracy = float((ort_backend.predict(variant, ctx.x_val) == ctx.y_val).mean())
         ops.append(
             {
@@ -107,7 +192,8 @@ def rung_sensitivity(ctx: RungContext, ptq: dict[str, Any]) -> dict[str, Any]:
     return {
         "rung": 2,
         "name": "sensitivity",
-        "method": method,
+        **_config_of(config),
+        "scope_float": config["scope_float"],
         "ranking": [o["node"] for o in ops],
         "excluded": [],
         "int16": [],
@@ -125,14 +211,15 @@ def rung_mixed(ctx: RungContext, sens: dict[str, Any], max_drop: float, parent: 
     """Rung 3: raise the top-k sensitive nodes (to float, or to int16 activations) for k = 1, 2, ... until the
     budget holds. With int16, when even every node at int16 misses it, the same order continues in float."""
     ranking: list[str] = sens["ranking"]
+    config = _ptq_config(sens)
+    files: dict[int, Path] = {}
     plan = [(ranking[:k], []) if raise_to == "float" else ([], ranking[:k]) for k in range(1, len(ranking) + 1)]
     if raise_to == "int16":
         plan += [(ranking[:k], ranking[k:]) for k in range(1, len(ranking) + 1)]
     curve = []
-    for step, (excluded, int16) in enumerate(plan, start=1):
-        path = ort_backend.quantize_qdq(
-            ctx.prepared, ctx.work / f"mixed.{step}.onnx", ctx.x_calib, sens["method"], excluded, int16=int16
-        )
+    for step, (raised, int16) in enumerate(plan, start=1):
+        path = files[step] = _quantize(ctx, f"mixed.{step}.onnx", config, raised, int16=int16)
+        excluded = list(dict.fromkeys([*config["scope_float"], *raised]))  # every node left float
         curve.append({"step": step, "excluded": excluded, "int16": int16, **ctx.measure(path)})
         if curve[-1]["drop"] <= max_drop:
             break
@@ -145,12 +232,12 @@ def rung_mixed(ctx: RungContext, sens: dict[str, Any], max_drop: float, parent: 
     best = holding[0] if holding else min(curve, key=lambda s: (s["drop"], s["step"]))
     dest = ctx.out / "mixed.int8.onnx"
     sha = publish_model(
-        ctx.work / f"mixed.{best['step']}.onnx",
+        files[best["step"]],
         dest,
         name="onnx_int8_mixed",
         parent=parent,
         config={
-            "method": sens["method"],
+            **_config_of(config),
             "per_channel": True,
             "nodes_to_exclude": best["excluded"],
             "int16_activations": best["int16"],
@@ -159,7 +246,7 @@ def rung_mixed(ctx: RungContext, sens: dict[str, Any], max_drop: float, parent: 
     return {
         "rung": 3,
         "name": "mixed_precision",
-        "method": sens["method"],
+        **_config_of(config),
         "max_drop": max_drop,
         "raise_to": raise_to,
         "curve": curve,

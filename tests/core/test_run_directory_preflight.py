@@ -163,7 +163,7 @@ def _stage_manifest(run: Path) -> None:
     (stages / "distill.json").write_text('{"schema": "edgekd.stage/1", "stage": "distill", "artifacts": []}')
 
 
-def test_older_teacher_cache_needs_a_distill_record_and_every_file_verified(tmp_path: Path) -> None:
+def test_older_teacher_cache_needs_a_stage_record_and_every_file_verified(tmp_path: Path) -> None:
     run = tmp_path / "run"
     entry = _cache_entry(run / "teacher_cache")
     assert not older_output(run, run / "teacher_cache")  # no stage recorded: not an edgekd run directory

@@ -128,13 +128,15 @@ def quantize_qdq(
     only: Sequence[str] | None = None,
     int16: Sequence[str] = (),
     op_types: Sequence[str] | None = None,
+    float_outputs: Sequence[str] = (),
 ) -> Path:
     """Static QDQ int8: per-channel weights, int8 activations (symmetric; asymmetric with a "+asym" method);
     `exclude` nodes stay float.
 
     With `only`, just those nodes are quantized (to measure the error one node introduces on its own).
     `int16` nodes get 16-bit activations (inputs and output; ORT then moves the model to opset 21).
-    `op_types` limits quantization to those op types (None: every type ORT's quantizer handles).
+    `op_types` limits quantization to those op types (None: every type ORT's quantizer handles);
+    `float_outputs` op types keep float outputs (their inputs and weights are quantized).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -167,6 +169,7 @@ def quantize_qdq(
                 extra_options={
                     "ActivationSymmetric": not method.endswith("+asym"),
                     "CalibMovingAverage": averaged,
+                    "OpTypesToExcludeOutputQuantization": list(float_outputs),
                     **_int16_overrides(prepared, int16),
                 },
             )

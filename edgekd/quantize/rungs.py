@@ -28,22 +28,23 @@ def _quantize(
     `exclude` nodes also float and `int16` nodes at 16-bit activations. `only`: just those nodes quantized
     (no bias correction: the error a node introduces alone)."""
     floats = list(dict.fromkeys([*config["scope_float"], *exclude]))
+    scope = ort_candidates.SCOPES[config["scope"]]
     path = ort_backend.quantize_qdq(ctx.prepared, ctx.work / name, ctx.x_calib, config["method"], floats, only, int16,
-                                    op_types=ort_candidates.SCOPES[config["scope"]])  # fmt: skip
+                                    op_types=scope.op_types, float_outputs=scope.float_outputs)  # fmt: skip
     if config["bias_correction"] and only is None:
         path, _ = ort_candidates.correct_bias(ctx.prepared, path, path.with_suffix(".bc.onnx"), ctx.x_calib)
     return path
 
 
-def _scope_float(ctx: RungContext, op_types: Sequence[str] | None) -> list[str]:
+def _scope_float(ctx: RungContext, scope: ort_candidates.Scope) -> list[str]:
     """Weighted nodes a scope keeps float because ORT would not fuse them into an int8 kernel (it would run
     them in float after dequantizing their weights): found on ORT's optimized graph, until none is left."""
     floats: list[str] = []
-    if op_types is None:
+    if scope.op_types is None:
         return floats
     for attempt in range(3):  # keeping one node float can leave a neighbour unfused: look again
         probe = ort_backend.quantize_qdq(ctx.prepared, ctx.work / f"scope.{attempt}.onnx", ctx.x_calib, "minmax",
-                                         floats, op_types=op_types)  # fmt: skip
+                                         floats, op_types=scope.op_types, float_outputs=scope.float_outputs)  # fmt: skip
         more = [n for n in ort_candidates.unfused_nodes(probe, ctx.work) if n not in floats]
         if not more:
             break
@@ -115,8 +116,9 @@ def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> di
 
 def _config_of(row: dict[str, Any]) -> dict[str, Any]:
     """The fields that reproduce a rung-1 model: method, scope (its op types) and bias correction."""
-    return {"method": row["method"], "scope": row["scope"], "op_types": ort_candidates.SCOPES[row["scope"]],
-            "bias_correction": row["bias_correction"]}  # fmt: skip
+    scope = ort_candidates.SCOPES[row["scope"]]
+    return {"method": row["method"], "scope": row["scope"], "op_types": scope.op_types,
+            "float_outputs": scope.float_outputs, "bias_correction": row["bias_correction"]}  # fmt: skip
 
 
 def _ptq_config(ptq: dict[str, Any]) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def test_rung_1_keeps_its_most_accurate_candidate_when_none_holds(hard_case: dic
     ptq, sens, mixed = json.loads((tmp_path / "ladder.json").read_text())["rows"]
     assert all(c["drop"] > 0.01 for c in ptq["candidates"])
     assert ptq["accuracy"] == max(c["accuracy"] for c in ptq["candidates"])
-    assert {c["scope"] for c in ptq["candidates"]} == {"all", "int8_kernels"}
+    assert {c["scope"] for c in ptq["candidates"]} == {"all", "int8_kernels", "int8_kernels_float_out"}
     assert any(c["bias_correction"] for c in ptq["candidates"])
     for row in (sens, mixed):
         assert (row["method"], row["scope"], row["bias_correction"]) == (

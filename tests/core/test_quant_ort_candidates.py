@@ -98,14 +98,23 @@ def test_choose_takes_the_most_accurate_when_none_holds_the_budget() -> None:
 def test_the_int8_kernels_scope_keeps_a_conv_ort_cannot_fuse_float(
     hswish_case: dict[str, Path], tmp_path: Path
 ) -> None:
+    import onnx
+
     prepared = ort_backend.prepare(hswish_case["model"], tmp_path / "prepared.onnx")
     x_calib = np.load(hswish_case["calibration"])["x"]
     scope = ort_candidates.SCOPES["int8_kernels"]
-    qdq = ort_backend.quantize_qdq(prepared, tmp_path / "q.onnx", x_calib, "minmax", op_types=scope)
+    qdq = ort_backend.quantize_qdq(prepared, tmp_path / "q.onnx", x_calib, "minmax", op_types=scope.op_types)
     # the stem feeds HardSwish: ORT keeps it a float Conv with DequantizeLinear weights; mix and head fuse
     assert ort_candidates.unfused_nodes(qdq, tmp_path) == ["stem"]
-    kept = ort_backend.quantize_qdq(prepared, tmp_path / "k.onnx", x_calib, "minmax", ["stem"], op_types=scope)
+    kept = ort_backend.quantize_qdq(prepared, tmp_path / "k.onnx", x_calib, "minmax", ["stem"], op_types=scope.op_types)
     assert ort_candidates.unfused_nodes(kept, tmp_path) == []
+    # with float MatMul/Gemm outputs the head's int8 inputs feed a float result: no Q/DQ pair after it
+    float_out = ort_candidates.SCOPES["int8_kernels_float_out"]
+    path = ort_backend.quantize_qdq(prepared, tmp_path / "f.onnx", x_calib, "minmax", ["stem"],
+                                    op_types=float_out.op_types, float_outputs=float_out.float_outputs)  # fmt: skip
+    graph = onnx.load(str(path)).graph
+    assert [n.output[0] for n in graph.node if n.name == "head"] == ["logits"]
+    assert ort_candidates.unfused_nodes(path, tmp_path) == []  # still an int8 kernel
 
 
 def test_rung_1_takes_the_int8_kernels_candidate_when_it_is_faster_within_the_budget(
@@ -130,14 +139,16 @@ def test_rung_1_takes_the_int8_kernels_candidate_when_it_is_faster_within_the_bu
     ptq = json.loads((tmp_path / "out" / "ladder.json").read_text())["rows"][0]
     by_scope = {c["scope"]: c for c in ptq["candidates"]}
     assert by_scope["int8_kernels"]["p50_ms"] < by_scope["all"]["p50_ms"]  # fewer Q/DQ, no float Conv
-    assert ptq["scope"] == "int8_kernels" and ptq["excluded"] == ptq["scope_float"] == ["stem"]
-    assert ptq["op_types"] == list(ort_candidates.SCOPES["int8_kernels"] or ())
+    assert by_scope["int8_kernels_float_out"]["p50_ms"] < by_scope["int8_kernels"]["p50_ms"]  # no Q/DQ after head
+    assert ptq["scope"] == "int8_kernels_float_out" and ptq["excluded"] == ptq["scope_float"] == ["stem"]
+    assert ptq["op_types"] == list(ort_candidates.SCOPES[ptq["scope"]].op_types or ())
     within = [c for c in ptq["candidates"] if c["drop"] <= 0.05]
     fastest = min(c["p50_ms"] for c in within)
     tier = [c for c in within if c["p50_ms"] <= fastest * 1.05]
     assert ptq["accuracy"] == max(c["accuracy"] for c in tier)
     config = json.loads((tmp_path / "out" / "ptq.int8.onnx.json").read_text())["config"]
-    assert config["nodes_to_exclude"] == ["stem"] and config["scope"] == "int8_kernels"
+    assert config["nodes_to_exclude"] == ["stem"] and config["scope"] == "int8_kernels_float_out"
+    assert config["float_outputs"] == ["MatMul", "Gemm"]
 
 
 def test_candidates_that_differ_only_in_scales_share_one_latency(hswish_case: dict[str, Path], tmp_path: Path) -> None:

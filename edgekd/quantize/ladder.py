@@ -12,9 +12,11 @@ the validation samples. The ladder stops at the first rung that holds it:
 4. **Quantization-aware distillation** (edgekd.quantize.qat), when QAT inputs (torch student, teacher,
    training samples) are given and a runtime is still outside the budget: exported to ORT QDQ and LiteRT int8.
 
-Runtimes: rungs 1-3 are ORT's; with `runtimes` naming "litert" / "tflm", rung 1 also converts the fp32
-model to full-int8 TFLite (onnx2tf) and measures it in LiteRT / TensorFlow Lite Micro, and rung 4 does the
-same for the QAT model. Every row keeps its ORT figures at the top level and, per runtime, in `runtimes`.
+Runtimes: with `runtimes` naming "litert" / "tflm", rung 1 also converts the fp32 model to full-int8 TFLite
+(onnx2tf) and measures it in LiteRT / TensorFlow Lite Micro; rungs 2-3 then do the same for LiteRT through
+ai-edge-quantizer on the fp32 .tflite (edgekd.quantize.litert_rungs: a `litert` section in sensitivity.json,
+`aeq.int8.tflite` and `mixed.int8.tflite`), and rung 4 converts the QAT model. Rungs 2-3 run when any runtime
+misses the budget at rung 1. Every row keeps its ORT figures at the top level and, per runtime, in `runtimes`.
 `LadderResult.recommended` names, per runtime, the fastest rung within the budget.
 
 Each rung writes its artifacts and a row in `ladder.json`. A row is reused when its `key` (a hash of the
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import ConversionError, DataError, ModelError, UsageError
-from edgekd.quantize import ort_backend
+from edgekd.quantize import litert_rungs, ort_backend
 from edgekd.quantize import qat as qat_module
 from edgekd.quantize.ladder_state import (
     LADDER_SCHEMA,
@@ -246,15 +248,21 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
         return all(_within(rows, runtime, max_drop) for runtime in ctx.runtimes)
 
     rows_changed = False  # once a rung is recomputed, every later rung is too
-    key1 = key_of(base_key, "ptq", ctx.runtimes)
+    key1 = key_of(base_key, "ptq", ctx.runtimes, litert_rungs.VERSION)
     ptq = finish(1, key1, lambda: rung_ptq(ctx, model_sha))
     rows_changed = 1 not in reused
-    if ptq["drop"] > max_drop:
+    if not holding():  # rungs 2-3 in ORT, and in LiteRT/TFLM through ai-edge-quantizer when asked
         key2 = key_of(key1, ptq["files"])
-        sens = finish(2, key2, lambda: rung_sensitivity(ctx, ptq))
+        sens = finish(2, key2, lambda: litert_rungs.with_sensitivity(ctx, rung_sensitivity(ctx, ptq), ptq, max_drop))
         rows_changed = rows_changed or 2 not in reused
         key3 = key_of(key2, sens["files"], max_drop, raise_to)
-        finish(3, key3, lambda: rung_mixed(ctx, sens, max_drop, ptq["files"][ptq["model"]], raise_to))
+        finish(
+            3,
+            key3,
+            lambda: litert_rungs.with_mixed(
+                ctx, rung_mixed(ctx, sens, max_drop, ptq["files"][ptq["model"]], raise_to), sens, max_drop, raise_to
+            ),
+        )
     if not holding() and qat is not None:
         # rung 4 depends on the inputs and the QAT settings only (not on rungs 2-3 or the budget)
         key4 = key_of(base_key, "qat", ctx.runtimes, qat.key(qat_module.state_hash(qat.student)))

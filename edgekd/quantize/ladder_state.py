@@ -133,7 +133,11 @@ def tflite_rows(ctx: RungContext, onnx_fp32: Path, tag: str, parent: str) -> tup
     )
     if "litert" in rows:  # the fp32 file of the same conversion: LiteRT's own fp32/int8 latency ratio
         rows["litert"]["fp32_p50_ms"] = round(litert_backend.p50_ms(made["fp32"], ctx.x_val[0], ctx.runs), 5)
-    return rows, {dest.name: sha}
+    # the fp32 .tflite is what the LiteRT rungs 2-3 quantize selectively: kept so a resumed ladder has it
+    fp32_dest = ctx.out / f"{tag}.fp32.tflite"
+    fp32_sha = publish_model(made["fp32"], fp32_dest, name=f"tflite_fp32_{tag}", parent=parent,
+                             config={"converter": "onnx2tf"}, precision="fp32")  # fmt: skip
+    return rows, {dest.name: sha, fp32_dest.name: fp32_sha}
 
 
 def still_valid(row: dict[str, Any], key: str, out: Path) -> bool:
@@ -155,6 +159,10 @@ OUTPUT_FILES = (
     "sensitivity.json",
     "mixed.int8.onnx",
     "ptq.int8.tflite",
+    "ptq.fp32.tflite",
+    "aeq.int8.tflite",
+    "mixed.int8.tflite",
+    "qat.fp32.tflite",
     "qat.fp32.onnx",
     "qat.int8.onnx",
     "qat.int8.tflite",

@@ -118,8 +118,9 @@ def _check_shapes(
 
 def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_drop: float = 0.01,
                runs: int = 300, raise_to: str = "float", runtimes: Sequence[str] = ("ort",),
-               qat: QatInputs | None = None) -> LadderResult:  # fmt: skip
+               qat: QatInputs | None = None, qat_always: bool = False) -> LadderResult:  # fmt: skip
     """Climb the rungs until each runtime's int8 model drops at most `max_drop`; everything lands in `out`.
+    With `qat_always`, rung 4 runs (given `qat`) even when an earlier rung holds the budget (`edgekd qat`).
 
     The pipeline's quantize stage calls it as
     `run_ladder(fp32_onnx, validation_npz, calibration_npz, stage_workdir, max_drop=budget,
@@ -194,7 +195,7 @@ def run_ladder(model: Path, data: Path, calibration: Path, out: Path, *, max_dro
                 "fp32": fp32,
                 "rows": [],
             }
-            return _climb(ctx, model_sha, base_key, ladder_path, ladder, old_rows, max_drop, raise_to, qat)
+            return _climb(ctx, model_sha, base_key, ladder_path, ladder, old_rows, max_drop, raise_to, qat, qat_always)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # made by mkdtemp above: ours alone
 
@@ -227,7 +228,8 @@ def _drop(row: dict[str, Any], runtime: str) -> float:
 
 
 def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, ladder: dict[str, Any],
-           old_rows: dict[Any, dict[str, Any]], max_drop: float, raise_to: str, qat: QatInputs | None) -> LadderResult:  # fmt: skip
+           old_rows: dict[Any, dict[str, Any]], max_drop: float, raise_to: str, qat: QatInputs | None,
+           qat_always: bool) -> LadderResult:  # fmt: skip
     out = ctx.out
     rows: list[dict[str, Any]] = ladder["rows"]
     reused: list[int] = []
@@ -263,7 +265,7 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
                 ctx, rung_mixed(ctx, sens, max_drop, ptq["files"][ptq["model"]], raise_to), sens, max_drop, raise_to
             ),
         )
-    if not holding() and qat is not None:
+    if (qat_always or not holding()) and qat is not None:
         # rung 4 depends on the inputs and the QAT settings only (not on rungs 2-3 or the budget)
         key4 = key_of(base_key, "qat", ctx.runtimes, qat.key(qat_module.state_hash(qat.student)))
         finish(4, key4, lambda: qat_module.rung_qat(ctx, qat, model_sha), chained=False)

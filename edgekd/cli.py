@@ -21,6 +21,7 @@ from edgekd.commands.bench import bench_app
 from edgekd.commands.distill import distill_cmd
 from edgekd.commands.export import export_cmd, quantize_cmd, verify_cmd
 from edgekd.commands.handoff import handoff_cmd
+from edgekd.commands.qat import qat_cmd
 from edgekd.commands.recipe import recipe_app
 from edgekd.commands.report import report_cmd
 from edgekd.commands.sweep import sweep_cmd
@@ -83,6 +84,7 @@ def run_cmd(
 app.command("distill")(distill_cmd)
 app.command("export")(export_cmd)
 app.command("quantize")(quantize_cmd)
+app.command("qat")(qat_cmd)
 app.command("verify")(verify_cmd)
 app.add_typer(bench_app, name="bench")
 app.command("handoff")(handoff_cmd)

@@ -7,6 +7,7 @@ imported inside.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekd import console
 
@@ -39,21 +40,32 @@ def run_and_print_ladder(
             }
         )
         return
-    for row in result.rows:
-        console.say(
-            f"rung {row['rung']} {row['name']:<16} accuracy {row['accuracy']:.4f}  drop {row['drop']:+.4f}  "
-            f"agreement {row['agreement']:.4f}  p50 {row['p50_ms']:.3f} ms  float ops: {', '.join(row['excluded']) or '-'}"
-            + (f"  int16 ops: {', '.join(row['int16'])}" if row.get("int16") else "")
-            + ("  (reused)" if row["rung"] in result.reused else "")
-        )
-        for runtime, figures in row.get("runtimes", {}).items():
-            if runtime != "ort":
-                p50 = "-" if figures["p50_ms"] is None else f"{figures['p50_ms']:.3f} ms"
-                console.say(
-                    f"    {runtime:<6} accuracy {figures['accuracy']:.4f}  drop {figures['drop']:+.4f}  "
-                    f"agreement {figures['agreement']:.4f}  p50 {p50}  ({figures['model']})"
-                )
+    print_rows(result.rows, result.reused)
     console.say(f"within the budget at rung {result.chosen['rung']}: {result.model}")
     for runtime, pick in result.recommended.items():
         if runtime != "ort":
             console.say(f"{runtime}: rung {pick['rung']} ({pick['name']}), {out / pick['model']}")
+
+
+def print_rows(rows: list[dict[str, Any]], reused: list[int]) -> None:
+    """One line per rung (ORT's figures), and one per other runtime that rung has a model for."""
+    for row in rows:
+        console.say(
+            f"rung {row['rung']} {row['name']:<16} accuracy {row['accuracy']:.4f}  drop {row['drop']:+.4f}  "
+            f"agreement {row['agreement']:.4f}  p50 {_ms(row['p50_ms'])}  float ops: {', '.join(row.get('excluded') or []) or '-'}"
+            + (f"  int16 ops: {', '.join(row['int16'])}" if row.get("int16") else "")
+            + ("  (reused)" if row["rung"] in reused else "")
+        )
+        for runtime, figures in row.get("runtimes", {}).items():
+            if runtime != "ort":
+                accuracy = "-" if figures.get("accuracy") is None else f"{figures['accuracy']:.4f}"
+                drop = "-" if figures.get("drop") is None else f"{figures['drop']:+.4f}"
+                agreement = "-" if figures.get("agreement") is None else f"{figures['agreement']:.4f}"
+                console.say(
+                    f"    {runtime:<6} accuracy {accuracy}  drop {drop}  agreement {agreement}  "
+                    f"p50 {_ms(figures.get('p50_ms'))}  ({figures.get('model', figures.get('error', '-'))})"
+                )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} ms"

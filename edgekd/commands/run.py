@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,14 @@ def run_recipe(
     force: bool = False,
     only: set[str] | None = None,
     strict: bool | list[str] | None = None,
+    adjust: Callable[[Recipe], Recipe] | None = None,
 ) -> Path:
     """Run a recipe. `strict`: None takes `[report] strict`; True fails on every warning verdict, a list on
-    the verdicts of those codes (edgekd.verdicts.select_failing)."""
+    the verdicts of those codes (edgekd.verdicts.select_failing). `adjust` changes the loaded recipe before
+    anything runs (a command's own settings, e.g. `edgekd qat`'s)."""
     recipe, base_dir = load_recipe(recipe_path)
+    if adjust is not None:
+        recipe = adjust(recipe)
     for name in only or ():
         if name not in STAGE_NAMES:
             raise unknown_name("stage", name, STAGE_NAMES, UsageError)
@@ -79,7 +84,8 @@ def run_recipe(
         finally:
             console.say(f"run directory: {run_dir}  ({time.perf_counter() - started:.1f} s)")
     report_path = run_dir / "report.json"
-    report = read_json(report_path) if report_path.exists() and _report_is_current(run_dir) else None
+    ran_report = only is None or "report" in only  # else report.json, if any, is an earlier run's
+    report = read_json(report_path) if ran_report and report_path.exists() and _report_is_current(run_dir) else None
     if report is not None:
         if console.is_json():
             console.emit_json(report)

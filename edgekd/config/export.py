@@ -69,11 +69,12 @@ class QuantizeConfig(_OrtQuantFields):
         "search, sensitivity, mixed precision, QAT) runs and the fastest model within it is kept per runtime; "
         "a budget no rung holds fails the run. Unset: one static int8 model, gated by [verify] only",
     )
-    qat: bool = Field(
+    qat: bool | Literal["always"] = Field(
         True,
-        description="with max_accuracy_drop: when no post-training rung holds the budget, fine-tune the "
+        description="with max_accuracy_drop: true: when no post-training rung holds the budget, fine-tune the "
         "fake-quantized student against the run's own teacher (quantization-aware distillation; needs a "
-        "torch teacher)",
+        'torch teacher); "always": fine-tune also when an earlier rung holds it, to see what QAT buys (the '
+        "fastest model within the budget is still the one kept; `edgekd qat RECIPE` runs this); false: never",
     )
     raise_to: Literal["float", "int16"] = Field(
         "float",

@@ -136,6 +136,7 @@ def run_quant_ladder(ctx: StageContext, onnx_fp32: Artifact, calibration: Artifa
             result = run_ladder(
                 onnx_fp32.path, validation, calibration.path, out, max_drop=options.max_accuracy_drop,
                 raise_to=options.raise_to, runtimes=ladder_runtimes(ctx.recipe), qat=qat,
+                qat_always=options.qat == "always",
             )  # fmt: skip
         except BudgetNotMetError as exc:
             # the ladder's rows are the user's evidence: kept as the stage's outputs (and in the report), and
@@ -167,7 +168,7 @@ def _summary(recipe: Recipe, rows: list[dict[str, Any]], recommended: dict[str, 
     }
 
 
-def _recipe_hint(qat: bool) -> str:
+def _recipe_hint(qat: bool | str) -> str:
     """The ladder's advice in the recipe's words (its own hint names the command line's options)."""
     qat_part = "" if qat else "set [quantize] qat = true (fine-tunes int8 with the run's teacher), "
     return (

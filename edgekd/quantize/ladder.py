@@ -79,7 +79,8 @@ def _outcome(best: dict[str, Any]) -> str:
     """'drops 0.0123 (accuracy 0.9700)', or why the model could not run in that runtime."""
     if best.get("drop") is None:
         return f"could not run: {best.get('error', 'no result')}"
-    return f"drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f})"
+    why = f" ({best['conversion_error']})" if best.get("conversion_error") else ""
+    return f"drops {best['drop']:.4f} (accuracy {best['accuracy']:.4f}){why}"
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,23 @@ def hardsigmoid_as_relu6(src: Path, dest: Path) -> list[str]:
     return rewritten
 
 
+def conversion_check(with_samples: Path, without: Path, x_val: np.ndarray, fp32_pred: np.ndarray) -> str | None:
+    """None, or what is wrong with onnx2tf's graph: the fp32 .tflite of the int8 conversion (given calibration
+    samples) and the one converted without them, each compared with the fp32 ONNX model's top-1 classes."""
+    noise = 2 / len(x_val)  # two validation samples
+    agree_with = float((predict(with_samples, x_val) == fp32_pred).mean())
+    agree_without = float((predict(without, x_val) == fp32_pred).mean())
+    if agree_with >= agree_without - noise and agree_without >= 1 - noise:
+        return None
+    if agree_with < agree_without - noise:
+        return (f"onnx2tf built a different graph when given the calibration samples: the fp32 .tflite of the int8 "
+                f"conversion agrees with the fp32 ONNX model on {agree_with:.1%} of the validation samples, the one "
+                f"converted without them on {agree_without:.1%}; this rung's int8 loss is the conversion's, not "
+                f"quantization's (rungs 2-3 quantize the second file)")  # fmt: skip
+    return (f"the fp32 .tflite from onnx2tf agrees with the fp32 ONNX model on only {agree_without:.1%} of the "
+            f"validation samples: the conversion, not quantization, loses accuracy")  # fmt: skip
+
+
 def predict(path: Path, x: np.ndarray) -> np.ndarray:
     """Class predictions of a .tflite (with the converter's sidecar) in LiteRT, one sample at a time."""
     from edgekd.artifacts import load_artifact

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,7 +216,10 @@ def train_qat(
     """Quantization-aware distillation with `qat.threads` torch threads (see _train_qat)."""
     from edgekd.distill.train import torch_threads
 
-    with torch_threads(qat.threads):
+    with torch_threads(qat.threads), warnings.catch_warnings():
+        # torch's own deprecation inside deepcopy of an exported graph (copyreg -> LeafSpec): nothing the user can
+        # act on, printed once per epoch otherwise
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         return _train_qat(qat, x_calib, x_val, y_val)
 
 

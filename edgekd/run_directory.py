@@ -149,8 +149,8 @@ def is_sidecar(path: Path) -> bool:
 def output_kinds(entries: list[Path]) -> dict[str, tuple[str, str | None]]:
     """name -> (kind, the bundle's zip name or None) for the entries of a stage's workdir (see ARTIFACT...).
 
-    A file with neither a sidecar nor an artifact beside it has no kind: nothing says edgekd wrote it, so nothing
-    can say an existing one was; none of the stages writes one."""
+    Every file that is not a sidecar is an artifact: edgekd writes a sidecar beside every file, so an existing
+    file of that name without one is not edgekd's (a stage writing a lone file would be refused its own rerun)."""
     names = {entry.name for entry in entries}
     kinds: dict[str, tuple[str, str | None]] = {}
     for entry in entries:
@@ -159,10 +159,10 @@ def output_kinds(entries: list[Path]) -> dict[str, tuple[str, str | None]]:
             kinds[entry.name] = (BUNDLE, zip_name if zip_name in names else None)
         elif entry.is_dir():
             kinds[entry.name] = (FOLDER, None)
-        elif f"{entry.name}.json" in names:
-            kinds[entry.name] = (ARTIFACT, None)
         elif entry.name.endswith(".json") and entry.name.removesuffix(".json") in names:
             kinds[entry.name] = (SIDECAR, None)
+        else:
+            kinds[entry.name] = (ARTIFACT, None)
     return kinds
 
 

@@ -107,3 +107,16 @@ def test_a_users_file_named_like_a_sidecar_is_refused_and_kept(tmp_path: Path) -
     (run.path / "handoff.json").write_text(SIDECAR)  # an earlier run's sidecar: replaced
     commit(run, workdir, [])
     assert (run.path / "handoff" / "model_data.cc").read_text() == "// new bundle\n"
+
+
+def test_a_file_without_a_sidecar_never_replaces_a_users_file(tmp_path: Path) -> None:
+    """A stage output without a sidecar (none is written today) was moved over any file of its name."""
+    run = RunDirectory(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "notes.txt").write_text("mine\n")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "notes.txt").write_text("a stage's\n")
+    with pytest.raises(UsageError, match="notes.txt exists and edgekd did not write it"):
+        commit(run, workdir, [])
+    assert (run.path / "notes.txt").read_text() == "mine\n"

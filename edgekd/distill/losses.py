@@ -55,7 +55,8 @@ def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.T
     """Pearson correlation of each row of `a` with the same row of `b` (the cosine of the centred rows)."""
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+    correlation: torch.Tensor = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+    return correlation
 
 
 def _soft_inputs(student: torch.Tensor, teacher: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +71,18 @@ def _check_pair(student: torch.Tensor, teacher: torch.Tensor) -> None:
         )
 
 
-def _build_loss_classes() -> dict[str, type]:
+def logit_pair(
+    student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(s, y, t): the checked student and teacher logits as (N, C) and the targets as (N,), what every logit
+    loss starts from."""
+    _check_pair(student_out, teacher_out)
+    s, y = flatten_logits(student_out, targets)
+    t, _ = flatten_logits(teacher_out)
+    return s, cast("torch.Tensor", y), t  # targets given: flattened, never None
+
+
+def _build_loss_classes() -> dict[str, type[nn.Module]]:
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -89,11 +101,9 @@ def _build_loss_classes() -> dict[str, type]:
         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
             """(s, y, t, zs, zt): the (N, C) student and teacher logits, the (N,) targets, and the logits the
             soft terms use (z-scored per row with `standardize`, else s and t themselves)."""
-            _check_pair(student_out, teacher_out)
-            s, y = flatten_logits(student_out, targets)
-            t, _ = flatten_logits(teacher_out)
+            s, y, t = logit_pair(student_out, teacher_out, targets)
             zs, zt = _soft_inputs(s, t, self.standardize)
-            return s, cast("torch.Tensor", y), t, zs, zt  # targets given: flattened, never None
+            return s, y, t, zs, zt
 
     class HintonKD(SoftTargetLoss):
         """Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network" (2015), arXiv:1503.02531.
@@ -188,9 +198,7 @@ def _build_loss_classes() -> dict[str, type]:
         """
 
         def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            _check_pair(student_out, teacher_out)
-            s, y = flatten_logits(student_out, targets)
-            t, _ = flatten_logits(teacher_out)
+            s, y, t = logit_pair(student_out, teacher_out, targets)
             return F.cross_entropy(s, torch.where(y == IGNORE, t.argmax(dim=1), y))
 
     class FitNetsHint(nn.Module):
@@ -227,10 +235,10 @@ def _build_loss_classes() -> dict[str, type]:
     return {"hinton": HintonKD, "dkd": DKD, "dist": DIST, "pseudo_labels": PseudoLabelCE, "fitnets": FitNetsHint}
 
 
-_CLASSES: dict[str, type] = {}
+_CLASSES: dict[str, type[nn.Module]] = {}
 
 
-def loss_class(kind: str) -> type:
+def loss_class(kind: str) -> type[nn.Module]:
     """The loss module class registered under `kind` (hinton, dkd, dist, pseudo_labels, fitnets)."""
     if not _CLASSES:
         _CLASSES.update(_build_loss_classes())

@@ -179,3 +179,18 @@ def bench_cells(row: dict[str, Any]) -> dict[str, Any]:
         "load": ms(row.get("init_ms")),
         "energy / inference": joules(energy) if energy is not None else "n/a",
     }
+
+
+def distill_rows(distill: dict[str, Any]) -> list[list[str]]:
+    """Teacher, KD student and scratch student: label, accuracy, params, FLOPs and size (both reports' table)."""
+    roles = (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))
+    return [
+        [
+            label,
+            pct(distill.get(f"{role}_accuracy")),
+            count(distill.get(f"{role}_params")),
+            count(distill.get(f"{role}_flops")),
+            size(distill.get(f"{role}_size_bytes")),
+        ]
+        for role, label in roles
+    ]

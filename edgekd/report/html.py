@@ -113,16 +113,7 @@ def distill_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     distill = report.get("distill")
     if not distill:
         return '<section id="distill"><h2>Distillation</h2><p class="note">The distill stage did not run.</p></section>'
-    rows = [
-        [
-            label,
-            fmt.pct(distill.get(f"{role}_accuracy")),
-            fmt.count(distill.get(f"{role}_params")),
-            fmt.count(distill.get(f"{role}_flops")),
-            fmt.size(distill.get(f"{role}_size_bytes")),
-        ]
-        for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))
-    ]
+    rows = fmt.distill_rows(distill)
     gap_text = fmt.kd_gap(distill)
     gap = f"<p>KD student minus scratch student: <b>{_e(gap_text)}</b>.</p>" if gap_text else ""
     agreement_text = fmt.teacher_agreement(distill)

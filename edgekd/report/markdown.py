@@ -81,16 +81,7 @@ def distill_section(report: dict[str, Any]) -> list[str]:
     distill = report.get("distill")
     if not distill:
         return []
-    rows = [
-        [
-            label,
-            fmt.pct(distill.get(f"{role}_accuracy")),
-            fmt.count(distill.get(f"{role}_params")),
-            fmt.count(distill.get(f"{role}_flops")),
-            fmt.size(distill.get(f"{role}_size_bytes")),
-        ]
-        for role, label in (("teacher", "teacher"), ("student", "KD student"), ("scratch", "scratch student"))
-    ]
+    rows = fmt.distill_rows(distill)
     lines = ["## Distillation", ""]
     lines += table(["model", "accuracy", "params", "FLOPs", "size"], rows, "lrrrr")
     gap = fmt.kd_gap(distill)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.report import formatting as fmt
+from edgekd.report import profiles as per_op
 from edgekd.report.html_parts import esc as _e
 from edgekd.report.html_parts import figure, html_table
 from edgekd.report.plots import Plot
@@ -91,13 +92,11 @@ def energy_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
 
 
 def cold_start_section(report: dict[str, Any]) -> str:
-    from edgekd.report.profiles import COLD_START_HEADER, cold_start_rows
-
-    rows = cold_start_rows(report)
+    rows = per_op.cold_start_rows(report)
     if not rows:
         return ""
     return (
-        f'<section id="coldstart"><h2>Cold start</h2>{html_table(COLD_START_HEADER, rows, numeric={2, 3, 4, 5})}'
+        f'<section id="coldstart"><h2>Cold start</h2>{html_table(per_op.COLD_START_HEADER, rows, numeric={2, 3, 4, 5})}'
         '<p class="note">Load = session/interpreter creation; RSS after the first inference, and of it what the '
         "model adds to the runtime's empty-model baseline.</p></section>"
     )
@@ -105,24 +104,16 @@ def cold_start_section(report: dict[str, Any]) -> str:
 
 def profile_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
     """Per-op profiles: the time-by-op-type plot, per artifact the slowest ops and op types, fp32 vs int8."""
-    from edgekd.report.profiles import (
-        COMPARISON_HEADER,
-        TOP_OPS,
-        comparison_rows,
-        profile_caption,
-        profile_tables,
-        responsible_text,
-    )
-
     profiles = report.get("profiles") or []
     if not profiles:
         return ""
     parts = ['<section id="profile"><h2>Where the time goes (per-op profiles)</h2>', figure(plots.get("profile"))]
     for entry in report.get("profile_comparisons") or []:
-        rows = comparison_rows(entry)
+        rows = per_op.comparison_rows(entry)
         parts.append(
             f"<h3>fp32 vs int8: {_e(entry['fp32'])} → {_e(entry['int8'])} on {_e(entry['target'])}</h3>"
-            f"<p>{_e(responsible_text(entry))}</p>" + html_table(COMPARISON_HEADER, rows, numeric={1, 2, 3, 4})
+            f"<p>{_e(per_op.responsible_text(entry))}</p>"
+            + html_table(per_op.COMPARISON_HEADER, rows, numeric={1, 2, 3, 4})
         )
     for data in profiles:
         title = f"{_e(data.get('artifact'))} on {_e(data.get('target'))}"
@@ -132,10 +123,10 @@ def profile_section(report: dict[str, Any], plots: dict[str, Plot]) -> str:
                 f"{_e(data.get('profile_unavailable') or 'no rows')}</p>"
             )
             continue
-        top_header, top, type_header, types = profile_tables(data)
+        top_header, top, type_header, types = per_op.profile_tables(data)
         parts.append(
-            f"<details open><summary>{title}: top {TOP_OPS} ops and time by op type</summary>"
-            f'<p class="note">{_e(profile_caption(data))}</p>'
+            f"<details open><summary>{title}: top {per_op.TOP_OPS} ops and time by op type</summary>"
+            f'<p class="note">{_e(per_op.profile_caption(data))}</p>'
             f"{html_table(top_header, top, numeric={3, 4, 5})}{html_table(type_header, types, numeric={1, 2, 3})}"
             "</details>"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.report import formatting as fmt
+from edgekd.report import profiles as per_op
 from edgekd.report.quantization import markdown_section as quantization_markdown
 
 
@@ -134,25 +135,14 @@ def bench_section(report: dict[str, Any]) -> list[str]:
 
 def cold_start_section(report: dict[str, Any]) -> list[str]:
     """Load time, first inference and memory after it, per artifact and target (the runner measures them)."""
-    from edgekd.report.profiles import COLD_START_HEADER, cold_start_rows
-
-    rows = cold_start_rows(report)
+    rows = per_op.cold_start_rows(report)
     if not rows:
         return []
-    return ["## Cold start", "", *table(COLD_START_HEADER, rows, "llrrrr"), ""]
+    return ["## Cold start", "", *table(per_op.COLD_START_HEADER, rows, "llrrrr"), ""]
 
 
 def profile_section(report: dict[str, Any]) -> list[str]:
     """Where the time goes: per profiled artifact the slowest ops and time by op type, then fp32 vs int8."""
-    from edgekd.report.profiles import (
-        COMPARISON_HEADER,
-        TOP_OPS,
-        comparison_rows,
-        profile_caption,
-        profile_tables,
-        responsible_text,
-    )
-
     profiles = report.get("profiles") or []
     if not profiles:
         return []
@@ -162,19 +152,19 @@ def profile_section(report: dict[str, Any]) -> list[str]:
         if data.get("profile_unavailable") or not data.get("rows"):
             lines += [title, "", f"No per-op profile: {cell(data.get('profile_unavailable') or 'no rows')}", ""]
             continue
-        top_header, top, type_header, types = profile_tables(data)
-        lines += [title, "", cell(profile_caption(data)), "", f"Top {TOP_OPS} ops:", ""]
+        top_header, top, type_header, types = per_op.profile_tables(data)
+        lines += [title, "", cell(per_op.profile_caption(data)), "", f"Top {per_op.TOP_OPS} ops:", ""]
         lines += table(top_header, top, "lllrrr") + ["", "Time by op type:", ""]
         lines += table(type_header, types, "lrrrl") + [""]
     for entry in report.get("profile_comparisons") or []:
         lines += [
             f"### fp32 vs int8: {cell(entry['fp32'])} → {cell(entry['int8'])} on {cell(entry['target'])}",
             "",
-            cell(responsible_text(entry)),
+            cell(per_op.responsible_text(entry)),
             "",
         ]
-        rows = comparison_rows(entry)
-        lines += table(COMPARISON_HEADER, rows, "lrrrrl") + [""]
+        rows = per_op.comparison_rows(entry)
+        lines += table(per_op.COMPARISON_HEADER, rows, "lrrrrl") + [""]
     return lines
 
 

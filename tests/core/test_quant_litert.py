@@ -176,3 +176,36 @@ def test_hardsigmoid_becomes_relu6_and_runs_in_tflm(tmp_path: Path) -> None:
     y = np.asarray(before.run(None, {"x": x[:1]})[0]).argmax()  # any labels: the point is that TFLM runs it
     figures = litert_backend.measure(made["int8"], x[:4], np.full(4, y), np.full(4, y), 1.0, 2, ("tflm",))["tflm"]
     assert figures["accuracy"] is not None and "error" not in figures
+
+
+@pytest.mark.slow
+def test_onnx2tf_softmax_layout_error_is_named_and_the_fp32_file_is_right(tmp_path: Path) -> None:
+    """One pre-norm transformer block (8 tokens: an 8x8 attention matrix), seeded and untrained, exported with a
+    fixed batch of 1 by torch's dynamo exporter. Given several calibration samples, onnx2tf takes the softmax over
+    the query axis; converted without them it does not. The rung-1 rows say so; the kept fp32 file is right."""
+    import torch
+
+    from edgekd.quantize import ort_backend
+    from edgekd.quantize.ladder_state import RungContext, tflite_rows
+    from tests.core import quant_cases as qc
+
+    torch.manual_seed(0)
+    model = qc.TransformerStudent().eval()
+    with torch.no_grad():
+        model.qkv.weight *= 4.0  # sharper attention than at initialisation: a transposed softmax then matters
+    onnx_path = qc.export_onnx(model, tmp_path / "block.onnx")
+    data = qc.digits()
+    x_val, x_calib = data["x_val"][:200], data["x_calib"][:64]
+    fp32_pred = ort_backend.predict(onnx_path, x_val)  # labels: the float model's classes (accuracy 1.0)
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    ctx = RungContext(out, work, onnx_path, onnx_path, x_val, fp32_pred, x_calib, fp32_pred, 1.0, 5, ("ort", "litert"))
+    with ort_backend.temp_dir_inside(work):
+        rows, files = tflite_rows(ctx, onnx_path, "ptq", parent="0" * 64)
+    litert = rows["litert"]
+    assert "onnx2tf built a different graph when given the calibration samples" in litert["conversion_error"]
+    assert litert["agreement"] < 0.98  # the int8 file inherits the wrong graph (an untrained head: a few flips)
+    assert set(files) == {"ptq.int8.tflite", "ptq.fp32.tflite"}
+    from edgekd.quantize import litert_backend
+
+    assert (litert_backend.predict(out / "ptq.fp32.tflite", x_val) == fp32_pred).mean() == 1.0

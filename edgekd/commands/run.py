@@ -48,13 +48,13 @@ def run_recipe(
     for name in only or ():
         if name not in STAGE_NAMES:
             raise unknown_name("stage", name, STAGE_NAMES, UsageError)
-    preflight.check_recipe(recipe, only, base_dir)
+    run_dir = run_directory(recipe, base_dir, out)
+    preflight.check_recipe(recipe, only, base_dir, run_dir)
     preflight.check_verdict_codes(strict)
     chosen = recipe.report.strict  # true, or the verdict codes that fail the run
     strict_codes: bool | list[str] = (
         strict if strict is not None else chosen if isinstance(chosen, bool) else list(chosen)
     )
-    run_dir = run_directory(recipe, base_dir, out)
     pipeline = Pipeline(default_stages(), recipe, base_dir, run_dir)
     started = time.perf_counter()
     console.say(f"[bold]edgekd run[/] {recipe_path} → {run_dir}")

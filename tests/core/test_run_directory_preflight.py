@@ -100,11 +100,6 @@ def test_other_files_of_the_user_are_left_to_live_beside_the_run(tmp_path: Path)
     preflight.check_recipe(parse_recipe({}), None, tmp_path, run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs edgekd/commands/run.py to compute run_dir before preflight and call "
-    "preflight.check_recipe(recipe, only, base_dir, run_dir) (owned by the lead; remove this mark then)",
-)
 def test_run_into_a_folder_holding_a_users_report_md_fails_before_the_teacher_trains(tmp_path: Path) -> None:
     _write_recipe(tmp_path)
     run = tmp_path / "run"

@@ -209,3 +209,24 @@ def test_onnx2tf_softmax_layout_error_is_named_and_the_fp32_file_is_right(tmp_pa
     from edgekd.quantize import litert_backend
 
     assert (litert_backend.predict(out / "ptq.fp32.tflite", x_val) == fp32_pred).mean() == 1.0
+
+
+@pytest.mark.slow
+def test_raise_to_int16_keeps_the_fragile_op_integer_at_16x8(hard_case: dict[str, Path], tmp_path: Path) -> None:
+    """raise_to="int16": the stem (and the input it alone reads) gets 16-bit activations with int8 weights
+    (TFLite's 16x8), which TFLM also runs; the rest stays int8 and nothing is float."""
+    run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS, runtimes=RUNTIMES,
+               raise_to="int16")  # fmt: skip
+    ladder = json.loads((tmp_path / "ladder.json").read_text())
+    mixed = ladder["rows"][2]["runtimes"]
+    stem = _reader_of_input(tmp_path, np.load(hard_case["calibration"])["x"])
+    assert mixed["litert"]["int16"] == sorted(stem) and mixed["litert"]["excluded"] == []
+    assert mixed["litert"]["drop"] <= 0.01 and mixed["tflm"]["drop"] <= 0.01
+    assert ladder["recommended"]["tflm"]["model"] == "mixed.int8.tflite"
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(str(tmp_path / "mixed.int8.tflite"))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int16
+    details = interpreter.get_tensor_details()
+    kinds = {details[op["outputs"][0]]["dtype"] for op in interpreter._get_ops_details()}
+    assert np.float32 not in kinds and {np.int16, np.int8} <= kinds

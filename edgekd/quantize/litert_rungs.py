@@ -183,10 +183,15 @@ class Selective:
         except (ValueError, RuntimeError, KeyError) as exc:  # AEQ refuses a recipe it cannot apply: say which
             raise ConversionError(f"ai-edge-quantizer could not quantize {self.fp32.name} (float: {list(float_ops)}, "
                                   f"int16: {list(int16_ops)}): {exc}", hint="keep the ladder's other rungs") from exc  # fmt: skip
+        from edgekd.verify.model_io import tflite_tensor_specs
+
         assert made.quantized_model is not None  # quantize() always returns the model it made
         dest.write_bytes(bytes(made.quantized_model))
+        spec = self.artifact.inputs[0] if self.artifact.inputs else None
+        layout = spec.layout if spec is not None and spec.layout == "NCHW" else "NHWC"
+        inputs, outputs = tflite_tensor_specs(dest, image_layout=layout)  # this file's dtypes and quantization
         create_artifact(dest, name=dest.stem.replace(".", "_"), format="tflite", precision="int8",
-                        inputs=self.artifact.inputs, outputs=self.artifact.outputs, producer="quant_ladder",
+                        inputs=inputs, outputs=outputs, producer="quant_ladder",
                         config={"quantizer": "ai-edge-quantizer", "float_ops": list(float_ops),
                                 "int16_ops": list(int16_ops),
                                 "input": "float" if float_input else "int16" if int16_input else "int8"})  # fmt: skip

@@ -230,3 +230,7 @@ def test_raise_to_int16_keeps_the_fragile_op_integer_at_16x8(hard_case: dict[str
     details = interpreter.get_tensor_details()
     kinds = {details[op["outputs"][0]]["dtype"] for op in interpreter._get_ops_details()}
     assert np.float32 not in kinds and {np.int16, np.int8} <= kinds
+    from edgekd.artifacts import load_artifact
+
+    spec = load_artifact(tmp_path / "mixed.int8.tflite").inputs[0]  # the sidecar describes this file's input
+    assert spec.dtype == "int16" and spec.quant is not None and spec.layout == "NHWC"

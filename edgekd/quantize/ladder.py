@@ -288,6 +288,10 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
             r: {k: b.get(k) for k in ("rung", "name", "drop", "accuracy", "error")} for r, b in not_met.items()
         }
         write_json(ladder_path, ladder, name="quant_ladder", parent=model_sha)
+        aeq_errors = [f"rung {r['rung']}: {r['litert_error']}" for r in rows if r.get("litert_error")]
+        for runtime, best in not_met.items():  # LiteRT rungs 2-3 that could not run are part of the answer
+            if runtime != "ort" and aeq_errors:
+                best["conversion_error"] = "; ".join(filter(None, [best.get("conversion_error"), *aeq_errors]))
         first, *others = not_met.values()
         raise BudgetNotMetError(max_drop, first, others)
     chosen = next(r for r in rows if r["rung"] == recommended["ort"]["rung"])

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConversionError
+from edgekd.errors import ConversionError, ModelError
 from edgekd.quantize import litert_backend
 from edgekd.quantize.ladder_state import RungContext, publish_model
 
@@ -230,25 +230,38 @@ def tflite_runtimes(ctx: RungContext) -> tuple[str, ...]:
 def sensitivity(ctx: RungContext, parent: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, str]]:
     """Rung 2 for LiteRT: (the `litert` section of sensitivity.json, the rows of `aeq.int8.tflite`, its files)."""
     candidates: list[tuple[float, float, int, Selective, Path]] = []
+    failed: list[str] = []
     for calibration in CALIBRATIONS:
-        selective = Selective(ctx.out / FP32_FILE, ctx.x_calib, calibration)
-        path = selective.make(ctx.work / f"aeq.{calibration}.tflite")
-        pred = litert_backend.predict(path, ctx.x_val)
+        try:
+            selective = Selective(ctx.out / FP32_FILE, ctx.x_calib, calibration)
+            path = selective.make(ctx.work / f"aeq.{calibration}.tflite")
+            pred = litert_backend.predict(path, ctx.x_val)
+        except (ConversionError, ModelError) as exc:
+            failed.append(f"{calibration}: {exc.message}")
+            continue
         accuracy, agreement = float((pred == ctx.y_val).mean()), float((pred == ctx.fp32_pred).mean())
         candidates.append((accuracy, agreement, -len(candidates), selective, path))
+    if not candidates:
+        raise ConversionError(f"ai-edge-quantizer made no int8 model LiteRT runs ({'; '.join(failed)})",
+                              hint="the LiteRT rows of rung 1 stand; keep the fp32 .tflite or use ORT")  # fmt: skip
     base_accuracy, _, _, selective, baseline = max(candidates, key=lambda c: c[:3])  # ties: the earlier one
     selective.make(baseline)  # the quantizer's last model is the one validate compares
     errors = selective.tensor_errors(ctx.x_val[:DEBUG_SAMPLES])
     ops: list[dict[str, Any]] = []
     for name, op_type in selective.ops:
-        variant = selective.make(ctx.work / "aeq.only_float.tflite", float_ops=[name])
-        accuracy = float((litert_backend.predict(variant, ctx.x_val) == ctx.y_val).mean())
         found = errors.get(name, {})
-        ops.append({"node": name, "op_type": op_type, "runtime": "litert",
-                    "sqnr_db": _decibels(found.get("snr")), "cosine": _finite(found.get("cosine_similarity")),
-                    "accuracy_if_float": round(accuracy, 6), "accuracy_gain": round(accuracy - base_accuracy, 6)})  # fmt: skip
+        op = {"node": name, "op_type": op_type, "runtime": "litert", "sqnr_db": _decibels(found.get("snr")),
+              "cosine": _finite(found.get("cosine_similarity"))}  # fmt: skip
+        try:
+            variant = selective.make(ctx.work / "aeq.only_float.tflite", float_ops=[name])
+            accuracy = float((litert_backend.predict(variant, ctx.x_val) == ctx.y_val).mean())
+        except (ConversionError, ModelError) as exc:  # this op cannot be raised alone: ranked last, not raised
+            ops.append({**op, "accuracy_if_float": None, "accuracy_gain": None, "error": exc.message})
+            continue
+        ops.append({**op, "accuracy_if_float": round(accuracy, 6), "accuracy_gain": round(accuracy - base_accuracy, 6)})
     noise = NOISE_SAMPLES / len(ctx.y_val)
-    ops.sort(key=lambda o: (-(o["accuracy_gain"] if o["accuracy_gain"] >= noise else 0.0), _or_inf(o["sqnr_db"])))
+    ops.sort(key=lambda o: ("error" in o, -(o["accuracy_gain"] if (o["accuracy_gain"] or 0.0) >= noise else 0.0),
+                            _or_inf(o["sqnr_db"])))  # fmt: skip
     for rank, op in enumerate(ops, start=1):
         op["rank"] = rank
     dest = ctx.out / "aeq.int8.tflite"
@@ -350,12 +363,15 @@ def with_sensitivity(ctx: RungContext, row: dict[str, Any], ptq: dict[str, Any],
     missing = available()
     if missing:
         return {**row, "litert_error": missing}
-    section, rows, files = sensitivity(ctx, ptq["files"][ptq["model"]])
+    try:
+        section, rows, files = sensitivity(ctx, ptq["files"][ptq["model"]])
+    except (ConversionError, ModelError) as exc:  # AEQ or LiteRT refused the model: ORT's rungs still stand
+        return {**row, "litert_error": exc.message}
     path = ctx.out / "sensitivity.json"
     report = json.loads(path.read_text(encoding="utf-8"))
     report["litert"] = section
     sha = write_json(path, report, name="sensitivity", parent=ptq["files"][ptq["model"]])
-    ranking = [op["node"] for op in section["ops"]]
+    ranking = [op["node"] for op in section["ops"] if "error" not in op]
     return {**row, "runtimes": rows, "files": {**row["files"], path.name: sha, **files}, "litert_ranking": ranking,
             "litert_most_sensitive": ranking[0] if ranking else None, "litert_calibration": section["calibration"]}  # fmt: skip
 
@@ -367,5 +383,10 @@ def with_mixed(ctx: RungContext, row: dict[str, Any], sens: dict[str, Any], max_
     ranking = sens.get("litert_ranking")
     if not ranking or not _missing(sens, tflite_runtimes(ctx), max_drop):
         return row
-    rows, files = mixed(ctx, ranking, max_drop, raise_to, sens["files"]["aeq.int8.tflite"], sens["litert_calibration"])
+    try:
+        rows, files = mixed(
+            ctx, ranking, max_drop, raise_to, sens["files"]["aeq.int8.tflite"], sens["litert_calibration"]
+        )
+    except (ConversionError, ModelError) as exc:
+        return {**row, "litert_error": exc.message}
     return {**row, "runtimes": {**row["runtimes"], **rows}, "files": {**row["files"], **files}}

@@ -234,3 +234,31 @@ def test_raise_to_int16_keeps_the_fragile_op_integer_at_16x8(hard_case: dict[str
 
     spec = load_artifact(tmp_path / "mixed.int8.tflite").inputs[0]  # the sidecar describes this file's input
     assert spec.dtype == "int16" and spec.quant is not None and spec.layout == "NHWC"
+
+
+@pytest.mark.slow
+def test_a_model_ai_edge_quantizer_refuses_keeps_ort_and_names_why(
+    climbed: dict[str, Any], hard_case: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AEQ refusing the model (here: every recipe) does not fail ORT's rungs; the not-met message says why."""
+    from edgekd.errors import ConversionError
+    from edgekd.quantize.ladder import BudgetNotMetError
+
+    out = tmp_path / "ladder"
+    shutil.copytree(climbed["out"], out)
+    ladder = json.loads((out / "ladder.json").read_text())
+    ladder["rows"] = ladder["rows"][:1]  # rung 1 reused; rungs 2-3 run again
+    (out / "ladder.json").write_text(json.dumps(ladder))
+
+    def refused(self: litert_rungs.Selective, dest: Path, *args: Any, **kwargs: Any) -> Path:
+        raise ConversionError("ai-edge-quantizer could not quantize ptq.fp32.tflite: unsupported op", hint="-")
+
+    monkeypatch.setattr(litert_rungs.Selective, "make", refused)
+    with pytest.raises(BudgetNotMetError) as caught:
+        run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], out, runs=RUNS, runtimes=RUNTIMES)
+    message = " ".join(str(caught.value).split())
+    assert "int8 in litert cannot hold the accuracy budget (max drop 0.0100): best rung 1 (ptq) drops" in message
+    assert "rung 2: ai-edge-quantizer made no int8 model LiteRT runs (minmax: ai-edge-quantizer could not" in message
+    rows = json.loads((out / "ladder.json").read_text())["rows"]
+    assert [r["rung"] for r in rows] == [1, 2, 3] and rows[2]["runtimes"]["ort"]["drop"] <= 0.01
+    assert set(json.loads((out / "ladder.json").read_text())["recommended"]) == {"ort"}

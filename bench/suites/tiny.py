@@ -14,7 +14,7 @@ Accuracy (rows "fashion_mnist ..."): examples/fashion_mnist.toml run by `edgekd 
 dataset-fashion-mnist; train + t10k pooled, split seeded and stratified with the example's 1/7 test share),
 with the epochs this shared 2-core machine can afford (ACCURACY_EDITS; the teacher 32 wide instead of 64):
 EDGEKD_BENCH_TINY_LIMIT images (0: all 70,000, batch 128; else a stratified subset, batch 32) and
-EDGEKD_BENCH_TINY_EPOCHS epochs each, one seed; the rows say which were used: the CNN teacher, the KD ResNet-8 and the
+EDGEKD_BENCH_TINY_EPOCHS epochs each, for each [run] seed of EDGEKD_BENCH_TINY_SEEDS (default 0; the rows say which were used): the CNN teacher, the KD ResNet-8 and the
 from-scratch ResNet-8; the firmware-path row is the int8 student run in TensorFlow Lite Micro over the whole
 test split; the int8 student is then handed off for Ethos-U55 to get Vela's estimates. The work directory (EDGEKD_BENCH_TINY_WORK, default /tmp/edgekd-bench-tiny) keeps the
 run's stage cache, so an interrupted suite resumes where it stopped.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,7 @@ WORK = Path(os.environ.get("EDGEKD_BENCH_TINY_WORK", Path(tempfile.gettempdir())
 # BatchNorm keeps Keras' momentum 0.99, so its running statistics need a few hundred steps), one seed.
 FULL_LIMIT = int(os.environ.get("EDGEKD_BENCH_TINY_LIMIT", "20000"))  # 0: all 70,000 images (batch 128 then)
 EPOCHS = int(os.environ.get("EDGEKD_BENCH_TINY_EPOCHS", "1"))  # teacher, KD student and scratch baseline alike
+SEEDS = [int(s) for s in os.environ.get("EDGEKD_BENCH_TINY_SEEDS", "0").split(",")]  # [run] seed: split, init, order
 ACCURACY_EDITS = [
     (r"model = \{ arch = \"cnn\", width = 64, depth = 3 \}", 'model = { arch = "cnn", width = 32, depth = 3 }', 1),
     (r"epochs = 8,", f"epochs = {EPOCHS},", 1),  # teacher
@@ -180,10 +182,33 @@ def accuracy_recipe(quick: bool) -> str:
 
 
 def fashion_rows(quick: bool) -> list[dict[str, Any]]:
-    """Teacher, KD ResNet-8, scratch ResNet-8 and the int8 student in TFLM on Fashion-MNIST, via `edgekd run`."""
+    """Teacher, KD ResNet-8, scratch ResNet-8 and the int8 student in TFLM on Fashion-MNIST, via `edgekd run`, per
+    seed of EDGEKD_BENCH_TINY_SEEDS; with several seeds, KD minus scratch per seed and its mean."""
+    rows = [row for seed in SEEDS for row in _fashion_seed(quick, seed)]
+    if len(SEEDS) > 1:
+        accuracy = {
+            (r["model"], r["seed"]): r["fp32_accuracy"] for r in rows if "fp32_accuracy" in r and "runtime" not in r
+        }
+        gaps = [
+            100 * (accuracy[("fashion_mnist resnet8 KD", s)] - accuracy[("fashion_mnist resnet8 scratch", s)])
+            for s in SEEDS
+        ]
+        rows.append({"model": "fashion_mnist KD - scratch (points)", "seed": ",".join(map(str, SEEDS)),
+                     "per_seed": [round(g, 2) for g in gaps], "mean": round(statistics.mean(gaps), 2),
+                     "std": round(statistics.stdev(gaps), 2)})  # fmt: skip
+    return rows
+
+
+def _fashion_seed(quick: bool, seed: int) -> list[dict[str, Any]]:
     WORK.mkdir(parents=True, exist_ok=True)
-    recipe = WORK / ("fashion_quick.toml" if quick else "fashion.toml")
-    recipe.write_text(accuracy_recipe(quick), encoding="utf-8")
+    name = ("fashion_quick" if quick else "fashion") + (f"_seed{seed}" if seed else "")
+    recipe = WORK / f"{name}.toml"
+    text, count = re.subn(
+        r"\[run\]\nname = (.*)\nseed = 0\n", f"[run]\nname = \\1\nseed = {seed}\n", accuracy_recipe(quick)
+    )
+    if count != 1:
+        raise RuntimeError(f"[run] seed = 0 not found in {EXAMPLE}")
+    recipe.write_text(text, encoding="utf-8")
     out = WORK / recipe.stem
     env = dict(os.environ, EDGEKD_HISTORY=str(WORK / "history.sqlite"))  # never the user-wide history
     start = time.perf_counter()
@@ -194,7 +219,7 @@ def fashion_rows(quick: bool) -> list[dict[str, Any]]:
     stages = {s.get("stage", s.get("name", str(i))): s.get("seconds") for i, s in enumerate(report["stages"])}
     history = json.loads((out / "history.json").read_text())
     data = f"Fashion-MNIST {distill['train_samples']:,} train / {distill['test_samples']:,} test"
-    common = {"data": data, "seed": 0}  # the example's [run] seed
+    common = {"data": data, "seed": seed}
     rows = [
         {"model": "fashion_mnist teacher cnn", **common, "params": distill["teacher_params"],
          "macs": distill["teacher_flops"] // 2, "epochs": _epochs(recipe, "teacher"), "fp32_accuracy": distill["teacher_accuracy"]},
@@ -269,7 +294,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
     the reference model's MACs): same chip and TFLM's reference build, so it is an estimate of the order of
     magnitude, not a measurement.
     """
-    by_model = {row["model"]: row for row in rows}
+    by_model = {row["model"]: row for row in reversed(rows)}  # the first seed's rows when there are several
     lines = [
         (
             "| task | MLPerf Tiny target | reference v0.5 (TFLM 2.3.1, L4R5ZI): quality / latency / energy | ST v1.1 "

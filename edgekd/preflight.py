@@ -342,9 +342,10 @@ def build_student(recipe: Recipe, facts: DataFacts) -> nn.Module:
 
 def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:
     """TFLite operator -> the layer that makes it, for layers whose conversion by the chosen converter is
-    known (measured with onnx2tf): nn.Hardsigmoid -> RELU_0_TO_1; exact nn.GELU -> Erf, a Flex op
-    (FlexErf) at opset < 20 unless [tflite] pseudo_ops replaces it, builtin GELU at opset >= 20.
-    Functional calls (F.hardsigmoid in forward) are not visible here; the handoff stage still checks the file."""
+    known (measured with onnx2tf): exact nn.GELU -> Erf, a Flex op (FlexErf) at opset < 20 unless [tflite]
+    pseudo_ops replaces it, builtin GELU at opset >= 20. (nn.Hardsigmoid was RELU_0_TO_1 until the converter wrote
+    it as ReLU6, edgekd.converters.onnx_rewrite.) Functional calls in forward are not visible here; the verify stage
+    runs the int8 file in TFLM (the tflm_int8 row)."""
     from torch import nn
 
     if recipe.tflite.converter != "onnx2tf":
@@ -352,9 +353,7 @@ def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:
     ops: dict[str, str] = {}
     for name, layer in model.named_modules():
         label = f"layer '{name}' ({type(layer).__name__})" if name else f"the model ({type(layer).__name__})"
-        if isinstance(layer, nn.Hardsigmoid):
-            ops.setdefault("RELU_0_TO_1", label)
-        elif isinstance(layer, nn.GELU) and layer.approximate == "none":
+        if isinstance(layer, nn.GELU) and layer.approximate == "none":
             if recipe.export.opset >= 20:
                 ops.setdefault("GELU", label)
             elif not {"Erf", "GeLU"} & set(recipe.tflite.pseudo_ops):
@@ -372,7 +371,7 @@ def check_handoff_ops(recipe: Recipe, student: nn.Module, only: set[str] | None)
         raise RecipeError(
             f'[handoff] platform = "{recipe.handoff.platform}": the student\'s layers become TFLite operators that TensorFlow Lite '
             f"Micro does not have: {listed}",
-            hint='use layers TFLM supports (ReLU, ReLU6, Hardswish; for GELU set [tflite] pseudo_ops = ["Erf"] at '
+            hint='use layers TFLM supports (ReLU, ReLU6, Hardswish, Hardsigmoid; for GELU set [tflite] pseudo_ops = ["Erf"] at '
             'opset 18), or set [handoff] platform = "linux" / "android", or [handoff] enabled = false',
         )
 

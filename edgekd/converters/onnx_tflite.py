@@ -26,6 +26,7 @@ from typing import Any, get_args
 from edgekd.artifacts import Artifact, TensorSpec, write_artifact
 from edgekd.config.export import Onnx2TfOptions, PseudoOp
 from edgekd.converter_protocol import missing_modules
+from edgekd.converters.onnx_rewrite import hardsigmoid_as_relu6
 from edgekd.errors import ConversionError, ModelError
 
 TIMEOUT_S = 1800
@@ -77,9 +78,10 @@ class Onnx2TfConverter:
         stem = src.path.stem.removesuffix(".fp32")
         with tempfile.TemporaryDirectory(prefix="edgekd-onnx2tf-") as work_dir:
             work = Path(work_dir)
-            # onnx2tf rewrites its input file in place (onnxsim): give it a copy, never the artifact.
+            # onnx2tf rewrites its input file in place (onnxsim): give it a copy, never the artifact; HardSigmoid
+            # is written as ReLU6 in the copy (onnx_rewrite), so the file runs in TFLite Micro too
             onnx_copy = work / src.path.name
-            onnx_copy.write_bytes(src.path.read_bytes())
+            rewritten = hardsigmoid_as_relu6(src.path, onnx_copy)
             job: dict[str, Any] = {
                 "onnx": str(onnx_copy),
                 "out": str(work / "out"),
@@ -134,6 +136,7 @@ class Onnx2TfConverter:
                             "input_shape": src.config.get("input_shape"),
                             "num_classes": src.config.get("num_classes"),
                             "metadata": src.config.get("metadata", {}),
+                            "hardsigmoid_as_relu6": rewritten,
                         },
                     )
                 )

@@ -5,8 +5,8 @@ The conversion goes through `edgekd.registry.run_converter("onnx2tf", ...)` (the
 dispatch) with the ladder's calibration samples. Its scratch files and the artifacts it describes land in the
 ladder's work directory (the ladder points Python's tempfile there); the ladder publishes the kept file.
 
-Before converting, HardSigmoid is rewritten as Clip(0, 6)-based ReLU6 (`hardsigmoid_as_relu6`): onnx2tf's own
-HardSigmoid becomes RELU_0_TO_1, which TensorFlow Lite Micro lacks. Selective quantization (ops kept float, 16x8)
+The converter writes HardSigmoid as ReLU6 (edgekd.converters.onnx_rewrite), so the int8 files run in TensorFlow
+Lite Micro too. Selective quantization (ops kept float, 16x8)
 is edgekd.quantize.litert_rungs, through ai-edge-quantizer on the fp32 file this conversion makes.
 """
 
@@ -49,7 +49,7 @@ def to_tflite(
     folder = work / f"litert.{tag}"
     folder.mkdir(parents=True, exist_ok=True)
     src_path = folder / f"{tag}.fp32.onnx"
-    hardsigmoid_as_relu6(Path(onnx_model), src_path)  # onnx2tf rewrites its input in place: it gets this copy
+    src_path.write_bytes(Path(onnx_model).read_bytes())  # the converter rewrites HardSigmoid (onnx_rewrite)
     inputs, outputs = onnx_tensor_specs(load_onnx(src_path))
     src = create_artifact(src_path, name="onnx_fp32", format="onnx", precision="fp32", inputs=inputs,
                           outputs=outputs, producer="quant_ladder", config={"input_shape": list(inputs[0].shape[1:])})  # fmt: skip
@@ -62,57 +62,6 @@ def to_tflite(
     options = {"precisions": list(precisions), "calibration": calibration}
     made = run_converter("onnx2tf", src, options, folder)  # the registry's dispatch: availability checked once
     return {artifact.precision or "": artifact.path for artifact in made}
-
-
-def hardsigmoid_as_relu6(src: Path, dest: Path) -> list[str]:
-    """Copy `src` to `dest` with every HardSigmoid(x; alpha, beta) written as Clip(6 alpha x + 6 beta, 0, 6) / 6;
-    the names of the nodes rewritten (none: a byte copy).
-
-    onnx2tf turns HardSigmoid into max(0, min(1, alpha x + beta)), which the TFLite converter fuses into
-    RELU_0_TO_1, an op TensorFlow Lite Micro does not have; Clip(0, 6) becomes RELU6, which it has. The two
-    are the same function (hard-sigmoid = relu6(6 (alpha x + beta)) / 6)."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src), load_external_data=False)
-    graph = model.graph
-    if not any(node.op_type == "HardSigmoid" for node in graph.node):
-        dest.write_bytes(src.read_bytes())
-        return []
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    rewritten: list[str] = []
-    nodes = []
-    for index, node in enumerate(graph.node):
-        if node.op_type != "HardSigmoid":
-            nodes.append(node)
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))  # ONNX's defaults
-        name = node.name or f"HardSigmoid_{index}"
-        p = f"{name}__relu6"
-
-        def const(suffix: str, value: float, prefix: str = p) -> str:
-            graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), f"{prefix}.{suffix}"))
-            return f"{prefix}.{suffix}"
-
-        nodes.append(
-            helper.make_node("Mul", [node.input[0], const("scale", 6 * alpha)], [f"{p}.scaled"], name=f"{p}.mul")
-        )
-        nodes.append(
-            helper.make_node("Add", [f"{p}.scaled", const("shift", 6 * beta)], [f"{p}.shifted"], name=f"{p}.add")
-        )
-        if opset >= 11:  # Clip's bounds are inputs from opset 11 on, attributes before
-            clip = helper.make_node("Clip", [f"{p}.shifted", const("min", 0.0), const("max", 6.0)], [f"{p}.relu6"],
-                                    name=f"{p}.clip")  # fmt: skip
-        else:
-            clip = helper.make_node("Clip", [f"{p}.shifted"], [f"{p}.relu6"], name=f"{p}.clip", min=0.0, max=6.0)
-        nodes.append(clip)
-        nodes.append(helper.make_node("Mul", [f"{p}.relu6", const("sixth", 1 / 6)], list(node.output), name=f"{p}.div"))
-        rewritten.append(name)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, str(dest))
-    return rewritten
 
 
 def conversion_check(with_samples: Path, without: Path, x_val: np.ndarray, fp32_pred: np.ndarray) -> str | None:

@@ -154,8 +154,8 @@ def test_edgekd_run_interrupted_says_so_and_resumes(tmp_path: Path, signum: int)
 
 LATE_FAILURE_FACTORY = textwrap.dedent(
     """
+    import torch
     from torch import nn
-    import torch.nn.functional as F
 
     class GatedNet(nn.Module):
         def __init__(self, input_shape, num_classes):
@@ -164,8 +164,9 @@ LATE_FAILURE_FACTORY = textwrap.dedent(
             self.fc = nn.Linear(4 * input_shape[1] * input_shape[2], num_classes)
 
         def forward(self, x):
-            # functional hard sigmoid: invisible to preflight (no module), RELU_0_TO_1 in TFLite, not in TFLM
-            return self.fc(F.hardsigmoid(self.conv(x)).flatten(1))
+            # |y| through torch.sign: invisible to preflight (no module), SIGN in TFLite, which TFLM has no kernel for
+            y = self.conv(x)
+            return self.fc((y * torch.sign(y)).flatten(1))
 
     def make(*, input_shape, num_classes):
         return GatedNet(input_shape, num_classes)
@@ -233,7 +234,7 @@ def test_a_handoff_that_fails_late_still_writes_the_reports_naming_it(tmp_path: 
 
 @pytest.mark.slow
 def test_an_op_tflm_lacks_fails_at_the_firmware_path_parity_row(tmp_path: Path) -> None:
-    """A functional hard sigmoid (invisible to preflight) becomes RELU_0_TO_1, which TFLite Micro lacks: the
+    """A functional torch.sign (invisible to preflight) becomes SIGN, which TFLite Micro lacks: the
     verify stage runs the int8 model in TFLM (the tflm_int8 row) and names it, before any bundle is built."""
     result, report = _run_late(
         tmp_path,
@@ -247,7 +248,7 @@ def test_an_op_tflm_lacks_fails_at_the_firmware_path_parity_row(tmp_path: Path) 
     )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     said = " ".join(result.stderr.split())
-    assert "tflm_int8" in said and "RELU_0_TO_1" in said and "Traceback" not in said
+    assert "tflm_int8" in said and "SIGN" in said and "Traceback" not in said
     assert "TensorFlow Lite Micro cannot run the int8 model the firmware would get" in said
     # a parity gate, not a crashed stage: the verify stage finished, its tflm_int8 row failed, and the report
     # names the stop (the gate) and what it kept from running
@@ -255,7 +256,7 @@ def test_an_op_tflm_lacks_fails_at_the_firmware_path_parity_row(tmp_path: Path) 
     assert report["failure"]["stage"] == "verify" and report["failure"]["gate"] is True
     assert report["failure"]["type"] == "ParityError" and "handoff" in report["failure"]["not_run"]
     row = {r["artifact"]: r for r in report["parity"]}["tflm_int8"]
-    assert row["passed"] is False and "RELU_0_TO_1" in " ".join(row["failures"])
+    assert row["passed"] is False and "SIGN" in " ".join(row["failures"])
     for name in ("report.html", "report.md"):
-        assert "RELU_0_TO_1" in (tmp_path / "run" / name).read_text(), name
+        assert "SIGN" in (tmp_path / "run" / name).read_text(), name
     assert not (tmp_path / "run" / "handoff").exists()

@@ -136,11 +136,14 @@ def test_a_ladder_killed_in_litert_rung_3_resumes_after_rung_2(
 
 def test_hardsigmoid_becomes_relu6_and_runs_in_tflm(tmp_path: Path) -> None:
     """A conv + HardSigmoid gate written here with onnx.helper (torch's alpha 1/6): onnx2tf would emit RELU_0_TO_1,
-    which TFLM lacks; the ladder's conversion rewrites it first, the function unchanged."""
+    which TFLM lacks; edgekd's onnx2tf converter rewrites it first (for the pipeline's [tflite] stage and the ladder
+    alike), the function unchanged."""
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
     from onnx import TensorProto, helper, numpy_helper, save
 
+    from edgekd.artifacts import load_artifact
+    from edgekd.converters.onnx_rewrite import hardsigmoid_as_relu6
     from edgekd.quantize import litert_backend
 
     rng = np.random.default_rng(0)
@@ -160,19 +163,20 @@ def test_hardsigmoid_becomes_relu6_and_runs_in_tflm(tmp_path: Path) -> None:
     model.ir_version = 9
     save(model, tmp_path / "gate.onnx")
 
-    assert litert_backend.hardsigmoid_as_relu6(tmp_path / "gate.onnx", tmp_path / "relu6.onnx") == ["HardSigmoid_1"]
+    assert hardsigmoid_as_relu6(tmp_path / "gate.onnx", tmp_path / "relu6.onnx") == ["HardSigmoid_1"]
     x = rng.uniform(-3, 3, (64, 1, 8, 8)).astype(np.float32)
     before, after = (ort.InferenceSession(str(tmp_path / f)) for f in ("gate.onnx", "relu6.onnx"))
     for sample in x[:8]:
         a, b = before.run(None, {"x": sample[None]})[0], after.run(None, {"x": sample[None]})[0]
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    assert litert_backend.hardsigmoid_as_relu6(tmp_path / "relu6.onnx", tmp_path / "same.onnx") == []
+    assert hardsigmoid_as_relu6(tmp_path / "relu6.onnx", tmp_path / "same.onnx") == []
     assert (tmp_path / "same.onnx").read_bytes() == (tmp_path / "relu6.onnx").read_bytes()
 
     work = tmp_path / "work"
     made = litert_backend.to_tflite(tmp_path / "gate.onnx", x, work, "gate", ("int8",))
     ops = {op["op_name"] for op in Interpreter(str(made["int8"]))._get_ops_details()}
     assert "RELU_0_TO_1" not in ops
+    assert load_artifact(made["int8"]).config["hardsigmoid_as_relu6"] == ["HardSigmoid_1"]  # the sidecar says so
     y = np.asarray(before.run(None, {"x": x[:1]})[0]).argmax()  # any labels: the point is that TFLM runs it
     figures = litert_backend.measure(made["int8"], x[:4], np.full(4, y), np.full(4, y), 1.0, 2, ("tflm",))["tflm"]
     assert figures["accuracy"] is not None and "error" not in figures

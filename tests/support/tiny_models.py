@@ -74,3 +74,21 @@ def mobilenet_silu(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 def tiny_transformer(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return TinyTransformer(input_shape[1], input_shape[2], num_classes)
+
+
+class SignNet(nn.Module):
+    """A conv whose output goes through |y| = y * sign(y): torch.sign is TFLite's SIGN, which TensorFlow Lite Micro has
+    no kernel for (a model every other runtime runs, and the firmware's interpreter cannot)."""
+
+    def __init__(self, in_channels: int, pixels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * pixels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.fc((y * torch.sign(y)).flatten(1))
+
+
+def sign_net(*, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return SignNet(input_shape[0], input_shape[1] * input_shape[2], num_classes)

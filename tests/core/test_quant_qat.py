@@ -3,8 +3,10 @@ student where plain int8 PTQ loses points, exported to ORT QDQ and to LiteRT int
 
 The case (tests/core/quant_cases.py): a hard-swish / squeeze-excite student on digits, trained outside
 edgekd with KD from a wider CNN, whose ReLU depthwise output has one channel 100x wider than the others
-(function-preserving rescale). Per-tensor int8 activations lose points in both runtimes; QAT against the
-same teacher must win back at least half of that loss in each.
+(function-preserving rescale). Plain per-tensor-activation PTQ (ORT: minmax, ORT's default op scope, no bias
+correction; LiteRT: onnx2tf's full int8) loses points in both runtimes; QAT against the same teacher must win back
+at least half of that loss in each. (The ladder's own rung 1 in ORT, with bias correction and its other
+candidates, loses far less on this case: the test runs rung 4 regardless, as `edgekd qat` does.)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _run(case: dict[str, Any], out: Path, max_drop: float = 0.01) -> dict[str, A
     """The ladder with QAT on every runtime; ladder.json whether or not the budget held."""
     try:
         run_ladder(case["onnx"], case["data"], case["calibration"], out, max_drop=max_drop, runs=RUNS,
-                   runtimes=RUNTIMES, qat=_qat(case))  # fmt: skip
+                   runtimes=RUNTIMES, qat=_qat(case), qat_always=True)  # fmt: skip
     except BudgetNotMetError:
         pass
     return json.loads((out / "ladder.json").read_text())
@@ -55,18 +57,20 @@ def test_qat_recovers_half_of_the_ptq_loss_in_ort_and_litert(
     ladder = _run(mobile_case, out)
     rows = {row["rung"]: row for row in ladder["rows"]}
     assert 1 in rows and 4 in rows
-    ptq, qat = rows[1]["runtimes"], rows[4]["runtimes"]
+    qat = rows[4]["runtimes"]
+    plain = {
+        "ort": next(c for c in rows[1]["candidates"] if (c["method"], c["scope"], c["bias_correction"]) == ("minmax", "all", False)),
+        "litert": rows[1]["runtimes"]["litert"],  # onnx2tf's full int8, min/max calibrated
+    }  # fmt: skip
     for runtime in ("ort", "litert"):
-        loss = ptq[runtime]["drop"]
+        loss = plain[runtime]["drop"]
         assert loss > 0.02, (runtime, loss)  # plain PTQ int8 loses points in this runtime
         assert qat[runtime]["drop"] <= loss / 2, (runtime, loss, qat[runtime]["drop"])  # QAT wins back half
-        assert qat[runtime]["agreement"] > ptq[runtime]["agreement"]
-    # TFLM: the same int8 file cannot run there (the SE gate's hard-sigmoid is RELU_0_TO_1, which TFLM lacks);
-    # the row says so, and the budget for TFLM is reported as not met with that reason
+        assert qat[runtime]["agreement"] > plain[runtime]["agreement"]
+    # TFLM runs the same int8 file (the SE gate's hard-sigmoid is written as ReLU6, which TFLM has)
     assert qat["tflm"]["model"] == qat["litert"]["model"] == "qat.int8.tflite"
-    assert qat["tflm"]["accuracy"] is None and "RELU_0_TO_1" in qat["tflm"]["error"]
-    assert "RELU_0_TO_1" in ladder["not_met"]["tflm"]["error"]
-    assert ladder["recommended"].get("litert", {"rung": 4})["rung"] == 4  # only QAT can hold it in LiteRT
+    assert qat["tflm"]["accuracy"] is not None and "error" not in qat["tflm"]
+    assert {"ort", "litert"} <= set(ladder["recommended"])
     history = rows[4]["qat"]["history"]
     assert len(history) == 3 and sum(e["kept"] for e in history) == 1 and history[-1]["frozen"]
     # nothing outside the out directory; every file there has the ladder's sidecar

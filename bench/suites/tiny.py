@@ -243,6 +243,7 @@ def _fashion_seed(quick: bool, seed: int) -> list[dict[str, Any]]:
     rows.append(
         {
             "model": "fashion_mnist run wall time",
+            "seed": seed,
             "seconds": round(sum(v or 0.0 for v in stages.values()), 1),
             "stage_seconds": stages,
             "this_call_seconds": wall,

@@ -104,7 +104,8 @@ class QuantizeConfig(_OrtQuantFields):
         ladder_picks = sorted({"method"} & self.model_fields_set)
         if ladder_picks:
             raise ValueError(
-                "method is chosen by the ladder (the most accurate of minmax, percentile, entropy) when "
+                "method is chosen by the ladder (rung 1 measures every calibration method, op scope and bias "
+                "correction) when "
                 "max_accuracy_drop is set: remove method"
             )
         if not self.per_channel or self.reduce_range or self.activation_type != "int8":

@@ -3,8 +3,9 @@
 Budget: the absolute top-1 accuracy drop of the int8 model versus the fp32 ONNX model, both run in ORT on
 the validation samples. The ladder stops at the first rung that holds it:
 
-1. **PTQ**: static QDQ, per-channel weights; the calibration method (minmax / percentile / entropy) is the
-   one with the best measured accuracy.
+1. **PTQ**: static QDQ, per-channel weights; candidates are calibration method x op scope x bias correction
+   (edgekd.quantize.ort_candidates), and `ort_candidates.choose` keeps the most accurate of the fastest ones
+   within the budget (docs/QUANTIZATION.md).
 2. **Sensitivity**: per Conv/MatMul/Gemm node, the error its quantization introduces (SQNR and cosine of
    its output, float vs QDQ) and the accuracy when only that node stays float -> `sensitivity.json`.
 3. **Mixed precision**: keep the most sensitive nodes in float, greedily, until the budget holds; every
@@ -251,14 +252,16 @@ def _climb(ctx: RungContext, model_sha: str, base_key: str, ladder_path: Path, l
         return all(_within(rows, runtime, max_drop) for runtime in ctx.runtimes)
 
     rows_changed = False  # once a rung is recomputed, every later rung is too
-    key1 = key_of(base_key, "ptq", ctx.runtimes, litert_rungs.VERSION)
-    ptq = finish(1, key1, lambda: rung_ptq(ctx, model_sha))
+    # the budget is part of every key: rung 1 picks the fastest candidate within it, rung 2 adds LiteRT's
+    # sensitivity only where rung 1 misses it, rung 3 climbs until it holds
+    key1 = key_of(base_key, "ptq", ctx.runtimes, litert_rungs.VERSION, max_drop)
+    ptq = finish(1, key1, lambda: rung_ptq(ctx, model_sha, max_drop))
     rows_changed = 1 not in reused
     if not holding():  # rungs 2-3 in ORT, and in LiteRT/TFLM through ai-edge-quantizer when asked
         key2 = key_of(key1, ptq["files"])
         sens = finish(2, key2, lambda: litert_rungs.with_sensitivity(ctx, rung_sensitivity(ctx, ptq), ptq, max_drop))
         rows_changed = rows_changed or 2 not in reused
-        key3 = key_of(key2, sens["files"], max_drop, raise_to)
+        key3 = key_of(key2, sens["files"], raise_to)
         finish(
             3,
             key3,

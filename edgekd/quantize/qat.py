@@ -17,6 +17,7 @@ the QAT weights sit on the grid those backends' min/max calibration reproduces.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import warnings
 from dataclasses import dataclass
@@ -245,7 +246,7 @@ def rung_qat(ctx: RungContext, qat: QatInputs, parent: str) -> dict[str, Any]:
     import onnx
 
     from edgekd.converters.torch_onnx import export_module
-    from edgekd.quantize import ort_backend
+    from edgekd.quantize import ort_backend, rungs
     from edgekd.quantize.ladder_state import publish_model as publish
     from edgekd.quantize.ladder_state import tflite_rows
 
@@ -260,17 +261,17 @@ def rung_qat(ctx: RungContext, qat: QatInputs, parent: str) -> dict[str, Any]:
     fp32_sha = publish(fp32_work, fp32_dest, name="onnx_fp32_qat", parent=parent, config={"qat": settings},
                        precision="fp32")  # fmt: skip
     prepared = ort_backend.prepare(fp32_work, ctx.work / "qat.prepared.onnx")
-    candidates = []
-    for method in ort_backend.METHODS:
-        path = ort_backend.quantize_qdq(prepared, ctx.work / f"qat.{method}.onnx", ctx.x_calib, method)
-        candidates.append({"method": method, **ctx.measure(path)})
-    best = max(candidates, key=lambda c: (c["accuracy"], c["agreement"]))
+    # the same candidates and rule as rung 1 (no budget: QAT is not retrained when the budget changes), on the
+    # QAT-trained weights; figures still against the fp32 model
+    best, candidates = rungs.best_ptq(dataclasses.replace(ctx, prepared=prepared), "qat")
     dest = ctx.out / "qat.int8.onnx"
-    sha = publish(ctx.work / f"qat.{best['method']}.onnx", dest, name="onnx_int8_qat", parent=fp32_sha,
-                  config={"method": best["method"], "per_channel": True, "nodes_to_exclude": [], "qat": settings})  # fmt: skip
+    sha = publish(ctx.work / best["file"], dest, name="onnx_int8_qat", parent=fp32_sha,
+                  config={"per_channel": True, "nodes_to_exclude": best["scope_float"], **rungs.config_of(best),
+                          "qat": settings})  # fmt: skip
     ort = {k: best[k] for k in ("accuracy", "drop", "agreement", "p50_ms")}
     tflite, tflite_files = tflite_rows(ctx, fp32_dest, "qat", fp32_sha)
-    return {"rung": 4, "name": "qat", "method": best["method"], "candidates": candidates, "excluded": [], "int16": [],
+    return {"rung": 4, "name": "qat", **rungs.config_of(best), "candidates": candidates, "excluded": best["scope_float"],
+            "int16": [],
             **ort, "model": dest.name,
             "qat": {**settings, "history": epochs,
                     "converted_accuracy": max(e["converted_accuracy"] for e in epochs)},

@@ -52,20 +52,10 @@ def _scope_float(ctx: RungContext, scope: ort_candidates.Scope) -> list[str]:
     return floats
 
 
-def _figures(ctx: RungContext, path: Path) -> dict[str, Any]:
-    """Accuracy, drop vs fp32 and top-1 agreement with fp32 of one model (latency is measured separately)."""
-    pred = ort_backend.predict(path, ctx.x_val)
-    accuracy = float((pred == ctx.y_val).mean())
-    return {
-        "accuracy": round(accuracy, 6),
-        "drop": round(ctx.fp32_accuracy - accuracy, 6),
-        "agreement": round(float((pred == ctx.fp32_pred).mean()), 6),
-    }
-
-
-def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> dict[str, Any]:
-    """Rung 1: one QDQ model per calibration method x scope x bias correction; `ort_candidates.choose` keeps
-    the fast tier's most accurate one within `max_drop` (else the most accurate)."""
+def best_ptq(ctx: RungContext, tag: str, max_drop: float | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One QDQ model of `ctx.prepared` per calibration method x scope x bias correction (files `<tag>.*` in the
+    work dir), measured; `ort_candidates.choose` keeps the fast tier's most accurate one within `max_drop`
+    (else the most accurate). Rung 1 calls it on the fp32 model, rung 4 on the QAT-trained one."""
     budget = DEFAULT_RUNG1_DROP if max_drop is None else max_drop
     scope_float = {scope: _scope_float(ctx, ops) for scope, ops in ort_candidates.SCOPES.items()}
     candidates: list[dict[str, Any]] = []
@@ -73,7 +63,7 @@ def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> di
     for method in ort_backend.METHODS:
         for scope in ort_candidates.SCOPES:
             config = {"method": method, "scope": scope, "scope_float": scope_float[scope], "bias_correction": False}
-            path = _quantize(ctx, f"ptq.{method}.{scope}.onnx", config)
+            path = _quantize(ctx, f"{tag}.{method}.{scope}.onnx", config)
             corrected, nodes = ort_candidates.correct_bias(
                 ctx.prepared, path, path.with_suffix(".bc.onnx"), ctx.x_calib
             )
@@ -81,26 +71,32 @@ def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> di
                 if bias_correction and not nodes:
                     continue  # nothing to correct: the same model as without
                 candidates.append({**config, "bias_correction": bias_correction, "file": model.name,
-                                   **_figures(ctx, model)})  # fmt: skip
+                                   **ctx.figures(model)})  # fmt: skip
                 paths.append(model)
     p50s, graphs = ort_candidates.p50_ms_by_graph(paths, ctx.x_val[0], ctx.runs)
     for candidate, p50, graph in zip(candidates, p50s, graphs, strict=True):
         candidate.update(p50_ms=round(p50, 5), graph=graph)
-    best = ort_candidates.choose(candidates, budget)
+    return ort_candidates.choose(candidates, budget), candidates
+
+
+def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> dict[str, Any]:
+    """Rung 1: `best_ptq` of the fp32 model within `max_drop`, published as ptq.int8.onnx (and the TFLite rows)."""
+    budget = DEFAULT_RUNG1_DROP if max_drop is None else max_drop
+    best, candidates = best_ptq(ctx, "ptq", budget)
     dest = ctx.out / "ptq.int8.onnx"
     sha = publish_model(
         ctx.work / best["file"],
         dest,
         name="onnx_int8_ptq",
         parent=parent,
-        config={"per_channel": True, "nodes_to_exclude": best["scope_float"], **_config_of(best)},
+        config={"per_channel": True, "nodes_to_exclude": best["scope_float"], **config_of(best)},
     )
     ort = {k: best[k] for k in ("accuracy", "drop", "agreement", "p50_ms")}
     tflite, tflite_files = tflite_rows(ctx, ctx.model, "ptq", parent)
     return {
         "rung": 1,
         "name": "ptq",
-        **_config_of(best),
+        **config_of(best),
         "scope_float": best["scope_float"],
         "chosen_by": f"within drop {budget}: fastest p50 (+{ort_candidates.LATENCY_TOLERANCE:.0%}), most accurate; "
         "none within: most accurate",
@@ -114,7 +110,7 @@ def rung_ptq(ctx: RungContext, parent: str, max_drop: float | None = None) -> di
     }
 
 
-def _config_of(row: dict[str, Any]) -> dict[str, Any]:
+def config_of(row: dict[str, Any]) -> dict[str, Any]:
     """The fields that reproduce a rung-1 model: method, scope (its op types) and bias correction."""
     scope = ort_candidates.SCOPES[row["scope"]]
     return {"method": row["method"], "scope": row["scope"], "op_types": scope.op_types,
@@ -194,7 +190,7 @@ def rung_sensitivity(ctx: RungContext, ptq: dict[str, Any]) -> dict[str, Any]:
     return {
         "rung": 2,
         "name": "sensitivity",
-        **_config_of(config),
+        **config_of(config),
         "scope_float": config["scope_float"],
         "ranking": [o["node"] for o in ops],
         "excluded": [],
@@ -239,7 +235,7 @@ def rung_mixed(ctx: RungContext, sens: dict[str, Any], max_drop: float, parent: 
         name="onnx_int8_mixed",
         parent=parent,
         config={
-            **_config_of(config),
+            **config_of(config),
             "per_channel": True,
             "nodes_to_exclude": best["excluded"],
             "int16_activations": best["int16"],
@@ -248,7 +244,7 @@ def rung_mixed(ctx: RungContext, sens: dict[str, Any], max_drop: float, parent: 
     return {
         "rung": 3,
         "name": "mixed_precision",
-        **_config_of(config),
+        **config_of(config),
         "max_drop": max_drop,
         "raise_to": raise_to,
         "curve": curve,

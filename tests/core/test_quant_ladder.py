@@ -355,12 +355,16 @@ def test_a_model_ptq_handles_stops_at_rung_1(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "sensitivity.json").exists()  # no sensitivity work when PTQ holds
 
 
-def test_a_new_budget_redoes_only_rung_3(hard_case: dict[str, Path], tmp_path: Path) -> None:
+def test_a_new_budget_redoes_the_rungs_that_depend_on_it(hard_case: dict[str, Path], tmp_path: Path) -> None:
+    """Rung 1 picks the fastest candidate within the budget, so a new budget redoes it and the rungs after it; the
+    same budget again reuses everything."""
     first = _ladder(hard_case, tmp_path, max_drop=0.01)
     second = _ladder(hard_case, tmp_path, max_drop=0.02)
-    assert second.reused == [1, 2]
-    assert second.rows[2]["finished_at"] != first.rows[2]["finished_at"]
-    assert second.rows[2]["max_drop"] == 0.02
+    assert second.reused == []
+    assert [r["finished_at"] for r in second.rows] != [r["finished_at"] for r in first.rows]
+    assert second.rows[-1]["drop"] <= 0.02
+    again = _ladder(hard_case, tmp_path, max_drop=0.02)
+    assert again.reused == [row["rung"] for row in second.rows]
 
 
 def test_a_torch_dynamo_export_with_the_raw_channel(tmp_path: Path) -> None:
@@ -409,30 +413,32 @@ def test_rung_3_can_raise_to_int16_activations(hard_case: dict[str, Path], tmp_p
 
 
 @pytest.mark.slow
-def test_litert_and_tflm_rows_and_a_budget_only_ort_meets(hard_case: dict[str, Path], tmp_path: Path) -> None:
-    """The raw sensor channel also sets LiteRT's int8 *input* scale (per tensor), so the TFLite int8 model cannot
-    hold the budget at rung 1, and rungs 2-3 are ORT's: the ladder names LiteRT (and TFLM) with their best rung,
-    and still records ORT's recommendation and every runtime's row."""
-    with pytest.raises(BudgetNotMetError) as caught:
-        run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS,
-                   runtimes=("ort", "litert", "tflm"))  # fmt: skip
-    message = str(caught.value)
-    assert "int8 in litert cannot hold the accuracy budget (max drop 0.0100): best rung 1 (ptq) drops" in message
-    assert "in tflm too: best rung 1 (ptq) drops" in message
+def test_litert_and_tflm_rows_and_rungs_2_3_hold_the_budget_there_too(
+    hard_case: dict[str, Path], tmp_path: Path
+) -> None:
+    """The raw sensor channel also sets LiteRT's int8 *input* scale (per tensor), so onnx2tf's full-int8 model misses
+    the budget at rung 1 in LiteRT and TFLM; rungs 2-3 through ai-edge-quantizer (the ops reading the input kept
+    float) hold it there too, and every runtime's row and pick are recorded."""
+    result = run_ladder(hard_case["model"], hard_case["data"], hard_case["calibration"], tmp_path, runs=RUNS,
+                        runtimes=("ort", "litert", "tflm"))  # fmt: skip
     ladder = json.loads((tmp_path / "ladder.json").read_text())
     assert [r["rung"] for r in ladder["rows"]] == [1, 2, 3]
     ptq = ladder["rows"][0]["runtimes"]
     assert set(ptq) == {"ort", "litert", "tflm"}
     for runtime in ("ort", "litert", "tflm"):
         assert {"accuracy", "drop", "agreement", "p50_ms", "model"} <= ptq[runtime].keys()
-        assert ptq[runtime]["drop"] > 0.02
+    for runtime in ("litert", "tflm"):
+        assert ptq[runtime]["drop"] > 0.02  # plain full int8 loses points there
     assert ptq["litert"]["p50_ms"] > 0 and ptq["litert"]["fp32_p50_ms"] > 0 and ptq["tflm"]["p50_ms"] is None
     assert ptq["litert"]["model"] == ptq["tflm"]["model"] == "ptq.int8.tflite"
-    assert ladder["recommended"]["ort"]["rung"] == 3 and set(ladder["recommended"]) == {"ort"}
-    assert set(ladder["not_met"]) == {"litert", "tflm"}
+    assert set(result.recommended) == {"ort", "litert", "tflm"} and "not_met" not in ladder
+    for runtime in ("litert", "tflm"):
+        pick = result.recommended[runtime]
+        assert pick["rung"] in (2, 3) and pick["drop"] <= 0.01 and (tmp_path / pick["model"]).is_file()
     from edgekd.artifacts import load_artifact
 
     assert load_artifact(tmp_path / "ptq.int8.tflite").precision == "int8"  # sidecar written and hash checked
+    assert load_artifact(tmp_path / result.recommended["litert"]["model"]).format == "tflite"
 
 
 @pytest.mark.slow
@@ -448,7 +454,7 @@ def test_the_cli_ladder_to_tflite_measures_litert_and_tflm(hard_case: dict[str, 
     assert ladder["runtimes"] == ["ort", "litert", "tflm"]
     ptq = ladder["rows"][0]["runtimes"]
     assert set(ptq) == {"ort", "litert", "tflm"} and ptq["litert"]["model"].endswith(".int8.tflite")
-    # ORT holds the budget (rung 3 keeps the fragile ops float); full-int8 TFLite cannot, and is named so
-    assert set(ladder["recommended"]) | set(ladder["not_met"]) == {"ort", "litert", "tflm"}
+    # every runtime either holds the budget (its pick recorded) or is named as not holding it
+    assert set(ladder["recommended"]) | set(ladder.get("not_met", {})) == {"ort", "litert", "tflm"}
     if result.returncode == 1:
         assert "cannot hold the accuracy budget" in " ".join(result.stderr.split())

@@ -344,7 +344,7 @@ def known_tflite_ops(model: nn.Module, recipe: Recipe) -> dict[str, str]:
     """TFLite operator -> the layer that makes it, for layers whose conversion by the chosen converter is
     known (measured with onnx2tf): exact nn.GELU -> Erf, a Flex op (FlexErf) at opset < 20 unless [tflite]
     pseudo_ops replaces it, builtin GELU at opset >= 20. (nn.Hardsigmoid was RELU_0_TO_1 until the converter wrote
-    it as ReLU6, edgekd.converters.onnx_rewrite.) Functional calls in forward are not visible here; the verify stage
+    it as ReLU6, edgekd.onnx_rewrite.) Functional calls in forward are not visible here; the verify stage
     runs the int8 file in TFLM (the tflm_int8 row)."""
     from torch import nn
 

@@ -26,8 +26,8 @@ from typing import Any, get_args
 from edgekd.artifacts import Artifact, TensorSpec, write_artifact
 from edgekd.config.export import Onnx2TfOptions, PseudoOp
 from edgekd.converter_protocol import missing_modules
-from edgekd.converters.onnx_rewrite import hardsigmoid_as_relu6
 from edgekd.errors import ConversionError, ModelError
+from edgekd.onnx_rewrite import hardsigmoid_as_relu6
 
 TIMEOUT_S = 1800
 SMOKE_SAMPLES = 16  # calibration samples each converted file is run on before it is kept

@@ -5,7 +5,7 @@ The conversion goes through `edgekd.registry.run_converter("onnx2tf", ...)` (the
 dispatch) with the ladder's calibration samples. Its scratch files and the artifacts it describes land in the
 ladder's work directory (the ladder points Python's tempfile there); the ladder publishes the kept file.
 
-The converter writes HardSigmoid as ReLU6 (edgekd.converters.onnx_rewrite), so the int8 files run in TensorFlow
+The converter writes HardSigmoid as ReLU6 (edgekd.onnx_rewrite), so the int8 files run in TensorFlow
 Lite Micro too. Selective quantization (ops kept float, 16x8)
 is edgekd.quantize.litert_rungs, through ai-edge-quantizer on the fp32 file this conversion makes.
 """

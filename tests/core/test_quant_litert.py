@@ -143,7 +143,7 @@ def test_hardsigmoid_becomes_relu6_and_runs_in_tflm(tmp_path: Path) -> None:
     from onnx import TensorProto, helper, numpy_helper, save
 
     from edgekd.artifacts import load_artifact
-    from edgekd.converters.onnx_rewrite import hardsigmoid_as_relu6
+    from edgekd.onnx_rewrite import hardsigmoid_as_relu6
     from edgekd.quantize import litert_backend
 
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -20,6 +21,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A suite started as a background job of a non-interactive shell (`make test &`, `nohup ... &`) inherits
+    # SIGINT ignored, and so would every edgekd process the Ctrl-C tests start: they would never see the signal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # The registry meta-test (tests/support/registry_coverage.py, proved by tests/core/test_registry_meta.py).
     config.addinivalue_line("markers", MARKER)
     config.pluginmanager.register(RegistryCoverage(required=config.getoption("--require-covered")), "registry-coverage")
